@@ -1,0 +1,126 @@
+"""VGG-16/19 (Simonyan & Zisserman 2015), the paper's baseline (Table 3, Sec. 4.1, and the
+VGG-16 Faster R-CNN of Table 7/8).
+
+Parameter names: ``vgg_block{k}.conv{k}_{j}`` (a Conv2dNorm; with a norm, ``.norm`` under it)
+and ``fc6``, ``fc7``, ``fc8``. Block k>1 starts with the max pool that ends block k-1, so
+block k's output "vgg_conv{k}" is conv{k}_last after ReLU at stride 2^(k-1); "vgg_conv5"
+(conv5_3 for VGG-16) is the detection feature at stride 16, pool5 is not applied in backbone
+mode. In classifier mode: pool5, adaptive average pool to 7x7 (as torchvision, so small inputs
+work), then fc6/fc7 (4096, ReLU, dropout 0.5) and fc8.
+"""
+from collections import OrderedDict
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import Backbone
+from .blocks import NormArg, _conv
+from .norm import check_norm
+from .resnet import _check_num_classes, _check_positive_int, _freeze_module, _resolve_out_features
+
+__all__ = ["VGG", "build_vgg", "VGG_DEPTHS", "VGG_CHANNELS"]
+
+VGG_CHANNELS = (64, 128, 256, 512, 512)
+VGG_DEPTHS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
+FEATURE_NAMES = tuple(f"vgg_conv{k}" for k in range(1, 6))
+
+
+class VGG(Backbone):
+    """VGG-16 or VGG-19.
+
+    Args:
+        depth: 16 or 19.
+        num_classes: classifier outputs (1000); None for a backbone.
+        out_features: backbone outputs among vgg_conv1..vgg_conv5 (default vgg_conv5).
+        norm: "none" (default, as the original VGG) or a norm name (then like torchvision's
+            vgg16_bn).
+        in_channels: image channels.
+        dropout: dropout probability after fc6 and fc7.
+        freeze_at: see ``freeze``.
+    """
+
+    def __init__(self, *, depth: int = 16, num_classes: Optional[int] = None,
+                 out_features: Optional[Sequence[str]] = None, norm: NormArg = "none",
+                 in_channels: int = 3, dropout: float = 0.5, freeze_at: int = 0):
+        super().__init__()
+        if depth not in VGG_DEPTHS:
+            raise ValueError(
+                f"resnet_det: depth={depth!r} is not a VGG depth; choose one of "
+                + ", ".join(str(d) for d in VGG_DEPTHS)
+            )
+        check_norm(norm)
+        _check_num_classes(num_classes)
+        _check_positive_int("in_channels", in_channels)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"resnet_det: dropout={dropout!r} must be in [0, 1)")
+        self.depth = depth
+        self.num_classes = num_classes
+        self._out_features = _resolve_out_features(out_features, FEATURE_NAMES, num_classes)
+        num_blocks = 5 if num_classes is not None else max(
+            FEATURE_NAMES.index(f) for f in self._out_features) + 1
+
+        self.block_names = []
+        ch = in_channels
+        for k in range(1, num_blocks + 1):
+            layers = OrderedDict()
+            if k > 1:
+                layers[f"pool{k - 1}"] = nn.MaxPool2d(kernel_size=2, stride=2)
+            out_ch = VGG_CHANNELS[k - 1]
+            for j in range(1, VGG_DEPTHS[depth][k - 1] + 1):
+                layers[f"conv{k}_{j}"] = _conv(ch, out_ch, 3, norm=norm)
+                layers[f"relu{k}_{j}"] = nn.ReLU(inplace=True)
+                ch = out_ch
+            name = f"vgg_block{k}"
+            self.add_module(name, nn.Sequential(layers))
+            self.block_names.append(name)
+            self._out_feature_channels[FEATURE_NAMES[k - 1]] = out_ch
+            self._out_feature_strides[FEATURE_NAMES[k - 1]] = 2 ** (k - 1)
+
+        if num_classes is not None:
+            self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+            self.fc6 = nn.Linear(512 * 7 * 7, 4096)
+            self.fc7 = nn.Linear(4096, 4096)
+            self.fc8 = nn.Linear(4096, num_classes)
+            self.dropout = nn.Dropout(dropout)
+            for fc in (self.fc6, self.fc7, self.fc8):
+                nn.init.normal_(fc.weight, 0, 0.01)
+                nn.init.zeros_(fc.bias)
+        self.freeze(freeze_at)
+
+    @property
+    def in_channels(self) -> int:
+        return self.vgg_block1.conv1_1.in_channels
+
+    def forward(self, x: torch.Tensor):
+        outputs = {}
+        for name, feature_name in zip(self.block_names, FEATURE_NAMES):
+            x = getattr(self, name)(x)
+            if feature_name in self._out_features:
+                outputs[feature_name] = x
+        if self.num_classes is None:
+            return outputs
+        x = F.max_pool2d(x, kernel_size=2, stride=2)  # pool5
+        x = torch.flatten(self.avgpool(x), 1)
+        x = self.dropout(F.relu(self.fc6(x)))
+        x = self.dropout(F.relu(self.fc7(x)))
+        return self.fc8(x)
+
+    def freeze(self, freeze_at: int = 0) -> "VGG":
+        """Freeze vgg_block1..vgg_block<freeze_at> (Faster R-CNN fixes conv1 and conv2 of
+        VGG-16, i.e. freeze_at=2). Returns self."""
+        if isinstance(freeze_at, bool) or not isinstance(freeze_at, int) or not 0 <= freeze_at <= 5:
+            raise ValueError(
+                f"resnet_det: freeze_at={freeze_at!r} must be an int from 0 (nothing) to 5 "
+                "(all conv blocks) for VGG"
+            )
+        for k, name in enumerate(self.block_names, start=1):
+            if freeze_at >= k:
+                _freeze_module(getattr(self, name))
+        return self
+
+
+def build_vgg(**kwargs) -> VGG:
+    """``VGG(**kwargs)``; see its Args."""
+    return VGG(**kwargs)
