@@ -264,7 +264,8 @@ _C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
 _C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0
 # L-p norm type for "norm" clipping.
 _C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
-# Scale BASE_LR, STEPS, MAX_ITER linearly when IMS_PER_BATCH differs from this (0 disables).
+# World size the SOLVER values were written for (detectron2's key); on another world size
+# IMS_PER_BATCH and BASE_LR scale linearly, iteration counts inversely (0 disables).
 _C.SOLVER.REFERENCE_WORLD_SIZE = 0
 # Use channels_last memory format on GPU.
 _C.SOLVER.CHANNELS_LAST = False
@@ -295,5 +296,5 @@ _C.OUTPUT_DIR = "./output"
 _C.SEED = 0
 # Print training metrics every this many iterations.
 _C.LOG_PERIOD = 20
-# Make cuDNN deterministic (slower).
+# Let cuDNN benchmark convolution algorithms (faster for fixed sizes, not deterministic).
 _C.CUDNN_BENCHMARK = False

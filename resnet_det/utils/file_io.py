@@ -1,0 +1,51 @@
+"""Atomic file writes: a crash or a full disk never leaves a half-written checkpoint/config.
+
+Everything is written to a temporary file in the destination folder (same file system, so
+os.replace is atomic on POSIX and Windows) and only then renamed over the final name.
+"""
+import contextlib
+import os
+import tempfile
+from typing import IO, Callable, Iterator
+
+import torch
+
+__all__ = ["atomic_open", "atomic_write_text", "atomic_torch_save"]
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
+
+    Args:
+        path: final destination.
+        mode: "w" (text) or "wb" (binary).
+    If the body raises, the temporary file is removed and ``path`` is left untouched.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r} (path {path})")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_torch_save(obj, path: str, *, save_fn: Callable = torch.save) -> None:
+    """torch.save ``obj`` to ``path`` atomically (``save_fn`` is replaceable for tests)."""
+    with atomic_open(path, "wb") as f:
+        save_fn(obj, f)
