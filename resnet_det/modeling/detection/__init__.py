@@ -1,0 +1,12 @@
+"""Faster R-CNN assembled from torchvision.models.detection parts (docs/internals.md)."""
+from .box_heads import FastRCNNConvFCHead, Res5BoxHead, VGGFCHead
+from .fpn import FPNBackbone
+from .poolers import POOLER_TYPES, RoIPooler
+from .rcnn import LOSS_NAMES, GeneralizedRCNN, load_pretrained_weights
+from .sampling import SeededBalancedSampler, image_seed
+
+__all__ = [
+    "GeneralizedRCNN", "LOSS_NAMES", "load_pretrained_weights", "FPNBackbone", "RoIPooler",
+    "POOLER_TYPES", "Res5BoxHead", "VGGFCHead", "FastRCNNConvFCHead", "SeededBalancedSampler",
+    "image_seed",
+]

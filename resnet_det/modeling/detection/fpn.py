@@ -1,0 +1,71 @@
+"""FPN backbone (Lin et al., 2017) on top of a ResNet: torchvision's FeaturePyramidNetwork with
+LastLevelMaxPool, exposed under the Backbone contract with detectron2's names p2..p6."""
+import math
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence
+
+from torch import Tensor, nn
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
+
+from ..backbone import Backbone
+from ..norm import get_norm
+
+__all__ = ["FPNBackbone"]
+
+
+class FPNBackbone(Backbone):
+    """bottom_up features (e.g. res2..res5) -> p2..p5, plus p6 by max pooling p5 (stride 2).
+
+    Args:
+        bottom_up: a Backbone returning at least ``in_features``.
+        in_features: bottom-up feature names, finest first.
+        out_channels: channels of every pyramid level (256).
+        norm: norm inside the FPN convs ("" or "none" for none, "GN", "BN", ...).
+        top_block: add p6 by max pooling p5 (used by the RPN only, as in the FPN paper).
+    """
+
+    def __init__(
+        self,
+        *,
+        bottom_up: Backbone,
+        in_features: Sequence[str],
+        out_channels: int = 256,
+        norm: str = "",
+        top_block: bool = True,
+    ):
+        super().__init__()
+        shapes = bottom_up.output_shape()
+        missing = [f for f in in_features if f not in shapes]
+        if missing:
+            raise ValueError(
+                f"FPNBackbone: bottom-up backbone does not output {missing}; it gives {list(shapes)}"
+            )
+        self.bottom_up = bottom_up
+        self.in_features = list(in_features)
+        norm_layer = None
+        if norm and norm != "none":
+            norm_layer = lambda c: get_norm(norm, c)  # noqa: E731 (torchvision calls it with channels)
+        self.fpn = FeaturePyramidNetwork(
+            in_channels_list=[shapes[f].channels for f in self.in_features],
+            out_channels=out_channels,
+            extra_blocks=LastLevelMaxPool() if top_block else None,
+            norm_layer=norm_layer,
+        )
+        strides = [shapes[f].stride for f in self.in_features]
+        names = [f"p{int(math.log2(s))}" for s in strides]
+        if top_block:
+            strides.append(strides[-1] * 2)
+            names.append(f"p{int(math.log2(strides[-1]))}")
+        self._out_features = names
+        self._out_feature_strides = dict(zip(names, strides))
+        self._out_feature_channels = {n: out_channels for n in names}
+
+    @property
+    def size_divisibility(self) -> int:
+        # The coarsest level must tile the input exactly so that anchors and RoIs line up.
+        return max(self._out_feature_strides.values())
+
+    def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        bottom = self.bottom_up(x)
+        outs = self.fpn(OrderedDict((f, bottom[f]) for f in self.in_features))
+        return OrderedDict(zip(self._out_features, outs.values()))

@@ -1,0 +1,226 @@
+"""Faster R-CNN (Ren et al., 2015) as the paper uses it for detection (Sec. 4.3, Appendix A),
+assembled from torchvision.models.detection parts: the RPN (anchor generator, RPNHead,
+RegionProposalNetwork) and RoIHeads (fg/bg sampling, box coder, losses, per-class NMS), with
+our backbone, RoI pooler and box head plugged in.
+
+Model I/O follows docs/internals.md ("Detector I/O"): a list of mapper dicts in; in training a
+dict of losses with detectron2's names, in eval one dict per image with "boxes" (XYXY, original
+image coordinates), "scores" and 0-based "labels".
+"""
+import logging
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import RegionProposalNetwork
+
+from ..backbone import Backbone
+from .sampling import SeededBalancedSampler, image_seed
+
+__all__ = ["GeneralizedRCNN", "LOSS_NAMES"]
+
+logger = logging.getLogger(__name__)
+
+# torchvision's loss names -> detectron2's (metrics.json and the logs use these).
+LOSS_NAMES = {
+    "loss_objectness": "loss_rpn_cls",
+    "loss_rpn_box_reg": "loss_rpn_loc",
+    "loss_classifier": "loss_cls",
+    "loss_box_reg": "loss_box_reg",
+}
+
+
+class GeneralizedRCNN(nn.Module):
+    """Backbone -> RPN -> RoI heads, with detectron2-style input batching.
+
+    Args:
+        backbone: a Backbone (forward -> dict of named features, output_shape()).
+        rpn: a torchvision RegionProposalNetwork whose anchor generator has one entry per name
+            in ``rpn_in_features``.
+        roi_heads: a torchvision RoIHeads whose box_roi_pool takes the backbone's feature dict.
+        rpn_in_features: backbone features the RPN runs on, in anchor-generator order.
+        roi_in_features: backbone features the RoI pooler reads.
+        pixel_mean, pixel_std: per-channel normalisation in ``input_format`` channel order.
+        input_format: channel order of the input images ("BGR" or "RGB"); informational, the
+            mapper already delivers this order.
+        size_divisibility: pad the batch so both sides are multiples of this (at least the
+            largest feature stride, so anchors and pooled RoIs line up exactly).
+        sampling_seed: if set, the RPN and RoI fg/bg samplers draw per image from a generator
+            seeded by (sampling_seed, iteration, image_id) instead of the global RNG, so a
+            batch split over processes sees the same draws as one process (design.md).
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        rpn: RegionProposalNetwork,
+        roi_heads: RoIHeads,
+        rpn_in_features: Sequence[str],
+        roi_in_features: Sequence[str],
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        input_format: str = "BGR",
+        size_divisibility: int = 32,
+        sampling_seed: Optional[int] = None,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.rpn = rpn
+        self.roi_heads = roi_heads
+        self.rpn_in_features = list(rpn_in_features)
+        self.roi_in_features = list(roi_in_features)
+        self.input_format = input_format
+        self.size_divisibility = int(size_divisibility)
+        if len(pixel_mean) != 3 or len(pixel_std) != 3:
+            raise ValueError(f"GeneralizedRCNN: pixel_mean {pixel_mean} / pixel_std {pixel_std} need 3 values")
+        # Not persistent: they come from the config, not from a checkpoint.
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
+        self.sampling_seed = sampling_seed
+        # Training iteration mixed into the sampler seeds; the trainer sets it before each step
+        # (so a resumed run continues the same sequence), otherwise it counts forwards.
+        self.sampling_iteration = 0
+        for part, sampler in (("rpn", rpn.fg_bg_sampler), ("roi_heads", roi_heads.fg_bg_sampler)):
+            if sampling_seed is not None and not isinstance(sampler, SeededBalancedSampler):
+                raise TypeError(f"GeneralizedRCNN: sampling_seed needs {part}.fg_bg_sampler to be a SeededBalancedSampler")
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    # ------------------------------------------------------------------------------ inputs
+    def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
+        """Normalise each image and pad the batch (zeros after normalisation, as detectron2)."""
+        images = []
+        for i, x in enumerate(batched_inputs):
+            img = x["image"]
+            if img.dim() != 3 or img.shape[0] != 3:
+                raise ValueError(
+                    f"GeneralizedRCNN: input {i} (image_id {x.get('image_id')!r}) 'image' must be a "
+                    f"[3, H, W] tensor, got shape {tuple(img.shape)}"
+                )
+            images.append((img.to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std)
+        sizes = [tuple(im.shape[-2:]) for im in images]
+        max_h = max(s[0] for s in sizes)
+        max_w = max(s[1] for s in sizes)
+        d = self.size_divisibility
+        if d > 1:
+            max_h = (max_h + d - 1) // d * d
+            max_w = (max_w + d - 1) // d * d
+        batch = images[0].new_zeros((len(images), 3, max_h, max_w))
+        for im, pad in zip(images, batch):
+            pad[:, : im.shape[1], : im.shape[2]].copy_(im)
+        return ImageList(batch, [(int(h), int(w)) for h, w in sizes])
+
+    def _targets(self, batched_inputs: List[Dict]) -> List[Dict[str, Tensor]]:
+        targets = []
+        for i, x in enumerate(batched_inputs):
+            if "boxes" not in x or "labels" not in x:
+                raise ValueError(
+                    f"GeneralizedRCNN: training input {i} (image_id {x.get('image_id')!r}) lacks "
+                    "'boxes'/'labels' (docs/internals.md, the train mapper's output)"
+                )
+            boxes = torch.as_tensor(x["boxes"], dtype=torch.float32, device=self.device).reshape(-1, 4)
+            labels = torch.as_tensor(x["labels"], dtype=torch.int64, device=self.device).reshape(-1)
+            # torchvision's RoIHeads reserves class 0 for background; our labels are 0-based.
+            targets.append({"boxes": boxes, "labels": labels + 1})
+        return targets
+
+    def _set_sampler_seeds(self, batched_inputs: Optional[List[Dict]]) -> None:
+        seeds_rpn = seeds_roi = None
+        if batched_inputs is not None and self.sampling_seed is not None:
+            ids = [x.get("image_id", i) for i, x in enumerate(batched_inputs)]
+            it = self.sampling_iteration
+            seeds_rpn = [image_seed(self.sampling_seed, it, i, "rpn") for i in ids]
+            seeds_roi = [image_seed(self.sampling_seed, it, i, "roi") for i in ids]
+        if isinstance(self.rpn.fg_bg_sampler, SeededBalancedSampler):
+            self.rpn.fg_bg_sampler.image_seeds = seeds_rpn
+        if isinstance(self.roi_heads.fg_bg_sampler, SeededBalancedSampler):
+            self.roi_heads.fg_bg_sampler.image_seeds = seeds_roi
+
+    # ----------------------------------------------------------------------------- forward
+    def forward(self, batched_inputs: List[Dict]):
+        if not batched_inputs:
+            raise ValueError("GeneralizedRCNN: empty batch")
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensors)
+        targets = self._targets(batched_inputs) if self.training else None
+        self._set_sampler_seeds(batched_inputs if self.training else None)
+        try:
+            proposals, rpn_losses = self.rpn(images, {f: features[f] for f in self.rpn_in_features}, targets)
+            detections, roi_losses = self.roi_heads(
+                {f: features[f] for f in self.roi_in_features}, proposals, images.image_sizes, targets
+            )
+        finally:
+            self._set_sampler_seeds(None)
+        if self.training:
+            self.sampling_iteration += 1
+            losses = {**rpn_losses, **roi_losses}
+            return {LOSS_NAMES[k]: v for k, v in losses.items()}
+        return self.postprocess(detections, batched_inputs, images.image_sizes)
+
+    @staticmethod
+    def postprocess(detections: List[Dict[str, Tensor]], batched_inputs: List[Dict], image_sizes) -> List[Dict[str, Tensor]]:
+        """Scale boxes from the resized input back to the original image ("height"/"width")
+        and make labels 0-based."""
+        results = []
+        for det, x, (h, w) in zip(detections, batched_inputs, image_sizes):
+            out_h = int(x.get("height", h))
+            out_w = int(x.get("width", w))
+            boxes = det["boxes"].clone()
+            boxes[:, 0::2] *= out_w / w
+            boxes[:, 1::2] *= out_h / h
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, out_w)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, out_h)
+            results.append({"boxes": boxes, "scores": det["scores"], "labels": det["labels"] - 1})
+        return results
+
+    # ----------------------------------------------------------------------------- weights
+    def pretrained_view(self) -> nn.Module:
+        """A module sharing this detector's backbone and box-head parameters under the names
+        an ImageNet classifier uses (stem, res2..res5 / VGG convs, fc6, fc7), so that
+        ``resnet_det.load_weights`` maps ImageNet weights onto it directly."""
+        view = nn.Module()
+        body = getattr(self.backbone, "bottom_up", self.backbone)
+        for name, child in body.named_children():
+            view.add_module(name, child)
+        box_head = self.roi_heads.box_head
+        for name in ("res5", "fc6", "fc7"):
+            if hasattr(box_head, name):
+                view.add_module(name, getattr(box_head, name))
+        return view
+
+
+def load_pretrained_weights(model: GeneralizedRCNN, source, *, logger_: logging.Logger = logger):
+    """Load ImageNet-pretrained weights (MODEL.WEIGHTS) into the detector's backbone and its
+    ImageNet-named box head parts (res5 for C4, fc6/fc7 for VGG) via ``resnet_det.load_weights``.
+
+    Detector parts that have no ImageNet counterpart (FPN, RPN, predictor) stay at their
+    initialisation; any backbone / head key the source lacks is reported by name and raises,
+    since a silently random backbone would waste a training run.
+
+    Args:
+        model: the detector (unwrapped, not DDP).
+        source: path or state dict in any layout ``resnet_det.load_weights`` reads.
+    Returns:
+        what ``load_weights`` returns (missing / unexpected keys).
+    """
+    from resnet_det import load_weights  # the foundation's loader (layouts detected there)
+
+    view = model.pretrained_view()
+    result = load_weights(view, source, strict=False)
+    missing = list(getattr(result, "missing_keys", None) or (result.get("missing", []) if isinstance(result, dict) else []))
+    unexpected = list(getattr(result, "unexpected_keys", None) or (result.get("unexpected", []) if isinstance(result, dict) else []))
+    # FrozenBN has no num_batches_tracked; nothing else of the backbone may be missing.
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing:
+        raise KeyError(
+            f"MODEL.WEIGHTS={source if isinstance(source, str) else '<state dict>'}: missing "
+            f"{len(missing)} backbone/box-head keys, e.g. {missing[:10]}"
+        )
+    if unexpected:
+        logger_.info("MODEL.WEIGHTS: keys not used by the detector (classifier heads etc.): %s", unexpected[:20])
+    return result
