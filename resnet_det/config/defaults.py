@@ -244,6 +244,10 @@ _C.SOLVER.WARMUP_FACTOR = 0.001
 _C.SOLVER.WARMUP_METHOD = "linear"
 # ReduceLROnPlateau: evaluations without improvement before dividing the lr by 10.
 _C.SOLVER.PLATEAU_PATIENCE = 3
+# ReduceLROnPlateau: evaluation result watched, as written to metrics.json (e.g. "top1_err").
+_C.SOLVER.PLATEAU_METRIC = ""
+# ReduceLROnPlateau: "min" for an error, "max" for an accuracy or AP.
+_C.SOLVER.PLATEAU_MODE = "min"
 # Save a checkpoint every this many iterations.
 _C.SOLVER.CHECKPOINT_PERIOD = 5000
 # Images per batch, summed over all processes.
