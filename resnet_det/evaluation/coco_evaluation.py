@@ -1,0 +1,256 @@
+"""COCO box AP with pycocotools' COCOeval (the official COCO metric).
+
+Detections are turned into COCO's results format (XYWH boxes, the dataset's own category ids),
+optionally written to ``coco_instances_results.json``, and scored against the dataset's
+annotation json. AP values are reported in percent, as detectron2 does.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+from iopath.common.file_io import g_pathmgr
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from .evaluator import DatasetEvaluator, all_gather, get_world_size, is_main_process
+from .results_file import write_json_atomic
+
+__all__ = ["COCOEvaluator", "evaluate_coco_results", "instances_to_coco_json", "load_coco_gt"]
+
+logger = logging.getLogger(__name__)
+
+# COCOeval.stats order for boxes; the first six are AP numbers.
+COCO_BOX_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def load_coco_gt(json_file: str) -> COCO:
+    """Read a COCO annotation file with pycocotools (its chatter goes to the debug log)."""
+    local = g_pathmgr.get_local_path(json_file)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            coco = COCO(local)
+    except Exception as e:  # pycocotools raises bare json / key errors: say which file
+        raise ValueError(f"Cannot read COCO annotations {json_file!r}: {e}") from e
+    logger.debug(buf.getvalue())
+    return coco
+
+
+def instances_to_coco_json(
+    boxes_xyxy: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    image_id: Any,
+    contiguous_to_dataset_id: Sequence[int],
+) -> List[Dict[str, Any]]:
+    """One image's detections in COCO's results format.
+
+    Args:
+        boxes_xyxy: float [N, 4] boxes, XYXY in original image coordinates.
+        scores: float [N].
+        labels: int [N] contiguous 0-based labels.
+        image_id: the dataset's id of the image.
+        contiguous_to_dataset_id: dataset category id of each contiguous label.
+    """
+    boxes_xyxy = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1)
+    if not (len(boxes_xyxy) == len(scores) == len(labels)):
+        raise ValueError(
+            f"Image {image_id!r}: {len(boxes_xyxy)} boxes, {len(scores)} scores and "
+            f"{len(labels)} labels; they must match"
+        )
+    num_classes = len(contiguous_to_dataset_id)
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"Image {image_id!r}: label {int(labels[bad][0])} outside [0, {num_classes}) "
+            "(the dataset's number of classes)"
+        )
+    xywh = boxes_xyxy.copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    return [
+        {
+            "image_id": image_id,
+            "category_id": int(contiguous_to_dataset_id[int(label)]),
+            "bbox": [float(v) for v in box],
+            "score": float(score),
+        }
+        for box, score, label in zip(xywh, scores, labels)
+    ]
+
+
+def evaluate_coco_results(
+    coco_gt: COCO,
+    coco_results: List[Dict[str, Any]],
+    class_names: Optional[Sequence[str]] = None,
+) -> "OrderedDict[str, float]":
+    """Box AP metrics of ``coco_results`` against ``coco_gt`` (every image of coco_gt counts).
+
+    Args:
+        coco_gt: ground truth.
+        coco_results: COCO results entries (image_id, category_id, bbox XYWH, score).
+        class_names: names of coco_gt's categories in sorted-id order, for the per-category
+            "AP-<name>" entries (None: the categories' own "name" fields).
+
+    Returns:
+        AP, AP50, AP75, APs, APm, APl and AP-<class> in percent; NaN where COCOeval has no
+        ground truth to measure against (e.g. APs without small objects).
+    """
+    cat_ids = sorted(coco_gt.getCatIds())
+    if class_names is None:
+        class_names = [coco_gt.cats[c]["name"] for c in cat_ids]
+    if len(class_names) != len(cat_ids):
+        raise ValueError(
+            f"{len(class_names)} class names for {len(cat_ids)} categories in the ground truth"
+        )
+
+    if len(coco_results) == 0:
+        # pycocotools cannot load an empty results list; the metric is 0 by definition
+        # (nothing found), NaN only where there is nothing to find.
+        logger.warning("No detections to evaluate: every AP is 0.")
+        metrics: "OrderedDict[str, float]" = OrderedDict((k, 0.0) for k in COCO_BOX_METRICS)
+        for cat_id, name in zip(cat_ids, class_names):
+            has_gt = len(coco_gt.getAnnIds(catIds=[cat_id], iscrowd=False)) > 0
+            metrics[f"AP-{name}"] = 0.0 if has_gt else float("nan")
+        return metrics
+
+    gt_image_ids = set(coco_gt.getImgIds())
+    for i, r in enumerate(coco_results):
+        if r["image_id"] not in gt_image_ids:
+            raise ValueError(f"Detection {i}: image_id {r['image_id']!r} is not in the ground truth")
+        if r["category_id"] not in coco_gt.cats:
+            raise ValueError(
+                f"Detection {i}: category_id {r['category_id']!r} is not in the ground truth"
+            )
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        # loadRes would also compute "area" from the boxes; give it copies so the caller's
+        # list is not modified.
+        coco_dt = coco_gt.loadRes([dict(r) for r in coco_results])
+        coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    logger.info("COCOeval:\n%s", buf.getvalue())
+
+    metrics = OrderedDict(
+        (name, float(coco_eval.stats[i] * 100) if coco_eval.stats[i] >= 0 else float("nan"))
+        for i, name in enumerate(COCO_BOX_METRICS)
+    )
+    # precision: [IoU thresholds, recall points, categories, area ranges, max dets];
+    # area "all" (0) and the largest max-dets (-1) give the headline AP per category.
+    precision = coco_eval.eval["precision"]
+    for k, name in enumerate(class_names):
+        p = precision[:, :, k, 0, -1]
+        p = p[p > -1]
+        metrics[f"AP-{name}"] = float(np.mean(p) * 100) if p.size else float("nan")
+    return metrics
+
+
+class COCOEvaluator(DatasetEvaluator):
+    """COCO box AP of a detector on a registered COCO-format dataset."""
+
+    def __init__(self, dataset_name: str, output_dir: Optional[str] = None, distributed: bool = True):
+        """
+        Args:
+            dataset_name: a registered dataset whose metadata has json_file, thing_classes and
+                thing_dataset_id_to_contiguous_id.
+            output_dir: where to write coco_instances_results.json (None: not written).
+            distributed: gather predictions from all ranks; rank 0 evaluates.
+        """
+        from resnet_det.data.catalog import MetadataCatalog
+
+        self._dataset_name = dataset_name
+        self._output_dir = output_dir
+        self._distributed = distributed
+        self._meta = MetadataCatalog.get(dataset_name)
+        if not hasattr(self._meta, "json_file"):
+            raise ValueError(
+                f"COCOEvaluator: dataset {dataset_name!r} has no metadata 'json_file'; "
+                "register it with register_coco_instances (COCO-format json)"
+            )
+        self._json_file: str = self._meta.json_file
+        self._contiguous_to_dataset_id: Optional[List[int]] = None  # resolved on first use
+        self._class_names: List[str] = []
+        self._coco_gt: Optional[COCO] = None  # read lazily: only rank 0 needs it
+        self._predictions: List[Dict[str, Any]] = []
+
+    def _resolve_categories(self) -> List[int]:
+        """Dataset category id of each contiguous label, from the metadata the COCO reader
+        records (docs/internals.md); reads the dataset once if nobody has loaded it yet."""
+        if self._contiguous_to_dataset_id is not None:
+            return self._contiguous_to_dataset_id
+        from resnet_det.data.catalog import DatasetCatalog
+
+        keys = ("thing_classes", "thing_dataset_id_to_contiguous_id")
+        if not all(hasattr(self._meta, k) for k in keys):
+            DatasetCatalog.get(self._dataset_name)  # load_coco_json(..., dataset_name) sets them
+        for key in keys:
+            if not hasattr(self._meta, key):
+                raise ValueError(
+                    f"COCOEvaluator: dataset {self._dataset_name!r} has no metadata {key!r} even "
+                    "after loading it; its reader must record it (load_coco_json with dataset_name)"
+                )
+        id_map: Mapping[int, int] = self._meta.thing_dataset_id_to_contiguous_id
+        if sorted(id_map.values()) != list(range(len(id_map))):
+            raise ValueError(
+                f"Dataset {self._dataset_name!r}: thing_dataset_id_to_contiguous_id values "
+                f"{sorted(id_map.values())} are not 0..{len(id_map) - 1}"
+            )
+        mapping = [0] * len(id_map)
+        for dataset_id, contiguous in id_map.items():
+            mapping[contiguous] = int(dataset_id)
+        self._class_names = list(self._meta.thing_classes)
+        self._contiguous_to_dataset_id = mapping
+        return mapping
+
+    def reset(self) -> None:
+        self._predictions = []
+
+    def process(self, inputs, outputs) -> None:
+        for inp, out in zip(inputs, outputs):
+            boxes = out["boxes"].detach().to("cpu").numpy()
+            scores = out["scores"].detach().to("cpu").numpy()
+            labels = out["labels"].detach().to("cpu").numpy()
+            self._predictions.extend(
+                instances_to_coco_json(
+                    boxes, scores, labels, inp["image_id"], self._resolve_categories()
+                )
+            )
+
+    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+        predictions = self._predictions
+        if self._distributed and get_world_size() > 1:
+            gathered = all_gather(predictions)
+            if not is_main_process():
+                return OrderedDict()
+            predictions = [p for per_rank in gathered for p in per_rank]
+
+        if self._output_dir:
+            path = os.path.join(self._output_dir, "coco_instances_results.json")
+            write_json_atomic(path, predictions)
+            logger.info("Wrote %d detections to %s", len(predictions), path)
+
+        if self._coco_gt is None:
+            self._coco_gt = load_coco_gt(self._json_file)
+        contiguous_to_dataset_id = self._resolve_categories()
+        gt_cat_ids = sorted(self._coco_gt.getCatIds())
+        if gt_cat_ids != sorted(contiguous_to_dataset_id):
+            raise ValueError(
+                f"{self._json_file}: categories {gt_cat_ids} differ from dataset "
+                f"{self._dataset_name!r}'s thing_dataset_id_to_contiguous_id keys"
+            )
+        # Metadata lists classes in contiguous order, which is sorted dataset-id order.
+        names_by_id = dict(zip(contiguous_to_dataset_id, self._class_names))
+        class_names = [names_by_id[c] for c in gt_cat_ids]
+        metrics = evaluate_coco_results(self._coco_gt, predictions, class_names)
+        logger.info("COCO box AP on %s: %.2f", self._dataset_name, metrics["AP"])
+        return OrderedDict([("bbox", dict(metrics))])

@@ -1,0 +1,310 @@
+"""Evaluator protocol, running a detector over a dataset, and the results table.
+
+An evaluator sees the model's inputs and outputs batch by batch (``process``) and turns what it
+collected into metrics (``evaluate``). Metrics are an ``OrderedDict`` task -> {metric: value},
+e.g. ``{"bbox": {"AP": 37.1, "AP50": 58.0, ...}}``, with AP in percent as detectron2 reports it,
+so that the trainer can flatten them to the ``bbox/AP`` keys of metrics.json.
+
+In a distributed run every rank processes its shard of the test set; the evaluators gather all
+ranks' predictions to rank 0, which alone computes the metrics (other ranks return ``{}``).
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+__all__ = [
+    "DatasetEvaluator",
+    "DatasetEvaluators",
+    "inference_on_dataset",
+    "build_evaluator",
+    "print_csv_format",
+    "format_metrics_table",
+    "get_world_size",
+    "get_rank",
+    "is_main_process",
+    "all_gather",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.distributed helpers (single-process runs need no initialised process group)
+# ---------------------------------------------------------------------------------------------
+def get_world_size() -> int:
+    """Number of processes in the default group, 1 when torch.distributed is not initialised."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1
+    return dist.get_world_size()
+
+
+def get_rank() -> int:
+    """Rank of this process, 0 when torch.distributed is not initialised."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0
+    return dist.get_rank()
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def all_gather(obj: Any) -> List[Any]:
+    """Gather a picklable object from every rank (a list ordered by rank).
+
+    The objects are our own predictions in memory (numbers, lists, strings), never data read
+    from a file, so pickling them between ranks runs no untrusted code.
+    """
+    world_size = get_world_size()
+    if world_size == 1:
+        return [obj]
+    gathered: List[Any] = [None] * world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _synchronize() -> None:
+    if get_world_size() > 1:
+        dist.barrier()
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluator protocol
+# ---------------------------------------------------------------------------------------------
+class DatasetEvaluator:
+    """Base class: accumulate predictions with ``process``, compute metrics with ``evaluate``.
+
+    ``inference_on_dataset`` calls ``reset()`` once, ``process(inputs, outputs)`` for every
+    batch, and ``evaluate()`` at the end.
+    """
+
+    def reset(self) -> None:
+        """Forget everything processed so far (called before a new evaluation)."""
+
+    def process(self, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]) -> None:
+        """Take one batch.
+
+        Args:
+            inputs: the model's inputs; each has "image_id", "height", "width".
+            outputs: the model's outputs for those inputs, one dict per image with "boxes"
+                (XYXY in original image coordinates), "scores" and "labels" (0-based).
+        """
+
+    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+        """Metrics {task: {name: value}}; ``{}`` on ranks other than 0 in a distributed run."""
+        return OrderedDict()
+
+
+class DatasetEvaluators(DatasetEvaluator):
+    """Several evaluators run as one; their results are merged (a task may appear only once)."""
+
+    def __init__(self, evaluators: Iterable[DatasetEvaluator]):
+        """
+        Args:
+            evaluators: the evaluators to call in turn.
+        """
+        super().__init__()
+        self._evaluators = list(evaluators)
+
+    def reset(self) -> None:
+        for evaluator in self._evaluators:
+            evaluator.reset()
+
+    def process(self, inputs, outputs) -> None:
+        for evaluator in self._evaluators:
+            evaluator.process(inputs, outputs)
+
+    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+        results: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
+        for evaluator in self._evaluators:
+            result = evaluator.evaluate()
+            if not is_main_process() or result is None:
+                continue
+            for task, metrics in result.items():
+                if task in results:
+                    raise ValueError(
+                        f"Two evaluators both report task {task!r} ({type(evaluator).__name__} "
+                        "is the second); give them different datasets or tasks."
+                    )
+                results[task] = metrics
+        return results
+
+
+@contextmanager
+def _eval_mode(model: nn.Module):
+    """Put the model in eval mode and restore its previous train/eval state afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def inference_on_dataset(
+    model: nn.Module,
+    data_loader: Iterable[List[Mapping[str, Any]]],
+    evaluator: Optional[DatasetEvaluator],
+) -> "OrderedDict[str, Dict[str, float]]":
+    """Run ``model`` on every batch of ``data_loader`` and evaluate the outputs.
+
+    The model runs in eval mode under ``torch.no_grad`` and gets its previous mode back at
+    the end. Progress (rate, ETA) is shown with tqdm on rank 0, and the total and per-image
+    times are logged. In a distributed run each rank runs its shard; the evaluator gathers the
+    predictions and rank 0 returns the metrics (other ranks get ``{}``).
+
+    Args:
+        model: a detector following docs/internals.md (eval mode: list of output dicts).
+        data_loader: yields lists of input dicts (a batch).
+        evaluator: the evaluator (or ``DatasetEvaluators``); None only runs inference.
+
+    Returns:
+        The evaluator's results ({task: {metric: value}}), ``{}`` without an evaluator.
+    """
+    num_batches = len(data_loader) if hasattr(data_loader, "__len__") else None
+    num_images = 0
+    num_done = 0
+    if evaluator is not None:
+        evaluator.reset()
+
+    # The first batches are slower (allocator, cuDNN autotuning): time after a short warm-up.
+    num_warmup = min(5, num_batches - 1) if num_batches else 0
+    compute_time = 0.0
+    start = time.perf_counter()
+    timed_start = start
+    with _eval_mode(model), torch.no_grad():
+        progress = tqdm(
+            data_loader,
+            total=num_batches,
+            desc="inference",
+            unit="batch",
+            disable=not is_main_process(),
+            dynamic_ncols=True,
+        )
+        for idx, inputs in enumerate(progress):
+            if idx == num_warmup:
+                timed_start = time.perf_counter()
+                compute_time = 0.0
+            t0 = time.perf_counter()
+            outputs = model(inputs)
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            compute_time += time.perf_counter() - t0
+            if evaluator is not None:
+                evaluator.process(inputs, outputs)
+            num_images += len(inputs)
+            num_done += 1
+
+    total_time = time.perf_counter() - start
+    timed_batches = max(num_done - num_warmup, 1)
+    logger.info(
+        "Inference done on %d images (this rank; %d processes): total %s (%.4f s/image), "
+        "pure compute %.4f s/batch over the last %d batches",
+        num_images,
+        get_world_size(),
+        str(datetime.timedelta(seconds=int(total_time))),
+        total_time / max(num_images, 1),
+        compute_time / timed_batches,
+        timed_batches,
+    )
+    if evaluator is None:
+        return OrderedDict()
+    results = evaluator.evaluate()
+    # Ranks other than 0 get nothing back; keep the return type the same everywhere.
+    return results if results is not None else OrderedDict()
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing an evaluator, printing results
+# ---------------------------------------------------------------------------------------------
+def build_evaluator(
+    dataset_name: str,
+    output_dir: Optional[str] = None,
+    *,
+    distributed: bool = True,
+    use_07_metric: Optional[bool] = None,
+) -> DatasetEvaluator:
+    """The evaluator for a registered dataset, chosen by its metadata's ``evaluator_type``.
+
+    Args:
+        dataset_name: a name registered in resnet_det.data's MetadataCatalog.
+        output_dir: where the COCO evaluator writes coco_instances_results.json (None: nowhere).
+        distributed: gather predictions from all ranks before evaluating.
+        use_07_metric: VOC only: True 11-point AP (VOC2007), False area under the curve,
+            None decides by the dataset's year (2007 -> 11-point), as detectron2 does.
+    """
+    # Imported here so that the metrics themselves need nothing from the data package.
+    from resnet_det.data.catalog import MetadataCatalog
+
+    meta = MetadataCatalog.get(dataset_name)
+    evaluator_type = getattr(meta, "evaluator_type", None)
+    if evaluator_type == "coco":
+        from .coco_evaluation import COCOEvaluator
+
+        return COCOEvaluator(dataset_name, output_dir=output_dir, distributed=distributed)
+    if evaluator_type == "voc":
+        from .pascal_voc_evaluation import PascalVOCDetectionEvaluator
+
+        return PascalVOCDetectionEvaluator(
+            dataset_name, use_07_metric=use_07_metric, distributed=distributed
+        )
+    raise ValueError(
+        f"Dataset {dataset_name!r} has metadata evaluator_type={evaluator_type!r}; "
+        "build_evaluator knows 'coco' and 'voc'."
+    )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def print_csv_format(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """Log the main metrics of each task as comma-separated lines (easy to paste in a sheet).
+
+    Per-category entries (names containing "-") are left out, as in detectron2. Returns the
+    logged text.
+    """
+    lines = []
+    for task, metrics in results.items():
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"results[{task!r}] must be a dict of metrics, got {type(metrics).__name__}")
+        main = [(k, v) for k, v in metrics.items() if "-" not in k]
+        lines.append(f"copypaste: Task: {task}")
+        lines.append("copypaste: " + ",".join(k for k, _ in main))
+        lines.append("copypaste: " + ",".join(_fmt(v) for _, v in main))
+    text = "\n".join(lines)
+    logger.info("\n%s", text)
+    return text
+
+
+def format_metrics_table(results: Mapping[str, Mapping[str, Any]], columns: int = 3) -> str:
+    """A plain-text table: one block per task, main metrics first, then per-category metrics
+    laid out in ``columns`` (name, value) column pairs."""
+    blocks = []
+    for task, metrics in results.items():
+        main = [(k, v) for k, v in metrics.items() if "-" not in k]
+        per_cat = [(k, v) for k, v in metrics.items() if "-" in k]
+        header = " | ".join(f"{k:>7}" for k, _ in main)
+        values = " | ".join(f"{_fmt(v):>7}" for _, v in main)
+        block = [f"Task: {task}", header, "-" * len(header), values]
+        if per_cat:
+            width = max(len(k) for k, _ in per_cat)
+            block.append("")
+            rows = [per_cat[i : i + columns] for i in range(0, len(per_cat), columns)]
+            for row in rows:
+                block.append("   ".join(f"{k:<{width}} {_fmt(v):>8}" for k, v in row))
+        blocks.append("\n".join(block))
+    return "\n\n".join(blocks)

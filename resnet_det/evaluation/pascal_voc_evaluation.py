@@ -1,0 +1,302 @@
+"""PASCAL VOC detection AP, as the official devkit computes it.
+
+The metric (Everingham et al., "The PASCAL Visual Object Classes Challenge", IJCV 2010, Sec.
+4.2): per class, detections of all test images sorted by decreasing score are matched greedily
+to ground truth; a detection is a true positive when its best-overlapping box has IoU above the
+threshold, is not "difficult" and was not matched before (a second hit on the same box is a
+false positive); a best match on a difficult box is ignored (neither true nor false positive),
+and difficult boxes do not count towards recall. Boxes are in the devkit's inclusive pixel
+coordinates: a box from x0 to x1 is x1 - x0 + 1 pixels wide.
+
+AP is either the VOC2007 11-point interpolated precision (recall levels 0, 0.1, ..., 1) or, from
+VOC2010 on, the area under the monotone precision envelope.
+
+Dataset dicts store VOC boxes as (xmin - 1, ymin - 1, xmax, ymax) continuous coordinates (the
+detectron2 convention, docs/internals.md); detections come in the same coordinates. Both get
+1 added back to xmin/ymin, which gives the xml's values for ground truth, as detectron2 does when
+it writes the devkit's results files.
+"""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, defaultdict
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .evaluator import DatasetEvaluator, all_gather, get_world_size, is_main_process
+
+__all__ = ["PascalVOCDetectionEvaluator", "voc_ap", "voc_eval_class", "VOC_IOU_THRESHOLDS"]
+
+logger = logging.getLogger(__name__)
+
+# detectron2's PascalVOCDetectionEvaluator reports AP as the mean over these (COCO-style)
+# thresholds next to the classic AP50.
+VOC_IOU_THRESHOLDS = tuple(range(50, 100, 5))
+
+Detection = Tuple[Hashable, float, Sequence[float]]
+
+
+def voc_ap(rec: Sequence[float], prec: Sequence[float], use_07_metric: bool = False) -> float:
+    """Average precision from a precision/recall curve (detections in decreasing score order).
+
+    Args:
+        rec: recall after each detection (non-decreasing).
+        prec: precision after each detection.
+        use_07_metric: True: VOC2007's 11-point AP, the mean over t in {0, 0.1, ..., 1} of the
+            highest precision at recall >= t (0 if recall never reaches t). False: the VOC2010+
+            AP, the area under the curve after making precision monotonically decreasing.
+    """
+    rec = np.asarray(rec, dtype=np.float64).reshape(-1)
+    prec = np.asarray(prec, dtype=np.float64).reshape(-1)
+    if rec.shape != prec.shape:
+        raise ValueError(f"voc_ap: rec has {rec.size} points, prec {prec.size}")
+    if use_07_metric:
+        # Exact tenths: the Python ports' np.arange(0, 1.1, 0.1) yields 0.30000000000000004,
+        # 0.6000000000000001 and 0.7000000000000001, which miss a recall of exactly 3/10, 3/5
+        # or 7/10 -- a float artefact, not the metric's definition.
+        ap = 0.0
+        for t in np.arange(11) / 10.0:
+            reached = prec[rec >= t]
+            ap += (reached.max() if reached.size else 0.0) / 11.0
+        return float(ap)
+    # Sentinels: recall runs from 0 to 1, precision falls to 0 past the last detection.
+    mrec = np.concatenate(([0.0], rec, [1.0]))
+    mpre = np.concatenate(([0.0], prec, [0.0]))
+    # Precision envelope: the best precision at this recall or any higher one.
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    # Sum rectangles where recall changes.
+    i = np.nonzero(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+
+
+def _inclusive_iou(box: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """IoU of one box with each of ``gts`` in inclusive pixel coordinates (+1 on sides)."""
+    ixmin = np.maximum(gts[:, 0], box[0])
+    iymin = np.maximum(gts[:, 1], box[1])
+    ixmax = np.minimum(gts[:, 2], box[2])
+    iymax = np.minimum(gts[:, 3], box[3])
+    iw = np.maximum(ixmax - ixmin + 1.0, 0.0)
+    ih = np.maximum(iymax - iymin + 1.0, 0.0)
+    inter = iw * ih
+    union = (
+        (box[2] - box[0] + 1.0) * (box[3] - box[1] + 1.0)
+        + (gts[:, 2] - gts[:, 0] + 1.0) * (gts[:, 3] - gts[:, 1] + 1.0)
+        - inter
+    )
+    return inter / union
+
+
+def _voc_eval_thresholds(
+    detections: Sequence[Detection],
+    annotations: Mapping[Hashable, Sequence[Mapping[str, Any]]],
+    iou_thresholds: Sequence[float],
+    use_07_metric: bool,
+) -> List[Tuple[np.ndarray, np.ndarray, float]]:
+    """voc_eval_class for several thresholds, computing the overlaps once."""
+    gt: Dict[Hashable, Tuple[np.ndarray, np.ndarray]] = {}
+    npos = 0
+    for image_id, objs in annotations.items():
+        boxes = np.array([o["bbox"] for o in objs], dtype=np.float64).reshape(-1, 4)
+        difficult = np.array([bool(o["difficult"]) for o in objs], dtype=bool)
+        gt[image_id] = (boxes, difficult)
+        npos += int((~difficult).sum())
+
+    # Stable sort: ties keep input order (MATLAB's sort, which the devkit uses, is stable).
+    scores = np.array([float(d[1]) for d in detections], dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    best_iou = np.full(len(order), -np.inf)
+    best_gt = np.zeros(len(order), dtype=np.int64)
+    image_of = []
+    for rank, d in enumerate(order):
+        image_id, _, box = detections[d]
+        if image_id not in gt:
+            raise KeyError(
+                f"Detection {int(d)} is on image {image_id!r}, which has no ground-truth entry "
+                "(annotations must list every test image, with [] for images without objects)"
+            )
+        image_of.append(image_id)
+        gt_boxes, _ = gt[image_id]
+        if len(gt_boxes):
+            overlaps = _inclusive_iou(np.asarray(box, dtype=np.float64), gt_boxes)
+            best_gt[rank] = int(np.argmax(overlaps))
+            best_iou[rank] = overlaps[best_gt[rank]]
+
+    results = []
+    for thresh in iou_thresholds:
+        matched = {image_id: np.zeros(len(g[0]), dtype=bool) for image_id, g in gt.items()}
+        tp = np.zeros(len(order))
+        fp = np.zeros(len(order))
+        counted = np.ones(len(order), dtype=bool)
+        for rank in range(len(order)):
+            image_id = image_of[rank]
+            # Above, not at, the threshold: the devkit's Python port (and detectron2) use ">".
+            if best_iou[rank] > thresh:
+                j = best_gt[rank]
+                if gt[image_id][1][j]:
+                    counted[rank] = False  # difficult: ignored, neither TP nor FP
+                elif not matched[image_id][j]:
+                    tp[rank] = 1.0
+                    matched[image_id][j] = True
+                else:
+                    fp[rank] = 1.0  # duplicate detection of a matched object
+            else:
+                fp[rank] = 1.0
+        tp = np.cumsum(tp[counted])
+        fp = np.cumsum(fp[counted])
+        rec = tp / npos if npos > 0 else np.full_like(tp, np.nan)
+        prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        ap = voc_ap(rec, prec, use_07_metric) if npos > 0 else float("nan")
+        results.append((rec, prec, ap))
+    return results
+
+
+def voc_eval_class(
+    detections: Sequence[Detection],
+    annotations: Mapping[Hashable, Sequence[Mapping[str, Any]]],
+    iou_thresh: float = 0.5,
+    use_07_metric: bool = False,
+) -> Tuple[np.ndarray, np.ndarray, float]:
+    """The devkit's per-class evaluation.
+
+    Args:
+        detections: (image_id, score, [x0, y0, x1, y1]) for one class over the test set, boxes
+            in inclusive pixel coordinates (the xml's values).
+        annotations: image_id -> list of {"bbox": [x0, y0, x1, y1] (inclusive pixels, as in
+            the xml), "difficult": bool} of this class; every test image must be present
+            (with [] when it has no object of the class).
+        iou_thresh: a detection matches when its IoU with a box is above this.
+        use_07_metric: 11-point AP (VOC2007) instead of the area under the curve.
+
+    Returns:
+        (recall, precision, ap): recall and precision after each counted detection in score
+        order (detections ignored for hitting a difficult box are left out, which leaves AP
+        unchanged), and the AP. AP and recall are NaN when the class has no non-difficult
+        ground truth.
+    """
+    return _voc_eval_thresholds(detections, annotations, [iou_thresh], use_07_metric)[0]
+
+
+class PascalVOCDetectionEvaluator(DatasetEvaluator):
+    """VOC AP of a detector on a registered VOC-layout dataset (devkit metric).
+
+    Reports ``{"bbox": {"AP": mean over IoU .50:.95, "AP50", "AP75", "AP50-<class>": ...}}`` in
+    percent. Ground truth comes from the dataset's dicts (with their "difficult" flags).
+    """
+
+    def __init__(self, dataset_name: str, use_07_metric: Optional[bool] = None, distributed: bool = True):
+        """
+        Args:
+            dataset_name: a registered dataset with metadata thing_classes and year.
+            use_07_metric: True: VOC2007 11-point AP; False: area under the curve (VOC2010+);
+                None: 11-point exactly when the dataset's year is 2007 (as detectron2 does).
+            distributed: gather predictions from all ranks; rank 0 evaluates.
+        """
+        from resnet_det.data.catalog import MetadataCatalog
+
+        self._dataset_name = dataset_name
+        self._distributed = distributed
+        meta = MetadataCatalog.get(dataset_name)
+        if not hasattr(meta, "thing_classes"):
+            raise ValueError(f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'thing_classes'")
+        self._class_names: List[str] = list(meta.thing_classes)
+        if use_07_metric is None:
+            if not hasattr(meta, "year"):
+                raise ValueError(
+                    f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'year'; "
+                    "pass use_07_metric=True/False"
+                )
+            use_07_metric = int(meta.year) == 2007
+        self._use_07_metric = bool(use_07_metric)
+        self._predictions: Dict[int, List[Detection]] = defaultdict(list)
+
+    def reset(self) -> None:
+        self._predictions = defaultdict(list)
+
+    def process(self, inputs, outputs) -> None:
+        num_classes = len(self._class_names)
+        for inp, out in zip(inputs, outputs):
+            image_id = inp["image_id"]
+            boxes = out["boxes"].detach().to("cpu").numpy().astype(np.float64).reshape(-1, 4)
+            scores = out["scores"].detach().to("cpu").numpy().tolist()
+            labels = out["labels"].detach().to("cpu").numpy().tolist()
+            for box, score, label in zip(boxes, scores, labels):
+                if not 0 <= label < num_classes:
+                    raise ValueError(
+                        f"Image {image_id!r}: label {label} outside [0, {num_classes}) "
+                        f"(dataset {self._dataset_name!r})"
+                    )
+                # To the devkit's 1-based inclusive pixels, as the ground truth below.
+                x0, y0, x1, y1 = box.tolist()
+                self._predictions[int(label)].append((image_id, float(score), [x0 + 1.0, y0 + 1.0, x1, y1]))
+
+    def _ground_truth(self) -> List[Dict[Hashable, List[Dict[str, Any]]]]:
+        """Per class: image_id -> [{"bbox" in devkit coordinates, "difficult"}] for every image."""
+        from resnet_det.data.catalog import DatasetCatalog
+
+        dicts = DatasetCatalog.get(self._dataset_name)
+        per_class: List[Dict[Hashable, List[Dict[str, Any]]]] = [{} for _ in self._class_names]
+        for record in dicts:
+            image_id = record["image_id"]
+            for cls in per_class:
+                cls[image_id] = []
+            for ann in record.get("annotations", []):
+                if "difficult" not in ann:
+                    raise ValueError(
+                        f"Dataset {self._dataset_name!r}, image {image_id!r}: annotation without "
+                        "'difficult' flag; the VOC reader must keep it (docs/internals.md)"
+                    )
+                x0, y0, x1, y1 = (float(v) for v in ann["bbox"])
+                per_class[int(ann["category_id"])][image_id].append(
+                    {"bbox": [x0 + 1.0, y0 + 1.0, x1, y1], "difficult": bool(ann["difficult"])}
+                )
+        return per_class
+
+    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+        predictions = self._predictions
+        if self._distributed and get_world_size() > 1:
+            gathered = all_gather(dict(predictions))
+            if not is_main_process():
+                return OrderedDict()
+            predictions = defaultdict(list)
+            for per_rank in gathered:
+                for label, dets in per_rank.items():
+                    predictions[label].extend(dets)
+
+        ground_truth = self._ground_truth()
+        logger.info(
+            "Evaluating %s with the %s VOC metric",
+            self._dataset_name,
+            "2007 11-point" if self._use_07_metric else "area-under-curve",
+        )
+        thresholds = [t / 100.0 for t in VOC_IOU_THRESHOLDS]
+        aps: Dict[int, List[float]] = {t: [] for t in VOC_IOU_THRESHOLDS}
+        for label, name in enumerate(self._class_names):
+            per_thresh = _voc_eval_thresholds(
+                predictions.get(label, []), ground_truth[label], thresholds, self._use_07_metric
+            )
+            for t, (_, _, ap) in zip(VOC_IOU_THRESHOLDS, per_thresh):
+                aps[t].append(ap * 100.0)
+        no_gt = [n for n, ap in zip(self._class_names, aps[50]) if np.isnan(ap)]
+        if no_gt:
+            logger.warning(
+                "Dataset %s has no non-difficult ground truth for %s: their AP is NaN and the "
+                "means are over the other classes",
+                self._dataset_name,
+                no_gt,
+            )
+        mean_ap = {t: _nanmean(v) for t, v in aps.items()}
+        metrics: Dict[str, float] = {
+            "AP": _nanmean(list(mean_ap.values())),
+            "AP50": mean_ap[50],
+            "AP75": mean_ap[75],
+        }
+        for name, ap in zip(self._class_names, aps[50]):
+            metrics[f"AP50-{name}"] = ap
+        return OrderedDict([("bbox", metrics)])
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else float("nan")

@@ -1,0 +1,63 @@
+#!/usr/bin/env python
+"""Score a detection results file against a registered dataset (COCO or VOC metric).
+
+    python tools/evaluate.py --dataset voc_2007_test --results dets.json --output out/
+
+The results file is COCO's results format, a JSON list of
+{"image_id", "category_id", "bbox": [x, y, w, h], "score"} with the dataset's own ids: COCO
+image/category ids for COCO datasets; for VOC datasets the image's file stem ("000005") and the
+1-based class index (aeroplane=1 .. tvmonitor=20). Prints the metrics and, with --output,
+writes them (bbox/AP, bbox/AP50, ...) to OUTPUT/metrics.json. Datasets are found under
+$RESNET_DET_DATASETS (default ./datasets).
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from resnet_det.evaluation import (  # noqa: E402
+    evaluate_results_file,
+    flatten_results,
+    format_metrics_table,
+    print_csv_format,
+)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, help="registered dataset name, e.g. coco_2017_val")
+    p.add_argument("--results", required=True, help="COCO-format results JSON file")
+    p.add_argument("--output", help="folder for metrics.json (and coco_instances_results.json)")
+    p.add_argument(
+        "--voc-07-metric",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="VOC datasets: 11-point AP (VOC2007) or area under the curve; default by the "
+        "dataset's year (2007: 11-point)",
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+
+    import resnet_det.data  # noqa: F401  registers the builtin datasets
+
+    try:
+        results = evaluate_results_file(
+            args.dataset, args.results, output_dir=args.output, use_07_metric=args.voc_07_metric
+        )
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        # KeyError's str() adds quotes; show the message itself.
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        p.exit(1, f"{p.prog}: error: {msg}\n")
+    print(format_metrics_table(results))
+    print_csv_format(results)
+    if args.output:
+        print(f"Metrics written to {os.path.join(args.output, 'metrics.json')}")
+    else:
+        print(json.dumps(flatten_results(results)))
+    return results
+
+
+if __name__ == "__main__":
+    main()
