@@ -1,0 +1,135 @@
+"""CIFAR-10 from the official python batches: <root>/cifar-10-batches-py/{data_batch_1..5,
+test_batch, batches.meta}.
+
+The batches are pickles. A pickle can run arbitrary code when loaded, so they are read with a
+restricted unpickler that only builds numpy arrays and plain containers (a file from the
+internet must not be able to run code). Splits follow the paper (Sec. 4.2): the 50k training
+images are split 45k/5k into train/val (the first 45k in batch order / the last 5k), and test
+is test_batch.
+"""
+import logging
+import os
+import pickle
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+from .classification import ON_BAD_IMAGE_CHOICES, datasets_root, register_classification_reader
+
+__all__ = ["CIFAR10_CLASSES", "SPLITS", "load_cifar10", "read_cifar_batch", "register_cifar10"]
+
+logger = logging.getLogger(__name__)
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+SPLITS = ("train", "val", "trainval", "test")
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Builds only numpy arrays/dtypes and plain Python containers; any other global raises."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        # Python 3 protocol-2 pickles encode bytes through _codecs.encode.
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+
+
+def _safe_load(path: str) -> Any:
+    with open(path, "rb") as f:
+        try:
+            # latin1 is how numpy arrays pickled by Python 2 (the official files) load correctly.
+            return _ArrayUnpickler(f, encoding="latin1").load()
+        except Exception as e:
+            raise ValueError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e})") from e
+
+
+def _key(d: Dict[Any, Any], name: str, path: str) -> Any:
+    for k in (name, name.encode()):
+        if k in d:
+            return d[k]
+    raise ValueError(f"{path}: missing key {name!r} (keys: {sorted(map(str, d))})")
+
+
+def read_cifar_batch(path: str) -> Tuple[np.ndarray, List[int]]:
+    """One batch file -> (uint8 images [N, 32, 32, 3] RGB, labels)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"CIFAR-10 batch {path} does not exist (see datasets/README.md, 'CIFAR-10')")
+    d = _safe_load(path)
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a dict, got {type(d).__name__}")
+    data = np.asarray(_key(d, "data", path))
+    labels = [int(x) for x in _key(d, "labels", path)]
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"{path}: 'data' must be uint8 [N, 3072], got {data.dtype} {data.shape}")
+    if len(labels) != data.shape[0]:
+        raise ValueError(f"{path}: {data.shape[0]} images but {len(labels)} labels")
+    bad = [x for x in labels if not 0 <= x < 10]
+    if bad:
+        raise ValueError(f"{path}: labels outside 0..9: {bad[:5]}")
+    # Rows are 1024 R, then 1024 G, then 1024 B values, each plane row-major.
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def read_cifar_meta(dirname: str) -> List[str]:
+    path = os.path.join(dirname, "batches.meta")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist (see datasets/README.md, 'CIFAR-10')")
+    names = _key(_safe_load(path), "label_names", path)
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def load_cifar10(dirname: str, split: str, *, on_bad_image: str = "stop") -> List[Dict[str, Any]]:
+    """Reads a split of cifar-10-batches-py.
+
+    Args:
+        dirname: the cifar-10-batches-py folder.
+        split: "train" (the first 45k training images, 90%), "val" (the last 5k), "trainval" (all 50k) or
+            "test" (test_batch).
+        on_bad_image: accepted for the loaders' common interface; batch files are all-or-nothing,
+            so a bad one always raises with its path.
+
+    Returns:
+        list of {"image": uint8 [32, 32, 3] RGB, "label", "image_id": "<batch>/<index>"}.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"CIFAR-10 split must be one of {SPLITS}, got {split!r}")
+    if on_bad_image not in ON_BAD_IMAGE_CHOICES:
+        raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+    names = ("test_batch",) if split == "test" else TRAIN_BATCHES
+    dicts: List[Dict[str, Any]] = []
+    for b in names:
+        images, labels = read_cifar_batch(os.path.join(dirname, b))
+        dicts.extend({"image": images[i], "label": labels[i], "image_id": f"{b}/{i}"} for i in range(len(labels)))
+    # 45k/5k of the official 50k: the first 90% in batch order train, the last 10% validate.
+    num_train = len(dicts) * 9 // 10
+    if split == "train":
+        dicts = dicts[:num_train]
+    elif split == "val":
+        dicts = dicts[num_train:]
+    if not dicts:
+        raise ValueError(f"{dirname}: split {split!r} is empty")
+    return dicts
+
+
+def _reader(split: str):
+    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
+        return load_cifar10(os.path.join(datasets_root(), "cifar-10-batches-py"), split, on_bad_image=on_bad_image)
+
+    return read
+
+
+def register_cifar10() -> None:
+    """Registers cifar10_train (45k), cifar10_val (5k), cifar10_trainval (50k), cifar10_test."""
+    for split in SPLITS:
+        register_classification_reader(f"cifar10_{split}", _reader(split), thing_classes=list(CIFAR10_CLASSES))

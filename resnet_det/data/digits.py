@@ -1,0 +1,70 @@
+"""The embedded classification set: scikit-learn's handwritten digits (UCI optdigits test
+set: 1797 images of 8x8 pixels, 10 classes), shipped inside the scikit-learn package, so the
+pretraining path runs on a fresh machine with no download.
+
+Each 8x8 image (values 0-16) is scaled to 0-255, resized bilinearly to 28x28 and zero-padded
+to 32x32 (as MNIST pads its 20x20 digits to 28x28), grey replicated to RGB, so that the CIFAR
+networks of the paper's Sec. 4.2 (32x32 input) run on it unchanged. Fixed split: a
+permutation seeded with 2015 puts 1500 images in digits_train and 297 in digits_test.
+"""
+from functools import lru_cache
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .classification import ON_BAD_IMAGE_CHOICES, register_classification_reader
+
+__all__ = ["DIGITS_CLASSES", "NUM_TRAIN", "load_digits_split", "register_digits"]
+
+DIGITS_CLASSES = tuple(str(i) for i in range(10))
+NUM_TRAIN = 1500
+_SPLIT_SEED = 2015
+
+
+@lru_cache(maxsize=1)
+def _images_and_labels() -> Tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) * (255.0 / 16.0))[:, None]  # [N, 1, 8, 8]
+    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+    x = F.pad(x, (2, 2, 2, 2))
+    x = x.clamp(0, 255).round().to(torch.uint8).repeat(1, 3, 1, 1).permute(0, 2, 3, 1)
+    images = np.ascontiguousarray(x.numpy())
+    images.setflags(write=False)
+    return images, d.target.astype(np.int64)
+
+
+def load_digits_split(split: str, *, on_bad_image: str = "stop") -> List[Dict[str, Any]]:
+    """digits "train" (1500 images) or "test" (297) as classification dicts.
+
+    Args:
+        split: "train" or "test".
+        on_bad_image: accepted for the loaders' common interface (in-memory data cannot be bad).
+
+    Returns:
+        list of {"image": uint8 [32, 32, 3], "label", "image_id": index in sklearn's order}.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"digits split must be 'train' or 'test', got {split!r}")
+    if on_bad_image not in ON_BAD_IMAGE_CHOICES:
+        raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+    images, labels = _images_and_labels()
+    order = np.random.RandomState(_SPLIT_SEED).permutation(len(labels))
+    idx = order[:NUM_TRAIN] if split == "train" else order[NUM_TRAIN:]
+    return [{"image": images[i], "label": int(labels[i]), "image_id": int(i)} for i in idx]
+
+
+def _reader(split: str):
+    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
+        return load_digits_split(split, on_bad_image=on_bad_image)
+
+    return read
+
+
+def register_digits() -> None:
+    """Registers digits_train and digits_test (idempotent)."""
+    for split in ("train", "test"):
+        register_classification_reader(f"digits_{split}", _reader(split), thing_classes=list(DIGITS_CLASSES))

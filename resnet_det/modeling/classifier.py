@@ -1,0 +1,111 @@
+"""ImageClassifier: a create_model() network wrapped to the trainer contract
+(docs/internals.md): ``model(batch)`` returns {"loss_cls": ...} in train mode and logits in
+eval mode; ``build_classifier(cfg)`` maps MODEL.CLASSIFIER.* and MODEL.RESNETS.* to it."""
+from typing import Any, Dict, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ImageClassifier", "build_classifier", "classifier_kwargs"]
+
+
+class ImageClassifier(nn.Module):
+    """Cross-entropy classification around a network that maps images to logits.
+
+    Args:
+        net: images [B, 3, H, W] -> logits [B, num_classes] (e.g. resnet_det.create_model()).
+        label_smoothing: label smoothing of the loss (0 in the paper; 0.1 in modern recipes).
+        channels_last: feed the input in channels_last memory format (faster convolutions
+            with AMP on recent GPUs); the net should be converted too (build_classifier does).
+    """
+
+    def __init__(self, *, net: nn.Module, label_smoothing: float = 0.0, channels_last: bool = False):
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.net = net
+        self.label_smoothing = float(label_smoothing)
+        self.channels_last = bool(channels_last)
+        # Top-1 error (percent) of the last training batch, read by the trainer for the
+        # training-error curves of Fig. 4/6 (kept as a tensor: no device sync in forward).
+        self.last_train_error: Optional[torch.Tensor] = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def forward(self, batch: Union[Dict[str, Any], torch.Tensor]):
+        images = batch["image"] if isinstance(batch, dict) else batch
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if not self.training:
+            return self.net(images)
+        if not isinstance(batch, dict) or "label" not in batch:
+            raise ValueError("ImageClassifier in train mode needs a batch dict with 'image' and 'label'")
+        labels = batch["label"].to(self.device, non_blocking=True)
+        if labels.numel() == 0:
+            # Every image of the batch was skipped as unreadable: a zero loss that still touches
+            # every parameter, so DDP's gradient reduction stays in step across processes.
+            return {"loss_cls": sum(p.sum() * 0.0 for p in self.parameters())}
+        logits = self.net(images)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        with torch.no_grad():
+            self.last_train_error = (logits.argmax(dim=1) != labels).float().mean() * 100.0
+        return {"loss_cls": loss}
+
+
+def classifier_kwargs(cfg) -> Dict[str, Any]:
+    """create_model(arch, **kwargs) overrides from the config, validated (keys named)."""
+    from .zoo import MODEL_SPECS
+
+    if cfg.MODEL.META_ARCHITECTURE != "ImageClassifier":
+        raise ValueError(
+            f"MODEL.META_ARCHITECTURE is {cfg.MODEL.META_ARCHITECTURE!r}; classification pretraining needs 'ImageClassifier'"
+        )
+    arch = cfg.MODEL.CLASSIFIER.ARCH
+    if arch not in MODEL_SPECS:
+        import difflib
+
+        close = difflib.get_close_matches(arch, list(MODEL_SPECS), n=3)
+        raise ValueError(f"MODEL.CLASSIFIER.ARCH: unknown model {arch!r}" + (f"; did you mean {close}?" if close else ""))
+    allowed = MODEL_SPECS[arch][2]
+    if cfg.MODEL.RESNETS.PLAIN:
+        raise ValueError(
+            "MODEL.RESNETS.PLAIN applies to detection backbones; for classification name the plain "
+            f"net in MODEL.CLASSIFIER.ARCH (e.g. 'plain34', 'plain56_cifar'), not {arch!r} + PLAIN"
+        )
+    is_vgg = arch.startswith("vgg")
+    norm = cfg.MODEL.VGG.NORM if is_vgg else cfg.MODEL.RESNETS.NORM
+    norm_key = "MODEL.VGG.NORM" if is_vgg else "MODEL.RESNETS.NORM"
+    if norm == "FrozenBN":
+        raise ValueError(
+            f"{norm_key}=FrozenBN has no trainable scale/shift and fixed statistics, so a classifier "
+            "cannot be pretrained with it; use 'BN' (the paper), 'SyncBN' or 'GN'"
+        )
+    kwargs: Dict[str, Any] = {"num_classes": int(cfg.MODEL.CLASSIFIER.NUM_CLASSES), "norm": norm}
+    # Keys the net has no use for (e.g. SHORTCUT for a plain net, whose point is having no
+    # shortcuts) are not passed; create_model would reject them.
+    if "shortcut" in allowed:
+        kwargs["shortcut"] = cfg.MODEL.RESNETS.SHORTCUT
+    if "stride_in_1x1" in allowed:
+        kwargs["stride_in_1x1"] = bool(cfg.MODEL.RESNETS.STRIDE_IN_1X1)
+    if "zero_init_residual" in allowed:
+        kwargs["zero_init_residual"] = bool(cfg.MODEL.RESNETS.ZERO_INIT_RESIDUAL)
+    if not 0.0 <= cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING < 1.0:
+        raise ValueError(f"MODEL.CLASSIFIER.LABEL_SMOOTHING must be in [0, 1), got {cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING}")
+    return kwargs
+
+
+def build_classifier(cfg) -> ImageClassifier:
+    """MODEL.CLASSIFIER.ARCH + MODEL.RESNETS.{SHORTCUT,NORM,STRIDE_IN_1X1,ZERO_INIT_RESIDUAL}
+    -> resnet_det.create_model(...), wrapped in ImageClassifier and moved to MODEL.DEVICE."""
+    from .zoo import create_model
+
+    net = create_model(cfg.MODEL.CLASSIFIER.ARCH, **classifier_kwargs(cfg))
+    channels_last = bool(cfg.SOLVER.CHANNELS_LAST)
+    net = net.to(torch.device(cfg.MODEL.DEVICE))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return ImageClassifier(net=net, label_smoothing=cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING, channels_last=channels_last)
