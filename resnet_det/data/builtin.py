@@ -1,0 +1,149 @@
+"""Registration of the built-in detection datasets, and helpers to register one's own.
+
+All paths are under ``datasets_root()``: the environment variable RESNET_DET_DATASETS
+(default ``./datasets``), read each time a dataset or its metadata path is used rather than
+when the package is imported, so it can be set after ``import resnet_det``. Layouts are those
+of the official archives (see datasets/README.md). Other modules (e.g. the classification
+readers) register their own names with ``DatasetCatalog.register``; importing this module has
+no side effect besides defining functions (``resnet_det.data`` calls
+``register_all_builtin()``).
+"""
+import os
+from typing import Callable, Dict, Optional, Sequence, Union
+
+from .catalog import DatasetCatalog, Lazy, MetadataCatalog
+from .coco import load_coco_json
+from .shapes import SHAPE_CLASSES, ensure_shapes_dataset
+from .voc import VOC_CLASSES, load_voc_instances
+
+__all__ = [
+    "datasets_root", "register_coco_instances", "register_pascal_voc", "register_all_builtin",
+    "COCO_CATEGORIES",
+]
+
+# (COCO category id, name) of the 80 COCO thing classes; contiguous id = position here.
+COCO_CATEGORIES = (
+    (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "airplane"), (6, "bus"),
+    (7, "train"), (8, "truck"), (9, "boat"), (10, "traffic light"), (11, "fire hydrant"),
+    (13, "stop sign"), (14, "parking meter"), (15, "bench"), (16, "bird"), (17, "cat"),
+    (18, "dog"), (19, "horse"), (20, "sheep"), (21, "cow"), (22, "elephant"), (23, "bear"),
+    (24, "zebra"), (25, "giraffe"), (27, "backpack"), (28, "umbrella"), (31, "handbag"),
+    (32, "tie"), (33, "suitcase"), (34, "frisbee"), (35, "skis"), (36, "snowboard"),
+    (37, "sports ball"), (38, "kite"), (39, "baseball bat"), (40, "baseball glove"),
+    (41, "skateboard"), (42, "surfboard"), (43, "tennis racket"), (44, "bottle"),
+    (46, "wine glass"), (47, "cup"), (48, "fork"), (49, "knife"), (50, "spoon"), (51, "bowl"),
+    (52, "banana"), (53, "apple"), (54, "sandwich"), (55, "orange"), (56, "broccoli"),
+    (57, "carrot"), (58, "hot dog"), (59, "pizza"), (60, "donut"), (61, "cake"), (62, "chair"),
+    (63, "couch"), (64, "potted plant"), (65, "bed"), (67, "dining table"), (70, "toilet"),
+    (72, "tv"), (73, "laptop"), (74, "mouse"), (75, "remote"), (76, "keyboard"),
+    (77, "cell phone"), (78, "microwave"), (79, "oven"), (80, "toaster"), (81, "sink"),
+    (82, "refrigerator"), (84, "book"), (85, "clock"), (86, "vase"), (87, "scissors"),
+    (88, "teddy bear"), (89, "hair drier"), (90, "toothbrush"),
+)
+
+PathArg = Union[str, Callable[[], str]]
+
+
+def datasets_root() -> str:
+    """The datasets folder: $RESNET_DET_DATASETS, default ./datasets (read at call time)."""
+    return os.path.expanduser(os.environ.get("RESNET_DET_DATASETS", "./datasets"))
+
+
+def _resolve(path: PathArg) -> str:
+    return path() if callable(path) else path
+
+
+def _lazy(path: PathArg):
+    return Lazy(path) if callable(path) else path
+
+
+def register_coco_instances(name: str, metadata: Dict, json_file: PathArg, image_root: PathArg
+                            ) -> None:
+    """Register a COCO-format instance dataset under ``name``.
+
+    Args:
+        name: dataset name (e.g. "my_train").
+        metadata: extra metadata (e.g. thing_classes); json_file, image_root and
+            evaluator_type="coco" are added.
+        json_file: path of the annotation json, or a no-argument function returning it
+            (resolved when used).
+        image_root: folder of the images, or a function returning it.
+    """
+    DatasetCatalog.register(
+        name, lambda: load_coco_json(_resolve(json_file), _resolve(image_root), name))
+    MetadataCatalog.get(name).set(json_file=_lazy(json_file), image_root=_lazy(image_root),
+                                  evaluator_type="coco", **metadata)
+
+
+def register_pascal_voc(name: str, dirname: PathArg, split: str, year: int,
+                        class_names: Sequence[str] = VOC_CLASSES) -> None:
+    """Register a PASCAL VOC-layout dataset under ``name``.
+
+    Args:
+        name: dataset name.
+        dirname: folder with Annotations/, JPEGImages/, ImageSets/Main/ (or a function
+            returning it, resolved when used).
+        split: image set ("trainval", "test", ...), read from ImageSets/Main/<split>.txt.
+        year: 2007 or 2012 (metadata for the evaluator).
+        class_names: class order (contiguous ids).
+    """
+    class_names = tuple(class_names)
+    DatasetCatalog.register(
+        name, lambda: load_voc_instances(_resolve(dirname), split, class_names))
+    MetadataCatalog.get(name).set(thing_classes=list(class_names), dirname=_lazy(dirname),
+                                  split=split, year=year, evaluator_type="voc")
+
+
+def _under_root(*parts: str) -> Callable[[], str]:
+    def path() -> str:
+        return os.path.join(datasets_root(), *parts)
+    path.__name__ = "<RESNET_DET_DATASETS>/" + "/".join(parts)
+    return path
+
+
+def _shapes(layout: str, *parts: str) -> Callable[[], str]:
+    folder = "shapes" if layout == "coco" else "shapes_voc"
+
+    def path() -> str:
+        ensure_shapes_dataset(os.path.join(datasets_root(), folder), layout)
+        return os.path.join(datasets_root(), folder, *parts)
+    path.__name__ = f"<RESNET_DET_DATASETS>/{folder}/" + "/".join(parts)
+    return path
+
+
+_REGISTERED = False
+
+
+def register_all_builtin() -> None:
+    """Register coco_2017_{train,val}, voc_2007_{trainval,test}, voc_2012_trainval,
+    shapes_{train,val} and shapes_voc_{train,val}. Called once by ``import resnet_det.data``;
+    further calls do nothing."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _REGISTERED = True
+    coco_meta = {
+        "thing_classes": [n for _, n in COCO_CATEGORIES],
+        "thing_dataset_id_to_contiguous_id": {cid: i for i, (cid, _) in
+                                              enumerate(COCO_CATEGORIES)},
+    }
+    for split in ("train", "val"):
+        register_coco_instances(
+            f"coco_2017_{split}", dict(coco_meta),
+            _under_root("coco", "annotations", f"instances_{split}2017.json"),
+            _under_root("coco", f"{split}2017"))
+    for year, split in ((2007, "trainval"), (2007, "test"), (2012, "trainval")):
+        register_pascal_voc(f"voc_{year}_{split}", _under_root(f"VOC{year}"), split, year)
+
+    shapes_meta = {
+        "thing_classes": list(SHAPE_CLASSES),
+        "thing_dataset_id_to_contiguous_id": {i + 1: i for i in range(len(SHAPE_CLASSES))},
+    }
+    for split in ("train", "val"):
+        register_coco_instances(
+            f"shapes_{split}", dict(shapes_meta),
+            _shapes("coco", "annotations", f"instances_{split}.json"),
+            _shapes("coco", split))
+        # year 2007: the demo is evaluated like VOC07 (11-point AP when TEST.VOC_USE_07_METRIC).
+        register_pascal_voc(f"shapes_voc_{split}", _shapes("voc"), split, 2007,
+                            class_names=SHAPE_CLASSES)

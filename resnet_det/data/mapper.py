@@ -1,0 +1,153 @@
+"""Dataset dict -> model input (docs/internals.md "The train mapper")."""
+import copy
+import logging
+import random
+from typing import List, Optional, Sequence
+
+import torch
+
+from .image_io import SUPPORTED_FORMATS, read_image
+from .transforms import RandomFlip, ResizeShortestEdge, apply_transforms
+
+__all__ = ["DatasetMapper"]
+
+logger = logging.getLogger(__name__)
+
+ON_BAD_IMAGE = ("stop", "skip")
+
+
+class DatasetMapper:
+    """Reads the image, applies resize (+ flip in training) to image and boxes, and returns
+    ``{"image", "boxes", "labels", "image_id", "height", "width", "file_name"}``.
+
+    In training, crowd annotations (iscrowd=1) are removed, as in detectron2: Faster R-CNN has
+    no use for them. Difficult VOC objects are kept (detectron2's choice). At test time the
+    output has no boxes/labels. "height"/"width" stay the original size, so detections can be
+    mapped back.
+
+    An image that is missing or cannot be decoded raises an error naming the file and image id
+    when ``on_bad_image="stop"``; with ``"skip"`` it is logged, counted in ``num_skipped`` (per
+    process: each loader worker has its own copy) and ``None`` is returned so that the loader
+    draws another image. An image whose size differs from the dict's height/width always
+    raises: that is an annotation error, not a bad file.
+
+    Args:
+        is_train: training (random scale + flip) or test (fixed scale) behaviour.
+        min_size_train: shorter-side lengths for training ("choice") or [min, max] ("range").
+        min_size_train_sampling: "choice" or "range".
+        max_size_train: longer-side cap in training.
+        min_size_test: shorter side at test time (0 = keep the original size).
+        max_size_test: longer-side cap at test time.
+        image_format: channel order of the output image, "BGR" or "RGB".
+        flip_prob: horizontal flip probability in training.
+        on_bad_image: "stop" or "skip".
+    """
+
+    def __init__(self, *, is_train: bool, min_size_train: Sequence[int] = (600,),
+                 min_size_train_sampling: str = "choice", max_size_train: int = 1000,
+                 min_size_test: int = 600, max_size_test: int = 1000,
+                 image_format: str = "BGR", flip_prob: float = 0.5,
+                 on_bad_image: str = "stop") -> None:
+        if image_format not in SUPPORTED_FORMATS:
+            raise ValueError(f"DatasetMapper: image_format must be one of {SUPPORTED_FORMATS}, "
+                             f"got {image_format!r}")
+        if on_bad_image not in ON_BAD_IMAGE:
+            raise ValueError(f"DatasetMapper: on_bad_image must be one of {ON_BAD_IMAGE}, "
+                             f"got {on_bad_image!r}")
+        self.is_train = bool(is_train)
+        self.image_format = image_format
+        self.on_bad_image = on_bad_image
+        self.transforms: List = []
+        if self.is_train:
+            self.transforms.append(ResizeShortestEdge(min_size_train, max_size_train,
+                                                      min_size_train_sampling))
+            self.transforms.append(RandomFlip(flip_prob))
+        elif min_size_test > 0:
+            self.transforms.append(ResizeShortestEdge((min_size_test,), max_size_test, "choice"))
+        self.num_skipped = 0
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool) -> "DatasetMapper":
+        """The mapper for ``cfg`` (reads INPUT.* and DATALOADER.ON_BAD_IMAGE)."""
+        min_size_train = cfg.INPUT.MIN_SIZE_TRAIN
+        if isinstance(min_size_train, int):
+            min_size_train = (min_size_train,)
+        sampling = cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
+        if sampling not in ("choice", "range"):
+            raise ValueError(f"INPUT.MIN_SIZE_TRAIN_SAMPLING must be 'choice' or 'range', got "
+                             f"{sampling!r}")
+        if sampling == "range" and len(min_size_train) != 2:
+            raise ValueError(f"INPUT.MIN_SIZE_TRAIN must have two values [min, max] when "
+                             f"INPUT.MIN_SIZE_TRAIN_SAMPLING is 'range', got {min_size_train}")
+        if cfg.INPUT.FORMAT not in SUPPORTED_FORMATS:
+            raise ValueError(f"INPUT.FORMAT must be one of {SUPPORTED_FORMATS}, got "
+                             f"{cfg.INPUT.FORMAT!r}")
+        if not 0.0 <= cfg.INPUT.RANDOM_FLIP_PROB <= 1.0:
+            raise ValueError(f"INPUT.RANDOM_FLIP_PROB must be in [0, 1], got "
+                             f"{cfg.INPUT.RANDOM_FLIP_PROB}")
+        if cfg.DATALOADER.ON_BAD_IMAGE not in ON_BAD_IMAGE:
+            raise ValueError(f"DATALOADER.ON_BAD_IMAGE must be one of {ON_BAD_IMAGE}, got "
+                             f"{cfg.DATALOADER.ON_BAD_IMAGE!r}")
+        return cls(
+            is_train=is_train,
+            min_size_train=tuple(min_size_train),
+            min_size_train_sampling=sampling,
+            max_size_train=cfg.INPUT.MAX_SIZE_TRAIN,
+            min_size_test=cfg.INPUT.MIN_SIZE_TEST,
+            max_size_test=cfg.INPUT.MAX_SIZE_TEST,
+            image_format=cfg.INPUT.FORMAT,
+            flip_prob=cfg.INPUT.RANDOM_FLIP_PROB,
+            on_bad_image=cfg.DATALOADER.ON_BAD_IMAGE,
+        )
+
+    def __call__(self, dataset_dict: dict, seed: Optional[int] = None) -> Optional[dict]:
+        """Map one dataset dict (not modified).
+
+        Args:
+            dataset_dict: a dict as the readers return (docs/internals.md).
+            seed: seeds this sample's random augmentation; the data loader passes one derived
+                from (SEED, position in the stream). None draws from Python's global
+                ``random`` state (not reproducible).
+        """
+        file_name = dataset_dict["file_name"]
+        image_id = dataset_dict.get("image_id")
+        try:
+            image = read_image(file_name, self.image_format)
+        except OSError as e:
+            msg = f"cannot read image {file_name} (image id {image_id}): {e}"
+            if self.on_bad_image == "stop":
+                raise type(e)(msg) if isinstance(e, FileNotFoundError) else OSError(msg) from e
+            self.num_skipped += 1
+            logger.warning("Skipping image (%d skipped so far in this process): %s",
+                           self.num_skipped, msg)
+            return None
+        h, w = image.shape[-2:]
+        height = dataset_dict.get("height", h)
+        width = dataset_dict.get("width", w)
+        if (h, w) != (height, width):
+            raise ValueError(
+                f"image {file_name} (image id {image_id}) is {w}x{h} (width x height, after "
+                f"EXIF orientation) but its annotations say {width}x{height}"
+            )
+
+        annos = [a for a in dataset_dict.get("annotations", [])
+                 if not (self.is_train and a.get("iscrowd", 0))]
+        boxes = torch.tensor([a["bbox"] for a in annos], dtype=torch.float32).reshape(-1, 4)
+        rng = random.Random(seed) if seed is not None else random.Random(random.getrandbits(64))
+        image, boxes = apply_transforms(self.transforms, image, boxes, rng)
+
+        out = {
+            "image": image.contiguous(),
+            "image_id": copy.copy(image_id),
+            "height": int(height),
+            "width": int(width),
+            "file_name": file_name,
+        }
+        if self.is_train:
+            out["boxes"] = boxes
+            out["labels"] = torch.tensor([a["category_id"] for a in annos], dtype=torch.int64)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"DatasetMapper(is_train={self.is_train}, transforms={self.transforms}, "
+                f"image_format={self.image_format!r}, on_bad_image={self.on_bad_image!r})")
