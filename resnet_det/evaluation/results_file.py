@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections import OrderedDict, defaultdict
 from numbers import Real
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from resnet_det.utils.file_io import atomic_open
 
 __all__ = [
     "write_json_atomic",
@@ -34,21 +35,10 @@ REQUIRED_KEYS = ("image_id", "category_id", "bbox", "score")
 
 
 def write_json_atomic(path: str, obj: Any, **dump_kwargs: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file in the same folder and
-    ``os.replace``, so readers never see a half-written file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, **dump_kwargs)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file + os.replace), so readers
+    never see a half-written file."""
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, **dump_kwargs)
 
 
 def _is_number(v: Any) -> bool:
