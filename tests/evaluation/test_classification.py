@@ -1,0 +1,123 @@
+"""Classification evaluation: top-k by hand, 10-crop = mean softmax over torchvision's ten
+views, the fully-convolutional multi-scale test, and the loader on a generated JPEG tree."""
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.v2 as T
+from PIL import Image
+from torch import nn
+
+import resnet_det
+from resnet_det.data.classification import build_classification_transform, classification_test_loader
+from resnet_det.data.imagenet import load_image_folder
+from resnet_det.evaluation.classification import (
+    evaluate_classifier,
+    fully_convolutional_scores,
+    multiscale_probs,
+    ten_crop_probs,
+    topk_correct,
+)
+
+WNIDS = ["n02000000", "n01000000", "n03000000"]
+COLOURS = {"n01000000": (250, 0, 0), "n02000000": (0, 250, 0), "n03000000": (0, 0, 250)}
+
+
+def make_tree(root):
+    for wnid in WNIDS:
+        os.makedirs(os.path.join(root, wnid))
+        for i, size in enumerate([(70, 60), (64, 90)]):
+            Image.new("RGB", size, COLOURS[wnid]).save(os.path.join(root, wnid, f"img{i}.JPEG"))
+    return root
+
+
+class ColourNet(nn.Module):
+    """Logits = mean of each RGB channel: the red image is class 0, green 1, blue 2 (the
+    sorted-wnid order), so a correct label order gives zero error."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3)) * self.scale
+
+
+def test_topk_by_hand():
+    scores = torch.tensor([[0.1, 0.5, 0.2, 0.15, 0.05, 0.0],
+                           [0.3, 0.1, 0.2, 0.15, 0.05, 0.2],
+                           [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]])
+    labels = torch.tensor([1, 2, 0])
+    # Row 0: label 1 is top-1. Row 1: label 2 ranks 2nd or 3rd (tie with 5). Row 2: label 0 is last.
+    assert topk_correct(scores, labels, (1, 3, 5)) == {1: 1, 3: 2, 5: 2}
+
+
+def test_label_order_and_errors_on_jpeg_tree(tmp_path):
+    dicts = load_image_folder(make_tree(str(tmp_path / "val")))
+    t = build_classification_transform(is_train=False, crop_size=48, test_resize=56)
+    loader = classification_test_loader(dicts, transform=t, batch_size=4)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (4, 3, 48, 48)
+    res = evaluate_classifier(ColourNet(), loader, mode="center", topk=(1, 2))
+    assert res["num_images"] == 6 and res["top1_err"] == 0.0 and res["top2"] == 100.0
+    # A net that always says class 2 (blue) is right on 2 of 6 images: top-1 error 66.67%.
+    class Blue(ColourNet):
+        def forward(self, x):
+            return torch.tensor([0.0, 0.0, 1.0]).expand(x.shape[0], 3) * self.scale
+
+    res = evaluate_classifier(Blue(), loader, mode="center", topk=(1, 2))
+    assert res["top1_err"] == pytest.approx(100 * 4 / 6)
+
+
+def test_ten_crop_averages_torchvision_views(tmp_path):
+    torch.manual_seed(0)
+    net = resnet_det.create_model("resnet20_cifar", num_classes=3).eval()
+    img = torch.randint(0, 256, (3, 45, 60), dtype=torch.uint8)
+    mean, std = [120.0, 110.0, 100.0], [60.0, 61.0, 62.0]
+    t = build_classification_transform(is_train=False, crop_size=32, test_resize=40, test_mode="10crop",
+                                       pixel_mean=mean, pixel_std=std)
+    views = t(img)
+    assert views.shape == (10, 3, 32, 32)
+    ref_views = T.TenCrop(32)(T.Resize(40, antialias=True)(img))
+    with torch.no_grad():
+        manual = torch.stack([F.softmax(net(T.functional.normalize(v.float(), mean, std)[None]), 1)[0]
+                              for v in ref_views]).mean(0)
+    got = ten_crop_probs(net, views[None])[0]
+    assert torch.allclose(got, manual, atol=1e-5)
+    # ... and it is not simply the centre view.
+    with torch.no_grad():
+        centre = F.softmax(net(views[4:5]), 1)[0]
+    assert not torch.allclose(got, centre, atol=1e-4)
+
+
+def test_fully_convolutional_multiscale():
+    torch.manual_seed(0)
+    net = resnet_det.create_model("resnet18", num_classes=4).eval()
+    x = torch.randn(1, 3, 96, 128)
+    maps = fully_convolutional_scores(net, x)
+    assert maps.shape == (1, 4, 3, 4)  # stride 32
+    with torch.no_grad():
+        assert torch.allclose(maps.mean(dim=(2, 3)), net(x), atol=1e-5)
+    img = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+    t = build_classification_transform(is_train=False, crop_size=64, test_mode="multiscale",
+                                       multiscale_sizes=[64, 96])
+    scales = t(img)
+    assert [tuple(s.shape) for s in scales] == [(3, 64, 89), (3, 96, 134)]
+    manual = torch.stack([F.softmax(fully_convolutional_scores(net, s[None]), 1).mean(dim=(2, 3))[0]
+                          for s in scales]).mean(0)
+    assert torch.allclose(multiscale_probs(net, scales), manual, atol=1e-6)
+    assert multiscale_probs(net, scales).sum().item() == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="VGG"):
+        fully_convolutional_scores(resnet_det.create_model("vgg16", num_classes=4), x)
+
+
+def test_multiscale_mode_through_loader(tmp_path):
+    dicts = load_image_folder(make_tree(str(tmp_path / "val")))
+    t = build_classification_transform(is_train=False, crop_size=32, test_mode="multiscale", multiscale_sizes=[32, 48])
+    loader = classification_test_loader(dicts, transform=t, batch_size=1)
+    torch.manual_seed(0)
+    net = resnet_det.create_model("resnet20_cifar", num_classes=3)
+    res = evaluate_classifier(net, loader, mode="multiscale", topk=(1,))
+    assert res["num_images"] == 6 and 0.0 <= res["top1_err"] <= 100.0
+    assert net.training  # mode restored
