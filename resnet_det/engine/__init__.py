@@ -1,0 +1,19 @@
+"""Generic training engine shared by detection and classification pretraining: the loop and
+its hooks, checkpointing with exact resume, metric writers, distributed launch, set-up."""
+from . import comm
+from .checkpoint import Checkpointer, unwrap_model
+from .defaults import (DefaultTrainer, auto_scale_workers, default_argument_parser,
+                       default_setup, simple_trainer_kwargs)
+from .events import (CommonMetricPrinter, EventStorage, EventWriter, JSONWriter,
+                     TensorboardXWriter, get_event_storage)
+from .hooks import (EvalHook, IterationTimer, LRScheduler, PeriodicCheckpointer, PeriodicWriter,
+                    flatten_results_dict)
+from .launch import launch
+from .train_loop import HookBase, SimpleTrainer, TrainerBase
+
+__all__ = ["comm", "Checkpointer", "unwrap_model", "DefaultTrainer", "auto_scale_workers",
+           "default_argument_parser", "default_setup", "simple_trainer_kwargs",
+           "CommonMetricPrinter", "EventStorage", "EventWriter", "JSONWriter",
+           "TensorboardXWriter", "get_event_storage", "EvalHook", "IterationTimer",
+           "LRScheduler", "PeriodicCheckpointer", "PeriodicWriter", "flatten_results_dict",
+           "launch", "HookBase", "SimpleTrainer", "TrainerBase"]

@@ -1,0 +1,88 @@
+"""Process-group helpers that also work without torch.distributed initialised (1 process)."""
+import os
+from typing import Any, Dict, List
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["get_world_size", "get_rank", "get_local_rank", "get_local_size", "is_main_process",
+           "synchronize", "all_gather", "reduce_dict", "set_local_info"]
+
+_LOCAL_RANK = None
+_LOCAL_SIZE = None
+
+
+def set_local_info(local_rank: int, local_size: int) -> None:
+    """Recorded by launch() for the processes it spawns (torchrun sets LOCAL_RANK instead)."""
+    global _LOCAL_RANK, _LOCAL_SIZE
+    _LOCAL_RANK, _LOCAL_SIZE = local_rank, local_size
+
+
+def _initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if _initialized() else 1
+
+
+def get_rank() -> int:
+    return dist.get_rank() if _initialized() else 0
+
+
+def get_local_rank() -> int:
+    """Rank within the machine (selects the GPU)."""
+    if not _initialized():
+        return 0
+    if _LOCAL_RANK is not None:
+        return _LOCAL_RANK
+    return int(os.environ.get("LOCAL_RANK", get_rank()))
+
+
+def get_local_size() -> int:
+    if not _initialized():
+        return 1
+    if _LOCAL_SIZE is not None:
+        return _LOCAL_SIZE
+    return int(os.environ.get("LOCAL_WORLD_SIZE", get_world_size()))
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def synchronize() -> None:
+    """Barrier across all processes (no-op with one process)."""
+    if get_world_size() > 1:
+        if dist.get_backend() == dist.Backend.NCCL and torch.cuda.is_available():
+            dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            dist.barrier()
+
+
+def all_gather(data: Any) -> List[Any]:
+    """Gather any picklable object from every rank; returns a list indexed by rank.
+
+    The objects come from our own processes (never from files), so pickling is safe here.
+    """
+    world = get_world_size()
+    if world == 1:
+        return [data]
+    out: List[Any] = [None] * world
+    dist.all_gather_object(out, data)
+    return out
+
+
+def reduce_dict(input_dict: Dict[str, torch.Tensor], average: bool = True) -> Dict[str, torch.Tensor]:
+    """All-reduce a dict of scalar tensors (same keys on every rank); every rank gets the
+    mean (or sum). Keys are sorted so that all ranks reduce in the same order."""
+    world = get_world_size()
+    if world < 2:
+        return dict(input_dict)
+    with torch.no_grad():
+        names = sorted(input_dict.keys())
+        values = torch.stack([input_dict[k].detach().float().reshape(()) for k in names])
+        dist.all_reduce(values)
+        if average:
+            values /= world
+        return {k: v for k, v in zip(names, values)}
