@@ -9,11 +9,11 @@ is test_batch.
 """
 import logging
 import os
-import pickle
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from ..checkpoint.safe_pickle import safe_load
 from .classification import ON_BAD_IMAGE_CHOICES, datasets_root, register_classification_reader
 
 __all__ = ["CIFAR10_CLASSES", "SPLITS", "load_cifar10", "read_cifar_batch", "register_cifar10"]
@@ -27,31 +27,13 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 SPLITS = ("train", "val", "trainval", "test")
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Builds only numpy arrays/dtypes and plain Python containers; any other global raises."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        # Python 3 protocol-2 pickles encode bytes through _codecs.encode.
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
-
-
 def _safe_load(path: str) -> Any:
-    with open(path, "rb") as f:
-        try:
-            # latin1 is how numpy arrays pickled by Python 2 (the official files) load correctly.
-            return _ArrayUnpickler(f, encoding="latin1").load()
-        except Exception as e:
-            raise ValueError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e})") from e
+    # The shared restricted unpickler: numpy arrays and plain containers only; latin1 is how
+    # Python 2 pickles (the official files) load correctly.
+    try:
+        return safe_load(path)
+    except Exception as e:
+        raise ValueError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e})") from e
 
 
 def _key(d: Dict[Any, Any], name: str, path: str) -> Any:
