@@ -15,6 +15,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
+from ..config import ConfigError
 from .backbone import Backbone
 from .detection.box_heads import FastRCNNConvFCHead, Res5BoxHead, VGGFCHead
 from .detection.fpn import FPNBackbone
@@ -37,8 +38,6 @@ _ROI_HEADS = ("Res5ROIHeads", "StandardROIHeads")
 _BOX_HEADS = ("FastRCNNConvFCHead", "VGGFCHead")
 
 
-class ConfigError(ValueError):
-    """A config value that the detector cannot be built with; the message names the key."""
 
 
 def _fail(key: str, value, why: str):

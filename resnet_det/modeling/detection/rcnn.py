@@ -194,33 +194,58 @@ class GeneralizedRCNN(nn.Module):
         return view
 
 
-def load_pretrained_weights(model: GeneralizedRCNN, source, *, logger_: logging.Logger = logger):
-    """Load ImageNet-pretrained weights (MODEL.WEIGHTS) into the detector's backbone and its
-    ImageNet-named box head parts (res5 for C4, fc6/fc7 for VGG) via ``resnet_det.load_weights``.
 
-    Detector parts that have no ImageNet counterpart (FPN, RPN, predictor) stay at their
-    initialisation; any backbone / head key the source lacks is reported by name and raises,
-    since a silently random backbone would waste a training run.
+def _describe(source) -> str:
+    return repr(str(source)) if not isinstance(source, dict) else "<state dict>"
+
+
+def load_pretrained_weights(model: GeneralizedRCNN, source, *, log: logging.Logger = logger):
+    """Load MODEL.WEIGHTS into the detector.
+
+    A checkpoint of this detector (keys under backbone. / rpn. / roi_heads., e.g. a
+    model_final.pth for --eval-only) loads whole and strictly. Anything else is taken as
+    ImageNet-pretrained weights for the backbone and its ImageNet-named box-head parts (res5 for
+    C4, fc6/fc7 for VGG), in any layout ``resnet_det.load_weights`` reads; parts with no
+    ImageNet counterpart (FPN, RPN, predictor) keep their initialisation. A backbone or box-head
+    key the source lacks raises with the keys named: a silently random backbone would waste a
+    training run.
 
     Args:
         model: the detector (unwrapped, not DDP).
-        source: path or state dict in any layout ``resnet_det.load_weights`` reads.
+        source: a path or a state dict.
     Returns:
-        what ``load_weights`` returns (missing / unexpected keys).
+        ``resnet_det.checkpoint.LoadResult`` (ImageNet weights) or torch's incompatible-keys
+        result (detector checkpoints).
     """
-    from resnet_det import load_weights  # the foundation's loader (layouts detected there)
+    from resnet_det.checkpoint import load_weights, read_checkpoint, unwrap_checkpoint
 
-    view = model.pretrained_view()
-    result = load_weights(view, source, strict=False)
-    missing = list(getattr(result, "missing_keys", None) or (result.get("missing", []) if isinstance(result, dict) else []))
-    unexpected = list(getattr(result, "unexpected_keys", None) or (result.get("unexpected", []) if isinstance(result, dict) else []))
-    # FrozenBN has no num_batches_tracked; nothing else of the backbone may be missing.
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing:
+    flat, _ = unwrap_checkpoint(read_checkpoint(source))
+    own = model.state_dict()
+    if any(k.startswith(("rpn.", "roi_heads.")) for k in flat):
+        missing = [k for k in own if k not in flat]
+        unexpected = [k for k in flat if k not in own]
+        if missing or unexpected:
+            raise KeyError(
+                f"MODEL.WEIGHTS={_describe(source)} is a detector checkpoint of another model: "
+                f"missing {missing[:10]}, unexpected {unexpected[:10]}"
+            )
+        bad = [k for k in own if tuple(own[k].shape) != tuple(flat[k].shape)]
+        if bad:
+            raise ValueError(
+                f"MODEL.WEIGHTS={_describe(source)}: shape mismatch for {bad[:10]} "
+                f"(e.g. {bad[0]}: checkpoint {tuple(flat[bad[0]].shape)}, model {tuple(own[bad[0]].shape)})"
+            )
+        log.info("MODEL.WEIGHTS: loaded a full detector checkpoint %s", _describe(source))
+        return model.load_state_dict(flat, strict=True)
+    result = load_weights(model.pretrained_view(), flat, strict=False)
+    if result.missing_keys:
         raise KeyError(
-            f"MODEL.WEIGHTS={source if isinstance(source, str) else '<state dict>'}: missing "
-            f"{len(missing)} backbone/box-head keys, e.g. {missing[:10]}"
+            f"MODEL.WEIGHTS={_describe(source)}: the weights ({result.layout} layout) lack "
+            f"{len(result.missing_keys)} backbone/box-head keys, e.g. {result.missing_keys[:10]}"
         )
-    if unexpected:
-        logger_.info("MODEL.WEIGHTS: keys not used by the detector (classifier heads etc.): %s", unexpected[:20])
+    if result.unexpected_keys:
+        log.info("MODEL.WEIGHTS: entries with no place in the detector (classifier head etc.): %s",
+                 result.unexpected_keys[:20])
+    log.info("MODEL.WEIGHTS: ImageNet weights (%s layout) loaded into the backbone and box head from %s",
+             result.layout, _describe(source))
     return result
