@@ -51,6 +51,11 @@ def _validate_entry(i: int, entry: Any, source: str) -> None:
     missing = [k for k in REQUIRED_KEYS if k not in entry]
     if missing:
         raise ValueError(f"{source}: entry {i} lacks key(s) {missing} (needs {list(REQUIRED_KEYS)})")
+    image_id, category_id = entry["image_id"], entry["category_id"]
+    if isinstance(image_id, bool) or not isinstance(image_id, (int, str)):
+        raise ValueError(f"{source}: entry {i} has image_id {image_id!r}; expected an int or a string")
+    if isinstance(category_id, bool) or not isinstance(category_id, int):
+        raise ValueError(f"{source}: entry {i} has category_id {category_id!r}; expected an int")
     bbox = entry["bbox"]
     if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
         raise ValueError(f"{source}: entry {i} has bbox {bbox!r}; expected 4 finite numbers [x, y, w, h]")
@@ -89,6 +94,8 @@ def results_to_model_io(
 
     from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
 
+    # Load the dataset first: the COCO reader records thing_dataset_id_to_contiguous_id.
+    images = {d["image_id"]: d for d in DatasetCatalog.get(dataset_name)}
     meta = MetadataCatalog.get(dataset_name)
     evaluator_type = getattr(meta, "evaluator_type", None)
     if evaluator_type == "coco":
@@ -100,19 +107,18 @@ def results_to_model_io(
     else:
         raise ValueError(f"Dataset {dataset_name!r} has evaluator_type={evaluator_type!r}; expected 'coco' or 'voc'")
 
-    images = {d["image_id"]: d for d in DatasetCatalog.get(dataset_name)}
     per_image: Dict[Any, List[Tuple[List[float], float, int]]] = defaultdict(list)
     for i, entry in enumerate(results):
         _validate_entry(i, entry, source)
         image_id = entry["image_id"]
-        if isinstance(image_id, bool) or image_id not in images:
+        if image_id not in images:
             hint = " (VOC image ids are file stems such as \"000005\")" if evaluator_type == "voc" else ""
             raise ValueError(
                 f"{source}: entry {i} has image_id {image_id!r}, which is not an image of dataset "
                 f"{dataset_name!r}{hint}"
             )
         category_id = entry["category_id"]
-        if isinstance(category_id, bool) or category_id not in id_map:
+        if category_id not in id_map:
             raise ValueError(
                 f"{source}: entry {i} has category_id {category_id!r}, which is not one of the "
                 f"{id_hint} {sorted(id_map)} of dataset {dataset_name!r}"
