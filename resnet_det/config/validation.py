@@ -116,9 +116,17 @@ def validate_cfg(cfg, *, world_size: Optional[int] = None) -> None:
         raise ConfigError(f"SOLVER.IMS_PER_BATCH must be >= 1, got {s.IMS_PER_BATCH}")
     if not 0.0 <= s.WARMUP_FACTOR <= 1.0:
         raise ConfigError(f"SOLVER.WARMUP_FACTOR must be in [0, 1], got {s.WARMUP_FACTOR}")
-    if s.WARMUP_ITERS < 0 or s.WARMUP_ITERS > s.MAX_ITER:
-        raise ConfigError(f"SOLVER.WARMUP_ITERS = {s.WARMUP_ITERS} must be in [0, "
-                          f"SOLVER.MAX_ITER = {s.MAX_ITER}]")
+    if s.WARMUP_ITERS < 0:
+        raise ConfigError(f"SOLVER.WARMUP_ITERS must be >= 0, got {s.WARMUP_ITERS}")
+    _one_of("SOLVER.PLATEAU_MODE", s.PLATEAU_MODE, ("min", "max"))
+    if s.LR_SCHEDULER_NAME == "ReduceLROnPlateau":
+        if not s.PLATEAU_METRIC:
+            raise ConfigError("SOLVER.LR_SCHEDULER_NAME = ReduceLROnPlateau needs "
+                              "SOLVER.PLATEAU_METRIC (the evaluation result to watch, e.g. "
+                              "top1_err)")
+        if cfg.TEST.EVAL_PERIOD <= 0:
+            raise ConfigError("SOLVER.LR_SCHEDULER_NAME = ReduceLROnPlateau needs periodic "
+                              "evaluation: set TEST.EVAL_PERIOD > 0")
     steps = list(s.STEPS)
     for i, step in enumerate(steps):
         if not isinstance(step, int) or step <= 0:
