@@ -1,0 +1,110 @@
+import json
+import logging
+
+import pytest
+
+from resnet_det.data.catalog import MetadataCatalog
+from resnet_det.data.coco import load_coco_json
+
+
+def _write(path, data):
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _coco():
+    # Category ids deliberately non-contiguous and listed out of order.
+    return {
+        "images": [
+            {"id": 5, "file_name": "b.jpg", "height": 80, "width": 100},
+            {"id": 2, "file_name": "a.jpg", "height": 60, "width": 50},
+            {"id": 9, "file_name": "empty.jpg", "height": 30, "width": 30},
+        ],
+        "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
+        "annotations": [
+            {"id": 1, "image_id": 2, "category_id": 7, "bbox": [10, 20, 30, 40], "iscrowd": 0},
+            {"id": 2, "image_id": 2, "category_id": 3, "bbox": [0, 0, 5, 5], "iscrowd": 1},
+            {"id": 3, "image_id": 5, "category_id": 3, "bbox": [90, 70, 20, 20], "iscrowd": 0},
+            {"id": 4, "image_id": 5, "category_id": 3, "bbox": [10, 10, 0, 5], "iscrowd": 0},
+            {"id": 5, "image_id": 5, "category_id": 7, "bbox": [200, 10, 5, 5], "iscrowd": 0},
+        ],
+    }
+
+
+def test_boxes_ids_and_metadata(tmp_path, caplog):
+    name = "test_coco_reader_meta"
+    json_file = _write(tmp_path / "inst.json", _coco())
+    with caplog.at_level(logging.WARNING):
+        dicts = load_coco_json(json_file, "/imgs", dataset_name=name)
+    try:
+        # Sorted by COCO image id; the image without annotations is kept.
+        assert [d["image_id"] for d in dicts] == [2, 5, 9]
+        a, b, empty = dicts
+        assert a["file_name"] == "/imgs/a.jpg" and (a["height"], a["width"]) == (60, 50)
+        # XYWH [10, 20, 30, 40] -> XYXY [10, 20, 40, 60]; dog (id 7) -> 1, cat (id 3) -> 0.
+        assert a["annotations"] == [
+            {"bbox": [10.0, 20.0, 40.0, 60.0], "category_id": 1, "iscrowd": 0},
+            {"bbox": [0.0, 0.0, 5.0, 5.0], "category_id": 0, "iscrowd": 1},
+        ]
+        # Partly outside: [90, 70, 110, 90] clipped to the 100x80 image; the zero-width and the
+        # entirely outside boxes are dropped.
+        assert b["annotations"] == [{"bbox": [90.0, 70.0, 100.0, 80.0], "category_id": 0,
+                                     "iscrowd": 0}]
+        assert empty["annotations"] == []
+        meta = MetadataCatalog.get(name)
+        assert meta.thing_classes == ["cat", "dog"]
+        assert meta.thing_dataset_id_to_contiguous_id == {3: 0, 7: 1}
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        assert "dropped 2 boxes" in warnings[0] and "5" in warnings[0] and json_file in warnings[0]
+    finally:
+        MetadataCatalog.remove(name)
+
+
+def test_unknown_category_names_annotation_image_and_file(tmp_path):
+    data = _coco()
+    data["annotations"][2]["category_id"] = 4
+    json_file = _write(tmp_path / "bad.json", data)
+    with pytest.raises(ValueError) as e:
+        load_coco_json(json_file, "/imgs")
+    msg = str(e.value)
+    assert "annotation id 3" in msg and "image id 5" in msg and json_file in msg
+    assert "category_id 4" in msg
+
+
+def test_annotation_of_unknown_image(tmp_path):
+    data = _coco()
+    data["annotations"][0]["image_id"] = 77
+    json_file = _write(tmp_path / "bad.json", data)
+    with pytest.raises(ValueError, match="annotation id 1.*image id 77"):
+        load_coco_json(json_file, "/imgs")
+
+
+@pytest.mark.parametrize("content", ["", "   \n", "{not json", "[1, 2]", '{"images": []}'])
+def test_empty_or_broken_file_names_the_file(tmp_path, content):
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    with pytest.raises(ValueError) as e:
+        load_coco_json(str(path), "/imgs")
+    assert str(path) in str(e.value)
+
+
+def test_agrees_with_pycocotools(tmp_path):
+    """Box conversion cross-checked against pycocotools' own index of the same file."""
+    from pycocotools.coco import COCO
+
+    data = _coco()
+    data["annotations"] = data["annotations"][:3]
+    json_file = _write(tmp_path / "inst.json", data)
+    api = COCO(json_file)
+    cats = sorted(api.getCatIds())
+    dicts = {d["image_id"]: d for d in load_coco_json(json_file, "")}
+    for img_id in api.getImgIds():
+        img = api.loadImgs(img_id)[0]
+        ref = []
+        for ann in api.loadAnns(api.getAnnIds(imgIds=img_id)):
+            x, y, w, h = ann["bbox"]
+            ref.append(([x, y, min(x + w, img["width"]), min(y + h, img["height"])],
+                        cats.index(ann["category_id"])))
+        got = [(a["bbox"], a["category_id"]) for a in dicts[img_id]["annotations"]]
+        assert sorted(got) == sorted(ref)

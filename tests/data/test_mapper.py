@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnet_det.config.defaults import _C
+from resnet_det.data.mapper import DatasetMapper
+
+
+def _image(tmp_path, w=40, h=20, name="img.png"):
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[..., 0] = 200  # red
+    arr[..., 2] = 10
+    path = tmp_path / name
+    Image.fromarray(arr).save(path)
+    return str(path)
+
+
+def _dict(file_name, h=20, w=40):
+    return {"file_name": file_name, "image_id": 17, "height": h, "width": w,
+            "annotations": [
+                {"bbox": [4.0, 2.0, 12.0, 10.0], "category_id": 2, "iscrowd": 0},
+                {"bbox": [0.0, 0.0, 40.0, 20.0], "category_id": 0, "iscrowd": 1},
+                {"bbox": [20.0, 10.0, 40.0, 20.0], "category_id": 1, "iscrowd": 0,
+                 "difficult": 1},
+            ]}
+
+
+def _mapper(**kw):
+    args = dict(is_train=True, min_size_train=(40,), max_size_train=1000, flip_prob=0.0,
+                image_format="RGB")
+    args.update(kw)
+    return DatasetMapper(**args)
+
+
+def test_train_output_contract(tmp_path):
+    d = _dict(_image(tmp_path))
+    out = _mapper()(d, seed=0)
+    assert set(out) == {"image", "boxes", "labels", "image_id", "height", "width", "file_name"}
+    assert out["image"].dtype == torch.uint8 and out["image"].shape == (3, 40, 80)
+    assert out["image"][:, 5, 5].tolist() == [200, 0, 10]
+    # Crowd box removed for training; difficult kept; scale 2.
+    assert out["boxes"].dtype == torch.float32
+    assert out["boxes"].tolist() == [[8.0, 4.0, 24.0, 20.0], [40.0, 20.0, 80.0, 40.0]]
+    assert out["labels"].dtype == torch.int64 and out["labels"].tolist() == [2, 1]
+    assert (out["image_id"], out["height"], out["width"]) == (17, 20, 40)
+    assert out["file_name"] == d["file_name"]
+    assert len(d["annotations"]) == 3  # input not modified
+
+
+def test_bgr_and_test_mode(tmp_path):
+    d = _dict(_image(tmp_path))
+    out = DatasetMapper(is_train=False, min_size_test=10, max_size_test=1000,
+                        image_format="BGR")(d)
+    assert out["image"].shape == (3, 10, 20)
+    assert out["image"][:, 5, 5].tolist() == [10, 0, 200]
+    assert "boxes" not in out and (out["height"], out["width"]) == (20, 40)
+
+
+def test_flip_and_seed_determinism(tmp_path):
+    d = _dict(_image(tmp_path))
+    m = _mapper(flip_prob=0.5, min_size_train=(20, 40, 60))
+    outs = [m(d, seed=s) for s in range(30)]
+    flipped = {o["boxes"][0, 0].item() / (o["image"].shape[-1] / 40) for o in outs}
+    assert flipped == {4.0, 40 - 12.0}  # both flip outcomes occur, boxes consistent
+    again = m(d, seed=7)
+    assert torch.equal(again["image"], outs[7]["image"])
+    assert torch.equal(again["boxes"], outs[7]["boxes"])
+
+
+def test_exif_orientation_applied(tmp_path):
+    arr = np.zeros((20, 40, 3), np.uint8)  # stored 40 wide, 20 high
+    arr[:, :20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    path = tmp_path / "rot.jpg"
+    Image.fromarray(arr).save(path, exif=exif, quality=95)
+    d = {"file_name": str(path), "image_id": 1, "height": 40, "width": 20, "annotations": []}
+    out = DatasetMapper(is_train=False, min_size_test=0, image_format="RGB")(d)
+    assert out["image"].shape == (3, 40, 20)
+    # The stored left half (white) is the displayed top half after a clockwise rotation.
+    assert out["image"][0, 5, 10] > 200 and out["image"][0, 35, 10] < 50
+
+
+def test_size_mismatch_names_file_and_id(tmp_path):
+    d = _dict(_image(tmp_path), h=21)
+    with pytest.raises(ValueError, match=r"img\.png.*image id 17"):
+        _mapper()(d, seed=0)
+
+
+def test_missing_image_stop_and_skip(tmp_path):
+    d = _dict(str(tmp_path / "nope.jpg"))
+    with pytest.raises(FileNotFoundError) as e:
+        _mapper()(d, seed=0)
+    assert "nope.jpg" in str(e.value) and "image id 17" in str(e.value)
+    m = _mapper(on_bad_image="skip")
+    assert m(d, seed=0) is None and m(d, seed=1) is None
+    assert m.num_skipped == 2
+
+
+def test_corrupt_image_is_a_bad_image(tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8 not really a jpeg")
+    d = _dict(str(path))
+    with pytest.raises(OSError, match=r"broken\.jpg.*image id 17"):
+        _mapper()(d, seed=0)
+    m = _mapper(on_bad_image="skip")
+    assert m(d, seed=0) is None and m.num_skipped == 1
+
+
+def test_from_config_reads_and_validates(tmp_path):
+    cfg = _C.clone()
+    cfg.INPUT.MIN_SIZE_TRAIN = (30, 50)
+    cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "range"
+    cfg.INPUT.MIN_SIZE_TEST = 25
+    cfg.INPUT.FORMAT = "RGB"
+    cfg.DATALOADER.ON_BAD_IMAGE = "skip"
+    train = DatasetMapper.from_config(cfg, is_train=True)
+    assert train.on_bad_image == "skip" and train.image_format == "RGB"
+    assert train.transforms[0].short_edge_length == (30, 50)
+    assert train.transforms[0].sample_style == "range"
+    d = _dict(_image(tmp_path))
+    assert DatasetMapper.from_config(cfg, is_train=False)(d)["image"].shape == (3, 25, 50)
+    cfg.INPUT.MIN_SIZE_TRAIN = (30, 40, 50)
+    with pytest.raises(ValueError, match="INPUT.MIN_SIZE_TRAIN"):
+        DatasetMapper.from_config(cfg, is_train=True)
+    cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"
+    cfg.INPUT.FORMAT = "YUV"
+    with pytest.raises(ValueError, match="INPUT.FORMAT"):
+        DatasetMapper.from_config(cfg, is_train=True)
+    cfg.INPUT.FORMAT = "BGR"
+    cfg.DATALOADER.ON_BAD_IMAGE = "ignore"
+    with pytest.raises(ValueError, match="DATALOADER.ON_BAD_IMAGE"):
+        DatasetMapper.from_config(cfg, is_train=True)

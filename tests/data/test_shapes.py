@@ -1,0 +1,126 @@
+import json
+import multiprocessing as mp
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnet_det.data.coco import load_coco_json
+from resnet_det.data.shapes import (DIFFICULT_SIZE, SHAPE_CLASSES, ensure_shapes_dataset,
+                                    render_shapes_image, write_shapes_datasets)
+from resnet_det.data.voc import load_voc_instances
+
+SMALL = dict(num_train=6, num_val=3)
+
+
+def _files(root):
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root)] = f.read()
+    return out
+
+
+def test_generation_is_deterministic(tmp_path):
+    write_shapes_datasets(str(tmp_path / "a"), str(tmp_path / "av"), seed=3, **SMALL)
+    write_shapes_datasets(str(tmp_path / "b"), str(tmp_path / "bv"), seed=3, **SMALL)
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert len(a) == 6 + 3 + 2 and a == b  # images and both jsons, byte for byte
+    assert _files(tmp_path / "av") == _files(tmp_path / "bv")
+    arr1, objs1 = render_shapes_image(3, 0, "train")
+    arr2, objs2 = render_shapes_image(3, 0, "train")
+    assert np.array_equal(arr1, arr2) and objs1 == objs2
+    arr3, _ = render_shapes_image(4, 0, "train")
+    assert arr3.shape != arr1.shape or not np.array_equal(arr1, arr3)
+
+
+def test_coco_json_fields(tmp_path):
+    write_shapes_datasets(str(tmp_path / "c"), None, seed=0, **SMALL)
+    data = json.loads((tmp_path / "c" / "annotations" / "instances_train.json").read_text())
+    assert {"info", "licenses", "images", "annotations", "categories"} <= set(data)
+    assert [c["id"] for c in data["categories"]] == [1, 2, 3]
+    assert [c["name"] for c in data["categories"]] == list(SHAPE_CLASSES)
+    assert len(data["images"]) == 6
+    for ann in data["annotations"]:
+        x, y, w, h = ann["bbox"]
+        assert ann["area"] == w * h and ann["iscrowd"] == 0
+    ids = [a["id"] for a in data["annotations"]]
+    assert len(set(ids)) == len(ids)
+    for img in data["images"]:
+        with Image.open(tmp_path / "c" / "train" / img["file_name"]) as im:
+            assert im.size == (img["width"], img["height"])
+            assert 160 <= im.width <= 256 and 160 <= im.height <= 256
+        n = sum(a["image_id"] == img["id"] for a in data["annotations"])
+        assert 1 <= n <= 4
+
+
+def test_both_layouts_read_back_identically(tmp_path):
+    coco, voc = str(tmp_path / "shapes"), str(tmp_path / "shapes_voc")
+    write_shapes_datasets(coco, voc, seed=0, num_train=20, num_val=3)
+    for split in ("train", "val"):
+        c = load_coco_json(f"{coco}/annotations/instances_{split}.json", f"{coco}/{split}")
+        v = load_voc_instances(voc, split, SHAPE_CLASSES)
+        assert [d["image_id"] for d in c] == [int(d["image_id"]) for d in v]
+        for dc, dv in zip(c, v):
+            assert (dc["height"], dc["width"]) == (dv["height"], dv["width"])
+            assert [(a["bbox"], a["category_id"]) for a in dc["annotations"]] == \
+                [(a["bbox"], a["category_id"]) for a in dv["annotations"]]
+            for a in dv["annotations"]:
+                assert a["difficult"] == int(a["bbox"][2] - a["bbox"][0] < DIFFICULT_SIZE)
+            with open(dc["file_name"], "rb") as f1, open(dv["file_name"], "rb") as f2:
+                assert f1.read() == f2.read()
+
+
+def test_boxes_enclose_the_drawn_shape():
+    """The object's colour fills its box's centre and reaches its edges (not off by one)."""
+    for index in range(5):
+        arr, objects = render_shapes_image(0, index, "val")
+        for cls, x0, y0, x1, y1 in objects:
+            if x1 - x0 < 24:
+                continue
+            centre = arr[(y0 + y1) // 2, (x0 + x1) // 2].astype(int)
+            # Bottom row of a square/triangle, or the middle of a circle's bottom edge, is
+            # inside; the row just below the box is background.
+            cx = (x0 + x1) // 2
+            inside = arr[y1 - 2, cx].astype(int)
+            outside = arr[min(y1 + 1, arr.shape[0] - 1), cx].astype(int)
+            if y1 + 1 < arr.shape[0]:
+                assert np.abs(inside - centre).sum() < np.abs(outside - centre).sum()
+
+
+def test_ensure_is_idempotent_and_refuses_foreign_folder(tmp_path):
+    folder = str(tmp_path / "shapes")
+    assert ensure_shapes_dataset(folder, "coco", **SMALL) == folder
+    marker = os.path.join(folder, "COMPLETE.json")
+    before = os.stat(os.path.join(folder, "train", "000001.jpg")).st_mtime_ns
+    ensure_shapes_dataset(folder, "coco", **SMALL)
+    assert os.stat(os.path.join(folder, "train", "000001.jpg")).st_mtime_ns == before
+    with pytest.raises(RuntimeError, match="generated with"):
+        ensure_shapes_dataset(folder, "coco", num_train=7, num_val=3)
+    os.remove(marker)
+    with pytest.raises(RuntimeError, match="COMPLETE.json"):
+        ensure_shapes_dataset(folder, "coco", **SMALL)
+
+
+def _ensure(folder):
+    ensure_shapes_dataset(folder, "voc", **SMALL)
+
+
+def test_concurrent_generation_leaves_one_complete_copy(tmp_path):
+    folder = str(tmp_path / "shapes_voc")
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_ensure, args=(folder,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert sorted(os.listdir(tmp_path)) == ["shapes_voc"]  # no temporary folder left behind
+    reference = tmp_path / "ref"
+    write_shapes_datasets(None, str(reference), **SMALL)
+    got = _files(folder)
+    got.pop("COMPLETE.json")
+    assert got == _files(reference)
