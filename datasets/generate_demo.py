@@ -13,7 +13,7 @@ import os
 
 from resnet_det.data.builtin import datasets_root
 from resnet_det.data.shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SEED,
-                                    ensure_shapes_dataset)
+                                    ensure_shapes_datasets)
 
 
 def main() -> None:
@@ -26,9 +26,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = args.root or datasets_root()
-    for layout, folder in (("coco", "shapes"), ("voc", "shapes_voc")):
-        path = ensure_shapes_dataset(os.path.join(root, folder), layout, seed=args.seed,
-                                     num_train=args.num_train, num_val=args.num_val)
+    folders = {"coco": os.path.join(root, "shapes"), "voc": os.path.join(root, "shapes_voc")}
+    ensure_shapes_datasets(folders, seed=args.seed, num_train=args.num_train,
+                           num_val=args.num_val)
+    for layout, path in folders.items():
         print(f"{layout}: {path}")
 
 

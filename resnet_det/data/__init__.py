@@ -10,7 +10,8 @@ from .coco import load_coco_json
 from .image_io import read_image
 from .mapper import DatasetMapper
 from .samplers import InferenceSampler, TrainBatchSampler, TrainingSampler
-from .shapes import SHAPE_CLASSES, ensure_shapes_dataset, write_shapes_datasets
+from .shapes import (SHAPE_CLASSES, ensure_shapes_dataset, ensure_shapes_datasets,
+                     write_shapes_datasets)
 from .transforms import RandomFlip, ResizeShortestEdge
 from .voc import VOC_CLASSES, load_voc_instances
 

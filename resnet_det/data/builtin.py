@@ -13,7 +13,7 @@ from typing import Callable, Dict, Optional, Sequence, Union
 
 from .catalog import DatasetCatalog, Lazy, MetadataCatalog
 from .coco import load_coco_json
-from .shapes import SHAPE_CLASSES, ensure_shapes_dataset
+from .shapes import SHAPE_CLASSES, ensure_shapes_datasets
 from .voc import VOC_CLASSES, load_voc_instances
 
 __all__ = [
@@ -101,12 +101,17 @@ def _under_root(*parts: str) -> Callable[[], str]:
     return path
 
 
+_SHAPES_FOLDERS = {"coco": "shapes", "voc": "shapes_voc"}
+
+
 def _shapes(layout: str, *parts: str) -> Callable[[], str]:
-    folder = "shapes" if layout == "coco" else "shapes_voc"
+    folder = _SHAPES_FOLDERS[layout]
 
     def path() -> str:
-        ensure_shapes_dataset(os.path.join(datasets_root(), folder), layout)
-        return os.path.join(datasets_root(), folder, *parts)
+        root = datasets_root()
+        # Both layouts at once: they share the images, which are drawn only once.
+        ensure_shapes_datasets({k: os.path.join(root, v) for k, v in _SHAPES_FOLDERS.items()})
+        return os.path.join(root, folder, *parts)
     path.__name__ = f"<RESNET_DET_DATASETS>/{folder}/" + "/".join(parts)
     return path
 

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 __all__ = [
     "SHAPE_CLASSES", "DIFFICULT_SIZE", "render_shapes_image", "write_shapes_datasets",
-    "ensure_shapes_dataset",
+    "ensure_shapes_dataset", "ensure_shapes_datasets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -241,31 +241,51 @@ def ensure_shapes_dataset(folder: str, layout: str, *, seed: int = DEFAULT_SEED,
     Returns:
         ``folder``.
     """
-    if layout not in ("coco", "voc"):
-        raise ValueError(f"ensure_shapes_dataset: layout must be 'coco' or 'voc', got {layout!r}")
-    params = {"layout": layout, "seed": seed, "num_train": num_train, "num_val": num_val}
-    if _check_complete(folder, params):
-        return folder
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(folder)}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
-    logger.info("Generating the demo %s dataset in %s ...", layout, folder)
+    return ensure_shapes_datasets({layout: folder}, seed=seed, num_train=num_train,
+                                  num_val=num_val)[layout]
+
+
+def ensure_shapes_datasets(folders: Dict[str, str], *, seed: int = DEFAULT_SEED,
+                           num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL
+                           ) -> Dict[str, str]:
+    """:func:`ensure_shapes_dataset` for several layouts at once ({"coco": folder, "voc":
+    folder}); the missing ones are generated in one pass (the images are drawn once)."""
+    for layout in folders:
+        if layout not in ("coco", "voc"):
+            raise ValueError(f"ensure_shapes_dataset: layout must be 'coco' or 'voc', got "
+                             f"{layout!r}")
+    params = {layout: {"layout": layout, "seed": seed, "num_train": num_train,
+                       "num_val": num_val} for layout in folders}
+    missing = {layout: folder for layout, folder in folders.items()
+               if not _check_complete(folder, params[layout])}
+    if not missing:
+        return dict(folders)
+    tmps = {}
+    for layout, folder in missing.items():
+        parent = os.path.dirname(os.path.abspath(folder))
+        os.makedirs(parent, exist_ok=True)
+        tmps[layout] = os.path.join(
+            parent, f".{os.path.basename(folder)}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+        logger.info("Generating the demo %s dataset in %s ...", layout, folder)
     try:
-        write_shapes_datasets(**{f"{layout}_dir": tmp}, seed=seed, num_train=num_train,
-                              num_val=num_val)
-        _write_bytes(os.path.join(tmp, _MARKER), json.dumps(params).encode("utf-8"))
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            # Another process renamed its copy first (the target exists and is non-empty).
-            if not os.path.isdir(folder):
-                raise
+        write_shapes_datasets(tmps.get("coco"), tmps.get("voc"), seed=seed,
+                              num_train=num_train, num_val=num_val)
+        for layout, tmp in tmps.items():
+            _write_bytes(os.path.join(tmp, _MARKER), json.dumps(params[layout]).encode("utf-8"))
+            try:
+                os.rename(tmp, missing[layout])
+            except OSError:
+                # Another process renamed its copy first (the target exists and is non-empty).
+                if not os.path.isdir(missing[layout]):
+                    raise
     finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    if not _check_complete(folder, params):
-        raise RuntimeError(f"Demo dataset folder {folder} is incomplete after generation")
-    return folder
+        for tmp in tmps.values():
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+    for layout, folder in missing.items():
+        if not _check_complete(folder, params[layout]):
+            raise RuntimeError(f"Demo dataset folder {folder} is incomplete after generation")
+    return dict(folders)
 
 
 def _check_complete(folder: str, params: dict) -> bool:

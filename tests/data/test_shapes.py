@@ -8,6 +8,7 @@ from PIL import Image
 
 from resnet_det.data.coco import load_coco_json
 from resnet_det.data.shapes import (DIFFICULT_SIZE, SHAPE_CLASSES, ensure_shapes_dataset,
+                                    ensure_shapes_datasets,
                                     render_shapes_image, write_shapes_datasets)
 from resnet_det.data.voc import load_voc_instances
 
@@ -105,22 +106,23 @@ def test_ensure_is_idempotent_and_refuses_foreign_folder(tmp_path):
         ensure_shapes_dataset(folder, "coco", **SMALL)
 
 
-def _ensure(folder):
-    ensure_shapes_dataset(folder, "voc", **SMALL)
+def _ensure(root):
+    ensure_shapes_datasets({"coco": f"{root}/shapes", "voc": f"{root}/shapes_voc"}, **SMALL)
 
 
 def test_concurrent_generation_leaves_one_complete_copy(tmp_path):
-    folder = str(tmp_path / "shapes_voc")
+    root = tmp_path / "root"
     ctx = mp.get_context("fork")
-    procs = [ctx.Process(target=_ensure, args=(folder,)) for _ in range(3)]
+    procs = [ctx.Process(target=_ensure, args=(str(root),)) for _ in range(3)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
-    assert sorted(os.listdir(tmp_path)) == ["shapes_voc"]  # no temporary folder left behind
-    reference = tmp_path / "ref"
-    write_shapes_datasets(None, str(reference), **SMALL)
-    got = _files(folder)
-    got.pop("COMPLETE.json")
-    assert got == _files(reference)
+    # No temporary folder left behind.
+    assert sorted(os.listdir(root)) == ["shapes", "shapes_voc"]
+    write_shapes_datasets(str(tmp_path / "ref"), str(tmp_path / "ref_voc"), **SMALL)
+    for got, ref in (("shapes", "ref"), ("shapes_voc", "ref_voc")):
+        files = _files(root / got)
+        files.pop("COMPLETE.json")
+        assert files == _files(tmp_path / ref)
