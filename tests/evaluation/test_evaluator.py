@@ -12,6 +12,8 @@ from torch import nn
 
 from resnet_det.evaluation import (
     COCOEvaluator,
+    PascalVOCDetectionEvaluator,
+    build_evaluator,
     DatasetEvaluator,
     DatasetEvaluators,
     format_metrics_table,
@@ -115,6 +117,20 @@ def test_print_csv_format_and_table():
     assert text.splitlines() == ["copypaste: Task: bbox", "copypaste: AP,AP50,AP75", "copypaste: 12.5000,30.0000,nan"]
     table = format_metrics_table(results)
     assert "AP-cat" in table and "12.5000" in table and "nan" in table
+
+
+def test_build_evaluator_chooses_by_evaluator_type(coco_dataset, register):
+    assert isinstance(build_evaluator(coco_dataset), COCOEvaluator)
+    voc = register("eval_voc_meta", lambda: [], evaluator_type="voc", thing_classes=["a"], year=2012)
+    assert isinstance(build_evaluator(voc), PascalVOCDetectionEvaluator)
+    other = register("eval_other", lambda: [], evaluator_type="lvis")
+    with pytest.raises(ValueError, match=f"{other}.*'lvis'"):
+        build_evaluator(other)
+    no_year = register("eval_voc_noyear", lambda: [], evaluator_type="voc", thing_classes=["a"])
+    with pytest.raises(ValueError, match=f"{no_year}.*'year'"):
+        PascalVOCDetectionEvaluator(no_year)
+    # An explicit choice needs no year.
+    assert PascalVOCDetectionEvaluator(no_year, use_07_metric=False)._use_07_metric is False
 
 
 WORKER = textwrap.dedent(
