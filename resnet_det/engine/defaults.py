@@ -1,6 +1,7 @@
 """What every training entry point shares: the argument parser, run set-up and a
 task-agnostic trainer that detection and classification pretraining subclass."""
 import argparse
+import inspect
 import logging
 import os
 from collections.abc import Mapping
@@ -175,14 +176,17 @@ class DefaultTrainer(TrainerBase):
                 device_ids = [comm.get_local_rank()]
             # find_unused_parameters=False: every parameter gets a gradient each step (frozen
             # ones have requires_grad False); True would cost an extra graph traversal.
-            model = nn.parallel.DistributedDataParallel(
-                model, device_ids=device_ids, broadcast_buffers=False,
-                find_unused_parameters=False)
+            # Buffers (BN statistics) stay per process during training, as in detectron2.
+            ddp = nn.parallel.DistributedDataParallel
+            sync = ({"forward_sync_buffers": False}
+                    if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+                    else {"broadcast_buffers": False})
+            model = ddp(model, device_ids=device_ids, find_unused_parameters=False, **sync)
         self._data_loader_spec = data_loader
         self._trainer = SimpleTrainer(model, None, optimizer, **simple_trainer_kwargs(cfg))
         self.optimizer = optimizer
         self.scheduler = scheduler
-        if evaluate_fn is None and type(self).test is not DefaultTrainer.test:
+        if evaluate_fn is None and type(self).test.__func__ is not DefaultTrainer.test.__func__:
             evaluate_fn = lambda m: type(self).test(self.cfg, m)  # noqa: E731
         self.evaluate_fn = evaluate_fn
         self.checkpointer = Checkpointer(
