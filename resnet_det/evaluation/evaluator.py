@@ -292,8 +292,9 @@ def format_metrics_table(results: Mapping[str, Mapping[str, Any]], columns: int 
     for task, metrics in results.items():
         main = [(k, v) for k, v in metrics.items() if "-" not in k]
         per_cat = [(k, v) for k, v in metrics.items() if "-" in k]
-        header = " | ".join(f"{k:>7}" for k, _ in main)
-        values = " | ".join(f"{_fmt(v):>7}" for _, v in main)
+        widths = [max(len(k), len(_fmt(v))) for k, v in main]
+        header = " | ".join(f"{k:>{w}}" for (k, _), w in zip(main, widths))
+        values = " | ".join(f"{_fmt(v):>{w}}" for (_, v), w in zip(main, widths))
         block = [f"Task: {task}", header, "-" * len(header), values]
         if per_cat:
             width = max(len(k) for k, _ in per_cat)
