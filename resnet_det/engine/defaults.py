@@ -165,6 +165,8 @@ class DefaultTrainer(TrainerBase):
                 ``build_weights_loader(cfg)``, i.e. resnet_det.load_weights).
         """
         super().__init__()
+        # Rescale SOLVER values written for SOLVER.REFERENCE_WORLD_SIZE processes (no-op at 0).
+        cfg = auto_scale_workers(cfg, comm.get_world_size())
         self.cfg = cfg
         model = model if model is not None else self.build_model(cfg)
         optimizer = optimizer if optimizer is not None else self.build_optimizer(cfg, model)
@@ -239,17 +241,20 @@ class DefaultTrainer(TrainerBase):
 
     def build_hooks(self) -> List[hooks.HookBase]:
         cfg = self.cfg
-        ret: List[Optional[hooks.HookBase]] = [
-            hooks.IterationTimer(),
-            hooks.LRScheduler(self.optimizer, self.scheduler),
-            # On every rank: saving gathers each rank's RNG state (only rank 0 writes).
-            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
-        ]
+        ret: List[Optional[hooks.HookBase]] = [hooks.IterationTimer()]
+        # Evaluation before the lr hook and the checkpointer: a plateau schedule hears of the
+        # result at once, and a checkpoint taken at the same iteration includes that state,
+        # so a run resumed from it continues exactly.
         if self.evaluate_fn is not None:
             ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self._evaluate))
         else:
             logger.info("No evaluation configured (no evaluate_fn and %s.test not overridden)",
                         type(self).__name__)
+        ret += [
+            hooks.LRScheduler(self.optimizer, self.scheduler),
+            # On every rank: saving gathers each rank's RNG state (only rank 0 writes).
+            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
+        ]
         if comm.is_main_process():
             # After the evaluation hook so the final results reach the writers.
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))

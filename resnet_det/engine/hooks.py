@@ -1,8 +1,9 @@
 """Training hooks: timing, lr schedule, periodic checkpoints, evaluation, metric writers.
 
-DefaultTrainer registers them in this order (it matters: the writer runs last so it sees
-the lr, the time and evaluation results of the same iteration):
-IterationTimer, LRScheduler, PeriodicCheckpointer, EvalHook, PeriodicWriter.
+DefaultTrainer registers them in this order (it matters: evaluation results reach a plateau
+schedule and the same iteration's checkpoint; the writer runs last so it sees the lr, the
+time and evaluation results of the same iteration):
+IterationTimer, EvalHook, LRScheduler, PeriodicCheckpointer, PeriodicWriter.
 """
 import datetime
 import logging

@@ -82,8 +82,9 @@ class TrainerBase:
                     self.before_step()
                     self.run_step()
                     self.after_step()
-                # iter == max_iter tells after_train that training completed normally.
-                self.iter += 1
+                # iter == max_iter tells after_train that training completed normally
+                # (also when a resumed run had nothing left to do).
+                self.iter = max(max_iter, start_iter)
             except Exception:
                 logger.exception("Exception during training at iteration %d:", self.iter)
                 raise
