@@ -1,0 +1,129 @@
+"""DetectionTrainer: Faster R-CNN training on the generic engine (DefaultTrainer).
+
+The loop, checkpointing with exact resume, AMP, DDP, lr schedules and writers are the generic
+engine's; this module wires the detector (resnet_det.modeling.build_model), the detection
+loaders (resnet_det.data), COCO / VOC evaluation (resnet_det.evaluation), MODEL.WEIGHTS
+loading into the backbone, the per-image sampler seeds, and the picture of detections.
+"""
+import logging
+import os
+from collections import OrderedDict
+from typing import Any, Mapping, Optional
+
+import torch
+from torch import nn
+
+from ..config import CfgNode
+from ..data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader, read_image
+from ..data.mapper import DatasetMapper
+from ..evaluation import build_evaluator, inference_on_dataset, print_csv_format
+from ..modeling.build import build_model as _build_detector
+from ..modeling.detection import GeneralizedRCNN, load_pretrained_weights
+from ..utils.visualize import draw_detections, save_image_grid
+from . import comm
+from .checkpoint import unwrap_model
+from .defaults import DefaultTrainer
+from .train_loop import HookBase
+
+__all__ = ["DetectionTrainer", "SamplerIteration", "visualize_detections"]
+
+logger = logging.getLogger(__name__)
+
+
+class SamplerIteration(HookBase):
+    """Before each step, tell the detector the iteration, so that the fg/bg samplers' per-image
+    seeds are (SEED, iteration, image_id) in every process and after a resume."""
+
+    def before_step(self) -> None:
+        model = unwrap_model(self.trainer.model)
+        if isinstance(model, GeneralizedRCNN):
+            model.sampling_iteration = self.trainer.iter
+
+
+class DetectionTrainer(DefaultTrainer):
+    """DefaultTrainer for the built-in Faster R-CNN engine.
+
+    Use::
+
+        trainer = DetectionTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        results = trainer.train()      # {"bbox": {"AP": ..., "AP50": ...}} after the final eval
+    """
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode) -> nn.Module:
+        model = _build_detector(cfg)
+        n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        n_all = sum(p.numel() for p in model.parameters())
+        logger.info("Model: %s, %.2fM parameters (%.2fM trainable)", cfg.MODEL.BACKBONE.NAME,
+                    n_all / 1e6, n_train / 1e6)
+        return model
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode, start_iter: int = 0):
+        return build_detection_train_loader(cfg, start_iter=start_iter)
+
+    @classmethod
+    def build_weights_loader(cls, cfg: CfgNode):
+        return lambda model, path: load_pretrained_weights(unwrap_model(model), path)
+
+    @classmethod
+    def test(cls, cfg: CfgNode, model: nn.Module) -> Optional[Mapping[str, Any]]:
+        """Evaluate on every DATASETS.TEST set with the evaluator its metadata names.
+
+        Returns {"bbox": {...}} for one test set, {name: {"bbox": {...}}} for several.
+        """
+        if not cfg.DATASETS.TEST:
+            logger.warning("DATASETS.TEST is empty: nothing to evaluate")
+            return None
+        results = OrderedDict()
+        for name in cfg.DATASETS.TEST:
+            loader = build_detection_test_loader(cfg, name)
+            evaluator = build_evaluator(
+                name, os.path.join(cfg.OUTPUT_DIR, "inference", name),
+                distributed=comm.get_world_size() > 1, use_07_metric=cfg.TEST.VOC_USE_07_METRIC,
+            )
+            res = inference_on_dataset(model, loader, evaluator)
+            if comm.is_main_process():
+                logger.info("Evaluation results for %s:", name)
+                print_csv_format(res)
+            results[name] = res
+        if len(results) == 1:
+            return next(iter(results.values()))
+        return results
+
+    def build_hooks(self):
+        # First, so that the seeds are set before anything else of the step runs.
+        return [SamplerIteration()] + super().build_hooks()
+
+
+def visualize_detections(cfg: CfgNode, model: nn.Module, *, dataset_name: Optional[str] = None,
+                         num_images: int = 4, score_thresh: float = 0.5,
+                         output_path: Optional[str] = None) -> str:
+    """Run ``model`` on the first ``num_images`` images of ``dataset_name`` (default the first
+    DATASETS.TEST set) and save them with their detections (and the ground truth, thin white)
+    to ``output_path`` (default OUTPUT_DIR/detections.png). Returns the path."""
+    name = dataset_name or (cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None)
+    if name is None:
+        raise ValueError("visualize_detections: give dataset_name or set DATASETS.TEST")
+    dicts = DatasetCatalog.get(name)[:num_images]
+    class_names = MetadataCatalog.get(name).thing_classes
+    mapper = DatasetMapper.from_config(cfg, is_train=False)
+    model = unwrap_model(model)
+    was_training = model.training
+    model.eval()
+    pictures = []
+    try:
+        with torch.no_grad():
+            for d in dicts:
+                out = model([mapper(d)])[0]
+                image = read_image(d["file_name"], format="RGB")
+                gt = torch.tensor([a["bbox"] for a in d.get("annotations", [])], dtype=torch.float32).reshape(-1, 4)
+                pictures.append(draw_detections(image, out["boxes"].cpu(), out["labels"].cpu(), out["scores"].cpu(),
+                                                class_names, score_thresh=score_thresh, gt_boxes=gt))
+    finally:
+        model.train(was_training)
+    path = output_path or os.path.join(cfg.OUTPUT_DIR, "detections.png")
+    save_image_grid(pictures, path, nrow=min(len(pictures), 4) or 1)
+    logger.info("Saved detections on %d %s images to %s", len(pictures), name, path)
+    return path

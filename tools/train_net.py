@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""Train and evaluate Faster R-CNN with a ResNet / VGG backbone (the paper's Sec. 4.3).
+
+    python tools/train_net.py                       # the embedded demo: configs/demo/faster_rcnn_shapes.yaml
+    python tools/train_net.py --config-file configs/faster_rcnn_R101.yaml --num-gpus 8 \
+        MODEL.WEIGHTS /path/to/R-101.pkl
+    python tools/train_net.py --config-file configs/voc/faster_rcnn_R101.yaml --resume
+    python tools/train_net.py --config-file configs/faster_rcnn_R101.yaml --eval-only \
+        MODEL.WEIGHTS output/coco_R101_C4/model_final.pth
+    python tools/train_net.py --engine detectron2 --config-file ...   # detectron2 + our backbone
+
+ENGINE "builtin" (default) runs resnet_det's torchvision-based Faster R-CNN; "detectron2"
+hands the same config to the detectron2 plugin (resnet_det.d2.train).
+"""
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from resnet_det.config import get_cfg  # noqa: E402
+from resnet_det.engine import Checkpointer, comm, default_argument_parser, default_setup, launch  # noqa: E402
+from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
+from resnet_det.engine.detection import DetectionTrainer, visualize_detections  # noqa: E402
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "demo",
+                              "faster_rcnn_shapes.yaml")
+INSTALL_D2 = ("ENGINE detectron2 needs detectron2, which publishes no package for current PyTorch: "
+              "build it from source with  pip install --no-build-isolation "
+              "'git+https://github.com/facebookresearch/detectron2.git'  (see README.md), or run "
+              "the built-in engine with --engine builtin")
+logger = logging.getLogger("resnet_det.train_net")
+
+
+def load_cfg(args):
+    cfg = get_cfg()
+    cfg.merge_from_file(args.config_file or DEFAULT_CONFIG)
+    cfg.merge_from_list(args.opts or [])
+    if args.engine:
+        cfg.ENGINE = args.engine  # the flag wins; saved in OUTPUT_DIR/config.yaml
+    return cfg
+
+
+def main(args):
+    cfg = auto_scale_workers(load_cfg(args), comm.get_world_size())
+    cfg.freeze()
+    default_setup(cfg, args)
+    logger.info("Engine: builtin (resnet_det Faster R-CNN on torchvision.models.detection)")
+    if args.eval_only:
+        model = DetectionTrainer.build_model(cfg)
+        Checkpointer(model, cfg.OUTPUT_DIR, weights_loader=DetectionTrainer.build_weights_loader(cfg)
+                     ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = DetectionTrainer.test(cfg, model)
+    else:
+        trainer = DetectionTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        results = trainer.train()
+        model = trainer.model
+    if comm.is_main_process():
+        if results and "bbox" in results:
+            print("bbox: " + "  ".join(f"{k} {results['bbox'][k]:.1f}" for k in ("AP", "AP50", "AP75")
+                                       if k in results["bbox"]))
+        if cfg.DATASETS.TEST:
+            print("Detections drawn in", visualize_detections(cfg, model))
+    return results
+
+
+def run_detectron2(args):
+    try:
+        from resnet_det.d2 import train as d2_train
+    except ImportError as e:
+        sys.exit(f"{INSTALL_D2}\n(import failed: {e})")
+    return d2_train.main(args)
+
+
+if __name__ == "__main__":
+    parser = default_argument_parser()
+    parser.add_argument("--engine", choices=["builtin", "detectron2"], default=None,
+                        help="override the config's ENGINE (default: the config's, 'builtin')")
+    args = parser.parse_args()
+    args.config_file = args.config_file or DEFAULT_CONFIG
+    engine = load_cfg(args).ENGINE
+    print(f"Engine: {engine}  (config {args.config_file})")
+    if engine == "detectron2":
+        run_detectron2(args)
+    elif args.num_gpus * args.num_machines > 1:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    else:
+        main(args)
