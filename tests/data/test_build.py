@@ -179,3 +179,17 @@ def test_dataset_dicts_filter_and_errors(tiny, tmp_path):
         DatasetCatalog.remove("test_build_filter")
         MetadataCatalog.remove("test_build_filter")
     assert os.path.isdir(root)
+
+
+def test_concatenating_datasets_with_different_classes_is_refused(tiny):
+    DatasetCatalog.register("test_build_other_classes",
+                            lambda: [{"file_name": "x.jpg", "image_id": 1, "height": 2,
+                                      "width": 2, "annotations": []}])
+    MetadataCatalog.get("test_build_other_classes").set(thing_classes=["cat", "dog", "cow"])
+    try:
+        # Loading the shapes set records its classes (circle, square, triangle).
+        with pytest.raises(ValueError, match="different thing_classes"):
+            get_detection_dataset_dicts([f"{NAME}_train", "test_build_other_classes"])
+    finally:
+        DatasetCatalog.remove("test_build_other_classes")
+        MetadataCatalog.remove("test_build_other_classes")
