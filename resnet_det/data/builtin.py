@@ -9,7 +9,7 @@ no side effect besides defining functions (``resnet_det.data`` calls
 ``register_all_builtin()``).
 """
 import os
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Sequence, Union
 
 from .catalog import DatasetCatalog, Lazy, MetadataCatalog
 from .coco import load_coco_json

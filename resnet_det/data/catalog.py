@@ -37,7 +37,8 @@ class _DatasetCatalog:
         if not isinstance(name, str) or not name:
             raise TypeError(f"DatasetCatalog.register: name must be a non-empty str, got {name!r}")
         if not callable(func):
-            raise TypeError(f"DatasetCatalog.register({name!r}): func must be callable, got {type(func)}")
+            raise TypeError(f"DatasetCatalog.register({name!r}): func must be callable, "
+                            f"got {type(func)}")
         with self._lock:
             if name in self._funcs:
                 raise ValueError(f"DatasetCatalog: dataset {name!r} is already registered")
