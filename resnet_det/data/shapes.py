@@ -44,7 +44,8 @@ DEFAULT_NUM_VAL = 100
 # Difficulty knobs (see _background / render_shapes_image). Chosen by training the demo config
 # (R18-FPN, 300 iterations of 4 images) on variants: strong colour contrast, sides >= 28 px and
 # mild texture/noise gave the best COCO AP50 (0.47 vs 0.30 for a busier version on one GPU
-# run each); the texture and noise stay so that boxes are not found by flat-colour contrast.
+# run each, with sides capped at 0.4 of the image; 0.45 here keeps a few COCO "large"
+# objects); the texture and noise stay so that boxes are not found by flat-colour contrast.
 _RAMP_AMPLITUDE = 50.0
 _TEXTURE_AMPLITUDE = (3.0, 12.0)
 _NOISE_SIGMA = (3.0, 8.0)

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from resnet_det.config.defaults import _C
+from resnet_det.config import get_cfg
 from resnet_det.data.build import (build_detection_test_loader, build_detection_train_loader,
                                    build_test_loader, build_train_loader,
                                    get_detection_dataset_dicts)
@@ -133,7 +133,7 @@ def test_test_loader_order_shards_and_skip(tiny, tmp_path):
 
 
 def test_cfg_builders(tiny):
-    cfg = _C.clone()
+    cfg = get_cfg()
     cfg.DATASETS.TRAIN = (f"{NAME}_train",)
     cfg.INPUT.MIN_SIZE_TRAIN = (64,)
     cfg.INPUT.MAX_SIZE_TRAIN = 96

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_det.config.defaults import _C
+from resnet_det.config import get_cfg
 from resnet_det.data.mapper import DatasetMapper
 
 
@@ -109,7 +109,7 @@ def test_corrupt_image_is_a_bad_image(tmp_path):
 
 
 def test_from_config_reads_and_validates(tmp_path):
-    cfg = _C.clone()
+    cfg = get_cfg()
     cfg.INPUT.MIN_SIZE_TRAIN = (30, 50)
     cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "range"
     cfg.INPUT.MIN_SIZE_TEST = 25
