@@ -31,6 +31,15 @@ class ImageClassifier(nn.Module):
         # training-error curves of Fig. 4/6 (kept as a tensor: no device sync in forward).
         self.last_train_error: Optional[torch.Tensor] = None
 
+    # The checkpoint holds the network's own keys ("stem.conv1.weight", "linear.weight": the
+    # resnet_det layout of docs/internals.md), so load_weights and tools/convert_weights.py
+    # read a pretraining checkpoint like any other classifier's weights.
+    def state_dict(self, *args, **kwargs):
+        return self.net.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
+
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
@@ -38,7 +47,8 @@ class ImageClassifier(nn.Module):
     def forward(self, batch: Union[Dict[str, Any], torch.Tensor]):
         images = batch["image"] if isinstance(batch, dict) else batch
         images = images.to(self.device, non_blocking=True)
-        if self.channels_last:
+        if self.channels_last and images.is_cuda:
+            # The engine converts the weights on CUDA only (SimpleTrainer), so do the input.
             images = images.contiguous(memory_format=torch.channels_last)
         if not self.training:
             return self.net(images)
@@ -104,8 +114,9 @@ def build_classifier(cfg) -> ImageClassifier:
     from .zoo import create_model
 
     net = create_model(cfg.MODEL.CLASSIFIER.ARCH, **classifier_kwargs(cfg))
-    channels_last = bool(cfg.SOLVER.CHANNELS_LAST)
     net = net.to(torch.device(cfg.MODEL.DEVICE))
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    return ImageClassifier(net=net, label_smoothing=cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING, channels_last=channels_last)
+    return ImageClassifier(
+        net=net,
+        label_smoothing=cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING,
+        channels_last=bool(cfg.SOLVER.CHANNELS_LAST),
+    )

@@ -21,12 +21,12 @@ def test_images_are_upsampled_digits():
     raw = load_digits()
     d = load_digits_split("train")[0]
     img = d["image"]
-    assert img.shape == (32, 32, 3) and img.dtype == np.uint8
+    assert img.shape == (16, 16, 3) and img.dtype == np.uint8
     assert d["label"] == raw.target[d["image_id"]]
-    assert (img[:2] == 0).all() and (img[:, -2:] == 0).all()  # the 2-pixel zero border
+    assert (img[:1] == 0).all() and (img[:, -1:] == 0).all()  # the 1-pixel zero border
     assert (img[..., 0] == img[..., 1]).all()
-    # Shrunk back to 8x8, the 28x28 interior matches the original (0-16 scaled to 0-255).
-    inner = torch.from_numpy(img[2:30, 2:30, 0].astype(np.float32))[None, None]
+    # Shrunk back to 8x8, the 14x14 interior matches the original (0-16 scaled to 0-255).
+    inner = torch.from_numpy(img[1:15, 1:15, 0].astype(np.float32))[None, None]
     back = F.adaptive_avg_pool2d(inner, 8)[0, 0].numpy()
     orig = raw.images[d["image_id"]] * 255.0 / 16.0
     assert np.corrcoef(back.ravel(), orig.ravel())[0, 1] > 0.9

@@ -1,0 +1,133 @@
+"""ClassificationTrainer: ImageNet / CIFAR-10 / digits pretraining on the generic engine.
+
+The loop, checkpointing (exact resume), AMP, channels_last, DDP, lr schedules and writers are
+DefaultTrainer's; this module adds the classifier, the classification loaders, the top-1/top-5
+evaluation (TEST.CLS_MODES) and the metrics of the paper's curves: training error of the
+batches ("train_top1_err"), images per second and the count of skipped unreadable images.
+"""
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, Dict, Iterator, List, Optional
+
+from torch import nn
+
+from ..config import CfgNode
+from ..data.classification import build_classification_test_loader, build_classification_train_loader
+from ..evaluation.classification import evaluate_classifier
+from ..modeling.classifier import build_classifier
+from . import comm
+from .checkpoint import unwrap_model
+from .defaults import DefaultTrainer
+from .hooks import PeriodicWriter
+from .train_loop import HookBase
+
+__all__ = ["ClassificationTrainer", "ClassificationMetrics", "SkipCountingLoader"]
+
+logger = logging.getLogger(__name__)
+
+
+class SkipCountingLoader:
+    """Wraps a classification loader, counting the images its batches list as skipped
+    (DATALOADER.ON_BAD_IMAGE = "skip") and the images it delivered."""
+
+    def __init__(self, loader):
+        self.loader = loader
+        self.num_skipped = 0
+        self.num_images = 0
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for batch in self.loader:
+            self.num_skipped += len(batch["skipped"])
+            self.num_images += len(batch["label"])
+            yield batch
+
+
+class ClassificationMetrics(HookBase):
+    """After each step: "train_top1_err" (the batch's top-1 error, percent), "images_per_sec"
+    (global batch / step time of IterationTimer) and "data/skipped_images" (cumulative, this
+    process). Logs the average images/s at the end."""
+
+    def __init__(self, global_batch_size: int, warmup_iter: int = 3):
+        self.global_batch_size = global_batch_size
+        self.warmup_iter = warmup_iter
+        self._images = 0
+        self._seconds = 0.0
+
+    def after_step(self) -> None:
+        storage = self.trainer.storage
+        latest = storage.latest()
+        net = unwrap_model(self.trainer.model)
+        err = getattr(net, "last_train_error", None)
+        if err is not None:
+            storage.put_scalar("train_top1_err", err)
+        if "time" in latest:
+            dt = latest["time"][0]
+            if dt > 0:
+                storage.put_scalar("images_per_sec", self.global_batch_size / dt)
+            if self.trainer.iter - self.trainer.start_iter >= self.warmup_iter:
+                self._images += self.global_batch_size
+                self._seconds += dt
+        loader = getattr(self.trainer, "counting_loader", None)
+        if loader is not None:
+            storage.put_scalar("data/skipped_images", loader.num_skipped, smoothing_hint=False)
+
+    def after_train(self) -> None:
+        if self._seconds > 0:
+            logger.info(
+                "Training throughput: %.1f images/s (%d images in %.1f s, after %d warm-up iterations)",
+                self._images / self._seconds, self._images, self._seconds, self.warmup_iter,
+            )
+        loader = getattr(self.trainer, "counting_loader", None)
+        if loader is not None and loader.num_skipped:
+            logger.warning("%d unreadable training image(s) were skipped (DATALOADER.ON_BAD_IMAGE=skip)", loader.num_skipped)
+
+
+class ClassificationTrainer(DefaultTrainer):
+    """DefaultTrainer with build_classifier, the classification loaders and evaluation."""
+
+    def __init__(self, cfg: CfgNode, **kwargs):
+        self.counting_loader: Optional[SkipCountingLoader] = None
+        super().__init__(cfg, **kwargs)
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode) -> nn.Module:
+        model = build_classifier(cfg)
+        logger.info("Classifier %s: %.2fM parameters", cfg.MODEL.CLASSIFIER.ARCH,
+                    sum(p.numel() for p in model.parameters()) / 1e6)
+        return model
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode, start_iter: int = 0):
+        return build_classification_train_loader(cfg, start_iter=start_iter)
+
+    @classmethod
+    def test(cls, cfg: CfgNode, model: nn.Module) -> "OrderedDict[str, Dict[str, float]]":
+        """Top-1/top-5 on every DATASETS.TEST under every TEST.CLS_MODES mode; keys are the
+        mode ("center/top1_err") with one test set, "<dataset>/<mode>" with several."""
+        names = list(cfg.DATASETS.TEST)
+        if not names:
+            raise ValueError("DATASETS.TEST is empty: nothing to evaluate the classifier on")
+        results: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
+        for name in names:
+            for mode in cfg.TEST.CLS_MODES:
+                loader = build_classification_test_loader(cfg, name, mode)
+                res = evaluate_classifier(model, loader, mode=mode)
+                key = mode if len(names) == 1 else f"{name}/{mode}"
+                results[key] = res
+                if comm.is_main_process():
+                    logger.info("%s (%s): top-1 error %.2f%%, top-5 error %.2f%% on %d images",
+                                name, mode, res["top1_err"], res["top5_err"], res["num_images"])
+        return results
+
+    def _make_loader(self, start_iter: int):
+        self.counting_loader = SkipCountingLoader(super()._make_loader(start_iter))
+        return self.counting_loader
+
+    def build_hooks(self) -> List[HookBase]:
+        ret = super().build_hooks()
+        metrics = ClassificationMetrics(self.cfg.SOLVER.IMS_PER_BATCH)
+        # Before the writers, so each step's metrics are written with it.
+        at = next((i for i, h in enumerate(ret) if isinstance(h, PeriodicWriter)), len(ret))
+        ret.insert(at, metrics)
+        return ret

@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""ImageNet / CIFAR-10 / digits classification pretraining (the paper's Sec. 3.4 and 4.2).
+
+    python tools/pretrain_net.py                                    # the embedded digits default
+    python tools/pretrain_net.py --config-file configs/imagenet/resnet50.yaml --num-gpus 8
+    python tools/pretrain_net.py --config-file configs/cifar10/resnet110.yaml --resume
+    python tools/pretrain_net.py --config-file configs/imagenet/resnet50.yaml --eval-only \
+        MODEL.WEIGHTS output/imagenet_resnet50/model_final.pth TEST.CLS_MODES "['10crop','multiscale']"
+
+Then tools/convert_weights.py turns model_final.pth into detection backbone weights.
+"""
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from resnet_det.config import get_cfg  # noqa: E402
+from resnet_det.engine import Checkpointer, default_argument_parser, default_setup, launch  # noqa: E402
+from resnet_det.engine import comm  # noqa: E402
+from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
+from resnet_det.engine.pretrain import ClassificationTrainer  # noqa: E402
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "digits", "resnet20.yaml")
+logger = logging.getLogger("resnet_det.pretrain_net")
+
+
+def setup(args):
+    cfg = get_cfg()
+    cfg.merge_from_file(args.config_file or DEFAULT_CONFIG)
+    cfg.merge_from_list(args.opts or [])
+    cfg = auto_scale_workers(cfg, comm.get_world_size())
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = ClassificationTrainer.build_model(cfg)
+        Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = ClassificationTrainer.test(cfg, model)
+    else:
+        trainer = ClassificationTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        results = trainer.train()
+    print_results(results)
+    return results
+
+
+def print_results(results):
+    if results and comm.is_main_process():
+        for key, res in results.items():
+            print(f"{key}: top-1 error {res['top1_err']:.2f}%  top-5 error {res['top5_err']:.2f}%  "
+                  f"(top-1 accuracy {res['top1']:.2f}%, {int(res['num_images'])} images)")
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    if args.num_gpus * args.num_machines > 1:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    else:
+        main(args)
