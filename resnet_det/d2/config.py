@@ -23,7 +23,7 @@ from ..config import ConfigError, get_cfg
 from ..modeling.resnet import RESNET_DEPTHS
 
 __all__ = [
-    "add_resnet_det_config", "check_resnet_det_keys", "resolve_for_detectron2",
+    "add_resnet_det_config", "check_resnet_det_keys", "shared_default_differences", "resolve_for_detectron2",
     "HONORED_KEYS", "RESTRICTED_KEYS", "IGNORED_KEYS", "BACKBONE_ALIASES", "ROI_HEADS_ALIASES",
     "resnet_kwargs", "res5_head_kwargs", "vgg_kwargs",
 ]
@@ -109,11 +109,18 @@ def _our_only_keys(cfg) -> Dict[str, object]:
 _ADDED_MARK = "_resnet_det_added_keys"
 
 
-def add_resnet_det_config(cfg: D2CfgNode) -> D2CfgNode:
+def add_resnet_det_config(cfg: D2CfgNode, *, resnet_det_defaults: bool = False) -> D2CfgNode:
     """Add resnet_det's keys (with our defaults) to detectron2's config ``cfg``, in place.
 
     Adds every key of resnet_det/config/defaults.py that detectron2 lacks (SHORTCUT, PLAIN,
     ZERO_INIT_RESIDUAL, MODEL.VGG.*, ENGINE, ...); calling it twice is harmless. Returns cfg.
+
+    Args:
+        cfg: a detectron2 config (not frozen).
+        resnet_det_defaults: also give the keys both define our default where detectron2's
+            differs (``shared_default_differences``: MODEL.DEVICE, INPUT sizes, SEED, ...), so
+            that a resnet_det YAML means the same under both engines. Off by default: a
+            detectron2 project adding our keys keeps detectron2's defaults.
     """
     if cfg.is_frozen():
         raise ConfigError("add_resnet_det_config: the config is frozen; call it before freeze()")
@@ -126,7 +133,30 @@ def add_resnet_det_config(cfg: D2CfgNode) -> D2CfgNode:
             node = node[part]
         # lists/tuples are copied so that the two configs never share a mutable default
         node[parts[-1]] = type(value)(value) if isinstance(value, (list, tuple)) else value
+    if resnet_det_defaults:
+        for key, (ours, _) in shared_default_differences().items():
+            section, leaf = key.rsplit(".", 1) if "." in key else ("", key)
+            node = _get(cfg, section) if section else cfg
+            node[leaf] = type(ours)(ours) if isinstance(ours, (list, tuple)) else ours
     return cfg
+
+
+def shared_default_differences() -> Dict[str, Tuple[object, object]]:
+    """{key: (our default, detectron2's default)} for the keys both define with different
+    defaults (e.g. MODEL.DEVICE "cpu" vs "cuda", INPUT.MIN_SIZE_TRAIN (600,) vs (800,))."""
+    from detectron2.config import get_cfg as d2_get_cfg
+
+    theirs = _leaves(d2_get_cfg())
+    out = {}
+    for key, ours in _leaves(get_cfg()).items():
+        if key not in theirs:
+            continue
+        a, b = ours, theirs[key]
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            a, b = list(a), list(b)
+        if a != b:
+            out[key] = (ours, theirs[key])
+    return out
 
 
 def _defaults() -> Dict[str, object]:

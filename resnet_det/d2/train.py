@@ -56,7 +56,7 @@ def setup_cfg(config_file: str, opts: Optional[List[str]] = None) -> D2CfgNode:
     detectron2 (``resolve_for_detectron2``) and frozen. YAML is read safely: a config file
     never runs python code."""
     cfg = d2_get_cfg()
-    add_resnet_det_config(cfg)
+    add_resnet_det_config(cfg, resnet_det_defaults=True)  # the YAML means what it means for builtin
     if config_file:
         cfg.merge_from_file(config_file, allow_unsafe=False)
     cfg.merge_from_list(list(opts or []))
