@@ -1,0 +1,93 @@
+"""add_resnet_det_config: our YAML files load into detectron2's CfgNode; no key of ours is
+silently dropped."""
+import glob
+import os
+
+import pytest
+
+pytest.importorskip("detectron2")
+
+from detectron2.config import get_cfg  # noqa: E402
+
+import resnet_det.d2  # noqa: E402
+from resnet_det.config import ConfigError  # noqa: E402
+from resnet_det.d2 import config as d2config  # noqa: E402
+from resnet_det.d2.train import setup_cfg  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DETECTION_YAMLS = sorted(
+    p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
+    if "faster_rcnn" in os.path.basename(p))
+
+
+def test_every_added_key_is_classified_exactly_once():
+    added = set(d2config._our_only_keys(get_cfg()))
+    tables = [set(d2config.HONORED_KEYS), set(d2config.RESTRICTED_KEYS), set(d2config.IGNORED_KEYS)]
+    assert {"MODEL.RESNETS.SHORTCUT", "MODEL.RESNETS.PLAIN", "MODEL.RESNETS.ZERO_INIT_RESIDUAL",
+            "MODEL.VGG.DEPTH", "MODEL.VGG.NORM", "ENGINE"} <= tables[0]
+    assert set.union(*tables) == added, "a key of defaults.py is in no table (or a table is stale)"
+    assert sum(len(t) for t in tables) == len(added)
+
+
+def test_add_config_is_idempotent_and_keeps_detectron2_defaults():
+    cfg = get_cfg()
+    resnet_det.d2.add_resnet_det_config(cfg)
+    resnet_det.d2.add_resnet_det_config(cfg)
+    assert cfg.MODEL.RESNETS.SHORTCUT == "B" and cfg.MODEL.VGG.DEPTH == 16 and cfg.ENGINE == "builtin"
+    assert cfg.MODEL.DEVICE == "cuda"  # detectron2's default untouched by default
+    ours = resnet_det.d2.add_resnet_det_config(get_cfg(), resnet_det_defaults=True)
+    diffs = d2config.shared_default_differences()
+    assert diffs["MODEL.DEVICE"] == ("cpu", "cuda")
+    assert ours.MODEL.DEVICE == "cpu" and list(ours.MODEL.FPN.IN_FEATURES) == ["res2", "res3", "res4", "res5"]
+
+
+@pytest.mark.parametrize("path", DETECTION_YAMLS, ids=os.path.basename)
+def test_our_yaml_files_load_and_resolve(path):
+    cfg = setup_cfg(path, ["MODEL.RESNETS.SHORTCUT", "C"] if "VGG" not in path else [])
+    assert cfg.ENGINE == "detectron2"
+    assert cfg.MODEL.BACKBONE.NAME in ("build_resnet_det_backbone", "build_resnet_det_fpn_backbone",
+                                       "build_vgg16_backbone")
+    if cfg.MODEL.ROI_HEADS.IN_FEATURES == ["res4"]:
+        assert cfg.MODEL.ROI_HEADS.NAME == "ResNetDetRes5ROIHeads"
+    if "VGG" not in path:
+        assert cfg.MODEL.RESNETS.SHORTCUT == "C"
+
+
+def test_r101_and_vgg16_values():
+    r101 = setup_cfg(os.path.join(ROOT, "configs", "faster_rcnn_R101.yaml"))
+    assert r101.MODEL.RESNETS.DEPTH == 101 and r101.MODEL.RESNETS.NORM == "FrozenBN"
+    vgg = setup_cfg(os.path.join(ROOT, "configs", "faster_rcnn_VGG16.yaml"))
+    assert vgg.MODEL.BACKBONE.NAME == "build_vgg16_backbone"
+    assert vgg.MODEL.ROI_BOX_HEAD.NAME == "VGGFCHead" and vgg.MODEL.ROI_BOX_HEAD.POOLER_TYPE == "ROIPool"
+    assert vgg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION == 7 and vgg.MODEL.ROI_BOX_HEAD.FC_DIM == 4096
+
+
+@pytest.mark.parametrize("opts, key", [
+    (["DATALOADER.ON_BAD_IMAGE", "skip"], "DATALOADER.ON_BAD_IMAGE"),
+    (["SOLVER.CHANNELS_LAST", "True"], "SOLVER.CHANNELS_LAST"),
+    (["SOLVER.LR_SCHEDULER_NAME", "ReduceLROnPlateau"], "SOLVER.LR_SCHEDULER_NAME"),
+    (["MODEL.META_ARCHITECTURE", "ImageClassifier"], "MODEL.META_ARCHITECTURE"),
+    (["MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone", "MODEL.RESNETS.PLAIN", "True"],
+     "MODEL.RESNETS.PLAIN"),
+    (["MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE", "50", "TEST.DETECTIONS_PER_IMAGE", "20"],
+     "DETECTIONS_PER_IMAGE"),
+])
+def test_values_detectron2_cannot_honor_raise_naming_the_key(opts, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        setup_cfg(os.path.join(ROOT, "configs", "faster_rcnn_R101.yaml"), opts)
+
+
+def test_mapped_and_ignored_keys():
+    cfg = setup_cfg(os.path.join(ROOT, "configs", "faster_rcnn_R101.yaml"),
+                    ["MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE", "37", "INPUT.CLS.CROP_SIZE", "32"])
+    assert cfg.TEST.DETECTIONS_PER_IMAGE == 37  # mapped to detectron2's key
+    assert cfg.INPUT.CLS.CROP_SIZE == 32  # classification only: loads, read by no detector
+
+
+def test_unclassified_key_with_a_non_default_value_raises(monkeypatch):
+    monkeypatch.delitem(d2config.HONORED_KEYS, "TEST.IMS_PER_BATCH")
+    cfg = resnet_det.d2.add_resnet_det_config(get_cfg())
+    d2config.check_resnet_det_keys(cfg)  # default value: fine
+    cfg.TEST.IMS_PER_BATCH = 4
+    with pytest.raises(ConfigError, match=r"TEST\.IMS_PER_BATCH"):
+        d2config.check_resnet_det_keys(cfg)
