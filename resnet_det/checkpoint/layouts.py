@@ -61,7 +61,7 @@ def unwrap_checkpoint(obj: Any) -> Tuple[StateDict, Dict[str, Any]]:
             continue
         if isinstance(value, np.ndarray):
             numpy_values = True
-            value = torch.from_numpy(np.ascontiguousarray(value))
+            value = torch.from_numpy(np.array(value))  # a copy: keeps 0-d shapes, writable
         elif isinstance(value, np.generic):
             numpy_values = True
             value = torch.as_tensor(np.asarray(value))

@@ -159,6 +159,11 @@ def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], s
     model_sd = model.state_dict()
     filled = _fill_affine_bn(src, model, model_sd) if layout == "caffe2" else []
 
+    # BatchNorm's num_batches_tracked counters are bookkeeping, not weights: never reported,
+    # loaded only when they fit.
+    for k in [k for k in src if _is_counter(k)]:
+        if k not in model_sd or src[k].shape != model_sd[k].shape:
+            del src[k]
     matched = [k for k in src if k in model_sd]
     mismatched = [k for k in matched if tuple(src[k].shape) != tuple(model_sd[k].shape)]
     missing = [k for k in model_sd if k not in src and not _is_counter(k)]

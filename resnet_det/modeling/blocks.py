@@ -48,13 +48,14 @@ def _is_none_norm(norm: NormArg) -> bool:
 
 
 def _conv(in_ch: int, out_ch: int, k: int, *, stride: int = 1, dilation: int = 1,
-          groups: int = 1, norm: NormArg = None, post_norm: bool = True) -> Conv2dNorm:
-    """A He-initialized conv; with ``post_norm`` its norm is the ``.norm`` child. Convs get a
-    bias only when no norm follows them (a bias before BN is redundant)."""
+          groups: int = 1, norm: NormArg = None, post_norm: bool = True,
+          bias: Optional[bool] = None) -> Conv2dNorm:
+    """A He-initialized conv; with ``post_norm`` its norm is the ``.norm`` child. By default
+    convs get a bias only when no norm follows them (a bias before BN is redundant)."""
     has_norm = post_norm and not _is_none_norm(norm)
     conv = Conv2dNorm(
         in_ch, out_ch, kernel_size=k, stride=stride, padding=dilation * (k // 2),
-        dilation=dilation, groups=groups, bias=_is_none_norm(norm),
+        dilation=dilation, groups=groups, bias=_is_none_norm(norm) if bias is None else bias,
         norm=get_norm(norm, out_ch) if has_norm else None,
     )
     c2_msra_fill(conv)

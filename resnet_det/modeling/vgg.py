@@ -69,7 +69,8 @@ class VGG(Backbone):
                 layers[f"pool{k - 1}"] = nn.MaxPool2d(kernel_size=2, stride=2)
             out_ch = VGG_CHANNELS[k - 1]
             for j in range(1, VGG_DEPTHS[depth][k - 1] + 1):
-                layers[f"conv{k}_{j}"] = _conv(ch, out_ch, 3, norm=norm)
+                # Biases even with a norm, as torchvision's vgg16_bn (so its weights load).
+                layers[f"conv{k}_{j}"] = _conv(ch, out_ch, 3, norm=norm, bias=True)
                 layers[f"relu{k}_{j}"] = nn.ReLU(inplace=True)
                 ch = out_ch
             name = f"vgg_block{k}"
