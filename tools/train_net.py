@@ -73,18 +73,21 @@ def run_detectron2(args):
     return d2_train.main(args)
 
 
-if __name__ == "__main__":
+def cli(argv=None):
     parser = default_argument_parser()
     parser.add_argument("--engine", choices=["builtin", "detectron2"], default=None,
                         help="override the config's ENGINE (default: the config's, 'builtin')")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.config_file = args.config_file or DEFAULT_CONFIG
     engine = load_cfg(args).ENGINE
-    print(f"Engine: {engine}  (config {args.config_file})")
+    print(f"Engine: {engine}  (config {args.config_file})", flush=True)
     if engine == "detectron2":
-        run_detectron2(args)
-    elif args.num_gpus * args.num_machines > 1:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    else:
-        main(args)
+        return run_detectron2(args)
+    if args.num_gpus * args.num_machines > 1:
+        return launch(main, args.num_gpus, num_machines=args.num_machines,
+                      machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
+    return main(args)
+
+
+if __name__ == "__main__":
+    cli()
