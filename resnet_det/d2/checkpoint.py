@@ -49,18 +49,25 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         loaded = torch.load(f, map_location="cpu", weights_only=True)
         if not isinstance(loaded, dict):
             raise ValueError(f"resnet_det.d2: {f!r} holds a {type(loaded).__name__}, not a dict")
-        sd = loaded.get("model", loaded)
+        wrapped = isinstance(loaded.get("model"), dict)
+        sd = loaded["model"] if wrapped else loaded
         keys = [k for k in sd if isinstance(k, str)]
         if not keys or any(k.startswith(_DETECTOR_PREFIXES) for k in keys):
             return loaded  # a detector checkpoint (ours or detectron2's): exact names
-        # A classifier (torchvision or resnet_det layout): our names are detectron2's, and
-        # suffix matching puts them under backbone. / roi_heads.res5 / roi_heads.box_head.
-        layout = detect_layout(sd)
-        converted = convert_state_dict(sd, to="detectron2")
-        self.logger.info(f"Renamed {len(converted)} {layout}-layout weights from {f} to "
-                         "detectron2's names")
-        return {"model": converted, "__author__": f"resnet_det ({layout} layout)",
-                "matching_heuristics": True}
+        try:
+            layout = detect_layout(sd)
+        except ValueError:
+            return loaded  # not a layout we know: detectron2 reports what did not match
+        # A backbone / classifier: our names are detectron2's, and detectron2's suffix
+        # matching puts them under backbone. / roi_heads.res5 / roi_heads.box_head.
+        out = {k: v for k, v in loaded.items() if k != "model"} if wrapped else {}
+        out["model"] = sd if layout == "resnet_det" else convert_state_dict(sd, to="detectron2")
+        if layout != "resnet_det":
+            self.logger.info(f"Renamed {len(out['model'])} {layout}-layout weights from {f} to "
+                             "detectron2's names")
+        out.setdefault("__author__", f"resnet_det ({layout} layout)")
+        out["matching_heuristics"] = True
+        return out
 
     def save(self, name: str, **kwargs) -> None:
         if not self.save_dir or not self.save_to_disk:
