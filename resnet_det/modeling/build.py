@@ -6,7 +6,7 @@ assembles the Faster R-CNN (resnet_det.modeling.detection) and checks that the s
 together, naming the offending key.
 """
 import logging
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import torch
 from torch import nn

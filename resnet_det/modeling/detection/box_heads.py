@@ -8,7 +8,6 @@
 - ``FastRCNNConvFCHead``: the FPN paper's 2-fc (1024) "2mlp" head.
 Each returns one flat vector per RoI, which torchvision's FastRCNNPredictor takes.
 """
-from typing import Optional
 
 import torch
 from torch import Tensor, nn

@@ -2,9 +2,9 @@
 LastLevelMaxPool, exposed under the Backbone contract with detectron2's names p2..p6."""
 import math
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from ..backbone import Backbone

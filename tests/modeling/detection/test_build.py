@@ -1,5 +1,4 @@
 """build_model / build_backbone: the C4, FPN and VGG assemblies and config validation."""
-import math
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ from resnet_det.modeling.detection import (FastRCNNConvFCHead, FPNBackbone, Gene
 from resnet_det.modeling.norm import FrozenBatchNorm2d
 from resnet_det.modeling.resnet import ResNet, build_res5_head
 
-from ._tiny import C4, FPN, VGG, synthetic_batch, tiny_cfg
+from ._tiny import C4, FPN, VGG, tiny_cfg
 
 
 def test_c4_uses_res5_box_head_from_build_res5_head():

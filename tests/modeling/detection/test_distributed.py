@@ -3,7 +3,6 @@ images (design.md, testing notes): the per-image seeded fg/bg samplers give ever
 same draws wherever it runs, and FrozenBN does not depend on the per-process batch."""
 import os
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp

@@ -1,5 +1,4 @@
 """GeneralizedRCNN I/O (docs/internals.md "Detector I/O"), batching and weights loading."""
-import math
 
 import pytest
 import torch
