@@ -76,7 +76,14 @@ def load_image_folder(
 
 def _imagenet_reader(split: str):
     def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-        return load_image_folder(os.path.join(datasets_root(), "imagenet", split), on_bad_image=on_bad_image)
+        root = os.path.join(datasets_root(), "imagenet")
+        class_names = None
+        train_dir = os.path.join(root, "train")
+        if split != "train" and os.path.isdir(train_dir):
+            # Labels must mean the same classes as in training even if a val folder is missing
+            # (a partial copy): take the class list from train/.
+            class_names = [c for c in _list_dir(train_dir) if os.path.isdir(os.path.join(train_dir, c))]
+        return load_image_folder(os.path.join(root, split), class_names=class_names, on_bad_image=on_bad_image)
 
     return read
 

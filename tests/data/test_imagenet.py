@@ -125,3 +125,21 @@ def test_train_views_shapes_and_flip(tmp_path):
     # and a PCA shift moves all channels, so two epochs of the same image differ.
     a, b = ds[0]["image"], ds[len(dicts)]["image"]
     assert ds.index_at(0) != ds.index_at(len(dicts)) or not torch.equal(a, b)
+
+
+def test_registered_val_uses_train_class_list(tmp_path, monkeypatch):
+    from resnet_det.data.classification import get_classification_dicts
+    from resnet_det.data.imagenet import register_imagenet
+
+    make_tree(str(tmp_path / "imagenet" / "train"))
+    val = str(tmp_path / "imagenet" / "val")
+    make_tree(val)
+    import shutil
+
+    shutil.rmtree(os.path.join(val, "n01440764"))  # a val copy missing the first class
+    monkeypatch.setenv("RESNET_DET_DATASETS", str(tmp_path))
+    register_imagenet()
+    dicts = get_classification_dicts(["imagenet_val"])
+    labels = {os.path.basename(os.path.dirname(d["file_name"])): d["label"] for d in dicts}
+    assert labels == {"n02102040": 1, "n03000134": 2}  # indices of train's sorted wnids
+    assert len(get_classification_dicts(["imagenet_train"])) == 9
