@@ -106,3 +106,16 @@ def test_full_detector_checkpoint_round_trip():
     load_pretrained_weights(b, {"model": a.state_dict()})
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_vgg_imagenet_weights_fill_convs_and_fc6_fc7():
+    model = build_model(tiny_cfg(VGG, "MODEL.ROI_BOX_HEAD.FC_DIM", "4096"))
+    classifier = resnet_det.create_model("vgg16")
+    sd = classifier.state_dict()
+    result = load_pretrained_weights(model, sd)
+    msd = model.state_dict()
+    torch.testing.assert_close(msd["roi_heads.box_head.fc6.weight"], sd["fc6.weight"])
+    torch.testing.assert_close(msd["roi_heads.box_head.fc7.bias"], sd["fc7.bias"])
+    torch.testing.assert_close(msd["backbone.vgg_block5.conv5_3.weight"], sd["vgg_block5.conv5_3.weight"])
+    # fc8 (the 1000-way ImageNet classifier) has no place in the detector.
+    assert set(result.unexpected_keys) == {"fc8.weight", "fc8.bias"}
