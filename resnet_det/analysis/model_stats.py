@@ -6,6 +6,8 @@ a few elementwise ops (batch norm, pooling), so rows give both: ``flops`` (fvcor
 and ``conv_fc_flops`` (convolutions + fully-connected only, the paper's count).
 """
 import warnings
+from collections import Counter
+from numbers import Number
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -71,10 +73,6 @@ def model_statistics(model: nn.Module, input_size: Union[int, Sequence[int]] = 2
          "conv_fc_flops" (conv + fc only, the paper's FLOPs), "activations",
          "flops_by_operator", "input_size" (C, H, W)}.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fvcore's import uses the deprecated torch.jit.script
-        from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
-
     size = _normalize_size(model, input_size)
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -83,25 +81,62 @@ def model_statistics(model: nn.Module, input_size: Union[int, Sequence[int]] = 2
     try:
         x = torch.zeros((1,) + size, device=next(model.parameters()).device)
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # jit tracer warnings
-            flops = FlopCountAnalysis(model, x)
-            flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            by_op = dict(flops.by_operator())
-            total = flops.total()
-            acts = ActivationCountAnalysis(model, x)
-            acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            activations = acts.total()
+            warnings.simplefilter("ignore")  # fvcore's import and the jit tracer warn
+            by_op, activations = _count(model, x)
     finally:
         model.train(was_training)
     return {
         "params": params,
         "trainable_params": trainable,
-        "flops": int(total),
+        "flops": int(sum(by_op.values())),
         "conv_fc_flops": int(sum(v for k, v in by_op.items() if k in _CONV_FC_OPS)),
         "activations": int(activations),
         "flops_by_operator": {k: int(v) for k, v in by_op.items()},
         "input_size": size,
     }
+
+
+def _as_counter(result, kind: str) -> Counter:
+    if isinstance(result, Number):
+        return Counter({kind.split("::")[-1]: result})
+    return Counter(result)
+
+
+def _count(model: nn.Module, x: torch.Tensor) -> Tuple[Dict[str, float], float]:
+    """(flops by operator, activations) with fvcore's default counters, from one trace.
+
+    FlopCountAnalysis and ActivationCountAnalysis each trace the model; here their op handles
+    are merged into one JitModelAnalysis, so the (slow on CPU) trace runs once.
+    """
+    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+    from fvcore.nn.jit_analysis import JitModelAnalysis
+
+    flop_handles = getattr(FlopCountAnalysis(model, x), "_op_handles", None)
+    act_handles = getattr(ActivationCountAnalysis(model, x), "_op_handles", None)
+    if flop_handles is None or act_handles is None:  # fvcore internals changed: two traces
+        flops = FlopCountAnalysis(model, x).unsupported_ops_warnings(False)
+        acts = ActivationCountAnalysis(model, x).unsupported_ops_warnings(False)
+        return dict(flops.uncalled_modules_warnings(False).by_operator()), acts.total()
+
+    def merged(kind):
+        fh, ah = flop_handles.get(kind), act_handles.get(kind)
+
+        def handle(inputs, outputs):
+            out = Counter()
+            for tag, h in (("flops", fh), ("acts", ah)):
+                if h is not None:
+                    for k, v in _as_counter(h(inputs, outputs), kind).items():
+                        out[f"{tag}/{k}"] += v
+            return out
+        return handle
+
+    analysis = JitModelAnalysis(model, x)
+    analysis.set_op_handle(**{kind: merged(kind) for kind in set(flop_handles) | set(act_handles)})
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    counts = analysis.by_operator()
+    by_op = {k[len("flops/"):]: v for k, v in counts.items() if k.startswith("flops/")}
+    activations = sum(v for k, v in counts.items() if k.startswith("acts/"))
+    return by_op, activations
 
 
 def family_table(names: Optional[Iterable[str]] = None, **overrides) -> List[Dict]:
