@@ -4,8 +4,6 @@ export: a pretraining checkpoint converted by tools/convert_weights.py loads int
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,42 +15,48 @@ from resnet_det.modeling.classifier import build_classifier
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
-def run_tool(*args):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "pretrain_net.py"), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def test_train_resume_eval_only(tmp_path):
+def run_tool(capsys, out, *args):
+    """tools/pretrain_net.py in this process (a subprocess would pay the imports again);
+    returns what it printed plus the run's log.txt."""
+    tool = _load_tool("pretrain_net")
+    tool.main(tool.default_argument_parser().parse_args(list(args)))
+    with open(os.path.join(out, "log.txt")) as f:
+        return capsys.readouterr().out + f.read()
+
+
+def test_train_resume_eval_only(tmp_path, capsys):
     out = str(tmp_path / "run")
+    cfg_file = os.path.join(ROOT, "configs", "digits", "resnet20.yaml")
     opts = ["SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "[2]",
             "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "0", "OUTPUT_DIR", out]
-    log = run_tool("--config-file", "configs/digits/resnet20.yaml", *opts)
-    assert "top-1 error" in log and "images/s" in log
+    log = run_tool(capsys, out, "--config-file", cfg_file, *opts)
+    assert "center: top-1 error" in log and "images/s" in log
     for f in ("config.yaml", "log.txt", "metrics.json", "last_checkpoint", "model_final.pth", "model_0000001.pth"):
         assert os.path.exists(os.path.join(out, f)), f
     recs = [json.loads(line) for line in open(os.path.join(out, "metrics.json"))]
     assert any(r["iteration"] == 3 and "train_top1_err" in r for r in recs)
     assert any("center/top1_err" in r for r in recs)
     # --resume with everything done: starts after the last checkpoint and ends at once.
-    log = run_tool("--config-file", "configs/digits/resnet20.yaml", "--resume", *opts)
+    log = run_tool(capsys, out, "--config-file", cfg_file, "--resume", *opts)
     assert "Starting training from iteration 4" in log
-    log = run_tool("--config-file", "configs/digits/resnet20.yaml", "--eval-only",
+    log = run_tool(capsys, out, "--config-file", cfg_file, "--eval-only",
                    *opts, "MODEL.WEIGHTS", os.path.join(out, "model_final.pth"),
                    "TEST.CLS_MODES", "['center', '10crop']", "INPUT.CLS.TEST_RESIZE", "18")
     assert "center: top-1 error" in log and "10crop: top-1 error" in log
 
 
 def _convert(src, dst, to):
-    spec = importlib.util.spec_from_file_location("convert_weights", os.path.join(ROOT, "tools", "convert_weights.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main([src, dst, "--to", to]) == 0
+    assert _load_tool("convert_weights").main([src, dst, "--to", to]) == 0
 
 
-@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("depth", [18, pytest.param(50, marks=pytest.mark.slow)])
 def test_export_to_detection_backbone(tmp_path, depth):
     from resnet_det.modeling import build_model
     from resnet_det.modeling.detection.rcnn import load_pretrained_weights
