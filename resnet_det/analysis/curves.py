@@ -112,6 +112,10 @@ def _save_png(fig, output: str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format="png", dpi=120)
+        # mkstemp creates the file 0600; give it the usual permissions of a new file.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, output)
     except BaseException:
         if os.path.exists(tmp):
