@@ -45,3 +45,17 @@ def test_plot_writes_png(tmp_path):
     with pytest.raises(ValueError, match="no 'train_top1_err_x' or 'nokey'"):
         plot_training_curves([("x", runs[0][1])], str(tmp_path / "x.png"), train_key="train_top1_err_x",
                              test_key="nokey")
+
+
+def test_plot_curves_tool(tmp_path, capsys):
+    import importlib.util
+    import os
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    spec = importlib.util.spec_from_file_location("plot_curves", os.path.join(root, "tools", "plot_curves.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    p = write_metrics(tmp_path / "m.json", [{"iteration": 9, "train_top1_err": 50.0, "center/top1_err": 60.0}])
+    out = str(tmp_path / "c.png")
+    assert tool.main(["--run", "a", p, "--run", "b", p, "--output", out, "--ylim", "0", "100"]) == 0
+    assert mpimg.imread(out).shape[0] > 100 and out in capsys.readouterr().out

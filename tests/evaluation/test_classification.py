@@ -108,8 +108,17 @@ def test_fully_convolutional_multiscale():
                           for s in scales]).mean(0)
     assert torch.allclose(multiscale_probs(net, scales), manual, atol=1e-6)
     assert multiscale_probs(net, scales).sum().item() == pytest.approx(1.0, abs=1e-5)
+    # VGG pools to 7x7 for its fc6 (building a real VGG-16 costs 138M parameters here).
+    class VGGLike(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.avgpool, self.linear = nn.AdaptiveAvgPool2d((7, 7)), nn.Linear(3 * 49, 4)
+
+        def forward(self, x):
+            return self.linear(self.avgpool(x).flatten(1))
+
     with pytest.raises(ValueError, match="VGG"):
-        fully_convolutional_scores(resnet_det.create_model("vgg16", num_classes=4), x)
+        fully_convolutional_scores(VGGLike(), x)
 
 
 def test_multiscale_mode_through_loader(tmp_path):
