@@ -19,13 +19,24 @@ def _tool():
     return module
 
 
+VAL_SUBSET = "shapes_val_first8"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def demo_datasets(tmp_path_factory):
-    if os.environ.get("RESNET_DET_DATASETS"):
-        yield
-        return
+    """The demo sets (under a private RESNET_DET_DATASETS unless the caller points at a cache),
+    plus the first 8 validation images as their own set, to keep the evaluations short."""
+    from resnet_det.data import DatasetCatalog, MetadataCatalog
+
     mp = pytest.MonkeyPatch()
-    mp.setenv("RESNET_DET_DATASETS", str(tmp_path_factory.mktemp("datasets")))
+    if not os.environ.get("RESNET_DET_DATASETS"):
+        mp.setenv("RESNET_DET_DATASETS", str(tmp_path_factory.mktemp("datasets")))
+    full = DatasetCatalog.get("shapes_val")  # generates the data, fills the metadata
+    if VAL_SUBSET not in DatasetCatalog.list():
+        DatasetCatalog.register(VAL_SUBSET, lambda: [dict(d) for d in full[:8]])
+        # Same json_file: COCOeval scores all 100 ground-truth images, the same way in both
+        # runs compared below.
+        MetadataCatalog.get(VAL_SUBSET).set(**MetadataCatalog.get("shapes_val").as_dict())
     yield
     mp.undo()
 
@@ -39,7 +50,7 @@ TINY = ["MODEL.RESNETS.NORM", "GN", "MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_B
         "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16", "SOLVER.IMS_PER_BATCH", "2",
         "SOLVER.BASE_LR", "0.01", "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "[3]",
         "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2", "LOG_PERIOD", "1",
-        "DATALOADER.NUM_WORKERS", "0"]
+        "DATALOADER.NUM_WORKERS", "0", "DATASETS.TEST", f"['{VAL_SUBSET}']"]
 
 
 def _metrics(out):
