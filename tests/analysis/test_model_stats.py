@@ -6,6 +6,8 @@ import torch
 from resnet_det import create_model
 from resnet_det.analysis import family_table, format_table, model_statistics
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 # Table 1, 224x224, paper layout (stride in the first 1x1 of a bottleneck: the default).
 @pytest.mark.parametrize("name,paper_gflops", [

@@ -9,6 +9,8 @@ import torch
 from resnet_det import create_model, load_weights
 from resnet_det.checkpoint.safe_pickle import safe_load, safe_loads
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_numpy_arrays_and_containers_load(tmp_path, protocol):

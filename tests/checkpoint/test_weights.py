@@ -15,6 +15,8 @@ from resnet_det.checkpoint import (WeightsMismatchError, convert_state_dict, rea
                                    safe_load)
 from resnet_det.modeling import FrozenBatchNorm2d
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

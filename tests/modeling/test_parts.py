@@ -8,6 +8,8 @@ from resnet_det.modeling import (BasicBlock, BottleneckBlock, Conv2dNorm, Frozen
                                  ShortcutA, build_res5_head, build_resnet, get_norm)
 from resnet_det.modeling.norm import convert_frozen_batchnorm
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def test_detectron2_parameter_names():
     names = set(create_model("resnet50").state_dict())

@@ -9,6 +9,8 @@ import torchvision
 
 from resnet_det import create_model, load_weights
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def _randomize_norms(model):
     # Non-trivial BN statistics and affine, so a wrongly mapped norm cannot pass.

@@ -8,6 +8,8 @@ from resnet_det.modeling import build_resnet, create_model, list_models
 from resnet_det.modeling.cifar import CifarResNet
 from resnet_det.modeling.vgg import VGG
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 ALL_NAMES = [
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet200",
     "plain18", "plain34", "plain50", "plain101", "plain152",
