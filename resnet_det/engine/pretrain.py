@@ -48,9 +48,16 @@ class ClassificationMetrics(HookBase):
     (global batch / step time of IterationTimer) and "data/skipped_images" (cumulative, this
     process). Logs the average images/s at the end."""
 
-    def __init__(self, global_batch_size: int, warmup_iter: int = 3):
+    def __init__(self, global_batch_size: int, warmup_iter: int = 3, log_period: int = 20):
+        """
+        Args:
+            global_batch_size: images per iteration over all processes (SOLVER.IMS_PER_BATCH).
+            warmup_iter: first iterations left out of the final average.
+            log_period: log images/s and the training error every this many iterations.
+        """
         self.global_batch_size = global_batch_size
         self.warmup_iter = warmup_iter
+        self.log_period = log_period
         self._images = 0
         self._seconds = 0.0
 
@@ -71,6 +78,11 @@ class ClassificationMetrics(HookBase):
         loader = getattr(self.trainer, "counting_loader", None)
         if loader is not None:
             storage.put_scalar("data/skipped_images", loader.num_skipped, smoothing_hint=False)
+        it = self.trainer.iter
+        if self.log_period > 0 and (it + 1) % self.log_period == 0 and comm.is_main_process():
+            ips = storage.history("images_per_sec").median(self.log_period) if "time" in latest else float("nan")
+            terr = storage.history("train_top1_err").median(self.log_period) if err is not None else float("nan")
+            logger.info("iter: %d  images/s: %.1f  train top-1 error: %.2f%%", it, ips, terr)
 
     def after_train(self) -> None:
         if self._seconds > 0:
@@ -126,7 +138,7 @@ class ClassificationTrainer(DefaultTrainer):
 
     def build_hooks(self) -> List[HookBase]:
         ret = super().build_hooks()
-        metrics = ClassificationMetrics(self.cfg.SOLVER.IMS_PER_BATCH)
+        metrics = ClassificationMetrics(self.cfg.SOLVER.IMS_PER_BATCH, log_period=self.cfg.LOG_PERIOD)
         # Before the writers, so each step's metrics are written with it.
         at = next((i for i, h in enumerate(ret) if isinstance(h, PeriodicWriter)), len(ret))
         ret.insert(at, metrics)

@@ -35,9 +35,10 @@ def test_train_resume_eval_only(tmp_path, capsys):
     out = str(tmp_path / "run")
     cfg_file = os.path.join(ROOT, "configs", "digits", "resnet20.yaml")
     opts = ["SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "[2]",
-            "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "0", "OUTPUT_DIR", out]
+            "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "0", "LOG_PERIOD", "2", "OUTPUT_DIR", out]
     log = run_tool(capsys, out, "--config-file", cfg_file, *opts)
-    assert "center: top-1 error" in log and "images/s" in log
+    assert "center: top-1 error" in log and "Training throughput" in log
+    assert "iter: 3  images/s:" in log  # the periodic throughput line
     for f in ("config.yaml", "log.txt", "metrics.json", "last_checkpoint", "model_final.pth", "model_0000001.pth"):
         assert os.path.exists(os.path.join(out, f)), f
     recs = [json.loads(line) for line in open(os.path.join(out, "metrics.json"))]
