@@ -493,6 +493,23 @@ def _classes_of(names: Sequence[str]) -> Optional[List[str]]:
 
 def _transform_kwargs(cfg) -> Dict[str, Any]:
     c = cfg.INPUT.CLS
+    if c.CROP_SIZE < 1:
+        raise ValueError(f"INPUT.CLS.CROP_SIZE must be >= 1, got {c.CROP_SIZE}")
+    if len(c.SCALE_RANGE) not in (0, 2) or (c.SCALE_RANGE and not 0 < c.SCALE_RANGE[0] <= c.SCALE_RANGE[1]):
+        raise ValueError(f"INPUT.CLS.SCALE_RANGE must be [] or [min, max] with 0 < min <= max, got {list(c.SCALE_RANGE)}")
+    if c.PAD < 0 or c.PCA_LIGHTING < 0 or c.TEST_RESIZE < 0:
+        raise ValueError(
+            f"INPUT.CLS.PAD ({c.PAD}), PCA_LIGHTING ({c.PCA_LIGHTING}) and TEST_RESIZE ({c.TEST_RESIZE}) must be >= 0"
+        )
+    if c.TEST_RESIZE and c.TEST_RESIZE < c.CROP_SIZE:
+        raise ValueError(f"INPUT.CLS.TEST_RESIZE ({c.TEST_RESIZE}) is smaller than INPUT.CLS.CROP_SIZE ({c.CROP_SIZE})")
+    if len(c.PIXEL_MEAN) != 3 or len(c.PIXEL_STD) != 3 or any(x <= 0 for x in c.PIXEL_STD):
+        raise ValueError(f"INPUT.CLS.PIXEL_MEAN / PIXEL_STD need 3 values, std > 0; got {list(c.PIXEL_MEAN)} / {list(c.PIXEL_STD)}")
+    bad = [m for m in cfg.TEST.CLS_MODES if m not in TEST_MODES]
+    if bad:
+        raise ValueError(f"TEST.CLS_MODES: unknown mode(s) {bad}; choose from {TEST_MODES}")
+    if not cfg.TEST.CLS_MULTISCALE_SIZES or any(x < 1 for x in cfg.TEST.CLS_MULTISCALE_SIZES):
+        raise ValueError(f"TEST.CLS_MULTISCALE_SIZES must be positive sides, got {list(cfg.TEST.CLS_MULTISCALE_SIZES)}")
     return dict(
         crop_size=c.CROP_SIZE,
         scale_range=list(c.SCALE_RANGE),

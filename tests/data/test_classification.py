@@ -89,3 +89,21 @@ def test_process_shards_make_up_the_global_batch():
         assert torch.equal(f["image"], torch.cat([a["image"], b["image"]]))
     with pytest.raises(ValueError, match="IMS_PER_BATCH"):
         _loader(dicts, global_batch_size=7, world_size=2)
+
+
+def test_config_errors_name_the_key():
+    import os
+
+    from resnet_det.config import get_cfg
+    from resnet_det.data.classification import build_classification_train_loader
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    for key, value, match in (("INPUT.CLS.SCALE_RANGE", "[480, 256]", "INPUT.CLS.SCALE_RANGE"),
+                              ("TEST.CLS_MODES", "['center', '12crop']", "12crop"),
+                              ("INPUT.CLS.TEST_RESIZE", "8", "INPUT.CLS.TEST_RESIZE"),
+                              ("MODEL.CLASSIFIER.NUM_CLASSES", "5", "NUM_CLASSES")):
+        cfg = get_cfg()
+        cfg.merge_from_file(os.path.join(root, "configs", "digits", "resnet20.yaml"))
+        cfg.merge_from_list([key, value])
+        with pytest.raises(ValueError, match=match):
+            build_classification_train_loader(cfg)
