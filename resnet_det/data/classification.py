@@ -530,8 +530,14 @@ def _dist_info() -> Tuple[int, int]:
 
 
 def data_seed(cfg) -> int:
-    """The seed of the data stream: SEED, or (SEED < 0) the seed the run drew at setup."""
-    return int(cfg.SEED) if cfg.SEED >= 0 else int(torch.initial_seed() % (2**31))
+    """The seed of the data stream: SEED, or (SEED < 0, one process) the seed this process
+    was seeded with at setup."""
+    if cfg.SEED >= 0:
+        return int(cfg.SEED)
+    if _dist_info()[1] > 1:
+        # Each process is seeded differently, but all must agree on the order of the stream.
+        raise ValueError("SEED < 0 with several processes: set SEED >= 0 so every process draws the same data stream")
+    return int(torch.initial_seed() % (2**31))
 
 
 def build_classification_train_loader(cfg, start_iter: int = 0) -> torch.utils.data.DataLoader:
