@@ -5,10 +5,35 @@ for classification and detection.
     model = resnet_det.create_model("resnet50")           # paper layout, random weights
     resnet_det.load_weights(model, "R-50.pkl")             # torchvision / detectron2 / MSRA
 
-Importing this package is cheap and never imports detectron2.
+Importing this package is cheap: the three entry points are loaded on first use (PEP 562), so
+``import resnet_det`` (e.g. for resnet_det.config) does not import torch, and nothing here ever
+imports detectron2.
 """
-from .checkpoint import load_weights
-from .modeling.zoo import create_model, list_models
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 __all__ = ["create_model", "list_models", "load_weights", "__version__"]
+
+_LAZY = {
+    "create_model": "resnet_det.modeling.zoo",
+    "list_models": "resnet_det.modeling.zoo",
+    "load_weights": "resnet_det.checkpoint.weights",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .checkpoint.weights import load_weights
+    from .modeling.zoo import create_model, list_models
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'resnet_det' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -16,7 +16,7 @@ from .blocks import (BasicBlock, BottleneckBlock, NormArg, check_shortcut, make_
 from .norm import check_norm, convert_frozen_batchnorm
 from .stems import BasicStem
 
-__all__ = ["ResNet", "build_resnet", "build_res5_head", "RESNET_DEPTHS"]
+__all__ = ["ResNet", "build_resnet", "build_res5_head", "make_stage", "RESNET_DEPTHS"]
 
 # Table 1: blocks per stage (res2..res5); 200 is from the pre-activation paper.
 RESNET_DEPTHS = {

@@ -156,3 +156,20 @@ def test_vgg_errors():
 def test_zero_init_residual_needs_residual_blocks():
     with pytest.raises(ValueError, match="zero_init_residual"):
         create_model("plain18", zero_init_residual=True)
+
+
+def test_import_is_light_and_never_imports_detectron2():
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = ("import sys, resnet_det\n"
+            "assert 'torch' not in sys.modules, 'import resnet_det imported torch'\n"
+            "m = resnet_det.create_model('resnet20_cifar')\n"
+            "assert callable(resnet_det.load_weights) and 'resnet18' in resnet_det.list_models()\n"
+            "assert 'detectron2' not in sys.modules\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
