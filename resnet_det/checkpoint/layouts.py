@@ -76,7 +76,7 @@ _OURS = re.compile(r"^(stem\.|res\d+\.|linear\.|final_norm\.|vgg_block\d\.|fc[67
 _TV = re.compile(r"^(conv1\.|bn1\.|layer\d\.|fc\.|features\.\d+\.|classifier\.\d+\.)")
 _C2 = re.compile(
     r"^(conv1_[wb]|(res_conv1|conv1)_(bn|gn)_(s|b|rm|riv)|res\d_\d+_branch(1|2[abc])_"
-    r"([wb]|(bn|gn)_(s|b|rm|riv))|fc1000_[wb]|conv\d_\d_[wb]|fc[678]_[wb])$"
+    r"([wb]|(bn|gn)_(s|b|rm|riv))|(fc1000|pred)_[wb]|conv\d_\d_[wb]|fc[678]_[wb])$"
 )
 
 
@@ -243,7 +243,7 @@ def _caffe2_name(key: str) -> Optional[str]:
     m = re.match(r"^res(\d)_(\d+)_branch(1|2[abc])_(?:bn|gn)_(s|b|rm|riv)$", key)
     if m:
         return f"res{m[1]}.{m[2]}.{_C2_BRANCH[m[3]]}.norm.{_C2_LEAF[m[4]]}"
-    m = re.match(r"^fc1000_([wb])$", key)
+    m = re.match(r"^(?:fc1000|pred)_([wb])$", key)  # some Caffe2 releases name the fc "pred"
     if m:
         return f"linear.{_C2_LEAF[m[1]]}"
     m = re.match(r"^conv(\d)_(\d)_([wb])$", key)
@@ -261,7 +261,7 @@ def caffe2_to_resnet_det(sd: Mapping[str, torch.Tensor]) -> StateDict:
     Mapping as documented by detectron2's c2_model_loading: "_" separates levels, branch1 is
     the shortcut, branch2a/b/c are conv1/2/3, bn_s/bn_b/bn_rm/bn_riv are the norm's
     weight/bias/running_mean/running_var, res_conv1_bn is the stem's norm, fc1000 the
-    classifier.
+    classifier (also called "pred").
     """
     return OrderedDict((_caffe2_name(k) or k, v) for k, v in sd.items())
 

@@ -257,3 +257,18 @@ def test_convert_weights_tool(tmp_path, capsys):
     assert all(torch.equal(back[k], v) for k, v in tv.state_dict().items())
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp_")]  # atomic writes
     assert "wrote" in capsys.readouterr().out
+
+
+def test_caffe2_name_map():
+    from resnet_det.checkpoint.layouts import caffe2_to_resnet_det, detect_layout
+
+    names = {"conv1_w": "stem.conv1.weight", "res_conv1_bn_s": "stem.conv1.norm.weight",
+             "res2_0_branch1_w": "res2.0.shortcut.weight",
+             "res2_0_branch1_bn_b": "res2.0.shortcut.norm.bias",
+             "res4_22_branch2b_bn_rm": "res4.22.conv2.norm.running_mean",
+             "res5_2_branch2c_gn_s": "res5.2.conv3.norm.weight",
+             "fc1000_w": "linear.weight", "pred_b": "linear.bias",
+             "conv5_3_w": "vgg_block5.conv5_3.weight", "fc6_b": "fc6.bias"}
+    sd = {k: torch.zeros(1) for k in names}
+    assert detect_layout(sd) == "caffe2"
+    assert list(caffe2_to_resnet_det(sd)) == list(names.values())
