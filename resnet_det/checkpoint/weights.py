@@ -171,9 +171,14 @@ def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], s
     arch = _arch_difference(src, model_sd)
     real_matches = [k for k in matched if not _is_counter(k)]
     if arch and (mismatched or strict or not real_matches):
+        first = ""
+        if mismatched:
+            k = mismatched[0]
+            first = (f"; first shape mismatch: {k} is {tuple(src[k].shape)} in the checkpoint "
+                     f"but {tuple(model_sd[k].shape)} in the model")
         raise WeightsMismatchError(
             f"resnet_det: weights {where} looks like a different architecture: {arch} "
-            f"(layout {layout})"
+            f"(layout {layout}){first}"
         )
     if mismatched:
         k = mismatched[0]

@@ -165,6 +165,7 @@ def test_different_architecture_error(tmp_path):
     with pytest.raises(WeightsMismatchError, match="looks like a different architecture") as e:
         load_weights(create_model("resnet18"), path)
     assert "resnet50.pth" in str(e.value) and "bottleneck" in str(e.value)
+    assert "res2.0.conv1.weight is (64, 64, 1, 1) in the checkpoint but (64, 64, 3, 3)" in str(e.value)
     with pytest.raises(WeightsMismatchError, match="different architecture"):
         load_weights(create_model("resnet18"), path, strict=False)
     # VGG weights name nothing in a ResNet: never a silent no-op.
