@@ -192,3 +192,33 @@ def format_table(rows: List[Dict]) -> str:
              for r in [header] + body]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def config_statistics(cfg) -> Dict:
+    """Statistics of the network a config builds, at the config's own input size.
+
+    A classifier config (MODEL.META_ARCHITECTURE "ImageClassifier") is measured whole at
+    INPUT.CLS.CROP_SIZE. For a detector, FLOPs depend on the number of proposals, so the
+    convolutional backbone is measured at a square MIN_SIZE_TEST input (the part the paper's
+    Table 1 counts) and the parameter count is the whole detector's.
+
+    Args:
+        cfg: a resolved config (resnet_det.config.get_cfg() plus merges).
+    Returns:
+        model_statistics()'s dict plus "what" (what was measured) and "model_params"
+        (parameters of the whole model the config trains).
+    """
+    arch = cfg.MODEL.META_ARCHITECTURE
+    if arch == "ImageClassifier":
+        from ..modeling.classifier import build_classifier
+
+        model = build_classifier(cfg)
+        stats = model_statistics(model.net, int(cfg.INPUT.CLS.CROP_SIZE))
+        stats.update(what=f"classifier {cfg.MODEL.CLASSIFIER.ARCH}", model_params=stats["params"])
+        return stats
+    from ..modeling.build import build_backbone, build_model
+
+    detector_params = sum(p.numel() for p in build_model(cfg).parameters())
+    stats = model_statistics(build_backbone(cfg), int(cfg.INPUT.MIN_SIZE_TEST))
+    stats.update(what=f"backbone {cfg.MODEL.BACKBONE.NAME} of {arch}", model_params=detector_params)
+    return stats
