@@ -1,5 +1,7 @@
-"""Detection data: dataset registry, COCO/VOC readers, demo shapes, transforms, samplers and
-loaders. Importing this package registers the built-in dataset names (builtin.py)."""
+"""Data: dataset registry, COCO/VOC readers, demo shapes, transforms, samplers and loaders for
+detection; ImageNet/CIFAR-10/digits readers for pretraining (classification.py). Importing
+this package registers every built-in dataset name of design.md (no file is read until a
+dataset is loaded)."""
 from .build import (build_detection_test_loader, build_detection_train_loader,
                     build_test_loader, build_train_loader, filter_images_without_annotations,
                     get_detection_dataset_dicts, trivial_batch_collator)
@@ -16,3 +18,12 @@ from .transforms import RandomFlip, ResizeShortestEdge
 from .voc import VOC_CLASSES, load_voc_instances
 
 register_all_builtin()
+
+
+def _register_classification() -> None:
+    from .classification import register_all_classification
+
+    register_all_classification()
+
+
+_register_classification()
