@@ -86,6 +86,11 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
     logger.info("Seeded python, numpy and torch with %d (SEED %d + rank %d)", process_seed,
                 seed, rank)
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
+    # Once the lr is divided by 10 late in training, gradients and momentum buffers decay into
+    # subnormal floats, which x86 CPUs process up to ~40x slower (seen here: 0.07 -> 2.7 s per
+    # iteration after the digits run's second lr step). Flushing them to zero costs nothing in
+    # accuracy; GPUs already do this for the kernels that matter.
+    torch.set_flush_denormal(True)
     return process_seed
 
 
