@@ -103,12 +103,30 @@ def make_shortcut(shortcut: str, in_channels: int, out_channels: int, stride: in
 
 
 class _Block(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, residual: bool):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, residual: bool, *,
+                 norm: NormArg, shortcut: str, shortcut_norm: NormArg):
+        """Checks ``norm`` and builds the ``shortcut`` child (None for a plain block or an
+        identity shortcut), whose projection uses ``shortcut_norm``."""
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
         self.residual = residual
+        check_norm(norm)
+        self.shortcut = (
+            make_shortcut(shortcut, in_channels, out_channels, stride, shortcut_norm)
+            if residual else None
+        )
+
+    def _add_shortcut(self, out: torch.Tensor, x: torch.Tensor,
+                      shortcut_input: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Eq. (1)/(2): F(x) + x or F(x) + W_s x; ``out`` unchanged for a plain block. A
+        projection or option-A shortcut reads ``shortcut_input`` when given (else ``x``)."""
+        if not self.residual:
+            return out
+        if self.shortcut is None:
+            return out + x
+        return out + self.shortcut(x if shortcut_input is None else shortcut_input)
 
     def _last_norm(self) -> Optional[nn.Module]:
         raise NotImplementedError
@@ -146,11 +164,8 @@ class BasicBlock(_Block):
     def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
                  norm: NormArg = "BN", shortcut: str = "B", residual: bool = True,
                  dilation: int = 1):
-        super().__init__(in_channels, out_channels, stride, residual)
-        check_norm(norm)
-        self.shortcut = (
-            make_shortcut(shortcut, in_channels, out_channels, stride, norm) if residual else None
-        )
+        super().__init__(in_channels, out_channels, stride, residual, norm=norm,
+                         shortcut=shortcut, shortcut_norm=norm)
         self.conv1 = _conv(in_channels, out_channels, 3, stride=stride, dilation=dilation, norm=norm)
         self.conv2 = _conv(out_channels, out_channels, 3, dilation=dilation, norm=norm)
 
@@ -160,10 +175,8 @@ class BasicBlock(_Block):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu_(self.conv1(x))
         out = self.conv2(out)
-        if self.residual:
-            # Eq. (1)/(2): y = F(x) + x or F(x) + W_s x, then the second nonlinearity.
-            out = out + (x if self.shortcut is None else self.shortcut(x))
-        return F.relu_(out)
+        # Eq. (1)/(2): y = F(x) + x or F(x) + W_s x, then the second nonlinearity.
+        return F.relu_(self._add_shortcut(out, x))
 
 
 class BottleneckBlock(_Block):
@@ -186,12 +199,9 @@ class BottleneckBlock(_Block):
                  stride: int = 1, num_groups: int = 1, norm: NormArg = "BN",
                  stride_in_1x1: bool = True, dilation: int = 1, shortcut: str = "B",
                  residual: bool = True):
-        super().__init__(in_channels, out_channels, stride, residual)
-        check_norm(norm)
+        super().__init__(in_channels, out_channels, stride, residual, norm=norm,
+                         shortcut=shortcut, shortcut_norm=norm)
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.shortcut = (
-            make_shortcut(shortcut, in_channels, out_channels, stride, norm) if residual else None
-        )
         self.conv1 = _conv(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm)
         self.conv2 = _conv(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
                            dilation=dilation, groups=num_groups, norm=norm)
@@ -204,9 +214,7 @@ class BottleneckBlock(_Block):
         out = F.relu_(self.conv1(x))
         out = F.relu_(self.conv2(out))
         out = self.conv3(out)
-        if self.residual:
-            out = out + (x if self.shortcut is None else self.shortcut(x))
-        return F.relu_(out)
+        return F.relu_(self._add_shortcut(out, x))
 
 
 class _PreActBlock(_Block):
@@ -237,11 +245,8 @@ class PreActBasicBlock(_PreActBlock):
     def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
                  norm: NormArg = "BN", shortcut: str = "B", residual: bool = True,
                  dilation: int = 1):
-        super().__init__(in_channels, out_channels, stride, residual)
-        check_norm(norm)
-        self.shortcut = (
-            make_shortcut(shortcut, in_channels, out_channels, stride, None) if residual else None
-        )
+        super().__init__(in_channels, out_channels, stride, residual, norm=norm,
+                         shortcut=shortcut, shortcut_norm=None)
         self.norm1 = get_norm(norm, in_channels)
         self.conv1 = _conv(in_channels, out_channels, 3, stride=stride, dilation=dilation,
                            norm=norm, post_norm=False)
@@ -256,9 +261,7 @@ class PreActBasicBlock(_PreActBlock):
         pre = self._pre(self.norm1, x)
         out = self.conv1(pre)
         out = self.conv2(self._pre(self.norm2, out))
-        if self.residual:
-            out = out + (x if self.shortcut is None else self.shortcut(pre))
-        return out
+        return self._add_shortcut(out, x, pre)
 
 
 class PreActBottleneckBlock(_PreActBlock):
@@ -272,12 +275,9 @@ class PreActBottleneckBlock(_PreActBlock):
                  stride: int = 1, num_groups: int = 1, norm: NormArg = "BN",
                  stride_in_1x1: bool = False, dilation: int = 1, shortcut: str = "B",
                  residual: bool = True):
-        super().__init__(in_channels, out_channels, stride, residual)
-        check_norm(norm)
+        super().__init__(in_channels, out_channels, stride, residual, norm=norm,
+                         shortcut=shortcut, shortcut_norm=None)
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.shortcut = (
-            make_shortcut(shortcut, in_channels, out_channels, stride, None) if residual else None
-        )
         self.norm1 = get_norm(norm, in_channels)
         self.conv1 = _conv(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm,
                            post_norm=False)
@@ -295,9 +295,7 @@ class PreActBottleneckBlock(_PreActBlock):
         out = self.conv1(pre)
         out = self.conv2(self._pre(self.norm2, out))
         out = self.conv3(self._pre(self.norm3, out))
-        if self.residual:
-            out = out + (x if self.shortcut is None else self.shortcut(pre))
-        return out
+        return self._add_shortcut(out, x, pre)
 
 
 def make_stage(block_class: Type[nn.Module], num_blocks: int, *, in_channels: int,
