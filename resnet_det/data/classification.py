@@ -19,7 +19,7 @@ an uninterrupted run sees (design.md, testing notes).
 import logging
 import math
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -228,6 +228,23 @@ def read_image(d: Dict[str, Any]) -> torch.Tensor:
     return TF.pil_to_tensor(img)
 
 
+def _check_on_bad_image(on_bad_image: str) -> None:
+    if on_bad_image not in ON_BAD_IMAGE_CHOICES:
+        raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+
+
+def _read_image_or_skip(d: Dict[str, Any], on_bad_image: str) -> Union[torch.Tensor, Dict[str, Any]]:
+    """read_image(d); under on_bad_image="skip" an unreadable image is logged and the item a
+    dataset returns in its place, ``{"skipped": path}``, comes back instead."""
+    try:
+        return read_image(d)
+    except BadImageError as e:
+        if on_bad_image == "stop":
+            raise
+        logger.warning("Skipping unreadable image (DATALOADER.ON_BAD_IMAGE=skip): %s", e)
+        return {"skipped": e.path}
+
+
 def _sample_seed(seed: int, position: int) -> int:
     # A splitmix-style mix so neighbouring positions get unrelated streams.
     x = (seed * 0x9E3779B97F4A7C15 + position + 1) & 0xFFFFFFFFFFFFFFFF
@@ -252,8 +269,7 @@ class ClassificationTrainDataset(torch.utils.data.Dataset):
     def __init__(self, dicts: List[Dict[str, Any]], *, transform: Callable, seed: int, on_bad_image: str = "stop"):
         if not dicts:
             raise ValueError("ClassificationTrainDataset: the dataset is empty")
-        if on_bad_image not in ON_BAD_IMAGE_CHOICES:
-            raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+        _check_on_bad_image(on_bad_image)
         self.dicts = dicts
         self.transform = transform
         self.seed = int(seed)
@@ -276,13 +292,9 @@ class ClassificationTrainDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, position: int) -> Optional[Dict[str, Any]]:
         d = self.dicts[self.index_at(position)]
-        try:
-            img = read_image(d)
-        except BadImageError as e:
-            if self.on_bad_image == "stop":
-                raise
-            logger.warning("Skipping unreadable image (DATALOADER.ON_BAD_IMAGE=skip): %s", e)
-            return {"skipped": e.path}
+        img = _read_image_or_skip(d, self.on_bad_image)
+        if isinstance(img, dict):
+            return img
         # Fork the global RNG: torchvision's random transforms draw from it, and forking keeps
         # the draws of this sample independent of what ran before in this process.
         with torch.random.fork_rng(devices=[]):
@@ -295,8 +307,7 @@ class ClassificationTestDataset(torch.utils.data.Dataset):
     """The dataset in its order, one test view per item (see build_classification_transform)."""
 
     def __init__(self, dicts: List[Dict[str, Any]], *, transform: Callable, on_bad_image: str = "stop"):
-        if on_bad_image not in ON_BAD_IMAGE_CHOICES:
-            raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+        _check_on_bad_image(on_bad_image)
         self.dicts = dicts
         self.transform = transform
         self.on_bad_image = on_bad_image
@@ -306,13 +317,9 @@ class ClassificationTestDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, idx: int) -> Dict[str, Any]:
         d = self.dicts[idx]
-        try:
-            img = read_image(d)
-        except BadImageError as e:
-            if self.on_bad_image == "stop":
-                raise
-            logger.warning("Skipping unreadable image (DATALOADER.ON_BAD_IMAGE=skip): %s", e)
-            return {"skipped": e.path}
+        img = _read_image_or_skip(d, self.on_bad_image)
+        if isinstance(img, dict):
+            return img
         return {"image": self.transform(img), "label": int(d["label"]), "image_id": d.get("image_id")}
 
 
