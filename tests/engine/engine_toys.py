@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from resnet_det.config import get_cfg
-from resnet_det.engine import DefaultTrainer, comm
+from resnet_det.engine import DefaultTrainer, HookBase, comm
 
 
 class NoisyRegressor(nn.Module):
@@ -29,6 +29,21 @@ class NoisyRegressor(nn.Module):
         pred = self.linear(self.dropout(self.norm(x)))
         pred = pred + self.noise * torch.randn_like(pred)
         return {"loss_mse": ((pred - y) ** 2).mean(), "loss_l1": 0.1 * (pred - y).abs().mean()}
+
+
+class Crash(Exception):
+    """Raised by ``CrashAt``: a simulated failure in the middle of training."""
+
+
+class CrashAt(HookBase):
+    """Raises ``Crash`` before the step of iteration ``it``."""
+
+    def __init__(self, it):
+        self.it = it
+
+    def before_step(self):
+        if self.trainer.iter == self.it:
+            raise Crash(f"simulated crash at {self.it}")
 
 
 def batch_at(iteration: int, batch_size: int, dim: int = 4, seed: int = 0):

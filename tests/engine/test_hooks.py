@@ -8,22 +8,9 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import engine_toys as toys  # noqa: E402
 
-from resnet_det.engine import (DefaultTrainer, EventStorage, HookBase,  # noqa: E402
+from resnet_det.engine import (DefaultTrainer, EventStorage,  # noqa: E402
                                SimpleTrainer, flatten_results_dict, get_event_storage)
 from resnet_det.utils.logger import setup_logger  # noqa: E402
-
-
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(HookBase):
-    def __init__(self, it):
-        self.it = it
-
-    def before_step(self):
-        if self.trainer.iter == self.it:
-            raise _Crash()
 
 
 # top-1 error "measured" after each evaluated iteration (EVAL_PERIOD 2) and at the end (12)
@@ -54,9 +41,9 @@ def test_plateau_schedule_driven_by_eval_results_and_resumed(tmp_path):
 
     # Interrupted at 9, resumed from the checkpoint of iteration 7: same schedule, weights.
     crashed = _plateau_trainer(tmp_path / "resumed")
-    crashed.register_hooks([_CrashAt(9)])
+    crashed.register_hooks([toys.CrashAt(9)])
     crashed.resume_or_load(resume=False)
-    with pytest.raises(_Crash):
+    with pytest.raises(toys.Crash):
         crashed.train()
     resumed = _plateau_trainer(tmp_path / "resumed")
     assert resumed.resume_or_load(resume=True) == 8

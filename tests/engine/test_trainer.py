@@ -19,19 +19,6 @@ import resnet_det.engine.checkpoint as ckpt_mod  # noqa: E402
 N = 8  # iterations
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(HookBase):
-    def __init__(self, it):
-        self.it = it
-
-    def before_step(self):
-        if self.trainer.iter == self.it:
-            raise _Crash(f"simulated crash at {self.it}")
-
-
 def _eval_fn(model):
     # Consumes RNG on purpose: evaluation must not move the training streams.
     torch.rand(3)
@@ -47,7 +34,7 @@ def _run(out, *, crash_at=None, resume=False, seed=0):
     trainer = DefaultTrainer(cfg, model=toys.NoisyRegressor(), data_loader=toys.loader_factory(8),
                              evaluate_fn=_eval_fn)
     if crash_at is not None:
-        trainer.register_hooks([_CrashAt(crash_at)])
+        trainer.register_hooks([toys.CrashAt(crash_at)])
     trainer.resume_or_load(resume=resume)
     results = trainer.train()
     return trainer, results
@@ -63,7 +50,7 @@ def test_resume_after_interruption_is_exact(tmp_path, monkeypatch):
     assert results["val"]["mse"] == pytest.approx(_eval_fn(full.checkpointer.model)["val"]["mse"])
 
     # Interrupted after the checkpoint of iteration 5 (period 3: iterations 2 and 5).
-    with pytest.raises(_Crash):
+    with pytest.raises(toys.Crash):
         _run(tmp_path / "resumed", crash_at=7)
     assert (tmp_path / "resumed" / "last_checkpoint").read_text() == "model_0000005.pth"
     assert not (tmp_path / "resumed" / "model_final.pth").exists()
@@ -76,7 +63,7 @@ def test_resume_after_interruption_is_exact(tmp_path, monkeypatch):
         assert torch.equal(got[k], ref[k]), k
 
     # Control: without restoring the RNG streams the same resume diverges (dropout, noise).
-    with pytest.raises(_Crash):
+    with pytest.raises(toys.Crash):
         _run(tmp_path / "norng", crash_at=7)
     monkeypatch.setattr(ckpt_mod, "set_rng_states", lambda states: None)
     norng, _ = _run(tmp_path / "norng", resume=True, seed=777)
