@@ -96,8 +96,16 @@ def plot_training_curves(
         ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend(title="bold: test, dashed: train", fontsize=9)
+    return _finish_figure(fig, ax, title, output)
+
+
+def _finish_figure(fig, title_ax, title: Optional[str], output: str) -> str:
+    """Titles ``title_ax`` (when ``title``), lays out ``fig``, writes it to ``output`` as a PNG
+    (see ``_save_png``) and closes it; returns ``output``."""
+    import matplotlib.pyplot as plt
+
     if title:
-        ax.set_title(title)
+        title_ax.set_title(title)
     fig.tight_layout()
     _save_png(fig, output)
     plt.close(fig)
