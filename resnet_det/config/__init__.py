@@ -2,7 +2,7 @@
 ``_BASE_`` inheritance, ``KEY VALUE`` overrides, and :func:`validate_cfg`."""
 from .config import (CfgNode, ConfigError, ConfigKeyError, ConfigTypeError, get_cfg,
                      save_config)
-from .validation import check_batch_divisible, validate_cfg
+from .validation import check_batch_divisible, reject_value, validate_cfg
 
 __all__ = ["CfgNode", "ConfigError", "ConfigKeyError", "ConfigTypeError", "get_cfg",
-           "save_config", "validate_cfg", "check_batch_divisible"]
+           "save_config", "validate_cfg", "check_batch_divisible", "reject_value"]

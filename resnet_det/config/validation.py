@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional
 
 from .config import ConfigError
 
-__all__ = ["validate_cfg", "check_batch_divisible"]
+__all__ = ["validate_cfg", "check_batch_divisible", "reject_value"]
 
 RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
 NORMS = ("BN", "FrozenBN", "SyncBN", "GN", "none")
@@ -17,6 +17,11 @@ FPN_BACKBONES = ("build_resnet_fpn_backbone", "build_resnet_det_fpn_backbone")
 VGG_BACKBONES = ("build_vgg_backbone", "build_vgg16_backbone")
 ROI_HEADS = ("Res5ROIHeads", "StandardROIHeads")
 LR_SCHEDULERS = ("WarmupMultiStepLR", "WarmupCosineLR", "ReduceLROnPlateau")
+
+
+def reject_value(key: str, value: Any, why: str):
+    """Raise :class:`ConfigError` "config KEY=VALUE: WHY" (for the builders' checks)."""
+    raise ConfigError(f"config {key}={value!r}: {why}")
 
 
 def _one_of(key: str, value: Any, allowed: Iterable[Any]) -> None:

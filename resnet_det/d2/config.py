@@ -20,6 +20,7 @@ from typing import Dict, List, Tuple
 from detectron2.config import CfgNode as D2CfgNode
 
 from ..config import ConfigError, get_cfg
+from ..config import reject_value as _fail
 from ..modeling.resnet import RESNET_DEPTHS
 
 __all__ = [
@@ -239,10 +240,6 @@ def resolve_for_detectron2(cfg) -> List[str]:
 
 
 # ---------------------------------------------------------------- cfg -> builder kwargs
-def _fail(key: str, value, why: str):
-    raise ConfigError(f"config {key}={value!r}: {why}")
-
-
 def _resnet_common(cfg) -> dict:
     r = cfg.MODEL.RESNETS
     if r.DEPTH not in RESNET_DEPTHS:

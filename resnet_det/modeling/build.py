@@ -16,6 +16,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
 from ..config import ConfigError
+from ..config import reject_value as _fail
 from .backbone import Backbone
 from .detection.box_heads import FastRCNNConvFCHead, Res5BoxHead, VGGFCHead
 from .detection.fpn import FPNBackbone
@@ -36,12 +37,6 @@ _VGG_NAMES = ("build_vgg_backbone", "build_vgg16_backbone")
 BACKBONE_NAMES = _RESNET_NAMES + _FPN_NAMES + _VGG_NAMES
 _ROI_HEADS = ("Res5ROIHeads", "StandardROIHeads")
 _BOX_HEADS = ("FastRCNNConvFCHead", "VGGFCHead")
-
-
-
-
-def _fail(key: str, value, why: str):
-    raise ConfigError(f"config {key}={value!r}: {why}")
 
 
 def _resnet_kwargs(cfg) -> dict:
