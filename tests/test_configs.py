@@ -14,7 +14,7 @@ from resnet_det.modeling.detection import GeneralizedRCNN
 from resnet_det.solver import build_optimizer
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
-# Classification pretraining configs have their own test (tests/tools/test_pretrain_net.py).
+# Classification pretraining configs have their own test (tests/test_pretrain_configs.py).
 NOT_DETECTION = ("imagenet", "cifar10", "digits")
 DETECTION_CONFIGS = sorted(
     os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "**", "*.yaml"), recursive=True)
