@@ -56,11 +56,16 @@ def print_results(results):
                   f"(top-1 accuracy {res['top1']:.2f}%, {int(res['num_images'])} images)")
 
 
-if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+def cli(argv=None):
+    args = default_argument_parser().parse_args(argv)
     print("Command Line Args:", args)
     if args.num_gpus * args.num_machines > 1:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    else:
-        main(args)
+        return launch(main, args.num_gpus, num_machines=args.num_machines,
+                      machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
+    return main(args)
+
+
+if __name__ == "__main__":
+    from resnet_det.utils.cli import run_tool
+
+    run_tool("pretrain_net.py", cli)

@@ -90,4 +90,6 @@ def cli(argv=None):
 
 
 if __name__ == "__main__":
-    cli()
+    from resnet_det.utils.cli import run_tool
+
+    run_tool("train_net.py", cli)
