@@ -16,3 +16,23 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _restore_package_logger():
+    """Undo what a test's default_setup()/setup_logger() did to the "resnet_det" logger.
+
+    setup_logger stops propagation to the root logger (the console handler prints instead),
+    which would hide later tests' records from caplog, and adds handlers writing into that
+    test's tmp folder.
+    """
+    import logging
+
+    logger = logging.getLogger("resnet_det")
+    saved = (logger.propagate, logger.level, list(logger.handlers))
+    yield
+    for h in list(logger.handlers):
+        if h not in saved[2]:
+            logger.removeHandler(h)
+            h.close()
+    logger.propagate, logger.level = saved[0], saved[1]
