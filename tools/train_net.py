@@ -83,10 +83,10 @@ def cli(argv=None):
     print(f"Engine: {engine}  (config {args.config_file})", flush=True)
     if engine == "detectron2":
         return run_detectron2(args)
-    if args.num_gpus * args.num_machines > 1:
-        return launch(main, args.num_gpus, num_machines=args.num_machines,
-                      machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
-    return main(args)
+    # launch() runs main in this process for one process, joins torchrun's group when started
+    # by torchrun, and spawns otherwise: always go through it.
+    return launch(main, args.num_gpus, num_machines=args.num_machines,
+                  machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
 
 
 if __name__ == "__main__":

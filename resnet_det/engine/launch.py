@@ -63,8 +63,11 @@ def _resolve_device(device: Optional[str], num_gpus_per_machine: int) -> str:
 def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machines: int = 1,
            machine_rank: int = 0, dist_url: Optional[str] = None, args: Sequence[Any] = (),
            *, backend: Optional[str] = None, device: Optional[str] = None,
-           timeout: datetime.timedelta = DEFAULT_TIMEOUT) -> None:
+           timeout: datetime.timedelta = DEFAULT_TIMEOUT) -> Any:
     """Run ``main_func(*args)`` in every process of a (possibly multi-machine) job.
+
+    Returns main_func's result where it ran in this process (one process, or under torchrun);
+    None where it ran in spawned processes.
 
     Args:
         main_func: a module-level function (it is pickled to the spawned processes).
@@ -79,8 +82,7 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
         timeout: process-group timeout.
     """
     if _under_torchrun():
-        _run_under_torchrun(main_func, args, backend=backend, device=device, timeout=timeout)
-        return
+        return _run_under_torchrun(main_func, args, backend=backend, device=device, timeout=timeout)
     world_size = num_machines * num_gpus_per_machine
     if num_gpus_per_machine < 1 or num_machines < 1:
         raise ValueError(f"launch: num_gpus_per_machine ({num_gpus_per_machine}) and "
@@ -88,8 +90,7 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
     if not 0 <= machine_rank < num_machines:
         raise ValueError(f"launch: machine_rank {machine_rank} not in [0, {num_machines})")
     if world_size == 1:
-        main_func(*args)
-        return
+        return main_func(*args)
     device = _resolve_device(device, num_gpus_per_machine)
     backend = backend or ("nccl" if device == "cuda" else "gloo")
     if dist_url in (None, "auto"):
@@ -121,12 +122,12 @@ def _distributed_worker(local_rank: int, main_func, world_size: int, num_gpus_pe
     comm.set_local_info(local_rank, num_gpus_per_machine)
     try:
         comm.synchronize()
-        main_func(*args)
+        return main_func(*args)
     finally:
         dist.destroy_process_group()
 
 
-def _run_under_torchrun(main_func, args, *, backend, device, timeout) -> None:
+def _run_under_torchrun(main_func, args, *, backend, device, timeout) -> Any:
     local_rank = int(os.environ["LOCAL_RANK"])
     world_size = int(os.environ["WORLD_SIZE"])
     if device is None:
@@ -139,6 +140,6 @@ def _run_under_torchrun(main_func, args, *, backend, device, timeout) -> None:
     comm.set_local_info(local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
     try:
         comm.synchronize()
-        main_func(*args)
+        return main_func(*args)
     finally:
         dist.destroy_process_group()
