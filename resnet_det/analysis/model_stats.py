@@ -216,9 +216,10 @@ def config_statistics(cfg) -> Dict:
         stats = model_statistics(model.net, int(cfg.INPUT.CLS.CROP_SIZE))
         stats.update(what=f"classifier {cfg.MODEL.CLASSIFIER.ARCH}", model_params=stats["params"])
         return stats
-    from ..modeling.build import build_backbone, build_model
+    from ..modeling.build import build_model
 
-    detector_params = sum(p.numel() for p in build_model(cfg).parameters())
-    stats = model_statistics(build_backbone(cfg), int(cfg.INPUT.MIN_SIZE_TEST))
+    detector = build_model(cfg)
+    detector_params = sum(p.numel() for p in detector.parameters())
+    stats = model_statistics(detector.backbone, int(cfg.INPUT.MIN_SIZE_TEST))
     stats.update(what=f"backbone {cfg.MODEL.BACKBONE.NAME} of {arch}", model_params=detector_params)
     return stats
