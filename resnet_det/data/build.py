@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .catalog import DatasetCatalog, MetadataCatalog
 from .mapper import DatasetMapper
-from .samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, _resolve_dist,
-                       derive_seed, get_dist_info)
+from ..utils.dist import get_dist_info
+from ..utils.seeding import derive_seed
+from .samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, _resolve_dist)
 
 __all__ = [
     "get_detection_dataset_dicts", "filter_images_without_annotations", "MapDataset",

@@ -27,6 +27,9 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
+from ..utils.dist import get_dist_info
+from ..utils.seeding import derive_seed
+
 __all__ = [
     "IMAGENET_PCA_EIGVAL",
     "IMAGENET_PCA_EIGVEC",
@@ -245,14 +248,6 @@ def _read_image_or_skip(d: Dict[str, Any], on_bad_image: str) -> Union[torch.Ten
         return {"skipped": e.path}
 
 
-def _sample_seed(seed: int, position: int) -> int:
-    # A splitmix-style mix so neighbouring positions get unrelated streams.
-    x = (seed * 0x9E3779B97F4A7C15 + position + 1) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return (x ^ (x >> 31)) & 0x7FFFFFFFFFFFFFFF
-
-
 class ClassificationTrainDataset(torch.utils.data.Dataset):
     """Indexed by the position in an infinite, epoch-wise shuffled stream of samples.
 
@@ -285,7 +280,7 @@ class ClassificationTrainDataset(torch.utils.data.Dataset):
         n = len(self.dicts)
         epoch = position // n
         if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(_sample_seed(self.seed, -1 - epoch))
+            g = torch.Generator().manual_seed(derive_seed(self.seed, -1 - epoch))
             self._perm = torch.randperm(n, generator=g)
             self._perm_epoch = epoch
         return int(self._perm[position % n])
@@ -298,7 +293,7 @@ class ClassificationTrainDataset(torch.utils.data.Dataset):
         # Fork the global RNG: torchvision's random transforms draw from it, and forking keeps
         # the draws of this sample independent of what ran before in this process.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_sample_seed(self.seed, position))
+            torch.manual_seed(derive_seed(self.seed, position))
             x = self.transform(img)
         return {"image": x, "label": int(d["label"]), "image_id": d.get("image_id")}
 
@@ -530,18 +525,12 @@ def _transform_kwargs(cfg) -> Dict[str, Any]:
     )
 
 
-def _dist_info() -> Tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def data_seed(cfg) -> int:
     """The seed of the data stream: SEED, or (SEED < 0, one process) the seed this process
     was seeded with at setup."""
     if cfg.SEED >= 0:
         return int(cfg.SEED)
-    if _dist_info()[1] > 1:
+    if get_dist_info()[1] > 1:
         # Each process is seeded differently, but all must agree on the order of the stream.
         raise ValueError("SEED < 0 with several processes: set SEED >= 0 so every process draws the same data stream")
     return int(torch.initial_seed() % (2**31))
@@ -555,7 +544,7 @@ def build_classification_train_loader(cfg, start_iter: int = 0) -> torch.utils.d
     names = list(cfg.DATASETS.TRAIN)
     dicts = get_classification_dicts(names, on_bad_image=cfg.DATALOADER.ON_BAD_IMAGE)
     _check_labels(dicts, cfg.MODEL.CLASSIFIER.NUM_CLASSES, names)
-    rank, world = _dist_info()
+    rank, world = get_dist_info()
     return classification_train_loader(
         dicts,
         transform=build_classification_transform(is_train=True, **_transform_kwargs(cfg)),
@@ -578,7 +567,7 @@ def build_classification_test_loader(cfg, dataset_name: str, mode: str = "center
     _check_labels(dicts, cfg.MODEL.CLASSIFIER.NUM_CLASSES, [dataset_name])
     if cfg.DATASETS.TRAIN:
         _classes_of(list(cfg.DATASETS.TRAIN) + [dataset_name])
-    rank, world = _dist_info()
+    rank, world = get_dist_info()
     # Multi-scale images differ in size, so they go one at a time.
     batch_size = 1 if mode == "multiscale" else cfg.TEST.IMS_PER_BATCH
     return classification_test_loader(

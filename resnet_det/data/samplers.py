@@ -11,18 +11,13 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.distributed as dist
+
+from ..utils.dist import get_dist_info
+from ..utils.seeding import derive_seed
 
 __all__ = [
-    "get_dist_info", "derive_seed", "TrainingSampler", "InferenceSampler", "TrainBatchSampler",
+    "TrainingSampler", "InferenceSampler", "TrainBatchSampler",
 ]
-
-
-def get_dist_info() -> Tuple[int, int]:
-    """(rank, world_size) of the default process group, or (0, 1) without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _resolve_dist(rank: Optional[int], world_size: Optional[int]) -> Tuple[int, int]:
@@ -32,14 +27,6 @@ def _resolve_dist(rank: Optional[int], world_size: Optional[int]) -> Tuple[int, 
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"invalid rank={rank} for world_size={world_size}")
     return rank, world_size
-
-
-def derive_seed(*values: int) -> int:
-    """A 63-bit seed that is a fixed function of the given integers (numpy's SeedSequence
-    hashing, stable across platforms and versions)."""
-    state = np.random.SeedSequence([int(v) & 0xFFFFFFFFFFFFFFFF for v in values])
-    lo, hi = state.generate_state(2, dtype=np.uint32)
-    return (int(hi) << 31) ^ int(lo)
 
 
 class TrainingSampler:

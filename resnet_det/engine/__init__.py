@@ -1,6 +1,6 @@
 """Generic training engine shared by detection and classification pretraining: the loop and
 its hooks, checkpointing with exact resume, metric writers, distributed launch, set-up."""
-from . import comm
+from ..utils import dist as comm
 from .checkpoint import Checkpointer, unwrap_model
 from .defaults import (DefaultTrainer, auto_scale_workers, default_argument_parser,
                        default_setup, simple_trainer_kwargs)

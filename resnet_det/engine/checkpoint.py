@@ -13,9 +13,9 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import nn
 
-from ..utils.env import get_rng_states, set_rng_states
+from ..utils.seeding import get_rng_states, set_rng_states
 from ..utils.file_io import atomic_torch_save, atomic_write_text
-from . import comm
+from ..utils import dist as comm
 
 __all__ = ["Checkpointer", "unwrap_model"]
 

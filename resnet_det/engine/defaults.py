@@ -13,9 +13,11 @@ from torch import nn
 from ..config import CfgNode, save_config, validate_cfg
 from ..solver import build_lr_scheduler as _build_lr_scheduler
 from ..solver import build_optimizer as _build_optimizer
-from ..utils.env import collect_env_info, draw_seed, seed_all_rng
+from ..utils.env import collect_env_info
+from ..utils.seeding import resolve_seed, seed_all_rng
 from ..utils.logger import setup_logger
-from . import comm, hooks
+from . import hooks
+from ..utils import dist as comm
 from .checkpoint import Checkpointer, unwrap_model
 from .events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from .train_loop import SimpleTrainer, TrainerBase
@@ -53,7 +55,8 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
     """Create OUTPUT_DIR, set up logging (OUTPUT_DIR/log.txt), log environment and config,
     check the config (incl. IMS_PER_BATCH divisible by the world size), save
     OUTPUT_DIR/config.yaml and seed every RNG. Call it in every process. Returns the seed
-    used by this process (SEED + rank; SEED < 0 draws one, logged and recorded)."""
+    used by this process (SEED + rank). SEED < 0 is replaced in ``cfg`` itself by a drawn seed
+    (the same on every rank), logged and recorded."""
     output_dir = cfg.OUTPUT_DIR
     rank, world = comm.get_rank(), comm.get_world_size()
     if comm.is_main_process() and output_dir:
@@ -69,18 +72,15 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
                 logger.info("Contents of config file %s:\n%s", args.config_file, f.read())
     validate_cfg(cfg, world_size=world)
 
-    seed = cfg.SEED
-    if seed < 0:
-        # The same drawn base seed on every rank (rank 0's), so config.yaml reproduces the run.
-        seed = comm.all_gather(draw_seed())[0]
-        logger.info("SEED < 0: drew seed %d", seed)
-    saved = cfg.clone()
-    if saved.is_frozen():
-        saved.defrost()
-    saved.SEED = seed
-    logger.info("Running with full config:\n%s", saved.dump())
+    drawn = cfg.SEED < 0
+    # Resolved in the running config itself (not only in the saved copy), so the loaders and
+    # the detector's samplers derive their streams from the very seed config.yaml records.
+    seed = resolve_seed(cfg)
+    if drawn:
+        logger.info("SEED < 0: drew seed %d (recorded in config.yaml)", seed)
+    logger.info("Running with full config:\n%s", cfg.dump())
     if comm.is_main_process() and output_dir:
-        save_config(saved, os.path.join(output_dir, "config.yaml"))
+        save_config(cfg, os.path.join(output_dir, "config.yaml"))
     process_seed = seed + rank
     seed_all_rng(process_seed)
     logger.info("Seeded python, numpy and torch with %d (SEED %d + rank %d)", process_seed,

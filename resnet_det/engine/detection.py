@@ -20,7 +20,7 @@ from ..evaluation import build_evaluator, inference_on_dataset, print_csv_format
 from ..modeling.build import build_model as _build_detector
 from ..modeling.detection import GeneralizedRCNN, load_pretrained_weights
 from ..utils.visualize import draw_detections, save_image_grid
-from . import comm
+from ..utils import dist as comm
 from .checkpoint import unwrap_model
 from .defaults import DefaultTrainer
 from .train_loop import HookBase

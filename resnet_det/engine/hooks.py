@@ -14,8 +14,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from ..utils.env import rng_preserved
-from . import comm
+from ..utils.seeding import rng_preserved
+from ..utils import dist as comm
 from .events import EventWriter
 from .train_loop import HookBase
 

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from . import comm
+from ..utils import dist as comm
 
 __all__ = ["launch", "find_free_port", "DEFAULT_TIMEOUT"]
 

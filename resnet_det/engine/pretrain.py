@@ -16,7 +16,7 @@ from ..config import CfgNode
 from ..data.classification import build_classification_test_loader, build_classification_train_loader
 from ..evaluation.classification import evaluate_classifier
 from ..modeling.classifier import build_classifier
-from . import comm
+from ..utils import dist as comm
 from .checkpoint import unwrap_model
 from .defaults import DefaultTrainer
 from .hooks import PeriodicWriter

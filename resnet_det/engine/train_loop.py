@@ -13,7 +13,7 @@ from typing import Dict, Iterable, List, Optional
 import torch
 from torch import nn
 
-from . import comm
+from ..utils import dist as comm
 from .events import EventStorage
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer"]

@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
+
+from ..utils.dist import all_gather, get_rank, get_world_size, is_main_process
 
 __all__ = [
     "DatasetEvaluator",
@@ -37,41 +38,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------
-# torch.distributed helpers (single-process runs need no initialised process group)
-# ---------------------------------------------------------------------------------------------
-def get_world_size() -> int:
-    """Number of processes in the default group, 1 when torch.distributed is not initialised."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return 1
-    return dist.get_world_size()
-
-
-def get_rank() -> int:
-    """Rank of this process, 0 when torch.distributed is not initialised."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return 0
-    return dist.get_rank()
-
-
-def is_main_process() -> bool:
-    return get_rank() == 0
-
-
-def all_gather(obj: Any) -> List[Any]:
-    """Gather a picklable object from every rank (a list ordered by rank).
-
-    The objects are our own predictions in memory (numbers, lists, strings), never data read
-    from a file, so pickling them between ranks runs no untrusted code.
-    """
-    world_size = get_world_size()
-    if world_size == 1:
-        return [obj]
-    gathered: List[Any] = [None] * world_size
-    dist.all_gather_object(gathered, obj)
-    return gathered
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from resnet_det.config import get_cfg
 from resnet_det.data.classification import BadImageError, register_classification_reader
 from resnet_det.data.imagenet import load_image_folder
 from resnet_det.engine.pretrain import ClassificationTrainer
-from resnet_det.utils.env import seed_all_rng
+from resnet_det.utils.seeding import seed_all_rng
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 

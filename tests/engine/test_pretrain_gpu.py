@@ -16,7 +16,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 def test_amp_bf16_channels_last(tmp_path):
     from resnet_det.config import get_cfg
     from resnet_det.engine.pretrain import ClassificationTrainer
-    from resnet_det.utils.env import seed_all_rng
+    from resnet_det.utils.seeding import seed_all_rng
 
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(ROOT, "configs", "digits", "resnet20.yaml"))

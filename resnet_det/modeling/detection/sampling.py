@@ -6,26 +6,21 @@ one-process run and a multi-process run with the batch split across processes (a
 resume) needs each image's draws to depend only on (seed, iteration, image), which is what
 ``SeededBalancedSampler`` gives when the detector hands it per-image seeds.
 """
-import zlib
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 from torchvision.models.detection._utils import BalancedPositiveNegativeSampler
 
+from ...utils.seeding import derive_seed
+
 __all__ = ["SeededBalancedSampler", "image_seed"]
 
 
 def image_seed(seed: int, iteration: int, image_id, salt: str) -> int:
-    """A 63-bit seed that depends only on (seed, iteration, image_id, salt).
-
-    crc32 of the text, not ``hash()``, so that every process (and every Python run, whatever
-    PYTHONHASHSEED is) derives the same number.
-    """
-    text = f"{seed}|{iteration}|{image_id!r}|{salt}".encode()
-    low = zlib.crc32(text)
-    high = zlib.crc32(text[::-1])
-    return ((high << 32) | low) & 0x7FFF_FFFF_FFFF_FFFF
+    """A 63-bit seed that depends only on (seed, iteration, image_id, salt): the package's one
+    seed mixer (``resnet_det.utils.seeding.derive_seed``), which hashes string ids stably."""
+    return derive_seed(seed, iteration, image_id if isinstance(image_id, (int, str)) else repr(image_id), salt)
 
 
 class SeededBalancedSampler(BalancedPositiveNegativeSampler):

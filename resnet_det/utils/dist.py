@@ -1,11 +1,15 @@
-"""Process-group helpers that also work without torch.distributed initialised (1 process)."""
+"""Process-group helpers that also work without torch.distributed initialised (1 process).
+
+The only home of rank / world-size / gather helpers in the package: data samplers, the
+evaluators, the trainers and the tools all ask here (``resnet_det.engine.comm`` is this module).
+"""
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["get_world_size", "get_rank", "get_local_rank", "get_local_size", "is_main_process",
+__all__ = ["get_dist_info", "get_world_size", "get_rank", "get_local_rank", "get_local_size", "is_main_process",
            "synchronize", "all_gather", "reduce_dict", "set_local_info"]
 
 _LOCAL_RANK = None
@@ -28,6 +32,11 @@ def get_world_size() -> int:
 
 def get_rank() -> int:
     return dist.get_rank() if _initialized() else 0
+
+
+def get_dist_info() -> Tuple[int, int]:
+    """(rank, world_size) of the default process group, or (0, 1) without one."""
+    return get_rank(), get_world_size()
 
 
 def get_local_rank() -> int:
