@@ -52,10 +52,7 @@ def main(argv=None) -> int:
         return 0
     from resnet_det import create_model
 
-    try:
-        model = create_model(args.model, **overrides)
-    except ValueError as e:
-        parser.error(str(e))
+    model = create_model(args.model, **overrides)  # a wrong name or override: run_tool's one line
     size = args.input_size or input_size_for(args.model)
     s = model_statistics(model, size)
     c, h, w = s["input_size"]
@@ -85,4 +82,6 @@ def _from_config(path, opts) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from resnet_det.utils.cli import run_tool
+
+    sys.exit(run_tool("analyze_model.py", main))

@@ -59,4 +59,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from resnet_det.utils.cli import run_tool
+
+    run_tool("benchmark.py", main)

@@ -44,4 +44,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from resnet_det.utils.cli import run_tool
+
+    sys.exit(run_tool("convert_weights.py", main))

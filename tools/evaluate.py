@@ -23,6 +23,7 @@ from resnet_det.evaluation import (  # noqa: E402
     format_metrics_table,
     print_csv_format,
 )
+from resnet_det.utils.cli import USER_ERRORS, format_user_error  # noqa: E402
 
 
 def main(argv=None):
@@ -46,10 +47,8 @@ def main(argv=None):
         results = evaluate_results_file(
             args.dataset, args.results, output_dir=args.output, use_07_metric=args.voc_07_metric
         )
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        # KeyError's str() adds quotes; show the message itself.
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        p.exit(1, f"{p.prog}: error: {msg}\n")
+    except USER_ERRORS as e:  # a bad results file, an unknown dataset...: one line, status 1
+        p.exit(1, format_user_error(p.prog, e) + "\n")
     print(format_metrics_table(results))
     print_csv_format(results)
     if args.output:

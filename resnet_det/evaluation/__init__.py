@@ -1,28 +1,35 @@
-"""Detection evaluation: COCO (pycocotools) and PASCAL VOC (devkit) box AP, running a model
-over a test set, and scoring results files. Classification metrics live in
-resnet_det.evaluation.classification."""
+"""Evaluation: COCO (pycocotools) and PASCAL VOC (devkit) box AP, classification top-1/top-5,
+running a model over a test set, and scoring results files.
+
+This module owns the evaluator registry: a dataset's metadata ``evaluator_type`` ("coco", "voc",
+"classification") names the evaluator :func:`build_evaluator` gives it. The modules of this
+package import none of this one, so each evaluator stands on its own; what needs an evaluator
+chosen by dataset name (the trainers, tools/evaluate.py) comes here.
+"""
+import os
+from collections import OrderedDict
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+
+from ..utils.errors import DataError
+from ..utils.file_io import atomic_write_json
+from .classification import ClassificationEvaluator, evaluate_classifier
 from .coco_evaluation import COCOEvaluator, evaluate_coco_results
 from .evaluator import (
     DatasetEvaluator,
     DatasetEvaluators,
-    build_evaluator,
     format_metrics_table,
     inference_on_dataset,
     print_csv_format,
 )
 from .pascal_voc_evaluation import PascalVOCDetectionEvaluator, voc_ap, voc_eval_class
-from .results_file import (
-    evaluate_results,
-    evaluate_results_file,
-    flatten_results,
-    load_results_file,
-    write_json_atomic,
-)
+from .results_file import flatten_results, load_results_file, score_results
 
 __all__ = [
     "DatasetEvaluator",
     "DatasetEvaluators",
     "inference_on_dataset",
+    "EVALUATORS",
+    "register_evaluator",
     "build_evaluator",
     "print_csv_format",
     "format_metrics_table",
@@ -31,9 +38,123 @@ __all__ = [
     "PascalVOCDetectionEvaluator",
     "voc_ap",
     "voc_eval_class",
+    "ClassificationEvaluator",
+    "evaluate_classifier",
     "evaluate_results",
     "evaluate_results_file",
     "load_results_file",
+    "score_results",
     "flatten_results",
-    "write_json_atomic",
 ]
+
+# An evaluator factory: (dataset_name, *, output_dir, distributed, use_07_metric) -> evaluator;
+# each takes the options that apply to it and ignores the rest.
+EvaluatorFactory = Callable[..., DatasetEvaluator]
+
+
+def _coco(dataset_name: str, *, output_dir: Optional[str], distributed: bool, **_: Any) -> DatasetEvaluator:
+    return COCOEvaluator(dataset_name, output_dir=output_dir, distributed=distributed)
+
+
+def _voc(dataset_name: str, *, distributed: bool, use_07_metric: Optional[bool], **_: Any) -> DatasetEvaluator:
+    return PascalVOCDetectionEvaluator(dataset_name, use_07_metric=use_07_metric, distributed=distributed)
+
+
+def _classification(dataset_name: str, *, distributed: bool, **_: Any) -> DatasetEvaluator:
+    return ClassificationEvaluator(dataset_name, distributed=distributed)
+
+
+EVALUATORS: Dict[str, EvaluatorFactory] = {"coco": _coco, "voc": _voc, "classification": _classification}
+
+
+def register_evaluator(evaluator_type: str, factory: EvaluatorFactory) -> None:
+    """Make ``build_evaluator`` give datasets of metadata ``evaluator_type`` the evaluator
+    ``factory(dataset_name, *, output_dir, distributed, use_07_metric)`` returns.
+
+    Registering a type twice raises: silently replacing an evaluator would change the metric a
+    config reports.
+    """
+    if evaluator_type in EVALUATORS:
+        raise ValueError(f"register_evaluator: evaluator_type {evaluator_type!r} is already registered")
+    EVALUATORS[evaluator_type] = factory
+
+
+def build_evaluator(
+    dataset_name: str,
+    output_dir: Optional[str] = None,
+    *,
+    distributed: bool = True,
+    use_07_metric: Optional[bool] = None,
+) -> DatasetEvaluator:
+    """The evaluator for a registered dataset, chosen by its metadata's ``evaluator_type``.
+
+    Args:
+        dataset_name: a name registered in resnet_det.data's DatasetCatalog / MetadataCatalog.
+        output_dir: where the COCO evaluator writes coco_instances_results.json (None: nowhere).
+        distributed: gather predictions from all ranks before evaluating.
+        use_07_metric: VOC only: True 11-point AP (VOC2007), False area under the curve,
+            None decides by the dataset's year (2007 -> 11-point), as detectron2 does.
+    """
+    # Imported here so that the metrics themselves need nothing from the data package.
+    from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
+
+    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if evaluator_type is None and dataset_name not in DatasetCatalog:
+        DatasetCatalog.get(dataset_name)  # raises the catalog's "not registered" error
+    factory = EVALUATORS.get(evaluator_type)
+    if factory is None:
+        raise DataError(
+            f"Dataset {dataset_name!r} has metadata evaluator_type={evaluator_type!r}; "
+            f"build_evaluator knows {', '.join(repr(t) for t in EVALUATORS)} (add one with "
+            "resnet_det.evaluation.register_evaluator)"
+        )
+    return factory(dataset_name, output_dir=output_dir, distributed=distributed, use_07_metric=use_07_metric)
+
+
+def evaluate_results(
+    dataset_name: str,
+    results: Sequence[Mapping[str, Any]],
+    *,
+    output_dir: Optional[str] = None,
+    use_07_metric: Optional[bool] = None,
+    source: str = "results",
+) -> "OrderedDict[str, Dict[str, float]]":
+    """Score COCO-format results entries (docs/results_files.md) against a registered dataset
+    with the evaluator its metadata names.
+
+    Args:
+        dataset_name: registered dataset (metadata evaluator_type "coco" or "voc").
+        results: COCO-format results entries with the dataset's ids.
+        output_dir: where the COCO evaluator writes coco_instances_results.json (None: not).
+        use_07_metric: VOC only, see PascalVOCDetectionEvaluator.
+        source: how errors refer to the results (e.g. the file name).
+    """
+    evaluator = build_evaluator(dataset_name, output_dir, distributed=False, use_07_metric=use_07_metric)
+    return score_results(evaluator, dataset_name, results, source=source)
+
+
+def evaluate_results_file(
+    dataset_name: str,
+    results_file: str,
+    *,
+    output_dir: Optional[str] = None,
+    use_07_metric: Optional[bool] = None,
+) -> "OrderedDict[str, Dict[str, float]]":
+    """Score a COCO-format results file against a registered dataset.
+
+    When ``output_dir`` is given, the flattened metrics ("bbox/AP", ...) are written there as
+    metrics.json (one JSON object on one line, as in a training run's metrics.json).
+
+    Args:
+        dataset_name: registered dataset (metadata evaluator_type "coco" or "voc").
+        results_file: path of the JSON results file.
+        output_dir: folder for metrics.json (and coco_instances_results.json for COCO).
+        use_07_metric: VOC only: True 11-point, False area under the curve, None by year.
+    """
+    results = load_results_file(results_file)
+    metrics = evaluate_results(
+        dataset_name, results, output_dir=output_dir, use_07_metric=use_07_metric, source=results_file
+    )
+    if output_dir:
+        atomic_write_json(os.path.join(output_dir, "metrics.json"), flatten_results(metrics))
+    return metrics

@@ -8,17 +8,26 @@
   whole image at shorter sides {224, 256, 384, 480, 640}; the final fc layer is applied at every
   position of the last feature map (as a 1x1 convolution), and the softmax scores are averaged
   over positions and then over scales.
+
+:class:`ClassificationEvaluator` counts the top-k hits of scored batches (the evaluator that
+``resnet_det.evaluation.build_evaluator`` gives a classification dataset);
+:func:`evaluate_classifier` runs a classifier over a loader under one protocol and feeds it.
 """
 import logging
 import time
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.dist import all_reduce_sum
+from ..utils.errors import DataError
+from .evaluator import DatasetEvaluator
+
 __all__ = [
+    "ClassificationEvaluator",
     "unwrap_classifier",
     "topk_correct",
     "ten_crop_probs",
@@ -115,14 +124,58 @@ def predict_probs(net: nn.Module, images, mode: str, device: torch.device) -> to
     raise ValueError(f"unknown classification test mode {mode!r}; choose center, 10crop or multiscale")
 
 
-def _all_reduce(values: List[int], device: torch.device) -> List[int]:
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return values
-    # gloo reduces CPU tensors, nccl CUDA tensors.
-    dev = device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
-    t = torch.tensor(values, dtype=torch.int64, device=dev)
-    torch.distributed.all_reduce(t)
-    return [int(v) for v in t.tolist()]
+class ClassificationEvaluator(DatasetEvaluator):
+    """Top-k accuracy (and error) of scored classification batches.
+
+    ``process(inputs, outputs)`` takes one batch of resnet_det.data.classification (a dict
+    with "label" [B] and "skipped", the images it could not read) and the class scores [B, C]
+    for it (None when the batch holds no image). ``evaluate()`` returns
+    ``{"classification": {"top1", "top1_err", "top5", "top5_err" (percent), "num_images",
+    "num_skipped"}}``, summed over processes when distributed (every rank gets them).
+    """
+
+    def __init__(self, dataset_name: Optional[str] = None, *, topk: Sequence[int] = (1, 5),
+                 distributed: bool = True):
+        """
+        Args:
+            dataset_name: the dataset evaluated (for messages only).
+            topk: the k of the top-k metrics.
+            distributed: sum the counts over the processes of torch.distributed, if initialised.
+        """
+        self.dataset_name = dataset_name
+        self.topk = tuple(topk)
+        self.distributed = distributed
+        self.reset()
+
+    def reset(self) -> None:
+        self._correct = {k: 0 for k in self.topk}
+        self._num_images = 0
+        self._num_skipped = 0
+
+    def process(self, inputs: Mapping[str, Any], outputs: Optional[torch.Tensor]) -> None:
+        self._num_skipped += len(inputs.get("skipped", []))
+        labels = inputs["label"]
+        if labels.numel() == 0:
+            return
+        for k, c in topk_correct(outputs, labels, self.topk).items():
+            self._correct[k] += c
+        self._num_images += labels.numel()
+
+    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+        totals = [self._num_images, self._num_skipped] + [self._correct[k] for k in self.topk]
+        if self.distributed:
+            totals = all_reduce_sum(totals)
+        n, skipped, hits = totals[0], totals[1], totals[2:]
+        if n == 0:
+            where = f" {self.dataset_name!r}" if self.dataset_name else ""
+            raise DataError(f"classification evaluation saw no image (empty test set{where}?)")
+        results: Dict[str, float] = OrderedDict()
+        for k, h in zip(self.topk, hits):
+            results[f"top{k}"] = 100.0 * h / n
+            results[f"top{k}_err"] = 100.0 - results[f"top{k}"]
+        results["num_images"] = n
+        results["num_skipped"] = skipped
+        return OrderedDict([("classification", results)])
 
 
 def evaluate_classifier(
@@ -135,33 +188,20 @@ def evaluate_classifier(
     device = next(net.parameters()).device
     was_training = net.training
     net.eval()
-    correct = {k: 0 for k in topk}
-    n = skipped = 0
+    evaluator = ClassificationEvaluator(topk=topk)
     start = time.perf_counter()
     try:
         for batch in data_loader:
-            skipped += len(batch.get("skipped", []))
-            labels = batch["label"]
-            if labels.numel() == 0:
-                continue
-            probs = predict_probs(net, batch["image"], mode, device).cpu()
-            for k, c in topk_correct(probs, labels, topk).items():
-                correct[k] += c
-            n += labels.numel()
+            scores = None
+            if batch["label"].numel() > 0:
+                scores = predict_probs(net, batch["image"], mode, device).cpu()
+            evaluator.process(batch, scores)
     finally:
         net.train(was_training)
-    totals = _all_reduce([n, skipped] + [correct[k] for k in topk], device)
-    n, skipped, hits = totals[0], totals[1], totals[2:]
-    if n == 0:
-        raise ValueError("classification evaluation saw no image (empty test set?)")
-    results: Dict[str, float] = OrderedDict()
-    for k, h in zip(topk, hits):
-        results[f"top{k}"] = 100.0 * h / n
-        results[f"top{k}_err"] = 100.0 - results[f"top{k}"]
-    results["num_images"] = n
-    results["num_skipped"] = skipped
+    results = evaluator.evaluate()["classification"]
+    n = results["num_images"]
     logger.info(
         "Classification (%s) on %d images in %.1f s: %s", mode, n, time.perf_counter() - start,
-        ", ".join(f"top-{k} error {100.0 - 100.0 * h / n:.2f}%" for k, h in zip(topk, hits)),
+        ", ".join(f"top-{k} error {results[f'top{k}_err']:.2f}%" for k in topk),
     )
     return results

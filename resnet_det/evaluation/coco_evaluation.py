@@ -18,8 +18,10 @@ from iopath.common.file_io import g_pathmgr
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .evaluator import DatasetEvaluator, all_gather, get_world_size, is_main_process
-from .results_file import write_json_atomic
+from ..utils.dist import all_gather, get_world_size, is_main_process
+from ..utils.errors import DataError, MissingFileError
+from ..utils.file_io import atomic_write_json
+from .evaluator import DatasetEvaluator
 
 __all__ = ["COCOEvaluator", "evaluate_coco_results", "instances_to_coco_json", "load_coco_gt"]
 
@@ -31,13 +33,15 @@ COCO_BOX_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 def load_coco_gt(json_file: str) -> COCO:
     """Read a COCO annotation file with pycocotools (its chatter goes to the debug log)."""
+    if not g_pathmgr.exists(json_file):
+        raise MissingFileError(f"COCO annotation file {json_file!r} does not exist")
     local = g_pathmgr.get_local_path(json_file)
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):
             coco = COCO(local)
     except Exception as e:  # pycocotools raises bare json / key errors: say which file
-        raise ValueError(f"Cannot read COCO annotations {json_file!r}: {e}") from e
+        raise DataError(f"Cannot read COCO annotations {json_file!r}: {e}") from e
     logger.debug(buf.getvalue())
     return coco
 
@@ -124,9 +128,9 @@ def evaluate_coco_results(
     gt_image_ids = set(coco_gt.getImgIds())
     for i, r in enumerate(coco_results):
         if r["image_id"] not in gt_image_ids:
-            raise ValueError(f"Detection {i}: image_id {r['image_id']!r} is not in the ground truth")
+            raise DataError(f"Detection {i}: image_id {r['image_id']!r} is not in the ground truth")
         if r["category_id"] not in coco_gt.cats:
-            raise ValueError(
+            raise DataError(
                 f"Detection {i}: category_id {r['category_id']!r} is not in the ground truth"
             )
 
@@ -173,7 +177,7 @@ class COCOEvaluator(DatasetEvaluator):
         self._distributed = distributed
         self._meta = MetadataCatalog.get(dataset_name)
         if not hasattr(self._meta, "json_file"):
-            raise ValueError(
+            raise DataError(
                 f"COCOEvaluator: dataset {dataset_name!r} has no metadata 'json_file'; "
                 "register it with register_coco_instances (COCO-format json)"
             )
@@ -183,7 +187,7 @@ class COCOEvaluator(DatasetEvaluator):
         self._coco_gt: Optional[COCO] = None  # read lazily: only rank 0 needs it
         self._predictions: List[Dict[str, Any]] = []
 
-    def _resolve_categories(self) -> List[int]:
+    def results_category_ids(self) -> List[int]:
         """Dataset category id of each contiguous label, from the metadata the COCO reader
         records (docs/internals.md); reads the dataset once if nobody has loaded it yet."""
         if self._contiguous_to_dataset_id is not None:
@@ -195,13 +199,13 @@ class COCOEvaluator(DatasetEvaluator):
             DatasetCatalog.get(self._dataset_name)  # load_coco_json(..., dataset_name) sets them
         for key in keys:
             if not hasattr(self._meta, key):
-                raise ValueError(
+                raise DataError(
                     f"COCOEvaluator: dataset {self._dataset_name!r} has no metadata {key!r} even "
                     "after loading it; its reader must record it (load_coco_json with dataset_name)"
                 )
         id_map: Mapping[int, int] = self._meta.thing_dataset_id_to_contiguous_id
         if sorted(id_map.values()) != list(range(len(id_map))):
-            raise ValueError(
+            raise DataError(
                 f"Dataset {self._dataset_name!r}: thing_dataset_id_to_contiguous_id values "
                 f"{sorted(id_map.values())} are not 0..{len(id_map) - 1}"
             )
@@ -222,7 +226,7 @@ class COCOEvaluator(DatasetEvaluator):
             labels = out["labels"].detach().to("cpu").numpy()
             self._predictions.extend(
                 instances_to_coco_json(
-                    boxes, scores, labels, inp["image_id"], self._resolve_categories()
+                    boxes, scores, labels, inp["image_id"], self.results_category_ids()
                 )
             )
 
@@ -236,15 +240,15 @@ class COCOEvaluator(DatasetEvaluator):
 
         if self._output_dir:
             path = os.path.join(self._output_dir, "coco_instances_results.json")
-            write_json_atomic(path, predictions)
+            atomic_write_json(path, predictions)
             logger.info("Wrote %d detections to %s", len(predictions), path)
 
         if self._coco_gt is None:
             self._coco_gt = load_coco_gt(self._json_file)
-        contiguous_to_dataset_id = self._resolve_categories()
+        contiguous_to_dataset_id = self.results_category_ids()
         gt_cat_ids = sorted(self._coco_gt.getCatIds())
         if gt_cat_ids != sorted(contiguous_to_dataset_id):
-            raise ValueError(
+            raise DataError(
                 f"{self._json_file}: categories {gt_cat_ids} differ from dataset "
                 f"{self._dataset_name!r}'s thing_dataset_id_to_contiguous_id keys"
             )

@@ -1,5 +1,7 @@
 """Evaluator protocol, running a detector over a dataset, and the results table.
 
+Which evaluator a dataset gets is the registry's business (resnet_det.evaluation.build_evaluator).
+
 An evaluator sees the model's inputs and outputs batch by batch (``process``) and turns what it
 collected into metrics (``evaluate``). Metrics are an ``OrderedDict`` task -> {metric: value},
 e.g. ``{"bbox": {"AP": 37.1, "AP50": 58.0, ...}}``, with AP in percent as detectron2 reports it,
@@ -22,19 +24,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..utils.dist import all_gather, get_rank, get_world_size, is_main_process
+from ..utils.dist import get_world_size, is_main_process
 
 __all__ = [
     "DatasetEvaluator",
     "DatasetEvaluators",
     "inference_on_dataset",
-    "build_evaluator",
     "print_csv_format",
     "format_metrics_table",
-    "get_world_size",
-    "get_rank",
-    "is_main_process",
-    "all_gather",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,6 +62,12 @@ class DatasetEvaluator:
     def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
         """Metrics {task: {name: value}}; ``{}`` on ranks other than 0 in a distributed run."""
         return OrderedDict()
+
+    def results_category_ids(self) -> Optional[List[int]]:
+        """For detection evaluators: the ``category_id`` a results file (docs/results_files.md)
+        uses for each contiguous label, so that a results file is read back with the ids this
+        evaluator writes. None: the evaluator does not score detection results files."""
+        return None
 
 
 class DatasetEvaluators(DatasetEvaluator):
@@ -187,45 +190,8 @@ def inference_on_dataset(
 
 
 # ---------------------------------------------------------------------------------------------
-# Choosing an evaluator, printing results
+# Printing results
 # ---------------------------------------------------------------------------------------------
-def build_evaluator(
-    dataset_name: str,
-    output_dir: Optional[str] = None,
-    *,
-    distributed: bool = True,
-    use_07_metric: Optional[bool] = None,
-) -> DatasetEvaluator:
-    """The evaluator for a registered dataset, chosen by its metadata's ``evaluator_type``.
-
-    Args:
-        dataset_name: a name registered in resnet_det.data's MetadataCatalog.
-        output_dir: where the COCO evaluator writes coco_instances_results.json (None: nowhere).
-        distributed: gather predictions from all ranks before evaluating.
-        use_07_metric: VOC only: True 11-point AP (VOC2007), False area under the curve,
-            None decides by the dataset's year (2007 -> 11-point), as detectron2 does.
-    """
-    # Imported here so that the metrics themselves need nothing from the data package.
-    from resnet_det.data.catalog import MetadataCatalog
-
-    meta = MetadataCatalog.get(dataset_name)
-    evaluator_type = getattr(meta, "evaluator_type", None)
-    if evaluator_type == "coco":
-        from .coco_evaluation import COCOEvaluator
-
-        return COCOEvaluator(dataset_name, output_dir=output_dir, distributed=distributed)
-    if evaluator_type == "voc":
-        from .pascal_voc_evaluation import PascalVOCDetectionEvaluator
-
-        return PascalVOCDetectionEvaluator(
-            dataset_name, use_07_metric=use_07_metric, distributed=distributed
-        )
-    raise ValueError(
-        f"Dataset {dataset_name!r} has metadata evaluator_type={evaluator_type!r}; "
-        "build_evaluator knows 'coco' and 'voc'."
-    )
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.4f}"

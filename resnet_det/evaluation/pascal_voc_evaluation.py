@@ -24,7 +24,9 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .evaluator import DatasetEvaluator, all_gather, get_world_size, is_main_process
+from ..utils.dist import all_gather, get_world_size, is_main_process
+from ..utils.errors import DataError
+from .evaluator import DatasetEvaluator
 
 __all__ = ["PascalVOCDetectionEvaluator", "voc_ap", "voc_eval_class", "VOC_IOU_THRESHOLDS"]
 
@@ -198,11 +200,11 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         self._distributed = distributed
         meta = MetadataCatalog.get(dataset_name)
         if not hasattr(meta, "thing_classes"):
-            raise ValueError(f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'thing_classes'")
+            raise DataError(f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'thing_classes'")
         self._class_names: List[str] = list(meta.thing_classes)
         if use_07_metric is None:
             if not hasattr(meta, "year"):
-                raise ValueError(
+                raise DataError(
                     f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'year'; "
                     "pass use_07_metric=True/False"
                 )
@@ -212,6 +214,11 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
 
     def reset(self) -> None:
         self._predictions = defaultdict(list)
+
+    def results_category_ids(self) -> List[int]:
+        """VOC has no category ids of its own: a results file names a class by its 1-based
+        index in the dataset's class order (aeroplane=1 .. tvmonitor=20 for VOC)."""
+        return list(range(1, len(self._class_names) + 1))
 
     def process(self, inputs, outputs) -> None:
         num_classes = len(self._class_names)
@@ -242,7 +249,7 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
                 cls[image_id] = []
             for ann in record.get("annotations", []):
                 if "difficult" not in ann:
-                    raise ValueError(
+                    raise DataError(
                         f"Dataset {self._dataset_name!r}, image {image_id!r}: annotation without "
                         "'difficult' flag; the VOC reader must keep it (docs/internals.md)"
                     )

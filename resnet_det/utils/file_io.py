@@ -4,13 +4,12 @@ Everything is written to a temporary file in the destination folder (same file s
 os.replace is atomic on POSIX and Windows) and only then renamed over the final name.
 """
 import contextlib
+import json
 import os
 import tempfile
-from typing import IO, Callable, Iterator
+from typing import IO, Any, Callable, Iterator, Optional
 
-import torch
-
-__all__ = ["atomic_open", "atomic_write_text", "atomic_torch_save"]
+__all__ = ["atomic_open", "atomic_write_text", "atomic_write_json", "atomic_torch_save"]
 
 
 @contextlib.contextmanager
@@ -45,7 +44,21 @@ def atomic_write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-def atomic_torch_save(obj, path: str, *, save_fn: Callable = torch.save) -> None:
-    """torch.save ``obj`` to ``path`` atomically (``save_fn`` is replaceable for tests)."""
+def atomic_write_json(path: str, obj: Any, **dump_kwargs: Any) -> None:
+    """``json.dump(obj)`` to ``path`` atomically (``dump_kwargs`` go to json.dump)."""
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, **dump_kwargs)
+
+
+def atomic_torch_save(obj, path: str, *, save_fn: Optional[Callable] = None) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically (``save_fn`` is replaceable for tests).
+
+    torch is imported here, not by the module: resnet_det.config writes config.yaml with this
+    module and must stay importable without torch.
+    """
+    if save_fn is None:
+        import torch
+
+        save_fn = torch.save
     with atomic_open(path, "wb") as f:
         save_fn(obj, f)

@@ -10,9 +10,11 @@ from PIL import Image
 from torch import nn
 
 import resnet_det
+from resnet_det.utils.errors import DataError
 from resnet_det.data.classification import build_classification_transform, classification_test_loader
-from resnet_det.data.imagenet import load_image_folder
+from resnet_det.data.datasets.imagenet import load_image_folder
 from resnet_det.evaluation.classification import (
+    ClassificationEvaluator,
     evaluate_classifier,
     fully_convolutional_scores,
     multiscale_probs,
@@ -51,6 +53,24 @@ def test_topk_by_hand():
     labels = torch.tensor([1, 2, 0])
     # Row 0: label 1 is top-1. Row 1: label 2 ranks 2nd or 3rd (tie with 5). Row 2: label 0 is last.
     assert topk_correct(scores, labels, (1, 3, 5)) == {1: 1, 3: 2, 5: 2}
+
+
+def test_classification_evaluator_counts_hits_and_skipped_images():
+    scores = torch.tensor([[0.1, 0.5, 0.2, 0.15, 0.05, 0.0],
+                           [0.3, 0.1, 0.2, 0.15, 0.05, 0.2],
+                           [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]])
+    ev = ClassificationEvaluator("toy", topk=(1, 3))
+    ev.process({"label": torch.tensor([1, 2]), "skipped": ["bad.jpg"]}, scores[:2])
+    ev.process({"label": torch.tensor([], dtype=torch.int64), "skipped": ["worse.jpg"]}, None)
+    ev.process({"label": torch.tensor([0])}, scores[2:])
+    res = ev.evaluate()["classification"]
+    # Hits as in test_topk_by_hand: top-1 1 of 3, top-3 2 of 3.
+    assert res["top1"] == pytest.approx(100 / 3) and res["top1_err"] == pytest.approx(200 / 3)
+    assert res["top3"] == pytest.approx(200 / 3)
+    assert (res["num_images"], res["num_skipped"]) == (3, 2)
+    ev.reset()
+    with pytest.raises(DataError, match="no image.*'toy'"):
+        ev.evaluate()
 
 
 def test_label_order_and_errors_on_jpeg_tree(tmp_path):

@@ -194,3 +194,32 @@ def test_coco_end_to_end(tool, tmp_path, names, capsys):
     with pytest.raises(SystemExit):
         tool.main(["--dataset", name, "--results", _write_results(tmp_path / "bad.json", results)])
     assert "entry 2 has category_id 5" in capsys.readouterr().err
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tool, voc_dataset, tmp_path, names, capsys,
+                                                                 monkeypatch):
+    from resnet_det.utils.errors import DataError, MissingFileError
+
+    name = voc_dataset(2007)
+    with pytest.raises(MissingFileError, match="nothere.json"):
+        load_results_file(str(tmp_path / "nothere.json"))
+    with pytest.raises(SystemExit) as exc:
+        tool.main(["--dataset", name, "--results", str(tmp_path / "nothere.json")])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "MissingFileError" in err and "nothere.json" in err and "Traceback" not in err
+    # A classification dataset has no detection results to score.
+    cls = f"eval_cls_{uuid.uuid4().hex[:8]}"
+    DatasetCatalog.register(cls, lambda: [])
+    MetadataCatalog.get(cls).set(evaluator_type="classification")
+    names.append(cls)
+    results = _write_results(tmp_path / "dets.json", VOC_RESULTS)
+    with pytest.raises(SystemExit):
+        tool.main(["--dataset", cls, "--results", results])
+    assert "ClassificationEvaluator, which does not score detection results" in capsys.readouterr().err
+    # Anything that is not a user error is a bug: it is not turned into one line.
+    with pytest.raises(DataError):
+        load_results_file(_write_results(tmp_path / "obj.json", {"a": 1}))
+    monkeypatch.setattr(tool, "evaluate_results_file", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        tool.main(["--dataset", name, "--results", results])

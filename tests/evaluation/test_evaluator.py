@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+import resnet_det.evaluation as evaluation
 from resnet_det.evaluation import (
+    ClassificationEvaluator,
     COCOEvaluator,
     PascalVOCDetectionEvaluator,
     build_evaluator,
@@ -131,6 +133,31 @@ def test_build_evaluator_chooses_by_evaluator_type(coco_dataset, register):
         PascalVOCDetectionEvaluator(no_year)
     # An explicit choice needs no year.
     assert PascalVOCDetectionEvaluator(no_year, use_07_metric=False)._use_07_metric is False
+    cls = register("eval_cls", lambda: [], evaluator_type="classification")
+    evaluator = build_evaluator(cls, distributed=False)
+    assert isinstance(evaluator, ClassificationEvaluator)
+    assert evaluator.dataset_name == cls and evaluator.distributed is False
+
+
+def test_build_evaluator_names_an_unregistered_dataset():
+    with pytest.raises(KeyError, match="eval_never_registered.*not registered"):
+        build_evaluator("eval_never_registered")
+
+
+def test_register_evaluator_adds_a_type_once(register, monkeypatch):
+    monkeypatch.setattr(evaluation, "EVALUATORS", dict(evaluation.EVALUATORS))
+    seen = {}
+
+    def factory(dataset_name, *, output_dir, distributed, use_07_metric):
+        seen.update(name=dataset_name, output_dir=output_dir, distributed=distributed)
+        return Recorder("lvis")
+
+    evaluation.register_evaluator("lvis", factory)
+    name = register("eval_lvis", lambda: [], evaluator_type="lvis")
+    assert isinstance(build_evaluator(name, "out", distributed=False), Recorder)
+    assert seen == {"name": name, "output_dir": "out", "distributed": False}
+    with pytest.raises(ValueError, match="'lvis' is already registered"):
+        evaluation.register_evaluator("lvis", factory)
 
 
 WORKER = textwrap.dedent(

@@ -4,8 +4,9 @@ import sys
 
 import pytest
 
-from resnet_det.config import ConfigKeyError
+from resnet_det.config import ConfigError, ConfigKeyError
 from resnet_det.utils.cli import run_tool
+from resnet_det.utils.errors import DataError, MissingFileError, UserKeyError, WeightsError
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -17,11 +18,29 @@ def _raise(exc):
 def test_user_error_prints_one_line_and_exits_2(capsys, monkeypatch):
     monkeypatch.delenv("RESNET_DET_TRACEBACK", raising=False)
     with pytest.raises(SystemExit) as e:
-        run_tool("tool.py", _raise, KeyError("Dataset 'cocoo' is not registered"))
+        run_tool("tool.py", _raise, UserKeyError("Dataset 'cocoo' is not registered"))
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "tool.py: error: KeyError: Dataset 'cocoo' is not registered" in err
+    assert "tool.py: error: UserKeyError: Dataset 'cocoo' is not registered" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("exc", [DataError("bad box in a.json"), WeightsError("shape of res2.0"),
+                                 MissingFileError("no such file x.yaml"), ConfigError("SOLVER.STEPS")])
+def test_every_user_error_type_is_one_line(capsys, monkeypatch, exc):
+    monkeypatch.delenv("RESNET_DET_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as e:
+        run_tool("tool.py", _raise, exc)
+    assert e.value.code == 2
+    assert f"tool.py: error: {type(exc).__name__}: {exc}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("exc", [ValueError("x"), KeyError("k"), FileNotFoundError("f"), TypeError("t")])
+def test_builtin_errors_are_bugs_and_keep_their_traceback(monkeypatch, exc):
+    # A ValueError from deep inside torch or our own code is a bug to report, not a user error.
+    monkeypatch.delenv("RESNET_DET_TRACEBACK", raising=False)
+    with pytest.raises(type(exc)):
+        run_tool("tool.py", _raise, exc)
 
 
 def test_traceback_on_request(monkeypatch):
