@@ -6,7 +6,8 @@ import os
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["load_metrics", "metric_curve", "plot_training_curves", "DEFAULT_TRAIN_KEY", "DEFAULT_TEST_KEY"]
+__all__ = ["load_metrics", "metric_curve", "plot_training_curves", "finish_figure", "DEFAULT_TRAIN_KEY",
+           "DEFAULT_TEST_KEY"]
 
 # What the ClassificationTrainer logs: the training batches' top-1 error (windowed median) and
 # the periodic centre-crop top-1 error on the first test set.
@@ -96,10 +97,10 @@ def plot_training_curves(
         ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend(title="bold: test, dashed: train", fontsize=9)
-    return _finish_figure(fig, ax, title, output)
+    return finish_figure(fig, ax, title, output)
 
 
-def _finish_figure(fig, title_ax, title: Optional[str], output: str) -> str:
+def finish_figure(fig, title_ax, title: Optional[str], output: str) -> str:
     """Titles ``title_ax`` (when ``title``), lays out ``fig``, writes it to ``output`` as a PNG
     (see ``_save_png``) and closes it; returns ``output``."""
     import matplotlib.pyplot as plt

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..modeling.layers import Conv2dNorm
-from .curves import _finish_figure
+from .curves import finish_figure
 
 __all__ = ["response_layers", "layer_response_stds", "plot_layer_responses"]
 
@@ -108,4 +108,4 @@ def plot_layer_responses(results: Sequence[Tuple[str, Sequence[float]]], output:
         ax.set_ylabel("std")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _finish_figure(fig, top, title, output)
+    return finish_figure(fig, top, title, output)

@@ -1,11 +1,22 @@
-"""The backbone contract shared by ResNet, the CIFAR nets and VGG (docs/internals.md)."""
+"""The backbone contract shared by ResNet, the CIFAR nets and VGG (docs/internals.md), and
+``freeze_module``, what their ``freeze(freeze_at)`` does to each frozen part."""
 from typing import Dict, List
 
 from torch import nn
 
+from .norm import convert_frozen_batchnorm
 from .shape_spec import ShapeSpec
 
-__all__ = ["Backbone"]
+__all__ = ["Backbone", "freeze_module"]
+
+
+def freeze_module(module: nn.Module) -> nn.Module:
+    """Stop ``module``'s parameters from requiring grad and turn its BatchNorms into
+    FrozenBatchNorm2d (the paper fixes BN statistics when fine-tuning for detection,
+    Appendix A). Returns the module (a new one only if ``module`` itself is a BatchNorm)."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return convert_frozen_batchnorm(module)
 
 
 class Backbone(nn.Module):

@@ -6,14 +6,14 @@ Every block has ``in_channels``, ``out_channels`` and ``stride`` attributes and 
 ``zero_init_residual()`` method; post-activation blocks name their convs conv1..conv3 and the
 projection ``shortcut`` (detectron2 naming).
 """
-from typing import Callable, List, Optional, Type, Union
+from typing import List, Optional, Type
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Conv2dNorm, c2_msra_fill
-from .norm import check_norm, get_norm
+from .layers import make_conv
+from .norm import NormArg, check_norm, get_norm
 
 __all__ = [
     "SHORTCUT_TYPES",
@@ -27,8 +27,6 @@ __all__ = [
     "make_stage",
 ]
 
-NormArg = Union[str, Callable[[int], nn.Module], None]
-
 # Sec. 3.3: (A) zero-padding shortcuts for increasing dimensions, all parameter-free;
 # (B) projections for increasing dimensions, identity otherwise; (C) all projections.
 SHORTCUT_TYPES = ("A", "B", "C")
@@ -41,25 +39,6 @@ def check_shortcut(shortcut: str) -> None:
             "(zero-padding identity), 'B' (projection only where the shape changes) or "
             "'C' (projection everywhere)"
         )
-
-
-def _is_none_norm(norm: NormArg) -> bool:
-    return norm is None or norm in ("", "none")
-
-
-def _conv(in_ch: int, out_ch: int, k: int, *, stride: int = 1, dilation: int = 1,
-          groups: int = 1, norm: NormArg = None, post_norm: bool = True,
-          bias: Optional[bool] = None) -> Conv2dNorm:
-    """A He-initialized conv; with ``post_norm`` its norm is the ``.norm`` child. By default
-    convs get a bias only when no norm follows them (a bias before BN is redundant)."""
-    has_norm = post_norm and not _is_none_norm(norm)
-    conv = Conv2dNorm(
-        in_ch, out_ch, kernel_size=k, stride=stride, padding=dilation * (k // 2),
-        dilation=dilation, groups=groups, bias=_is_none_norm(norm) if bias is None else bias,
-        norm=get_norm(norm, out_ch) if has_norm else None,
-    )
-    c2_msra_fill(conv)
-    return conv
 
 
 class ShortcutA(nn.Module):
@@ -96,7 +75,7 @@ def make_shortcut(shortcut: str, in_channels: int, out_channels: int, stride: in
     changes_shape = in_channels != out_channels or stride != 1
     if shortcut == "C" or (shortcut == "B" and changes_shape):
         # Projection W_s x (Eq. 2), a 1x1 conv with BN (Sec. 3.4: BN after each conv).
-        return _conv(in_channels, out_channels, 1, stride=stride, norm=norm)
+        return make_conv(in_channels, out_channels, 1, stride=stride, norm=norm)
     if shortcut == "A" and changes_shape:
         return ShortcutA(in_channels, out_channels, stride)
     return None
@@ -166,8 +145,8 @@ class BasicBlock(_Block):
                  dilation: int = 1):
         super().__init__(in_channels, out_channels, stride, residual, norm=norm,
                          shortcut=shortcut, shortcut_norm=norm)
-        self.conv1 = _conv(in_channels, out_channels, 3, stride=stride, dilation=dilation, norm=norm)
-        self.conv2 = _conv(out_channels, out_channels, 3, dilation=dilation, norm=norm)
+        self.conv1 = make_conv(in_channels, out_channels, 3, stride=stride, dilation=dilation, norm=norm)
+        self.conv2 = make_conv(out_channels, out_channels, 3, dilation=dilation, norm=norm)
 
     def _last_norm(self):
         return self.conv2.norm
@@ -202,10 +181,10 @@ class BottleneckBlock(_Block):
         super().__init__(in_channels, out_channels, stride, residual, norm=norm,
                          shortcut=shortcut, shortcut_norm=norm)
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.conv1 = _conv(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm)
-        self.conv2 = _conv(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
+        self.conv1 = make_conv(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm)
+        self.conv2 = make_conv(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
                            dilation=dilation, groups=num_groups, norm=norm)
-        self.conv3 = _conv(bottleneck_channels, out_channels, 1, norm=norm)
+        self.conv3 = make_conv(bottleneck_channels, out_channels, 1, norm=norm)
 
     def _last_norm(self):
         return self.conv3.norm
@@ -248,10 +227,10 @@ class PreActBasicBlock(_PreActBlock):
         super().__init__(in_channels, out_channels, stride, residual, norm=norm,
                          shortcut=shortcut, shortcut_norm=None)
         self.norm1 = get_norm(norm, in_channels)
-        self.conv1 = _conv(in_channels, out_channels, 3, stride=stride, dilation=dilation,
+        self.conv1 = make_conv(in_channels, out_channels, 3, stride=stride, dilation=dilation,
                            norm=norm, post_norm=False)
         self.norm2 = get_norm(norm, out_channels)
-        self.conv2 = _conv(out_channels, out_channels, 3, dilation=dilation, norm=norm,
+        self.conv2 = make_conv(out_channels, out_channels, 3, dilation=dilation, norm=norm,
                            post_norm=False)
 
     def _last_conv(self):
@@ -279,13 +258,13 @@ class PreActBottleneckBlock(_PreActBlock):
                          shortcut=shortcut, shortcut_norm=None)
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.norm1 = get_norm(norm, in_channels)
-        self.conv1 = _conv(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm,
+        self.conv1 = make_conv(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm,
                            post_norm=False)
         self.norm2 = get_norm(norm, bottleneck_channels)
-        self.conv2 = _conv(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
+        self.conv2 = make_conv(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
                            dilation=dilation, groups=num_groups, norm=norm, post_norm=False)
         self.norm3 = get_norm(norm, bottleneck_channels)
-        self.conv3 = _conv(bottleneck_channels, out_channels, 1, norm=norm, post_norm=False)
+        self.conv3 = make_conv(bottleneck_channels, out_channels, 1, norm=norm, post_norm=False)
 
     def _last_conv(self):
         return self.conv3

@@ -9,10 +9,11 @@ outputs; following the authors' code, their shortcuts project where the shape ch
 """
 from typing import Optional, Sequence
 
-from .blocks import (BasicBlock, BottleneckBlock, NormArg, PreActBasicBlock,
-                     PreActBottleneckBlock, check_shortcut, make_stage)
-from .norm import check_norm, get_norm
-from .resnet import ResNet, _check_bool, _check_positive_int, _resolve_out_features
+from .blocks import (BasicBlock, BottleneckBlock, PreActBasicBlock, PreActBottleneckBlock,
+                     check_shortcut, make_stage)
+from .checks import check_bool, check_positive_int, resolve_out_features
+from .norm import NormArg, check_norm, get_norm
+from .resnet import ResNet
 from .stems import CifarStem
 
 __all__ = ["CifarResNet", "build_cifar_resnet", "cifar_blocks_per_stage"]
@@ -66,16 +67,16 @@ class CifarResNet(ResNet):
         for name, value in (("residual", residual), ("preact", preact), ("bottleneck", bottleneck),
                             ("stride_in_1x1", stride_in_1x1),
                             ("zero_init_residual", zero_init_residual)):
-            _check_bool(name, value)
+            check_bool(name, value)
         n = cifar_blocks_per_stage(depth, bottleneck)
         if shortcut is None:
             shortcut = "B" if preact else "A"
         check_shortcut(shortcut)
         check_norm(norm)
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("width", width)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("width", width)
         valid = ["stem", *STAGE_NAMES]
-        requested = _resolve_out_features(out_features, valid, num_classes)
+        requested = resolve_out_features(out_features, valid, num_classes)
         num_stages = 3 if num_classes is not None else max(valid.index(f) for f in requested)
 
         if preact:

@@ -8,7 +8,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-__all__ = ["Conv2dNorm", "c2_msra_fill"]
+from .norm import NormArg, get_norm, is_no_norm
+
+__all__ = ["Conv2dNorm", "c2_msra_fill", "make_conv"]
 
 
 class Conv2dNorm(nn.Conv2d):
@@ -36,3 +38,26 @@ def c2_msra_fill(module: nn.Module) -> None:
     nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
     if module.bias is not None:
         nn.init.zeros_(module.bias)
+
+
+def make_conv(in_ch: int, out_ch: int, k: int, *, stride: int = 1, dilation: int = 1,
+              groups: int = 1, norm: NormArg = None, post_norm: bool = True,
+              bias: Optional[bool] = None) -> Conv2dNorm:
+    """A He-initialized k x k Conv2dNorm ("same" padding for odd k), the conv of every block,
+    stem and VGG layer.
+
+    Args:
+        in_ch, out_ch, k, stride, dilation, groups: as ``nn.Conv2d`` (padding dilation * (k // 2)).
+        norm: norm name or factory (see ``get_norm``).
+        post_norm: give the conv its norm as the ``.norm`` child; False for pre-activation
+            blocks, whose norms precede the conv and are built by the block.
+        bias: default: a bias only when no norm follows (a bias before BN is redundant).
+    """
+    has_norm = post_norm and not is_no_norm(norm)
+    conv = Conv2dNorm(
+        in_ch, out_ch, kernel_size=k, stride=stride, padding=dilation * (k // 2),
+        dilation=dilation, groups=groups, bias=is_no_norm(norm) if bias is None else bias,
+        norm=get_norm(norm, out_ch) if has_norm else None,
+    )
+    c2_msra_fill(conv)
+    return conv

@@ -1,4 +1,4 @@
-"""Normalization layers chosen by name (design: "norm layers chosen from a name->factory map").
+"""Normalization layers chosen by name (a name -> factory map, so every net takes ``norm=``).
 
 Names: "BN" (BatchNorm2d, the paper: "BN right after each convolution", Sec. 3.4),
 "FrozenBN" (fixed statistics and affine, as the paper's detection fine-tuning, Appendix A),
@@ -10,9 +10,13 @@ import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d as _TVFrozenBatchNorm2d
 
-__all__ = ["FrozenBatchNorm2d", "get_norm", "convert_frozen_batchnorm", "NORM_NAMES", "GN_GROUPS"]
+__all__ = ["FrozenBatchNorm2d", "get_norm", "check_norm", "is_no_norm", "convert_frozen_batchnorm",
+           "NORM_NAMES", "GN_GROUPS", "NormArg"]
 
 GN_GROUPS = 32
+
+# What a ``norm=`` argument accepts: a name, a callable channels -> module, or None (no norm).
+NormArg = Union[str, Callable[[int], nn.Module], None]
 
 
 class FrozenBatchNorm2d(_TVFrozenBatchNorm2d):
@@ -71,12 +75,17 @@ _NORMS: Dict[str, Callable[[int], nn.Module]] = {
     "SyncBN": nn.SyncBatchNorm,
     "GN": _group_norm,
 }
-NORM_NAMES = ("BN", "FrozenBN", "SyncBN", "GN", "none")
+NORM_NAMES = tuple(_NORMS) + ("none",)
 
 
-def check_norm(norm: Union[str, Callable, None]) -> None:
+def is_no_norm(norm: NormArg) -> bool:
+    """True for the spellings of "no norm": None, "" and "none"."""
+    return norm is None or norm in ("", "none")
+
+
+def check_norm(norm: NormArg) -> None:
     """Raise ValueError naming ``norm`` if it is not a known norm name or a callable."""
-    if norm is None or callable(norm) or norm in ("", "none") or norm in _NORMS:
+    if is_no_norm(norm) or callable(norm) or norm in _NORMS:
         return
     raise ValueError(
         f"resnet_det: norm={norm!r} is not a known norm; choose one of "
@@ -84,7 +93,7 @@ def check_norm(norm: Union[str, Callable, None]) -> None:
     )
 
 
-def get_norm(norm: Union[str, Callable[[int], nn.Module], None], channels: int) -> Optional[nn.Module]:
+def get_norm(norm: NormArg, channels: int) -> Optional[nn.Module]:
     """The norm layer named ``norm`` for ``channels`` channels, or None for "none"/""/None.
 
     Args:
@@ -92,7 +101,7 @@ def get_norm(norm: Union[str, Callable[[int], nn.Module], None], channels: int) 
         channels: number of channels normalized.
     """
     check_norm(norm)
-    if norm is None or norm in ("", "none"):
+    if is_no_norm(norm):
         return None
     if isinstance(norm, str):
         return _NORMS[norm](channels)

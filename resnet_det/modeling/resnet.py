@@ -5,15 +5,16 @@ bottleneck, as MSRA's released models). torchvision's ResNets ("v1.5") put the s
 3x3 conv: build with ``stride_in_1x1=False`` to get exactly torchvision's function (and load
 torchvision weights). The paper's FLOPs (Table 1) are for the stride-in-1x1 layout.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Type
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import Backbone
-from .blocks import (BasicBlock, BottleneckBlock, NormArg, check_shortcut, make_stage)
-from .norm import check_norm, convert_frozen_batchnorm
+from .backbone import Backbone, freeze_module
+from .blocks import BasicBlock, BottleneckBlock, check_shortcut, make_stage
+from .checks import check_bool, check_num_classes, check_positive_int, resolve_out_features
+from .norm import NormArg, check_norm
 from .stems import BasicStem
 
 __all__ = ["ResNet", "build_resnet", "build_res5_head", "make_stage", "RESNET_DEPTHS"]
@@ -27,56 +28,6 @@ RESNET_DEPTHS = {
     152: (BottleneckBlock, (3, 8, 36, 3)),
     200: (BottleneckBlock, (3, 24, 36, 3)),
 }
-
-
-# ---------------------------------------------------------------- argument checks
-def _check_bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"resnet_det: {name}={value!r} must be True or False")
-
-
-def _check_num_classes(num_classes) -> None:
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise ValueError(
-            f"resnet_det: num_classes={num_classes!r} must be a positive int, or None for a "
-            "backbone that returns features"
-        )
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"resnet_det: {name}={value!r} must be a positive int")
-
-
-def _resolve_out_features(out_features: Optional[Sequence[str]], valid: Sequence[str],
-                          num_classes: Optional[int]) -> List[str]:
-    """The requested feature names, checked; default: the last one (backbone mode)."""
-    if out_features is not None and num_classes is not None:
-        raise ValueError(
-            f"resnet_det: out_features={list(out_features)!r} is for backbones, but "
-            f"num_classes={num_classes} builds a classifier that returns logits; pass "
-            "num_classes=None to get features"
-        )
-    if out_features is None:
-        return [valid[-1]]
-    if isinstance(out_features, str):
-        out_features = [out_features]
-    out_features = list(out_features)
-    bad = [f for f in out_features if f not in valid]
-    if bad or not out_features:
-        raise ValueError(
-            f"resnet_det: out_features={out_features!r} has unknown names {bad!r}; choose from "
-            + ", ".join(valid)
-        )
-    return out_features
-
-
-def _freeze_module(module: nn.Module) -> nn.Module:
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return convert_frozen_batchnorm(module)
 
 
 # ---------------------------------------------------------------- the network
@@ -100,7 +51,7 @@ class ResNet(Backbone):
                  stage_names: Optional[Sequence[str]] = None,
                  final_norm: Optional[nn.Module] = None, freeze_at: int = 0):
         super().__init__()
-        _check_num_classes(num_classes)
+        check_num_classes(num_classes)
         self.stem = stem
         self.num_classes = num_classes
         stage_names = list(stage_names or [f"res{i + 2}" for i in range(len(stages))])
@@ -110,7 +61,7 @@ class ResNet(Backbone):
             raise ValueError("resnet_det: stage_names must have one name per stage")
         self._max_freeze_at = len(stage_names) + 1
         valid = ["stem"] + stage_names[: len(stages)]
-        self._out_features = _resolve_out_features(out_features, valid, num_classes)
+        self._out_features = resolve_out_features(out_features, valid, num_classes)
 
         stride = stem.stride
         self._out_feature_strides = {"stem": stride}
@@ -170,10 +121,10 @@ class ResNet(Backbone):
                 f"{max_at} (stem and all stages)"
             )
         if freeze_at >= 1:
-            self.stem = _freeze_module(self.stem)
+            self.stem = freeze_module(self.stem)
         for idx, stage in enumerate(self.stages, start=2):
             if freeze_at >= idx:
-                _freeze_module(stage)
+                freeze_module(stage)
         return self
 
     def zero_init_residual(self) -> "ResNet":
@@ -195,12 +146,12 @@ def _check_resnet_args(depth, shortcut, norm, groups, width_per_group, res5_dila
         )
     check_shortcut(shortcut)
     check_norm(norm)
-    _check_positive_int("groups", groups)
-    _check_positive_int("width_per_group", width_per_group)
-    _check_positive_int("in_channels", in_channels)
+    check_positive_int("groups", groups)
+    check_positive_int("width_per_group", width_per_group)
+    check_positive_int("in_channels", in_channels)
     for name, value in (("stride_in_1x1", stride_in_1x1), ("zero_init_residual", zero_init_residual),
                         ("residual", residual)):
-        _check_bool(name, value)
+        check_bool(name, value)
     if RESNET_DEPTHS[depth][0] is BasicBlock and (groups != 1 or width_per_group != 64):
         bad = "groups" if groups != 1 else "width_per_group"
         raise ValueError(
@@ -229,7 +180,8 @@ def build_resnet(*, depth: int = 50, num_classes: Optional[int] = None,
                  stride_in_1x1: bool = True, norm: NormArg = "BN",
                  zero_init_residual: bool = False, groups: int = 1, width_per_group: int = 64,
                  in_channels: int = 3, stem_out_channels: int = 64,
-                 res5_dilation: int = 1, freeze_at: int = 0, residual: bool = True) -> ResNet:
+                 res5_dilation: int = 1, freeze_at: int = 0, residual: bool = True,
+                 resnet_class: Type[ResNet] = ResNet) -> ResNet:
     """An ImageNet ResNet (or plain net, ResNeXt, Wide ResNet) of He et al. 2015, Table 1.
 
     Args:
@@ -249,13 +201,19 @@ def build_resnet(*, depth: int = 50, num_classes: Optional[int] = None,
         res5_dilation: 2 keeps res5 at stride 16 with dilated 3x3 convs.
         freeze_at: see ``ResNet.freeze``.
         residual: False builds the plain net of Sec. 4.1 (no shortcuts).
+        resnet_class: the class built around the stem and stages: ResNet or a subclass that
+            keeps its constructor and adds no parameters (the detectron2 plugin's
+            ResNetDetBackbone adds detectron2's base class), so the parameter names and the
+            initialisation are the same whichever class is built.
     """
+    if not (isinstance(resnet_class, type) and issubclass(resnet_class, ResNet)):
+        raise TypeError(f"resnet_det: resnet_class={resnet_class!r} must be ResNet or a subclass")
     _check_resnet_args(depth, shortcut, norm, groups, width_per_group, res5_dilation,
                        stride_in_1x1, zero_init_residual, residual, in_channels)
     block_class, num_blocks = RESNET_DEPTHS[depth]
     res2_out = stem_out_channels * (4 if block_class is BottleneckBlock else 1)
     valid = ["stem", "res2", "res3", "res4", "res5"]
-    requested = _resolve_out_features(out_features, valid, num_classes)
+    requested = resolve_out_features(out_features, valid, num_classes)
     num_stages = 4 if num_classes is not None else max(valid.index(f) for f in requested)
 
     stem = BasicStem(in_channels, stem_out_channels, norm=norm)
@@ -270,8 +228,8 @@ def build_resnet(*, depth: int = 50, num_classes: Optional[int] = None,
         stages.append(make_stage(block_class, num_blocks[idx], in_channels=in_ch,
                                  first_stride=first_stride, **kwargs))
         in_ch = kwargs["out_channels"]
-    model = ResNet(stem, stages, num_classes=num_classes, out_features=out_features,
-                   stage_names=valid[1:], freeze_at=freeze_at)
+    model = resnet_class(stem, stages, num_classes=num_classes, out_features=out_features,
+                         stage_names=valid[1:], freeze_at=freeze_at)
     if zero_init_residual:
         model.zero_init_residual()
     return model
@@ -303,7 +261,7 @@ def build_res5_head(*, depth: int = 50, in_channels: Optional[int] = None,
     res2_out = 64 * (4 if block_class is BottleneckBlock else 1)
     if in_channels is None:
         in_channels = res2_out * 4
-    _check_positive_int("in_channels", in_channels)
+    check_positive_int("in_channels", in_channels)
     if first_stride not in (1, 2):
         raise ValueError(f"resnet_det: first_stride={first_stride!r} must be 1 or 2")
     kwargs = _stage_kwargs(block_class, 3, res2_out_channels=res2_out, groups=groups,

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import NormArg, _conv
-from .norm import check_norm
+from .layers import make_conv
+from .norm import NormArg, check_norm
 
 __all__ = ["BasicStem", "CifarStem"]
 
@@ -25,7 +25,7 @@ class BasicStem(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = 4
-        self.conv1 = _conv(in_channels, out_channels, 7, stride=2, norm=norm)
+        self.conv1 = make_conv(in_channels, out_channels, 7, stride=2, norm=norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu_(self.conv1(x))
@@ -51,7 +51,7 @@ class CifarStem(nn.Module):
         self.out_channels = out_channels
         self.stride = 1
         self.activate = activate
-        self.conv1 = _conv(in_channels, out_channels, 3, norm=norm, post_norm=activate)
+        self.conv1 = make_conv(in_channels, out_channels, 3, norm=norm, post_norm=activate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
-from .blocks import NormArg, _conv
-from .norm import check_norm
-from .resnet import _check_num_classes, _check_positive_int, _freeze_module, _resolve_out_features
+from .backbone import freeze_module
+from .checks import check_num_classes, check_positive_int, resolve_out_features
+from .layers import make_conv
+from .norm import NormArg, check_norm
 
 __all__ = ["VGG", "build_vgg", "VGG_DEPTHS", "VGG_CHANNELS"]
 
@@ -51,13 +52,13 @@ class VGG(Backbone):
                 + ", ".join(str(d) for d in VGG_DEPTHS)
             )
         check_norm(norm)
-        _check_num_classes(num_classes)
-        _check_positive_int("in_channels", in_channels)
+        check_num_classes(num_classes)
+        check_positive_int("in_channels", in_channels)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"resnet_det: dropout={dropout!r} must be in [0, 1)")
         self.depth = depth
         self.num_classes = num_classes
-        self._out_features = _resolve_out_features(out_features, FEATURE_NAMES, num_classes)
+        self._out_features = resolve_out_features(out_features, FEATURE_NAMES, num_classes)
         num_blocks = 5 if num_classes is not None else max(
             FEATURE_NAMES.index(f) for f in self._out_features) + 1
 
@@ -70,7 +71,7 @@ class VGG(Backbone):
             out_ch = VGG_CHANNELS[k - 1]
             for j in range(1, VGG_DEPTHS[depth][k - 1] + 1):
                 # Biases even with a norm, as torchvision's vgg16_bn (so its weights load).
-                layers[f"conv{k}_{j}"] = _conv(ch, out_ch, 3, norm=norm, bias=True)
+                layers[f"conv{k}_{j}"] = make_conv(ch, out_ch, 3, norm=norm, bias=True)
                 layers[f"relu{k}_{j}"] = nn.ReLU(inplace=True)
                 ch = out_ch
             name = f"vgg_block{k}"
@@ -118,7 +119,7 @@ class VGG(Backbone):
             )
         for k, name in enumerate(self.block_names, start=1):
             if freeze_at >= k:
-                _freeze_module(getattr(self, name))
+                freeze_module(getattr(self, name))
         return self
 
 

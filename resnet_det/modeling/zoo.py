@@ -5,8 +5,8 @@ from typing import Any, Callable, Dict, List, Tuple
 from torch import nn
 
 from .cifar import CifarResNet
-from .resnet import build_resnet
-from .vgg import VGG
+from .resnet import RESNET_DEPTHS, build_resnet
+from .vgg import VGG, VGG_DEPTHS
 
 __all__ = ["MODEL_SPECS", "create_model", "list_models"]
 
@@ -20,10 +20,10 @@ _VGG_OVERRIDES = ("norm", "num_classes", "in_channels", "out_features", "freeze_
 
 def _specs() -> Dict[str, Tuple[Callable[..., nn.Module], Dict[str, Any], Tuple[str, ...]]]:
     specs = {}
-    for depth in (18, 34, 50, 101, 152, 200):
+    for depth in RESNET_DEPTHS:
         specs[f"resnet{depth}"] = (build_resnet, dict(depth=depth, num_classes=1000), _IMAGENET_OVERRIDES)
-    for depth in (18, 34, 50, 101, 152):
-        # Sec. 4.1 "Plain Networks": the same layers without shortcuts.
+    for depth in (d for d in RESNET_DEPTHS if d <= 152):
+        # Sec. 4.1 "Plain Networks": the same layers without shortcuts (the paper's depths).
         specs[f"plain{depth}"] = (build_resnet, dict(depth=depth, num_classes=1000, residual=False),
                                   tuple(o for o in _IMAGENET_OVERRIDES if o != "shortcut"))
     for name, depth, groups, width in (("resnext50_32x4d", 50, 32, 4),
@@ -32,7 +32,7 @@ def _specs() -> Dict[str, Tuple[Callable[..., nn.Module], Dict[str, Any], Tuple[
                                        ("wide_resnet101_2", 101, 1, 128)):
         specs[name] = (build_resnet, dict(depth=depth, num_classes=1000, groups=groups,
                                           width_per_group=width), _IMAGENET_OVERRIDES)
-    for depth in (16, 19):
+    for depth in VGG_DEPTHS:
         specs[f"vgg{depth}"] = (VGG, dict(depth=depth, num_classes=1000), _VGG_OVERRIDES)
     for depth in (20, 32, 44, 56, 110, 1202):
         specs[f"resnet{depth}_cifar"] = (CifarResNet, dict(depth=depth, num_classes=10), _CIFAR_OVERRIDES)
