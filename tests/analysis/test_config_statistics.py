@@ -30,7 +30,7 @@ def test_classifier_config_measures_the_whole_classifier():
 
 def test_detector_config_measures_backbone_at_test_size():
     torch.set_num_threads(1)
-    s = config_statistics(_cfg("configs/faster_rcnn_R50.yaml", "INPUT.MIN_SIZE_TEST", "224"))
+    s = config_statistics(_cfg("configs/modern/faster_rcnn_R50_C4_1x.yaml", "INPUT.MIN_SIZE_TEST", "224"))
     # The C4 backbone is the stem and res2..res4 of ResNet-50 (paper layout, frozen BN).
     ref = model_statistics(resnet_det.create_model("resnet50", num_classes=None, out_features=["res4"], norm="FrozenBN"), 224)
     assert s["params"] == ref["params"]

@@ -73,7 +73,7 @@ def test_export_to_detection_backbone(tmp_path, depth):
     _convert(ckpt, str(tmp_path / "backbone.pkl"), "detectron2")
 
     dcfg = get_cfg()
-    dcfg.merge_from_file(os.path.join(ROOT, "configs", "faster_rcnn_R50.yaml"))
+    dcfg.merge_from_file(os.path.join(ROOT, "configs", "modern", "faster_rcnn_R50_C4_1x.yaml"))
     if depth == 18:
         dcfg.merge_from_list(["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64"])
     want = classifier.state_dict()

@@ -12,7 +12,7 @@ from resnet_det.data.classification import build_classification_train_loader
 from resnet_det.modeling.classifier import build_classifier
 from resnet_det.solver import build_optimizer
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
 PRETRAIN_CONFIGS = sorted(
     os.path.relpath(p, ROOT)
     for sub in ("imagenet", "cifar10", "digits")
