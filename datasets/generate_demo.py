@@ -11,9 +11,9 @@ import argparse
 import logging
 import os
 
-from resnet_det.data.builtin import datasets_root
-from resnet_det.data.shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SEED,
-                                    ensure_shapes_datasets)
+from resnet_det.data.datasets.shapes import (DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SEED,
+                                             ensure_shapes_datasets)
+from resnet_det.data.io import datasets_root
 
 
 def main() -> None:

@@ -1,13 +1,18 @@
-"""Dataset and metadata registries (detectron2's DatasetCatalog / MetadataCatalog names).
+"""The one dataset registry: DatasetCatalog and MetadataCatalog (detectron2's names).
 
-A dataset is registered as a function returning a list of dataset dicts (docs/internals.md);
-the function runs on every ``DatasetCatalog.get`` so nothing heavy is kept in memory between
-uses. Metadata is a small attribute namespace per dataset name.
+Detection and classification sets register here alike. A dataset is a function returning a
+list of dataset dicts (docs/internals.md); the function runs on every ``DatasetCatalog.get``
+so nothing heavy is kept in memory between uses. Metadata is a small attribute namespace per
+dataset name; ``evaluator_type`` ("coco", "voc" or "classification") says which task's dicts
+the function returns. The built-in names are in docs/datasets.md.
 """
 import difflib
+import inspect
 import logging
 import threading
 from typing import Any, Callable, Dict, List
+
+from ..utils.errors import UserKeyError
 
 __all__ = ["DatasetCatalog", "MetadataCatalog", "Metadata", "Lazy"]
 
@@ -21,6 +26,16 @@ def _close_names(name: str, candidates: List[str]) -> str:
     return "registered: " + (", ".join(sorted(candidates)) if candidates else "(none)")
 
 
+def _accepted(func: Callable, options: Dict[str, Any]) -> Dict[str, Any]:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # builtins without a signature take no options
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    return {k: v for k, v in options.items() if k in params}
+
+
 class _DatasetCatalog:
     """name -> function returning list[dict]. One process-wide instance: ``DatasetCatalog``."""
 
@@ -28,9 +43,11 @@ class _DatasetCatalog:
         self._funcs: Dict[str, Callable[[], List[dict]]] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, func: Callable[[], List[dict]]) -> None:
-        """Register ``func`` (no arguments, returns list of dataset dicts) under ``name``.
+    def register(self, name: str, func: Callable[..., List[dict]]) -> None:
+        """Register ``func`` (returns a list of dataset dicts) under ``name``.
 
+        ``func`` is called with no arguments, or with the reading options of
+        :meth:`get` that its signature names (e.g. ``on_bad_image`` for a folder scan).
         Registering a name twice raises, because silently replacing a dataset would make a
         config train on something other than what it names.
         """
@@ -44,16 +61,26 @@ class _DatasetCatalog:
                 raise ValueError(f"DatasetCatalog: dataset {name!r} is already registered")
             self._funcs[name] = func
 
-    def get(self, name: str) -> List[dict]:
-        """Call the function registered under ``name`` and return its list of dicts."""
+    def get(self, name: str, **options: Any) -> List[dict]:
+        """Call the function registered under ``name`` and return its list of dicts.
+
+        Args:
+            name: a registered dataset name.
+            **options: reading options (e.g. ``on_bad_image="skip"``), passed to the
+                function for those its signature names. An option a reader does not take
+                does not apply to it: an in-memory set has no unreadable folder to skip.
+
+        Raises:
+            UserKeyError: ``name`` is not registered (the message lists close names).
+        """
         try:
             func = self._funcs[name]
         except KeyError:
-            raise KeyError(
+            raise UserKeyError(
                 f"DatasetCatalog: dataset {name!r} is not registered; "
                 + _close_names(name, list(self._funcs))
             ) from None
-        dicts = func()
+        dicts = func(**_accepted(func, options)) if options else func()
         if not isinstance(dicts, list):
             raise TypeError(
                 f"DatasetCatalog: the function registered for {name!r} returned "

@@ -1,13 +1,17 @@
-"""Samplers for detection training and inference.
+"""Samplers of every task: the training stream, its batches, the inference shards, and the
+seeding of loader workers.
 
-Reproducibility is the design constraint (design.md, testing notes): the training stream is a
+Reproducibility is the design constraint (docs/reproducibility.md): the training stream is a
 pure function of (seed, position), so a run resumed at iteration k sees exactly the batches
 an uninterrupted run would, on every rank, for any number of loader workers. Each sample also
 carries a seed derived from (seed, position) for its random augmentation, instead of drawing
-from per-worker random state.
+from per-worker random state. Detection and classification loaders both draw their training
+batches from TrainBatchSampler over a TrainingSampler and shard evaluation with
+InferenceSampler.
 """
 import itertools
-from typing import Iterator, List, Optional, Sequence, Tuple
+import random
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -16,11 +20,13 @@ from ..utils.dist import get_dist_info
 from ..utils.seeding import derive_seed
 
 __all__ = [
-    "TrainingSampler", "InferenceSampler", "TrainBatchSampler",
+    "TrainingSampler", "InferenceSampler", "TrainBatchSampler", "WorkerSeeder",
+    "resolve_dist", "loader_seeding",
 ]
 
 
-def _resolve_dist(rank: Optional[int], world_size: Optional[int]) -> Tuple[int, int]:
+def resolve_dist(rank: Optional[int], world_size: Optional[int]) -> Tuple[int, int]:
+    """(rank, world_size): the given values, or torch.distributed's where None; checked."""
     d_rank, d_world = get_dist_info()
     rank = d_rank if rank is None else int(rank)
     world_size = d_world if world_size is None else int(world_size)
@@ -54,7 +60,7 @@ class TrainingSampler:
         self.size = int(size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
-        self.rank, self.world_size = _resolve_dist(rank, world_size)
+        self.rank, self.world_size = resolve_dist(rank, world_size)
         self.start = int(start)
 
     def _epoch_order(self, epoch: int) -> List[int]:
@@ -99,7 +105,7 @@ class InferenceSampler:
         if size < 0:
             raise ValueError(f"InferenceSampler: size must be >= 0, got {size}")
         self.size = int(size)
-        self.rank, self.world_size = _resolve_dist(rank, world_size)
+        self.rank, self.world_size = resolve_dist(rank, world_size)
         per, extra = divmod(self.size, self.world_size)
         self.begin = self.rank * per + min(self.rank, extra)
         self.end = self.begin + per + (1 if self.rank < extra else 0)
@@ -161,3 +167,49 @@ class TrainBatchSampler:
                 emitted += 1
                 if emitted > self.start_iter:
                     yield [(i, self.sampler.sample_seed(p)) for i, p in batch]
+
+
+class WorkerSeeder:
+    """``worker_init_fn`` of a DataLoader: seeds python's ``random``, numpy and torch in each
+    worker process.
+
+    With a run seed, worker ``w`` of rank ``r`` gets ``derive_seed(seed, r, w)``: a function of
+    the resolved SEED, whatever torch hands the worker. Without one (test loaders, which draw
+    nothing), the seed torch gave the worker is spread to python and numpy. The training
+    augmentation does not use these states (each sample carries its own seed); they cover
+    third-party code that draws from the global generators.
+
+    Args:
+        seed: the run's resolved seed, or None.
+        rank: this process's rank.
+        num_threads: intra-op threads per worker (None leaves torch's default).
+    """
+
+    def __init__(self, seed: Optional[int] = None, rank: int = 0,
+                 num_threads: Optional[int] = None) -> None:
+        self.seed = None if seed is None else int(seed)
+        self.rank = int(rank)
+        self.num_threads = num_threads
+
+    def __call__(self, worker_id: int) -> None:
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        if self.seed is None:
+            seed = torch.initial_seed() % 2 ** 32
+        else:
+            seed = derive_seed(self.seed, self.rank, worker_id)
+            torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2 ** 32)
+
+
+def loader_seeding(seed: int, rank: int, num_threads: Optional[int] = None) -> Dict[str, Any]:
+    """The ``generator`` and ``worker_init_fn`` arguments of a training DataLoader.
+
+    The generator is what torch draws the workers' base seed from on each ``iter(loader)``;
+    seeded from (seed, rank) it keeps the loader off the process-wide torch stream.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(derive_seed(seed, rank, 0x3A7))
+    return {"generator": generator,
+            "worker_init_fn": WorkerSeeder(seed, rank, num_threads=num_threads)}

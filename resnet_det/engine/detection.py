@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import CfgNode
 from ..data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader, read_image
-from ..data.mapper import DatasetMapper
+from ..data.detection import DatasetMapper
 from ..evaluation import build_evaluator, inference_on_dataset, print_csv_format
 from ..modeling.build import build_model as _build_detector
 from ..modeling.detection import GeneralizedRCNN, load_pretrained_weights

@@ -1,6 +1,7 @@
 import pytest
 
 from resnet_det.data.catalog import DatasetCatalog, Lazy, MetadataCatalog
+from resnet_det.utils.errors import UserKeyError
 
 
 @pytest.fixture
@@ -29,9 +30,29 @@ def test_register_get_calls_function_each_time(name):
 
 def test_unknown_name_lists_close_names(name):
     DatasetCatalog.register(name, lambda: [])
-    with pytest.raises(KeyError) as e:
+    with pytest.raises(UserKeyError) as e:
         DatasetCatalog.get(name + "x")
     assert name in str(e.value) and "did you mean" in str(e.value)
+
+
+def test_reading_options_go_to_functions_that_name_them(name):
+    calls = []
+
+    def scan(on_bad_image="stop"):
+        calls.append(on_bad_image)
+        return []
+
+    DatasetCatalog.register(name, scan)
+    DatasetCatalog.get(name, on_bad_image="skip", unrelated=1)
+    DatasetCatalog.get(name)
+    assert calls == ["skip", "stop"]
+    DatasetCatalog.remove(name)
+    DatasetCatalog.register(name, lambda **options: [options])
+    assert DatasetCatalog.get(name, on_bad_image="skip") == [{"on_bad_image": "skip"}]
+    DatasetCatalog.remove(name)
+    # An in-memory set has no folder to skip: the option does not apply to it.
+    DatasetCatalog.register(name, lambda: [{"image_id": 1}])
+    assert DatasetCatalog.get(name, on_bad_image="skip") == [{"image_id": 1}]
 
 
 def test_duplicate_registration_raises(name):

@@ -1,8 +1,15 @@
+"""The training stream (seeded, epoch-wise, split across ranks, resumable), its batches, the
+inference shards and the seeding of loader workers."""
 import itertools
+import random
 
+import numpy as np
 import pytest
+import torch
 
-from resnet_det.data.samplers import InferenceSampler, TrainBatchSampler, TrainingSampler
+from resnet_det.data.samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler,
+                                      WorkerSeeder, loader_seeding)
+from resnet_det.utils.seeding import derive_seed
 
 
 def _take(it, n):
@@ -74,3 +81,42 @@ def test_plain_batches_and_resume():
     batches = _take(iter(TrainBatchSampler(sampler, 3)), 6)
     assert [i for b in batches for i, _ in b] == _take(TrainingSampler(5, seed=0), 18)
     assert _take(iter(TrainBatchSampler(sampler, 3, start_iter=4)), 2) == batches[4:]
+
+
+class _Draws(torch.utils.data.Dataset):
+    """What a worker's process-wide generators give: python, numpy, torch."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return (torch.utils.data.get_worker_info().id, random.random(), float(np.random.rand()),
+                float(torch.rand(1)))
+
+
+def _worker_draws(seeder, generator_seed):
+    loader = torch.utils.data.DataLoader(_Draws(), batch_size=None, num_workers=2,
+                                         worker_init_fn=seeder,
+                                         generator=torch.Generator().manual_seed(generator_seed))
+    return list(loader)  # in order: items 0, 2 from worker 0, items 1, 3 from worker 1
+
+
+def test_worker_seeds_come_from_the_run_seed():
+    # The base seed torch hands the workers (from the loader's generator) does not matter:
+    # worker w of rank r is seeded by derive_seed(seed, r, w).
+    a = _worker_draws(WorkerSeeder(5, rank=0), generator_seed=1)
+    assert a == _worker_draws(WorkerSeeder(5, rank=0), generator_seed=2)
+    assert a != _worker_draws(WorkerSeeder(6, rank=0), generator_seed=1)
+    assert a != _worker_draws(WorkerSeeder(5, rank=1), generator_seed=1)
+    assert [w for w, *_ in a] == [0, 1, 0, 1] and a[0][1:] != a[1][1:]
+    random.seed(derive_seed(5, 0, 1))
+    assert a[1][1] == random.random()
+
+
+def test_loader_seeding_keeps_off_the_process_stream():
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    kw = loader_seeding(seed=3, rank=0)
+    iter(torch.utils.data.DataLoader(list(range(4)), **kw))  # draws the workers' base seed
+    assert torch.equal(torch.rand(1), expected)

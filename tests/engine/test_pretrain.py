@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from resnet_det.config import get_cfg
-from resnet_det.data.classification import BadImageError, register_classification_reader
-from resnet_det.data.imagenet import load_image_folder
+from resnet_det.data import BadImageError, register_classification_dataset
+from resnet_det.data.datasets.imagenet import load_image_folder
 from resnet_det.engine.pretrain import ClassificationTrainer
 from resnet_det.utils.seeding import seed_all_rng
 
@@ -100,7 +100,7 @@ def _bad_tree(root):
 def test_bad_image_policy(tmp_path, policy):
     bad = _bad_tree(str(tmp_path / "tree"))
     name = f"_test_bad_tree_{policy}"
-    register_classification_reader(
+    register_classification_dataset(
         name, lambda on_bad_image="stop": load_image_folder(str(tmp_path / "tree"), on_bad_image=on_bad_image))
     # One batch = the whole epoch of 7 images, so the corrupt one is met in iteration 0.
     cfg = tiny_cfg(tmp_path / "out", "DATASETS.TRAIN", f"['{name}']", "DATALOADER.ON_BAD_IMAGE", policy,

@@ -5,7 +5,8 @@ import pickle
 import numpy as np
 import pytest
 
-from resnet_det.data.cifar import load_cifar10, read_cifar_batch, read_cifar_meta
+from resnet_det.data.datasets.cifar import load_cifar10, read_cifar_batch, read_cifar_meta
+from resnet_det.utils.errors import DataError, MissingFileError
 
 PER_BATCH = 20
 
@@ -65,7 +66,7 @@ def test_pickle_cannot_run_code(tmp_path):
     marker = str(tmp_path / "pwned")
     with open(os.path.join(root, "data_batch_3"), "wb") as f:
         pickle.dump({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"x": _Evil(marker)}, f, protocol=2)
-    with pytest.raises(ValueError, match="data_batch_3.*refusing"):
+    with pytest.raises(DataError, match="data_batch_3.*refusing"):
         load_cifar10(root, "train")
     assert not os.path.exists(marker)
 
@@ -74,10 +75,10 @@ def test_bad_labels_and_missing_file(tmp_path):
     root = write_fake_cifar(str(tmp_path / "c"))
     with open(os.path.join(root, "test_batch"), "wb") as f:
         pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 12]}, f, protocol=2)
-    with pytest.raises(ValueError, match="test_batch.*12"):
+    with pytest.raises(DataError, match="test_batch.*12"):
         load_cifar10(root, "test")
     os.remove(os.path.join(root, "data_batch_5"))
-    with pytest.raises(FileNotFoundError, match="data_batch_5"):
+    with pytest.raises(MissingFileError, match="data_batch_5"):
         load_cifar10(root, "train")
     with pytest.raises(ValueError, match="split"):
         load_cifar10(root, "validation")

@@ -6,6 +6,7 @@ from typing import List, Sequence
 
 from iopath.common.file_io import g_pathmgr
 
+from ...utils.errors import DataError, MissingFileError
 from .boxes import BoxSanitizer
 
 __all__ = ["VOC_CLASSES", "load_voc_instances"]
@@ -23,7 +24,7 @@ VOC_CLASSES = (
 def _text(node: ET.Element, path: str, xml_file: str) -> str:
     child = node.find(path)
     if child is None or child.text is None:
-        raise ValueError(f"VOC annotation {xml_file}: missing <{path}>")
+        raise DataError(f"VOC annotation {xml_file}: missing <{path}>")
     return child.text.strip()
 
 
@@ -42,14 +43,15 @@ def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = VO
         class_names: class order; category_id is the index of the object's name here.
 
     Raises:
-        FileNotFoundError: the split file or an image's xml is missing (names the file).
-        ValueError: an object's class is not in ``class_names`` (names file and class), or
+        MissingFileError: the split file or an image's xml is missing (names the file).
+        DataError: an object's class is not in ``class_names`` (names file and class), or
             the xml lacks size/bndbox fields.
     """
     class_index = {c: i for i, c in enumerate(class_names)}
     split_file = os.path.join(dirname, "ImageSets", "Main", split + ".txt")
     if not g_pathmgr.isfile(split_file):
-        raise FileNotFoundError(f"VOC split file {split_file} does not exist")
+        raise MissingFileError(f"VOC split file {split_file} does not exist (layouts under "
+                               f"$RESNET_DET_DATASETS: docs/datasets.md)")
     with g_pathmgr.open(split_file, "r") as f:
         ids = [line.split()[0] for line in f if line.strip()]
 
@@ -58,23 +60,23 @@ def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = VO
     for img_id in ids:
         xml_file = os.path.join(dirname, "Annotations", img_id + ".xml")
         if not g_pathmgr.isfile(xml_file):
-            raise FileNotFoundError(f"VOC annotation {xml_file} does not exist (listed in "
+            raise MissingFileError(f"VOC annotation {xml_file} does not exist (listed in "
                                     f"{split_file})")
         with g_pathmgr.open(xml_file, "rb") as f:
             try:
                 root = ET.parse(f).getroot()
             except ET.ParseError as e:
-                raise ValueError(f"VOC annotation {xml_file} is not valid xml: {e}") from e
+                raise DataError(f"VOC annotation {xml_file} is not valid xml: {e}") from e
         try:
             width = int(float(_text(root, "size/width", xml_file)))
             height = int(float(_text(root, "size/height", xml_file)))
         except ValueError as e:
-            raise ValueError(f"VOC annotation {xml_file}: bad <size>: {e}") from e
+            raise DataError(f"VOC annotation {xml_file}: bad <size>: {e}") from e
         annos = []
         for obj in root.findall("object"):
             name = _text(obj, "name", xml_file)
             if name not in class_index:
-                raise ValueError(f"VOC annotation {xml_file}: unknown class name {name!r} "
+                raise DataError(f"VOC annotation {xml_file}: unknown class name {name!r} "
                                  f"(known: {list(class_names)})")
             diff = obj.find("difficult")
             difficult = int(diff.text.strip()) if diff is not None and diff.text else 0
@@ -82,7 +84,7 @@ def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = VO
                 x0, y0, x1, y1 = (float(_text(obj, "bndbox/" + k, xml_file))
                                   for k in ("xmin", "ymin", "xmax", "ymax"))
             except ValueError as e:
-                raise ValueError(f"VOC annotation {xml_file}: bad <bndbox>: {e}") from e
+                raise DataError(f"VOC annotation {xml_file}: bad <bndbox>: {e}") from e
             box = sanitize([x0 - 1.0, y0 - 1.0, x1, y1], width, height, img_id)
             if box is None:
                 continue

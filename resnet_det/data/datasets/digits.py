@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .classification import ON_BAD_IMAGE_CHOICES, register_classification_reader
+from ..io import check_on_bad_image
 
-__all__ = ["DIGITS_CLASSES", "NUM_TRAIN", "SIZE", "load_digits_split", "register_digits"]
+__all__ = ["DIGITS_CLASSES", "NUM_TRAIN", "SIZE", "load_digits_split"]
 
 DIGITS_CLASSES = tuple(str(i) for i in range(10))
 NUM_TRAIN = 1500
@@ -53,22 +53,8 @@ def load_digits_split(split: str, *, on_bad_image: str = "stop") -> List[Dict[st
     """
     if split not in ("train", "test"):
         raise ValueError(f"digits split must be 'train' or 'test', got {split!r}")
-    if on_bad_image not in ON_BAD_IMAGE_CHOICES:
-        raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+    check_on_bad_image(on_bad_image)
     images, labels = _images_and_labels()
     order = np.random.RandomState(_SPLIT_SEED).permutation(len(labels))
     idx = order[:NUM_TRAIN] if split == "train" else order[NUM_TRAIN:]
     return [{"image": images[i], "label": int(labels[i]), "image_id": int(i)} for i in idx]
-
-
-def _reader(split: str):
-    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-        return load_digits_split(split, on_bad_image=on_bad_image)
-
-    return read
-
-
-def register_digits() -> None:
-    """Registers digits_train and digits_test (idempotent)."""
-    for split in ("train", "test"):
-        register_classification_reader(f"digits_{split}", _reader(split), thing_classes=list(DIGITS_CLASSES))

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnet_det.data.coco import load_coco_json
-from resnet_det.data.shapes import (DIFFICULT_SIZE, SHAPE_CLASSES, ensure_shapes_dataset,
-                                    ensure_shapes_datasets,
-                                    render_shapes_image, write_shapes_datasets)
-from resnet_det.data.voc import load_voc_instances
+from resnet_det.data.datasets.coco import load_coco_json
+from resnet_det.data.datasets.shapes import (DIFFICULT_SIZE, SHAPE_CLASSES,
+                                             ensure_shapes_dataset, ensure_shapes_datasets,
+                                             render_shapes_image, write_shapes_datasets)
+from resnet_det.utils.errors import DataError
+from resnet_det.data.datasets.voc import load_voc_instances
 
 SMALL = dict(num_train=6, num_val=3)
 
@@ -99,10 +100,10 @@ def test_ensure_is_idempotent_and_refuses_foreign_folder(tmp_path):
     before = os.stat(os.path.join(folder, "train", "000001.jpg")).st_mtime_ns
     ensure_shapes_dataset(folder, "coco", **SMALL)
     assert os.stat(os.path.join(folder, "train", "000001.jpg")).st_mtime_ns == before
-    with pytest.raises(RuntimeError, match="generated with"):
+    with pytest.raises(DataError, match="generated with"):
         ensure_shapes_dataset(folder, "coco", num_train=7, num_val=3)
     os.remove(marker)
-    with pytest.raises(RuntimeError, match="COMPLETE.json"):
+    with pytest.raises(DataError, match="COMPLETE.json"):
         ensure_shapes_dataset(folder, "coco", **SMALL)
 
 

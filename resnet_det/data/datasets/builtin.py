@@ -1,24 +1,27 @@
-"""Registration of the built-in detection datasets, and helpers to register one's own.
+"""Registration of every built-in dataset name, detection and classification, and the helpers
+to register one's own (docs/datasets.md lists the names and their layouts).
 
 All paths are under ``datasets_root()``: the environment variable RESNET_DET_DATASETS
 (default ``./datasets``), read each time a dataset or its metadata path is used rather than
 when the package is imported, so it can be set after ``import resnet_det``. Layouts are those
-of the official archives (see datasets/README.md). Other modules (e.g. the classification
-readers) register their own names with ``DatasetCatalog.register``; importing this module has
-no side effect besides defining functions (``resnet_det.data`` calls
-``register_all_builtin()``).
+of the official archives (see datasets/README.md). Importing this module has no side effect
+besides defining functions (``resnet_det.data`` calls ``register_all_builtin()``).
 """
 import os
-from typing import Callable, Dict, Sequence, Union
+from typing import Any, Callable, Dict, List, Sequence, Union
 
-from .catalog import DatasetCatalog, Lazy, MetadataCatalog
+from ..catalog import DatasetCatalog, Lazy, MetadataCatalog
+from ..io import datasets_root
+from .cifar import CIFAR10_CLASSES, SPLITS as CIFAR10_SPLITS, load_cifar10
 from .coco import load_coco_json
+from .digits import DIGITS_CLASSES, load_digits_split
+from .imagenet import load_imagenet
 from .shapes import SHAPE_CLASSES, ensure_shapes_datasets
 from .voc import VOC_CLASSES, load_voc_instances
 
 __all__ = [
-    "datasets_root", "register_coco_instances", "register_pascal_voc", "register_all_builtin",
-    "COCO_CATEGORIES",
+    "register_coco_instances", "register_pascal_voc", "register_classification_dataset",
+    "register_all_builtin", "COCO_CATEGORIES",
 ]
 
 # (COCO category id, name) of the 80 COCO thing classes; contiguous id = position here.
@@ -42,11 +45,6 @@ COCO_CATEGORIES = (
 )
 
 PathArg = Union[str, Callable[[], str]]
-
-
-def datasets_root() -> str:
-    """The datasets folder: $RESNET_DET_DATASETS, default ./datasets (read at call time)."""
-    return os.path.expanduser(os.environ.get("RESNET_DET_DATASETS", "./datasets"))
 
 
 def _resolve(path: PathArg) -> str:
@@ -94,6 +92,22 @@ def register_pascal_voc(name: str, dirname: PathArg, split: str, year: int,
                                   split=split, year=year, evaluator_type="voc")
 
 
+def register_classification_dataset(name: str, func: Callable[..., List[Dict[str, Any]]],
+                                    **metadata: Any) -> None:
+    """Register an image-classification dataset under ``name``.
+
+    Args:
+        name: dataset name.
+        func: returns classification dicts (docs/internals.md); it may take the keyword
+            ``on_bad_image``, which the classification loaders pass from
+            DATALOADER.ON_BAD_IMAGE (e.g. to skip an unreadable class folder).
+        **metadata: e.g. thing_classes (label order) or num_classes; evaluator_type is
+            "classification".
+    """
+    DatasetCatalog.register(name, func)
+    MetadataCatalog.get(name).set(evaluator_type="classification", **metadata)
+
+
 def _under_root(*parts: str) -> Callable[[], str]:
     def path() -> str:
         return os.path.join(datasets_root(), *parts)
@@ -116,17 +130,43 @@ def _shapes(layout: str, *parts: str) -> Callable[[], str]:
     return path
 
 
+def _imagenet(split: str) -> Callable[..., List[Dict[str, Any]]]:
+    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
+        return load_imagenet(os.path.join(datasets_root(), "imagenet"), split,
+                             on_bad_image=on_bad_image)
+    return read
+
+
+def _cifar10(split: str) -> Callable[..., List[Dict[str, Any]]]:
+    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
+        return load_cifar10(os.path.join(datasets_root(), "cifar-10-batches-py"), split,
+                            on_bad_image=on_bad_image)
+    return read
+
+
+def _digits(split: str) -> Callable[..., List[Dict[str, Any]]]:
+    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
+        return load_digits_split(split, on_bad_image=on_bad_image)
+    return read
+
+
 _REGISTERED = False
 
 
 def register_all_builtin() -> None:
-    """Register coco_2017_{train,val}, voc_2007_{trainval,test}, voc_2012_trainval,
-    shapes_{train,val} and shapes_voc_{train,val}. Called once by ``import resnet_det.data``;
-    further calls do nothing."""
+    """Register the detection sets coco_2017_{train,val}, voc_2007_{trainval,test},
+    voc_2012_trainval, shapes_{train,val}, shapes_voc_{train,val} and the classification sets
+    imagenet_{train,val}, cifar10_{train,val,trainval,test}, digits_{train,test}. Called once
+    by ``import resnet_det.data``; further calls do nothing."""
     global _REGISTERED
     if _REGISTERED:
         return
     _REGISTERED = True
+    _register_detection()
+    _register_classification()
+
+
+def _register_detection() -> None:
     coco_meta = {
         "thing_classes": [n for _, n in COCO_CATEGORIES],
         "thing_dataset_id_to_contiguous_id": {cid: i for i, (cid, _) in
@@ -152,3 +192,16 @@ def register_all_builtin() -> None:
         # year 2007: the demo is evaluated like VOC07 (11-point AP when TEST.VOC_USE_07_METRIC).
         register_pascal_voc(f"shapes_voc_{split}", _shapes("voc"), split, 2007,
                             class_names=SHAPE_CLASSES)
+
+
+def _register_classification() -> None:
+    for split in ("train", "val"):
+        # No thing_classes: the label order is that of the class folders found on disk.
+        register_classification_dataset(f"imagenet_{split}", _imagenet(split), num_classes=1000)
+    # The paper's Sec. 4.2 split: cifar10_train 45k, cifar10_val 5k, trainval 50k, test 10k.
+    for split in CIFAR10_SPLITS:
+        register_classification_dataset(f"cifar10_{split}", _cifar10(split),
+                                        thing_classes=list(CIFAR10_CLASSES))
+    for split in ("train", "test"):
+        register_classification_dataset(f"digits_{split}", _digits(split),
+                                        thing_classes=list(DIGITS_CLASSES))

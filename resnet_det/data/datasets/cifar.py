@@ -13,10 +13,11 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from ..checkpoint.safe_pickle import safe_load
-from .classification import ON_BAD_IMAGE_CHOICES, datasets_root, register_classification_reader
+from ...checkpoint.safe_pickle import safe_load
+from ...utils.errors import DataError, MissingFileError
+from ..io import check_on_bad_image
 
-__all__ = ["CIFAR10_CLASSES", "SPLITS", "load_cifar10", "read_cifar_batch", "register_cifar10"]
+__all__ = ["CIFAR10_CLASSES", "SPLITS", "load_cifar10", "read_cifar_batch", "read_cifar_meta"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,32 +34,32 @@ def _safe_load(path: str) -> Any:
     try:
         return safe_load(path)
     except Exception as e:
-        raise ValueError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e})") from e
+        raise DataError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e})") from e
 
 
 def _key(d: Dict[Any, Any], name: str, path: str) -> Any:
     for k in (name, name.encode()):
         if k in d:
             return d[k]
-    raise ValueError(f"{path}: missing key {name!r} (keys: {sorted(map(str, d))})")
+    raise DataError(f"{path}: missing key {name!r} (keys: {sorted(map(str, d))})")
 
 
 def read_cifar_batch(path: str) -> Tuple[np.ndarray, List[int]]:
     """One batch file -> (uint8 images [N, 32, 32, 3] RGB, labels)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"CIFAR-10 batch {path} does not exist (see datasets/README.md, 'CIFAR-10')")
+        raise MissingFileError(f"CIFAR-10 batch {path} does not exist (see datasets/README.md, 'CIFAR-10')")
     d = _safe_load(path)
     if not isinstance(d, dict):
-        raise ValueError(f"{path}: expected a dict, got {type(d).__name__}")
+        raise DataError(f"{path}: expected a dict, got {type(d).__name__}")
     data = np.asarray(_key(d, "data", path))
     labels = [int(x) for x in _key(d, "labels", path)]
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{path}: 'data' must be uint8 [N, 3072], got {data.dtype} {data.shape}")
+        raise DataError(f"{path}: 'data' must be uint8 [N, 3072], got {data.dtype} {data.shape}")
     if len(labels) != data.shape[0]:
-        raise ValueError(f"{path}: {data.shape[0]} images but {len(labels)} labels")
+        raise DataError(f"{path}: {data.shape[0]} images but {len(labels)} labels")
     bad = [x for x in labels if not 0 <= x < 10]
     if bad:
-        raise ValueError(f"{path}: labels outside 0..9: {bad[:5]}")
+        raise DataError(f"{path}: labels outside 0..9: {bad[:5]}")
     # Rows are 1024 R, then 1024 G, then 1024 B values, each plane row-major.
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
@@ -66,7 +67,7 @@ def read_cifar_batch(path: str) -> Tuple[np.ndarray, List[int]]:
 def read_cifar_meta(dirname: str) -> List[str]:
     path = os.path.join(dirname, "batches.meta")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist (see datasets/README.md, 'CIFAR-10')")
+        raise MissingFileError(f"{path} does not exist (see datasets/README.md, 'CIFAR-10')")
     names = _key(_safe_load(path), "label_names", path)
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
@@ -86,8 +87,7 @@ def load_cifar10(dirname: str, split: str, *, on_bad_image: str = "stop") -> Lis
     """
     if split not in SPLITS:
         raise ValueError(f"CIFAR-10 split must be one of {SPLITS}, got {split!r}")
-    if on_bad_image not in ON_BAD_IMAGE_CHOICES:
-        raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+    check_on_bad_image(on_bad_image)
     names = ("test_batch",) if split == "test" else TRAIN_BATCHES
     dicts: List[Dict[str, Any]] = []
     for b in names:
@@ -100,18 +100,5 @@ def load_cifar10(dirname: str, split: str, *, on_bad_image: str = "stop") -> Lis
     elif split == "val":
         dicts = dicts[num_train:]
     if not dicts:
-        raise ValueError(f"{dirname}: split {split!r} is empty")
+        raise DataError(f"{dirname}: split {split!r} is empty")
     return dicts
-
-
-def _reader(split: str):
-    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-        return load_cifar10(os.path.join(datasets_root(), "cifar-10-batches-py"), split, on_bad_image=on_bad_image)
-
-    return read
-
-
-def register_cifar10() -> None:
-    """Registers cifar10_train (45k), cifar10_val (5k), cifar10_trainval (50k), cifar10_test."""
-    for split in SPLITS:
-        register_classification_reader(f"cifar10_{split}", _reader(split), thing_classes=list(CIFAR10_CLASSES))

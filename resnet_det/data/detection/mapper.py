@@ -6,14 +6,14 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from .image_io import SUPPORTED_FORMATS, read_image
+from ...config import ConfigError
+from ...utils.errors import DataError
+from ..io import ON_BAD_IMAGE_CHOICES, SUPPORTED_FORMATS, BadImageError, read_image
 from .transforms import RandomFlip, ResizeShortestEdge, apply_transforms
 
 __all__ = ["DatasetMapper"]
 
 logger = logging.getLogger(__name__)
-
-ON_BAD_IMAGE = ("stop", "skip")
 
 
 class DatasetMapper:
@@ -25,11 +25,11 @@ class DatasetMapper:
     output has no boxes/labels. "height"/"width" stay the original size, so detections can be
     mapped back.
 
-    An image that is missing or cannot be decoded raises an error naming the file and image id
-    when ``on_bad_image="stop"``; with ``"skip"`` it is logged, counted in ``num_skipped`` (per
-    process: each loader worker has its own copy) and ``None`` is returned so that the loader
-    draws another image. An image whose size differs from the dict's height/width always
-    raises: that is an annotation error, not a bad file.
+    An image that is missing or cannot be decoded raises BadImageError naming the file and
+    image id when ``on_bad_image="stop"``; with ``"skip"`` it is logged, counted in
+    ``num_skipped`` (per process: each loader worker has its own copy) and ``None`` is returned
+    so that the loader draws another image. An image whose size differs from the dict's
+    height/width always raises DataError: that is an annotation error, not a bad file.
 
     Args:
         is_train: training (random scale + flip) or test (fixed scale) behaviour.
@@ -51,9 +51,9 @@ class DatasetMapper:
         if image_format not in SUPPORTED_FORMATS:
             raise ValueError(f"DatasetMapper: image_format must be one of {SUPPORTED_FORMATS}, "
                              f"got {image_format!r}")
-        if on_bad_image not in ON_BAD_IMAGE:
-            raise ValueError(f"DatasetMapper: on_bad_image must be one of {ON_BAD_IMAGE}, "
-                             f"got {on_bad_image!r}")
+        if on_bad_image not in ON_BAD_IMAGE_CHOICES:
+            raise ValueError(f"DatasetMapper: on_bad_image must be one of "
+                             f"{ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
         self.is_train = bool(is_train)
         self.image_format = image_format
         self.on_bad_image = on_bad_image
@@ -74,20 +74,20 @@ class DatasetMapper:
             min_size_train = (min_size_train,)
         sampling = cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
         if sampling not in ("choice", "range"):
-            raise ValueError(f"INPUT.MIN_SIZE_TRAIN_SAMPLING must be 'choice' or 'range', got "
-                             f"{sampling!r}")
+            raise ConfigError(f"INPUT.MIN_SIZE_TRAIN_SAMPLING must be 'choice' or 'range', "
+                              f"got {sampling!r}")
         if sampling == "range" and len(min_size_train) != 2:
-            raise ValueError(f"INPUT.MIN_SIZE_TRAIN must have two values [min, max] when "
-                             f"INPUT.MIN_SIZE_TRAIN_SAMPLING is 'range', got {min_size_train}")
+            raise ConfigError(f"INPUT.MIN_SIZE_TRAIN must have two values [min, max] when "
+                              f"INPUT.MIN_SIZE_TRAIN_SAMPLING is 'range', got {min_size_train}")
         if cfg.INPUT.FORMAT not in SUPPORTED_FORMATS:
-            raise ValueError(f"INPUT.FORMAT must be one of {SUPPORTED_FORMATS}, got "
-                             f"{cfg.INPUT.FORMAT!r}")
+            raise ConfigError(f"INPUT.FORMAT must be one of {SUPPORTED_FORMATS}, got "
+                              f"{cfg.INPUT.FORMAT!r}")
         if not 0.0 <= cfg.INPUT.RANDOM_FLIP_PROB <= 1.0:
-            raise ValueError(f"INPUT.RANDOM_FLIP_PROB must be in [0, 1], got "
-                             f"{cfg.INPUT.RANDOM_FLIP_PROB}")
-        if cfg.DATALOADER.ON_BAD_IMAGE not in ON_BAD_IMAGE:
-            raise ValueError(f"DATALOADER.ON_BAD_IMAGE must be one of {ON_BAD_IMAGE}, got "
-                             f"{cfg.DATALOADER.ON_BAD_IMAGE!r}")
+            raise ConfigError(f"INPUT.RANDOM_FLIP_PROB must be in [0, 1], got "
+                              f"{cfg.INPUT.RANDOM_FLIP_PROB}")
+        if cfg.DATALOADER.ON_BAD_IMAGE not in ON_BAD_IMAGE_CHOICES:
+            raise ConfigError(f"DATALOADER.ON_BAD_IMAGE must be one of {ON_BAD_IMAGE_CHOICES}, "
+                              f"got {cfg.DATALOADER.ON_BAD_IMAGE!r}")
         return cls(
             is_train=is_train,
             min_size_train=tuple(min_size_train),
@@ -112,20 +112,19 @@ class DatasetMapper:
         file_name = dataset_dict["file_name"]
         image_id = dataset_dict.get("image_id")
         try:
-            image = read_image(file_name, self.image_format)
-        except OSError as e:
-            msg = f"cannot read image {file_name} (image id {image_id}): {e}"
+            image = read_image(file_name, self.image_format, image_id=image_id)
+        except BadImageError as e:
             if self.on_bad_image == "stop":
-                raise type(e)(msg) if isinstance(e, FileNotFoundError) else OSError(msg) from e
+                raise
             self.num_skipped += 1
             logger.warning("Skipping image (%d skipped so far in this process): %s",
-                           self.num_skipped, msg)
+                           self.num_skipped, e)
             return None
         h, w = image.shape[-2:]
         height = dataset_dict.get("height", h)
         width = dataset_dict.get("width", w)
         if (h, w) != (height, width):
-            raise ValueError(
+            raise DataError(
                 f"image {file_name} (image id {image_id}) is {w}x{h} (width x height, after "
                 f"EXIF orientation) but its annotations say {width}x{height}"
             )

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from resnet_det.data.digits import load_digits_split
+from resnet_det.data.datasets.digits import load_digits_split
 
 
 def test_fixed_split_sizes_and_disjoint():

@@ -8,9 +8,10 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from .classification import BadImageError, ON_BAD_IMAGE_CHOICES, datasets_root, register_classification_reader
+from ...utils.errors import DataError, MissingFileError
+from ..io import BadImageError, check_on_bad_image
 
-__all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "register_imagenet"]
+__all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "load_imagenet"]
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,8 @@ def _list_dir(path: str) -> List[str]:
     try:
         return sorted(os.listdir(path))
     except OSError as e:
-        raise BadImageError(path, f"{type(e).__name__}: {e.strerror or e}") from e
+        raise BadImageError.at(path, f"{type(e).__name__}: {e.strerror or e}",
+                               kind="folder") from e
 
 
 def load_image_folder(
@@ -39,17 +41,16 @@ def load_image_folder(
     Returns:
         list of {"file_name", "label", "image_id"} with image_id "<class>/<file stem>".
     """
-    if on_bad_image not in ON_BAD_IMAGE_CHOICES:
-        raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+    check_on_bad_image(on_bad_image)
     if not os.path.isdir(dirname):
-        raise FileNotFoundError(f"image folder {dirname} does not exist (see datasets/README.md, 'ImageNet')")
+        raise MissingFileError(f"image folder {dirname} does not exist (see datasets/README.md, 'ImageNet')")
     folders = [c for c in _list_dir(dirname) if os.path.isdir(os.path.join(dirname, c))]
     if class_names is None:
         class_names = folders
     index = {c: i for i, c in enumerate(class_names)}
     unknown = [c for c in folders if c not in index]
     if unknown:
-        raise ValueError(f"{dirname}: class folders {unknown[:5]} are not in the class list")
+        raise DataError(f"{dirname}: class folders {unknown[:5]} are not in the class list")
     dicts: List[Dict[str, Any]] = []
     skipped = 0
     for cls in folders:
@@ -69,31 +70,25 @@ def load_image_folder(
     if skipped:
         logger.warning("%s: %d unreadable class folder(s) skipped", dirname, skipped)
     if not dicts:
-        raise ValueError(f"image folder {dirname} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise DataError(f"image folder {dirname} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     logger.info("Loaded %d images of %d classes from %s", len(dicts), len(class_names), dirname)
     return dicts
 
 
-def _imagenet_reader(split: str):
-    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-        root = os.path.join(datasets_root(), "imagenet")
-        class_names = None
-        train_dir = os.path.join(root, "train")
-        if split != "train" and os.path.isdir(train_dir):
-            # Labels must mean the same classes as in training even if a val folder is missing
-            # (a partial copy): take the class list from train/.
-            class_names = [c for c in _list_dir(train_dir) if os.path.isdir(os.path.join(train_dir, c))]
-        return load_image_folder(os.path.join(root, split), class_names=class_names, on_bad_image=on_bad_image)
+def load_imagenet(root: str, split: str, *, on_bad_image: str = "stop") -> List[Dict[str, Any]]:
+    """``root/{split}/<wnid>/*`` with the labels of ``root/train``'s class folders.
 
-    return read
+    Labels must mean the same classes as in training even if a val folder misses a class (a
+    partial copy), so any split other than train takes its class list from train/ when that
+    exists.
 
-
-def register_imagenet() -> None:
-    """Registers imagenet_train and imagenet_val (idempotent); the folders are looked up
-    under $RESNET_DET_DATASETS when the data is read."""
-    for split in ("train", "val"):
-        register_classification_reader(
-            f"imagenet_{split}",
-            _imagenet_reader(split),
-            num_classes=1000,
-        )
+    Args:
+        root: the imagenet folder.
+        split: "train" or "val".
+        on_bad_image: as in :func:`load_image_folder`.
+    """
+    class_names = None
+    train_dir = os.path.join(root, "train")
+    if split != "train" and os.path.isdir(train_dir):
+        class_names = [c for c in _list_dir(train_dir) if os.path.isdir(os.path.join(train_dir, c))]
+    return load_image_folder(os.path.join(root, split), class_names=class_names, on_bad_image=on_bad_image)

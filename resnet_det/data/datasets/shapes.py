@@ -1,9 +1,10 @@
 """Generator of the demo detection data: coloured shapes on textured, noisy backgrounds.
 
-Small enough to train a detector on a CPU in minutes (design.md: R18-FPN reaches COCO AP50
-about 0.65 after 5 minutes on 2 cores), and written in both layouts the package reads:
-COCO json (``<root>/shapes``) and PASCAL VOC xml (``<root>/shapes_voc``). Every image is a pure
-function of (seed, image number), so two generations are byte-identical.
+Small enough to train a detector on a CPU in minutes (configs/demo/faster_rcnn_shapes.yaml
+records the measured AP50; docs/datasets.md, "Demo sets"), and written in both layouts the
+package reads: COCO json (``<root>/shapes``) and PASCAL VOC xml (``<root>/shapes_voc``).
+Every image is a pure function of (seed, split, index), so two generations are
+byte-identical.
 
 Layouts::
 
@@ -27,6 +28,8 @@ from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ...utils.errors import DataError
 
 __all__ = [
     "SHAPE_CLASSES", "DIFFICULT_SIZE", "render_shapes_image", "write_shapes_datasets",
@@ -246,7 +249,7 @@ def ensure_shapes_dataset(folder: str, layout: str, *, seed: int = DEFAULT_SEED,
     to ``folder`` and renames it into place (atomic on one file system); a process that loses
     the race discards its copy. A folder is complete when its marker file exists and records
     the same parameters; a folder without the marker, or made with other parameters, raises
-    rather than being silently reused or overwritten.
+    rather than being silently reused or overwritten (DataError).
 
     Args:
         folder: destination, e.g. ``<RESNET_DET_DATASETS>/shapes``.
@@ -308,13 +311,13 @@ def _check_complete(folder: str, params: dict) -> bool:
         return False
     marker = os.path.join(folder, _MARKER)
     if not os.path.isfile(marker):
-        raise RuntimeError(
+        raise DataError(
             f"Demo dataset folder {folder} exists but has no {_MARKER}: it was not written by "
             f"the generator (or is from an interrupted old version). Delete it to regenerate."
         )
     with open(marker, "rb") as f:
         found = json.loads(f.read())
     if found != params:
-        raise RuntimeError(f"Demo dataset folder {folder} was generated with {found}, but "
+        raise DataError(f"Demo dataset folder {folder} was generated with {found}, but "
                            f"{params} was requested; delete it to regenerate.")
     return True

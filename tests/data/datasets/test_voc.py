@@ -1,6 +1,7 @@
 import pytest
 
-from resnet_det.data.voc import VOC_CLASSES, load_voc_instances
+from resnet_det.data.datasets.voc import VOC_CLASSES, load_voc_instances
+from resnet_det.utils.errors import DataError, MissingFileError
 
 XML = """<annotation>
   <filename>{stem}.jpg</filename>
@@ -58,18 +59,18 @@ def test_missing_xml_names_the_file(tmp_path):
     dirname = _tree(tmp_path, {"000001": (50, 50, [])})
     with open(f"{dirname}/ImageSets/Main/trainval.txt", "a") as f:
         f.write("000002\n")
-    with pytest.raises(FileNotFoundError, match=r"Annotations/000002\.xml"):
+    with pytest.raises(MissingFileError, match=r"Annotations/000002\.xml"):
         load_voc_instances(dirname, "trainval")
 
 
 def test_missing_split_file_names_it(tmp_path):
     dirname = _tree(tmp_path, {"000001": (50, 50, [])})
-    with pytest.raises(FileNotFoundError, match=r"ImageSets/Main/test\.txt"):
+    with pytest.raises(MissingFileError, match=r"ImageSets/Main/test\.txt"):
         load_voc_instances(dirname, "test")
 
 
 def test_unknown_class_names_file_and_class(tmp_path):
     dirname = _tree(tmp_path, {"000003": (50, 50, [_obj("unicorn", (2, 2, 10, 10))])})
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(DataError) as e:
         load_voc_instances(dirname, "trainval")
     assert "000003.xml" in str(e.value) and "'unicorn'" in str(e.value)

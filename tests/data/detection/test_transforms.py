@@ -3,7 +3,7 @@ import random
 import pytest
 import torch
 
-from resnet_det.data.transforms import RandomFlip, ResizeShortestEdge, apply_transforms
+from resnet_det.data.detection.transforms import RandomFlip, ResizeShortestEdge, apply_transforms
 
 
 def _rect_image(h, w, box):

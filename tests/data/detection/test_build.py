@@ -5,15 +5,17 @@ import shutil
 import pytest
 import torch
 
-from resnet_det.config import get_cfg
-from resnet_det.data.build import (build_detection_test_loader, build_detection_train_loader,
-                                   build_test_loader, build_train_loader,
-                                   get_detection_dataset_dicts)
-from resnet_det.data.builtin import register_coco_instances
+from resnet_det.config import ConfigError, get_cfg
 from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
-from resnet_det.data.coco import load_coco_json
-from resnet_det.data.mapper import DatasetMapper
-from resnet_det.data.shapes import write_shapes_datasets
+from resnet_det.data.datasets.builtin import register_coco_instances
+from resnet_det.data.datasets.coco import load_coco_json
+from resnet_det.data.datasets.shapes import write_shapes_datasets
+from resnet_det.data.detection.build import (build_detection_test_loader,
+                                             build_detection_train_loader, build_test_loader,
+                                             build_train_loader, get_detection_dataset_dicts)
+from resnet_det.data.detection.mapper import DatasetMapper
+from resnet_det.data.io import MissingImageError
+from resnet_det.utils.errors import DataError, UserKeyError
 
 NAME = "test_build_tiny_shapes"
 
@@ -111,7 +113,7 @@ def test_skip_bad_images_draws_others(tiny, tmp_path):
     assert _key(again) == _key(batches)
     stop = build_train_loader(dicts, mapper=_mapper(), total_batch_size=2, seed=0,
                               aspect_ratio_grouping=False, shuffle=False)
-    with pytest.raises(FileNotFoundError, match=r"missing\.jpg.*image id 1\b"):
+    with pytest.raises(MissingImageError, match=r"missing\.jpg.*image id 1\b"):
         _batches(stop, 1)
 
 
@@ -132,7 +134,7 @@ def test_test_loader_order_shards_and_skip(tiny, tmp_path):
     assert got == ids[1:] and skip.num_skipped == 1 and len(loader) == len(ids)
 
 
-def test_cfg_builders(tiny):
+def _cfg(seed=0):
     cfg = get_cfg()
     cfg.DATASETS.TRAIN = (f"{NAME}_train",)
     cfg.INPUT.MIN_SIZE_TRAIN = (64,)
@@ -140,6 +142,21 @@ def test_cfg_builders(tiny):
     cfg.INPUT.MIN_SIZE_TEST = 48
     cfg.SOLVER.IMS_PER_BATCH = 3
     cfg.DATALOADER.NUM_WORKERS = 0
+    cfg.SEED = seed
+    return cfg
+
+
+def test_negative_seed_is_resolved_into_the_config(tiny):
+    cfg = _cfg(seed=-1)
+    cfg.freeze()
+    first = _key(_batches(build_detection_train_loader(cfg), 3))
+    assert cfg.SEED >= 0 and cfg.is_frozen()
+    # The recorded seed (what OUTPUT_DIR/config.yaml saves) reproduces the data stream.
+    assert _key(_batches(build_detection_train_loader(_cfg(seed=cfg.SEED)), 3)) == first
+
+
+def test_cfg_builders(tiny):
+    cfg = _cfg()
     batch = next(iter(build_detection_train_loader(cfg)))
     assert len(batch) == 3 and all(min(d["image"].shape[1:]) == 64 or
                                    max(d["image"].shape[1:]) == 96 for d in batch)
@@ -150,7 +167,7 @@ def test_cfg_builders(tiny):
     first = next(iter(test))[0]
     assert min(first["image"].shape[1:]) == 48 and "boxes" not in first
     cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
-    with pytest.raises(ValueError, match="DATALOADER.SAMPLER_TRAIN"):
+    with pytest.raises(ConfigError, match="DATALOADER.SAMPLER_TRAIN"):
         build_detection_train_loader(cfg)
 
 
@@ -158,9 +175,9 @@ def test_dataset_dicts_filter_and_errors(tiny, tmp_path):
     names = [f"{NAME}_train", f"{NAME}_val"]
     all_dicts = get_detection_dataset_dicts(names, filter_empty=False)
     assert len(all_dicts) == 17
-    with pytest.raises(KeyError, match="did you mean"):
+    with pytest.raises(UserKeyError, match="did you mean"):
         get_detection_dataset_dicts([f"{NAME}_trian"])
-    with pytest.raises(ValueError, match="no dataset"):
+    with pytest.raises(ConfigError, match="no dataset"):
         get_detection_dataset_dicts([])
     # An image without annotations is dropped by the filter, kept without it.
     root = str(tmp_path / "copy")
@@ -188,7 +205,7 @@ def test_concatenating_datasets_with_different_classes_is_refused(tiny):
     MetadataCatalog.get("test_build_other_classes").set(thing_classes=["cat", "dog", "cow"])
     try:
         # Loading the shapes set records its classes (circle, square, triangle).
-        with pytest.raises(ValueError, match="different thing_classes"):
+        with pytest.raises(DataError, match="different thing_classes"):
             get_detection_dataset_dicts([f"{NAME}_train", "test_build_other_classes"])
     finally:
         DatasetCatalog.remove("test_build_other_classes")

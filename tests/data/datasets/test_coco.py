@@ -4,7 +4,8 @@ import logging
 import pytest
 
 from resnet_det.data.catalog import MetadataCatalog
-from resnet_det.data.coco import load_coco_json
+from resnet_det.data.datasets.coco import load_coco_json
+from resnet_det.utils.errors import DataError
 
 
 def _write(path, data):
@@ -65,7 +66,7 @@ def test_unknown_category_names_annotation_image_and_file(tmp_path):
     data = _coco()
     data["annotations"][2]["category_id"] = 4
     json_file = _write(tmp_path / "bad.json", data)
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(DataError) as e:
         load_coco_json(json_file, "/imgs")
     msg = str(e.value)
     assert "annotation id 3" in msg and "image id 5" in msg and json_file in msg
@@ -76,7 +77,7 @@ def test_annotation_of_unknown_image(tmp_path):
     data = _coco()
     data["annotations"][0]["image_id"] = 77
     json_file = _write(tmp_path / "bad.json", data)
-    with pytest.raises(ValueError, match="annotation id 1.*image id 77"):
+    with pytest.raises(DataError, match="annotation id 1.*image id 77"):
         load_coco_json(json_file, "/imgs")
 
 
@@ -84,7 +85,7 @@ def test_annotation_of_unknown_image(tmp_path):
 def test_empty_or_broken_file_names_the_file(tmp_path, content):
     path = tmp_path / "broken.json"
     path.write_text(content)
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(DataError) as e:
         load_coco_json(str(path), "/imgs")
     assert str(path) in str(e.value)
 

@@ -4,7 +4,10 @@ import torch
 from PIL import Image
 
 from resnet_det.config import get_cfg
-from resnet_det.data.mapper import DatasetMapper
+from resnet_det.config import ConfigError
+from resnet_det.data.detection.mapper import DatasetMapper
+from resnet_det.data.io import BadImageError, MissingImageError
+from resnet_det.utils.errors import DataError
 
 
 def _image(tmp_path, w=40, h=20, name="img.png"):
@@ -84,14 +87,15 @@ def test_exif_orientation_applied(tmp_path):
 
 def test_size_mismatch_names_file_and_id(tmp_path):
     d = _dict(_image(tmp_path), h=21)
-    with pytest.raises(ValueError, match=r"img\.png.*image id 17"):
+    with pytest.raises(DataError, match=r"img\.png.*image id 17"):
         _mapper()(d, seed=0)
 
 
 def test_missing_image_stop_and_skip(tmp_path):
     d = _dict(str(tmp_path / "nope.jpg"))
-    with pytest.raises(FileNotFoundError) as e:
+    with pytest.raises(MissingImageError) as e:
         _mapper()(d, seed=0)
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, BadImageError)
     assert "nope.jpg" in str(e.value) and "image id 17" in str(e.value)
     m = _mapper(on_bad_image="skip")
     assert m(d, seed=0) is None and m(d, seed=1) is None
@@ -102,7 +106,7 @@ def test_corrupt_image_is_a_bad_image(tmp_path):
     path = tmp_path / "broken.jpg"
     path.write_bytes(b"\xff\xd8 not really a jpeg")
     d = _dict(str(path))
-    with pytest.raises(OSError, match=r"broken\.jpg.*image id 17"):
+    with pytest.raises(BadImageError, match=r"broken\.jpg.*image id 17"):
         _mapper()(d, seed=0)
     m = _mapper(on_bad_image="skip")
     assert m(d, seed=0) is None and m.num_skipped == 1
@@ -122,13 +126,13 @@ def test_from_config_reads_and_validates(tmp_path):
     d = _dict(_image(tmp_path))
     assert DatasetMapper.from_config(cfg, is_train=False)(d)["image"].shape == (3, 25, 50)
     cfg.INPUT.MIN_SIZE_TRAIN = (30, 40, 50)
-    with pytest.raises(ValueError, match="INPUT.MIN_SIZE_TRAIN"):
+    with pytest.raises(ConfigError, match="INPUT.MIN_SIZE_TRAIN"):
         DatasetMapper.from_config(cfg, is_train=True)
     cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"
     cfg.INPUT.FORMAT = "YUV"
-    with pytest.raises(ValueError, match="INPUT.FORMAT"):
+    with pytest.raises(ConfigError, match="INPUT.FORMAT"):
         DatasetMapper.from_config(cfg, is_train=True)
     cfg.INPUT.FORMAT = "BGR"
     cfg.DATALOADER.ON_BAD_IMAGE = "ignore"
-    with pytest.raises(ValueError, match="DATALOADER.ON_BAD_IMAGE"):
+    with pytest.raises(ConfigError, match="DATALOADER.ON_BAD_IMAGE"):
         DatasetMapper.from_config(cfg, is_train=True)

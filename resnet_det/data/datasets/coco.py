@@ -9,8 +9,9 @@ from typing import Dict, List, Optional
 from iopath.common.file_io import g_pathmgr
 from pycocotools.coco import COCO
 
+from ...utils.errors import DataError, MissingFileError
+from ..catalog import MetadataCatalog
 from .boxes import BoxSanitizer
-from .catalog import MetadataCatalog
 
 __all__ = ["load_coco_json", "read_coco_api"]
 
@@ -21,22 +22,25 @@ def read_coco_api(json_file: str) -> COCO:
     """Parse ``json_file`` into a pycocotools ``COCO`` object, with errors that name the file.
 
     The json is parsed here (not by ``COCO(json_file)``) so that an empty or broken file gives a
-    ValueError naming it instead of a bare JSONDecodeError, and pycocotools' prints are muted.
+    DataError naming it instead of a bare JSONDecodeError, and pycocotools' prints are muted.
     """
+    if not g_pathmgr.isfile(json_file):
+        raise MissingFileError(f"COCO annotation file {json_file} does not exist (layouts under "
+                               f"$RESNET_DET_DATASETS: docs/datasets.md)")
     with g_pathmgr.open(json_file, "rb") as f:
         raw = f.read()
     if not raw.strip():
-        raise ValueError(f"COCO annotation file {json_file} is empty")
+        raise DataError(f"COCO annotation file {json_file} is empty")
     try:
         dataset = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"COCO annotation file {json_file} is not valid json: {e}") from e
+        raise DataError(f"COCO annotation file {json_file} is not valid json: {e}") from e
     if not isinstance(dataset, dict):
-        raise ValueError(f"COCO annotation file {json_file}: top level must be an object, "
+        raise DataError(f"COCO annotation file {json_file}: top level must be an object, "
                          f"got {type(dataset).__name__}")
     for key in ("images", "categories"):
         if not isinstance(dataset.get(key), list):
-            raise ValueError(f"COCO annotation file {json_file}: missing or non-list {key!r}")
+            raise DataError(f"COCO annotation file {json_file}: missing or non-list {key!r}")
     dataset.setdefault("annotations", [])
     api = COCO()
     api.dataset = dataset
@@ -61,17 +65,18 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
             are recorded in ``MetadataCatalog.get(dataset_name)``.
 
     Raises:
-        ValueError: empty or unparsable file; an annotation whose category_id is not among
+        MissingFileError: ``json_file`` does not exist.
+        DataError: empty or unparsable file; an annotation whose category_id is not among
             "categories" or whose image_id is not among "images" (naming the annotation id,
             image id and file); duplicate annotation ids; malformed bbox.
     """
     api = read_coco_api(json_file)
     cats = sorted(api.dataset["categories"], key=lambda c: c["id"])
     if not cats:
-        raise ValueError(f"COCO annotation file {json_file}: 'categories' is empty")
+        raise DataError(f"COCO annotation file {json_file}: 'categories' is empty")
     id_map: Dict[int, int] = {c["id"]: i for i, c in enumerate(cats)}
     if len(id_map) != len(cats):
-        raise ValueError(f"COCO annotation file {json_file}: duplicate category ids")
+        raise DataError(f"COCO annotation file {json_file}: duplicate category ids")
     thing_classes = [c["name"] for c in cats]
     if dataset_name is not None:
         MetadataCatalog.get(dataset_name).set(
@@ -82,14 +87,14 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
     for ann in api.dataset["annotations"]:
         ann_id = ann.get("id")
         if ann_id in seen_ann_ids:
-            raise ValueError(f"COCO annotation file {json_file}: annotation id {ann_id} is not "
+            raise DataError(f"COCO annotation file {json_file}: annotation id {ann_id} is not "
                              f"unique")
         seen_ann_ids.add(ann_id)
         if ann.get("image_id") not in api.imgs:
-            raise ValueError(f"COCO annotation file {json_file}: annotation id {ann_id} refers "
+            raise DataError(f"COCO annotation file {json_file}: annotation id {ann_id} refers "
                              f"to image id {ann.get('image_id')!r}, which is not in 'images'")
         if ann.get("category_id") not in id_map:
-            raise ValueError(
+            raise DataError(
                 f"COCO annotation file {json_file}: annotation id {ann_id} (image id "
                 f"{ann.get('image_id')}) has category_id {ann.get('category_id')!r}, which is "
                 f"not in 'categories' (ids {sorted(id_map)})"
@@ -103,13 +108,13 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
             height, width = int(img["height"]), int(img["width"])
             file_name = img["file_name"]
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"COCO annotation file {json_file}: image id {img_id} lacks a valid "
+            raise DataError(f"COCO annotation file {json_file}: image id {img_id} lacks a valid "
                              f"file_name/height/width ({e})") from e
         annos = []
         for ann in api.imgToAnns.get(img_id, []):
             bbox = ann.get("bbox")
             if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-                raise ValueError(f"COCO annotation file {json_file}: annotation id {ann.get('id')}"
+                raise DataError(f"COCO annotation file {json_file}: annotation id {ann.get('id')}"
                                  f" (image id {img_id}) has malformed bbox {bbox!r}")
             x, y, w, h = (float(v) for v in bbox)
             box = sanitize([x, y, x + w, y + h], width, height, img_id)
