@@ -25,7 +25,7 @@ def test_pretrain_configs_are_found():
     for required in ("imagenet/resnet50.yaml", "imagenet/resnet50_modern.yaml",
                      "imagenet/resnet34_shortcut_A.yaml", "imagenet/plain34.yaml",
                      "imagenet/vgg16.yaml", "cifar10/resnet110.yaml", "cifar10/resnet1202.yaml",
-                     "cifar10/plain56.yaml", "digits/resnet20.yaml"):
+                     "cifar10/plain56.yaml", "cifar10/preact_resnet1001.yaml", "digits/resnet20.yaml"):
         assert required.replace("/", os.sep) in names
 
 

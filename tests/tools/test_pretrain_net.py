@@ -75,7 +75,9 @@ def test_export_to_detection_backbone(tmp_path, depth):
     dcfg = get_cfg()
     dcfg.merge_from_file(os.path.join(ROOT, "configs", "modern", "faster_rcnn_R50_C4_1x.yaml"))
     if depth == 18:
-        dcfg.merge_from_list(["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64"])
+        # configs/imagenet/resnet18.yaml builds Table 2's option A (no projection shortcuts).
+        dcfg.merge_from_list(["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
+                              "MODEL.RESNETS.SHORTCUT", "A"])
     want = classifier.state_dict()
     for weights in ("backbone.pth", "backbone.pkl"):
         dcfg.MODEL.WEIGHTS = str(tmp_path / weights)
