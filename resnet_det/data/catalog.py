@@ -10,11 +10,11 @@ import difflib
 import inspect
 import logging
 import threading
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ..utils.errors import UserKeyError
+from ..utils.errors import DataError, UserKeyError
 
-__all__ = ["DatasetCatalog", "MetadataCatalog", "Metadata", "Lazy"]
+__all__ = ["DatasetCatalog", "MetadataCatalog", "Metadata", "Lazy", "common_thing_classes"]
 
 logger = logging.getLogger(__name__)
 
@@ -194,3 +194,24 @@ class _MetadataCatalog:
 
 DatasetCatalog = _DatasetCatalog()
 MetadataCatalog = _MetadataCatalog()
+
+
+def common_thing_classes(names: Sequence[str]) -> Optional[List[str]]:
+    """The class list (metadata ``thing_classes``) shared by the datasets ``names``, or None
+    if none has one; datasets without one are not checked.
+
+    Raises:
+        DataError: two datasets have different lists: trained or evaluated together, their
+            labels would mean different things.
+    """
+    first = None
+    for name in names:
+        this = MetadataCatalog.get(name).get("thing_classes")
+        if this is None:
+            continue
+        if first is None:
+            first = (name, list(this))
+        elif list(this) != first[1]:
+            raise DataError(f"Datasets {first[0]!r} and {name!r} have different thing_classes: "
+                            f"{first[1]} vs {list(this)}")
+    return None if first is None else first[1]

@@ -5,7 +5,7 @@ error type for an image that cannot be read, so that detection and classificatio
 same file the same way and fail the same way (docs/datasets.md).
 """
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Type
 
 import numpy as np
 import torch
@@ -55,10 +55,12 @@ class MissingImageError(BadImageError, MissingFileError):
     """A BadImageError for a file that does not exist (also a FileNotFoundError)."""
 
 
-def check_on_bad_image(value: str, key: str = "on_bad_image") -> str:
-    """``value`` if it is an ON_BAD_IMAGE_CHOICES policy; ValueError naming ``key`` if not."""
+def check_on_bad_image(value: str, key: str = "on_bad_image",
+                       error: Type[Exception] = ValueError) -> str:
+    """``value`` if it is an ON_BAD_IMAGE_CHOICES policy; else ``error`` naming ``key`` (a
+    builder passes "DATALOADER.ON_BAD_IMAGE" and ConfigError)."""
     if value not in ON_BAD_IMAGE_CHOICES:
-        raise ValueError(f"{key} must be one of {ON_BAD_IMAGE_CHOICES}, got {value!r}")
+        raise error(f"{key} must be one of {ON_BAD_IMAGE_CHOICES}, got {value!r}")
     return value
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from resnet_det.data.catalog import DatasetCatalog, Lazy, MetadataCatalog
-from resnet_det.utils.errors import UserKeyError
+from resnet_det.data.catalog import DatasetCatalog, Lazy, MetadataCatalog, common_thing_classes
+from resnet_det.utils.errors import DataError, UserKeyError
 
 
 @pytest.fixture
@@ -83,3 +83,16 @@ def test_metadata_set_get_conflict_and_lazy(name):
     assert meta.json_file == "/one/x.json"
     state["root"] = "/two"
     assert meta.json_file == "/two/x.json"  # resolved at every access
+
+
+def test_common_thing_classes(name):
+    other = name + "_other"
+    MetadataCatalog.get(name).set(thing_classes=["a", "b"])
+    try:
+        assert common_thing_classes([name, other]) == ["a", "b"]  # other has no list
+        assert common_thing_classes([other]) is None
+        MetadataCatalog.get(other).set(thing_classes=["b", "a"])
+        with pytest.raises(DataError, match=f"{name}.*{other}.*different thing_classes"):
+            common_thing_classes([name, other])
+    finally:
+        MetadataCatalog.remove(other)

@@ -15,7 +15,7 @@ from ...config import ConfigError, check_batch_divisible
 from ...utils.dist import get_world_size
 from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
-from ..catalog import DatasetCatalog, MetadataCatalog
+from ..catalog import DatasetCatalog, common_thing_classes
 from ..io import check_on_bad_image
 from ..samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, WorkerSeeder,
                         loader_seeding, resolve_dist)
@@ -116,17 +116,6 @@ def get_classification_dicts(names: Sequence[str], *,
     return out
 
 
-def _check_same_classes(names: Sequence[str]) -> None:
-    classes = None
-    for name in names:
-        c = getattr(MetadataCatalog.get(name), "thing_classes", None)
-        if c is None:
-            continue
-        if classes is not None and list(c) != list(classes):
-            raise DataError(f"datasets {list(names)} have different class lists")
-        classes = list(c)
-
-
 def _check_labels(dicts: List[Dict[str, Any]], num_classes: int, names: Sequence[str]) -> None:
     top = max(int(d["label"]) for d in dicts)
     if top >= num_classes:
@@ -170,20 +159,14 @@ def _transform_kwargs(cfg) -> Dict[str, Any]:
     )
 
 
-def _on_bad_image(cfg) -> str:
-    try:
-        return check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE")
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
 def build_classification_train_loader(cfg, start_iter: int = 0) -> torch.utils.data.DataLoader:
     """Training loader of DATASETS.TRAIN with the INPUT.CLS recipe.
 
     The data order and augmentation derive from the resolved SEED (SEED < 0 is drawn and
     recorded in ``cfg.SEED``, as build_detection_train_loader does).
     """
-    on_bad_image = _on_bad_image(cfg)
+    on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
+                                      ConfigError)
     names = list(cfg.DATASETS.TRAIN)
     dicts = get_classification_dicts(names, on_bad_image=on_bad_image)
     _check_labels(dicts, cfg.MODEL.CLASSIFIER.NUM_CLASSES, names)
@@ -208,11 +191,12 @@ def build_classification_test_loader(cfg, dataset_name: str,
     """Test loader of one dataset for a TEST.CLS_MODES mode."""
     if mode not in TEST_MODES:
         raise ConfigError(f"TEST.CLS_MODES: unknown mode {mode!r}; choose from {TEST_MODES}")
-    on_bad_image = _on_bad_image(cfg)
+    on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
+                                      ConfigError)
     dicts = get_classification_dicts([dataset_name], on_bad_image=on_bad_image)
     _check_labels(dicts, cfg.MODEL.CLASSIFIER.NUM_CLASSES, [dataset_name])
     if cfg.DATASETS.TRAIN:
-        _check_same_classes(list(cfg.DATASETS.TRAIN) + [dataset_name])
+        common_thing_classes(list(cfg.DATASETS.TRAIN) + [dataset_name])
     # Multi-scale images differ in size, so they go one at a time.
     batch_size = 1 if mode == "multiscale" else cfg.TEST.IMS_PER_BATCH
     return classification_test_loader(

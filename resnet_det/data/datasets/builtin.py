@@ -8,6 +8,7 @@ of the official archives (see datasets/README.md). Importing this module has no 
 besides defining functions (``resnet_det.data`` calls ``register_all_builtin()``).
 """
 import os
+from functools import partial
 from typing import Any, Callable, Dict, List, Sequence, Union
 
 from ..catalog import DatasetCatalog, Lazy, MetadataCatalog
@@ -130,23 +131,14 @@ def _shapes(layout: str, *parts: str) -> Callable[[], str]:
     return path
 
 
-def _imagenet(split: str) -> Callable[..., List[Dict[str, Any]]]:
+def _folder_reader(load: Callable[..., List[Dict[str, Any]]], folder: str, split: str
+                   ) -> Callable[..., List[Dict[str, Any]]]:
+    """``load(<RESNET_DET_DATASETS>/folder, split, on_bad_image=...)``, the root read when
+    the data is."""
+    dirname = _under_root(folder)
+
     def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-        return load_imagenet(os.path.join(datasets_root(), "imagenet"), split,
-                             on_bad_image=on_bad_image)
-    return read
-
-
-def _cifar10(split: str) -> Callable[..., List[Dict[str, Any]]]:
-    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-        return load_cifar10(os.path.join(datasets_root(), "cifar-10-batches-py"), split,
-                            on_bad_image=on_bad_image)
-    return read
-
-
-def _digits(split: str) -> Callable[..., List[Dict[str, Any]]]:
-    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-        return load_digits_split(split, on_bad_image=on_bad_image)
+        return load(dirname(), split, on_bad_image=on_bad_image)
     return read
 
 
@@ -197,11 +189,15 @@ def _register_detection() -> None:
 def _register_classification() -> None:
     for split in ("train", "val"):
         # No thing_classes: the label order is that of the class folders found on disk.
-        register_classification_dataset(f"imagenet_{split}", _imagenet(split), num_classes=1000)
+        register_classification_dataset(f"imagenet_{split}",
+                                        _folder_reader(load_imagenet, "imagenet", split),
+                                        num_classes=1000)
     # The paper's Sec. 4.2 split: cifar10_train 45k, cifar10_val 5k, trainval 50k, test 10k.
     for split in CIFAR10_SPLITS:
-        register_classification_dataset(f"cifar10_{split}", _cifar10(split),
-                                        thing_classes=list(CIFAR10_CLASSES))
+        register_classification_dataset(
+            f"cifar10_{split}", _folder_reader(load_cifar10, "cifar-10-batches-py", split),
+            thing_classes=list(CIFAR10_CLASSES))
     for split in ("train", "test"):
-        register_classification_dataset(f"digits_{split}", _digits(split),
+        # Embedded: nothing under the root; partial keeps the on_bad_image keyword.
+        register_classification_dataset(f"digits_{split}", partial(load_digits_split, split),
                                         thing_classes=list(DIGITS_CLASSES))

@@ -14,7 +14,7 @@ from ...config import ConfigError, check_batch_divisible
 from ...utils.dist import get_world_size
 from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
-from ..catalog import DatasetCatalog, MetadataCatalog
+from ..catalog import DatasetCatalog, common_thing_classes
 from ..samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, WorkerSeeder,
                         loader_seeding, resolve_dist)
 from .dataset import MapDataset
@@ -55,18 +55,14 @@ def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True)
     if len(names) == 0:
         raise ConfigError("get_detection_dataset_dicts: no dataset names given "
                           "(DATASETS.TRAIN / DATASETS.TEST is empty)")
-    all_dicts, classes = [], None
+    all_dicts = []
     for name in names:
         dicts = DatasetCatalog.get(name)
         if not dicts:
             raise DataError(f"Dataset {name!r} is empty")
-        this = MetadataCatalog.get(name).get("thing_classes")
-        if this is not None:
-            if classes is not None and list(this) != list(classes[1]):
-                raise DataError(f"Datasets {classes[0]!r} and {name!r} have different "
-                                f"thing_classes: {list(classes[1])} vs {list(this)}")
-            classes = classes or (name, this)
         all_dicts.extend(dicts)
+    # After loading: a COCO json records its classes in the metadata when it is read.
+    common_thing_classes(names)
     if filter_empty:
         all_dicts = filter_images_without_annotations(all_dicts)
         if not all_dicts:

@@ -8,7 +8,7 @@ import torch
 
 from ...config import ConfigError
 from ...utils.errors import DataError
-from ..io import ON_BAD_IMAGE_CHOICES, SUPPORTED_FORMATS, BadImageError, read_image
+from ..io import SUPPORTED_FORMATS, BadImageError, check_on_bad_image, read_image
 from .transforms import RandomFlip, ResizeShortestEdge, apply_transforms
 
 __all__ = ["DatasetMapper"]
@@ -51,9 +51,7 @@ class DatasetMapper:
         if image_format not in SUPPORTED_FORMATS:
             raise ValueError(f"DatasetMapper: image_format must be one of {SUPPORTED_FORMATS}, "
                              f"got {image_format!r}")
-        if on_bad_image not in ON_BAD_IMAGE_CHOICES:
-            raise ValueError(f"DatasetMapper: on_bad_image must be one of "
-                             f"{ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}")
+        check_on_bad_image(on_bad_image, "DatasetMapper: on_bad_image")
         self.is_train = bool(is_train)
         self.image_format = image_format
         self.on_bad_image = on_bad_image
@@ -85,9 +83,7 @@ class DatasetMapper:
         if not 0.0 <= cfg.INPUT.RANDOM_FLIP_PROB <= 1.0:
             raise ConfigError(f"INPUT.RANDOM_FLIP_PROB must be in [0, 1], got "
                               f"{cfg.INPUT.RANDOM_FLIP_PROB}")
-        if cfg.DATALOADER.ON_BAD_IMAGE not in ON_BAD_IMAGE_CHOICES:
-            raise ConfigError(f"DATALOADER.ON_BAD_IMAGE must be one of {ON_BAD_IMAGE_CHOICES}, "
-                              f"got {cfg.DATALOADER.ON_BAD_IMAGE!r}")
+        check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE", ConfigError)
         return cls(
             is_train=is_train,
             min_size_train=tuple(min_size_train),
