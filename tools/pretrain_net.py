@@ -16,7 +16,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from resnet_det.config import get_cfg  # noqa: E402
-from resnet_det.engine import Checkpointer, default_argument_parser, default_setup, launch  # noqa: E402
+from resnet_det.checkpoint import Checkpointer  # noqa: E402
+from resnet_det.engine import default_argument_parser, default_setup, launch  # noqa: E402
 from resnet_det.engine import comm  # noqa: E402
 from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
 from resnet_det.engine.pretrain import ClassificationTrainer  # noqa: E402

@@ -19,7 +19,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from resnet_det.config import get_cfg  # noqa: E402
-from resnet_det.engine import Checkpointer, comm, default_argument_parser, default_setup, launch  # noqa: E402
+from resnet_det.checkpoint import Checkpointer  # noqa: E402
+from resnet_det.engine import comm, default_argument_parser, default_setup, launch  # noqa: E402
 from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
 from resnet_det.engine.detection import DetectionTrainer, visualize_detections  # noqa: E402
 

@@ -16,6 +16,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
+from ..utils.errors import WeightsError
+
 __all__ = [
     "LAYOUTS",
     "unwrap_checkpoint",
@@ -42,7 +44,7 @@ def unwrap_checkpoint(obj: Any) -> Tuple[StateDict, Dict[str, Any]]:
     blobs (optimizer state) and non-array entries are dropped.
     """
     if not isinstance(obj, Mapping):
-        raise ValueError(
+        raise WeightsError(
             f"resnet_det: a weights source must be a dict of arrays, got {type(obj).__name__}"
         )
     meta = {k: v for k, v in obj.items() if isinstance(k, str) and k.startswith("__")}
@@ -103,7 +105,7 @@ def _strip_prefixes(sd: StateDict) -> Tuple[StateDict, bool]:
 
 def detect_layout(sd: Mapping[str, Any]) -> str:
     """"resnet_det", "torchvision" or "caffe2", by which naming most keys follow (prefixes
-    already stripped); ValueError if none does."""
+    already stripped); WeightsError if none does."""
     counts = {
         "resnet_det": sum(bool(_OURS.match(k)) for k in sd),
         "torchvision": sum(bool(_TV.match(k)) for k in sd),
@@ -112,7 +114,7 @@ def detect_layout(sd: Mapping[str, Any]) -> str:
     best = max(counts, key=counts.get)
     if counts[best] == 0:
         sample = ", ".join(list(sd)[:5])
-        raise ValueError(
+        raise WeightsError(
             "resnet_det: cannot recognize the weights layout (expected torchvision, detectron2/"
             f"MSRA or resnet_det names); first keys: {sample or '(none)'}"
         )
@@ -151,7 +153,7 @@ def _rename(key: str, rules) -> Optional[str]:
 
 def _vgg_conv_names(num_convs: int):
     if num_convs not in _VGG_BLOCK_SIZES:
-        raise ValueError(
+        raise WeightsError(
             f"resnet_det: a VGG state dict with {num_convs} conv layers is neither VGG-16 (13) "
             "nor VGG-19 (16)"
         )
@@ -187,7 +189,7 @@ def torchvision_to_resnet_det(sd: Mapping[str, torch.Tensor]) -> StateDict:
 
 
 def resnet_det_to_torchvision(sd: Mapping[str, torch.Tensor]) -> StateDict:
-    """Our names -> torchvision's; ValueError for keys torchvision has no name for (the CIFAR
+    """Our names -> torchvision's; WeightsError for keys torchvision has no name for (the CIFAR
     and pre-activation nets are not torchvision architectures)."""
     out: StateDict = OrderedDict()
     convs = [k[: -len(".weight")] for k, v in sd.items()
@@ -218,7 +220,7 @@ def resnet_det_to_torchvision(sd: Mapping[str, torch.Tensor]) -> StateDict:
         else:
             out[new] = value
     if bad:
-        raise ValueError(
+        raise WeightsError(
             f"resnet_det: {len(bad)} keys have no torchvision name (e.g. {bad[0]!r}); only the "
             "ImageNet ResNet / ResNeXt / Wide ResNet / VGG layouts exist in torchvision"
         )

@@ -3,7 +3,6 @@ and ``save_weights`` / ``convert_weights_file`` for tools/convert_weights.py."""
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -12,8 +11,10 @@ from typing import Any, Dict, List, Mapping, Union
 import torch
 from torch import nn
 
+from ..utils.errors import MissingFileError, WeightsError
+from ..utils.file_io import atomic_open, atomic_torch_save
 from .layouts import convert_state_dict, to_resnet_det, unwrap_checkpoint
-from .safe_pickle import safe_load
+from .safe_pickle import WeightsFileError, safe_load
 
 __all__ = ["LoadResult", "WeightsMismatchError", "load_weights", "read_checkpoint",
            "save_weights", "convert_weights_file"]
@@ -21,7 +22,7 @@ __all__ = ["LoadResult", "WeightsMismatchError", "load_weights", "read_checkpoin
 PathLike = Union[str, os.PathLike]
 
 
-class WeightsMismatchError(ValueError):
+class WeightsMismatchError(WeightsError):
     """The weights do not fit the model (shape, architecture, or strict key mismatch)."""
 
 
@@ -50,18 +51,19 @@ def read_checkpoint(source: Union[PathLike, Mapping[str, Any]]) -> Any:
 
     .pkl files go through the restricted unpickler (numpy arrays and containers only) unless
     they are torch zip archives; everything else through ``torch.load(weights_only=True)``.
+    A file that would need code to run raises :class:`WeightsFileError`.
     """
     if isinstance(source, Mapping):
         return source
     path = os.fspath(source)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"resnet_det: weights file {path!r} does not exist")
+        raise MissingFileError(f"resnet_det: weights file {path!r} does not exist")
     if path.endswith(".pkl") and not zipfile.is_zipfile(path):
         return safe_load(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(
+        raise WeightsFileError(
             f"resnet_det: {path!r} is not a plain weights file (torch.load(weights_only=True) "
             f"refused it): {e}"
         ) from None
@@ -207,22 +209,8 @@ def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], s
 
 
 # ---------------------------------------------------------------- saving / converting
-def _atomic_write(path: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "resnet_det") -> None:
-    """Write ``sd`` (already in ``layout``) atomically (temp file + os.replace).
+    """Write ``sd`` (already in ``layout``) atomically (resnet_det.utils.file_io).
 
     .pkl: {"model": {name: numpy array}, "__author__": "resnet_det", "matching_heuristics":
     True}, which detectron2's checkpointer reads. .pth/.pt: torchvision layout as a plain state
@@ -233,7 +221,8 @@ def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "
     if path.endswith(".pkl"):
         obj = {"model": OrderedDict((k, v.numpy()) for k, v in tensors.items()),
                "__author__": "resnet_det", "matching_heuristics": True}
-        _atomic_write(path, lambda f: pickle.dump(obj, f, protocol=4))
+        with atomic_open(path, "wb") as f:
+            pickle.dump(obj, f, protocol=4)
         return
     if layout == "torchvision":
         obj = tensors
@@ -241,7 +230,7 @@ def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "
         obj = {"model": tensors, "__author__": "resnet_det"}
         if layout == "detectron2":
             obj["matching_heuristics"] = True
-    _atomic_write(path, lambda f: torch.save(obj, f))
+    atomic_torch_save(obj, path)
 
 
 def convert_weights_file(src: PathLike, dst: PathLike, to: str) -> Dict[str, torch.Tensor]:

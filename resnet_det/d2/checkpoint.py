@@ -1,20 +1,22 @@
-"""detectron2's DetectionCheckpointer with resnet_det's file rules.
+"""detectron2's DetectionCheckpointer with resnet_det's file rules, through resnet_det.checkpoint.
 
-- Reading never runs code: .pkl files (MSRA / detectron2 model zoo) go through resnet_det's
-  restricted unpickler instead of ``pickle.load``; everything else through
-  ``torch.load(weights_only=True)``.
+- Reading never runs code: files are read by ``resnet_det.checkpoint.read_checkpoint`` (.pkl
+  files (MSRA / detectron2 model zoo) through the restricted unpickler instead of
+  ``pickle.load``; everything else through ``torch.load(weights_only=True)``).
+- Caffe2 / Detectron blobs are unwrapped by ``unwrap_checkpoint`` (the same code as
+  ``resnet_det.load_weights``) and left to detectron2's c2 renaming.
 - ImageNet weights in torchvision's layout (or a resnet_det classifier checkpoint) are renamed
   to detectron2's names and handed to detectron2's suffix matching, which places them in the
   backbone, the C4 head's res5 and the VGG head's fc6/fc7.
-- Writing is atomic (temp file + os.replace), for checkpoints and the last_checkpoint tag.
+- Writing is atomic, for checkpoints and the last_checkpoint tag (``write_checkpoint``).
 """
 import os
 
-import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from ..checkpoint import convert_state_dict, detect_layout, safe_load
-from ..utils.file_io import atomic_torch_save, atomic_write_text
+from ..checkpoint import (convert_state_dict, detect_layout, read_checkpoint, tag_last_checkpoint,
+                          unwrap_checkpoint, write_checkpoint)
+from ..utils.errors import WeightsError
 
 __all__ = ["SafeDetectionCheckpointer"]
 
@@ -28,27 +30,25 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
 
     def _load_file(self, filename: str):
         if filename.endswith(".pkl"):
-            data = safe_load(filename)
+            data = read_checkpoint(filename)
             if not isinstance(data, dict):
-                raise ValueError(f"resnet_det.d2: {filename!r} holds a {type(data).__name__}, "
-                                 "not a dict of weights")
+                raise WeightsError(f"resnet_det.d2: {filename!r} holds a {type(data).__name__}, "
+                                   "not a dict of weights")
             if "model" in data and "__author__" in data:  # detectron2 model zoo format
                 return data
-            # Caffe2 / Detectron model zoo (MSRA R-50.pkl, R-101.pkl): detectron2 renames the
-            # blobs itself (c2_conversion) once they are read.
-            if "blobs" in data:
-                data = data["blobs"]
-            data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
-            return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
+            # Caffe2 / Detectron model zoo (MSRA R-50.pkl, R-101.pkl): the blobs (without the
+            # optimizer's _momentum ones); detectron2 renames them itself (c2_conversion).
+            blobs, _ = unwrap_checkpoint(data)
+            return {"model": blobs, "__author__": "Caffe2", "matching_heuristics": True}
         if filename.endswith(".pyth"):
-            raise ValueError(f"resnet_det.d2: {filename!r}: pycls .pyth files are not supported; "
-                             "convert them with tools/convert_weights.py")
+            raise WeightsError(f"resnet_det.d2: {filename!r}: pycls .pyth files are not supported; "
+                               "convert them with tools/convert_weights.py")
         return super()._load_file(filename)
 
     def _torch_load(self, f: str):
-        loaded = torch.load(f, map_location="cpu", weights_only=True)
+        loaded = read_checkpoint(f)
         if not isinstance(loaded, dict):
-            raise ValueError(f"resnet_det.d2: {f!r} holds a {type(loaded).__name__}, not a dict")
+            raise WeightsError(f"resnet_det.d2: {f!r} holds a {type(loaded).__name__}, not a dict")
         wrapped = isinstance(loaded.get("model"), dict)
         sd = loaded["model"] if wrapped else loaded
         keys = [k for k in sd if isinstance(k, str)]
@@ -56,7 +56,7 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
             return loaded  # a detector checkpoint (ours or detectron2's): exact names
         try:
             layout = detect_layout(sd)
-        except ValueError:
+        except WeightsError:
             return loaded  # not a layout we know: detectron2 reports what did not match
         # A backbone / classifier: our names are detectron2's, and detectron2's suffix
         # matching puts them under backbone. / roi_heads.res5 / roi_heads.box_head.
@@ -76,11 +76,8 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data.update(kwargs)
-        basename = f"{name}.pth"
-        path = os.path.join(self.save_dir, basename)
-        self.logger.info(f"Saving checkpoint to {path}")
-        atomic_torch_save(data, path)
-        self.tag_last_checkpoint(basename)
+        self.logger.info(f"Saving checkpoint to {os.path.join(self.save_dir, name + '.pth')}")
+        write_checkpoint(data, self.save_dir, name)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        atomic_write_text(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename)
+        tag_last_checkpoint(self.save_dir, last_filename_basename)

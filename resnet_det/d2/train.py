@@ -36,6 +36,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..config import ConfigError
 from ..utils.file_io import atomic_write_text
+from ..utils.seeding import resolve_seed
 from .checkpoint import SafeDetectionCheckpointer
 from .config import add_resnet_det_config, resolve_for_detectron2
 
@@ -182,7 +183,9 @@ class Trainer(DefaultTrainer):
 # ---------------------------------------------------------------- entry points
 def setup(cfg, args: Optional[argparse.Namespace] = None) -> None:
     """Logging (console + OUTPUT_DIR/log.txt), environment and engine in the log,
-    OUTPUT_DIR/config.yaml written atomically, RNG seeding (SEED + rank; SEED < 0 draws)."""
+    OUTPUT_DIR/config.yaml written atomically, RNG seeding (SEED + rank). SEED < 0 is resolved
+    first (rank 0 draws one seed for all), so config.yaml records the seed the run uses and
+    reproduces it (docs/reproducibility.md)."""
     out = cfg.OUTPUT_DIR
     rank = comm.get_rank()
     if comm.is_main_process() and out:
@@ -194,11 +197,12 @@ def setup(cfg, args: Optional[argparse.Namespace] = None) -> None:
     logger.info("Environment info:\n%s", collect_env_info())
     if args is not None:
         logger.info("Command line arguments: %s", args)
+    seed = resolve_seed(cfg)  # a collective call: every rank, before config.yaml is written
     if comm.is_main_process() and out:
         path = os.path.join(out, "config.yaml")
         atomic_write_text(path, cfg.dump())
         logger.info("Full config saved to %s", path)
-    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
+    seed_all_rng(seed + rank)
     if not getattr(args, "eval_only", False):
         torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
 

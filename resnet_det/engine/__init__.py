@@ -1,7 +1,7 @@
 """Generic training engine shared by detection and classification pretraining: the loop and
 its hooks, checkpointing with exact resume, metric writers, distributed launch, set-up."""
 from ..utils import dist as comm
-from .checkpoint import Checkpointer, unwrap_model
+from ..checkpoint import Checkpointer, unwrap_model  # re-exported: the engine's checkpointer
 from .defaults import (DefaultTrainer, auto_scale_workers, default_argument_parser,
                        default_setup, simple_trainer_kwargs)
 from .events import (CommonMetricPrinter, EventStorage, EventWriter, JSONWriter,

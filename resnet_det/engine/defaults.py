@@ -18,7 +18,7 @@ from ..utils.seeding import resolve_seed, seed_all_rng
 from ..utils.logger import setup_logger
 from . import hooks
 from ..utils import dist as comm
-from .checkpoint import Checkpointer, unwrap_model
+from ..checkpoint import Checkpointer, unwrap_model
 from .events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from .train_loop import SimpleTrainer, TrainerBase
 

@@ -13,15 +13,15 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
+from ..checkpoint import load_pretrained_weights, unwrap_model
 from ..config import CfgNode
 from ..data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader, read_image
 from ..data.detection import DatasetMapper
 from ..evaluation import build_evaluator, inference_on_dataset, print_csv_format
 from ..modeling.build import build_model as _build_detector
-from ..modeling.detection import GeneralizedRCNN, load_pretrained_weights
+from ..modeling.detection import GeneralizedRCNN
 from ..utils.visualize import draw_detections, save_image_grid
 from ..utils import dist as comm
-from .checkpoint import unwrap_model
 from .defaults import DefaultTrainer
 from .train_loop import HookBase
 

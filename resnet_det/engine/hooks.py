@@ -112,7 +112,7 @@ class PeriodicCheckpointer(HookBase):
                  file_prefix: str = "model") -> None:
         """
         Args:
-            checkpointer: a :class:`~resnet_det.engine.checkpoint.Checkpointer`.
+            checkpointer: a :class:`~resnet_det.checkpoint.Checkpointer`.
             period: iterations between checkpoints.
             max_iter: total iterations (defaults to the trainer's).
             file_prefix: file name prefix.

@@ -17,7 +17,7 @@ from ..data.classification import build_classification_test_loader, build_classi
 from ..evaluation.classification import evaluate_classifier
 from ..modeling.classifier import build_classifier
 from ..utils import dist as comm
-from .checkpoint import unwrap_model
+from ..checkpoint import unwrap_model
 from .defaults import DefaultTrainer
 from .hooks import PeriodicWriter
 from .train_loop import HookBase

@@ -65,3 +65,22 @@ def test_pth_with_arbitrary_object_is_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         load_weights(create_model("resnet20_cifar"), path)
     assert not marker.exists()
+
+
+def test_refusals_and_unreadable_files_are_user_errors(tmp_path):
+    # A pickle.UnpicklingError for callers that catch that, and a WeightsError (a UserError) for
+    # the tools, which print it as one line.
+    from resnet_det.checkpoint import WeightsFileError
+    from resnet_det.utils.errors import UserError, WeightsError
+
+    with pytest.raises(WeightsFileError, match="builtins.eval") as e:
+        safe_loads(b"cbuiltins\neval\n(S'1+1'\ntR.")
+    assert isinstance(e.value, (WeightsError, UserError, pickle.UnpicklingError))
+    truncated = tmp_path / "cut.pkl"
+    truncated.write_bytes(pickle.dumps({"w": np.zeros(100)})[:50])
+    with pytest.raises(WeightsFileError, match="cut.pkl.*not a readable"):
+        safe_load(truncated)
+    path = tmp_path / "evil.pth"
+    torch.save({"model": _RunsCode(tmp_path / "pwned")}, path)
+    with pytest.raises(WeightsFileError, match="evil.pth"):
+        load_weights(create_model("resnet20_cifar"), path)

@@ -119,3 +119,13 @@ def test_run_files_record_the_engine(trained):
     assert "Engine: detectron2" in log
     metrics = open(os.path.join(out, "metrics.json")).read()
     assert '"total_loss"' in metrics and '"bbox/AP"' in metrics
+
+
+def test_setup_resolves_a_negative_seed_into_the_running_and_saved_config(tmp_path):
+    import yaml
+
+    opts = SMALL[:-2] + ["SEED", "-1", "OUTPUT_DIR", str(tmp_path)]
+    cfg = d2train.setup_cfg(os.path.join(ROOT, "configs", "faster_rcnn_R101.yaml"), opts)
+    d2train.setup(cfg)
+    saved = yaml.safe_load(open(os.path.join(str(tmp_path), "config.yaml")))["SEED"]
+    assert cfg.SEED >= 0 and saved == cfg.SEED and cfg.is_frozen()

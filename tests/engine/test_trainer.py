@@ -14,7 +14,7 @@ from resnet_det.config import get_cfg  # noqa: E402
 from resnet_det.engine import (DefaultTrainer, HookBase, SimpleTrainer,  # noqa: E402
                                auto_scale_workers, default_argument_parser, default_setup,
                                launch)
-import resnet_det.engine.checkpoint as ckpt_mod  # noqa: E402
+import resnet_det.checkpoint.checkpointer as ckpt_mod  # noqa: E402
 
 N = 8  # iterations
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from resnet_det.config import get_cfg
-from resnet_det.engine import Checkpointer
+from resnet_det.checkpoint import Checkpointer
 from resnet_det.modeling.classifier import build_classifier
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -60,7 +60,7 @@ def _convert(src, dst, to):
 @pytest.mark.parametrize("depth", [18, pytest.param(50, marks=pytest.mark.slow)])
 def test_export_to_detection_backbone(tmp_path, depth):
     from resnet_det.modeling import build_model
-    from resnet_det.modeling.detection.rcnn import load_pretrained_weights
+    from resnet_det.checkpoint import load_pretrained_weights
 
     torch.manual_seed(0)
     ccfg = get_cfg()

@@ -2,11 +2,11 @@
 from .box_heads import FastRCNNConvFCHead, Res5BoxHead, VGGFCHead
 from .fpn import FPNBackbone
 from .poolers import POOLER_TYPES, RoIPooler
-from .rcnn import LOSS_NAMES, GeneralizedRCNN, load_pretrained_weights
+from .rcnn import LOSS_NAMES, GeneralizedRCNN
 from .sampling import SeededBalancedSampler, image_seed
 
 __all__ = [
-    "GeneralizedRCNN", "LOSS_NAMES", "load_pretrained_weights", "FPNBackbone", "RoIPooler",
+    "GeneralizedRCNN", "LOSS_NAMES", "FPNBackbone", "RoIPooler",
     "POOLER_TYPES", "Res5BoxHead", "VGGFCHead", "FastRCNNConvFCHead", "SeededBalancedSampler",
     "image_seed",
 ]

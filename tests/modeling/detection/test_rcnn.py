@@ -5,7 +5,7 @@ import torch
 
 import resnet_det
 from resnet_det.modeling.build import build_model
-from resnet_det.modeling.detection import load_pretrained_weights
+from resnet_det.checkpoint import WeightsMismatchError, load_pretrained_weights
 
 from ._tiny import C4, FPN, VGG, synthetic_batch, tiny_cfg
 
@@ -94,7 +94,7 @@ def test_imagenet_weights_load_into_backbone_and_res5_head():
     torch.testing.assert_close(msd["roi_heads.box_head.res5.0.conv1.weight"], sd["res5.0.conv1.weight"])
     # A source without res5 (an R18 truncated after res4) leaves the head random: refused.
     partial = {k: v for k, v in sd.items() if not k.startswith("res5.")}
-    with pytest.raises(KeyError, match="res5"):
+    with pytest.raises(WeightsMismatchError, match="res5"):
         load_pretrained_weights(build_model(tiny_cfg(C4)), partial)
 
 

@@ -4,24 +4,43 @@ A checkpoint file (model_NNNNNNN.pth, model_final.pth) is a dict of plain types 
     {"model": state_dict (unwrapped from DDP), "optimizer": ..., "scheduler": ...,
      <other checkpointables>: ..., "iteration": int, "rng_states": [per-rank RNG states]}
 so it loads with torch.load(weights_only=True) (no code runs when reading it).
-``last_checkpoint`` in the same folder holds the file name of the newest one.
+``last_checkpoint`` in the same folder holds the file name of the newest one; both are written
+by :func:`write_checkpoint`, which the detectron2 plugin's checkpointer uses too.
 """
 import logging
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import torch
 from torch import nn
 
-from ..utils.seeding import get_rng_states, set_rng_states
-from ..utils.file_io import atomic_torch_save, atomic_write_text
 from ..utils import dist as comm
+from ..utils.errors import MissingFileError, WeightsError
+from ..utils.file_io import atomic_torch_save, atomic_write_text
+from ..utils.seeding import get_rng_states, set_rng_states
+from .weights import WeightsMismatchError, load_weights, read_checkpoint
 
-__all__ = ["Checkpointer", "unwrap_model"]
+__all__ = ["Checkpointer", "unwrap_model", "write_checkpoint", "tag_last_checkpoint", "LAST_CHECKPOINT"]
 
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last_checkpoint"
+
+
+def tag_last_checkpoint(save_dir: str, basename: str) -> None:
+    """Point ``save_dir/last_checkpoint`` at ``basename`` (atomically)."""
+    atomic_write_text(os.path.join(save_dir, LAST_CHECKPOINT), basename)
+
+
+def write_checkpoint(data: Mapping[str, Any], save_dir: str, name: str) -> str:
+    """Write ``save_dir/name.pth`` atomically, then point last_checkpoint at it (in that order:
+    last_checkpoint never names a partial file). Returns the path."""
+    basename = f"{name}.pth"
+    path = os.path.join(save_dir, basename)
+    os.makedirs(save_dir, exist_ok=True)
+    atomic_torch_save(data, path)
+    tag_last_checkpoint(save_dir, basename)
+    return path
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -32,9 +51,6 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def _default_weights_loader(model: nn.Module, path: str):
-    # Imported lazily: the weight-layout conversion lives in the modeling engineer's package.
-    from resnet_det.checkpoint.weights import load_weights
-
     return load_weights(model, path, strict=True)
 
 
@@ -95,12 +111,7 @@ class Checkpointer:
             data[key] = obj.state_dict()
         data["rng_states"] = rng
         data.update(extra)
-        basename = f"{name}.pth"
-        path = os.path.join(self.save_dir, basename)
-        os.makedirs(self.save_dir, exist_ok=True)
-        atomic_torch_save(data, path)
-        # Written after the checkpoint itself: last_checkpoint never names a partial file.
-        atomic_write_text(os.path.join(self.save_dir, LAST_CHECKPOINT), basename)
+        path = write_checkpoint(data, self.save_dir, name)
         logger.info("Saved checkpoint to %s", path)
         return path
 
@@ -114,30 +125,35 @@ class Checkpointer:
         with open(tag) as f:
             name = f.read().strip()
         if not name or os.sep in name or name.startswith(".."):
-            raise ValueError(f"{tag} holds {name!r}, not a checkpoint file name")
+            raise WeightsError(f"{tag} holds {name!r}, not a checkpoint file name")
         path = os.path.join(self.save_dir, name)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{tag} names {name}, but {path} does not exist")
+            raise MissingFileError(f"{tag} names {name}, but {path} does not exist")
         return path
 
     # ------------------------------------------------------------------ loading
     def load_checkpoint(self, path: str) -> Dict[str, Any]:
         """Restore everything from one of our checkpoint files; returns the extra entries
         (e.g. {"iteration": 99})."""
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = read_checkpoint(path)  # torch.load(weights_only=True): no code runs
         if not isinstance(data, dict) or "model" not in data:
-            raise ValueError(f"{path} is not a resnet_det training checkpoint (no 'model' "
-                             "entry); load pretrained weights with MODEL.WEIGHTS instead")
+            raise WeightsError(f"{path} is not a resnet_det training checkpoint (no 'model' "
+                               "entry); load pretrained weights with MODEL.WEIGHTS instead")
         model = unwrap_model(self.model)
-        result = model.load_state_dict(data.pop("model"), strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise KeyError(f"Resuming from {path}: the model does not match the checkpoint; "
-                           f"missing keys {result.missing_keys}, unexpected keys "
-                           f"{result.unexpected_keys}")
+        state, own = data.pop("model"), model.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+        if missing or unexpected or shapes:
+            raise WeightsMismatchError(
+                f"Resuming from {path}: the model does not match the checkpoint; missing keys "
+                f"{missing}, unexpected keys {unexpected}, other shapes {shapes} (another config "
+                "in the same OUTPUT_DIR? start a new OUTPUT_DIR or drop --resume)")
+        model.load_state_dict(state, strict=True)
         for key, obj in self.checkpointables.items():
             if key not in data:
-                raise KeyError(f"Resuming from {path}: no '{key}' state in the checkpoint "
-                               f"(has {sorted(data)})")
+                raise WeightsError(f"Resuming from {path}: no '{key}' state in the checkpoint "
+                                   f"(has {sorted(data)})")
             obj.load_state_dict(data.pop(key))
         rng = data.pop("rng_states", None)
         if rng is not None:
@@ -161,7 +177,7 @@ class Checkpointer:
             ckpt = self.get_checkpoint_file()
             extra = self.load_checkpoint(ckpt)
             if "iteration" not in extra:
-                raise KeyError(f"Checkpoint {ckpt} has no 'iteration' entry to resume from")
+                raise WeightsError(f"Checkpoint {ckpt} has no 'iteration' entry to resume from")
             return int(extra["iteration"]) + 1
         if resume:
             logger.info("No checkpoint found in %s: starting from %s", self.save_dir or "''",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_det.engine import Checkpointer
+from resnet_det.checkpoint import Checkpointer
 from resnet_det.solver import WarmupMultiStepLR
 
 
@@ -142,3 +142,39 @@ def test_reserved_and_invalid_checkpointables(tmp_path):
         Checkpointer(model, str(tmp_path), iteration=object())
     with pytest.raises(TypeError, match="foo"):
         Checkpointer(model, str(tmp_path), foo=object())
+
+
+def test_user_caused_checkpoint_errors_are_user_errors(tmp_path):
+    from resnet_det.checkpoint import WeightsMismatchError
+    from resnet_det.utils.errors import MissingFileError, UserError, WeightsError
+
+    model, opt, _ = _parts()
+    (tmp_path / "last_checkpoint").write_text("../elsewhere.pth")
+    with pytest.raises(WeightsError, match="not a checkpoint file name"):
+        Checkpointer(model, str(tmp_path)).resume_or_load("", resume=True)
+    (tmp_path / "last_checkpoint").write_text("model_0000100.pth")
+    with pytest.raises(MissingFileError):
+        Checkpointer(model, str(tmp_path)).resume_or_load("", resume=True)
+    # Resuming another model from the same folder names the keys (a user error: another config).
+    Checkpointer(model, str(tmp_path), optimizer=opt).save("model_0000001", iteration=1)
+    other = nn.Sequential(nn.Linear(3, 4))
+    with pytest.raises(WeightsMismatchError, match="missing keys.*OUTPUT_DIR") as e:
+        Checkpointer(other, str(tmp_path)).resume_or_load("", resume=True)
+    assert isinstance(e.value, UserError)
+    with pytest.raises(WeightsError, match="no 'scheduler' state"):
+        Checkpointer(model, str(tmp_path), scheduler=_parts()[2]).resume_or_load("", resume=True)
+
+
+def test_write_checkpoint_writes_the_file_before_the_tag(tmp_path, monkeypatch):
+    # The one writer both checkpointers (ours and the detectron2 plugin's) use.
+    from resnet_det.checkpoint import checkpointer as module
+
+    order = []
+    real_save, real_text = module.atomic_torch_save, module.atomic_write_text
+    monkeypatch.setattr(module, "atomic_torch_save", lambda d, p: (order.append(os.path.basename(p)), real_save(d, p)))
+    monkeypatch.setattr(module, "atomic_write_text", lambda p, t: (order.append(os.path.basename(p)), real_text(p, t)))
+    path = module.write_checkpoint({"model": {"w": torch.ones(2)}}, str(tmp_path / "new"), "model_final")
+    assert order == ["model_final.pth", "last_checkpoint"]
+    assert path == str(tmp_path / "new" / "model_final.pth")
+    assert (tmp_path / "new" / "last_checkpoint").read_text() == "model_final.pth"
+    assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], torch.ones(2))
