@@ -7,7 +7,6 @@ Model I/O follows docs/internals.md ("Detector I/O"): a list of mapper dicts in;
 dict of losses with detectron2's names, in eval one dict per image with "boxes" (XYXY, original
 image coordinates), "scores" and 0-based "labels".
 """
-import logging
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -20,8 +19,6 @@ from ..backbone import Backbone
 from .sampling import SeededBalancedSampler, image_seed
 
 __all__ = ["GeneralizedRCNN", "LOSS_NAMES"]
-
-logger = logging.getLogger(__name__)
 
 # torchvision's loss names -> detectron2's (metrics.json and the logs use these).
 LOSS_NAMES = {
@@ -192,60 +189,3 @@ class GeneralizedRCNN(nn.Module):
             if hasattr(box_head, name):
                 view.add_module(name, getattr(box_head, name))
         return view
-
-
-
-def _describe(source) -> str:
-    return repr(str(source)) if not isinstance(source, dict) else "<state dict>"
-
-
-def load_pretrained_weights(model: GeneralizedRCNN, source, *, log: logging.Logger = logger):
-    """Load MODEL.WEIGHTS into the detector.
-
-    A checkpoint of this detector (keys under backbone. / rpn. / roi_heads., e.g. a
-    model_final.pth for --eval-only) loads whole and strictly. Anything else is taken as
-    ImageNet-pretrained weights for the backbone and its ImageNet-named box-head parts (res5 for
-    C4, fc6/fc7 for VGG), in any layout ``resnet_det.load_weights`` reads; parts with no
-    ImageNet counterpart (FPN, RPN, predictor) keep their initialisation. A backbone or box-head
-    key the source lacks raises with the keys named: a silently random backbone would waste a
-    training run.
-
-    Args:
-        model: the detector (unwrapped, not DDP).
-        source: a path or a state dict.
-    Returns:
-        ``resnet_det.checkpoint.LoadResult`` (ImageNet weights) or torch's incompatible-keys
-        result (detector checkpoints).
-    """
-    from resnet_det.checkpoint import load_weights, read_checkpoint, unwrap_checkpoint
-
-    flat, _ = unwrap_checkpoint(read_checkpoint(source))
-    own = model.state_dict()
-    if any(k.startswith(("rpn.", "roi_heads.")) for k in flat):
-        missing = [k for k in own if k not in flat]
-        unexpected = [k for k in flat if k not in own]
-        if missing or unexpected:
-            raise KeyError(
-                f"MODEL.WEIGHTS={_describe(source)} is a detector checkpoint of another model: "
-                f"missing {missing[:10]}, unexpected {unexpected[:10]}"
-            )
-        bad = [k for k in own if tuple(own[k].shape) != tuple(flat[k].shape)]
-        if bad:
-            raise ValueError(
-                f"MODEL.WEIGHTS={_describe(source)}: shape mismatch for {bad[:10]} "
-                f"(e.g. {bad[0]}: checkpoint {tuple(flat[bad[0]].shape)}, model {tuple(own[bad[0]].shape)})"
-            )
-        log.info("MODEL.WEIGHTS: loaded a full detector checkpoint %s", _describe(source))
-        return model.load_state_dict(flat, strict=True)
-    result = load_weights(model.pretrained_view(), flat, strict=False)
-    if result.missing_keys:
-        raise KeyError(
-            f"MODEL.WEIGHTS={_describe(source)}: the weights ({result.layout} layout) lack "
-            f"{len(result.missing_keys)} backbone/box-head keys, e.g. {result.missing_keys[:10]}"
-        )
-    if result.unexpected_keys:
-        log.info("MODEL.WEIGHTS: entries with no place in the detector (classifier head etc.): %s",
-                 result.unexpected_keys[:20])
-    log.info("MODEL.WEIGHTS: ImageNet weights (%s layout) loaded into the backbone and box head from %s",
-             result.layout, _describe(source))
-    return result
