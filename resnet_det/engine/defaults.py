@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, List, Optional, Union
 import torch
 from torch import nn
 
-from ..config import CfgNode, save_config, validate_cfg
+from ..config import CfgNode, ConfigError, save_config, validate_cfg
 from ..solver import build_lr_scheduler as _build_lr_scheduler
 from ..solver import build_optimizer as _build_optimizer
 from ..utils.env import collect_env_info
@@ -105,8 +105,8 @@ def auto_scale_workers(cfg: CfgNode, num_workers: int) -> CfgNode:
     frozen = cfg.is_frozen()
     cfg.defrost()
     if cfg.SOLVER.IMS_PER_BATCH % ref != 0:
-        raise ValueError(f"SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH} is not divisible "
-                         f"by SOLVER.REFERENCE_WORLD_SIZE = {ref}")
+        raise ConfigError(f"SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH} is not divisible "
+                          f"by SOLVER.REFERENCE_WORLD_SIZE = {ref}")
     scale = num_workers / ref
     s = cfg.SOLVER
     s.IMS_PER_BATCH = int(round(s.IMS_PER_BATCH * scale))

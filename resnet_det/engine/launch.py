@@ -18,6 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ..utils import dist as comm
+from ..utils.errors import UsageError
 
 __all__ = ["launch", "find_free_port", "DEFAULT_TIMEOUT"]
 
@@ -45,17 +46,17 @@ def _resolve_device(device: Optional[str], num_gpus_per_machine: int) -> str:
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cpu" and num_gpus_per_machine > 1:
-            raise RuntimeError(
+            raise UsageError(
                 f"launch: {num_gpus_per_machine} GPUs per machine requested (--num-gpus) but "
                 f"CUDA is not available; pass device='cpu' or set {DEVICE_ENV}=cpu to run "
                 f"{num_gpus_per_machine} CPU processes with gloo")
     if device not in ("cuda", "cpu"):
-        raise ValueError(f"launch: device must be 'cuda' or 'cpu', got {device!r}")
+        raise UsageError(f"launch: device must be 'cuda' or 'cpu', got {device!r}")
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("launch: device='cuda' but CUDA is not available")
+            raise UsageError("launch: device='cuda' but CUDA is not available")
         if torch.cuda.device_count() < num_gpus_per_machine:
-            raise RuntimeError(f"launch: {num_gpus_per_machine} GPUs per machine requested, "
+            raise UsageError(f"launch: {num_gpus_per_machine} GPUs per machine requested, "
                                f"{torch.cuda.device_count()} visible")
     return device
 
@@ -85,17 +86,17 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
         return _run_under_torchrun(main_func, args, backend=backend, device=device, timeout=timeout)
     world_size = num_machines * num_gpus_per_machine
     if num_gpus_per_machine < 1 or num_machines < 1:
-        raise ValueError(f"launch: num_gpus_per_machine ({num_gpus_per_machine}) and "
+        raise UsageError(f"launch: num_gpus_per_machine ({num_gpus_per_machine}) and "
                          f"num_machines ({num_machines}) must be >= 1")
     if not 0 <= machine_rank < num_machines:
-        raise ValueError(f"launch: machine_rank {machine_rank} not in [0, {num_machines})")
+        raise UsageError(f"launch: machine_rank {machine_rank} not in [0, {num_machines})")
     if world_size == 1:
         return main_func(*args)
     device = _resolve_device(device, num_gpus_per_machine)
     backend = backend or ("nccl" if device == "cuda" else "gloo")
     if dist_url in (None, "auto"):
         if num_machines != 1:
-            raise ValueError("launch: dist_url='auto' only works on one machine; pass "
+            raise UsageError("launch: dist_url='auto' only works on one machine; pass "
                              "--dist-url tcp://<host of machine 0>:<port>")
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     if num_machines > 1 and dist_url.startswith("file://"):

@@ -12,9 +12,9 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from torch import nn
 
-from ..config import CfgNode
+from ..config import CfgNode, ConfigError
 from ..data.classification import build_classification_test_loader, build_classification_train_loader
-from ..evaluation.classification import evaluate_classifier
+from ..evaluation.classification import TEST_MODES, evaluate_classifier, supports_multiscale, unwrap_classifier
 from ..modeling.classifier import build_classifier
 from ..utils import dist as comm
 from ..checkpoint import unwrap_model
@@ -119,7 +119,15 @@ class ClassificationTrainer(DefaultTrainer):
         mode ("center/top1_err") with one test set, "<dataset>/<mode>" with several."""
         names = list(cfg.DATASETS.TEST)
         if not names:
-            raise ValueError("DATASETS.TEST is empty: nothing to evaluate the classifier on")
+            raise ConfigError("DATASETS.TEST is empty: nothing to evaluate the classifier on")
+        for mode in cfg.TEST.CLS_MODES:
+            if mode not in TEST_MODES:
+                raise ConfigError(f"config TEST.CLS_MODES: unknown mode {mode!r}; choose from {list(TEST_MODES)}")
+        if "multiscale" in cfg.TEST.CLS_MODES and not supports_multiscale(unwrap_classifier(model)):
+            raise ConfigError(
+                f"config TEST.CLS_MODES: 'multiscale' (the fully-convolutional test) needs a network "
+                f"ending in global average pooling + one fc layer; MODEL.CLASSIFIER.ARCH "
+                f"{cfg.MODEL.CLASSIFIER.ARCH!r} does not (VGG's fc6/fc7): use 'center' or '10crop'")
         results: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
         for name in names:
             for mode in cfg.TEST.CLS_MODES:

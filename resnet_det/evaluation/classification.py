@@ -27,7 +27,9 @@ from ..utils.errors import DataError
 from .evaluator import DatasetEvaluator
 
 __all__ = [
+    "TEST_MODES",
     "ClassificationEvaluator",
+    "supports_multiscale",
     "unwrap_classifier",
     "topk_correct",
     "ten_crop_probs",
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# The paper's three test protocols (TEST.CLS_MODES), see the module docstring.
+TEST_MODES = ("center", "10crop", "multiscale")
 
 
 def unwrap_classifier(model: nn.Module) -> nn.Module:
@@ -72,16 +77,22 @@ def ten_crop_probs(net: nn.Module, views: torch.Tensor) -> torch.Tensor:
     return probs.view(b, v, -1).mean(dim=1)
 
 
-def _global_pool_linear(net: nn.Module):
+def supports_multiscale(net: nn.Module) -> bool:
+    """Whether the fully-convolutional multi-scale test applies: the network (unwrapped, see
+    :func:`unwrap_classifier`) ends in global average pooling ('avgpool') + one fc ('linear')."""
     pool, linear = getattr(net, "avgpool", None), getattr(net, "linear", None)
-    if not (isinstance(pool, nn.AdaptiveAvgPool2d) and isinstance(linear, nn.Linear)
-            and pool.output_size in (1, (1, 1))):
+    return (isinstance(pool, nn.AdaptiveAvgPool2d) and isinstance(linear, nn.Linear)
+            and pool.output_size in (1, (1, 1)))
+
+
+def _global_pool_linear(net: nn.Module):
+    if not supports_multiscale(net):
         raise ValueError(
             f"the multi-scale (fully-convolutional) test needs a network ending in global average "
             f"pooling ('avgpool') + one fc layer ('linear'); {type(net).__name__} is not one (VGG's "
             f"fc6/fc7 are not supported)"
         )
-    return pool, linear
+    return net.avgpool, net.linear
 
 
 @torch.no_grad()
@@ -121,7 +132,7 @@ def predict_probs(net: nn.Module, images, mode: str, device: torch.device) -> to
         return ten_crop_probs(net, images.to(device))
     if mode == "multiscale":
         return torch.stack([multiscale_probs(net, [s.to(device) for s in scales]) for scales in images])
-    raise ValueError(f"unknown classification test mode {mode!r}; choose center, 10crop or multiscale")
+    raise ValueError(f"unknown classification test mode {mode!r}; choose one of {list(TEST_MODES)}")
 
 
 class ClassificationEvaluator(DatasetEvaluator):

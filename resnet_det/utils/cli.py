@@ -1,7 +1,7 @@
 """Command-line entry points: user mistakes end with one clear line, not a traceback.
 
 A wrong config key, a missing file, a bad annotation, results or weights file raises one of the
-project's user-error types (resnet_det.utils.errors.UserError and its subclasses, and
+project's user-error types (resnet_det.utils.errors.UserError and its subclasses, among them
 resnet_det.config.ConfigError) with a message that names the key, file or id. At the top of a
 tool that message is all the user needs, so it is printed as ``tool: error: ...`` and the tool
 exits with status 2, argparse's convention for usage errors. Any other exception is a bug and
@@ -12,7 +12,6 @@ import os
 import sys
 from typing import Callable, TypeVar
 
-from ..config import ConfigError
 from .errors import UserError
 
 __all__ = ["USER_ERRORS", "run_tool", "format_user_error"]
@@ -20,7 +19,7 @@ __all__ = ["USER_ERRORS", "run_tool", "format_user_error"]
 T = TypeVar("T")
 
 # What a user's input can cause; anything else is a bug and keeps its traceback.
-USER_ERRORS = (UserError, ConfigError)
+USER_ERRORS = (UserError,)
 
 
 def format_user_error(prog: str, error: BaseException) -> str:

@@ -6,7 +6,7 @@ subclass also derives from the builtin a caller would naturally catch (ValueErro
 FileNotFoundError, KeyError), so ``except ValueError`` keeps working.
 """
 
-__all__ = ["UserError", "DataError", "WeightsError", "MissingFileError", "UserKeyError"]
+__all__ = ["UserError", "DataError", "WeightsError", "MissingFileError", "UserKeyError", "UsageError"]
 
 
 class UserError(Exception):
@@ -22,6 +22,11 @@ class DataError(UserError, ValueError):
 
 class WeightsError(UserError, ValueError):
     """A weights file or checkpoint does not fit the model (layout, shapes, input contract)."""
+
+
+class UsageError(UserError, ValueError):
+    """A command-line option that cannot work as given (--num-gpus beyond the visible GPUs,
+    --machine-rank outside the job, --dist-url auto on several machines ...)."""
 
 
 class MissingFileError(UserError, FileNotFoundError):

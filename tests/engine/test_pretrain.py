@@ -114,3 +114,22 @@ def test_bad_image_policy(tmp_path, policy):
     assert trainer.counting_loader.num_images == 12
     recs = [json.loads(line) for line in open(tmp_path / "out" / "metrics.json")]
     assert max(r.get("data/skipped_images", 0) for r in recs) == 2
+
+
+def test_test_modes_are_checked_before_any_loader_is_built(tmp_path):
+    # User errors (ConfigError, printed as one line by the tools), before any image is read.
+    from torch import nn
+
+    from resnet_det.config import ConfigError
+
+    class VGGLike(nn.Module):  # no global pooling + fc: the multi-scale test cannot apply
+        def __init__(self):
+            super().__init__()
+            self.avgpool, self.linear = nn.AdaptiveAvgPool2d((7, 7)), nn.Linear(3 * 49, 4)
+
+    cfg = tiny_cfg(tmp_path, "TEST.CLS_MODES", "['center', 'multiscale']")
+    with pytest.raises(ConfigError, match="TEST.CLS_MODES: 'multiscale'.*'resnet20_cifar'"):
+        ClassificationTrainer.test(cfg, VGGLike())
+    cfg = tiny_cfg(tmp_path, "TEST.CLS_MODES", "['centre']")
+    with pytest.raises(ConfigError, match="unknown mode 'centre'"):
+        ClassificationTrainer.test(cfg, VGGLike())

@@ -15,6 +15,7 @@ from resnet_det.engine import (DefaultTrainer, HookBase, SimpleTrainer,  # noqa:
                                auto_scale_workers, default_argument_parser, default_setup,
                                launch)
 import resnet_det.checkpoint.checkpointer as ckpt_mod  # noqa: E402
+from resnet_det.utils.errors import UsageError  # noqa: E402
 
 N = 8  # iterations
 
@@ -223,9 +224,10 @@ def test_launch_single_process_and_cpu_errors(monkeypatch):
     assert got == ["x"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.delenv("RESNET_DET_LAUNCH_DEVICE", raising=False)
-    with pytest.raises(RuntimeError, match="device='cpu'"):
+    # Usage errors: the tools print them as one line.
+    with pytest.raises(UsageError, match="device='cpu'"):
         launch(got.append, 2)
-    with pytest.raises(ValueError, match="dist_url='auto'"):
+    with pytest.raises(UsageError, match="dist_url='auto'"):
         launch(got.append, 2, num_machines=2, device="cpu")
 
 
