@@ -275,3 +275,20 @@ def test_no_tracked_file_cites_a_document_outside_the_repository():
             if needle.encode() in f.read():
                 offenders.append(rel)
     assert not offenders, f"tracked files citing {needle} (not in the repository): {offenders}"
+
+
+def test_one_atomic_file_writer():
+    # resnet_det.utils.file_io is the package's one atomic writer (temporary file, fsync, rename);
+    # a second copy drifts (the one weights.py had did not fsync). Renaming a whole generated
+    # folder into place (os.rename of a directory) is another thing and not looked for.
+    writer = os.path.join(ROOT, PACKAGE, "utils", "file_io.py")
+    copies = {}
+    for module, path in package_modules().items():
+        if path == writer:
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        found = [s for s in ("os.replace(", "mkstemp(", "NamedTemporaryFile(") if s in text]
+        if found:
+            copies[module] = found
+    assert not copies, f"atomic writers besides resnet_det.utils.file_io: {copies}"

@@ -12,6 +12,18 @@ from typing import IO, Any, Callable, Iterator, Optional
 __all__ = ["atomic_open", "atomic_write_text", "atomic_write_json", "atomic_torch_save"]
 
 
+_UMASK = None
+
+
+def _umask() -> int:
+    """The process's umask, read once (os.umask can only be read by setting it)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
@@ -30,6 +42,8 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
+            if hasattr(os, "fchmod"):  # mkstemp makes the file 0600: give a new file's usual mode
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

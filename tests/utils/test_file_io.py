@@ -43,3 +43,14 @@ def test_checkpoint_and_weights_writers_go_through_it(tmp_path, monkeypatch):
     save_weights(sd, tmp_path / "w.pth")
     Checkpointer(torch.nn.Linear(2, 2), str(tmp_path)).save("model_final")
     assert events == ["fsync", "w.pkl", "fsync", "w.pth", "fsync", "model_final.pth", "fsync", "last_checkpoint"]
+
+
+def test_written_files_get_a_new_files_usual_mode(tmp_path):
+    # mkstemp creates 0600 files; a config.yaml or checkpoint should be readable like any file.
+    if not hasattr(os, "fchmod"):
+        pytest.skip("no fchmod on this platform")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = str(tmp_path / "config.yaml")
+    file_io.atomic_write_text(path, "x")
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
