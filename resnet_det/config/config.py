@@ -16,7 +16,9 @@ import yaml
 from fvcore.common.config import BASE_KEY
 from fvcore.common.config import CfgNode as _FvCfgNode
 
+from ..utils.errors import MissingFileError
 from ..utils.file_io import atomic_write_text
+from .errors import ConfigError, ConfigKeyError, ConfigTypeError
 
 __all__ = ["CfgNode", "ConfigError", "ConfigKeyError", "ConfigTypeError", "get_cfg",
            "save_config"]
@@ -24,21 +26,6 @@ __all__ = ["CfgNode", "ConfigError", "ConfigKeyError", "ConfigTypeError", "get_c
 logger = logging.getLogger(__name__)
 
 COMMAND_LINE = "the command line"
-
-
-class ConfigError(ValueError):
-    """A config key has an invalid value or an invalid combination with other keys."""
-
-
-class ConfigKeyError(ConfigError, KeyError):
-    """A key that the config does not define."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message, quotes and all
-        return str(self.args[0]) if self.args else ""
-
-
-class ConfigTypeError(ConfigError, TypeError):
-    """A value whose type does not match the default's."""
 
 
 def _type_name(value: Any) -> str:
@@ -159,7 +146,7 @@ class CfgNode(_FvCfgNode):
             raise ConfigError(f"_BASE_ cycle: {' -> '.join(chain + (real,))}")
         if "://" not in filename and not os.path.isfile(filename):
             where = f" (a _BASE_ of {chain[-1]})" if chain else ""
-            raise FileNotFoundError(f"Config file {filename}{where} does not exist")
+            raise MissingFileError(f"Config file {filename}{where} does not exist")
         data = self._read_yaml(filename)
         bases = data.pop(BASE_KEY, None)
         if bases is not None:

@@ -1,13 +1,17 @@
 """ImageClassifier: a create_model() network wrapped to the trainer contract
 (docs/internals.md): ``model(batch)`` returns {"loss_cls": ...} in train mode and logits in
-eval mode; ``build_classifier(cfg)`` maps MODEL.CLASSIFIER.* and MODEL.RESNETS.* to it."""
+eval mode; ``build_classifier(cfg)`` builds the network MODEL.CLASSIFIER.ARCH selects in the
+classifier registry (resnet_det.modeling.registry) and wraps it."""
 from typing import Any, Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ImageClassifier", "build_classifier", "classifier_kwargs"]
+from ..config.errors import reject_value
+from .registry import CLASSIFIERS
+
+__all__ = ["ImageClassifier", "build_classifier", "check_classifier_cfg"]
 
 
 class ImageClassifier(nn.Module):
@@ -66,54 +70,24 @@ class ImageClassifier(nn.Module):
         return {"loss_cls": loss}
 
 
-def classifier_kwargs(cfg) -> Dict[str, Any]:
-    """create_model(arch, **kwargs) overrides from the config, validated (keys named)."""
-    from .zoo import MODEL_SPECS
-
+def check_classifier_cfg(cfg) -> None:
+    """Check the classifier's settings without building it (the network's through its registry
+    entry), raising ConfigError naming the key; ``validate_cfg`` runs it before a run starts."""
     if cfg.MODEL.META_ARCHITECTURE != "ImageClassifier":
-        raise ValueError(
-            f"MODEL.META_ARCHITECTURE is {cfg.MODEL.META_ARCHITECTURE!r}; classification pretraining needs 'ImageClassifier'"
-        )
-    arch = cfg.MODEL.CLASSIFIER.ARCH
-    if arch not in MODEL_SPECS:
-        import difflib
-
-        close = difflib.get_close_matches(arch, list(MODEL_SPECS), n=3)
-        raise ValueError(f"MODEL.CLASSIFIER.ARCH: unknown model {arch!r}" + (f"; did you mean {close}?" if close else ""))
-    allowed = MODEL_SPECS[arch][2]
-    if cfg.MODEL.RESNETS.PLAIN:
-        raise ValueError(
-            "MODEL.RESNETS.PLAIN applies to detection backbones; for classification name the plain "
-            f"net in MODEL.CLASSIFIER.ARCH (e.g. 'plain34', 'plain56_cifar'), not {arch!r} + PLAIN"
-        )
-    is_vgg = arch.startswith("vgg")
-    norm = cfg.MODEL.VGG.NORM if is_vgg else cfg.MODEL.RESNETS.NORM
-    norm_key = "MODEL.VGG.NORM" if is_vgg else "MODEL.RESNETS.NORM"
-    if norm == "FrozenBN":
-        raise ValueError(
-            f"{norm_key}=FrozenBN has no trainable scale/shift and fixed statistics, so a classifier "
-            "cannot be pretrained with it; use 'BN' (the paper), 'SyncBN' or 'GN'"
-        )
-    kwargs: Dict[str, Any] = {"num_classes": int(cfg.MODEL.CLASSIFIER.NUM_CLASSES), "norm": norm}
-    # Keys the net has no use for (e.g. SHORTCUT for a plain net, whose point is having no
-    # shortcuts) are not passed; create_model would reject them.
-    if "shortcut" in allowed:
-        kwargs["shortcut"] = cfg.MODEL.RESNETS.SHORTCUT
-    if "stride_in_1x1" in allowed:
-        kwargs["stride_in_1x1"] = bool(cfg.MODEL.RESNETS.STRIDE_IN_1X1)
-    if "zero_init_residual" in allowed:
-        kwargs["zero_init_residual"] = bool(cfg.MODEL.RESNETS.ZERO_INIT_RESIDUAL)
-    if not 0.0 <= cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING < 1.0:
-        raise ValueError(f"MODEL.CLASSIFIER.LABEL_SMOOTHING must be in [0, 1), got {cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING}")
-    return kwargs
+        reject_value("MODEL.META_ARCHITECTURE", cfg.MODEL.META_ARCHITECTURE,
+                     "classification pretraining needs 'ImageClassifier'")
+    CLASSIFIERS.lookup(cfg).from_config(cfg)
+    smoothing = cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING
+    if not 0.0 <= smoothing < 1.0:
+        reject_value("MODEL.CLASSIFIER.LABEL_SMOOTHING", smoothing, "must be in [0, 1)")
 
 
 def build_classifier(cfg) -> ImageClassifier:
-    """MODEL.CLASSIFIER.ARCH + MODEL.RESNETS.{SHORTCUT,NORM,STRIDE_IN_1X1,ZERO_INIT_RESIDUAL}
-    -> resnet_det.create_model(...), wrapped in ImageClassifier and moved to MODEL.DEVICE."""
-    from .zoo import create_model
-
-    net = create_model(cfg.MODEL.CLASSIFIER.ARCH, **classifier_kwargs(cfg))
+    """The network MODEL.CLASSIFIER.ARCH names (its kwargs from MODEL.CLASSIFIER.NUM_CLASSES and
+    MODEL.RESNETS.{SHORTCUT,NORM,STRIDE_IN_1X1,ZERO_INIT_RESIDUAL}, see the registry), wrapped
+    in ImageClassifier and moved to MODEL.DEVICE."""
+    check_classifier_cfg(cfg)
+    net = CLASSIFIERS.build(cfg)
     net = net.to(torch.device(cfg.MODEL.DEVICE))
     return ImageClassifier(
         net=net,

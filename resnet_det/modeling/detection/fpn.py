@@ -8,9 +8,10 @@ from torch import Tensor
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 from ..backbone import Backbone
-from ..norm import get_norm
+from ..norm import NormArg, get_norm
+from ..resnet import build_resnet
 
-__all__ = ["FPNBackbone"]
+__all__ = ["FPNBackbone", "build_resnet_fpn"]
 
 
 class FPNBackbone(Backbone):
@@ -69,3 +70,19 @@ class FPNBackbone(Backbone):
         bottom = self.bottom_up(x)
         outs = self.fpn(OrderedDict((f, bottom[f]) for f in self.in_features))
         return OrderedDict(zip(self._out_features, outs.values()))
+
+
+def build_resnet_fpn(*, in_features: Sequence[str], out_channels: int = 256, fpn_norm: NormArg = "",
+                     **resnet_kwargs) -> FPNBackbone:
+    """FPNBackbone (p2..p6) on a ResNet that outputs ``in_features``.
+
+    Args:
+        in_features: the ResNet's features the pyramid reads (res2..res5), finest first.
+        out_channels: channels of every pyramid level.
+        fpn_norm: norm inside the FPN convs ("" for none).
+        **resnet_kwargs: the bottom-up ResNet's keyword arguments (see ``build_resnet``; not
+            out_features, which is ``in_features``).
+    """
+    bottom_up = build_resnet(out_features=list(in_features), **resnet_kwargs)
+    return FPNBackbone(bottom_up=bottom_up, in_features=in_features, out_channels=out_channels,
+                       norm=fpn_norm)

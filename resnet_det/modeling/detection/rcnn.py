@@ -46,7 +46,8 @@ class GeneralizedRCNN(nn.Module):
             largest feature stride, so anchors and pooled RoIs line up exactly).
         sampling_seed: if set, the RPN and RoI fg/bg samplers draw per image from a generator
             seeded by (sampling_seed, iteration, image_id) instead of the global RNG, so a
-            batch split over processes sees the same draws as one process (design.md).
+            batch split over processes sees the same draws as one process
+            (docs/reproducibility.md).
     """
 
     def __init__(

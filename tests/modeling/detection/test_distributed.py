@@ -1,5 +1,5 @@
 """Two CPU processes (gloo, DDP) with one image each train exactly as one process with both
-images (design.md, testing notes): the per-image seeded fg/bg samplers give every image the
+images (docs/reproducibility.md): the per-image seeded fg/bg samplers give every image the
 same draws wherever it runs, and FrozenBN does not depend on the per-process batch."""
 import os
 
