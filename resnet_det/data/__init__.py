@@ -2,6 +2,7 @@
 
 - catalog.py: the one registry, DatasetCatalog / MetadataCatalog, for every dataset name;
 - io.py: the one read_image (EXIF applied), datasets_root() and BadImageError;
+- skips.py: DATALOADER.ON_BAD_IMAGE applied to data faults, and the counts of what it left out;
 - samplers.py: the training stream and inference shards that both tasks' loaders use;
 - datasets/: readers (COCO, VOC, demo shapes, ImageNet, CIFAR-10, digits) and the built-in
   names; they import no task code;
@@ -25,8 +26,9 @@ from .detection import (DatasetMapper, RandomFlip, ResizeShortestEdge,
                         build_test_loader, build_train_loader,
                         filter_images_without_annotations, get_detection_dataset_dicts,
                         trivial_batch_collator)
-from .io import BadImageError, MissingImageError, datasets_root, read_image
+from .io import BadImageError, ImageSizeError, MissingImageError, datasets_root, read_image
 from .samplers import InferenceSampler, TrainBatchSampler, TrainingSampler
+from .skips import SkipCountingLoader, SkipCounts, SkippedImage
 
 __all__ = [
     "DatasetCatalog", "Lazy", "Metadata", "MetadataCatalog",
@@ -39,8 +41,9 @@ __all__ = [
     "DatasetMapper", "RandomFlip", "ResizeShortestEdge", "build_detection_test_loader",
     "build_detection_train_loader", "build_test_loader", "build_train_loader",
     "filter_images_without_annotations", "get_detection_dataset_dicts",
-    "trivial_batch_collator", "BadImageError", "MissingImageError", "datasets_root",
-    "read_image", "InferenceSampler", "TrainBatchSampler", "TrainingSampler",
+    "trivial_batch_collator", "BadImageError", "ImageSizeError", "MissingImageError",
+    "datasets_root", "read_image", "InferenceSampler", "TrainBatchSampler", "TrainingSampler",
+    "SkipCountingLoader", "SkipCounts", "SkippedImage",
 ]
 
 register_all_builtin()

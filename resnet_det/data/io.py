@@ -5,7 +5,7 @@ error type for an image that cannot be read, so that detection and classificatio
 same file the same way and fail the same way (docs/datasets.md).
 """
 import os
-from typing import Any, Optional, Type
+from typing import Any, Optional, Tuple, Type
 
 import numpy as np
 import torch
@@ -15,10 +15,11 @@ from PIL import Image, ImageOps
 from ..utils.errors import DataError, MissingFileError
 
 __all__ = ["SUPPORTED_FORMATS", "ON_BAD_IMAGE_CHOICES", "BadImageError", "MissingImageError",
-           "check_on_bad_image", "datasets_root", "read_image"]
+           "ImageSizeError", "check_on_bad_image", "datasets_root", "read_image"]
 
 SUPPORTED_FORMATS = ("BGR", "RGB")
-# DATALOADER.ON_BAD_IMAGE: "stop" raises BadImageError, "skip" logs, counts and goes on.
+# DATALOADER.ON_BAD_IMAGE: "stop" raises (BadImageError for an image), "skip" leaves the image
+# or annotation out, counts it and goes on (resnet_det.data.skips).
 ON_BAD_IMAGE_CHOICES = ("stop", "skip")
 
 
@@ -27,13 +28,16 @@ class BadImageError(DataError):
     an image. The message names the file and, where known, the image id.
 
     Constructed from the message alone, so that it survives pickling and the re-raise of
-    errors from DataLoader worker processes (which rebuild an exception from its message).
+    errors from DataLoader worker processes (which rebuild an exception from its message);
+    ``reason`` (a resnet_det.data.skips.IMAGE_REASONS entry) is therefore the class's.
 
     Args:
         message: the full message.
         path: the file or folder at fault.
         image_id: the dataset's id of the image, if known.
     """
+
+    reason = "unreadable"
 
     def __init__(self, message: str, *, path: Optional[str] = None,
                  image_id: Any = None) -> None:
@@ -53,6 +57,26 @@ class BadImageError(DataError):
 
 class MissingImageError(BadImageError, MissingFileError):
     """A BadImageError for a file that does not exist (also a FileNotFoundError)."""
+
+    reason = "missing"
+
+
+class ImageSizeError(BadImageError):
+    """The decoded image's size differs from the height/width its annotation records (so the
+    boxes would be placed wrongly)."""
+
+    reason = "size mismatch"
+
+    @classmethod
+    def mismatch(cls, path: str, size: Tuple[int, int], annotated: Tuple[int, int], *,
+                 image_id: Any = None) -> "ImageSizeError":
+        """The error for an image of ``size`` = (width, height) annotated as ``annotated``."""
+        where = path + ("" if image_id is None else f" (image id {image_id})")
+        return cls(f"image {where} is {size[0]}x{size[1]} (width x height, after EXIF "
+                   f"orientation) but its annotation says {annotated[0]}x{annotated[1]}; fix "
+                   f"the annotation's height/width (or the image), or set "
+                   f"DATALOADER.ON_BAD_IMAGE skip to leave such images out",
+                   path=path, image_id=image_id)
 
 
 def check_on_bad_image(value: str, key: str = "on_bad_image",

@@ -17,6 +17,7 @@ from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
 from ..catalog import DatasetCatalog, common_thing_classes
 from ..io import check_on_bad_image
+from ..skips import SkipCountingLoader, SkipCounts
 from ..samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, WorkerSeeder,
                         loader_seeding, resolve_dist)
 from .dataset import ClassificationTestDataset, ClassificationTrainDataset, collate_classification
@@ -96,17 +97,19 @@ def classification_test_loader(
     )
 
 
-def get_classification_dicts(names: Sequence[str], *,
-                             on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-    """The concatenated dicts of registered classification datasets; ``on_bad_image`` goes
-    to the readers that take it (a folder scan skipping an unreadable class folder)."""
+def get_classification_dicts(names: Sequence[str], *, on_bad_image: str = "stop",
+                             skip_counts: Optional[SkipCounts] = None
+                             ) -> List[Dict[str, Any]]:
+    """The concatenated dicts of registered classification datasets; ``on_bad_image`` and
+    ``skip_counts`` go to the readers that take them (a folder scan skipping an unreadable
+    class folder, counting it)."""
     if isinstance(names, str):
         names = [names]
     if not names:
         raise ConfigError("no dataset given (DATASETS.TRAIN / DATASETS.TEST is empty)")
     out: List[Dict[str, Any]] = []
     for name in names:
-        dicts = DatasetCatalog.get(name, on_bad_image=on_bad_image)
+        dicts = DatasetCatalog.get(name, on_bad_image=on_bad_image, skip_counts=skip_counts)
         if not dicts:
             raise DataError(f"dataset {name!r} is empty")
         if "label" not in dicts[0]:
@@ -159,8 +162,9 @@ def _transform_kwargs(cfg) -> Dict[str, Any]:
     )
 
 
-def build_classification_train_loader(cfg, start_iter: int = 0) -> torch.utils.data.DataLoader:
-    """Training loader of DATASETS.TRAIN with the INPUT.CLS recipe.
+def build_classification_train_loader(cfg, start_iter: int = 0) -> SkipCountingLoader:
+    """Training loader of DATASETS.TRAIN with the INPUT.CLS recipe, wrapped in a
+    SkipCountingLoader holding what DATALOADER.ON_BAD_IMAGE left out.
 
     The data order and augmentation derive from the resolved SEED (SEED < 0 is drawn and
     recorded in ``cfg.SEED``, as build_detection_train_loader does).
@@ -168,14 +172,15 @@ def build_classification_train_loader(cfg, start_iter: int = 0) -> torch.utils.d
     on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
                                       ConfigError)
     names = list(cfg.DATASETS.TRAIN)
-    dicts = get_classification_dicts(names, on_bad_image=on_bad_image)
+    read_counts = SkipCounts()
+    dicts = get_classification_dicts(names, on_bad_image=on_bad_image, skip_counts=read_counts)
     _check_labels(dicts, cfg.MODEL.CLASSIFIER.NUM_CLASSES, names)
     check_batch_divisible(cfg, get_world_size())
     drawn = cfg.SEED < 0
     seed = resolve_seed(cfg)
     if drawn:
         logger.warning("SEED < 0: drew seed %d for the training data (now in cfg.SEED)", seed)
-    return classification_train_loader(
+    return SkipCountingLoader(classification_train_loader(
         dicts,
         transform=build_classification_transform(is_train=True, **_transform_kwargs(cfg)),
         global_batch_size=cfg.SOLVER.IMS_PER_BATCH,
@@ -183,7 +188,7 @@ def build_classification_train_loader(cfg, start_iter: int = 0) -> torch.utils.d
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         start_iter=start_iter,
         on_bad_image=on_bad_image,
-    )
+    ), read_counts)
 
 
 def build_classification_test_loader(cfg, dataset_name: str,

@@ -6,7 +6,8 @@ Classification dataset dicts (the counterpart of the detection dicts in docs/int
      and either "file_name": str (decoded on use) or "image": uint8 ndarray [H, W, 3] (RGB)}
 
 A batch is ``{"image": float Tensor[B, 3, H, W], "label": int64 Tensor[B], "image_id": list,
-"skipped": list of paths of images dropped under on_bad_image="skip"}``.
+"skipped": list of SkippedImage (reason, file, id) of the images left out under
+on_bad_image="skip"}``.
 """
 import logging
 from typing import Any, Callable, Dict, List, Tuple, Union
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from ..io import BadImageError, check_on_bad_image, read_image
+from ..skips import SkippedImage
 
 __all__ = ["load_classification_image", "ClassificationTrainDataset",
            "ClassificationTestDataset", "collate_classification"]
@@ -39,14 +41,15 @@ def load_classification_image(d: Dict[str, Any]) -> torch.Tensor:
 
 def _read_or_skip(d: Dict[str, Any], on_bad_image: str) -> Union[torch.Tensor, Dict[str, Any]]:
     """load_classification_image(d); under on_bad_image="skip" an unreadable image is logged
-    and the item a dataset returns in its place, ``{"skipped": path}``, comes back instead."""
+    and the item a dataset returns in its place, ``{"skipped": SkippedImage}``, comes back
+    instead."""
     try:
         return load_classification_image(d)
     except BadImageError as e:
         if on_bad_image == "stop":
             raise
         logger.warning("Skipping unreadable image (DATALOADER.ON_BAD_IMAGE=skip): %s", e)
-        return {"skipped": e.path}
+        return {"skipped": SkippedImage(e.reason, str(e.path), d.get("image_id"))}
 
 
 class ClassificationTrainDataset(torch.utils.data.Dataset):
@@ -58,7 +61,7 @@ class ClassificationTrainDataset(torch.utils.data.Dataset):
         dicts: classification dataset dicts.
         transform: uint8 Tensor[3, H, W] -> model input (random ops draw from torch).
         on_bad_image: "stop" raises BadImageError; "skip" logs it and returns
-            ``{"skipped": path}``.
+            ``{"skipped": SkippedImage}``.
     """
 
     def __init__(self, dicts: List[Dict[str, Any]], *, transform: Callable,

@@ -9,10 +9,11 @@ besides defining functions (``resnet_det.data`` calls ``register_all_builtin()``
 """
 import os
 from functools import partial
-from typing import Any, Callable, Dict, List, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..catalog import DatasetCatalog, Lazy, MetadataCatalog
 from ..io import datasets_root
+from ..skips import SkipCounts
 from .cifar import CIFAR10_CLASSES, SPLITS as CIFAR10_SPLITS, load_cifar10
 from .coco import load_coco_json
 from .digits import DIGITS_CLASSES, load_digits_split
@@ -68,8 +69,11 @@ def register_coco_instances(name: str, metadata: Dict, json_file: PathArg, image
             (resolved when used).
         image_root: folder of the images, or a function returning it.
     """
-    DatasetCatalog.register(
-        name, lambda: load_coco_json(_resolve(json_file), _resolve(image_root), name))
+    def read(on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None):
+        return load_coco_json(_resolve(json_file), _resolve(image_root), name,
+                              on_bad_image=on_bad_image, skip_counts=skip_counts)
+
+    DatasetCatalog.register(name, read)
     MetadataCatalog.get(name).set(json_file=_lazy(json_file), image_root=_lazy(image_root),
                                   evaluator_type="coco", **metadata)
 
@@ -87,8 +91,12 @@ def register_pascal_voc(name: str, dirname: PathArg, split: str, year: int,
         class_names: class order (contiguous ids).
     """
     class_names = tuple(class_names)
-    DatasetCatalog.register(
-        name, lambda: load_voc_instances(_resolve(dirname), split, class_names))
+
+    def read(on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None):
+        return load_voc_instances(_resolve(dirname), split, class_names,
+                                  on_bad_image=on_bad_image, skip_counts=skip_counts)
+
+    DatasetCatalog.register(name, read)
     MetadataCatalog.get(name).set(thing_classes=list(class_names), dirname=_lazy(dirname),
                                   split=split, year=year, evaluator_type="voc")
 
@@ -99,9 +107,10 @@ def register_classification_dataset(name: str, func: Callable[..., List[Dict[str
 
     Args:
         name: dataset name.
-        func: returns classification dicts (docs/internals.md); it may take the keyword
+        func: returns classification dicts (docs/internals.md); it may take the keywords
             ``on_bad_image``, which the classification loaders pass from
-            DATALOADER.ON_BAD_IMAGE (e.g. to skip an unreadable class folder).
+            DATALOADER.ON_BAD_IMAGE (e.g. to skip an unreadable class folder), and
+            ``skip_counts`` (a SkipCounts to add what it left out to).
         **metadata: e.g. thing_classes (label order) or num_classes; evaluator_type is
             "classification".
     """
@@ -133,12 +142,13 @@ def _shapes(layout: str, *parts: str) -> Callable[[], str]:
 
 def _folder_reader(load: Callable[..., List[Dict[str, Any]]], folder: str, split: str
                    ) -> Callable[..., List[Dict[str, Any]]]:
-    """``load(<RESNET_DET_DATASETS>/folder, split, on_bad_image=...)``, the root read when
-    the data is."""
+    """``load(<RESNET_DET_DATASETS>/folder, split, on_bad_image=..., skip_counts=...)``, the
+    root read when the data is."""
     dirname = _under_root(folder)
 
-    def read(on_bad_image: str = "stop") -> List[Dict[str, Any]]:
-        return load(dirname(), split, on_bad_image=on_bad_image)
+    def read(on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None
+             ) -> List[Dict[str, Any]]:
+        return load(dirname(), split, on_bad_image=on_bad_image, skip_counts=skip_counts)
     return read
 
 

@@ -1,5 +1,5 @@
 """Detection data: dataset dict -> model input (mapper, transforms) and the loaders."""
-from .build import (TestLoader, build_detection_test_loader, build_detection_train_loader,
+from .build import (MappedBatch, TestLoader, build_detection_test_loader, build_detection_train_loader,
                     build_test_loader, build_train_loader, filter_images_without_annotations,
                     get_detection_dataset_dicts, trivial_batch_collator)
 from .dataset import MapDataset, SerializedList
@@ -7,7 +7,7 @@ from .mapper import DatasetMapper
 from .transforms import RandomFlip, ResizeShortestEdge, apply_transforms
 
 __all__ = [
-    "TestLoader", "build_detection_test_loader", "build_detection_train_loader",
+    "MappedBatch", "TestLoader", "build_detection_test_loader", "build_detection_train_loader",
     "build_test_loader", "build_train_loader", "filter_images_without_annotations",
     "get_detection_dataset_dicts", "trivial_batch_collator", "MapDataset", "SerializedList",
     "DatasetMapper", "RandomFlip", "ResizeShortestEdge", "apply_transforms",

@@ -6,7 +6,7 @@ only turn config keys into the keyword arguments of ``build_train_loader`` /
 have different sizes; the detector pads them).
 """
 import logging
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 from torch.utils.data import DataLoader
 
@@ -15,6 +15,8 @@ from ...utils.dist import get_world_size
 from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
 from ..catalog import DatasetCatalog, common_thing_classes
+from ..io import check_on_bad_image
+from ..skips import SkipCountingLoader, SkipCounts, SkippedImage
 from ..samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, WorkerSeeder,
                         loader_seeding, resolve_dist)
 from .dataset import MapDataset
@@ -22,7 +24,7 @@ from .mapper import DatasetMapper
 
 __all__ = [
     "get_detection_dataset_dicts", "filter_images_without_annotations", "TestLoader",
-    "trivial_batch_collator", "build_train_loader", "build_test_loader",
+    "MappedBatch", "trivial_batch_collator", "build_train_loader", "build_test_loader",
     "build_detection_train_loader", "build_detection_test_loader",
 ]
 
@@ -41,8 +43,16 @@ def filter_images_without_annotations(dataset_dicts: List[dict]) -> List[dict]:
     return kept
 
 
-def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True) -> List[dict]:
+def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True, *,
+                                on_bad_image: str = "stop",
+                                skip_counts: Optional[SkipCounts] = None) -> List[dict]:
     """Concatenate the registered datasets ``names``.
+
+    Args:
+        names: registered dataset names.
+        filter_empty: drop images without (non-crowd) annotations.
+        on_bad_image: passed to the readers that take it (the built-in ones do).
+        skip_counts: what the readers left out is added here (readers that take it).
 
     Raises:
         ConfigError: no names (DATASETS.TRAIN / DATASETS.TEST is empty).
@@ -57,7 +67,7 @@ def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True)
                           "(DATASETS.TRAIN / DATASETS.TEST is empty)")
     all_dicts = []
     for name in names:
-        dicts = DatasetCatalog.get(name)
+        dicts = DatasetCatalog.get(name, on_bad_image=on_bad_image, skip_counts=skip_counts)
         if not dicts:
             raise DataError(f"Dataset {name!r} is empty")
         all_dicts.extend(dicts)
@@ -70,9 +80,29 @@ def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True)
     return all_dicts
 
 
-def trivial_batch_collator(batch: List) -> List:
-    """A batch is the list of mapped dicts; test-time None entries (skipped images) removed."""
-    return [x for x in batch if x is not None]
+class MappedBatch(list):
+    """A batch: the list of mapped dicts, with ``skipped``, the SkippedImage entries of the
+    bad images left out while it was made (a list subclass: it pickles with its attribute
+    from loader workers, and the detector takes it as the list it is)."""
+
+    def __init__(self, items: Iterable = (), skipped: Iterable[SkippedImage] = ()) -> None:
+        super().__init__(items)
+        self.skipped: List[SkippedImage] = list(skipped)
+
+
+def trivial_batch_collator(batch: List) -> MappedBatch:
+    """The mapped dicts as a MappedBatch; skipped images (test time: SkippedImage or None in
+    place of a dict; training: the "skipped" list of a replacement) go to ``skipped``."""
+    kept, skipped = [], []
+    for x in batch:
+        if x is None:
+            skipped.append(SkippedImage("other", ""))
+        elif isinstance(x, SkippedImage):
+            skipped.append(x)
+        else:
+            skipped.extend(x.pop("skipped", ()))
+            kept.append(x)
+    return MappedBatch(kept, skipped)
 
 
 def _aspect_group_ids(dataset: List[dict]) -> List[int]:
@@ -124,16 +154,31 @@ def build_train_loader(dataset: List[dict], *, mapper: Callable, total_batch_siz
 
 class TestLoader:
     """Wraps the test DataLoader to drop batches left empty by skipped images; len() is the
-    number of batches before skipping."""
+    number of batches before skipping. After each pass over the data, ``skip_counts`` holds
+    the images this process left out, and one line logs them.
 
-    def __init__(self, loader: DataLoader) -> None:
+    Args:
+        loader: the DataLoader.
+        name: the dataset's name, for the log line.
+    """
+
+    def __init__(self, loader: DataLoader, name: str = "the test set") -> None:
         self.loader = loader
         self.dataset = loader.dataset
+        self.name = name
+        self.skip_counts = SkipCounts()
 
     def __iter__(self):
+        counts = SkipCounts()
         for batch in self.loader:
+            for s in getattr(batch, "skipped", ()):
+                counts.add_image(s.reason)
             if batch:
                 yield batch
+        self.skip_counts = counts
+        if counts:
+            logger.warning("Evaluating %s: %s (DATALOADER.ON_BAD_IMAGE=skip)", self.name,
+                           counts.summary())
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -141,15 +186,17 @@ class TestLoader:
 
 def build_test_loader(dataset: List[dict], *, mapper: Callable, batch_size: int = 1,
                       num_workers: int = 0, rank: Optional[int] = None,
-                      world_size: Optional[int] = None) -> "TestLoader":
+                      world_size: Optional[int] = None, name: str = "the test set"
+                      ) -> "TestLoader":
     """Finite loader over this rank's contiguous shard of ``dataset``, in order.
 
     Args:
         dataset: dataset dicts (not filtered: every image is evaluated).
-        mapper: callable(dict) -> dict or None (None = skipped bad image, dropped).
+        mapper: callable(dict) -> dict, or a SkippedImage / None for a bad image left out.
         batch_size: images per batch on this rank.
         num_workers: loader worker processes.
         rank, world_size: default from torch.distributed.
+        name: the dataset's name, for the log line of skipped images.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -165,44 +212,52 @@ def build_test_loader(dataset: List[dict], *, mapper: Callable, batch_size: int 
         # base seed) does not reach training.
         worker_init_fn=WorkerSeeder(),
     )
-    return TestLoader(loader)
+    return TestLoader(loader, name)
 
 
 def build_detection_train_loader(cfg, start_iter: int = 0, *,
-                                 mapper: Optional[Callable] = None) -> DataLoader:
+                                 mapper: Optional[Callable] = None) -> SkipCountingLoader:
     """Training loader for cfg.DATASETS.TRAIN (reads DATALOADER.*, SOLVER.IMS_PER_BATCH,
     SEED, INPUT.* through DatasetMapper.from_config).
 
     The data order and augmentation derive from the resolved SEED: in a run, default_setup has
     already replaced SEED < 0 by a drawn seed; called directly with SEED < 0, the seed is
-    drawn here and recorded in ``cfg.SEED`` (docs/reproducibility.md).
+    drawn here and recorded in ``cfg.SEED`` (docs/reproducibility.md). The DataLoader comes
+    wrapped in a SkipCountingLoader holding what DATALOADER.ON_BAD_IMAGE left out.
     """
     if cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler":
         raise ConfigError(f"DATALOADER.SAMPLER_TRAIN={cfg.DATALOADER.SAMPLER_TRAIN!r} is not "
                           f"supported; use 'TrainingSampler'")
+    on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
+                                      ConfigError)
     check_batch_divisible(cfg, get_world_size())
+    read_counts = SkipCounts()
     dataset = get_detection_dataset_dicts(
-        cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+        cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+        on_bad_image=on_bad_image, skip_counts=read_counts)
     if mapper is None:
         mapper = DatasetMapper.from_config(cfg, is_train=True)
     drawn = cfg.SEED < 0
     seed = resolve_seed(cfg)
     if drawn:
         logger.warning("SEED < 0: drew seed %d for the training data (now in cfg.SEED)", seed)
-    return build_train_loader(
+    return SkipCountingLoader(build_train_loader(
         dataset, mapper=mapper, total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
         seed=seed,
         aspect_ratio_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
         num_workers=cfg.DATALOADER.NUM_WORKERS, start_iter=start_iter,
-    )
+    ), read_counts)
 
 
 def build_detection_test_loader(cfg, dataset_name: str, *,
                                 mapper: Optional[Callable] = None) -> "TestLoader":
     """Test loader for one registered dataset (reads TEST.IMS_PER_BATCH, DATALOADER.NUM_WORKERS,
     INPUT.* through DatasetMapper.from_config)."""
-    dataset = get_detection_dataset_dicts([dataset_name], filter_empty=False)
+    on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
+                                      ConfigError)
+    dataset = get_detection_dataset_dicts([dataset_name], filter_empty=False,
+                                          on_bad_image=on_bad_image)
     if mapper is None:
         mapper = DatasetMapper.from_config(cfg, is_train=False)
     return build_test_loader(dataset, mapper=mapper, batch_size=cfg.TEST.IMS_PER_BATCH,
-                             num_workers=cfg.DATALOADER.NUM_WORKERS)
+                             num_workers=cfg.DATALOADER.NUM_WORKERS, name=dataset_name)

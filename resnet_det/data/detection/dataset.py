@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from ...utils.errors import DataError
 from ...utils.seeding import derive_seed
+from ..skips import SkippedImage
 
 __all__ = ["SerializedList", "MapDataset"]
 
@@ -39,9 +40,11 @@ class MapDataset(Dataset):
     """Applies ``mapper`` to dataset dicts on access.
 
     Items are either an index (test) or ``(index, seed)`` (training, from TrainBatchSampler);
-    the seed drives the sample's augmentation. In training, when the mapper returns None (a
-    skipped bad image) a replacement index from the same aspect group is drawn from the seed,
-    so the result is still a function of the seed.
+    the seed drives the sample's augmentation. In training, when the mapper returns a
+    SkippedImage or None (a bad image left out) a replacement index from the same aspect group
+    is drawn from the seed, so the result is still a function of the seed; the replaced
+    images ride along under the sample's "skipped" key, which trivial_batch_collator moves to
+    the batch (so the trainer can count them).
 
     Args:
         dataset: list of dataset dicts.
@@ -72,10 +75,16 @@ class MapDataset(Dataset):
             return self.mapper(self._dataset[item])
         index, seed = item
         first = index
+        skipped: List[SkippedImage] = []
         for attempt in range(self.max_retries + 1):
-            out = self.mapper(self._dataset[index], seed=seed)
-            if out is not None:
+            d = self._dataset[index]
+            out = self.mapper(d, seed=seed)
+            if out is not None and not isinstance(out, SkippedImage):
+                if skipped:
+                    out["skipped"] = skipped
                 return out
+            skipped.append(out if out is not None else
+                           SkippedImage("other", d.get("file_name", ""), d.get("image_id")))
             rng = random.Random(derive_seed(seed, attempt))
             pool = (self._groups[self._group_ids[first]] if self._groups is not None
                     else range(len(self._dataset)))

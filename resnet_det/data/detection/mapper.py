@@ -2,13 +2,13 @@
 import copy
 import logging
 import random
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 
 from ...config import ConfigError
-from ...utils.errors import DataError
-from ..io import SUPPORTED_FORMATS, BadImageError, check_on_bad_image, read_image
+from ..io import SUPPORTED_FORMATS, BadImageError, ImageSizeError, check_on_bad_image, read_image
+from ..skips import SkippedImage
 from .transforms import RandomFlip, ResizeShortestEdge, apply_transforms
 
 __all__ = ["DatasetMapper"]
@@ -25,11 +25,12 @@ class DatasetMapper:
     output has no boxes/labels. "height"/"width" stay the original size, so detections can be
     mapped back.
 
-    An image that is missing or cannot be decoded raises BadImageError naming the file and
+    An image that is missing, cannot be decoded, or whose size differs from the dict's
+    height/width raises BadImageError (MissingImageError, ImageSizeError) naming the file and
     image id when ``on_bad_image="stop"``; with ``"skip"`` it is logged, counted in
-    ``num_skipped`` (per process: each loader worker has its own copy) and ``None`` is returned
-    so that the loader draws another image. An image whose size differs from the dict's
-    height/width always raises DataError: that is an annotation error, not a bad file.
+    ``num_skipped`` (per process: each loader worker has its own copy) and a
+    :class:`~resnet_det.data.skips.SkippedImage` with the reason is returned instead, so that
+    the loader draws another image and the trainer counts it (docs/datasets.md "Bad data").
 
     Args:
         is_train: training (random scale + flip) or test (fixed scale) behaviour.
@@ -96,7 +97,8 @@ class DatasetMapper:
             on_bad_image=cfg.DATALOADER.ON_BAD_IMAGE,
         )
 
-    def __call__(self, dataset_dict: dict, seed: Optional[int] = None) -> Optional[dict]:
+    def __call__(self, dataset_dict: dict, seed: Optional[int] = None
+                 ) -> Union[dict, SkippedImage]:
         """Map one dataset dict (not modified).
 
         Args:
@@ -109,21 +111,19 @@ class DatasetMapper:
         image_id = dataset_dict.get("image_id")
         try:
             image = read_image(file_name, self.image_format, image_id=image_id)
+            h, w = image.shape[-2:]
+            height = dataset_dict.get("height", h)
+            width = dataset_dict.get("width", w)
+            if (h, w) != (height, width):
+                raise ImageSizeError.mismatch(file_name, (w, h), (width, height),
+                                              image_id=image_id)
         except BadImageError as e:
             if self.on_bad_image == "stop":
                 raise
             self.num_skipped += 1
             logger.warning("Skipping image (%d skipped so far in this process): %s",
                            self.num_skipped, e)
-            return None
-        h, w = image.shape[-2:]
-        height = dataset_dict.get("height", h)
-        width = dataset_dict.get("width", w)
-        if (h, w) != (height, width):
-            raise DataError(
-                f"image {file_name} (image id {image_id}) is {w}x{h} (width x height, after "
-                f"EXIF orientation) but its annotations say {width}x{height}"
-            )
+            return SkippedImage(e.reason, file_name, image_id)
 
         annos = [a for a in dataset_dict.get("annotations", [])
                  if not (self.is_train and a.get("iscrowd", 0))]

@@ -12,6 +12,7 @@ from resnet_det.data.classification import (ClassificationTestDataset,
                                             build_classification_transform,
                                             classification_train_loader, collate_classification,
                                             load_classification_image)
+from resnet_det.data.skips import SkippedImage
 from resnet_det.data.io import BadImageError, MissingImageError
 from resnet_det.utils.errors import DataError
 
@@ -58,7 +59,7 @@ def test_corrupt_jpeg_skip_goes_on_and_counts(tmp_path):
     loader = classification_train_loader(dicts, transform=t, global_batch_size=n, seed=3,
                                          on_bad_image="skip")
     batch = next(iter(loader))
-    assert batch["skipped"] == [path]
+    assert [(s.reason, s.file_name) for s in batch["skipped"]] == [("unreadable", path)]
     assert batch["image"].shape == (n - 1, 3, 32, 32) and batch["label"].shape == (n - 1,)
 
 
@@ -68,7 +69,7 @@ def test_missing_file_is_a_bad_image(tmp_path):
         load_classification_image(d)
     t = build_classification_transform(is_train=False, crop_size=8)
     assert ClassificationTestDataset([d], transform=t, on_bad_image="skip")[0] == \
-        {"skipped": d["file_name"]}
+        {"skipped": SkippedImage("missing", d["file_name"], 5)}
 
 
 def test_seed_drives_the_augmentation(tmp_path):

@@ -57,7 +57,10 @@ def test_boxes_ids_and_metadata(tmp_path, caplog):
         assert meta.thing_dataset_id_to_contiguous_id == {3: 0, 7: 1}
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1
-        assert "dropped 2 boxes" in warnings[0] and "5" in warnings[0] and json_file in warnings[0]
+        # One summary line: the file, the counts by reason, the image ids.
+        assert warnings[0].startswith(json_file)
+        assert "dropped 2 annotations: 1 degenerate box, 1 outside image" in warnings[0]
+        assert "image ids 5" in warnings[0]
     finally:
         MetadataCatalog.remove(name)
 

@@ -6,7 +6,8 @@ from PIL import Image
 from resnet_det.config import get_cfg
 from resnet_det.config import ConfigError
 from resnet_det.data.detection.mapper import DatasetMapper
-from resnet_det.data.io import BadImageError, MissingImageError
+from resnet_det.data.io import BadImageError, ImageSizeError, MissingImageError
+from resnet_det.data.skips import SkippedImage
 from resnet_det.utils.errors import DataError
 
 
@@ -87,8 +88,11 @@ def test_exif_orientation_applied(tmp_path):
 
 def test_size_mismatch_names_file_and_id(tmp_path):
     d = _dict(_image(tmp_path), h=21)
-    with pytest.raises(DataError, match=r"img\.png.*image id 17"):
+    with pytest.raises(ImageSizeError, match=r"img\.png \(image id 17\) is 40x20 .* says 40x21"):
         _mapper()(d, seed=0)
+    assert isinstance(ImageSizeError("x"), DataError)
+    m = _mapper(on_bad_image="skip")
+    assert m(d, seed=0) == SkippedImage("size mismatch", d["file_name"], 17)
 
 
 def test_missing_image_stop_and_skip(tmp_path):
@@ -98,7 +102,7 @@ def test_missing_image_stop_and_skip(tmp_path):
     assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, BadImageError)
     assert "nope.jpg" in str(e.value) and "image id 17" in str(e.value)
     m = _mapper(on_bad_image="skip")
-    assert m(d, seed=0) is None and m(d, seed=1) is None
+    assert m(d, seed=0) == m(d, seed=1) == SkippedImage("missing", d["file_name"], 17)
     assert m.num_skipped == 2
 
 
@@ -109,7 +113,7 @@ def test_corrupt_image_is_a_bad_image(tmp_path):
     with pytest.raises(BadImageError, match=r"broken\.jpg.*image id 17"):
         _mapper()(d, seed=0)
     m = _mapper(on_bad_image="skip")
-    assert m(d, seed=0) is None and m.num_skipped == 1
+    assert m(d, seed=0) == SkippedImage("unreadable", str(path), 17) and m.num_skipped == 1
 
 
 def test_from_config_reads_and_validates(tmp_path):

@@ -1,0 +1,215 @@
+"""DATALOADER.ON_BAD_IMAGE applied to data faults, and the counts of what it leaves out.
+
+The policy (docs/datasets.md "Bad data", docs/reliability.md): a fault confined to one image
+or one annotation stops the run under "stop" (an error naming the file, the id and the fix)
+and is left out and counted under "skip"; a fault of a whole file (malformed json, a missing
+split or batch file, the category list) and a dataset left empty always stop. Boxes with no
+area or lying entirely outside their image are dropped and counted under both policies:
+they cannot be trained on, and detectron2 and mmdetection drop them as well.
+
+Faults are met at two moments. Readers meet the annotation faults when a dataset is loaded
+(:class:`FaultPolicy`, one summary line per dataset); the image faults (missing, unreadable,
+size mismatch) are met when an image is decoded, in a loader worker, which hands a
+:class:`SkippedImage` on with the batch. :class:`SkipCountingLoader` adds both up for the
+trainer, which writes them to metrics.json.
+"""
+import logging
+from collections import Counter
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Type
+
+from ..utils.errors import DataError, UserError
+from .io import check_on_bad_image
+
+__all__ = ["IMAGE_REASONS", "ANNOTATION_REASONS", "SkippedImage", "SkipCounts", "FaultPolicy",
+           "SkipCountingLoader", "skipped_in_batch"]
+
+logger = logging.getLogger(__name__)
+
+# Why an image was left out: its file is missing, cannot be decoded (empty, truncated, not an
+# image), differs in size from its annotation, shares its id with another image, or its own
+# annotation record is missing or malformed (a VOC xml, a COCO "images" entry), or its label is
+# not a known class (a CIFAR label, an ImageNet folder not in the class list); "unreadable
+# folder" counts an ImageNet class folder that cannot be listed (its images are unknown);
+# "other" is a custom mapper's None.
+IMAGE_REASONS = ("missing", "unreadable", "size mismatch", "duplicate id", "bad annotation",
+                 "unknown category", "unreadable folder", "other")
+# Why one annotation was dropped (its image stays).
+ANNOTATION_REASONS = ("unknown category", "unknown image", "malformed", "duplicate id",
+                      "degenerate box", "outside image")
+
+_SKIP_HINT = "or set DATALOADER.ON_BAD_IMAGE skip to leave it out and count it"
+
+
+class SkippedImage(NamedTuple):
+    """Stands in for an image left out while loading under on_bad_image="skip" (what a
+    mapper or a classification dataset returns instead of the sample)."""
+    reason: str
+    file_name: str
+    image_id: Any = None
+
+
+class SkipCounts:
+    """Images and annotations left out, by reason (IMAGE_REASONS, ANNOTATION_REASONS)."""
+
+    def __init__(self) -> None:
+        self.images: Counter = Counter()
+        self.annotations: Counter = Counter()
+
+    def add_image(self, reason: str, n: int = 1) -> None:
+        self.images[reason] += n
+
+    def add_annotation(self, reason: str, n: int = 1) -> None:
+        self.annotations[reason] += n
+
+    def merge(self, other: "SkipCounts") -> "SkipCounts":
+        """Add ``other``'s counts to these; returns self."""
+        self.images.update(other.images)
+        self.annotations.update(other.annotations)
+        return self
+
+    @property
+    def num_images(self) -> int:
+        return sum(self.images.values())
+
+    @property
+    def num_annotations(self) -> int:
+        return sum(self.annotations.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.num_images or self.num_annotations)
+
+    def summary(self) -> str:
+        """"skipped 3 images: 2 unreadable, 1 size mismatch; dropped 4 annotations: 4
+        degenerate box" (only the parts that are not zero; "" when nothing was left out)."""
+        parts = []
+        for verb, noun, counter in (("skipped", "image", self.images),
+                                    ("dropped", "annotation", self.annotations)):
+            n = sum(counter.values())
+            if n:
+                detail = ", ".join(f"{c} {r}" for r, c in sorted(counter.items(),
+                                                                  key=lambda rc: -rc[1]))
+                parts.append(f"{verb} {n} {noun}{'s' if n != 1 else ''}: {detail}")
+        return "; ".join(parts)
+
+    def scalars(self, prefix: str = "data/") -> Dict[str, int]:
+        """metrics.json entries: "data/skipped_images", "data/skipped_images/<reason>",
+        "data/dropped_annotations", "data/dropped_annotations/<reason>" (spaces become _)."""
+        out = {f"{prefix}skipped_images": self.num_images,
+               f"{prefix}dropped_annotations": self.num_annotations}
+        for name, counter in (("skipped_images", self.images),
+                              ("dropped_annotations", self.annotations)):
+            for reason, n in counter.items():
+                out[f"{prefix}{name}/{reason.replace(' ', '_')}"] = n
+        return out
+
+
+class FaultPolicy:
+    """Applies ``on_bad_image`` to the faults one dataset read meets, counting what it
+    leaves out, and logs one summary line for the dataset.
+
+    Args:
+        source: the file or folder read, named in every error and in the summary.
+        on_bad_image: "stop" or "skip".
+        counts: where to add the counts (a loader builder's, to reach metrics.json);
+            default a fresh SkipCounts.
+    """
+
+    def __init__(self, source: str, on_bad_image: str = "stop",
+                 counts: Optional[SkipCounts] = None) -> None:
+        self.source = source
+        self.on_bad_image = check_on_bad_image(on_bad_image)
+        self.counts = SkipCounts()
+        self._into = counts
+        self._ids: List[Any] = []
+        self.num_clipped = 0
+
+    def _note(self, image_id: Any) -> None:
+        if image_id is not None and len(self._ids) < 5 and image_id not in self._ids:
+            self._ids.append(image_id)
+
+    def image(self, reason: str, message: str, *, image_id: Any = None,
+              fix: str = "fix or remove it", error: Type[UserError] = DataError) -> None:
+        """One image cannot be used: raise ``error`` under "stop" ("SOURCE: MESSAGE; FIX, or
+        set DATALOADER.ON_BAD_IMAGE skip ..."), else count it under ``reason``."""
+        if self.on_bad_image == "stop":
+            raise error(f"{self.source}: {message}; {fix}, {_SKIP_HINT}")
+        self.counts.add_image(reason)
+        self._note(image_id)
+
+    def annotation(self, reason: str, message: str, *, image_id: Any = None,
+                   fix: str = "fix or remove it") -> None:
+        """One annotation cannot be used: raise under "stop", else count it (its image
+        stays)."""
+        if self.on_bad_image == "stop":
+            raise DataError(f"{self.source}: {message}; {fix}, {_SKIP_HINT}")
+        self.counts.add_annotation(reason)
+        self._note(image_id)
+
+    def drop(self, reason: str, *, image_id: Any = None) -> None:
+        """An annotation dropped under both policies (a box with no area or outside its
+        image): counted, never raised."""
+        self.counts.add_annotation(reason)
+        self._note(image_id)
+
+    def finish(self, num_images: int) -> None:
+        """Log the summary line, add the counts to ``counts``, and raise DataError if no
+        image is left (an empty dataset always stops)."""
+        if self.counts:
+            shown = ", ".join(str(i) for i in self._ids)
+            logger.warning("%s: %s (DATALOADER.ON_BAD_IMAGE=%s; image ids %s%s)", self.source,
+                           self.counts.summary(), self.on_bad_image, shown,
+                           ", ..." if len(self._ids) == 5 else "")
+        if self.num_clipped:
+            logger.info("%s: clipped %d boxes partly outside their image", self.source,
+                        self.num_clipped)
+        if self._into is not None:
+            self._into.merge(self.counts)
+        if num_images == 0:
+            left = f" after leaving out what was bad ({self.counts.summary()})" if self.counts else ""
+            raise DataError(f"{self.source}: the dataset has no image{left}; check the file "
+                            f"and the layout (docs/datasets.md)")
+
+
+def skipped_in_batch(batch: Any) -> List[SkippedImage]:
+    """The SkippedImage entries a batch carries: a classification batch's "skipped" list, a
+    detection batch's ``skipped`` attribute (resnet_det.data.detection.MappedBatch)."""
+    items = batch.get("skipped", ()) if isinstance(batch, dict) else getattr(batch, "skipped", ())
+    # A path alone (an older custom dataset) is an unreadable image.
+    return [s if isinstance(s, SkippedImage) else SkippedImage("unreadable", str(s))
+            for s in items]
+
+
+class SkipCountingLoader:
+    """Iterates a training loader, counting what ON_BAD_IMAGE left out: at read time (the
+    readers' counts, given) and while loading (the SkippedImage entries of the batches;
+    an image met again in a later epoch is counted once in :meth:`counts`).
+
+    Args:
+        loader: the loader (any iterable of batches).
+        read_counts: what the readers left out when the datasets were loaded.
+    """
+
+    def __init__(self, loader: Iterable, read_counts: Optional[SkipCounts] = None) -> None:
+        self.loader = loader
+        self.read_counts = read_counts if read_counts is not None else SkipCounts()
+        self._seen: Dict[str, str] = {}   # file -> reason of each image skipped while loading
+        self.num_skipped = 0              # skip events (an image met twice counts twice)
+        self.num_images = 0               # images delivered
+
+    def __iter__(self) -> Iterator:
+        for batch in self.loader:
+            for s in skipped_in_batch(batch):
+                self.num_skipped += 1
+                self._seen.setdefault(s.file_name, s.reason)
+            self.num_images += len(batch["label"]) if isinstance(batch, dict) else len(batch)
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def counts(self) -> SkipCounts:
+        """Read-time counts plus the distinct images skipped while loading so far."""
+        out = SkipCounts().merge(self.read_counts)
+        for reason in self._seen.values():
+            out.add_image(reason)
+        return out
