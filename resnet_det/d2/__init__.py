@@ -7,10 +7,12 @@
     cfg.merge_from_file("configs/faster_rcnn_R101.yaml", allow_unsafe=False)
 
 Registered: BACKBONE_REGISTRY build_resnet_det_backbone, build_resnet_det_fpn_backbone,
-build_vgg16_backbone; ROI_HEADS_REGISTRY ResNetDetRes5ROIHeads; ROI_BOX_HEAD_REGISTRY VGGFCHead.
-``resnet_det.d2.train`` runs a config under detectron2's DefaultTrainer.
+build_vgg16_backbone, and every other entry of resnet_det's backbone registry
+(resnet_det.modeling.registry.BACKBONES, also those added later); ROI_HEADS_REGISTRY
+ResNetDetRes5ROIHeads; ROI_BOX_HEAD_REGISTRY VGGFCHead. ``resnet_det.d2.train`` runs a config
+under detectron2's DefaultTrainer.
 
-detectron2 publishes no installable package for current PyTorch (design.md, "Why two
+detectron2 publishes no installable package for current PyTorch (docs/engines.md, "Why two
 engines"), so this is the one part of resnet_det that needs it; ``import resnet_det`` never
 imports this package.
 """
@@ -36,7 +38,7 @@ except ImportError as e:  # also ModuleNotFoundError and sys.modules["detectron2
     raise ImportError(f"{INSTALL_HINT}\n(import failed: {e})") from e
 
 from .backbone import (ResNetDetBackbone, VGGDetBackbone, build_resnet_det_backbone,  # noqa: E402
-                       build_resnet_det_fpn_backbone, build_vgg16_backbone)
+                       build_resnet_det_fpn_backbone, build_vgg16_backbone, detectron2_class)
 from .checkpoint import SafeDetectionCheckpointer  # noqa: E402
 from .config import (add_resnet_det_config, check_resnet_det_keys,  # noqa: E402
                      resolve_for_detectron2)
@@ -45,6 +47,6 @@ from .roi_heads import ResNetDetRes5ROIHeads, VGGFCHead  # noqa: E402
 __all__ = [
     "INSTALL_HINT", "add_resnet_det_config", "check_resnet_det_keys", "resolve_for_detectron2",
     "build_resnet_det_backbone", "build_resnet_det_fpn_backbone", "build_vgg16_backbone",
-    "ResNetDetBackbone", "VGGDetBackbone", "ResNetDetRes5ROIHeads", "VGGFCHead",
+    "ResNetDetBackbone", "VGGDetBackbone", "detectron2_class", "ResNetDetRes5ROIHeads", "VGGFCHead",
     "SafeDetectionCheckpointer",
 ]

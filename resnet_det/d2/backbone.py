@@ -1,27 +1,34 @@
 """resnet_det's backbones in detectron2's BACKBONE_REGISTRY.
 
+Every entry of resnet_det's backbone registry (resnet_det.modeling.registry.BACKBONES) is
+registered here under its plugin name (``d2_name``, else its name), also the ones registered
+after this module is imported, so a new backbone is one entry for both engines. Its keyword
+arguments come from the entry's ``from_config``, with ``in_channels`` from detectron2's input
+shape.
+
 Our ResNet and VGG already follow detectron2's backbone contract (forward -> {name: feature},
 output_shape, size_divisibility) and detectron2's parameter names (docs/internals.md), so the
-plugin adds only detectron2's base class and ShapeSpec type: checkpoints of detectron2's
-R-50/R-101 models and of ours load into each other without renaming. The FPN variant puts
-detectron2's own FPN on our bottom-up ResNet, so its names are detectron2's too
-(backbone.bottom_up.res2..., backbone.fpn_lateral2...).
+plugin builds a subclass that adds only detectron2's base class and ShapeSpec type
+(``ResNetDetBackbone``, ``VGGDetBackbone``; for another class-built entry, one made the same
+way): no state is added or renamed, so checkpoints of detectron2's R-50/R-101 models and of ours
+load into each other. The FPN variant puts detectron2's own FPN on our bottom-up ResNet, so its
+names are detectron2's too (backbone.bottom_up.res2..., backbone.fpn_lateral2...).
 """
-from typing import Dict, Type, TypeVar
+from typing import Callable, Dict
 
 from detectron2.layers import ShapeSpec as D2ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling import Backbone as D2Backbone
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
-from torch import nn
 
 from ..config import ConfigError
+from ..modeling.registry import BACKBONES, ModelSpec
 from ..modeling.resnet import ResNet, build_resnet
-from ..modeling.vgg import VGG, build_vgg
-from .config import resnet_kwargs, vgg_kwargs
+from ..modeling.vgg import VGG
+from .config import reject_deformable
 
-__all__ = ["ResNetDetBackbone", "VGGDetBackbone", "build_resnet_det_backbone",
-           "build_resnet_det_fpn_backbone", "build_vgg16_backbone"]
+__all__ = ["ResNetDetBackbone", "VGGDetBackbone", "detectron2_class", "build_resnet_det_backbone",
+           "build_resnet_det_fpn_backbone", "register_in_detectron2"]
 
 
 class _D2Shapes:
@@ -35,7 +42,8 @@ class _D2Shapes:
 class ResNetDetBackbone(_D2Shapes, ResNet, D2Backbone):
     """resnet_det's ResNet (any depth, shortcut A/B/C, plain, norm) as a detectron2 Backbone.
 
-    Built by ``build_resnet_det_backbone``; the constructor is ResNet's (see its Args).
+    Built by ``build_resnet_det_backbone`` (``build_resnet(resnet_class=ResNetDetBackbone)``);
+    the constructor is ResNet's (see its Args).
     """
 
 
@@ -44,61 +52,81 @@ class VGGDetBackbone(_D2Shapes, VGG, D2Backbone):
     Backbone. Built by ``build_vgg16_backbone``; the constructor is VGG's (see its Args)."""
 
 
-T = TypeVar("T", bound=nn.Module)
+_D2_CLASSES: Dict[type, type] = {ResNet: ResNetDetBackbone, VGG: VGGDetBackbone}
 
 
-def _as_detectron2(net: nn.Module, cls: Type[T]) -> T:
-    """Give ``net`` (built by our builder) the detectron2-facing subclass ``cls``.
-
-    The subclasses add methods only, no state, so re-classing the built module is exact and
-    keeps build_resnet / build_vgg the one place that assembles the networks.
-    """
-    base = cls.__mro__[2]  # ResNet or VGG, after _D2Shapes
-    if type(net) is not base:
-        raise TypeError(f"resnet_det.d2: expected a {base.__name__}, got {type(net).__name__}")
-    net.__class__ = cls
-    return net
+def detectron2_class(cls: type) -> type:
+    """``cls`` (one of our Backbone classes) with detectron2's Backbone base class and
+    ShapeSpec type added: same constructor, same parameters and names (made once per class)."""
+    if cls not in _D2_CLASSES:
+        _D2_CLASSES[cls] = type(f"{cls.__name__}D2", (_D2Shapes, cls, D2Backbone),
+                                {"__module__": __name__, "__doc__": f"{cls.__name__} as a detectron2 Backbone."})
+    return _D2_CLASSES[cls]
 
 
-def _wrap_value_error(name: str, build, **kwargs):
-    try:
-        return build(**kwargs)
-    except ConfigError:
-        raise
-    except ValueError as e:  # our builders name the argument; add the config section
-        raise ConfigError(f"config MODEL.BACKBONE.NAME={name!r} (MODEL.RESNETS / MODEL.VGG / "
-                          f"MODEL.BACKBONE.FREEZE_AT): {e}") from e
-
-
-@BACKBONE_REGISTRY.register()
 def build_resnet_det_backbone(cfg, input_shape: D2ShapeSpec) -> ResNetDetBackbone:
     """resnet_det's ResNet with outputs MODEL.RESNETS.OUT_FEATURES (["res4"] for the paper's
     C4 detector, whose res5 runs in the RoI head), frozen up to MODEL.BACKBONE.FREEZE_AT."""
-    kwargs = resnet_kwargs(cfg, in_channels=input_shape.channels,
-                           out_features=list(cfg.MODEL.RESNETS.OUT_FEATURES))
-    net = _wrap_value_error("build_resnet_det_backbone", build_resnet, **kwargs)
-    return _as_detectron2(net, ResNetDetBackbone)
+    reject_deformable(cfg)
+    return BACKBONES.build(cfg, name="build_resnet_backbone", build=_resnet_det,
+                           in_channels=input_shape.channels)
 
 
-@BACKBONE_REGISTRY.register()
+def _resnet_det(**kwargs) -> ResNetDetBackbone:
+    return build_resnet(resnet_class=ResNetDetBackbone, **kwargs)
+
+
 def build_resnet_det_fpn_backbone(cfg, input_shape: D2ShapeSpec) -> FPN:
     """detectron2's FPN (p2..p6, LastLevelMaxPool) on resnet_det's ResNet giving
     MODEL.FPN.IN_FEATURES, as the built-in engine's FPN backbone."""
-    if cfg.MODEL.RESNETS.RES5_DILATION != 1:
-        raise ConfigError(f"config MODEL.RESNETS.RES5_DILATION={cfg.MODEL.RESNETS.RES5_DILATION}: "
-                          "FPN needs res5 at stride 32 (RES5_DILATION 1)")
-    in_features = list(cfg.MODEL.FPN.IN_FEATURES)
-    kwargs = resnet_kwargs(cfg, in_channels=input_shape.channels, out_features=in_features)
-    bottom_up = _as_detectron2(
-        _wrap_value_error("build_resnet_det_fpn_backbone", build_resnet, **kwargs), ResNetDetBackbone)
-    return FPN(bottom_up=bottom_up, in_features=in_features, out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-               norm=cfg.MODEL.FPN.NORM, top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
+    reject_deformable(cfg)
+
+    def fpn(*, in_features, out_channels, fpn_norm, **resnet_kwargs) -> FPN:
+        bottom_up = _resnet_det(out_features=list(in_features), **resnet_kwargs)
+        return FPN(bottom_up=bottom_up, in_features=list(in_features), out_channels=out_channels,
+                   norm=fpn_norm, top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
+
+    return BACKBONES.build(cfg, name="build_resnet_fpn_backbone", build=fpn,
+                           in_channels=input_shape.channels)
 
 
-@BACKBONE_REGISTRY.register()
-def build_vgg16_backbone(cfg, input_shape: D2ShapeSpec) -> VGGDetBackbone:
-    """VGG-16 (MODEL.VGG.DEPTH 19: VGG-19) giving "vgg_conv5" at stride 16, the original
-    Faster R-CNN backbone (pool5 is replaced by RoI pooling)."""
-    net = _wrap_value_error("build_vgg16_backbone", build_vgg,
-                            **vgg_kwargs(cfg, in_channels=input_shape.channels))
-    return _as_detectron2(net, VGGDetBackbone)
+# Entries whose plugin builder is not "the entry's class with detectron2's base added".
+_PLUGIN_BUILDERS: Dict[str, Callable] = {
+    "build_resnet_backbone": build_resnet_det_backbone,
+    "build_resnet_fpn_backbone": build_resnet_det_fpn_backbone,
+}
+
+
+def _class_builder(name: str) -> Callable:
+    def build(cfg, input_shape: D2ShapeSpec) -> D2Backbone:
+        spec = BACKBONES.get(name)  # looked up now: the entry may have been replaced
+        if not isinstance(spec.build, type):
+            raise ConfigError(
+                f"config MODEL.BACKBONE.NAME={name!r}: its registry builder {spec.build!r} is a "
+                "function; the detectron2 plugin builds class entries (it adds detectron2's "
+                "Backbone base to the class) or needs a builder in resnet_det.d2.backbone")
+        return BACKBONES.build(cfg, name=name, build=detectron2_class(spec.build),
+                               in_channels=input_shape.channels)
+
+    build.__doc__ = f"resnet_det's backbone registry entry {name!r}, as a detectron2 Backbone."
+    return build
+
+
+def register_in_detectron2(spec: ModelSpec) -> None:
+    """Register the backbone registry entry ``spec`` in detectron2's BACKBONE_REGISTRY under
+    its plugin name (idempotent; a name detectron2 itself uses raises)."""
+    d2_name = spec.d2_name or spec.name
+    builder = _PLUGIN_BUILDERS.get(spec.name) or _class_builder(spec.name)
+    if d2_name in BACKBONE_REGISTRY:
+        if getattr(BACKBONE_REGISTRY.get(d2_name), "__module__", None) == __name__:
+            return  # ours already (this module imported again, or the entry re-registered)
+        raise ConfigError(
+            f"backbone registry entry {spec.name!r}: detectron2 already has a backbone named "
+            f"{d2_name!r}; register it with d2_name=<another name> for the detectron2 plugin")
+    builder.__name__ = builder.__qualname__ = d2_name
+    BACKBONE_REGISTRY.register(builder)
+
+
+BACKBONES.subscribe(register_in_detectron2)
+# The plugin names, as module attributes (documented names of the plugin).
+build_vgg16_backbone = BACKBONE_REGISTRY.get("build_vgg16_backbone")

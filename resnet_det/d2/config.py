@@ -19,14 +19,13 @@ from typing import Dict, List, Tuple
 
 from detectron2.config import CfgNode as D2CfgNode
 
-from ..config import ConfigError, get_cfg
-from ..config import reject_value as _fail
-from ..modeling.resnet import RESNET_DEPTHS
+from ..config import ConfigError, get_cfg, reject_value
+from ..modeling.registry import BACKBONES
 
 __all__ = [
     "add_resnet_det_config", "check_resnet_det_keys", "shared_default_differences", "resolve_for_detectron2",
-    "HONORED_KEYS", "RESTRICTED_KEYS", "IGNORED_KEYS", "BACKBONE_ALIASES", "ROI_HEADS_ALIASES",
-    "resnet_kwargs", "res5_head_kwargs", "vgg_kwargs",
+    "HONORED_KEYS", "RESTRICTED_KEYS", "IGNORED_KEYS", "backbone_aliases", "ROI_HEADS_ALIASES",
+    "reject_deformable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,15 +71,29 @@ IGNORED_KEYS: Dict[str, str] = {
     "SOLVER.PLATEAU_MODE": _PLATEAU,
 }
 
-# The built-in engine's builder names -> the plugin's (defaults.py accepts both spellings), so
-# that our YAML files build our backbone, with SHORTCUT / PLAIN / ... applied, under detectron2.
-BACKBONE_ALIASES = {
-    "build_resnet_backbone": "build_resnet_det_backbone",
-    "build_resnet_fpn_backbone": "build_resnet_det_fpn_backbone",
-    "build_vgg_backbone": "build_vgg16_backbone",
-}
 ROI_HEADS_ALIASES = {"Res5ROIHeads": "ResNetDetRes5ROIHeads"}
-_OUR_BACKBONES = ("build_resnet_det_backbone", "build_resnet_det_fpn_backbone")
+
+
+def backbone_aliases() -> Dict[str, str]:
+    """The built-in engine's backbone names -> the plugin's, from the backbone registry (an
+    entry's ``d2_name``, where detectron2's own builder has its name: build_resnet_backbone ->
+    build_resnet_det_backbone), so that our YAML files build our backbone, with SHORTCUT /
+    PLAIN / ... applied, under detectron2."""
+    return {spec.name: spec.d2_name for spec in BACKBONES if spec.d2_name}
+
+
+def _plugin_backbone_names() -> Tuple[str, ...]:
+    """The names resnet_det.d2 registers in detectron2's BACKBONE_REGISTRY."""
+    return tuple(spec.d2_name or spec.name for spec in BACKBONES)
+
+
+def reject_deformable(cfg) -> None:
+    """Raise ConfigError for MODEL.RESNETS.DEFORM_ON_PER_STAGE (a detectron2-only key) when our
+    ResNet would silently drop it."""
+    if any(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE):
+        reject_value("MODEL.RESNETS.DEFORM_ON_PER_STAGE", list(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE),
+                     "deformable convs are detectron2's own ResNet (build_resnet_backbone); resnet_det's "
+                     "backbones are the paper's")
 
 
 def _leaves(node, prefix: str = "") -> Dict[str, object]:
@@ -189,7 +202,7 @@ def check_resnet_det_keys(cfg) -> None:
 def resolve_for_detectron2(cfg) -> List[str]:
     """Turn a config written for resnet_det into what detectron2 runs, in place (not frozen).
 
-    - our builder names -> the plugin's (BACKBONE_ALIASES, ROI_HEADS_ALIASES);
+    - our builder names -> the plugin's (``backbone_aliases()``, ROI_HEADS_ALIASES);
     - MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE -> TEST.DETECTIONS_PER_IMAGE;
     - ENGINE = "detectron2";
     - refuses what detectron2 cannot run (classifiers, the plateau schedule, our keys with
@@ -207,14 +220,14 @@ def resolve_for_detectron2(cfg) -> List[str]:
             f"config SOLVER.LR_SCHEDULER_NAME={cfg.SOLVER.LR_SCHEDULER_NAME!r}: detectron2 has "
             "'WarmupMultiStepLR' and 'WarmupCosineLR' (ReduceLROnPlateau: ENGINE builtin)")
     check_resnet_det_keys(cfg)
-    for key, aliases in (("MODEL.BACKBONE.NAME", BACKBONE_ALIASES),
+    for key, aliases in (("MODEL.BACKBONE.NAME", backbone_aliases()),
                          ("MODEL.ROI_HEADS.NAME", ROI_HEADS_ALIASES)):
         section, leaf = key.rsplit(".", 1)
         node = _get(cfg, section)
         if node[leaf] in aliases:
             notes.append(f"{key}: {node[leaf]} -> {aliases[node[leaf]]} (resnet_det's)")
             node[leaf] = aliases[node[leaf]]
-    if cfg.MODEL.BACKBONE.NAME not in _OUR_BACKBONES + ("build_vgg16_backbone",):
+    if cfg.MODEL.BACKBONE.NAME not in _plugin_backbone_names():
         # detectron2's own backbone: our ResNet options would be dropped, so they must be off.
         for key in ("MODEL.RESNETS.SHORTCUT", "MODEL.RESNETS.PLAIN", "MODEL.RESNETS.ZERO_INIT_RESIDUAL"):
             if _get(cfg, key) != _defaults()[key]:
@@ -237,53 +250,3 @@ def resolve_for_detectron2(cfg) -> List[str]:
         notes.append(f"ENGINE: {cfg.ENGINE} -> detectron2")
         cfg.ENGINE = "detectron2"
     return notes
-
-
-# ---------------------------------------------------------------- cfg -> builder kwargs
-def _resnet_common(cfg) -> dict:
-    r = cfg.MODEL.RESNETS
-    if r.DEPTH not in RESNET_DEPTHS:
-        _fail("MODEL.RESNETS.DEPTH", r.DEPTH, f"choose one of {sorted(RESNET_DEPTHS)}")
-    if any(r.DEFORM_ON_PER_STAGE):
-        _fail("MODEL.RESNETS.DEFORM_ON_PER_STAGE", list(r.DEFORM_ON_PER_STAGE),
-              "deformable convs are detectron2's own ResNet (build_resnet_backbone); resnet_det's "
-              "backbones are the paper's")
-    expected_res2 = r.STEM_OUT_CHANNELS * (4 if r.DEPTH >= 50 else 1)
-    if r.RES2_OUT_CHANNELS != expected_res2:
-        _fail("MODEL.RESNETS.RES2_OUT_CHANNELS", r.RES2_OUT_CHANNELS,
-              f"depth {r.DEPTH} with STEM_OUT_CHANNELS {r.STEM_OUT_CHANNELS} has res2 width "
-              f"{expected_res2} (set RES2_OUT_CHANNELS {expected_res2})")
-    return dict(depth=r.DEPTH, shortcut=r.SHORTCUT, stride_in_1x1=r.STRIDE_IN_1X1, norm=r.NORM,
-                zero_init_residual=r.ZERO_INIT_RESIDUAL, groups=r.NUM_GROUPS,
-                width_per_group=r.WIDTH_PER_GROUP, residual=not r.PLAIN)
-
-
-def resnet_kwargs(cfg, *, in_channels: int, out_features: List[str]) -> dict:
-    """kwargs of ``resnet_det.modeling.build_resnet`` from MODEL.RESNETS / MODEL.BACKBONE."""
-    kwargs = _resnet_common(cfg)
-    r = cfg.MODEL.RESNETS
-    if r.RES5_DILATION not in (1, 2):
-        _fail("MODEL.RESNETS.RES5_DILATION", r.RES5_DILATION, "must be 1 or 2")
-    kwargs.update(in_channels=in_channels, out_features=list(out_features),
-                  stem_out_channels=r.STEM_OUT_CHANNELS, res5_dilation=r.RES5_DILATION,
-                  freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT)
-    return kwargs
-
-
-def res5_head_kwargs(cfg) -> dict:
-    """kwargs of ``resnet_det.modeling.build_res5_head`` for the C4 box head: res5 with the
-    backbone's block options, first block at stride 2 (the paper, Appendix A)."""
-    kwargs = _resnet_common(cfg)
-    # res4's width, as detectron2's Res5ROIHeads computes it: res2 width x 4.
-    kwargs.update(in_channels=cfg.MODEL.RESNETS.RES2_OUT_CHANNELS * 4, first_stride=2)
-    return kwargs
-
-
-def vgg_kwargs(cfg, *, in_channels: int) -> dict:
-    """kwargs of ``resnet_det.modeling.vgg.build_vgg`` (backbone mode, vgg_conv5 at stride 16)."""
-    from ..modeling.vgg import VGG_DEPTHS
-
-    if cfg.MODEL.VGG.DEPTH not in VGG_DEPTHS:
-        _fail("MODEL.VGG.DEPTH", cfg.MODEL.VGG.DEPTH, f"choose one of {sorted(VGG_DEPTHS)}")
-    return dict(depth=cfg.MODEL.VGG.DEPTH, norm=cfg.MODEL.VGG.NORM, in_channels=in_channels,
-                out_features=["vgg_conv5"], freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT)

@@ -14,9 +14,10 @@ from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.roi_heads import ROI_BOX_HEAD_REGISTRY, Res5ROIHeads
 
 from ..config import ConfigError
+from ..modeling.backbone_kwargs import res5_head_kwargs
 from ..modeling.detection.box_heads import VGGFCHead as _VGGFCHead
 from ..modeling.resnet import build_res5_head
-from .config import res5_head_kwargs
+from .config import reject_deformable
 
 __all__ = ["ResNetDetRes5ROIHeads", "VGGFCHead"]
 
@@ -28,7 +29,8 @@ class ResNetDetRes5ROIHeads(Res5ROIHeads):
 
     @classmethod
     def _build_res5_block(cls, cfg):
-        kwargs = res5_head_kwargs(cfg)
+        reject_deformable(cfg)
+        kwargs = res5_head_kwargs(cfg)  # the built-in engine's C4 head reads the same
         try:
             res5 = build_res5_head(**kwargs)
         except ValueError as e:

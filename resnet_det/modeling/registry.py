@@ -85,8 +85,13 @@ class ModelRegistry:
             raise ValueError(f"{self.key}: {taken} already registered; unregister it first")
         for n in spec.names:
             self._specs[n] = spec
-        for listener in self._listeners:
-            listener(spec)
+        try:
+            for listener in self._listeners:
+                listener(spec)
+        except Exception:  # e.g. the name is taken in detectron2's registry: not registered
+            for n in spec.names:
+                del self._specs[n]
+            raise
         return spec
 
     def unregister(self, name: str) -> None:

@@ -137,3 +137,67 @@ def test_invalid_options_name_the_key():
         _c4_model(DEPTH=50, SHORTCUT="D")
     with pytest.raises(ConfigError, match="MODEL.RESNETS.DEFORM_ON_PER_STAGE"):
         _c4_model(DEPTH=50, DEFORM_ON_PER_STAGE=[False, False, True, True])
+
+
+@pytest.mark.parametrize("opts", [
+    ["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.RESNETS.NORM", "BN",
+     "MODEL.RESNETS.SHORTCUT", "C", "MODEL.BACKBONE.FREEZE_AT", "1"],
+    ["MODEL.BACKBONE.NAME", "build_vgg_backbone", "MODEL.VGG.NORM", "GN"],
+], ids=["resnet", "vgg"])
+def test_plugin_builds_the_builtin_engines_backbone(opts):
+    """Same registry entry, same kwargs, same init order: with one seed the plugin's backbone
+    equals the built-in engine's, parameter names and values (checkpoints move between them)."""
+    from resnet_det.config import get_cfg as our_cfg
+    from resnet_det.modeling.build import build_backbone as our_backbone
+
+    ours = our_cfg()
+    ours.merge_from_list(opts)
+    theirs = resnet_det.d2.add_resnet_det_config(get_cfg(), resnet_det_defaults=True)
+    theirs.merge_from_list(opts)
+    resnet_det.d2.resolve_for_detectron2(theirs)
+    torch.manual_seed(0)
+    a = our_backbone(ours).state_dict()
+    torch.manual_seed(0)
+    plugin = build_backbone(theirs)
+    b = plugin.state_dict()
+    assert type(plugin).__name__ in ("ResNetDetBackbone", "VGGDetBackbone")
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_registry_entries_added_later_reach_detectron2():
+    from resnet_det.modeling.backbone import Backbone as OurBackbone
+    from resnet_det.modeling.registry import BACKBONES
+
+    class Tiny(OurBackbone):
+        def __init__(self, *, in_channels: int = 3):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(in_channels, 8, 3, stride=4, padding=1)
+            self._out_features, self._out_feature_channels, self._out_feature_strides = ["t"], {"t": 8}, {"t": 4}
+
+        def forward(self, x):
+            return {"t": self.conv(x)}
+
+    def tiny_kwargs(cfg):
+        return dict(in_channels=len(cfg.MODEL.PIXEL_MEAN))
+
+    cfg = _cfg()
+    cfg.MODEL.BACKBONE.NAME = "tiny_for_d2_test"
+    BACKBONES.register("tiny_for_d2_test", build=Tiny, from_config=tiny_kwargs)
+    try:
+        assert "tiny_for_d2_test" in BACKBONE_REGISTRY  # registered after the plugin's import
+        net = build_backbone(cfg)
+        assert isinstance(net, Backbone) and isinstance(net, Tiny) and list(net.state_dict()) == [
+            "conv.weight", "conv.bias"]  # a subclass, not a wrapper: the names are Tiny's
+        assert net.output_shape() == {"t": ShapeSpec(channels=8, stride=4)}
+        # A function builder cannot be given detectron2's base class: a clear error, not a crash.
+        BACKBONES.unregister("tiny_for_d2_test")
+        BACKBONES.register("tiny_for_d2_test", build=lambda **kw: Tiny(**kw), from_config=tiny_kwargs)
+        with pytest.raises(ConfigError, match="MODEL.BACKBONE.NAME"):
+            build_backbone(cfg)
+    finally:
+        BACKBONES.unregister("tiny_for_d2_test")
+    # detectron2's own names are not taken over, and the entry is not half-registered
+    with pytest.raises(ConfigError, match="build_retinanet_resnet_fpn_backbone"):
+        BACKBONES.register("tiny_for_d2_test", d2_name="build_retinanet_resnet_fpn_backbone",
+                           build=Tiny, from_config=tiny_kwargs)
+    assert "tiny_for_d2_test" not in BACKBONES
