@@ -210,10 +210,10 @@ def _to_dict(node: Any) -> Any:
 
 def get_cfg() -> CfgNode:
     """A fresh copy of the defaults (resnet_det/config/defaults.py) as our :class:`CfgNode`."""
-    from .defaults import _C
+    from .defaults import DEFAULTS
 
     # yacs turns every nested dict (fvcore node) into our class; tuples stay tuples.
-    return CfgNode(copy.deepcopy(_C))
+    return CfgNode(copy.deepcopy(DEFAULTS))
 
 
 def save_config(cfg: _FvCfgNode, path: str) -> None:

@@ -6,299 +6,300 @@ pretraining) are added under the same sections.
 """
 from fvcore.common.config import CfgNode as _FvCfgNode
 
-_C = _FvCfgNode()
+DEFAULTS = _FvCfgNode()
 # Version of the config layout, bumped when keys are renamed.
-_C.VERSION = 2
+DEFAULTS.VERSION = 2
 
 # ---------------------------------------------------------------------------------------------
 # Model
 # ---------------------------------------------------------------------------------------------
-_C.MODEL = _FvCfgNode()
+DEFAULTS.MODEL = _FvCfgNode()
 # "GeneralizedRCNN" (Faster R-CNN detector) or "ImageClassifier" (ImageNet/CIFAR pretraining).
-_C.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
+DEFAULTS.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
 # Device to build the model on: "cpu" or "cuda" (detectron2's key).
-_C.MODEL.DEVICE = "cpu"
+DEFAULTS.MODEL.DEVICE = "cpu"
 # Path to initial weights (torchvision, detectron2/MSRA .pkl/.pth or resnet_det checkpoint);
 # empty string trains from scratch.
-_C.MODEL.WEIGHTS = ""
+DEFAULTS.MODEL.WEIGHTS = ""
 # Pixel mean subtracted from the input, in INPUT.FORMAT channel order (MSRA BGR values).
-_C.MODEL.PIXEL_MEAN = [103.530, 116.280, 123.675]
+DEFAULTS.MODEL.PIXEL_MEAN = [103.530, 116.280, 123.675]
 # Pixel std the input is divided by (MSRA weights expect 1.0: they were trained on 0-255 BGR).
-_C.MODEL.PIXEL_STD = [1.0, 1.0, 1.0]
+DEFAULTS.MODEL.PIXEL_STD = [1.0, 1.0, 1.0]
 # Train only the region proposal network (detectron2's key; False for Faster R-CNN).
-_C.MODEL.PROPOSAL_GENERATOR = _FvCfgNode()
+DEFAULTS.MODEL.PROPOSAL_GENERATOR = _FvCfgNode()
 # Proposal generator name; only "RPN" is supported.
-_C.MODEL.PROPOSAL_GENERATOR.NAME = "RPN"
+DEFAULTS.MODEL.PROPOSAL_GENERATOR.NAME = "RPN"
 
-_C.MODEL.BACKBONE = _FvCfgNode()
+DEFAULTS.MODEL.BACKBONE = _FvCfgNode()
 # Backbone builder: "build_resnet_backbone" (C4 or res5 outputs), "build_resnet_fpn_backbone",
 # "build_vgg_backbone" (also accepted under the plugin names build_resnet_det_backbone,
 # build_resnet_det_fpn_backbone, build_vgg16_backbone).
-_C.MODEL.BACKBONE.NAME = "build_resnet_backbone"
+DEFAULTS.MODEL.BACKBONE.NAME = "build_resnet_backbone"
 # Freeze the stem (1) and res2..resk (k); 0 trains everything. The paper's detector freezes
 # conv1 and res2 (detectron2's default 2).
-_C.MODEL.BACKBONE.FREEZE_AT = 2
+DEFAULTS.MODEL.BACKBONE.FREEZE_AT = 2
 
-_C.MODEL.RESNETS = _FvCfgNode()
+DEFAULTS.MODEL.RESNETS = _FvCfgNode()
 # ResNet depth: 18, 34, 50, 101, 152 or 200.
-_C.MODEL.RESNETS.DEPTH = 50
+DEFAULTS.MODEL.RESNETS.DEPTH = 50
 # Backbone features returned to the detector ("res4" for C4, res2..res5 for FPN).
-_C.MODEL.RESNETS.OUT_FEATURES = ["res4"]
+DEFAULTS.MODEL.RESNETS.OUT_FEATURES = ["res4"]
 # Groups in the 3x3 conv of bottleneck blocks (ResNeXt: 32).
-_C.MODEL.RESNETS.NUM_GROUPS = 1
+DEFAULTS.MODEL.RESNETS.NUM_GROUPS = 1
 # Width of each group (64 = ResNet; ResNeXt 32x4d: 4; wide ResNet-50-2: 128).
-_C.MODEL.RESNETS.WIDTH_PER_GROUP = 64
+DEFAULTS.MODEL.RESNETS.WIDTH_PER_GROUP = 64
 # Normalization: "BN", "FrozenBN", "SyncBN", "GN" or "none". The paper's detector freezes BN.
-_C.MODEL.RESNETS.NORM = "FrozenBN"
+DEFAULTS.MODEL.RESNETS.NORM = "FrozenBN"
 # True: stride in the first 1x1 conv of a bottleneck (the paper, MSRA weights). False: in the
 # 3x3 (torchvision "v1.5" weights).
-_C.MODEL.RESNETS.STRIDE_IN_1X1 = True
+DEFAULTS.MODEL.RESNETS.STRIDE_IN_1X1 = True
 # Dilation of res5 (1 or 2); 2 keeps res5 at stride 16.
-_C.MODEL.RESNETS.RES5_DILATION = 1
+DEFAULTS.MODEL.RESNETS.RES5_DILATION = 1
 # Channels of res2's output (256 for bottleneck nets, 64 for ResNet-18/34).
-_C.MODEL.RESNETS.RES2_OUT_CHANNELS = 256
+DEFAULTS.MODEL.RESNETS.RES2_OUT_CHANNELS = 256
 # Channels of the stem's output.
-_C.MODEL.RESNETS.STEM_OUT_CHANNELS = 64
+DEFAULTS.MODEL.RESNETS.STEM_OUT_CHANNELS = 64
 # Shortcut option of the paper's Sec. 3.3: "A" zero-padding identity, "B" projections where the
 # shape changes, "C" projections everywhere.
-_C.MODEL.RESNETS.SHORTCUT = "B"
+DEFAULTS.MODEL.RESNETS.SHORTCUT = "B"
 # True builds the plain counterpart (same layers, no shortcut connections; Sec. 4.1).
-_C.MODEL.RESNETS.PLAIN = False
+DEFAULTS.MODEL.RESNETS.PLAIN = False
 # Zero-initialize the last norm's scale in each residual block.
-_C.MODEL.RESNETS.ZERO_INIT_RESIDUAL = False
+DEFAULTS.MODEL.RESNETS.ZERO_INIT_RESIDUAL = False
 
-_C.MODEL.VGG = _FvCfgNode()
+DEFAULTS.MODEL.VGG = _FvCfgNode()
 # VGG depth: 16 or 19.
-_C.MODEL.VGG.DEPTH = 16
-# Normalization after each VGG conv: "none" (the original VGG) or "BN".
-_C.MODEL.VGG.NORM = "none"
+DEFAULTS.MODEL.VGG.DEPTH = 16
+# Normalization after each VGG conv: "none" (the original VGG), "BN" (torchvision's vgg16_bn),
+# or any other norm name (see MODEL.RESNETS.NORM).
+DEFAULTS.MODEL.VGG.NORM = "none"
 
-_C.MODEL.FPN = _FvCfgNode()
+DEFAULTS.MODEL.FPN = _FvCfgNode()
 # Backbone features the FPN takes.
-_C.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+DEFAULTS.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
 # Channels of every FPN level.
-_C.MODEL.FPN.OUT_CHANNELS = 256
+DEFAULTS.MODEL.FPN.OUT_CHANNELS = 256
 # Normalization inside FPN convs ("" for none).
-_C.MODEL.FPN.NORM = ""
+DEFAULTS.MODEL.FPN.NORM = ""
 
-_C.MODEL.ANCHOR_GENERATOR = _FvCfgNode()
+DEFAULTS.MODEL.ANCHOR_GENERATOR = _FvCfgNode()
 # Anchor sizes per feature map (one list per RPN input feature; the paper: 3 scales x 3 ratios).
-_C.MODEL.ANCHOR_GENERATOR.SIZES = [[32, 64, 128, 256, 512]]
+DEFAULTS.MODEL.ANCHOR_GENERATOR.SIZES = [[32, 64, 128, 256, 512]]
 # Anchor aspect ratios (height / width), one list applied to every feature map.
-_C.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [[0.5, 1.0, 2.0]]
+DEFAULTS.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [[0.5, 1.0, 2.0]]
 
-_C.MODEL.RPN = _FvCfgNode()
+DEFAULTS.MODEL.RPN = _FvCfgNode()
 # Features the RPN runs on.
-_C.MODEL.RPN.IN_FEATURES = ["res4"]
+DEFAULTS.MODEL.RPN.IN_FEATURES = ["res4"]
 # IoU thresholds: below the first is background, above the second foreground.
-_C.MODEL.RPN.IOU_THRESHOLDS = [0.3, 0.7]
+DEFAULTS.MODEL.RPN.IOU_THRESHOLDS = [0.3, 0.7]
 # Anchors sampled per image for the RPN loss.
-_C.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 256
+DEFAULTS.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 256
 # Fraction of sampled anchors that are foreground.
-_C.MODEL.RPN.POSITIVE_FRACTION = 0.5
+DEFAULTS.MODEL.RPN.POSITIVE_FRACTION = 0.5
 # Proposals kept per image before NMS, training.
-_C.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 12000
+DEFAULTS.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 12000
 # Proposals kept per image before NMS, testing.
-_C.MODEL.RPN.PRE_NMS_TOPK_TEST = 6000
+DEFAULTS.MODEL.RPN.PRE_NMS_TOPK_TEST = 6000
 # Proposals kept per image after NMS, training.
-_C.MODEL.RPN.POST_NMS_TOPK_TRAIN = 2000
+DEFAULTS.MODEL.RPN.POST_NMS_TOPK_TRAIN = 2000
 # Proposals kept per image after NMS, testing.
-_C.MODEL.RPN.POST_NMS_TOPK_TEST = 1000
+DEFAULTS.MODEL.RPN.POST_NMS_TOPK_TEST = 1000
 # NMS threshold on proposals.
-_C.MODEL.RPN.NMS_THRESH = 0.7
+DEFAULTS.MODEL.RPN.NMS_THRESH = 0.7
 # Channels of the RPN's 3x3 conv (-1: same as its input).
-_C.MODEL.RPN.CONV_DIMS = [-1]
+DEFAULTS.MODEL.RPN.CONV_DIMS = [-1]
 
-_C.MODEL.ROI_HEADS = _FvCfgNode()
+DEFAULTS.MODEL.ROI_HEADS = _FvCfgNode()
 # RoI head: "Res5ROIHeads" (C4: res5 as the box head) or "StandardROIHeads" (FPN, VGG fc6/fc7).
-_C.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
+DEFAULTS.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
 # Number of foreground classes.
-_C.MODEL.ROI_HEADS.NUM_CLASSES = 80
+DEFAULTS.MODEL.ROI_HEADS.NUM_CLASSES = 80
 # Features the RoI heads pool from.
-_C.MODEL.ROI_HEADS.IN_FEATURES = ["res4"]
+DEFAULTS.MODEL.ROI_HEADS.IN_FEATURES = ["res4"]
 # RoIs sampled per image for the box loss.
-_C.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 512
+DEFAULTS.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 512
 # Fraction of sampled RoIs that are foreground.
-_C.MODEL.ROI_HEADS.POSITIVE_FRACTION = 0.25
+DEFAULTS.MODEL.ROI_HEADS.POSITIVE_FRACTION = 0.25
 # IoU at or above which a proposal is foreground.
-_C.MODEL.ROI_HEADS.IOU_THRESHOLDS = [0.5]
+DEFAULTS.MODEL.ROI_HEADS.IOU_THRESHOLDS = [0.5]
 # Detections below this score are dropped at test time.
-_C.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.05
+DEFAULTS.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.05
 # Per-class NMS threshold at test time.
-_C.MODEL.ROI_HEADS.NMS_THRESH_TEST = 0.5
+DEFAULTS.MODEL.ROI_HEADS.NMS_THRESH_TEST = 0.5
 # Detections kept per image at test time.
-_C.MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE = 100
+DEFAULTS.MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE = 100
 
-_C.MODEL.ROI_BOX_HEAD = _FvCfgNode()
+DEFAULTS.MODEL.ROI_BOX_HEAD = _FvCfgNode()
 # Box head after pooling for StandardROIHeads: "FastRCNNConvFCHead" (2 fc, FPN) or "VGGFCHead"
 # (VGG's fc6/fc7, which can take ImageNet weights).
-_C.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
+DEFAULTS.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
 # Pooling: "ROIAlignV2", "ROIAlign" or "ROIPool" (the original Faster R-CNN).
-_C.MODEL.ROI_BOX_HEAD.POOLER_TYPE = "ROIAlignV2"
+DEFAULTS.MODEL.ROI_BOX_HEAD.POOLER_TYPE = "ROIAlignV2"
 # Output size of RoI pooling (14 for C4, whose res5 halves it; 7 for FPN and VGG).
-_C.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 14
+DEFAULTS.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 14
 # Sampling ratio of RoIAlign (0 = adaptive).
-_C.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = 0
+DEFAULTS.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = 0
 # Number of fc layers in the FastRCNNConvFCHead.
-_C.MODEL.ROI_BOX_HEAD.NUM_FC = 2
+DEFAULTS.MODEL.ROI_BOX_HEAD.NUM_FC = 2
 # Width of those fc layers (1024 for FPN, 4096 for VGG).
-_C.MODEL.ROI_BOX_HEAD.FC_DIM = 1024
+DEFAULTS.MODEL.ROI_BOX_HEAD.FC_DIM = 1024
 # Weights of the box regression targets (dx, dy, dw, dh).
-_C.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS = [10.0, 10.0, 5.0, 5.0]
+DEFAULTS.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS = [10.0, 10.0, 5.0, 5.0]
 
-_C.MODEL.CLASSIFIER = _FvCfgNode()
+DEFAULTS.MODEL.CLASSIFIER = _FvCfgNode()
 # Network for ImageClassifier: a resnet_det.list_models() name ("resnet50", "resnet20_cifar").
 # MODEL.RESNETS.SHORTCUT / NORM / STRIDE_IN_1X1 / ZERO_INIT_RESIDUAL apply to it too.
-_C.MODEL.CLASSIFIER.ARCH = "resnet50"
+DEFAULTS.MODEL.CLASSIFIER.ARCH = "resnet50"
 # Number of classes of the classifier head.
-_C.MODEL.CLASSIFIER.NUM_CLASSES = 1000
+DEFAULTS.MODEL.CLASSIFIER.NUM_CLASSES = 1000
 # Label smoothing of the cross-entropy loss (0 = the paper; 0.1 in the modern recipe).
-_C.MODEL.CLASSIFIER.LABEL_SMOOTHING = 0.0
+DEFAULTS.MODEL.CLASSIFIER.LABEL_SMOOTHING = 0.0
 
 # ---------------------------------------------------------------------------------------------
 # Input
 # ---------------------------------------------------------------------------------------------
-_C.INPUT = _FvCfgNode()
+DEFAULTS.INPUT = _FvCfgNode()
 # Shorter side sampled from this list for each training image (the paper: 600).
-_C.INPUT.MIN_SIZE_TRAIN = (600,)
+DEFAULTS.INPUT.MIN_SIZE_TRAIN = (600,)
 # "choice" samples from MIN_SIZE_TRAIN; "range" samples uniformly between its two values.
-_C.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"
+DEFAULTS.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"
 # Longer side is capped at this size in training.
-_C.INPUT.MAX_SIZE_TRAIN = 1000
+DEFAULTS.INPUT.MAX_SIZE_TRAIN = 1000
 # Shorter side at test time.
-_C.INPUT.MIN_SIZE_TEST = 600
+DEFAULTS.INPUT.MIN_SIZE_TEST = 600
 # Longer side cap at test time.
-_C.INPUT.MAX_SIZE_TEST = 1000
+DEFAULTS.INPUT.MAX_SIZE_TEST = 1000
 # Channel order the model sees: "BGR" (MSRA / detectron2 weights) or "RGB" (torchvision).
-_C.INPUT.FORMAT = "BGR"
+DEFAULTS.INPUT.FORMAT = "BGR"
 # Horizontal flip probability in training.
-_C.INPUT.RANDOM_FLIP_PROB = 0.5
+DEFAULTS.INPUT.RANDOM_FLIP_PROB = 0.5
 
 # Classification input (pretraining).
-_C.INPUT.CLS = _FvCfgNode()
+DEFAULTS.INPUT.CLS = _FvCfgNode()
 # Side of the square training crop (224 ImageNet, 32 CIFAR).
-_C.INPUT.CLS.CROP_SIZE = 224
+DEFAULTS.INPUT.CLS.CROP_SIZE = 224
 # Shorter side sampled in [min, max] before the crop (Sec. 3.4: [256, 480]); [] disables.
-_C.INPUT.CLS.SCALE_RANGE = [256, 480]
+DEFAULTS.INPUT.CLS.SCALE_RANGE = [256, 480]
 # Zero padding before a random crop (CIFAR: 4 pixels; Sec. 4.2).
-_C.INPUT.CLS.PAD = 0
+DEFAULTS.INPUT.CLS.PAD = 0
 # AlexNet-style PCA colour augmentation strength (0.1 in the paper's recipe; 0 disables).
-_C.INPUT.CLS.PCA_LIGHTING = 0.1
+DEFAULTS.INPUT.CLS.PCA_LIGHTING = 0.1
 # Shorter side before the centre crop at test time.
-_C.INPUT.CLS.TEST_RESIZE = 256
+DEFAULTS.INPUT.CLS.TEST_RESIZE = 256
 # Per-channel mean (RGB, 0-255) subtracted from classification inputs.
-_C.INPUT.CLS.PIXEL_MEAN = [123.675, 116.28, 103.53]
+DEFAULTS.INPUT.CLS.PIXEL_MEAN = [123.675, 116.28, 103.53]
 # Per-channel std (RGB, 0-255) dividing classification inputs.
-_C.INPUT.CLS.PIXEL_STD = [58.395, 57.12, 57.375]
+DEFAULTS.INPUT.CLS.PIXEL_STD = [58.395, 57.12, 57.375]
 
 # ---------------------------------------------------------------------------------------------
 # Datasets and loading
 # ---------------------------------------------------------------------------------------------
-_C.DATASETS = _FvCfgNode()
+DEFAULTS.DATASETS = _FvCfgNode()
 # Registered dataset names to train on (concatenated).
-_C.DATASETS.TRAIN = ()
+DEFAULTS.DATASETS.TRAIN = ()
 # Registered dataset names to evaluate on.
-_C.DATASETS.TEST = ()
+DEFAULTS.DATASETS.TEST = ()
 
-_C.DATALOADER = _FvCfgNode()
+DEFAULTS.DATALOADER = _FvCfgNode()
 # Worker processes for data loading (0 loads in the main process).
-_C.DATALOADER.NUM_WORKERS = 2
+DEFAULTS.DATALOADER.NUM_WORKERS = 2
 # Batch images of similar aspect ratio together (fewer padded pixels).
-_C.DATALOADER.ASPECT_RATIO_GROUPING = True
+DEFAULTS.DATALOADER.ASPECT_RATIO_GROUPING = True
 # Training sampler: "TrainingSampler" (infinite, shuffled, seeded).
-_C.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"
+DEFAULTS.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"
 # Drop training images that have no annotation.
-_C.DATALOADER.FILTER_EMPTY_ANNOTATIONS = True
+DEFAULTS.DATALOADER.FILTER_EMPTY_ANNOTATIONS = True
 # What to do with an unreadable image: "stop" raises with its path, "skip" logs, counts and
 # moves on.
-_C.DATALOADER.ON_BAD_IMAGE = "stop"
+DEFAULTS.DATALOADER.ON_BAD_IMAGE = "stop"
 
 # ---------------------------------------------------------------------------------------------
 # Solver
 # ---------------------------------------------------------------------------------------------
-_C.SOLVER = _FvCfgNode()
+DEFAULTS.SOLVER = _FvCfgNode()
 # Learning-rate schedule: "WarmupMultiStepLR" (step decay), "WarmupCosineLR", or
 # "ReduceLROnPlateau" (the paper's ImageNet "divide by 10 when the error plateaus").
-_C.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
+DEFAULTS.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
 # Number of training iterations.
-_C.SOLVER.MAX_ITER = 40000
+DEFAULTS.SOLVER.MAX_ITER = 40000
 # Learning rate for IMS_PER_BATCH images.
-_C.SOLVER.BASE_LR = 0.001
+DEFAULTS.SOLVER.BASE_LR = 0.001
 # SGD momentum.
-_C.SOLVER.MOMENTUM = 0.9
+DEFAULTS.SOLVER.MOMENTUM = 0.9
 # Use Nesterov momentum.
-_C.SOLVER.NESTEROV = False
+DEFAULTS.SOLVER.NESTEROV = False
 # L2 weight decay.
-_C.SOLVER.WEIGHT_DECAY = 0.0001
+DEFAULTS.SOLVER.WEIGHT_DECAY = 0.0001
 # Weight decay for norm layers' parameters.
-_C.SOLVER.WEIGHT_DECAY_NORM = 0.0
+DEFAULTS.SOLVER.WEIGHT_DECAY_NORM = 0.0
 # Factor the lr is multiplied by at each step.
-_C.SOLVER.GAMMA = 0.1
+DEFAULTS.SOLVER.GAMMA = 0.1
 # Iterations at which the lr is multiplied by GAMMA.
-_C.SOLVER.STEPS = (30000,)
+DEFAULTS.SOLVER.STEPS = (30000,)
 # Linear warmup from WARMUP_FACTOR * BASE_LR over this many iterations.
-_C.SOLVER.WARMUP_ITERS = 1000
+DEFAULTS.SOLVER.WARMUP_ITERS = 1000
 # Starting fraction of BASE_LR during warmup.
-_C.SOLVER.WARMUP_FACTOR = 0.001
+DEFAULTS.SOLVER.WARMUP_FACTOR = 0.001
 # "linear" or "constant" warmup (the paper's ResNet-110 uses a constant 0.1x warm-up).
-_C.SOLVER.WARMUP_METHOD = "linear"
+DEFAULTS.SOLVER.WARMUP_METHOD = "linear"
 # ReduceLROnPlateau: evaluations without improvement before dividing the lr by 10.
-_C.SOLVER.PLATEAU_PATIENCE = 3
+DEFAULTS.SOLVER.PLATEAU_PATIENCE = 3
 # ReduceLROnPlateau: evaluation result watched, as written to metrics.json (e.g. "top1_err").
-_C.SOLVER.PLATEAU_METRIC = ""
+DEFAULTS.SOLVER.PLATEAU_METRIC = ""
 # ReduceLROnPlateau: "min" for an error, "max" for an accuracy or AP.
-_C.SOLVER.PLATEAU_MODE = "min"
+DEFAULTS.SOLVER.PLATEAU_MODE = "min"
 # Save a checkpoint every this many iterations.
-_C.SOLVER.CHECKPOINT_PERIOD = 5000
+DEFAULTS.SOLVER.CHECKPOINT_PERIOD = 5000
 # Images per batch, summed over all processes.
-_C.SOLVER.IMS_PER_BATCH = 16
+DEFAULTS.SOLVER.IMS_PER_BATCH = 16
 # Automatic mixed precision on GPU.
-_C.SOLVER.AMP = _FvCfgNode()
+DEFAULTS.SOLVER.AMP = _FvCfgNode()
 # Enable autocast + grad scaling (CUDA only; ignored with a warning on CPU).
-_C.SOLVER.AMP.ENABLED = False
+DEFAULTS.SOLVER.AMP.ENABLED = False
 # Autocast dtype: "float16" or "bfloat16".
-_C.SOLVER.AMP.DTYPE = "float16"
+DEFAULTS.SOLVER.AMP.DTYPE = "float16"
 # Gradient clipping.
-_C.SOLVER.CLIP_GRADIENTS = _FvCfgNode()
+DEFAULTS.SOLVER.CLIP_GRADIENTS = _FvCfgNode()
 # Enable gradient clipping.
-_C.SOLVER.CLIP_GRADIENTS.ENABLED = False
+DEFAULTS.SOLVER.CLIP_GRADIENTS.ENABLED = False
 # "value" or "norm".
-_C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
+DEFAULTS.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
 # Clip threshold.
-_C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0
+DEFAULTS.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0
 # L-p norm type for "norm" clipping.
-_C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+DEFAULTS.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
 # World size the SOLVER values were written for (detectron2's key); on another world size
 # IMS_PER_BATCH and BASE_LR scale linearly, iteration counts inversely (0 disables).
-_C.SOLVER.REFERENCE_WORLD_SIZE = 0
+DEFAULTS.SOLVER.REFERENCE_WORLD_SIZE = 0
 # Use channels_last memory format on GPU.
-_C.SOLVER.CHANNELS_LAST = False
+DEFAULTS.SOLVER.CHANNELS_LAST = False
 
 # ---------------------------------------------------------------------------------------------
 # Test
 # ---------------------------------------------------------------------------------------------
-_C.TEST = _FvCfgNode()
+DEFAULTS.TEST = _FvCfgNode()
 # Evaluate every this many iterations during training (0: only at the end).
-_C.TEST.EVAL_PERIOD = 0
+DEFAULTS.TEST.EVAL_PERIOD = 0
 # VOC metric: True = the 2007 11-point AP, False = area under the curve (2010+).
-_C.TEST.VOC_USE_07_METRIC = True
+DEFAULTS.TEST.VOC_USE_07_METRIC = True
 # Classification test modes, any of "center", "10crop", "multiscale".
-_C.TEST.CLS_MODES = ["center"]
+DEFAULTS.TEST.CLS_MODES = ["center"]
 # Shorter sides of the paper's fully-convolutional multi-scale test.
-_C.TEST.CLS_MULTISCALE_SIZES = [224, 256, 384, 480, 640]
+DEFAULTS.TEST.CLS_MULTISCALE_SIZES = [224, 256, 384, 480, 640]
 # Images per batch at test time (per process).
-_C.TEST.IMS_PER_BATCH = 1
+DEFAULTS.TEST.IMS_PER_BATCH = 1
 
 # ---------------------------------------------------------------------------------------------
 # Misc
 # ---------------------------------------------------------------------------------------------
 # Engine: "builtin" (torchvision parts) or "detectron2" (the plugin; detectron2 must be built).
-_C.ENGINE = "builtin"
+DEFAULTS.ENGINE = "builtin"
 # Folder for checkpoints, logs, metrics and the resolved config.
-_C.OUTPUT_DIR = "./output"
+DEFAULTS.OUTPUT_DIR = "./output"
 # Random seed (negative: drawn from the clock and recorded in the log).
-_C.SEED = 0
+DEFAULTS.SEED = 0
 # Print training metrics every this many iterations.
-_C.LOG_PERIOD = 20
+DEFAULTS.LOG_PERIOD = 20
 # Let cuDNN benchmark convolution algorithms (faster for fixed sizes, not deterministic).
-_C.CUDNN_BENCHMARK = False
+DEFAULTS.CUDNN_BENCHMARK = False
