@@ -1,7 +1,10 @@
 """Models: stems, blocks, ResNet/plain/ResNeXt/Wide/CIFAR/VGG nets and the backbone contract.
 
-``build_backbone(cfg)`` / ``build_model(cfg)`` live in ``resnet_det.modeling.build`` (config ->
-kwargs); they are imported when called so that this package imports without the config code.
+The config side lives apart from the networks, which never read the config: the registries
+in ``resnet_det.modeling.registry`` map MODEL.BACKBONE.NAME / MODEL.CLASSIFIER.ARCH to a builder
+and its config -> kwargs function, and ``build_backbone(cfg)`` / ``build_model(cfg)`` live in
+``resnet_det.modeling.build``; they are imported when called so that this package imports
+without the config code.
 """
 from .backbone import Backbone
 from .blocks import (BasicBlock, BottleneckBlock, PreActBasicBlock, PreActBottleneckBlock,
@@ -32,7 +35,8 @@ def build_backbone(cfg):
 
 
 def build_model(cfg):
-    """The detector (or classifier) described by ``cfg`` (see resnet_det.modeling.build)."""
+    """The detector described by ``cfg`` (see resnet_det.modeling.build; classifiers:
+    resnet_det.modeling.classifier.build_classifier)."""
     from . import build
 
     return build.build_model(cfg)
