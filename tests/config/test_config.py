@@ -116,9 +116,13 @@ def test_yaml_python_tags_are_refused(tmp_path):
 
 
 def test_missing_base_and_cycle(tmp_path):
+    from resnet_det.utils.errors import MissingFileError
+
     f = _write(tmp_path / "a.yaml", "_BASE_: nope.yaml\n")
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+    # a user error (one line from the tools), still a FileNotFoundError for callers
+    with pytest.raises(MissingFileError, match="nope.yaml") as e:
         get_cfg().merge_from_file(f)
+    assert isinstance(e.value, FileNotFoundError)
     _write(tmp_path / "x.yaml", "_BASE_: y.yaml\n")
     _write(tmp_path / "y.yaml", "_BASE_: x.yaml\n")
     with pytest.raises(ConfigError, match="cycle"):
@@ -186,3 +190,21 @@ def test_valid_combinations_pass_and_batch_divisibility():
     validate_cfg(cfg, world_size=3)
     with pytest.raises(ConfigError, match="SOLVER.IMS_PER_BATCH"):
         validate_cfg(cfg, world_size=4)
+
+
+def test_config_errors_are_user_errors():
+    """The tools print a UserError as one line; ConfigError stays a ValueError for callers."""
+    from resnet_det.utils.errors import UserError
+
+    for cls in (ConfigError, ConfigKeyError, ConfigTypeError):
+        assert issubclass(cls, UserError) and issubclass(cls, ValueError)
+    assert issubclass(ConfigKeyError, KeyError) and issubclass(ConfigTypeError, TypeError)
+    with pytest.raises(ConfigError) as e:
+        validate_cfg(_merged(["MODEL.RESNETS.DEPTH", "42"]))
+    assert isinstance(e.value, UserError) and "MODEL.RESNETS.DEPTH" in str(e.value)
+
+
+def _merged(opts):
+    cfg = get_cfg()
+    cfg.merge_from_list(opts)
+    return cfg
