@@ -8,8 +8,21 @@ false positive); a best match on a difficult box is ignored (neither true nor fa
 and difficult boxes do not count towards recall. Boxes are in the devkit's inclusive pixel
 coordinates: a box from x0 to x1 is x1 - x0 + 1 pixels wide.
 
-AP is either the VOC2007 11-point interpolated precision (recall levels 0, 0.1, ..., 1) or, from
-VOC2010 on, the area under the monotone precision envelope.
+AP (``voc_ap``) is one of ``VOC_AP_METRICS``:
+
+- "11point" (VOC2007): the mean over 11 recall levels t of the highest precision at recall
+  >= t, with the levels of detectron2's ``voc_eval`` and py-faster-rcnn's ``voc_ap``,
+  ``np.arange(0.0, 1.1, 0.1)``. Those are not all exact tenths (the 4th is
+  0.30000000000000004, then 0.6000000000000001 and 0.7000000000000001), so a recall of
+  exactly 0.3, 0.6 or 0.7 does not reach its level. Every published VOC07 number of Faster
+  R-CNN (Ren et al.; He et al. Table 7) came from that code, so it is the default; the sum is
+  formed in the same order, so the AP equals theirs bit for bit.
+- "11point_exact": the same with the exact tenths k / 10 as levels, the metric as the VOC
+  paper defines it (Everingham et al. 2010, Sec. 4.2: t in {0, 0.1, ..., 1}). It differs
+  from "11point" only where a recall equals 0.3, 0.6 or 0.7 exactly (on a held-out set that
+  can move the mAP by tenths of a point).
+- "area" (VOC2010+ devkit): the area under the precision/recall curve after making precision
+  monotonically decreasing (what the PASCAL server reports for VOC 2012).
 
 Dataset dicts store VOC boxes as (xmin - 1, ymin - 1, xmax, ymax) continuous coordinates (the
 detectron2 convention, docs/internals.md); detections come in the same coordinates. Both get
@@ -28,7 +41,8 @@ from ..utils.dist import all_gather, get_world_size, is_main_process
 from ..utils.errors import DataError
 from .evaluator import DatasetEvaluator
 
-__all__ = ["PascalVOCDetectionEvaluator", "voc_ap", "voc_eval_class", "VOC_IOU_THRESHOLDS"]
+__all__ = ["PascalVOCDetectionEvaluator", "voc_ap", "voc_eval_class", "resolve_voc_metric",
+           "VOC_IOU_THRESHOLDS", "VOC_AP_METRICS"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,28 +53,51 @@ VOC_IOU_THRESHOLDS = tuple(range(50, 100, 5))
 Detection = Tuple[Hashable, float, Sequence[float]]
 
 
-def voc_ap(rec: Sequence[float], prec: Sequence[float], use_07_metric: bool = False) -> float:
+VOC_AP_METRICS = ("11point", "11point_exact", "area")
+
+# detectron2's / py-faster-rcnn's 11 recall levels, as they compute them (see the module doc).
+_ARANGE_LEVELS = np.arange(0.0, 1.1, 0.1)
+_EXACT_LEVELS = np.arange(11) / 10.0
+
+
+def resolve_voc_metric(metric: Optional[str] = None, use_07_metric: Optional[bool] = None) -> str:
+    """The metric name from either argument: ``metric`` (one of VOC_AP_METRICS) wins;
+    otherwise ``use_07_metric`` True -> "11point", False -> "area". ValueError if neither is
+    given or ``metric`` is unknown."""
+    if metric is not None:
+        if metric not in VOC_AP_METRICS:
+            raise ValueError(f"VOC AP metric {metric!r} is not one of {list(VOC_AP_METRICS)}")
+        return metric
+    if use_07_metric is None:
+        raise ValueError("give metric= (one of %s) or use_07_metric=True/False" % list(VOC_AP_METRICS))
+    return "11point" if use_07_metric else "area"
+
+
+def voc_ap(rec: Sequence[float], prec: Sequence[float], use_07_metric: bool = False, *,
+           metric: Optional[str] = None) -> float:
     """Average precision from a precision/recall curve (detections in decreasing score order).
 
     Args:
         rec: recall after each detection (non-decreasing).
         prec: precision after each detection.
-        use_07_metric: True: VOC2007's 11-point AP, the mean over t in {0, 0.1, ..., 1} of the
-            highest precision at recall >= t (0 if recall never reaches t). False: the VOC2010+
-            AP, the area under the curve after making precision monotonically decreasing.
+        use_07_metric: True: "11point", False: "area" (when ``metric`` is not given).
+        metric: one of VOC_AP_METRICS (module doc): "11point" (VOC2007, equal bit for bit to
+            detectron2's voc_eval and py-faster-rcnn), "11point_exact" (exact tenths as
+            recall levels) or "area" (VOC2010+ devkit).
     """
+    metric = resolve_voc_metric(metric, use_07_metric)
     rec = np.asarray(rec, dtype=np.float64).reshape(-1)
     prec = np.asarray(prec, dtype=np.float64).reshape(-1)
     if rec.shape != prec.shape:
         raise ValueError(f"voc_ap: rec has {rec.size} points, prec {prec.size}")
-    if use_07_metric:
-        # Exact tenths: the Python ports' np.arange(0, 1.1, 0.1) yields 0.30000000000000004,
-        # 0.6000000000000001 and 0.7000000000000001, which miss a recall of exactly 3/10, 3/5
-        # or 7/10 -- a float artefact, not the metric's definition.
+    if metric != "area":
+        levels = _ARANGE_LEVELS if metric == "11point" else _EXACT_LEVELS
         ap = 0.0
-        for t in np.arange(11) / 10.0:
+        for t in levels:
             reached = prec[rec >= t]
-            ap += (reached.max() if reached.size else 0.0) / 11.0
+            # Accumulated term by term in level order, as the reference code does, so that
+            # the float result is the same.
+            ap = ap + (np.max(reached) if reached.size else 0.0) / 11.0
         return float(ap)
     # Sentinels: recall runs from 0 to 1, precision falls to 0 past the last detection.
     mrec = np.concatenate(([0.0], rec, [1.0]))
@@ -93,7 +130,7 @@ def _voc_eval_thresholds(
     detections: Sequence[Detection],
     annotations: Mapping[Hashable, Sequence[Mapping[str, Any]]],
     iou_thresholds: Sequence[float],
-    use_07_metric: bool,
+    metric: str,
 ) -> List[Tuple[np.ndarray, np.ndarray, float]]:
     """voc_eval_class for several thresholds, computing the overlaps once."""
     gt: Dict[Hashable, Tuple[np.ndarray, np.ndarray]] = {}
@@ -148,7 +185,7 @@ def _voc_eval_thresholds(
         fp = np.cumsum(fp[counted])
         rec = tp / npos if npos > 0 else np.full_like(tp, np.nan)
         prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        ap = voc_ap(rec, prec, use_07_metric) if npos > 0 else float("nan")
+        ap = voc_ap(rec, prec, metric=metric) if npos > 0 else float("nan")
         results.append((rec, prec, ap))
     return results
 
@@ -158,6 +195,8 @@ def voc_eval_class(
     annotations: Mapping[Hashable, Sequence[Mapping[str, Any]]],
     iou_thresh: float = 0.5,
     use_07_metric: bool = False,
+    *,
+    metric: Optional[str] = None,
 ) -> Tuple[np.ndarray, np.ndarray, float]:
     """The devkit's per-class evaluation.
 
@@ -168,7 +207,8 @@ def voc_eval_class(
             the xml), "difficult": bool} of this class; every test image must be present
             (with [] when it has no object of the class).
         iou_thresh: a detection matches when its IoU with a box is above this.
-        use_07_metric: 11-point AP (VOC2007) instead of the area under the curve.
+        use_07_metric: "11point" AP (VOC2007) instead of "area" (when ``metric`` is not given).
+        metric: one of VOC_AP_METRICS (see ``voc_ap``).
 
     Returns:
         (recall, precision, ap): recall and precision after each counted detection in score
@@ -176,7 +216,8 @@ def voc_eval_class(
         unchanged), and the AP. AP and recall are NaN when the class has no non-difficult
         ground truth.
     """
-    return _voc_eval_thresholds(detections, annotations, [iou_thresh], use_07_metric)[0]
+    return _voc_eval_thresholds(detections, annotations, [iou_thresh],
+                                resolve_voc_metric(metric, use_07_metric))[0]
 
 
 class PascalVOCDetectionEvaluator(DatasetEvaluator):
@@ -186,13 +227,16 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
     percent. Ground truth comes from the dataset's dicts (with their "difficult" flags).
     """
 
-    def __init__(self, dataset_name: str, use_07_metric: Optional[bool] = None, distributed: bool = True):
+    def __init__(self, dataset_name: str, use_07_metric: Optional[bool] = None, distributed: bool = True,
+                 *, metric: Optional[str] = None):
         """
         Args:
             dataset_name: a registered dataset with metadata thing_classes and year.
             use_07_metric: True: VOC2007 11-point AP; False: area under the curve (VOC2010+);
                 None: 11-point exactly when the dataset's year is 2007 (as detectron2 does).
             distributed: gather predictions from all ranks; rank 0 evaluates.
+            metric: one of VOC_AP_METRICS ("11point", "11point_exact", "area"); overrides
+                ``use_07_metric`` when given.
         """
         from resnet_det.data.catalog import MetadataCatalog
 
@@ -202,14 +246,14 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         if not hasattr(meta, "thing_classes"):
             raise DataError(f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'thing_classes'")
         self._class_names: List[str] = list(meta.thing_classes)
-        if use_07_metric is None:
+        if metric is None and use_07_metric is None:
             if not hasattr(meta, "year"):
                 raise DataError(
                     f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'year'; "
                     "pass use_07_metric=True/False"
                 )
             use_07_metric = int(meta.year) == 2007
-        self._use_07_metric = bool(use_07_metric)
+        self._metric = resolve_voc_metric(metric, use_07_metric)
         self._predictions: Dict[int, List[Detection]] = defaultdict(list)
 
     def reset(self) -> None:
@@ -274,13 +318,14 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         logger.info(
             "Evaluating %s with the %s VOC metric",
             self._dataset_name,
-            "2007 11-point" if self._use_07_metric else "area-under-curve",
+            {"11point": "2007 11-point (detectron2 / py-faster-rcnn levels)",
+             "11point_exact": "11-point (exact tenths)", "area": "area-under-curve"}[self._metric],
         )
         thresholds = [t / 100.0 for t in VOC_IOU_THRESHOLDS]
         aps: Dict[int, List[float]] = {t: [] for t in VOC_IOU_THRESHOLDS}
         for label, name in enumerate(self._class_names):
             per_thresh = _voc_eval_thresholds(
-                predictions.get(label, []), ground_truth[label], thresholds, self._use_07_metric
+                predictions.get(label, []), ground_truth[label], thresholds, self._metric
             )
             for t, (_, _, ap) in zip(VOC_IOU_THRESHOLDS, per_thresh):
                 aps[t].append(ap * 100.0)

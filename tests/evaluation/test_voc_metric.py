@@ -28,13 +28,19 @@ def test_voc_ap_11_point_hand_worked():
     assert voc_ap(REC, PREC, use_07_metric=True) == pytest.approx(6.75 / 11, abs=1e-12)
 
 
-def test_voc_ap_11_point_uses_exact_tenths():
-    # 5 objects, three found with precision 1: recall 0.2, 0.4, 0.6. The 11-point AP counts
-    # t = 0, .1, ..., .6 (7 points) -> 7/11. np.arange(0, 1.1, 0.1)[6] is 0.6000000000000001,
-    # which would drop the t = .6 point (6/11): recall levels are the exact tenths.
+def test_voc_ap_11_point_levels_are_detectron2s_and_exact_tenths_by_name():
+    # 5 objects, three found with precision 1: recall 0.2, 0.4, 0.6. detectron2's and
+    # py-faster-rcnn's levels np.arange(0, 1.1, 0.1) have 0.6000000000000001 as the 7th, which
+    # recall 0.6 does not reach: t = 0 .. .5 count (6/11). With exact tenths t = .6 counts too.
     rec = np.array([1, 2, 3]) / 5
-    assert voc_ap(rec, [1.0, 1.0, 1.0], use_07_metric=True) == pytest.approx(7 / 11, abs=1e-12)
-    assert np.arange(0.0, 1.1, 0.1)[6] > 0.6  # the float artefact this guards against
+    assert np.arange(0.0, 1.1, 0.1)[6] > 0.6 and rec[-1] == 0.6
+    assert voc_ap(rec, [1.0, 1.0, 1.0], use_07_metric=True) == pytest.approx(6 / 11, abs=1e-15)
+    assert voc_ap(rec, [1.0, 1.0, 1.0], metric="11point") == pytest.approx(6 / 11, abs=1e-15)
+    assert voc_ap(rec, [1.0, 1.0, 1.0], metric="11point_exact") == pytest.approx(7 / 11, abs=1e-15)
+    # metric= wins over use_07_metric; unknown names are refused.
+    assert voc_ap(rec, [1.0, 1.0, 1.0], use_07_metric=True, metric="area") == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="'11pt' is not one of"):
+        voc_ap(rec, [1.0, 1.0, 1.0], metric="11pt")
 
 
 def test_voc_ap_perfect_and_empty():
