@@ -256,6 +256,11 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         self._metric = resolve_voc_metric(metric, use_07_metric)
         self._predictions: Dict[int, List[Detection]] = defaultdict(list)
 
+    @property
+    def metric(self) -> str:
+        """The AP metric in use, one of VOC_AP_METRICS."""
+        return self._metric
+
     def reset(self) -> None:
         self._predictions = defaultdict(list)
 

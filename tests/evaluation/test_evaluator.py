@@ -132,7 +132,7 @@ def test_build_evaluator_chooses_by_evaluator_type(coco_dataset, register):
     with pytest.raises(ValueError, match=f"{no_year}.*'year'"):
         PascalVOCDetectionEvaluator(no_year)
     # An explicit choice needs no year.
-    assert PascalVOCDetectionEvaluator(no_year, use_07_metric=False)._use_07_metric is False
+    assert PascalVOCDetectionEvaluator(no_year, use_07_metric=False).metric == "area"
     cls = register("eval_cls", lambda: [], evaluator_type="classification")
     evaluator = build_evaluator(cls, distributed=False)
     assert isinstance(evaluator, ClassificationEvaluator)
