@@ -41,9 +41,12 @@ def _specs() -> Dict[str, Tuple[Callable[..., nn.Module], Dict[str, Any], Tuple[
                                         tuple(o for o in _CIFAR_OVERRIDES if o != "shortcut"))
     specs["preact_resnet110_cifar"] = (CifarResNet, dict(depth=110, num_classes=10, preact=True),
                                        _CIFAR_OVERRIDES)
-    # 1001 = 9n+2 with n=111 pre-activation bottleneck blocks per stage (He et al. 2016).
+    # 1001 = 9n+2 with n=111 pre-activation bottleneck blocks per stage (He et al. 2016); the
+    # authors' code (and configs/cifar10/preact_resnet1001.yaml) puts a block's stride in its
+    # first 1x1 conv.
     specs["preact_resnet1001_cifar"] = (CifarResNet, dict(depth=1001, num_classes=10, preact=True,
-                                                          bottleneck=True), _CIFAR_OVERRIDES)
+                                                          bottleneck=True, stride_in_1x1=True),
+                                        _CIFAR_OVERRIDES)
     return specs
 
 

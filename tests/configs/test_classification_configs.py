@@ -133,11 +133,6 @@ def test_preact_resnet1001_config_and_api_have_the_same_parameters(preact1001):
     assert config_shapes == api_shapes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "resnet_det/modeling/zoo.py builds preact_resnet1001_cifar with CifarResNet's default "
-    "stride_in_1x1=False (stride in the 3x3); the authors' code and "
-    "configs/cifar10/preact_resnet1001.yaml put it in the first 1x1. Fix: stride_in_1x1=True in "
-    "its MODEL_SPECS entry, then remove this marker."))
 def test_preact_resnet1001_config_and_api_put_the_strides_in_the_same_convs(preact1001):
     (_, config_strides), (_, api_strides) = preact1001
     differ = sorted(n for n in config_strides if config_strides[n] != api_strides[n])
