@@ -2,9 +2,10 @@
 running a model over a test set, and scoring results files.
 
 This module owns the evaluator registry: a dataset's metadata ``evaluator_type`` ("coco", "voc",
-"classification") names the evaluator :func:`build_evaluator` gives it. The modules of this
-package import none of this one, so each evaluator stands on its own; what needs an evaluator
-chosen by dataset name (the trainers, tools/evaluate.py) comes here.
+"voc_submission" for VOC test sets scored by the PASCAL server, "classification") names the
+evaluator :func:`build_evaluator` gives it. The modules of this package import none of this
+one, so each evaluator stands on its own; what needs an evaluator chosen by dataset name (the
+trainers, tools/evaluate.py) comes here.
 """
 import os
 from collections import OrderedDict
@@ -23,6 +24,7 @@ from .evaluator import (
 )
 from .pascal_voc_evaluation import PascalVOCDetectionEvaluator, voc_ap, voc_eval_class
 from .results_file import flatten_results, load_results_file, score_results
+from .voc_submission import PascalVOCSubmissionWriter
 
 __all__ = [
     "DatasetEvaluator",
@@ -38,6 +40,7 @@ __all__ = [
     "PascalVOCDetectionEvaluator",
     "voc_ap",
     "voc_eval_class",
+    "PascalVOCSubmissionWriter",
     "ClassificationEvaluator",
     "evaluate_classifier",
     "evaluate_results",
@@ -60,11 +63,16 @@ def _voc(dataset_name: str, *, distributed: bool, use_07_metric: Optional[bool],
     return PascalVOCDetectionEvaluator(dataset_name, use_07_metric=use_07_metric, distributed=distributed)
 
 
+def _voc_submission(dataset_name: str, *, output_dir: Optional[str], distributed: bool, **_: Any) -> DatasetEvaluator:
+    return PascalVOCSubmissionWriter(dataset_name, output_dir, distributed=distributed)
+
+
 def _classification(dataset_name: str, *, distributed: bool, **_: Any) -> DatasetEvaluator:
     return ClassificationEvaluator(dataset_name, distributed=distributed)
 
 
-EVALUATORS: Dict[str, EvaluatorFactory] = {"coco": _coco, "voc": _voc, "classification": _classification}
+EVALUATORS: Dict[str, EvaluatorFactory] = {"coco": _coco, "voc": _voc, "voc_submission": _voc_submission,
+                                           "classification": _classification}
 
 
 def register_evaluator(evaluator_type: str, factory: EvaluatorFactory) -> None:

@@ -109,17 +109,19 @@ def voc_ap(rec: Sequence[float], prec: Sequence[float], use_07_metric: bool = Fa
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
-def _inclusive_iou(box: np.ndarray, gts: np.ndarray) -> np.ndarray:
-    """IoU of one box with each of ``gts`` in inclusive pixel coordinates (+1 on sides)."""
-    ixmin = np.maximum(gts[:, 0], box[0])
-    iymin = np.maximum(gts[:, 1], box[1])
-    ixmax = np.minimum(gts[:, 2], box[2])
-    iymax = np.minimum(gts[:, 3], box[3])
+def _inclusive_iou(boxes: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """IoU [len(boxes), len(gts)] in inclusive pixel coordinates (+1 on sides); the devkit's
+    per-detection formula, operation for operation, so every value is the same float."""
+    box = boxes[:, None, :]
+    ixmin = np.maximum(gts[:, 0], box[..., 0])
+    iymin = np.maximum(gts[:, 1], box[..., 1])
+    ixmax = np.minimum(gts[:, 2], box[..., 2])
+    iymax = np.minimum(gts[:, 3], box[..., 3])
     iw = np.maximum(ixmax - ixmin + 1.0, 0.0)
     ih = np.maximum(iymax - iymin + 1.0, 0.0)
     inter = iw * ih
     union = (
-        (box[2] - box[0] + 1.0) * (box[3] - box[1] + 1.0)
+        (box[..., 2] - box[..., 0] + 1.0) * (box[..., 3] - box[..., 1] + 1.0)
         + (gts[:, 2] - gts[:, 0] + 1.0) * (gts[:, 3] - gts[:, 1] + 1.0)
         - inter
     )
@@ -144,43 +146,48 @@ def _voc_eval_thresholds(
     # Stable sort: ties keep input order (MATLAB's sort, which the devkit uses, is stable).
     scores = np.array([float(d[1]) for d in detections], dtype=np.float64)
     order = np.argsort(-scores, kind="stable")
-    best_iou = np.full(len(order), -np.inf)
-    best_gt = np.zeros(len(order), dtype=np.int64)
-    image_of = []
-    for rank, d in enumerate(order):
-        image_id, _, box = detections[d]
-        if image_id not in gt:
-            raise KeyError(
-                f"Detection {int(d)} is on image {image_id!r}, which has no ground-truth entry "
-                "(annotations must list every test image, with [] for images without objects)"
-            )
-        image_of.append(image_id)
-        gt_boxes, _ = gt[image_id]
+    n = len(order)
+    gt_list = list(gt.values())
+    index_of = {image_id: k for k, image_id in enumerate(gt)}
+    image_index = np.array([index_of.get(d[0], -1) for d in detections], dtype=np.int64)[order]
+    if (image_index < 0).any():
+        d = int(order[int(np.argmax(image_index < 0))])
+        raise KeyError(
+            f"Detection {d} is on image {detections[d][0]!r}, which has no ground-truth entry "
+            "(annotations must list every test image, with [] for images without objects)"
+        )
+    boxes = np.array([d[2] for d in detections], dtype=np.float64).reshape(-1, 4)[order]
+    # Each detection's best-overlapping box (the devkit's argmax, whether matched or not),
+    # computed image by image as one detections x boxes matrix.
+    best_iou = np.full(n, -np.inf)
+    best_gt = np.zeros(n, dtype=np.int64)
+    best_difficult = np.zeros(n, dtype=bool)
+    by_image = np.argsort(image_index, kind="stable")
+    starts = np.flatnonzero(np.diff(image_index[by_image], prepend=-1))
+    for ranks in np.split(by_image, starts[1:]):
+        if ranks.size == 0:
+            continue
+        gt_boxes, difficult = gt_list[image_index[ranks[0]]]
         if len(gt_boxes):
-            overlaps = _inclusive_iou(np.asarray(box, dtype=np.float64), gt_boxes)
-            best_gt[rank] = int(np.argmax(overlaps))
-            best_iou[rank] = overlaps[best_gt[rank]]
+            overlaps = _inclusive_iou(boxes[ranks], gt_boxes)
+            j = np.argmax(overlaps, axis=1)
+            best_gt[ranks] = j
+            best_iou[ranks] = overlaps[np.arange(len(ranks)), j]
+            best_difficult[ranks] = difficult[j]
+    num_boxes = max((len(g[0]) for g in gt_list), default=0) + 1
 
     results = []
     for thresh in iou_thresholds:
-        matched = {image_id: np.zeros(len(g[0]), dtype=bool) for image_id, g in gt.items()}
-        tp = np.zeros(len(order))
-        fp = np.zeros(len(order))
-        counted = np.ones(len(order), dtype=bool)
-        for rank in range(len(order)):
-            image_id = image_of[rank]
-            # Above, not at, the threshold: the devkit's Python port (and detectron2) use ">".
-            if best_iou[rank] > thresh:
-                j = best_gt[rank]
-                if gt[image_id][1][j]:
-                    counted[rank] = False  # difficult: ignored, neither TP nor FP
-                elif not matched[image_id][j]:
-                    tp[rank] = 1.0
-                    matched[image_id][j] = True
-                else:
-                    fp[rank] = 1.0  # duplicate detection of a matched object
-            else:
-                fp[rank] = 1.0
+        # Above, not at, the threshold: the devkit's Python port (and detectron2) use ">".
+        hit = best_iou > thresh
+        counted = ~(hit & best_difficult)  # a hit on a difficult box: neither TP nor FP
+        candidate = np.flatnonzero(hit & counted)
+        # The first detection (in score order) on a box is its TP; later ones are duplicates
+        # (FP), as are detections that hit nothing.
+        _, first = np.unique(image_index[candidate] * num_boxes + best_gt[candidate], return_index=True)
+        tp = np.zeros(n)
+        tp[candidate[first]] = 1.0
+        fp = (counted & (tp == 0.0)).astype(np.float64)
         tp = np.cumsum(tp[counted])
         fp = np.cumsum(fp[counted])
         rec = tp / npos if npos > 0 else np.full_like(tp, np.nan)
@@ -308,17 +315,24 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
                 )
         return per_class
 
-    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+    def _gathered_predictions(self) -> Optional[Dict[int, List[Detection]]]:
+        """label -> detections (devkit coordinates) of every rank; None on ranks other than 0
+        of a distributed run."""
         predictions = self._predictions
         if self._distributed and get_world_size() > 1:
             gathered = all_gather(dict(predictions))
             if not is_main_process():
-                return OrderedDict()
+                return None
             predictions = defaultdict(list)
             for per_rank in gathered:
                 for label, dets in per_rank.items():
                     predictions[label].extend(dets)
+        return predictions
 
+    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+        predictions = self._gathered_predictions()
+        if predictions is None:
+            return OrderedDict()
         ground_truth = self._ground_truth()
         logger.info(
             "Evaluating %s with the %s VOC metric",

@@ -20,10 +20,11 @@ from .digits import DIGITS_CLASSES, load_digits_split
 from .imagenet import load_imagenet
 from .shapes import SHAPE_CLASSES, ensure_shapes_datasets
 from .voc import VOC_CLASSES, load_voc_instances
+from .voc_images import load_voc_images
 
 __all__ = [
-    "register_coco_instances", "register_pascal_voc", "register_classification_dataset",
-    "register_all_builtin", "COCO_CATEGORIES",
+    "register_coco_instances", "register_pascal_voc", "register_pascal_voc_images",
+    "register_classification_dataset", "register_all_builtin", "COCO_CATEGORIES",
 ]
 
 # (COCO category id, name) of the 80 COCO thing classes; contiguous id = position here.
@@ -101,6 +102,31 @@ def register_pascal_voc(name: str, dirname: PathArg, split: str, year: int,
                                   split=split, year=year, evaluator_type="voc")
 
 
+def register_pascal_voc_images(name: str, dirname: PathArg, split: str, year: int,
+                               class_names: Sequence[str] = VOC_CLASSES) -> None:
+    """Register a VOC-layout image set without annotations (e.g. VOC 2012 test), whose
+    detections are written in the PASCAL evaluation server's format instead of being scored
+    (evaluator_type "voc_submission", resnet_det.evaluation.voc_submission).
+
+    Args:
+        name: dataset name.
+        dirname: folder with JPEGImages/ and ImageSets/Main/ (or a function returning it).
+        split: image set, read from ImageSets/Main/<split>.txt (names the results files:
+            comp4_det_<split>_<class>.txt).
+        year: the challenge year (names the results folder: results/VOC<year>/Main/).
+        class_names: class order (the results files' classes).
+    """
+    class_names = tuple(class_names)
+
+    def read(on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None):
+        return load_voc_images(_resolve(dirname), split, on_bad_image=on_bad_image,
+                               skip_counts=skip_counts)
+
+    DatasetCatalog.register(name, read)
+    MetadataCatalog.get(name).set(thing_classes=list(class_names), dirname=_lazy(dirname),
+                                  split=split, year=year, evaluator_type="voc_submission")
+
+
 def register_classification_dataset(name: str, func: Callable[..., List[Dict[str, Any]]],
                                     **metadata: Any) -> None:
     """Register an image-classification dataset under ``name``.
@@ -156,8 +182,10 @@ _REGISTERED = False
 
 
 def register_all_builtin() -> None:
-    """Register the detection sets coco_2017_{train,val}, voc_2007_{trainval,test},
-    voc_2012_trainval, shapes_{train,val}, shapes_voc_{train,val} and the classification sets
+    """Register the detection sets coco_2017_{train,val},
+    coco_2014_{train,val,minival,valminusminival}, voc_2007_{trainval,train,val,test},
+    voc_2012_{trainval,train,val}, voc_2012_test (images only: results go to the PASCAL
+    server), shapes_{train,val}, shapes_voc_{train,val} and the classification sets
     imagenet_{train,val}, cifar10_{train,val,trainval,test}, digits_{train,test}. Called once
     by ``import resnet_det.data``; further calls do nothing."""
     global _REGISTERED
@@ -179,8 +207,23 @@ def _register_detection() -> None:
             f"coco_2017_{split}", dict(coco_meta),
             _under_root("coco", "annotations", f"instances_{split}2017.json"),
             _under_root("coco", f"{split}2017"))
-    for year, split in ((2007, "trainval"), (2007, "test"), (2012, "trainval")):
+    # The 2014 split the paper trains and tests on (Appendix A: the 80k train images, the 40k
+    # val images), with detectron2's names; minival / valminusminival are Detectron's 5k / 35k
+    # split of val2014 (their json files come with Detectron, not with COCO).
+    for name, images, json_name in (("train", "train2014", "train2014"),
+                                    ("val", "val2014", "val2014"),
+                                    ("minival", "val2014", "minival2014"),
+                                    ("valminusminival", "val2014", "valminusminival2014")):
+        register_coco_instances(
+            f"coco_2014_{name}", dict(coco_meta),
+            _under_root("coco", "annotations", f"instances_{json_name}.json"),
+            _under_root("coco", images))
+    # detectron2's VOC names. voc_2007_test has public annotations, so it also serves as
+    # training data ("07++12": voc_2007_trainval + voc_2007_test + voc_2012_trainval).
+    for year, split in ((2007, "trainval"), (2007, "train"), (2007, "val"), (2007, "test"),
+                        (2012, "trainval"), (2012, "train"), (2012, "val")):
         register_pascal_voc(f"voc_{year}_{split}", _under_root(f"VOC{year}"), split, year)
+    register_pascal_voc_images("voc_2012_test", _under_root("VOC2012"), "test", 2012)
 
     shapes_meta = {
         "thing_classes": list(SHAPE_CLASSES),

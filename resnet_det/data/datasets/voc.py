@@ -11,7 +11,7 @@ from ...utils.errors import DataError, MissingFileError
 from ..skips import FaultPolicy, SkipCounts
 from .boxes import BoxSanitizer
 
-__all__ = ["VOC_CLASSES", "load_voc_instances"]
+__all__ = ["VOC_CLASSES", "load_voc_instances", "read_voc_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def _number(node: ET.Element, path: str) -> float:
     return value
 
 
-def _read_split(split_file: str) -> List[str]:
+def read_voc_split(split_file: str) -> List[str]:
+    """The image ids (first word of each line) of an ImageSets/Main/<split>.txt file."""
     if not g_pathmgr.isfile(split_file):
         raise MissingFileError(f"VOC split file {split_file} does not exist (layouts under "
                                f"$RESNET_DET_DATASETS: docs/datasets.md)")
@@ -111,7 +112,7 @@ def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = VO
     """
     class_index = {c: i for i, c in enumerate(class_names)}
     split_file = os.path.join(dirname, "ImageSets", "Main", split + ".txt")
-    ids = _read_split(split_file)
+    ids = read_voc_split(split_file)
     policy = FaultPolicy(os.path.join(dirname, "Annotations"), on_bad_image, skip_counts)
     sanitize = BoxSanitizer(policy)
     dicts = []

@@ -11,9 +11,11 @@ from resnet_det.data.datasets.shapes import SHAPE_CLASSES
 from resnet_det.data.datasets.voc import VOC_CLASSES
 from resnet_det.utils.errors import MissingFileError, UserKeyError
 
-DETECTION = ["coco_2017_train", "coco_2017_val", "voc_2007_trainval", "voc_2007_test",
-             "voc_2012_trainval", "shapes_train", "shapes_val", "shapes_voc_train",
-             "shapes_voc_val"]
+DETECTION = ["coco_2017_train", "coco_2017_val", "coco_2014_train", "coco_2014_val",
+             "coco_2014_minival", "coco_2014_valminusminival", "voc_2007_trainval",
+             "voc_2007_train", "voc_2007_val", "voc_2007_test", "voc_2012_trainval",
+             "voc_2012_train", "voc_2012_val", "voc_2012_test", "shapes_train", "shapes_val",
+             "shapes_voc_train", "shapes_voc_val"]
 CLASSIFICATION = ["imagenet_train", "imagenet_val", "cifar10_train", "cifar10_val",
                   "cifar10_trainval", "cifar10_test", "digits_train", "digits_test"]
 
@@ -34,6 +36,30 @@ def test_builtin_names_registered_with_metadata():
     voc = MetadataCatalog.get("voc_2012_trainval")
     assert voc.thing_classes == list(VOC_CLASSES) and voc.evaluator_type == "voc"
     assert (voc.split, voc.year) == ("trainval", 2012)
+    # VOC 2012 test has no public annotations: its detections go to the PASCAL server.
+    test = MetadataCatalog.get("voc_2012_test")
+    assert test.evaluator_type == "voc_submission" and test.thing_classes == list(VOC_CLASSES)
+    assert (test.split, test.year) == ("test", 2012)
+    assert MetadataCatalog.get("voc_2007_test").evaluator_type == "voc"  # also a training set
+
+
+# detectron2's file names: (dataset, image folder, annotation json).
+COCO_2014 = [("coco_2014_train", "train2014", "instances_train2014.json"),
+             ("coco_2014_val", "val2014", "instances_val2014.json"),
+             ("coco_2014_minival", "val2014", "instances_minival2014.json"),
+             ("coco_2014_valminusminival", "val2014", "instances_valminusminival2014.json")]
+
+
+@pytest.mark.parametrize("name,images,json_name", COCO_2014)
+def test_coco_2014_names_use_detectron2s_files(monkeypatch, tmp_path, name, images, json_name):
+    monkeypatch.setenv("RESNET_DET_DATASETS", str(tmp_path))
+    meta = MetadataCatalog.get(name)
+    assert meta.image_root == str(tmp_path / "coco" / images)
+    assert meta.json_file == str(tmp_path / "coco" / "annotations" / json_name)
+    assert meta.evaluator_type == "coco" and meta.thing_classes == MetadataCatalog.get(
+        "coco_2017_val").thing_classes
+    with pytest.raises(MissingFileError, match=json_name):
+        DatasetCatalog.get(name)
 
 
 def test_root_is_read_when_used(monkeypatch, tmp_path):
