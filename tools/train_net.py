@@ -23,6 +23,8 @@ from resnet_det.checkpoint import Checkpointer  # noqa: E402
 from resnet_det.engine import comm, default_argument_parser, default_setup, launch  # noqa: E402
 from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
 from resnet_det.engine.detection import DetectionTrainer, visualize_detections  # noqa: E402
+from resnet_det.engine.run_summary import format_run_summary  # noqa: E402
+from resnet_det.analysis.curves import plot_run_curves  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "demo",
                               "faster_rcnn_shapes.yaml")
@@ -61,8 +63,12 @@ def main(args):
         if results and "bbox" in results:
             print("bbox: " + "  ".join(f"{k} {results['bbox'][k]:.1f}" for k in ("AP", "AP50", "AP75")
                                        if k in results["bbox"]))
+        pictures = {}
         if cfg.DATASETS.TEST:
-            print("Detections drawn in", visualize_detections(cfg, model))
+            pictures["detections"] = visualize_detections(cfg, model)
+        if not args.eval_only:
+            pictures["training curves"] = plot_run_curves(cfg.OUTPUT_DIR)
+        print(format_run_summary(cfg.OUTPUT_DIR, pictures=pictures, eval_only=args.eval_only), flush=True)
     return results
 
 

@@ -17,12 +17,15 @@ from ..checkpoint import load_pretrained_weights, unwrap_model
 from ..config import CfgNode
 from ..data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader, read_image
 from ..data.detection import DatasetMapper
+from ..data.skips import SkippedImage
 from ..evaluation import build_evaluator, inference_on_dataset, print_csv_format
 from ..modeling.build import build_model as _build_detector
 from ..modeling.detection import GeneralizedRCNN
-from ..utils.visualize import draw_detections, save_image_grid
+from ..modeling.registry import BACKBONES
+from ..utils.visualize import DetectionPanel, plot_detections
 from ..utils import dist as comm
 from .defaults import DefaultTrainer
+from .preflight import warn_frozen_from_scratch
 from .train_loop import HookBase
 
 __all__ = ["DetectionTrainer", "SamplerIteration", "visualize_detections"]
@@ -64,6 +67,21 @@ class DetectionTrainer(DefaultTrainer):
         return build_detection_train_loader(cfg, start_iter=start_iter)
 
     @classmethod
+    def head_classes(cls, cfg: CfgNode):
+        return "MODEL.ROI_HEADS.NUM_CLASSES", cfg.MODEL.ROI_HEADS.NUM_CLASSES
+
+    @classmethod
+    def preflight(cls, cfg: CfgNode, *, train: bool = True, test: bool = True) -> None:
+        """DefaultTrainer's checks, and a warning when a from-scratch run freezes norms or
+        stages that only pretrained weights could fill (the backbone's own kwargs say which)."""
+        super().preflight(cfg, train=train, test=test)
+        spec = BACKBONES.lookup(cfg)
+        kwargs = spec.from_config(cfg)
+        norm_key = "MODEL.VGG.NORM" if "vgg" in spec.name.lower() else "MODEL.RESNETS.NORM"
+        norms = {k: kwargs[a] for k, a in ((norm_key, "norm"), ("MODEL.FPN.NORM", "fpn_norm")) if a in kwargs}
+        warn_frozen_from_scratch(cfg.MODEL.WEIGHTS, norms, kwargs.get("freeze_at"))
+
+    @classmethod
     def build_weights_loader(cls, cfg: CfgNode):
         return lambda model, path: load_pretrained_weights(unwrap_model(model), path)
 
@@ -98,11 +116,12 @@ class DetectionTrainer(DefaultTrainer):
 
 
 def visualize_detections(cfg: CfgNode, model: nn.Module, *, dataset_name: Optional[str] = None,
-                         num_images: int = 4, score_thresh: float = 0.5,
+                         num_images: int = 9, score_thresh: float = 0.5,
                          output_path: Optional[str] = None) -> str:
     """Run ``model`` on the first ``num_images`` images of ``dataset_name`` (default the first
-    DATASETS.TEST set) and save them with their detections (and the ground truth, thin white)
-    to ``output_path`` (default OUTPUT_DIR/detections.png). Returns the path."""
+    DATASETS.TEST set) and draw them, three a row, with the predictions scoring at least
+    ``score_thresh`` and the ground truth (utils.visualize.plot_detections) into
+    ``output_path`` (default OUTPUT_DIR/detections.png). Returns the path."""
     name = dataset_name or (cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None)
     if name is None:
         raise ValueError("visualize_detections: give dataset_name or set DATASETS.TEST")
@@ -112,18 +131,22 @@ def visualize_detections(cfg: CfgNode, model: nn.Module, *, dataset_name: Option
     model = unwrap_model(model)
     was_training = model.training
     model.eval()
-    pictures = []
+    panels = []
     try:
         with torch.no_grad():
             for d in dicts:
-                out = model([mapper(d)])[0]
+                inputs = mapper(d)
+                if isinstance(inputs, SkippedImage):
+                    continue  # unreadable under DATALOADER.ON_BAD_IMAGE "skip": counted there
+                out = model([inputs])[0]
                 image = read_image(d["file_name"], format="RGB")
                 gt = torch.tensor([a["bbox"] for a in d.get("annotations", [])], dtype=torch.float32).reshape(-1, 4)
-                pictures.append(draw_detections(image, out["boxes"].cpu(), out["labels"].cpu(), out["scores"].cpu(),
-                                                class_names, score_thresh=score_thresh, gt_boxes=gt))
+                panels.append(DetectionPanel(image, out["boxes"].cpu(), out["labels"].cpu(), out["scores"].cpu(),
+                                             gt, caption=f"image {d.get('image_id', '')}"))
     finally:
         model.train(was_training)
     path = output_path or os.path.join(cfg.OUTPUT_DIR, "detections.png")
-    save_image_grid(pictures, path, nrow=min(len(pictures), 4) or 1)
-    logger.info("Saved detections on %d %s images to %s", len(pictures), name, path)
+    plot_detections(panels, path, class_names=class_names, score_thresh=score_thresh,
+                    title=f"{name}, its first {len(panels)} images", ncols=3)
+    logger.info("Saved detections on %d %s images to %s", len(panels), name, path)
     return path

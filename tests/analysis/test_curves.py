@@ -4,7 +4,9 @@ import json
 import matplotlib.image as mpimg
 import pytest
 
-from resnet_det.analysis.curves import load_metrics, metric_curve, plot_training_curves
+from resnet_det.analysis.curves import (RUN_CURVES_NAME, eval_keys, load_metrics, loss_keys, metric_curve,
+                                       plot_run_curves, plot_training_curves)
+from resnet_det.utils.errors import DataError, MissingFileError
 
 
 def write_metrics(path, records):
@@ -59,3 +61,61 @@ def test_plot_curves_tool(tmp_path, capsys):
     out = str(tmp_path / "c.png")
     assert tool.main(["--run", "a", p, "--run", "b", p, "--output", out, "--ylim", "0", "100"]) == 0
     assert mpimg.imread(out).shape[0] > 100 and out in capsys.readouterr().out
+
+
+def _detection_run(tmp_path):
+    """A detection run's metrics.json: losses and lr every 20 iterations, AP every 100 (and a
+    resumed stretch that rewrites iterations 60..99)."""
+    recs = []
+    for i in range(19, 300, 20):
+        parts = {"loss_cls": 1.0 / (i + 1) ** 0.3, "loss_box_reg": 0.5, "loss_rpn_cls": 0.2, "loss_rpn_loc": 0.05}
+        recs.append({"iteration": i, "total_loss": sum(parts.values()), "lr": 0.02, "time": 0.5, **parts})
+        if (i + 1) % 100 == 0:
+            recs.append({"iteration": i, "bbox/AP": i / 10, "bbox/AP50": i / 5, "bbox/AP75": i / 12,
+                         "bbox/APs": 1.0, "bbox/AP-circle": 3.0})
+    run = tmp_path / "run"
+    run.mkdir()
+    write_metrics(run / "metrics.json", recs)
+    return run, recs
+
+
+def test_run_curve_keys(tmp_path):
+    _, recs = _detection_run(tmp_path)
+    assert loss_keys(recs) == ["total_loss", "loss_box_reg", "loss_cls", "loss_rpn_cls", "loss_rpn_loc"]
+    # The headline numbers only, in the usual order; other evaluations keep all their keys.
+    assert eval_keys(recs) == ["bbox/AP", "bbox/AP50", "bbox/AP75"]
+    assert eval_keys([{"iteration": 1, "center/top1_err": 5.0, "center/top5_err": 1.0, "lr": 0.1}]) == \
+        ["center/top1_err", "center/top5_err"]
+
+
+def test_plot_run_curves_into_the_run_folder(tmp_path):
+    run, _ = _detection_run(tmp_path)
+    out = plot_run_curves(str(run))
+    assert out == str(run / RUN_CURVES_NAME)
+    img = mpimg.imread(out)
+    assert img.shape[0] > img.shape[1] > 400  # three stacked panels
+    # A classification run (no total_loss, another evaluation key) draws too.
+    cls = write_metrics(tmp_path / "cls.json", [{"iteration": 9, "loss_cls": 2.0, "lr": 0.1, "center/top1_err": 50.0}])
+    assert mpimg.imread(plot_run_curves(cls, str(tmp_path / "cls.png"))).shape[0] > 400
+    empty = write_metrics(tmp_path / "empty.json", [{"iteration": 9, "time": 1.0}])
+    with pytest.raises(DataError, match="no loss, 'lr' or evaluation key"):
+        plot_run_curves(empty, str(tmp_path / "e.png"))
+    with pytest.raises(MissingFileError, match="OUTPUT_DIR"):
+        plot_run_curves(str(tmp_path / "nowhere"))
+
+
+def test_plot_curves_tool_one_run(tmp_path, capsys):
+    import importlib.util
+    import os
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    spec = importlib.util.spec_from_file_location("plot_curves", os.path.join(root, "tools", "plot_curves.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    run, _ = _detection_run(tmp_path)
+    assert tool.main([str(run)]) == 0
+    assert (run / RUN_CURVES_NAME).is_file() and str(run / RUN_CURVES_NAME) in capsys.readouterr().out
+    for argv in ([], [str(run), "--run", "a", str(run)], ["--run", "a", str(run)]):
+        with pytest.raises(SystemExit) as exc:
+            tool.main(argv)
+        assert exc.value.code == 2

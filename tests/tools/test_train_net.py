@@ -58,14 +58,20 @@ def _metrics(out):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_train_then_eval_only(tmp_path):
+def test_train_then_eval_only(tmp_path, capsys):
     tool = _tool()
     out = str(tmp_path / "run")
     results = tool.cli(["--config-file", DEMO, *TINY, "OUTPUT_DIR", out])
     assert set(results["bbox"]) >= {"AP", "AP50", "AP75"}
     for name in ("config.yaml", "log.txt", "metrics.json", "last_checkpoint", "model_final.pth",
-                 "model_0000001.pth", "detections.png"):
+                 "model_0000001.pth", "detections.png", "training_curves.png"):
         assert os.path.isfile(os.path.join(out, name)), name
+    # The run ends by saying where its outputs are and what to type next.
+    printed = capsys.readouterr().out
+    summary = printed[printed.index("Outputs of this run:"):]
+    for name in ("model_final.pth", "metrics.json", "detections.png", "training_curves.png", "--eval-only",
+                 "tools/predict.py", "--resume", "tensorboard --logdir"):
+        assert name in summary, name
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out))
     with open(os.path.join(out, "config.yaml")) as f:
         assert "ENGINE: builtin" in f.read()

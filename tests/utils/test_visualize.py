@@ -1,0 +1,92 @@
+"""Pictures of detections: tag placement, what plot_detections draws, the tensor drawing."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnet_det.utils.visualize import (DetectionPanel, class_color, draw_detections, place_labels,
+                                        plot_detections)
+
+CLASSES = ("circle", "square", "triangle")
+
+
+def _overlap(a, b):
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def test_tags_of_duplicate_boxes_do_not_overlap_and_touch_their_box():
+    # Two detections of one object (different classes) and a neighbour: the classic pile-up.
+    boxes = [(40, 40, 90, 90), (42, 41, 91, 92), (95, 40, 140, 85)]
+    sizes = [(45, 10)] * 3
+    corners = place_labels(boxes, sizes, 200, 150)
+    tags = [(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, sizes)]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert _overlap(tags[i], tags[j]) == 0, (tags[i], tags[j])
+    for (x0, y0, x1, y1), (tx0, ty0, tx1, ty1) in zip(boxes, tags):
+        # Each tag touches its own box (shares some x range and lies on/in its vertical span).
+        assert tx1 > x0 and tx0 < x1 and ty1 >= y0 and ty0 <= y1
+    assert tags[0] == (40, 30, 85, 40)  # the first (best) tag sits right above its box
+
+
+def test_tag_stays_inside_the_image_at_its_edges():
+    # A box touching the top-right corner: "above" would leave the image.
+    (x, y), = place_labels([(170, 0, 200, 30)], [(50, 12)], 200, 150)
+    assert 0 <= x <= 150 and 0 <= y <= 138
+    with pytest.raises(ValueError, match="2 boxes but 1 sizes"):
+        place_labels([(0, 0, 1, 1)] * 2, [(1, 1)], 10, 10)
+
+
+def _colour_pixels(path, hex_colour, tol=12):
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(img - rgb).sum(-1) <= tol).sum())
+
+
+def test_detections_below_the_threshold_are_not_drawn(tmp_path):
+    image = np.full((120, 160, 3), 128, np.uint8)
+    gt = torch.tensor([[20.0, 20.0, 70.0, 70.0]])
+    boxes = torch.tensor([[22.0, 21.0, 71.0, 69.0], [90.0, 30.0, 140.0, 80.0]])
+    labels = torch.tensor([0, 2])
+
+    def draw(scores, name):
+        panel = DetectionPanel(image, boxes, labels, torch.tensor(scores), gt, "image 1")
+        return plot_detections([panel], str(tmp_path / name), class_names=CLASSES, score_thresh=0.5,
+                               title="test set")
+
+    shown = draw([0.9, 0.8], "shown.png")
+    hidden = draw([0.9, 0.3], "hidden.png")
+    green = class_color(2)
+    # The triangle (class 2) box and tag add many pixels of its colour; the legend has the same
+    # few in both pictures.
+    assert _colour_pixels(shown, green) > _colour_pixels(hidden, green) + 200
+    blue = class_color(0)
+    assert abs(_colour_pixels(shown, blue) - _colour_pixels(hidden, blue)) < 50
+    # Ground truth: white dashes over black, drawn in both.
+    assert _colour_pixels(hidden, "#ffffff", tol=0) > 100
+    with Image.open(shown) as im:
+        assert im.size[0] >= 300 and im.size[1] >= 300
+
+
+def test_grid_and_bad_input(tmp_path):
+    panels = [DetectionPanel(torch.zeros(3, 50, 70, dtype=torch.uint8), torch.zeros(0, 4), torch.zeros(0),
+                             torch.zeros(0)) for _ in range(5)]
+    out = plot_detections(panels, str(tmp_path / "grid.png"), class_names=CLASSES, ncols=3)
+    with Image.open(out) as im:
+        w, h = im.size
+    one = plot_detections(panels[:1], str(tmp_path / "one.png"), class_names=CLASSES, ncols=3)
+    with Image.open(one) as im:
+        assert w >= 2.5 * im.size[0] and h > 1.5 * im.size[1]  # 3 columns, 2 rows
+    bad = DetectionPanel(np.zeros((10, 10, 3), np.uint8), [[0, 0, 5, 5]], [7], [0.9])
+    with pytest.raises(ValueError, match=r"labels \[7\] outside class_names"):
+        plot_detections([bad], str(tmp_path / "bad.png"), class_names=CLASSES)
+    with pytest.raises(ValueError, match="no image"):
+        plot_detections([], str(tmp_path / "none.png"), class_names=CLASSES)
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_draw_detections_keeps_the_image_size():
+    image = torch.zeros(3, 40, 60, dtype=torch.uint8)
+    out = draw_detections(image, torch.tensor([[5.0, 5.0, 30.0, 30.0]]), torch.tensor([1]),
+                          torch.tensor([0.9]), CLASSES)
+    assert out.shape == image.shape and out.dtype == torch.uint8 and out.sum() > 0
