@@ -61,6 +61,17 @@ def _coerce(new: Any, old: Any, full_key: str, source: str) -> Any:
         f"{old!r}), got {_type_name(new)} {new!r}")
 
 
+def _check_acyclic(data: Any, filename: str, _parents: Tuple[int, ...] = ()) -> None:
+    """Refuse a YAML alias to an enclosing node (``a: &x {b: *x}``): such a value contains
+    itself, and merging or dumping it would never end."""
+    if isinstance(data, (dict, list)):
+        if id(data) in _parents:
+            raise ConfigError(f"Config file {filename}: a value contains itself (a YAML alias "
+                              f"to an enclosing anchor); write the value out instead")
+        for v in (data.values() if isinstance(data, dict) else data):
+            _check_acyclic(v, filename, _parents + (id(data),))
+
+
 class CfgNode(_FvCfgNode):
     """fvcore's CfgNode with file-and-key-naming errors; see the module docstring."""
 
@@ -115,17 +126,21 @@ class CfgNode(_FvCfgNode):
 
     @classmethod
     def _read_yaml(cls, filename: str) -> Dict[str, Any]:
-        with cls._open_cfg(filename) as f:
-            try:
+        try:
+            with cls._open_cfg(filename) as f:
                 data = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                # safe_load refuses !!python tags: configs never run code.
-                raise ConfigError(f"Cannot parse config file {filename}: {e}") from e
+        except yaml.YAMLError as e:
+            # safe_load refuses !!python tags: configs never run code.
+            raise ConfigError(f"Cannot parse config file {filename}: {e}") from e
+        except (UnicodeDecodeError, RecursionError, OSError) as e:
+            raise ConfigError(f"Cannot read config file {filename}: {type(e).__name__}: "
+                              f"{e}") from e
         if data is None:
             return {}
         if not isinstance(data, dict):
             raise ConfigError(f"Config file {filename} must hold a mapping, got "
                               f"{_type_name(data)}")
+        _check_acyclic(data, filename)
         return data
 
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
@@ -150,7 +165,10 @@ class CfgNode(_FvCfgNode):
         data = self._read_yaml(filename)
         bases = data.pop(BASE_KEY, None)
         if bases is not None:
-            for base in [bases] if isinstance(bases, str) else list(bases):
+            if not isinstance(bases, (str, list)):
+                raise ConfigError(f"{BASE_KEY} in {filename} must be a path or a list of "
+                                  f"paths, got {bases!r}")
+            for base in [bases] if isinstance(bases, str) else bases:
                 if not isinstance(base, str):
                     raise ConfigError(f"{BASE_KEY} in {filename} must be a path or a list of "
                                       f"paths, got {base!r}")

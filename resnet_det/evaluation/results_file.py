@@ -36,7 +36,10 @@ REQUIRED_KEYS = ("image_id", "category_id", "bbox", "score")
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
+    try:
+        return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
+    except OverflowError:  # a json int beyond float's range
+        return False
 
 
 def _validate_entry(i: int, entry: Any, source: str) -> None:
@@ -66,10 +69,17 @@ def load_results_file(path: str) -> List[Dict[str, Any]]:
     if not g_pathmgr.exists(path):
         raise MissingFileError(f"Results file {path!r} does not exist")
     try:
-        with g_pathmgr.open(path, "r") as f:
-            results = json.load(f)
-    except json.JSONDecodeError as e:
+        with g_pathmgr.open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:  # a folder, no permission
+        raise DataError(f"Results file {path!r} cannot be read: {e}") from e
+    try:
+        # bytes: json detects UTF-8/16/32; bad bytes are a UnicodeDecodeError (a ValueError).
+        results = json.loads(raw)
+    except ValueError as e:  # JSONDecodeError names the line and column
         raise DataError(f"Results file {path!r} is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise DataError(f"Results file {path!r} is not valid JSON: nested too deeply") from e
     if not isinstance(results, list):
         raise DataError(f"Results file {path!r} must hold a JSON list, got {type(results).__name__}")
     for i, entry in enumerate(results):
