@@ -260,6 +260,8 @@ class DefaultTrainer(TrainerBase):
             # On every rank: saving gathers each rank's RNG state (only rank 0 writes).
             hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
         ]
+        # Before the writers: the counts of skipped data reach metrics.json with the step.
+        ret.append(hooks.DataSkipCounts(lambda: self._trainer.data_loader))
         if comm.is_main_process():
             # After the evaluation hook so the final results reach the writers.
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))

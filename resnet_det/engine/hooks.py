@@ -14,13 +14,14 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from ..data.skips import SkipCountingLoader
 from ..utils.seeding import rng_preserved
 from ..utils import dist as comm
 from .events import EventWriter
 from .train_loop import HookBase
 
 __all__ = ["IterationTimer", "LRScheduler", "PeriodicCheckpointer", "EvalHook",
-           "PeriodicWriter", "flatten_results_dict"]
+           "PeriodicWriter", "DataSkipCounts", "flatten_results_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -228,3 +229,39 @@ class PeriodicWriter(HookBase):
             # Writes what after_train hooks (e.g. the final evaluation) added.
             w.write()
             w.close()
+
+
+class DataSkipCounts(HookBase):
+    """Puts what DATALOADER.ON_BAD_IMAGE left out of the training data into the storage, so
+    that metrics.json has it (resnet_det.data.skips): "data/skipped_images",
+    "data/dropped_annotations" and per reason ".../<reason>"; after the first iteration, then
+    whenever a count changes. Logs the totals after training. The counts are those of a
+    SkipCountingLoader (what the built-in loader builders return); images skipped while
+    loading are this process's.
+
+    Args:
+        get_loader: returns the training loader (known once training starts).
+    """
+
+    def __init__(self, get_loader: Callable[[], Any]) -> None:
+        self._get_loader = get_loader
+        self._last: Optional[Dict[str, int]] = None
+
+    def _counts(self):
+        loader = self._get_loader()
+        return loader.counts() if isinstance(loader, SkipCountingLoader) else None
+
+    def after_step(self) -> None:
+        counts = self._counts()
+        if counts is None:
+            return
+        scalars = counts.scalars()
+        if scalars != self._last:
+            self.trainer.storage.put_scalars(smoothing_hint=False, **scalars)
+            self._last = scalars
+
+    def after_train(self) -> None:
+        counts = self._counts()
+        if counts:
+            logger.warning("Training data: %s (DATALOADER.ON_BAD_IMAGE; counts in "
+                           "metrics.json under data/)", counts.summary())

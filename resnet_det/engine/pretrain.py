@@ -1,19 +1,21 @@
 """ClassificationTrainer: ImageNet / CIFAR-10 / digits pretraining on the generic engine.
 
 The loop, checkpointing (exact resume), AMP, channels_last, DDP, lr schedules and writers are
-DefaultTrainer's; this module adds the classifier, the classification loaders, the top-1/top-5
-evaluation (TEST.CLS_MODES) and the metrics of the paper's curves: training error of the
-batches ("train_top1_err"), images per second and the count of skipped unreadable images.
+DefaultTrainer's (so is the count of skipped unreadable images, hooks.DataSkipCounts); this
+module adds the classifier, the classification loaders, the top-1/top-5 evaluation
+(TEST.CLS_MODES) and the metrics of the paper's curves: training error of the batches
+("train_top1_err") and images per second.
 """
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
 from torch import nn
 
 from ..config import CfgNode, ConfigError
 from ..data.classification import build_classification_test_loader, build_classification_train_loader
+from ..data.skips import SkipCountingLoader
 from ..evaluation.classification import TEST_MODES, evaluate_classifier, supports_multiscale, unwrap_classifier
 from ..modeling.classifier import build_classifier
 from ..utils import dist as comm
@@ -22,31 +24,15 @@ from .defaults import DefaultTrainer
 from .hooks import PeriodicWriter
 from .train_loop import HookBase
 
-__all__ = ["ClassificationTrainer", "ClassificationMetrics", "SkipCountingLoader"]
+__all__ = ["ClassificationTrainer", "ClassificationMetrics"]
 
 logger = logging.getLogger(__name__)
 
 
-class SkipCountingLoader:
-    """Wraps a classification loader, counting the images its batches list as skipped
-    (DATALOADER.ON_BAD_IMAGE = "skip") and the images it delivered."""
-
-    def __init__(self, loader):
-        self.loader = loader
-        self.num_skipped = 0
-        self.num_images = 0
-
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
-        for batch in self.loader:
-            self.num_skipped += len(batch["skipped"])
-            self.num_images += len(batch["label"])
-            yield batch
-
-
 class ClassificationMetrics(HookBase):
-    """After each step: "train_top1_err" (the batch's top-1 error, percent), "images_per_sec"
-    (global batch / step time of IterationTimer) and "data/skipped_images" (cumulative, this
-    process). Logs the average images/s at the end."""
+    """After each step: "train_top1_err" (the batch's top-1 error, percent) and
+    "images_per_sec" (global batch / step time of IterationTimer). Logs the average images/s
+    at the end."""
 
     def __init__(self, global_batch_size: int, warmup_iter: int = 3, log_period: int = 20):
         """
@@ -75,9 +61,6 @@ class ClassificationMetrics(HookBase):
             if self.trainer.iter - self.trainer.start_iter >= self.warmup_iter:
                 self._images += self.global_batch_size
                 self._seconds += dt
-        loader = getattr(self.trainer, "counting_loader", None)
-        if loader is not None:
-            storage.put_scalar("data/skipped_images", loader.num_skipped, smoothing_hint=False)
         it = self.trainer.iter
         if self.log_period > 0 and (it + 1) % self.log_period == 0 and comm.is_main_process():
             ips = storage.history("images_per_sec").median(self.log_period) if "time" in latest else float("nan")
@@ -90,17 +73,16 @@ class ClassificationMetrics(HookBase):
                 "Training throughput: %.1f images/s (%d images in %.1f s, after %d warm-up iterations)",
                 self._images / self._seconds, self._images, self._seconds, self.warmup_iter,
             )
-        loader = getattr(self.trainer, "counting_loader", None)
-        if loader is not None and loader.num_skipped:
-            logger.warning("%d unreadable training image(s) were skipped (DATALOADER.ON_BAD_IMAGE=skip)", loader.num_skipped)
 
 
 class ClassificationTrainer(DefaultTrainer):
     """DefaultTrainer with build_classifier, the classification loaders and evaluation."""
 
-    def __init__(self, cfg: CfgNode, **kwargs):
-        self.counting_loader: Optional[SkipCountingLoader] = None
-        super().__init__(cfg, **kwargs)
+    @property
+    def counting_loader(self) -> Optional[SkipCountingLoader]:
+        """The training loader when it counts skipped images (the built one does)."""
+        loader = self._trainer.data_loader
+        return loader if isinstance(loader, SkipCountingLoader) else None
 
     @classmethod
     def build_model(cls, cfg: CfgNode) -> nn.Module:
@@ -139,10 +121,6 @@ class ClassificationTrainer(DefaultTrainer):
                     logger.info("%s (%s): top-1 error %.2f%%, top-5 error %.2f%% on %d images",
                                 name, mode, res["top1_err"], res["top5_err"], res["num_images"])
         return results
-
-    def _make_loader(self, start_iter: int):
-        self.counting_loader = SkipCountingLoader(super()._make_loader(start_iter))
-        return self.counting_loader
 
     def build_hooks(self) -> List[HookBase]:
         ret = super().build_hooks()
