@@ -92,6 +92,9 @@ class Checkpointer:
             self.checkpointables[name] = obj
         self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
         self.weights_loader = weights_loader or _default_weights_loader
+        # Plain values written at the top level of every checkpoint, e.g. the weights' input
+        # contract under "__input_contract__" (resnet_det.checkpoint.contract).
+        self.metadata: Dict[str, Any] = {}
 
     # ------------------------------------------------------------------ saving
     def save(self, name: str, **extra: Any) -> Optional[str]:
@@ -110,6 +113,7 @@ class Checkpointer:
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data["rng_states"] = rng
+        data.update(self.metadata)
         data.update(extra)
         path = write_checkpoint(data, self.save_dir, name)
         logger.info("Saved checkpoint to %s", path)

@@ -1,19 +1,27 @@
 """MODEL.WEIGHTS for the built-in detector: a whole detector checkpoint, or ImageNet weights
-for its backbone and ImageNet-named box head.
+for its backbone and ImageNet-named box head, checked against the input the config feeds
+(the weights' input contract, resnet_det.checkpoint.contract).
 
 The detector is not imported: anything with ``state_dict`` / ``load_state_dict`` and
 ``pretrained_view()`` (resnet_det.modeling.detection.GeneralizedRCNN) is loaded, so the
-checkpoint package stays below the modeling package.
+checkpoint package stays below the modeling package. The functions taking ``cfg`` read only
+MODEL.WEIGHTS, MODEL.WEIGHTS_INPUT_CONTRACT, INPUT.FORMAT, MODEL.PIXEL_MEAN and
+MODEL.PIXEL_STD.
 """
 import logging
-from typing import Any, Mapping, Union
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from torch import nn
 
+from ..utils.errors import WeightsError
+from .contract import (CONTRACT_POLICIES, DETECTOR_CONTRACT_KEYS, InputContract,
+                       compare_input_contract, contract_of)
 from .layouts import unwrap_checkpoint
 from .weights import PathLike, WeightsMismatchError, load_weights, read_checkpoint
 
-__all__ = ["load_pretrained_weights"]
+__all__ = ["load_pretrained_weights", "read_weights_contract", "detector_input_contract",
+           "check_weights_contract", "resolve_weights_contract"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +34,8 @@ def _describe(source) -> str:
 
 
 def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], *,
-                            log: logging.Logger = logger):
+                            input_contract: Optional[InputContract] = None,
+                            contract_policy: str = "check", log: logging.Logger = logger):
     """Load MODEL.WEIGHTS into the detector.
 
     A checkpoint of this detector (keys under backbone. / rpn. / roi_heads., e.g. a
@@ -37,9 +46,15 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
     key the source lacks raises with the keys named: a silently random backbone would waste a
     training run.
 
+    Before anything is loaded, the weights' input contract is compared with
+    ``input_contract``, the input the detector is fed (``detector_input_contract(cfg)``),
+    under ``contract_policy`` (MODEL.WEIGHTS_INPUT_CONTRACT; ``contract.compare_input_contract``).
+
     Args:
         model: the detector (unwrapped, not DDP): a GeneralizedRCNN.
         source: a path or a state dict.
+        input_contract: what the config feeds the detector; None: not checked.
+        contract_policy: "check", "adopt" or "ignore".
         log: where to report what was loaded.
     Returns:
         ``resnet_det.checkpoint.LoadResult`` (ImageNet weights) or torch's incompatible-keys
@@ -47,8 +62,13 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
     Raises:
         WeightsMismatchError: the weights do not fit (another detector, missing backbone keys,
             shapes).
+        WeightsError: their input contract differs from ``input_contract`` under "check".
     """
-    flat, _ = unwrap_checkpoint(read_checkpoint(source))
+    flat, meta = unwrap_checkpoint(read_checkpoint(source))
+    if input_contract is not None:
+        found, how = contract_of(flat, meta, _describe(source))
+        compare_input_contract(input_contract, found, how, policy=contract_policy,
+                               weights=_describe(source), log=log)
     own = model.state_dict()
     if any(k.startswith(_DETECTOR_HEADS) for k in flat):
         missing = [k for k in own if k not in flat]
@@ -78,3 +98,94 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
     log.info("MODEL.WEIGHTS: ImageNet weights (%s layout) loaded into the backbone and box head from %s",
              result.layout, _describe(source))
     return result
+
+
+# ---------------------------------------------------------------- from the config
+_CONTRACT_CACHE: Dict[Tuple[str, int, int], Tuple[Optional[InputContract], str]] = {}
+
+
+def read_weights_contract(path: PathLike) -> Tuple[Optional[InputContract], str]:
+    """The input contract of the weights file ``path`` and how it is known ((None, why) if
+    unknown). The file is read whole once per (path, size, modification time)."""
+    path = os.fspath(path)
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if key not in _CONTRACT_CACHE:
+        flat, meta = unwrap_checkpoint(read_checkpoint(path))
+        _CONTRACT_CACHE.clear()  # one entry: the cache saves the second read of one file
+        _CONTRACT_CACHE[key] = contract_of(flat, meta, repr(path))
+    return _CONTRACT_CACHE[key]
+
+
+def detector_input_contract(cfg) -> InputContract:
+    """The input the config feeds the detector: INPUT.FORMAT, MODEL.PIXEL_MEAN, MODEL.PIXEL_STD."""
+    try:
+        return InputContract(cfg.INPUT.FORMAT, cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD,
+                             origin="the config")
+    except ValueError as e:
+        raise WeightsError(f"config {', '.join(DETECTOR_CONTRACT_KEYS)}: {e}") from None
+
+
+def check_weights_contract(cfg, *, log: logging.Logger = logger) -> Optional[InputContract]:
+    """Compare MODEL.WEIGHTS's input contract with the config's before anything is built (a
+    fail-fast check; the config is not changed).
+
+    Under MODEL.WEIGHTS_INPUT_CONTRACT "check", a mismatch raises WeightsError naming both
+    contracts and the keys to set, and an unknown contract is a warning; under "adopt" and
+    "ignore" nothing is raised. Nothing is checked when MODEL.WEIGHTS is empty or not a file
+    (its absence is reported by the loader) or the config is not a detector's.
+
+    Returns:
+        The weights' contract (None when unknown or not checked).
+    """
+    path, policy = cfg.MODEL.WEIGHTS, cfg.MODEL.WEIGHTS_INPUT_CONTRACT
+    if policy not in CONTRACT_POLICIES:
+        raise WeightsError(f"config MODEL.WEIGHTS_INPUT_CONTRACT={policy!r}: choose one of "
+                           f"{list(CONTRACT_POLICIES)}")
+    if cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN" or not path or not os.path.isfile(path):
+        return None
+    if policy == "ignore":
+        return None
+    found, how = read_weights_contract(path)
+    if policy == "check":
+        compare_input_contract(detector_input_contract(cfg), found, how, policy="check",
+                               weights=repr(path), log=log)
+    return found
+
+
+def resolve_weights_contract(cfg, *, log: logging.Logger = logger) -> Optional[InputContract]:
+    """``check_weights_contract``, and under MODEL.WEIGHTS_INPUT_CONTRACT "adopt" set
+    INPUT.FORMAT, MODEL.PIXEL_MEAN and MODEL.PIXEL_STD in ``cfg`` (in place; a frozen config
+    is unfrozen for it and frozen again) to the weights' contract. Call it once at set-up,
+    before the config is saved and before the detector or a loader is built
+    (engine.default_setup does).
+
+    Raises:
+        WeightsError: "check" and the contracts differ; "adopt" and the weights' contract is
+            unknown (there is nothing to adopt: set the keys yourself, with "check").
+    """
+    found = check_weights_contract(cfg, log=log)
+    path = cfg.MODEL.WEIGHTS
+    if (cfg.MODEL.WEIGHTS_INPUT_CONTRACT != "adopt" or cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN"
+            or not path or not os.path.isfile(path)):
+        return found
+    if found is None:
+        _, how = read_weights_contract(path)
+        raise WeightsError(
+            f"config MODEL.WEIGHTS_INPUT_CONTRACT adopt: {how}, so there is nothing to adopt. "
+            f"Set {', '.join(DETECTOR_CONTRACT_KEYS)} to the input the weights were trained "
+            "on and use MODEL.WEIGHTS_INPUT_CONTRACT check")
+    expected = detector_input_contract(cfg)
+    differ = found.differing_keys(expected)
+    if differ:
+        frozen = cfg.is_frozen()
+        cfg.defrost()
+        cfg.INPUT.FORMAT = found.format
+        cfg.MODEL.PIXEL_MEAN = list(found.pixel_mean)
+        cfg.MODEL.PIXEL_STD = list(found.pixel_std)
+        if frozen:
+            cfg.freeze()
+        log.warning("MODEL.WEIGHTS_INPUT_CONTRACT adopt: the detector is fed %s (%s), the input "
+                    "contract of %s (%s), instead of the config's %s", found, ", ".join(differ),
+                    path, found.origin, expected)
+    return found

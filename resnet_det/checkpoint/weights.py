@@ -1,18 +1,20 @@
 """``load_weights(model, source, strict=True)``: load any supported layout into our models,
-and ``save_weights`` / ``convert_weights_file`` for tools/convert_weights.py."""
+and ``save_weights`` / ``convert_weights_file`` for tools/convert_weights.py (which keep the
+weights' input contract, resnet_det.checkpoint.contract)."""
 import os
 import pickle
 import re
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import nn
 
 from ..utils.errors import MissingFileError, WeightsError
 from ..utils.file_io import atomic_open, atomic_torch_save
+from .contract import INPUT_CONTRACT_KEY, TORCHVISION_CONTRACT, InputContract, contract_of
 from .layouts import convert_state_dict, to_resnet_det, unwrap_checkpoint
 from .safe_pickle import WeightsFileError, safe_load
 
@@ -209,32 +211,54 @@ def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], s
 
 
 # ---------------------------------------------------------------- saving / converting
-def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "resnet_det") -> None:
+def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "resnet_det", *,
+                 input_contract: Optional[InputContract] = None) -> None:
     """Write ``sd`` (already in ``layout``) atomically (resnet_det.utils.file_io).
 
     .pkl: {"model": {name: numpy array}, "__author__": "resnet_det", "matching_heuristics":
     True}, which detectron2's checkpointer reads. .pth/.pt: torchvision layout as a plain state
-    dict, others as {"model": state_dict, "__author__": "resnet_det"}.
+    dict, others as {"model": state_dict, "__author__": "resnet_det"}. ``input_contract`` is
+    recorded under "__input_contract__" (not in a torchvision-layout file, a plain state dict
+    with no place for it: there it must be torchvision's own, which that layout implies).
+
+    Raises:
+        WeightsError: a torchvision-layout file for weights with another input contract.
     """
     path = os.fspath(path)
     tensors = OrderedDict((k, v.detach().cpu().contiguous()) for k, v in sd.items())
+    contract = {} if input_contract is None else {INPUT_CONTRACT_KEY: input_contract.to_dict()}
     if path.endswith(".pkl"):
         obj = {"model": OrderedDict((k, v.numpy()) for k, v in tensors.items()),
-               "__author__": "resnet_det", "matching_heuristics": True}
+               "__author__": "resnet_det", "matching_heuristics": True, **contract}
         with atomic_open(path, "wb") as f:
             pickle.dump(obj, f, protocol=4)
         return
     if layout == "torchvision":
+        if input_contract is not None and not input_contract.matches(TORCHVISION_CONTRACT):
+            raise WeightsError(
+                f"resnet_det: {path!r} in torchvision layout would be read as torchvision's "
+                f"input contract ({TORCHVISION_CONTRACT}), but these weights expect "
+                f"{input_contract}: write the resnet_det or detectron2 layout (.pth or .pkl), "
+                "which records it")
         obj = tensors
     else:
-        obj = {"model": tensors, "__author__": "resnet_det"}
+        obj = {"model": tensors, "__author__": "resnet_det", **contract}
         if layout == "detectron2":
             obj["matching_heuristics"] = True
     atomic_torch_save(obj, path)
 
 
-def convert_weights_file(src: PathLike, dst: PathLike, to: str) -> Dict[str, torch.Tensor]:
-    """Read ``src`` (any layout), convert to ``to`` and write ``dst``; returns the state dict."""
-    sd = convert_state_dict(read_checkpoint(src), to=to)
-    save_weights(sd, dst, layout=to)
+def convert_weights_file(src: PathLike, dst: PathLike, to: str, *,
+                         input_contract: Optional[InputContract] = None) -> Dict[str, torch.Tensor]:
+    """Read ``src`` (any layout), convert to ``to`` and write ``dst``; returns the state dict.
+
+    The input contract ``src`` records or its layout implies (resnet_det.checkpoint.contract)
+    is written into ``dst``; ``input_contract`` replaces it (e.g. for a file that has none).
+    """
+    checkpoint = read_checkpoint(src)
+    if input_contract is None:
+        flat, meta = unwrap_checkpoint(checkpoint)
+        input_contract, _ = contract_of(flat, meta, repr(os.fspath(src)) if not isinstance(src, Mapping) else "weights")
+    sd = convert_state_dict(checkpoint, to=to)
+    save_weights(sd, dst, layout=to, input_contract=input_contract)
     return sd

@@ -19,6 +19,7 @@ from ..utils.logger import setup_logger
 from . import hooks
 from ..utils import dist as comm
 from ..checkpoint import Checkpointer, unwrap_model
+from ..checkpoint.detector import resolve_weights_contract
 from .events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from .train_loop import SimpleTrainer, TrainerBase
 
@@ -71,6 +72,9 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
             with open(args.config_file) as f:
                 logger.info("Contents of config file %s:\n%s", args.config_file, f.read())
     validate_cfg(cfg, world_size=world)
+    # MODEL.WEIGHTS against the input the detector is fed: stops here on a mismatch under
+    # "check"; under "adopt" sets INPUT.FORMAT / MODEL.PIXEL_* before the config is saved.
+    resolve_weights_contract(cfg)
 
     drawn = cfg.SEED < 0
     # Resolved in the running config itself (not only in the saved copy), so the loaders and

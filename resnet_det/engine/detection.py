@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from ..checkpoint import load_pretrained_weights, unwrap_model
+from ..checkpoint import INPUT_CONTRACT_KEY, detector_input_contract, load_pretrained_weights, unwrap_model
 from ..config import CfgNode
 from ..data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader, read_image
 from ..data.detection import DatasetMapper
@@ -51,7 +51,14 @@ class DetectionTrainer(DefaultTrainer):
         trainer = DetectionTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
         results = trainer.train()      # {"bbox": {"AP": ..., "AP50": ...}} after the final eval
+
+    Its checkpoints record the input the detector was trained on (INPUT.FORMAT,
+    MODEL.PIXEL_MEAN, MODEL.PIXEL_STD), checked when one is loaded as MODEL.WEIGHTS.
     """
+
+    def __init__(self, cfg: CfgNode, **kwargs):
+        super().__init__(cfg, **kwargs)
+        self.checkpointer.metadata[INPUT_CONTRACT_KEY] = detector_input_contract(self.cfg).to_dict()
 
     @classmethod
     def build_model(cls, cfg: CfgNode) -> nn.Module:
@@ -83,7 +90,11 @@ class DetectionTrainer(DefaultTrainer):
 
     @classmethod
     def build_weights_loader(cls, cfg: CfgNode):
-        return lambda model, path: load_pretrained_weights(unwrap_model(model), path)
+        # The weights' input contract is checked against the input this config feeds
+        # (MODEL.WEIGHTS_INPUT_CONTRACT, resnet_det.checkpoint.contract).
+        contract, policy = detector_input_contract(cfg), cfg.MODEL.WEIGHTS_INPUT_CONTRACT
+        return lambda model, path: load_pretrained_weights(
+            unwrap_model(model), path, input_contract=contract, contract_policy=policy)
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> Optional[Mapping[str, Any]]:

@@ -19,12 +19,12 @@ from ..data.skips import SkipCountingLoader
 from ..evaluation.classification import TEST_MODES, evaluate_classifier, supports_multiscale, unwrap_classifier
 from ..modeling.classifier import build_classifier
 from ..utils import dist as comm
-from ..checkpoint import unwrap_model
+from ..checkpoint import INPUT_CONTRACT_KEY, InputContract, unwrap_model
 from .defaults import DefaultTrainer
 from .hooks import PeriodicWriter
 from .train_loop import HookBase
 
-__all__ = ["ClassificationTrainer", "ClassificationMetrics"]
+__all__ = ["ClassificationTrainer", "ClassificationMetrics", "classifier_input_contract"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,25 @@ class ClassificationMetrics(HookBase):
             )
 
 
+def classifier_input_contract(cfg: CfgNode) -> InputContract:
+    """The input a classifier trained with ``cfg`` expects: RGB (the classification loaders
+    decode RGB) minus INPUT.CLS.PIXEL_MEAN, divided by INPUT.CLS.PIXEL_STD (0-255 units)."""
+    return InputContract("RGB", cfg.INPUT.CLS.PIXEL_MEAN, cfg.INPUT.CLS.PIXEL_STD,
+                         origin=f"resnet_det pretraining of {cfg.MODEL.CLASSIFIER.ARCH} on RGB "
+                                "input normalised by INPUT.CLS.PIXEL_MEAN / PIXEL_STD")
+
+
 class ClassificationTrainer(DefaultTrainer):
-    """DefaultTrainer with build_classifier, the classification loaders and evaluation."""
+    """DefaultTrainer with build_classifier, the classification loaders and evaluation.
+
+    Its checkpoints (model_NNNNNNN.pth, model_final.pth) record the input the classifier was
+    trained on (``classifier_input_contract``), which a detector loading them as MODEL.WEIGHTS
+    checks its own input against (resnet_det.checkpoint.contract).
+    """
+
+    def __init__(self, cfg: CfgNode, **kwargs):
+        super().__init__(cfg, **kwargs)
+        self.checkpointer.metadata[INPUT_CONTRACT_KEY] = classifier_input_contract(self.cfg).to_dict()
 
     @property
     def counting_loader(self) -> Optional[SkipCountingLoader]:
