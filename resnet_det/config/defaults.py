@@ -34,6 +34,9 @@ DEFAULTS.MODEL.WEIGHTS_INPUT_CONTRACT = "check"
 DEFAULTS.MODEL.PROPOSAL_GENERATOR = _FvCfgNode()
 # Proposal generator name; only "RPN" is supported.
 DEFAULTS.MODEL.PROPOSAL_GENERATOR.NAME = "RPN"
+# Proposals narrower or shorter than this (pixels of the network input, as in detectron2) are
+# dropped before NMS; 0 keeps every non-empty box.
+DEFAULTS.MODEL.PROPOSAL_GENERATOR.MIN_SIZE = 0
 
 DEFAULTS.MODEL.BACKBONE = _FvCfgNode()
 # Backbone builder: "build_resnet_backbone" (C4 or res5 outputs), "build_resnet_fpn_backbone",
@@ -238,6 +241,10 @@ DEFAULTS.SOLVER.NESTEROV = False
 DEFAULTS.SOLVER.WEIGHT_DECAY = 0.0001
 # Weight decay for norm layers' parameters.
 DEFAULTS.SOLVER.WEIGHT_DECAY_NORM = 0.0
+# Learning-rate multiplier of every bias (detectron2's key; Caffe's "lr_mult: 2" is 2.0).
+DEFAULTS.SOLVER.BIAS_LR_FACTOR = 1.0
+# Weight decay of every bias, norm layers' too (detectron2's key); None: as their module's weights.
+DEFAULTS.SOLVER.WEIGHT_DECAY_BIAS = None
 # Factor the lr is multiplied by at each step.
 DEFAULTS.SOLVER.GAMMA = 0.1
 # Iterations at which the lr is multiplied by GAMMA.

@@ -129,6 +129,13 @@ def _build_rpn(cfg, shapes) -> RegionProposalNetwork:
         nms_thresh=rpn_cfg.NMS_THRESH,
     )
     rpn.fg_bg_sampler = SeededBalancedSampler(rpn_cfg.BATCH_SIZE_PER_IMAGE, rpn_cfg.POSITIVE_FRACTION)
+    min_size = cfg.MODEL.PROPOSAL_GENERATOR.MIN_SIZE
+    if not min_size >= 0:
+        reject_value("MODEL.PROPOSAL_GENERATOR.MIN_SIZE", min_size, "must be >= 0 (pixels of the network input)")
+    if min_size > 0:
+        # torchvision drops proposals with a side under min_size before NMS (its own 1e-3
+        # otherwise, which keeps any non-empty box, as 0 does in detectron2).
+        rpn.min_size = float(min_size)
     return rpn
 
 

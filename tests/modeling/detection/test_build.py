@@ -99,3 +99,16 @@ def test_build_backbone_returns_named_features():
 def test_bad_combinations_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build_model(tiny_cfg(overrides))
+
+
+def test_proposal_min_size():
+    # MODEL.PROPOSAL_GENERATOR.MIN_SIZE (detectron2's key, pixels of the network input): 0 keeps
+    # torchvision's floor; a size drops smaller proposals before NMS; negative is refused.
+    assert build_model(tiny_cfg(C4)).rpn.min_size == pytest.approx(1e-3)
+    rpn = build_model(tiny_cfg(C4, "MODEL.PROPOSAL_GENERATOR.MIN_SIZE", "16")).rpn
+    assert rpn.min_size == 16.0
+    boxes = torch.tensor([[[0.0, 0.0, 15.0, 40.0], [0.0, 0.0, 16.0, 16.0], [5.0, 5.0, 60.0, 60.0]]])
+    kept, _ = rpn.filter_proposals(boxes, torch.tensor([[3.0, 2.0, 1.0]]), [(64, 64)], [3])
+    assert kept[0].tolist() == [[0.0, 0.0, 16.0, 16.0], [5.0, 5.0, 60.0, 60.0]]
+    with pytest.raises(ConfigError, match="MODEL.PROPOSAL_GENERATOR.MIN_SIZE"):
+        build_model(tiny_cfg(C4, "MODEL.PROPOSAL_GENERATOR.MIN_SIZE", "-1"))
