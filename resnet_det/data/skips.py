@@ -86,8 +86,8 @@ class SkipCounts:
                                     ("dropped", "annotation", self.annotations)):
             n = sum(counter.values())
             if n:
-                detail = ", ".join(f"{c} {r}" for r, c in sorted(counter.items(),
-                                                                  key=lambda rc: -rc[1]))
+                detail = ", ".join(f"{c} {r}" for r, c in sorted(
+                    counter.items(), key=lambda rc: (-rc[1], rc[0])))
                 parts.append(f"{verb} {n} {noun}{'s' if n != 1 else ''}: {detail}")
         return "; ".join(parts)
 

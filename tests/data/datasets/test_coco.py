@@ -4,7 +4,8 @@ import logging
 import pytest
 
 from resnet_det.data.catalog import MetadataCatalog
-from resnet_det.data.datasets.coco import load_coco_json
+from resnet_det.data.datasets.coco import load_coco_json, read_coco_api
+from resnet_det.data.skips import SkipCounts
 from resnet_det.utils.errors import DataError
 
 
@@ -112,3 +113,57 @@ def test_agrees_with_pycocotools(tmp_path):
                         cats.index(ann["category_id"])))
         got = [(a["bbox"], a["category_id"]) for a in dicts[img_id]["annotations"]]
         assert sorted(got) == sorted(ref)
+
+
+@pytest.mark.parametrize("where, value, reason", [
+    (("images", 0, "height"), None, "bad annotation"),
+    (("images", 1, "file_name"), "", "bad annotation"),
+    (("images", 2, "id"), "9", "bad annotation"),
+    (("annotations", 0, "bbox"), [1, 2, float("nan"), 4], "malformed"),
+    (("annotations", 0, "bbox"), [1, 2, 3], "malformed"),
+    (("annotations", 1, "iscrowd"), 2, "malformed"),
+    (("annotations", 1, "id"), 1, "duplicate id"),
+    (("annotations", 2, "image_id"), 77, "unknown image"),
+])
+def test_entry_faults_stop_or_skip_by_policy(tmp_path, where, value, reason):
+    data = _coco()
+    section, i, key = where
+    data[section][i][key] = value
+    json_file = _write(tmp_path / "inst.json", data)
+    with pytest.raises(DataError, match=f"{json_file}: .*DATALOADER.ON_BAD_IMAGE skip"):
+        load_coco_json(json_file, "/imgs")
+    counts = SkipCounts()
+    dicts = load_coco_json(json_file, "/imgs", on_bad_image="skip", skip_counts=counts)
+    if section == "images":
+        assert counts.images == {reason: 1} and len(dicts) == 2
+    else:
+        assert counts.annotations[reason] == 1 and len(dicts) == 3
+    # pycocotools only ever sees checked data: read_coco_api applies "stop".
+    with pytest.raises(DataError, match=json_file):
+        read_coco_api(json_file)
+
+
+def test_categories_are_checked_whatever_the_policy(tmp_path):
+    for cats, match in [([{"id": 1, "name": "a"}, {"id": 1, "name": "b"}], "duplicate category"),
+                        ([{"id": "1", "name": "a"}], r"categories\[0\] must be"),
+                        ([], "'categories' is empty")]:
+        data = dict(_coco(), categories=cats)
+        json_file = _write(tmp_path / "c.json", data)
+        with pytest.raises(DataError, match=match):
+            load_coco_json(json_file, "/imgs", on_bad_image="skip")
+
+
+def test_categories_differing_from_the_registered_ones_name_the_file(tmp_path):
+    name = "test_coco_reader_other_classes"
+    MetadataCatalog.get(name).set(thing_classes=["cat", "cow"])
+    json_file = _write(tmp_path / "inst.json", _coco())
+    try:
+        with pytest.raises(DataError, match=f"{json_file}: its categories do not match"):
+            load_coco_json(json_file, "/imgs", dataset_name=name)
+    finally:
+        MetadataCatalog.remove(name)
+
+
+def test_read_coco_api_indexes_a_valid_file(tmp_path):
+    api = read_coco_api(_write(tmp_path / "inst.json", _coco()))
+    assert sorted(api.getImgIds()) == [2, 5, 9] and len(api.getAnnIds(imgIds=[5])) == 3

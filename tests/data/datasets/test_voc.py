@@ -1,6 +1,7 @@
 import pytest
 
 from resnet_det.data.datasets.voc import VOC_CLASSES, load_voc_instances
+from resnet_det.data.skips import SkipCounts
 from resnet_det.utils.errors import DataError, MissingFileError
 
 XML = """<annotation>
@@ -74,3 +75,33 @@ def test_unknown_class_names_file_and_class(tmp_path):
     with pytest.raises(DataError) as e:
         load_voc_instances(dirname, "trainval")
     assert "000003.xml" in str(e.value) and "'unicorn'" in str(e.value)
+
+
+@pytest.mark.parametrize("xml, reason", [
+    ("<annotation><size><width>0</width><height>5</height></size></annotation>",
+     "bad annotation"),
+    ("<annotation><size><width>5</width></size></annotation>", "bad annotation"),
+    ("<annotation><size><width>a</width>", "bad annotation"),
+])
+def test_image_faults_stop_or_skip_by_policy(tmp_path, xml, reason):
+    dirname = _tree(tmp_path, {"000001": (50, 50, [_obj("cat", (2, 2, 10, 10))]),
+                               "000002": (50, 50, [])})
+    with open(f"{dirname}/Annotations/000002.xml", "w") as f:
+        f.write(xml)
+    with pytest.raises(DataError, match=r"000002\.xml \(image id 000002\)"):
+        load_voc_instances(dirname, "trainval")
+    counts = SkipCounts()
+    dicts = load_voc_instances(dirname, "trainval", on_bad_image="skip", skip_counts=counts)
+    assert [d["image_id"] for d in dicts] == ["000001"] and counts.images == {reason: 1}
+
+
+@pytest.mark.parametrize("difficult, box", [(2, (2, 2, 10, 10)), (0, ("x", 2, 10, 10)),
+                                            (0, (2, 2, "inf", 10))])
+def test_object_faults_drop_the_object_under_skip(tmp_path, difficult, box):
+    dirname = _tree(tmp_path, {"000001": (50, 50, [_obj("cat", box, difficult),
+                                                   _obj("dog", (3, 3, 9, 9))])})
+    with pytest.raises(DataError, match=r"000001\.xml \(image id 000001\), object 0"):
+        load_voc_instances(dirname, "trainval")
+    counts = SkipCounts()
+    d, = load_voc_instances(dirname, "trainval", on_bad_image="skip", skip_counts=counts)
+    assert [a["category_id"] for a in d["annotations"]] == [11] and counts.annotations == {"malformed": 1}
