@@ -40,6 +40,8 @@ HONORED_KEYS: Dict[str, str] = {
     "INPUT.RANDOM_FLIP_PROB": "probability of the training loader's RandomFlip",
     "TEST.IMS_PER_BATCH": "batch size of the test loader",
     "TEST.VOC_USE_07_METRIC": "checked against the VOC evaluator's year (2007: 11-point)",
+    "MODEL.WEIGHTS_INPUT_CONTRACT": "MODEL.WEIGHTS checked against INPUT.FORMAT / MODEL.PIXEL_* at "
+                                    "set-up (resnet_det.checkpoint.resolve_weights_contract)",
     "SOLVER.AMP.DTYPE": "autocast dtype of detectron2's AMPTrainer",
     "LOG_PERIOD": "period of the metric writers",
     "ENGINE": "set to 'detectron2' and saved in OUTPUT_DIR/config.yaml",

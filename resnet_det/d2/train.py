@@ -34,6 +34,7 @@ from detectron2.utils.collect_env import collect_env_info
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
+from ..checkpoint.detector import resolve_weights_contract
 from ..config import ConfigError
 from ..utils.file_io import atomic_write_text
 from ..utils.seeding import resolve_seed
@@ -198,6 +199,9 @@ def setup(cfg, args: Optional[argparse.Namespace] = None) -> None:
     if args is not None:
         logger.info("Command line arguments: %s", args)
     seed = resolve_seed(cfg)  # a collective call: every rank, before config.yaml is written
+    # MODEL.WEIGHTS against INPUT.FORMAT / MODEL.PIXEL_*: stops on a mismatch under "check";
+    # "adopt" sets the weights' values before config.yaml is written.
+    resolve_weights_contract(cfg)
     if comm.is_main_process() and out:
         path = os.path.join(out, "config.yaml")
         atomic_write_text(path, cfg.dump())
