@@ -8,6 +8,7 @@
 - ``VGGFCHead`` (ROI_BOX_HEAD_REGISTRY): VGG's fc6/fc7 (4096, ReLU, dropout) on 512x7x7 RoIPool
   features (Ren et al., Faster R-CNN), named fc6/fc7 so VGG ImageNet weights load into it.
 """
+import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec as D2ShapeSpec
 from detectron2.modeling import ROI_HEADS_REGISTRY
@@ -66,6 +67,7 @@ class VGGFCHead(_VGGFCHead):
                     fc_dim=cfg.MODEL.ROI_BOX_HEAD.FC_DIM)
 
     @property
+    @torch.jit.unused  # not for TorchScript (scripting_with_instances compiles properties)
     def output_shape(self) -> D2ShapeSpec:
         """What detectron2's FastRCNNOutputLayers is built from."""
         return D2ShapeSpec(channels=self.out_channels)

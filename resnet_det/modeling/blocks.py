@@ -204,9 +204,6 @@ class _PreActBlock(_Block):
     shortcut reads the pre-activated input, as the authors' code does.
     """
 
-    def _pre(self, norm: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:
-        return F.relu(norm(x) if norm is not None else x)
-
     def zero_init_residual(self) -> None:
         """The residual branch ends in a conv here, so zero that conv's weights."""
         if not self.residual:
@@ -237,9 +234,11 @@ class PreActBasicBlock(_PreActBlock):
         return self.conv2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self._pre(self.norm1, x)
+        # norm-ReLU written out per norm: TorchScript takes no module as an argument.
+        pre = F.relu(self.norm1(x)) if self.norm1 is not None else F.relu(x)
         out = self.conv1(pre)
-        out = self.conv2(self._pre(self.norm2, out))
+        out = F.relu(self.norm2(out)) if self.norm2 is not None else F.relu(out)
+        out = self.conv2(out)
         return self._add_shortcut(out, x, pre)
 
 
@@ -270,10 +269,12 @@ class PreActBottleneckBlock(_PreActBlock):
         return self.conv3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self._pre(self.norm1, x)
+        pre = F.relu(self.norm1(x)) if self.norm1 is not None else F.relu(x)
         out = self.conv1(pre)
-        out = self.conv2(self._pre(self.norm2, out))
-        out = self.conv3(self._pre(self.norm3, out))
+        out = F.relu(self.norm2(out)) if self.norm2 is not None else F.relu(out)
+        out = self.conv2(out)
+        out = F.relu(self.norm3(out)) if self.norm3 is not None else F.relu(out)
+        out = self.conv3(out)
         return self._add_shortcut(out, x, pre)
 
 

@@ -26,7 +26,8 @@ class Conv2dNorm(nn.Conv2d):
         self.norm = norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = super().forward(x)
+        # nn.Conv2d.forward's own body: TorchScript cannot compile super().forward.
+        x = self._conv_forward(x, self.weight, self.bias)
         if self.norm is not None:
             x = self.norm(x)
         return x

@@ -95,15 +95,18 @@ class ResNet(Backbone):
 
     def forward(self, x: torch.Tensor):
         if x.dim() != 4:
-            raise ValueError(f"resnet_det: ResNet takes (N, C, H, W) input, got shape {tuple(x.shape)}")
+            raise ValueError(f"resnet_det: ResNet takes (N, C, H, W) input, got shape {list(x.shape)}")
         outputs: Dict[str, torch.Tensor] = {}
         x = self.stem(x)
         if "stem" in self._out_features:
             outputs["stem"] = x
-        for name, stage in zip(self.stage_names, self.stages):
-            x = stage(x)
-            if name in self._out_features:
-                outputs[name] = x
+        # The stages by name among the children (registration order = stage order): TorchScript
+        # can loop over named_children, not over the plain list self.stages.
+        for name, child in self.named_children():
+            if name in self.stage_names:
+                x = child(x)
+                if name in self._out_features:
+                    outputs[name] = x
         if self.num_classes is None:
             return outputs
         if self.final_norm is not None:

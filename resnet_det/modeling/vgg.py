@@ -9,7 +9,7 @@ mode. In classifier mode: pool5, adaptive average pool to 7x7 (as torchvision, s
 work), then fc6/fc7 (4096, ReLU, dropout 0.5) and fc8.
 """
 from collections import OrderedDict
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -96,11 +96,14 @@ class VGG(Backbone):
         return self.vgg_block1.conv1_1.in_channels
 
     def forward(self, x: torch.Tensor):
-        outputs = {}
-        for name, feature_name in zip(self.block_names, FEATURE_NAMES):
-            x = getattr(self, name)(x)
-            if feature_name in self._out_features:
-                outputs[feature_name] = x
+        outputs: Dict[str, torch.Tensor] = {}
+        # The blocks by name among the children (TorchScript has no getattr by a variable name).
+        for name, child in self.named_children():
+            if name in self.block_names:
+                x = child(x)
+                feature_name = "vgg_conv" + name[len("vgg_block"):]
+                if feature_name in self._out_features:
+                    outputs[feature_name] = x
         if self.num_classes is None:
             return outputs
         x = F.max_pool2d(x, kernel_size=2, stride=2)  # pool5

@@ -15,6 +15,12 @@ from torch import Tensor, nn
 __all__ = ["Res5BoxHead", "VGGFCHead", "FastRCNNConvFCHead"]
 
 
+@torch.jit.ignore
+def _res5_feature(x) -> Tensor:
+    """A Backbone-style res5 returns its features by name; a Sequential the tensor."""
+    return x["res5"] if isinstance(x, dict) else x
+
+
 class Res5BoxHead(nn.Module):
     """res5 (stride 2) + global average pooling over each pooled RoI.
 
@@ -31,8 +37,8 @@ class Res5BoxHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.res5(x)
-        if isinstance(x, dict):  # a Backbone-style head returns its features by name
-            x = x["res5"]
+        if not torch.jit.is_scripting():  # scripted, res5 is the builder's Sequential
+            x = _res5_feature(x)
         return x.mean(dim=(2, 3))
 
 
@@ -57,11 +63,13 @@ class VGGFCHead(nn.Module):
             nn.init.zeros_(fc.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.flatten(1)
-        for fc in (self.fc6, self.fc7):
-            x = torch.relu(fc(x))
-            if self.dropout > 0:
-                x = nn.functional.dropout(x, self.dropout, self.training)
+        # Written out rather than a loop over (fc6, fc7), which TorchScript cannot compile.
+        x = torch.relu(self.fc6(x.flatten(1)))
+        if self.dropout > 0:
+            x = nn.functional.dropout(x, self.dropout, self.training)
+        x = torch.relu(self.fc7(x))
+        if self.dropout > 0:
+            x = nn.functional.dropout(x, self.dropout, self.training)
         return x
 
 

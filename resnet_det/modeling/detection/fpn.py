@@ -68,8 +68,14 @@ class FPNBackbone(Backbone):
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
         bottom = self.bottom_up(x)
-        outs = self.fpn(OrderedDict((f, bottom[f]) for f in self.in_features))
-        return OrderedDict(zip(self._out_features, outs.values()))
+        # Loops rather than generator expressions, which TorchScript does not compile.
+        inputs: Dict[str, Tensor] = OrderedDict()
+        for f in self.in_features:
+            inputs[f] = bottom[f]
+        outputs: Dict[str, Tensor] = OrderedDict()
+        for name, out in zip(self._out_features, self.fpn(inputs).values()):
+            outputs[name] = out
+        return outputs
 
 
 def build_resnet_fpn(*, in_features: Sequence[str], out_channels: int = 256, fpn_norm: NormArg = "",

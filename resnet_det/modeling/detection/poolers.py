@@ -83,7 +83,8 @@ class RoIPooler(nn.Module):
         levels = self.level_mapper(boxes)
         out = xs[0].new_zeros((rois.shape[0], xs[0].shape[1]) + self.output_size)
         for level, (x, scale) in enumerate(zip(xs, self.scales)):
+            # No "if any box is on this level" branch: a traced export (ONNX) would keep only
+            # the levels its sample image used, and torch.export cannot branch on a count.
             idx = torch.where(levels == level)[0]
-            if idx.numel():
-                out[idx] = self._pool(x, rois[idx], scale).to(out.dtype)
+            out[idx] = self._pool(x, rois[idx], scale).to(out.dtype)
         return out

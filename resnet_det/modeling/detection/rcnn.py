@@ -7,7 +7,7 @@ Model I/O follows docs/internals.md ("Detector I/O"): a list of mapper dicts in;
 dict of losses with detectron2's names, in eval one dict per image with "boxes" (XYXY, original
 image coordinates), "scores" and 0-based "labels".
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +27,11 @@ LOSS_NAMES = {
     "loss_classifier": "loss_cls",
     "loss_box_reg": "loss_box_reg",
 }
+
+
+def _bad_image_message(i: int, x: Dict, img: Tensor) -> str:
+    return (f"GeneralizedRCNN: input {i} (image_id {x.get('image_id')!r}) 'image' must be a "
+            f"[3, H, W] tensor, got shape {tuple(img.shape)}")
 
 
 class GeneralizedRCNN(nn.Module):
@@ -90,28 +95,27 @@ class GeneralizedRCNN(nn.Module):
         return self.pixel_mean.device
 
     # ------------------------------------------------------------------------------ inputs
-    def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
+    def preprocess_image(self, batched_inputs: List[Dict[str, Tensor]]) -> ImageList:
         """Normalise each image and pad the batch (zeros after normalisation, as detectron2)."""
-        images = []
+        images: List[Tensor] = []
         for i, x in enumerate(batched_inputs):
             img = x["image"]
             if img.dim() != 3 or img.shape[0] != 3:
-                raise ValueError(
-                    f"GeneralizedRCNN: input {i} (image_id {x.get('image_id')!r}) 'image' must be a "
-                    f"[3, H, W] tensor, got shape {tuple(img.shape)}"
-                )
+                if torch.jit.is_scripting():
+                    raise ValueError("GeneralizedRCNN: each input's 'image' must be a [3, H, W] tensor")
+                raise ValueError(_bad_image_message(i, x, img))
             images.append((img.to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std)
-        sizes = [tuple(im.shape[-2:]) for im in images]
-        max_h = max(s[0] for s in sizes)
-        max_w = max(s[1] for s in sizes)
+        sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
+        max_h = max([s[0] for s in sizes])
+        max_w = max([s[1] for s in sizes])
         d = self.size_divisibility
         if d > 1:
             max_h = (max_h + d - 1) // d * d
             max_w = (max_w + d - 1) // d * d
         batch = images[0].new_zeros((len(images), 3, max_h, max_w))
-        for im, pad in zip(images, batch):
-            pad[:, : im.shape[1], : im.shape[2]].copy_(im)
-        return ImageList(batch, [(int(h), int(w)) for h, w in sizes])
+        for i, im in enumerate(images):
+            batch[i, :, : im.shape[1], : im.shape[2]].copy_(im)
+        return ImageList(batch, sizes)
 
     def _targets(self, batched_inputs: List[Dict]) -> List[Dict[str, Tensor]]:
         targets = []
@@ -140,13 +144,26 @@ class GeneralizedRCNN(nn.Module):
             self.roi_heads.fg_bg_sampler.image_seeds = seeds_roi
 
     # ----------------------------------------------------------------------------- forward
-    def forward(self, batched_inputs: List[Dict]):
-        if not batched_inputs:
+    def forward(self, batched_inputs: List[Dict[str, Tensor]]):
+        """Training: a dict of losses; eval: one dict of detections per image.
+
+        Scripted (torch.jit.script), the detector has only the inference path (run it in eval
+        mode); its inputs are then ``Dict[str, Tensor]`` ("height"/"width", if given, as
+        0-dim tensors).
+        """
+        if len(batched_inputs) == 0:
             raise ValueError("GeneralizedRCNN: empty batch")
+        # torch.jit.is_scripting() is a constant when scripted: the training path is left out.
+        if self.training and not torch.jit.is_scripting():
+            return self._forward_training(batched_inputs)
+        return self.inference(batched_inputs)
+
+    @torch.jit.unused
+    def _forward_training(self, batched_inputs: List[Dict[str, Tensor]]) -> Dict[str, Tensor]:
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensors)
-        targets = self._targets(batched_inputs) if self.training else None
-        self._set_sampler_seeds(batched_inputs if self.training else None)
+        targets = self._targets(batched_inputs)
+        self._set_sampler_seeds(batched_inputs)
         try:
             proposals, rpn_losses = self.rpn(images, {f: features[f] for f in self.rpn_in_features}, targets)
             detections, roi_losses = self.roi_heads(
@@ -154,20 +171,28 @@ class GeneralizedRCNN(nn.Module):
             )
         finally:
             self._set_sampler_seeds(None)
-        if self.training:
-            self.sampling_iteration += 1
-            losses = {**rpn_losses, **roi_losses}
-            return {LOSS_NAMES[k]: v for k, v in losses.items()}
+        self.sampling_iteration += 1
+        losses = {**rpn_losses, **roi_losses}
+        return {LOSS_NAMES[k]: v for k, v in losses.items()}
+
+    def inference(self, batched_inputs: List[Dict[str, Tensor]]) -> List[Dict[str, Tensor]]:
+        """Detections for each input, in its original coordinates (eval mode's forward)."""
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensors)
+        proposals, _ = self.rpn(images, {f: features[f] for f in self.rpn_in_features})
+        detections, _ = self.roi_heads({f: features[f] for f in self.roi_in_features}, proposals,
+                                       images.image_sizes)
         return self.postprocess(detections, batched_inputs, images.image_sizes)
 
     @staticmethod
-    def postprocess(detections: List[Dict[str, Tensor]], batched_inputs: List[Dict], image_sizes) -> List[Dict[str, Tensor]]:
+    def postprocess(detections: List[Dict[str, Tensor]], batched_inputs: List[Dict[str, Tensor]],
+                    image_sizes: List[Tuple[int, int]]) -> List[Dict[str, Tensor]]:
         """Scale boxes from the resized input back to the original image ("height"/"width")
         and make labels 0-based."""
-        results = []
+        results: List[Dict[str, Tensor]] = []
         for det, x, (h, w) in zip(detections, batched_inputs, image_sizes):
-            out_h = int(x.get("height", h))
-            out_w = int(x.get("width", w))
+            out_h = int(x["height"]) if "height" in x else h
+            out_w = int(x["width"]) if "width" in x else w
             boxes = det["boxes"].clone()
             boxes[:, 0::2] *= out_w / w
             boxes[:, 1::2] *= out_h / h
