@@ -23,7 +23,7 @@ from ..data.datasets.builtin import register_classification_dataset
 from ..data.datasets.shapes import DIFFICULT_SIZE, SHAPE_CLASSES, render_shapes_image
 from ..data.io import check_on_bad_image
 
-__all__ = ["CROP_CLASSES", "CROP_SIZE", "NUM_IMAGES", "load_shapes_crops", "register_demo_data"]
+__all__ = ["CROP_CLASSES", "CROP_SIZE", "NUM_IMAGES", "crop_boxes", "load_shapes_crops", "register_demo_data"]
 
 CROP_CLASSES = tuple(SHAPE_CLASSES) + ("background",)
 CROP_SIZE = 40
@@ -53,31 +53,35 @@ def _overlap(a, b) -> float:
     return max(iw, 0) * max(ih, 0) / float((b[2] - b[0]) * (b[3] - b[1]))
 
 
-def _crops_of_image(split: str, index: int) -> List[Tuple[np.ndarray, int]]:
+def crop_boxes(split: str, index: int) -> Tuple[np.ndarray, List[Tuple[Tuple[int, int, int, int], int]]]:
+    """Image ``index`` of ``split`` and its crops: (image, [(square box x0, y0, x1, y1, label)])."""
     image, objects = render_shapes_image(_SEED, index, _SPLIT[split])
     h, w = image.shape[:2]
     rng = np.random.default_rng([_SEED, index, 1 if split == "train" else 2])
-    pil = Image.fromarray(image)
-    boxes, out = [], []
+    crops = []
     for cls, x0, y0, x1, y1 in objects:
         side = x1 - x0
         if side < DIFFICULT_SIZE:  # the VOC copy's "difficult" objects: too small to name
             continue
         cx = (x0 + x1) / 2 + rng.uniform(-_JITTER, _JITTER) * side
         cy = (y0 + y1) / 2 + rng.uniform(-_JITTER, _JITTER) * side
-        boxes.append(_square(cx, cy, side * rng.uniform(*_CONTEXT), w, h))
-        out.append(cls)
+        crops.append((_square(cx, cy, side * rng.uniform(*_CONTEXT), w, h), cls))
     # One background crop of an object's size, overlapping no object by more than 10% of it.
     objs = [o[1:] for o in objects]
     for _ in range(20):
         side = int(rng.integers(28, int(min(w, h) * 0.45) + 1))
         box = _square(rng.uniform(0, w), rng.uniform(0, h), side, w, h)
         if all(_overlap(box, o) <= 0.1 for o in objs):
-            boxes.append(box)
-            out.append(len(SHAPE_CLASSES))
+            crops.append((box, len(SHAPE_CLASSES)))
             break
-    return [(np.asarray(pil.crop(b).resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR)), c)
-            for b, c in zip(boxes, out)]
+    return image, crops
+
+
+def _crops_of_image(split: str, index: int) -> List[Tuple[np.ndarray, int]]:
+    image, crops = crop_boxes(split, index)
+    pil = Image.fromarray(image)
+    return [(np.asarray(pil.crop(box).resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR)), label)
+            for box, label in crops]
 
 
 @lru_cache(maxsize=2)
