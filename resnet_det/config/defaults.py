@@ -218,8 +218,9 @@ DEFAULTS.DATALOADER.ASPECT_RATIO_GROUPING = True
 DEFAULTS.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"
 # Drop training images that have no annotation.
 DEFAULTS.DATALOADER.FILTER_EMPTY_ANNOTATIONS = True
-# What to do with an unreadable image: "stop" raises with its path, "skip" logs, counts and
-# moves on.
+# What a fault of one image or annotation does in every reader (missing/unreadable image, size
+# mismatch, unknown ids, ...): "stop" raises naming the file and id, "skip" leaves it out and
+# counts it (log, metrics.json); docs/datasets.md "Bad data".
 DEFAULTS.DATALOADER.ON_BAD_IMAGE = "stop"
 
 # ---------------------------------------------------------------------------------------------
