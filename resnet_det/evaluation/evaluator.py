@@ -22,9 +22,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..utils.dist import get_world_size, is_main_process
+from ..utils.progress import Progress
 
 __all__ = [
     "DatasetEvaluator",
@@ -124,8 +124,9 @@ def inference_on_dataset(
     """Run ``model`` on every batch of ``data_loader`` and evaluate the outputs.
 
     The model runs in eval mode under ``torch.no_grad`` and gets its previous mode back at
-    the end. Progress (rate, ETA) is shown with tqdm on rank 0, and the total and per-image
-    times are logged. In a distributed run each rank runs its shard; the evaluator gathers the
+    the end. Progress (rate, ETA) is shown on rank 0 (a bar on a terminal, a log line every few
+    seconds otherwise: resnet_det.utils.progress), and the total and per-image times are
+    logged. In a distributed run each rank runs its shard; the evaluator gathers the
     predictions and rank 0 returns the metrics (other ranks get ``{}``).
 
     Args:
@@ -147,16 +148,11 @@ def inference_on_dataset(
     compute_time = 0.0
     start = time.perf_counter()
     timed_start = start
-    with _eval_mode(model), torch.no_grad():
-        progress = tqdm(
-            data_loader,
-            total=num_batches,
-            desc="inference",
-            unit="batch",
-            disable=not is_main_process(),
-            dynamic_ncols=True,
-        )
-        for idx, inputs in enumerate(progress):
+    # A bar on a terminal, a log line every few seconds in a log file (utils.progress).
+    progress = Progress(num_batches, desc="Inference", unit="batch", logger=logger,
+                        enabled=is_main_process())
+    with _eval_mode(model), torch.no_grad(), progress:
+        for idx, inputs in enumerate(data_loader):
             if idx == num_warmup:
                 timed_start = time.perf_counter()
                 compute_time = 0.0
@@ -169,6 +165,7 @@ def inference_on_dataset(
                 evaluator.process(inputs, outputs)
             num_images += len(inputs)
             num_done += 1
+            progress.update(1)
 
     total_time = time.perf_counter() - start
     timed_batches = max(num_done - num_warmup, 1)
