@@ -2,7 +2,7 @@
 
 The state of a comparison lives in OUTPUT_DIR/reproduction.json (written atomically after each
 change): per step its config fingerprint, status, attempts, accumulated wall time, the load
-average around it, the git commit it ran at and its final results. Run the same command again
+average around it, its CPU time, the git commit it ran at and its final results. Run the same command again
 and a finished step (status "done", its artifact on disk, the same config) is skipped; an
 interrupted one resumes from its last checkpoint (the trainers' ``--resume``); a step whose
 config changed since it ran stops the command instead of mixing two configs in one run.
@@ -84,6 +84,12 @@ def _loadavg() -> Optional[float]:
         return round(os.getloadavg()[0], 2)
     except OSError:  # not available on this platform
         return None
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (spawned runs)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _run_step(step: Step, num_gpus: int, dist_url: str) -> Dict[str, Any]:
@@ -178,15 +184,19 @@ def _advance(step: Step, state: Dict[str, Any], output_dir: str, num_gpus: int, 
                   started=time.strftime("%Y-%m-%d %H:%M:%S"), load_start=_loadavg())
     record["attempts"] += 1
     _save_state(output_dir, state)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     try:
         results = _run_step(step, num_gpus, dist_url)
     except BaseException as e:
-        record.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+        record["cpu_s"] = record.get("cpu_s", 0.0) + _cpu_seconds() - cpu0
+        # Ctrl-C, or a trainer stopped by a signal after writing its checkpoint (a SystemExit).
+        stopped = isinstance(e, (KeyboardInterrupt, SystemExit))
+        record.update(status="interrupted" if stopped else "failed",
                       wall_s=record["wall_s"] + time.perf_counter() - t0, error=f"{type(e).__name__}: {e}"[:500])
         _save_state(output_dir, state)
         raise
     record.pop("error", None)
+    record["cpu_s"] = record.get("cpu_s", 0.0) + _cpu_seconds() - cpu0
     record.update(status="done", wall_s=record["wall_s"] + time.perf_counter() - t0, results=results,
                   finished=time.strftime("%Y-%m-%d %H:%M:%S"), load_end=_loadavg(), fingerprint=fingerprint)
     _save_state(output_dir, state)

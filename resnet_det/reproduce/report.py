@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 
 from ..analysis.curves import finish_figure
+from ..evaluation.voc_submission import submission_zip_path
 from ..utils.file_io import atomic_write_text
 from .paper import Comparison, Metric
 from .plan import Step
@@ -74,6 +75,10 @@ def _results_line(step: Step, record: Mapping[str, Any], comparison: Comparison)
         return "; ".join(parts) or "no evaluation"
     bbox = _bbox(results)
     parts = [f"{m.label} {_num(bbox.get(m.key))}" for m in comparison.metrics if m.key in bbox]
+    submission = results.get("voc_submission")
+    if submission:  # a test set without annotations (VOC 2012 test): files for the server
+        parts.append(f"{int(submission['detections'])} detections on {int(submission['images'])} "
+                     "images written for the server")
     return ", ".join(parts) or "evaluated (no box metrics: see the run's log)"
 
 
@@ -114,20 +119,25 @@ def write_report(comparison: Comparison, steps: Sequence[Step], state: Mapping[s
     if comparison.note:
         md += [comparison.note, ""]
     if comparison.server:
-        files = [os.path.join(s.run_dir, "inference") for s in steps if s.kind == "detect"]
+        files = [submission_zip_path(os.path.join(s.run_dir, "inference", name), name)
+                 for s in steps if s.kind == "detect" for name in s.cfg.DATASETS.TEST]
         md += ["Submission files for the server: " + ", ".join(f"`{f}`" for f in files) + ".", ""]
-    md += ["## Runs", "", "| step | what | config | wall time | attempts | load average (start / end) | result |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
-    total = 0.0
+    md += ["## Runs", "", "| step | what | config | wall time | CPU time | attempts | load average (start / end) | result |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    total = cpu = 0.0
     for step in steps:
         r = records.get(step.name, {})
         total += r.get("wall_s", 0.0)
+        cpu += r.get("cpu_s", 0.0)
         load = f"{r.get('load_start', '—')} / {r.get('load_end', '—')}" if r else "—"
+        ran = bool(r.get("attempts"))
         md.append(f"| {step.name} | {_KIND[step.kind]}, {step.backbone.ours} | "
                   f"{f'`{step.config_file}`' if step.config_file else '—'} | "
-                  f"{format_seconds(r['wall_s']) if r.get('attempts') else '—'} | {r.get('attempts', 0)} | "
+                  f"{format_seconds(r['wall_s']) if ran else '—'} | "
+                  f"{format_seconds(r.get('cpu_s', 0.0)) if ran else '—'} | {r.get('attempts', 0)} | "
                   f"{load} | {_results_line(step, r, comparison)} |")
-    md += ["", f"Total wall time: {format_seconds(total)} (summed over the steps and their attempts; the "
+    md += ["", f"Total wall time: {format_seconds(total)}, CPU time {format_seconds(cpu)} (summed over the "
+           "steps and their attempts; CPU time counts this process and the processes it started; the "
            "load average is the machine's 1-minute load when a step started and ended).", "",
            "## Commands", "", "Each step is what these commands of the project's tools do (run in order; "
            "`--resume` continues an interrupted run):", "", "```bash"]
