@@ -6,25 +6,65 @@ A checkpoint file (model_NNNNNNN.pth, model_final.pth) is a dict of plain types 
 so it loads with torch.load(weights_only=True) (no code runs when reading it).
 ``last_checkpoint`` in the same folder holds the file name of the newest one; both are written
 by :func:`write_checkpoint`, which the detectron2 plugin's checkpointer uses too.
+
+What goes wrong on clusters (docs/reliability.md): a full disk while saving leaves the previous
+checkpoint and last_checkpoint as they were and raises :class:`CheckpointWriteError`; a newest
+checkpoint that is truncated or corrupt (its zip CRCs are checked, which torch.load does not
+do) makes a resume fall back to the newest intact older one, with a warning naming both.
 """
 import logging
 import os
-from typing import Any, Callable, Dict, Mapping, Optional
+import re
+import shutil
+import zipfile
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..utils import dist as comm
-from ..utils.errors import MissingFileError, WeightsError
+from ..utils.errors import MissingFileError, UserError, WeightsError
 from ..utils.file_io import atomic_torch_save, atomic_write_text
 from ..utils.seeding import get_rng_states, set_rng_states
 from .weights import WeightsMismatchError, load_weights, read_checkpoint
 
-__all__ = ["Checkpointer", "unwrap_model", "write_checkpoint", "tag_last_checkpoint", "LAST_CHECKPOINT"]
+__all__ = ["Checkpointer", "unwrap_model", "write_checkpoint", "tag_last_checkpoint", "LAST_CHECKPOINT",
+           "CheckpointWriteError", "DamagedCheckpointError", "checkpoint_files"]
 
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last_checkpoint"
+
+# model_0000999.pth, model_final.pth (any prefix): the files PeriodicCheckpointer writes.
+_CHECKPOINT_NAME = re.compile(r"^(?P<prefix>.+)_(?P<iter>\d{7}|final)\.pth$")
+
+
+class CheckpointWriteError(UserError, OSError):
+    """Writing a checkpoint failed (full disk, quota, permissions); the previous checkpoint and
+    last_checkpoint are left as they were."""
+
+
+class DamagedCheckpointError(WeightsError):
+    """No checkpoint in the folder can be read to resume from (truncated, corrupt, refused)."""
+
+
+def checkpoint_files(save_dir: str, prefix: Optional[str] = None) -> List[str]:
+    """The checkpoint files (name_NNNNNNN.pth, name_final.pth) in ``save_dir``, newest first:
+    ``_final`` first, then by the iteration in the name."""
+    out = []
+    for name in os.listdir(save_dir) if os.path.isdir(save_dir) else []:
+        m = _CHECKPOINT_NAME.match(name)
+        if m and (prefix is None or m.group("prefix") == prefix):
+            it = m.group("iter")
+            out.append((float("inf") if it == "final" else int(it), name))
+    return [name for _, name in sorted(out, reverse=True)]
+
+
+def _iteration_in_name(name: str) -> float:
+    m = _CHECKPOINT_NAME.match(name)
+    if not m:
+        return float("inf")
+    return float("inf") if m.group("iter") == "final" else int(m.group("iter"))
 
 
 def tag_last_checkpoint(save_dir: str, basename: str) -> None:
@@ -115,9 +155,32 @@ class Checkpointer:
         data["rng_states"] = rng
         data.update(self.metadata)
         data.update(extra)
-        path = write_checkpoint(data, self.save_dir, name)
+        try:
+            path = write_checkpoint(data, self.save_dir, name)
+        except OSError as e:
+            raise self._write_error(name, e) from e
         logger.info("Saved checkpoint to %s", path)
         return path
+
+    def _write_error(self, name: str, error: OSError) -> CheckpointWriteError:
+        target = os.path.join(self.save_dir, f"{name}.pth")
+        try:
+            free = f"{shutil.disk_usage(self.save_dir).free / 2**20:.0f} MB free there"
+        except OSError:
+            free = "free space unknown"
+        kept = (f"{self.get_checkpoint_file()} (named by last_checkpoint) is intact"
+                if self._has_valid_tag() else "no earlier checkpoint exists")
+        return CheckpointWriteError(
+            error.errno, f"Saving checkpoint {target} failed: {error.strerror or error} ({free}). "
+            f"Nothing was replaced: {kept}. Free space in OUTPUT_DIR (SOLVER.CHECKPOINT_KEEP_LAST "
+            "bounds how many checkpoints a run keeps) and rerun with --resume")
+
+    def _has_valid_tag(self) -> bool:
+        try:
+            self.get_checkpoint_file()
+            return True
+        except (OSError, WeightsError):
+            return False
 
     # ------------------------------------------------------------------ finding
     def has_checkpoint(self) -> bool:
@@ -125,15 +188,20 @@ class Checkpointer:
 
     def get_checkpoint_file(self) -> str:
         """Path of the checkpoint last_checkpoint names."""
+        path = self._named_checkpoint()
+        if not os.path.isfile(path):
+            raise MissingFileError(f"{os.path.join(self.save_dir, LAST_CHECKPOINT)} names "
+                                   f"{os.path.basename(path)}, but {path} does not exist")
+        return path
+
+    def _named_checkpoint(self) -> str:
+        """Path last_checkpoint names (which may not exist)."""
         tag = os.path.join(self.save_dir, LAST_CHECKPOINT)
         with open(tag) as f:
             name = f.read().strip()
         if not name or os.sep in name or name.startswith(".."):
             raise WeightsError(f"{tag} holds {name!r}, not a checkpoint file name")
-        path = os.path.join(self.save_dir, name)
-        if not os.path.isfile(path):
-            raise MissingFileError(f"{tag} names {name}, but {path} does not exist")
-        return path
+        return os.path.join(self.save_dir, name)
 
     # ------------------------------------------------------------------ loading
     def load_checkpoint(self, path: str) -> Dict[str, Any]:
@@ -143,6 +211,58 @@ class Checkpointer:
         if not isinstance(data, dict) or "model" not in data:
             raise WeightsError(f"{path} is not a resnet_det training checkpoint (no 'model' "
                                "entry); load pretrained weights with MODEL.WEIGHTS instead")
+        return self._restore(path, data)
+
+    @staticmethod
+    def _read_intact(path: str) -> Dict[str, Any]:
+        """The content of a training checkpoint, or ValueError/OSError saying why it cannot
+        be resumed from (missing, truncated, corrupt, refused, not a training checkpoint)."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError("the file does not exist")
+        if zipfile.is_zipfile(path):
+            # torch.load does not check the CRCs: flipped bytes would load as wrong weights.
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+            if bad is not None:
+                raise ValueError(f"corrupt: the CRC of its entry {bad} does not match")
+        try:
+            data = read_checkpoint(path)
+        except (WeightsError, OSError, EOFError, RuntimeError, ValueError) as e:
+            # RuntimeError: torch's zip reader ("failed finding central directory") on a
+            # truncated file; EOFError: an empty one; WeightsError: a refused pickle.
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise ValueError(f"unreadable: {type(e).__name__}: {first[:300]}") from e
+        if not isinstance(data, dict) or "model" not in data or "iteration" not in data:
+            raise ValueError("not a training checkpoint (no 'model' and 'iteration' entries)")
+        return data
+
+    def _newest_intact(self, named: str) -> Tuple[str, Dict[str, Any]]:
+        """The checkpoint last_checkpoint names if intact, else the newest intact one older
+        than it (warning naming both). Raises DamagedCheckpointError if none is intact."""
+        problems = []
+        candidates = [named] + [os.path.join(self.save_dir, n) for n in checkpoint_files(self.save_dir)
+                                if _iteration_in_name(n) < _iteration_in_name(os.path.basename(named))]
+        for path in candidates:
+            try:
+                data = self._read_intact(path)
+            except (ValueError, OSError) as e:
+                problems.append(f"{path}: {e}")
+                logger.warning("Checkpoint %s cannot be resumed from (%s)", path, e)
+                continue
+            if path != named:
+                logger.warning("Resuming from %s, the newest intact checkpoint: %s, which "
+                               "last_checkpoint names, is damaged", path, named)
+            return path, data
+        if len(candidates) == 1 and not os.path.exists(named):
+            raise MissingFileError(f"{os.path.join(self.save_dir, LAST_CHECKPOINT)} names "
+                                   f"{os.path.basename(named)}, but {named} does not exist and no "
+                                   "older checkpoint is there; drop --resume to start from MODEL.WEIGHTS")
+        raise DamagedCheckpointError(
+            f"--resume: no intact checkpoint in {self.save_dir}: " + "; ".join(problems)
+            + ". Drop --resume (or use a new OUTPUT_DIR) to start again from MODEL.WEIGHTS")
+
+    def _restore(self, path: str, data: Dict[str, Any]) -> Dict[str, Any]:
+        """Apply a checkpoint's content to the model, checkpointables and RNG streams."""
         model = unwrap_model(self.model)
         state, own = data.pop("model"), model.state_dict()
         missing = [k for k in own if k not in state]
@@ -178,10 +298,8 @@ class Checkpointer:
         weights from ``path`` (MODEL.WEIGHTS; "" = none) with ``weights_loader`` and return 0.
         """
         if resume and self.has_checkpoint():
-            ckpt = self.get_checkpoint_file()
-            extra = self.load_checkpoint(ckpt)
-            if "iteration" not in extra:
-                raise WeightsError(f"Checkpoint {ckpt} has no 'iteration' entry to resume from")
+            ckpt, data = self._newest_intact(self._named_checkpoint())
+            extra = self._restore(ckpt, data)
             return int(extra["iteration"]) + 1
         if resume:
             logger.info("No checkpoint found in %s: starting from %s", self.save_dir or "''",

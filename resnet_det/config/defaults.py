@@ -264,6 +264,12 @@ DEFAULTS.SOLVER.PLATEAU_METRIC = ""
 DEFAULTS.SOLVER.PLATEAU_MODE = "min"
 # Save a checkpoint every this many iterations.
 DEFAULTS.SOLVER.CHECKPOINT_PERIOD = 5000
+# Keep only the newest this many numbered checkpoints (0 keeps all; >= 2 leaves one to resume
+# from if the newest is damaged; model_final.pth is always kept).
+DEFAULTS.SOLVER.CHECKPOINT_KEEP_LAST = 0
+# Skip up to this many iterations whose loss is NaN or infinite (no weight update, counted as
+# "nonfinite_skipped" in metrics.json) before stopping; 0 stops at the first.
+DEFAULTS.SOLVER.SKIP_NONFINITE_ITERS = 0
 # Images per batch, summed over all processes.
 DEFAULTS.SOLVER.IMS_PER_BATCH = 16
 # Automatic mixed precision on GPU.

@@ -8,7 +8,8 @@ from .events import (CommonMetricPrinter, EventStorage, EventWriter, JSONWriter,
                      TensorboardXWriter, get_event_storage)
 from .hooks import (EvalHook, IterationTimer, LRScheduler, PeriodicCheckpointer, PeriodicWriter,
                     flatten_results_dict)
-from .launch import launch
+from .launch import RankFailedError, launch
+from .signals import EXIT_PREEMPTED, TrainingPreempted
 from .train_loop import HookBase, SimpleTrainer, TrainerBase
 
 __all__ = ["comm", "Checkpointer", "unwrap_model", "DefaultTrainer", "auto_scale_workers",
@@ -16,4 +17,5 @@ __all__ = ["comm", "Checkpointer", "unwrap_model", "DefaultTrainer", "auto_scale
            "CommonMetricPrinter", "EventStorage", "EventWriter", "JSONWriter",
            "TensorboardXWriter", "get_event_storage", "EvalHook", "IterationTimer",
            "LRScheduler", "PeriodicCheckpointer", "PeriodicWriter", "flatten_results_dict",
-           "launch", "HookBase", "SimpleTrainer", "TrainerBase"]
+           "launch", "RankFailedError", "EXIT_PREEMPTED", "TrainingPreempted", "HookBase",
+           "SimpleTrainer", "TrainerBase"]

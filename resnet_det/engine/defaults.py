@@ -18,9 +18,12 @@ from ..utils.seeding import resolve_seed, seed_all_rng
 from ..utils.logger import setup_logger
 from . import hooks
 from ..utils import dist as comm
-from ..checkpoint import Checkpointer, unwrap_model
+from ..checkpoint import LAST_CHECKPOINT, Checkpointer, unwrap_model
 from ..checkpoint.detector import resolve_weights_contract
 from .events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+from .preflight import (check_dataset_files, check_datasets_registered, check_num_classes,
+                        check_output_dir, check_weights_file, estimate_checkpoint_bytes)
+from .signals import STOP_SIGNALS, TrainingPreempted, ignore_stop_signals_in_workers
 from .train_loop import SimpleTrainer, TrainerBase
 
 __all__ = ["default_argument_parser", "default_setup", "DefaultTrainer", "auto_scale_workers"]
@@ -61,7 +64,7 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
     output_dir = cfg.OUTPUT_DIR
     rank, world = comm.get_rank(), comm.get_world_size()
     if comm.is_main_process() and output_dir:
-        os.makedirs(output_dir, exist_ok=True)
+        check_output_dir(output_dir)  # creatable and writable, else ConfigError naming OUTPUT_DIR
     comm.synchronize()
     setup_logger(output_dir or None, distributed_rank=rank)
     logger.info("Rank of current process: %d. World size: %d", rank, world)
@@ -130,13 +133,14 @@ def auto_scale_workers(cfg: CfgNode, num_workers: int) -> CfgNode:
 
 
 def simple_trainer_kwargs(cfg: CfgNode) -> dict:
-    """cfg.SOLVER.AMP / CLIP_GRADIENTS / CHANNELS_LAST -> SimpleTrainer keyword arguments."""
+    """cfg.SOLVER.AMP / CLIP_GRADIENTS / CHANNELS_LAST / SKIP_NONFINITE_ITERS -> SimpleTrainer
+    keyword arguments."""
     s = cfg.SOLVER
     clip = s.CLIP_GRADIENTS
     return dict(amp_enabled=s.AMP.ENABLED, amp_dtype=s.AMP.DTYPE,
                 grad_clip_type=clip.CLIP_TYPE if clip.ENABLED else None,
                 grad_clip_value=clip.CLIP_VALUE, grad_clip_norm_type=clip.NORM_TYPE,
-                channels_last=s.CHANNELS_LAST)
+                channels_last=s.CHANNELS_LAST, max_nonfinite_skips=s.SKIP_NONFINITE_ITERS)
 
 
 class DefaultTrainer(TrainerBase):
@@ -151,7 +155,14 @@ class DefaultTrainer(TrainerBase):
         trainer = MyTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
         results = trainer.train()
+
+    Before the model is built, :meth:`preflight` checks what can be known then (datasets,
+    class counts, MODEL.WEIGHTS, OUTPUT_DIR; engine/preflight.py). While training, SIGTERM and
+    SIGINT end the run after the current iteration with its checkpoint written
+    (engine/signals.py: TrainingPreempted, exit status 3).
     """
+
+    stop_signals = STOP_SIGNALS
 
     def __init__(self, cfg: CfgNode, model: Optional[nn.Module] = None,
                  data_loader: Union[None, Iterable, Callable[[int], Iterable]] = None,
@@ -177,9 +188,19 @@ class DefaultTrainer(TrainerBase):
         # Rescale SOLVER values written for SOLVER.REFERENCE_WORLD_SIZE processes (no-op at 0).
         cfg = auto_scale_workers(cfg, comm.get_world_size())
         self.cfg = cfg
+        overrides_test = type(self).test.__func__ is not DefaultTrainer.test.__func__
+        # Before anything is built or read: a wrong class count, dataset name or weights path
+        # stops here, within seconds, not at the evaluation after the training.
+        self.preflight(cfg, train=data_loader is None,
+                       test=evaluate_fn is None and overrides_test)
         model = model if model is not None else self.build_model(cfg)
         optimizer = optimizer if optimizer is not None else self.build_optimizer(cfg, model)
         scheduler = scheduler if scheduler is not None else self.build_lr_scheduler(cfg, optimizer)
+        if comm.is_main_process():
+            s = cfg.SOLVER
+            kept = s.CHECKPOINT_KEEP_LAST or s.MAX_ITER // max(s.CHECKPOINT_PERIOD, 1)
+            check_output_dir(cfg.OUTPUT_DIR, needed_bytes=estimate_checkpoint_bytes(model, optimizer),
+                             num_checkpoints=kept + 1)  # + model_final.pth
         self._raw_model = model
         if comm.get_world_size() > 1:
             device_ids = None
@@ -197,7 +218,7 @@ class DefaultTrainer(TrainerBase):
         self._trainer = SimpleTrainer(model, None, optimizer, **simple_trainer_kwargs(cfg))
         self.optimizer = optimizer
         self.scheduler = scheduler
-        if evaluate_fn is None and type(self).test.__func__ is not DefaultTrainer.test.__func__:
+        if evaluate_fn is None and overrides_test:
             evaluate_fn = lambda m: type(self).test(self.cfg, m)  # noqa: E731
         self.evaluate_fn = evaluate_fn
         self.checkpointer = Checkpointer(
@@ -212,6 +233,38 @@ class DefaultTrainer(TrainerBase):
     @property
     def model(self) -> nn.Module:
         return self._trainer.model
+
+    # ------------------------------------------------------------------ checks
+    @classmethod
+    def preflight(cls, cfg: CfgNode, *, train: bool = True, test: bool = True) -> None:
+        """Check, before any model is built or image read, what would otherwise fail later:
+        the DATASETS.TRAIN (``train``) and DATASETS.TEST (``test``) names are registered, the
+        head's class count (:meth:`head_classes`) matches theirs, their annotation files and
+        folders exist, MODEL.WEIGHTS is a readable file (unless OUTPUT_DIR has a checkpoint a
+        resume would use instead), SOLVER's fault-handling keys are valid. Subclasses add
+        their own checks. Raises the project's user errors naming the key and the fix."""
+        s = cfg.SOLVER
+        for key in ("CHECKPOINT_KEEP_LAST", "SKIP_NONFINITE_ITERS"):
+            if s[key] < 0:
+                raise ConfigError(f"config SOLVER.{key}={s[key]}: must be >= 0 (0 = "
+                                  f"{'keep all' if key == 'CHECKPOINT_KEEP_LAST' else 'stop at the first'})")
+        train_sets = list(cfg.DATASETS.TRAIN) if train else []
+        test_sets = list(cfg.DATASETS.TEST) if test else []
+        check_datasets_registered("DATASETS.TRAIN", train_sets)
+        check_datasets_registered("DATASETS.TEST", test_sets)
+        head = cls.head_classes(cfg)
+        if head is not None:
+            check_num_classes(head[0], head[1], train_sets, test_sets)
+        check_dataset_files("DATASETS.TRAIN", train_sets)
+        check_dataset_files("DATASETS.TEST", test_sets)
+        if not (cfg.OUTPUT_DIR and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT))):
+            check_weights_file(cfg.MODEL.WEIGHTS)  # else resume_or_load checks it if it is used
+
+    @classmethod
+    def head_classes(cls, cfg: CfgNode):
+        """(config key, value) of the model's class count, checked against the datasets'
+        classes by :meth:`preflight`; None: nothing to check."""
+        return None
 
     # ------------------------------------------------------------------ overridables
     @classmethod
@@ -262,7 +315,8 @@ class DefaultTrainer(TrainerBase):
         ret += [
             hooks.LRScheduler(self.optimizer, self.scheduler),
             # On every rank: saving gathers each rank's RNG state (only rank 0 writes).
-            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
+            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
+                                       keep_last=cfg.SOLVER.CHECKPOINT_KEEP_LAST),
         ]
         # Before the writers: the counts of skipped data reach metrics.json with the step.
         ret.append(hooks.DataSkipCounts(lambda: self._trainer.data_loader))
@@ -279,6 +333,8 @@ class DefaultTrainer(TrainerBase):
     def resume_or_load(self, resume: bool = True) -> int:
         """Resume from OUTPUT_DIR/last_checkpoint (``resume`` and one exists) or load
         MODEL.WEIGHTS; sets and returns the start iteration."""
+        if not (resume and self.checkpointer.has_checkpoint()):
+            check_weights_file(self.cfg.MODEL.WEIGHTS)
         self.start_iter = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         return self.start_iter
 
@@ -295,9 +351,27 @@ class DefaultTrainer(TrainerBase):
 
     def train(self) -> Optional[Mapping]:
         """Train from ``start_iter`` to SOLVER.MAX_ITER; returns the last evaluation results."""
-        self._trainer.reset_data_loader(self._make_loader(self.start_iter))
+        loader = self._make_loader(self.start_iter)
+        ignore_stop_signals_in_workers(loader, self.stop_signals)
+        self._trainer.reset_data_loader(loader)
         super().train(self.start_iter, self.max_iter)
         return self._last_eval_results
+
+    def stop_after_iteration(self, reason: str) -> None:
+        """Write the checkpoint of the completed iteration ``self.iter`` (unless the periodic
+        checkpointer just did) and last_checkpoint, then raise TrainingPreempted."""
+        periodic = next((h for h in self._hooks if isinstance(h, hooks.PeriodicCheckpointer)), None)
+        if periodic is not None:
+            periodic.save(self.iter)
+        else:
+            self.checkpointer.save(f"model_{self.iter:07d}", iteration=self.iter)
+        comm.synchronize()  # no rank exits before rank 0 has written the file
+        path = self.checkpointer.get_checkpoint_file() if self.checkpointer.save_to_disk else ""
+        msg = (f"Stopped by {reason} after iteration {self.iter} (of {self.max_iter}); "
+               f"checkpoint {path or 'written by rank 0'}. Run the same command with --resume "
+               "to continue from there")
+        logger.warning(msg)
+        raise TrainingPreempted(msg, iteration=self.iter, checkpoint=path, signal_name=reason)
 
     def run_step(self) -> None:
         self._trainer.iter = self.iter

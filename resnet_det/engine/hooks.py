@@ -8,12 +8,14 @@ IterationTimer, EvalHook, LRScheduler, PeriodicCheckpointer, PeriodicWriter.
 import datetime
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from ..checkpoint import checkpoint_files
 from ..data.skips import SkipCountingLoader
 from ..utils.seeding import rng_preserved
 from ..utils import dist as comm
@@ -107,23 +109,31 @@ class LRScheduler(HookBase):
 
 class PeriodicCheckpointer(HookBase):
     """Saves model_{iter:07d}.pth after iterations where (iter + 1) % period == 0, and
-    model_final.pth after the last iteration (detectron2's convention)."""
+    model_final.pth after the last iteration (detectron2's convention). With ``keep_last``,
+    only the newest ``keep_last`` numbered checkpoints stay (model_final.pth and the one
+    last_checkpoint names are never removed)."""
 
     def __init__(self, checkpointer, period: int, max_iter: Optional[int] = None,
-                 file_prefix: str = "model") -> None:
+                 file_prefix: str = "model", keep_last: int = 0) -> None:
         """
         Args:
             checkpointer: a :class:`~resnet_det.checkpoint.Checkpointer`.
             period: iterations between checkpoints.
             max_iter: total iterations (defaults to the trainer's).
             file_prefix: file name prefix.
+            keep_last: numbered checkpoints kept (SOLVER.CHECKPOINT_KEEP_LAST); 0 keeps all.
+                Keep 2 or more so that a damaged newest one leaves one to resume from.
         """
         if period < 1:
             raise ValueError(f"PeriodicCheckpointer: period must be >= 1, got {period}")
+        if keep_last < 0:
+            raise ValueError(f"PeriodicCheckpointer: keep_last must be >= 0, got {keep_last}")
         self.checkpointer = checkpointer
         self.period = period
         self.max_iter = max_iter
         self.file_prefix = file_prefix
+        self.keep_last = keep_last
+        self.last_saved_iter: Optional[int] = None
 
     def before_train(self) -> None:
         if self.max_iter is None:
@@ -132,9 +142,31 @@ class PeriodicCheckpointer(HookBase):
     def after_step(self) -> None:
         it = self.trainer.iter
         if (it + 1) % self.period == 0:
-            self.checkpointer.save(f"{self.file_prefix}_{it:07d}", iteration=it)
+            self.save(it)
         if it >= self.max_iter - 1:
             self.checkpointer.save(f"{self.file_prefix}_final", iteration=it)
+            self.last_saved_iter = it
+
+    def save(self, it: int) -> None:
+        """Save ``{prefix}_{it:07d}`` (the state after iteration ``it``) unless this
+        iteration is saved already; then remove checkpoints beyond ``keep_last``. A
+        collective call with several processes."""
+        if self.last_saved_iter == it:
+            return
+        self.checkpointer.save(f"{self.file_prefix}_{it:07d}", iteration=it)
+        self.last_saved_iter = it
+        if self.keep_last > 0 and self.checkpointer.save_to_disk:
+            self._remove_old()
+
+    def _remove_old(self) -> None:
+        folder = self.checkpointer.save_dir
+        named = self.checkpointer.get_checkpoint_file()
+        numbered = [n for n in checkpoint_files(folder, self.file_prefix) if not n.endswith("_final.pth")]
+        for name in numbered[self.keep_last:]:
+            path = os.path.join(folder, name)
+            if os.path.abspath(path) != os.path.abspath(named):
+                os.remove(path)
+                logger.info("Removed %s (SOLVER.CHECKPOINT_KEEP_LAST = %d)", path, self.keep_last)
 
 
 def flatten_results_dict(results: Mapping, prefix: str = "") -> Dict[str, float]:

@@ -6,12 +6,26 @@
   this process joins with env:// and runs ``main``.
 - Without CUDA, ``device="cpu"`` (or RESNET_DET_LAUNCH_DEVICE=cpu) runs N CPU processes with
   gloo, which is how the distributed path is tested on machines without GPUs.
+
+When a spawned process dies, the others would wait for it in their next collective until the
+process-group timeout (RESNET_DET_DIST_TIMEOUT seconds, default 30 minutes). launch watches
+its children instead: the first one to exit with an error is reported by rank, pid and exit
+code or signal (:class:`RankFailedError`), the others are stopped (SIGTERM after a grace
+period, then SIGKILL), and the run continues from its last checkpoint with ``--resume``. When
+all children stopped on a signal with their checkpoint (exit status 3, engine/signals.py),
+launch raises TrainingPreempted itself, so the tool exits with 3 too. SIGTERM / SIGINT sent to
+the launching process are forwarded to the children (a scheduler may signal only the parent).
 """
 import datetime
 import logging
+import multiprocessing.connection
 import os
+import pickle
+import signal
 import socket
-from typing import Any, Callable, Optional, Sequence
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -19,13 +33,45 @@ import torch.multiprocessing as mp
 
 from ..utils import dist as comm
 from ..utils.errors import UsageError
+from .signals import EXIT_PREEMPTED, STOP_SIGNALS, TrainingPreempted, signal_name
 
-__all__ = ["launch", "find_free_port", "DEFAULT_TIMEOUT"]
+__all__ = ["launch", "find_free_port", "DEFAULT_TIMEOUT", "RankFailedError", "dist_timeout"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
 DEVICE_ENV = "RESNET_DET_LAUNCH_DEVICE"
+TIMEOUT_ENV = "RESNET_DET_DIST_TIMEOUT"
+# Seconds the other processes get to exit on their own after one failed, and again after
+# SIGTERM, before SIGKILL.
+SHUTDOWN_GRACE_S = 10.0
+
+
+class RankFailedError(RuntimeError):
+    """A process of a launched job exited with an error or was killed; the others were stopped.
+
+    Attributes: rank (global), pid, exit_code (negative: -signal number), statuses (one line
+    per rank).
+    """
+
+    def __init__(self, message: str, *, rank: int, pid: int, exit_code: int, statuses: List[str]):
+        super().__init__(message)
+        self.rank, self.pid, self.exit_code, self.statuses = rank, pid, exit_code, statuses
+
+
+def dist_timeout(default: datetime.timedelta = DEFAULT_TIMEOUT) -> datetime.timedelta:
+    """The process-group timeout: RESNET_DET_DIST_TIMEOUT (seconds) if set, else ``default``.
+    A collective waiting longer than this for a lost peer raises instead of hanging."""
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise UsageError(f"{TIMEOUT_ENV}={value!r}: give the process-group timeout in seconds (> 0)")
+    return datetime.timedelta(seconds=seconds)
 
 
 def find_free_port() -> int:
@@ -64,7 +110,7 @@ def _resolve_device(device: Optional[str], num_gpus_per_machine: int) -> str:
 def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machines: int = 1,
            machine_rank: int = 0, dist_url: Optional[str] = None, args: Sequence[Any] = (),
            *, backend: Optional[str] = None, device: Optional[str] = None,
-           timeout: datetime.timedelta = DEFAULT_TIMEOUT) -> Any:
+           timeout: Optional[datetime.timedelta] = None) -> Any:
     """Run ``main_func(*args)`` in every process of a (possibly multi-machine) job.
 
     Returns main_func's result where it ran in this process (one process, or under torchrun);
@@ -80,8 +126,15 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
         args: arguments of main_func.
         backend: "nccl" or "gloo" (default: nccl on CUDA, gloo on CPU).
         device: "cuda" or "cpu" (default: cuda when available; see the module docstring).
-        timeout: process-group timeout.
+        timeout: process-group timeout (default :func:`dist_timeout`: RESNET_DET_DIST_TIMEOUT
+            seconds, else 30 minutes).
+
+    Raises:
+        RankFailedError: a spawned process failed (rank, pid, exit code or signal named).
+        TrainingPreempted: every spawned process stopped on SIGTERM / SIGINT with its
+            checkpoint (exit status 3).
     """
+    timeout = timeout if timeout is not None else dist_timeout()
     if _under_torchrun():
         return _run_under_torchrun(main_func, args, backend=backend, device=device, timeout=timeout)
     world_size = num_machines * num_gpus_per_machine
@@ -101,11 +154,110 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     if num_machines > 1 and dist_url.startswith("file://"):
         logger.warning("file:// rendezvous needs a file system shared by all machines")
-    mp.start_processes(
+    context = mp.start_processes(
         _distributed_worker, nprocs=num_gpus_per_machine,
         args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, tuple(args),
               backend, device, timeout),
-        daemon=False, start_method="spawn")
+        daemon=False, start_method="spawn", join=False)
+    _watch(context.processes, getattr(context, "error_files", None),
+           first_rank=machine_rank * num_gpus_per_machine, world_size=world_size)
+
+
+def _status(code: Optional[int]) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {signal_name(-code)}"
+    if code == EXIT_PREEMPTED:
+        return f"stopped on a signal with its checkpoint (exit code {EXIT_PREEMPTED})"
+    return f"exit code {code}"
+
+
+def _raised(error_files, index: int) -> str:
+    """The traceback a spawned process left (torch's error file), or ""."""
+    path = error_files[index] if error_files else None
+    if not path or not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            return str(pickle.load(f))  # written by torch.multiprocessing in our own child
+    except Exception:  # noqa: BLE001 - the report must not fail on a half-written file
+        return ""
+
+
+class _ForwardSignals:
+    """While the children run, SIGTERM / SIGINT to this process are passed on to them (each
+    child stops once, so a signal that reached the whole process group does no harm)."""
+
+    def __init__(self, processes) -> None:
+        self.processes = processes
+        self._previous: Dict[int, Any] = {}
+
+    def _forward(self, signum, frame) -> None:
+        for p in self.processes:
+            if p.is_alive():
+                try:
+                    os.kill(p.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in STOP_SIGNALS:
+                self._previous[s] = signal.signal(s, self._forward)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, previous in self._previous.items():
+            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
+
+
+def _watch(processes, error_files, *, first_rank: int, world_size: int,
+           grace: float = SHUTDOWN_GRACE_S) -> None:
+    """Wait for the children; on the first failure stop the others and report it."""
+    failed: Optional[int] = None
+    deadline = 0.0
+    stage = 0  # 0: waiting; 1: SIGTERM sent to the rest; 2: SIGKILL sent
+    with _ForwardSignals(processes):
+        alive = {p.sentinel: i for i, p in enumerate(processes)}
+        while alive:
+            ready = multiprocessing.connection.wait(list(alive), timeout=1.0)
+            done = [alive.pop(s) for s in ready]
+            for i in done:
+                processes[i].join()
+            # Of processes seen exiting together, one killed by a signal is the likelier cause
+            # (the others then fail in their next collective).
+            for i in sorted(done, key=lambda i: processes[i].exitcode >= 0):
+                if processes[i].exitcode != 0 and failed is None:
+                    failed, deadline = i, time.monotonic() + grace
+            if failed is None or not alive or time.monotonic() < deadline or stage == 2:
+                continue
+            for i in alive.values():
+                if stage == 0:
+                    logger.warning("Stopping rank %d (pid %d): rank %d failed", first_rank + i,
+                                   processes[i].pid, first_rank + failed)
+                    processes[i].terminate()
+                else:
+                    processes[i].kill()
+            stage, deadline = stage + 1, time.monotonic() + grace
+    if failed is None:
+        return
+    codes = [p.exitcode for p in processes]
+    if all(c == EXIT_PREEMPTED for c in codes):
+        raise TrainingPreempted(f"All {len(codes)} processes stopped on a signal with their "
+                                "checkpoint; run the same command with --resume to continue",
+                                signal_name="SIGTERM/SIGINT")
+    p = processes[failed]
+    rank = first_rank + failed
+    statuses = [f"rank {first_rank + i} (pid {q.pid}): {_status(q.exitcode)}" for i, q in enumerate(processes)]
+    trace = _raised(error_files, failed)
+    raise RankFailedError(
+        f"rank {rank} of {world_size} (pid {p.pid}) failed first: {_status(p.exitcode)}; the other "
+        f"processes were stopped ({'; '.join(s for i, s in enumerate(statuses) if i != failed)}). "
+        "What was trained after the last checkpoint is lost: run the same command with --resume "
+        "to continue from OUTPUT_DIR/last_checkpoint."
+        + (f"\n\n-- rank {rank} raised:\n{trace}" if trace else ""),
+        rank=rank, pid=p.pid, exit_code=p.exitcode, statuses=statuses)
 
 
 def _distributed_worker(local_rank: int, main_func, world_size: int, num_gpus_per_machine: int,

@@ -113,6 +113,10 @@ class ClassificationTrainer(DefaultTrainer):
         return build_classification_train_loader(cfg, start_iter=start_iter)
 
     @classmethod
+    def head_classes(cls, cfg: CfgNode):
+        return "MODEL.CLASSIFIER.NUM_CLASSES", cfg.MODEL.CLASSIFIER.NUM_CLASSES
+
+    @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> "OrderedDict[str, Dict[str, float]]":
         """Top-1/top-5 on every DATASETS.TEST under every TEST.CLS_MODES mode; keys are the
         mode ("center/top1_err") with one test set, "<dataset>/<mode>" with several."""

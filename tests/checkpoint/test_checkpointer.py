@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_det.checkpoint import Checkpointer
+from resnet_det.checkpoint import Checkpointer, DamagedCheckpointError
 from resnet_det.solver import WarmupMultiStepLR
 
 
@@ -131,8 +131,12 @@ def test_malicious_checkpoint_does_not_run_code(tmp_path):
     torch.save({"model": {}, "iteration": 1, "x": Evil()}, tmp_path / "model_0000001.pth")
     (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
     model, _, _ = _parts()
-    with pytest.raises(pickle.UnpicklingError):
+    # Refused like a damaged file: with no other checkpoint there, an error naming it.
+    with pytest.raises(DamagedCheckpointError, match="model_0000001.pth: unreadable: WeightsFileError.*refused"):
         Checkpointer(model, str(tmp_path)).resume_or_load("", resume=True)
+    assert not marker.exists()
+    with pytest.raises(pickle.UnpicklingError):   # loaded directly, the refusal itself
+        Checkpointer(model, str(tmp_path)).load_checkpoint(str(tmp_path / "model_0000001.pth"))
     assert not marker.exists()
 
 

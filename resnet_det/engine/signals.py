@@ -1,0 +1,174 @@
+"""Pre-emption: SIGTERM and SIGINT stop training after the current iteration, with a checkpoint.
+
+SLURM and Kubernetes send SIGTERM some time before they kill a job; a person at the keyboard
+sends SIGINT (Ctrl-C). Dying at once would lose every iteration since the last periodic
+checkpoint. Instead, while the training loop runs, :class:`StopRequest` records the signal;
+the loop finishes the iteration in progress, the trainer writes ``model_<iter>.pth`` of that
+last completed iteration and ``last_checkpoint``, and :class:`TrainingPreempted` ends the
+process with :data:`EXIT_PREEMPTED` (3: distinct from a crash's 1, a user error's 2 and a
+signal death's 128 + n). ``--resume`` then continues with no iteration lost.
+
+With several processes (DDP), the signal may reach one rank or all of them at different
+moments; every iteration the ranks add their stop flags (one small all-reduce, only when the
+world size is > 1), so that all ranks stop after the same iteration.
+
+Repeated signals do nothing more: SLURM signals every process of a job and ``launch``
+forwards a signal to its children, so one event can arrive twice. To stop at once, send
+SIGKILL (or SIGQUIT, Ctrl-\\).
+"""
+import logging
+import os
+import signal
+import threading
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+
+from ..utils import dist as comm
+
+__all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "TrainingPreempted", "StopRequest",
+           "ignore_stop_signals_in_workers", "signal_name"]
+
+logger = logging.getLogger(__name__)
+
+# Exit status of a process that stopped on SIGTERM / SIGINT after writing its checkpoint.
+EXIT_PREEMPTED = 3
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def signal_name(signum: int) -> str:
+    """"SIGTERM" for 15, etc. (the number as text for an unknown signal)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class TrainingPreempted(SystemExit):
+    """Training stopped on a signal after a completed iteration, its checkpoint written.
+
+    A SystemExit with code :data:`EXIT_PREEMPTED`: a tool that does not catch it exits with
+    that status without a traceback (the trainer has logged what happened), and ``except
+    Exception`` in user code does not swallow it.
+
+    Attributes:
+        iteration: the last completed iteration (the checkpoint's).
+        checkpoint: path of the checkpoint a ``--resume`` continues from ("" if none was
+            written, e.g. by a bare TrainerBase).
+        signal_name: the signal that asked for the stop ("SIGTERM", "SIGINT", or "another
+            rank's signal").
+    """
+
+    def __init__(self, message: str, *, iteration: int = -1, checkpoint: str = "",
+                 signal_name: str = "") -> None:
+        super().__init__(EXIT_PREEMPTED)
+        self.message = message
+        self.iteration = iteration
+        self.checkpoint = checkpoint
+        self.signal_name = signal_name
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StopRequest:
+    """Context manager: while active, the given signals request a stop instead of killing.
+
+    Handlers are installed only in the main thread (Python delivers signals there); with no
+    signals, or outside the main thread, nothing is installed and only :meth:`request` can
+    ask for a stop. The previous handlers are restored on exit.
+
+    Args:
+        signals: the signals to catch (default SIGTERM and SIGINT); empty = none.
+    """
+
+    def __init__(self, signals: Sequence[int] = STOP_SIGNALS) -> None:
+        self.signals = tuple(signals)
+        self.received: Optional[int] = None   # first signal number received in this process
+        self._previous: Dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        # Only record: logging or saving here could interrupt the very code it would need.
+        if self.received is None:
+            self.received = signum
+
+    def request(self, signum: int = signal.SIGTERM) -> None:
+        """Ask for a stop as if ``signum`` had arrived (for tests and embedding code)."""
+        self._handle(signum, None)
+
+    def __enter__(self) -> "StopRequest":
+        if self.signals and threading.current_thread() is threading.main_thread():
+            for s in self.signals:
+                self._previous[s] = signal.signal(s, self._handle)
+        elif self.signals:
+            logger.debug("Not in the main thread: %s will not stop training gracefully",
+                         [signal_name(s) for s in self.signals])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, previous in self._previous.items():
+            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def agreed(self) -> bool:
+        """True when any rank received a stop signal. A collective call with several
+        processes (every rank calls it once per iteration), a plain flag test with one."""
+        local = self.received is not None
+        if not self.signals or comm.get_world_size() < 2:
+            return local
+        return comm.all_reduce_sum([int(local)])[0] > 0
+
+    def describe(self) -> str:
+        """The signal that asked for the stop, as the log and the exception name it."""
+        return signal_name(self.received) if self.received is not None else "another rank's signal"
+
+
+def _exit_on_parent_sigterm(parent: int) -> None:
+    """In a loader worker, with SIGTERM blocked: a SIGTERM from the parent (the loader shutting
+    its workers down, or multiprocessing at exit) ends the worker, as torch's own handler
+    does; one from anyone else (a scheduler signalling every process of the job) is dropped:
+    the main process finishes its iteration and then stops the workers itself."""
+    while True:
+        info = signal.sigwaitinfo({signal.SIGTERM})
+        if info.si_pid == parent or os.getppid() != parent:
+            os._exit(0)
+
+
+class _StopSignalsIgnored:
+    """A DataLoader ``worker_init_fn`` that leaves the stop signals to the main process, then
+    runs the loader's own one. Picklable (a module-level class) for spawned workers."""
+
+    def __init__(self, inner: Optional[Callable[[int], Any]], signals: Sequence[int]) -> None:
+        self.inner = inner
+        self.signals = tuple(signals)
+
+    def __call__(self, worker_id: int) -> None:
+        for s in self.signals:
+            if s == signal.SIGTERM and hasattr(signal, "sigwaitinfo"):
+                # Not SIG_IGN: the parent must still be able to end the worker with SIGTERM.
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+                threading.Thread(target=_exit_on_parent_sigterm, args=(os.getppid(),),
+                                 name="sigterm-from-parent", daemon=True).start()
+            elif s != signal.SIGTERM:
+                signal.signal(s, signal.SIG_IGN)
+        if self.inner is not None:
+            self.inner(worker_id)
+
+
+def ignore_stop_signals_in_workers(loader: Iterable, signals: Sequence[int] = STOP_SIGNALS) -> None:
+    """Make the worker processes of ``loader`` ignore ``signals``.
+
+    SLURM signals every process of a job and Ctrl-C reaches the whole process group: a
+    DataLoader worker dies of SIGTERM (torch's worker handler) or quits on SIGINT, and the
+    main process then fails on the lost worker before it can finish its iteration. The main
+    process stops the workers itself when it ends. ``loader`` may wrap the torch DataLoader
+    in ``.loader`` attributes (e.g. a SkipCountingLoader); anything else is left alone.
+    """
+    from torch.utils.data import DataLoader
+
+    seen = 0
+    while loader is not None and not isinstance(loader, DataLoader) and seen < 8:
+        loader = getattr(loader, "loader", None)
+        seen += 1
+    if not isinstance(loader, DataLoader) or loader.num_workers == 0 or not signals:
+        return
+    if not isinstance(loader.worker_init_fn, _StopSignalsIgnored):
+        loader.worker_init_fn = _StopSignalsIgnored(loader.worker_init_fn, signals)
