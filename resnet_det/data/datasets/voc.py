@@ -107,8 +107,8 @@ def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = VO
         skip_counts: the counts of what was left out are added here.
 
     Raises:
-        MissingFileError: the split file is missing.
-        DataError: a fault under "stop" (names the xml); no image is left.
+        MissingFileError: the split file is missing; under "stop", an image's xml.
+        DataError: a fault under "stop" (names the xml and the image id); no image is left.
     """
     class_index = {c: i for i, c in enumerate(class_names)}
     split_file = os.path.join(dirname, "ImageSets", "Main", split + ".txt")
