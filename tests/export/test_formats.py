@@ -1,0 +1,65 @@
+"""TorchScript, ONNX (onnxruntime) and torch.export artifacts of the demo detector and of the
+R50-FPN and R101-C4 configs reproduce the eager detector on two image sizes."""
+import os
+import sys
+
+import pytest
+import torch
+
+from resnet_det.export import DEFAULT_TOLERANCE, DetectorExportModule, compare_detections
+from resnet_det.export.formats import EXTENSIONS, export_artifact, load_artifact
+
+sys.path.insert(0, os.path.dirname(__file__))
+from conftest import two_images  # noqa: E402
+
+# torch.export takes tens of seconds per detector on a CPU: the demo family in CI, the others slow.
+CASES = [(family, fmt) for family in ("demo", "R50-FPN", "R101-C4")
+         for fmt in ("torchscript", "onnx", "torch_export")]
+CASES = [pytest.param(f, fmt, marks=pytest.mark.slow) if fmt == "torch_export" and f != "demo"
+         else (f, fmt) for f, fmt in CASES]
+
+
+@pytest.mark.parametrize("family,fmt", CASES)
+def test_artifact_reproduces_eager_on_two_sizes(family, fmt, detectors, tmp_path, single_thread):
+    model = detectors(family)
+    images = two_images()
+    path = str(tmp_path / ("model" + EXTENSIONS[fmt]))
+    sizes = export_artifact(model, fmt, images[0], path, dynamic=True)
+    assert os.path.getsize(path) > 0
+    if fmt != "torch_export":
+        assert sizes == {"height": "any", "width": "any"}
+    else:  # dynamic over a proven range that holds both test sizes
+        assert all(lo <= s for (lo, _), s in zip(sizes.values(), (96, 96)))
+    run = load_artifact(fmt, path)
+    for image in images:
+        with torch.no_grad():
+            eager = model([{"image": image}])[0]
+        assert eager["boxes"].shape[0] > 0
+        got = run(image)
+        assert [t.dtype for t in got] == [torch.float32, torch.float32, torch.int64]
+        comparison = compare_detections((eager["boxes"], eager["scores"], eager["labels"]), got,
+                                        size=tuple(image.shape[-2:]), score_thresh=0.0,
+                                        max_detections=30)
+        assert comparison.passed, comparison.describe()
+        assert comparison.num_matched >= comparison.num_eager - 1
+        assert comparison.max_box_diff <= DEFAULT_TOLERANCE.boxes
+
+
+def test_export_module_equals_the_detectors_own_inference(detectors, single_thread):
+    model = detectors("demo")
+    for image in two_images():
+        with torch.no_grad():
+            eager = model([{"image": image}])[0]
+            boxes, scores, labels = DetectorExportModule(model)(image)
+        assert torch.equal(boxes, eager["boxes"]) and torch.equal(scores, eager["scores"])
+        assert torch.equal(labels, eager["labels"])
+
+
+def test_fixed_size_onnx_records_the_size(detectors, tmp_path, single_thread):
+    image = two_images()[0]
+    sizes = export_artifact(detectors("demo"), "onnx", image, str(tmp_path / "m.onnx"), dynamic=False)
+    assert sizes == {"height": 96, "width": 128}
+    import onnx
+
+    dims = onnx.load(str(tmp_path / "m.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [3, 96, 128]
