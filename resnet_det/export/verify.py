@@ -1,8 +1,9 @@
 """Does an exported detector give the eager detector's outputs?
 
 Detections are compared one to one: each eager detection is paired with the exported detection
-of the same class that is closest to it (in the order the detector ranks them, greedily), and
-the largest box-coordinate and score differences over the pairs are reported. A detection left
+of the same class, overlapping it (IoU >= 0.5), that is closest to it (in the order the detector
+ranks them, greedily), and the largest box-coordinate and score differences over the pairs are
+reported. A detection left
 without a partner is a failure unless its score lies within the score tolerance of a cut-off the
 detector applies (the score threshold, or the lowest score kept when the detection count is
 capped): there a rounding difference may legitimately keep it on one side only.
@@ -12,6 +13,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+from torchvision.ops import box_iou
 
 __all__ = ["Tolerance", "Comparison", "compare_detections", "DEFAULT_TOLERANCE"]
 
@@ -81,7 +83,10 @@ def compare_detections(eager: Sequence, exported: Sequence, *, image: str = "",
     matched = 0
     unmatched_eager = []
     for i in range(len(es)):
+        # Partners: unused detections of the same class that overlap it (IoU >= 0.5).
         candidates = (~used) & (xl == el[i])
+        if len(xb):
+            candidates &= box_iou(eb[i:i + 1], xb)[0] >= 0.5
         if not bool(candidates.any()):
             unmatched_eager.append(float(es[i]))
             continue
@@ -90,10 +95,6 @@ def compare_detections(eager: Sequence, exported: Sequence, *, image: str = "",
         cost = torch.maximum(d_box / tolerance.boxes, d_score / tolerance.scores)
         cost[~candidates] = float("inf")
         j = int(cost.argmin())
-        if float(cost[j]) > 1.0 and float(d_box[j]) > 10 * tolerance.boxes:
-            # Not the same detection (far away): count as unmatched rather than a huge diff.
-            unmatched_eager.append(float(es[i]))
-            continue
         used[j] = True
         matched += 1
         box_diff = max(box_diff, float(d_box[j]))
