@@ -219,7 +219,15 @@ class Checkpointer:
         be resumed from (missing, truncated, corrupt, refused, not a training checkpoint)."""
         if not os.path.isfile(path):
             raise FileNotFoundError("the file does not exist")
-        if zipfile.is_zipfile(path):
+        size = os.path.getsize(path)
+        if size == 0:
+            raise ValueError("empty (0 bytes)")
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"   # torch.save's format is a zip archive
+        if zipped and not zipfile.is_zipfile(path):
+            raise ValueError(f"truncated: a zip archive without its end ({size} bytes; an "
+                             "interrupted write or copy)")
+        if zipped:
             # torch.load does not check the CRCs: flipped bytes would load as wrong weights.
             with zipfile.ZipFile(path) as z:
                 bad = z.testzip()
@@ -305,7 +313,16 @@ class Checkpointer:
             logger.info("No checkpoint found in %s: starting from %s", self.save_dir or "''",
                         path or "scratch")
         if path:
-            report = self.weights_loader(unwrap_model(self.model), path)
+            try:
+                report = self.weights_loader(unwrap_model(self.model), path)
+            except WeightsError as e:
+                if "MODEL.WEIGHTS" in str(e):
+                    raise
+                # The loaders speak of files and keys; the user set a config key.
+                raise type(e)(f"config MODEL.WEIGHTS={path!r}: {e}. Give weights of the network "
+                              "this config builds (MODEL.BACKBONE.NAME, MODEL.RESNETS.DEPTH / "
+                              "MODEL.VGG.DEPTH; tools/convert_weights.py converts other layouts), "
+                              "or set MODEL.WEIGHTS \"\" to train from scratch") from e
             missing = getattr(report, "missing_keys", None)
             unexpected = getattr(report, "unexpected_keys", None)
             if missing:

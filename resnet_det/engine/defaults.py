@@ -18,11 +18,11 @@ from ..utils.seeding import resolve_seed, seed_all_rng
 from ..utils.logger import setup_logger
 from . import hooks
 from ..utils import dist as comm
-from ..checkpoint import LAST_CHECKPOINT, Checkpointer, unwrap_model
+from ..checkpoint import Checkpointer, unwrap_model
 from ..checkpoint.detector import resolve_weights_contract
 from .events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from .preflight import (check_dataset_files, check_datasets_registered, check_num_classes,
-                        check_output_dir, check_weights_file, estimate_checkpoint_bytes)
+                        check_output_dir, check_weights_file, estimate_checkpoint_bytes, may_resume)
 from .signals import STOP_SIGNALS, TrainingPreempted, ignore_stop_signals_in_workers
 from .train_loop import SimpleTrainer, TrainerBase
 
@@ -236,13 +236,15 @@ class DefaultTrainer(TrainerBase):
 
     # ------------------------------------------------------------------ checks
     @classmethod
-    def preflight(cls, cfg: CfgNode, *, train: bool = True, test: bool = True) -> None:
+    def preflight(cls, cfg: CfgNode, *, train: bool = True, test: bool = True,
+                  resume: Optional[bool] = None) -> None:
         """Check, before any model is built or image read, what would otherwise fail later:
         the DATASETS.TRAIN (``train``) and DATASETS.TEST (``test``) names are registered, the
         head's class count (:meth:`head_classes`) matches theirs, their annotation files and
-        folders exist, MODEL.WEIGHTS is a readable file (unless OUTPUT_DIR has a checkpoint a
-        resume would use instead), SOLVER's fault-handling keys are valid. Subclasses add
-        their own checks. Raises the project's user errors naming the key and the fix."""
+        folders exist, MODEL.WEIGHTS is a readable file when it will be loaded (not when
+        ``resume`` - None: not known yet - and OUTPUT_DIR has a checkpoint to resume from),
+        SOLVER's fault-handling keys are valid. Subclasses add their own checks. Raises the
+        project's user errors naming the key and the fix."""
         s = cfg.SOLVER
         for key in ("CHECKPOINT_KEEP_LAST", "SKIP_NONFINITE_ITERS"):
             if s[key] < 0:
@@ -257,7 +259,7 @@ class DefaultTrainer(TrainerBase):
             check_num_classes(head[0], head[1], train_sets, test_sets)
         check_dataset_files("DATASETS.TRAIN", train_sets)
         check_dataset_files("DATASETS.TEST", test_sets)
-        if not (cfg.OUTPUT_DIR and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT))):
+        if not (resume is not False and may_resume(cfg.OUTPUT_DIR)):
             check_weights_file(cfg.MODEL.WEIGHTS)  # else resume_or_load checks it if it is used
 
     @classmethod

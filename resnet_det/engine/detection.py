@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import INPUT_CONTRACT_KEY, detector_input_contract, load_pretrained_weights, unwrap_model
+from ..checkpoint.detector import check_weights_contract
 from ..config import CfgNode
 from ..data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader, read_image
 from ..data.detection import DatasetMapper
@@ -25,7 +26,7 @@ from ..modeling.registry import BACKBONES
 from ..utils.visualize import DetectionPanel, plot_detections
 from ..utils import dist as comm
 from .defaults import DefaultTrainer
-from .preflight import warn_frozen_from_scratch
+from .preflight import may_resume, warn_frozen_from_scratch
 from .train_loop import HookBase
 
 __all__ = ["DetectionTrainer", "SamplerIteration", "visualize_detections"]
@@ -78,10 +79,15 @@ class DetectionTrainer(DefaultTrainer):
         return "MODEL.ROI_HEADS.NUM_CLASSES", cfg.MODEL.ROI_HEADS.NUM_CLASSES
 
     @classmethod
-    def preflight(cls, cfg: CfgNode, *, train: bool = True, test: bool = True) -> None:
-        """DefaultTrainer's checks, and a warning when a from-scratch run freezes norms or
-        stages that only pretrained weights could fill (the backbone's own kwargs say which)."""
-        super().preflight(cfg, train=train, test=test)
+    def preflight(cls, cfg: CfgNode, *, train: bool = True, test: bool = True,
+                  resume: Optional[bool] = None) -> None:
+        """DefaultTrainer's checks, MODEL.WEIGHTS's input contract against INPUT.FORMAT /
+        MODEL.PIXEL_* (when the weights will be used), and a warning when a from-scratch run
+        freezes norms or stages that only pretrained weights could fill (the backbone's own
+        kwargs say which)."""
+        super().preflight(cfg, train=train, test=test, resume=resume)
+        if not (resume is not False and may_resume(cfg.OUTPUT_DIR)):
+            check_weights_contract(cfg)
         spec = BACKBONES.lookup(cfg)
         kwargs = spec.from_config(cfg)
         norm_key = "MODEL.VGG.NORM" if "vgg" in spec.name.lower() else "MODEL.RESNETS.NORM"

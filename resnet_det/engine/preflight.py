@@ -19,12 +19,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..checkpoint import LAST_CHECKPOINT
 from ..config.errors import ConfigError
 from ..data import DatasetCatalog, MetadataCatalog
 from ..data.catalog import common_thing_classes
 from ..utils.errors import MissingFileError, UserKeyError, WeightsError
 
-__all__ = ["check_datasets_registered", "check_dataset_files", "check_num_classes", "check_weights_file", "check_output_dir",
+__all__ = ["check_datasets_registered", "check_dataset_files", "check_num_classes", "may_resume", "check_weights_file", "check_output_dir",
            "estimate_checkpoint_bytes", "warn_frozen_from_scratch"]
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,12 @@ def check_num_classes(key: str, num_classes: int, train: Sequence[str], test: Se
                 f"config {key}={num_classes}: the {role} set {name!r} has {count} classes{shown}; "
                 f"the head would predict labels the evaluation cannot map (or never learn some). "
                 f"Set {key} {count}, or use datasets with {num_classes} classes")
+
+
+def may_resume(output_dir: str) -> bool:
+    """OUTPUT_DIR has a last_checkpoint, which --resume would load instead of MODEL.WEIGHTS:
+    the weights are then checked only if they are used (resume_or_load)."""
+    return bool(output_dir) and os.path.isfile(os.path.join(output_dir, LAST_CHECKPOINT))
 
 
 def check_weights_file(path: str, key: str = "MODEL.WEIGHTS") -> None:

@@ -177,11 +177,12 @@ def worker_loader_factory(batch_size: int, num_workers: int = 1):
 
 
 def run_noisy(output_dir: str, max_iter: int, *, resume: bool = False, sleep: float = 0.0,
-              workers: int = 0, period: int = 1000, extra_hooks=()):
+              workers: int = 0, period: int = 1000, extra_hooks=(), **solver):
     """Train NoisyRegressor (dropout + noise: exact resume needs the RNG streams) without
-    evaluation; checkpoints every ``period``. Returns the trainer."""
+    evaluation; checkpoints every ``period``; ``solver``: more SOLVER keys. Returns the trainer."""
     torch.manual_seed(0)
-    cfg = toy_cfg(output_dir, max_iter=max_iter, BASE_LR=0.01)  # 0.05 diverges by iteration 20
+    solver.setdefault("BASE_LR", 0.01)  # 0.05 diverges by iteration 20
+    cfg = toy_cfg(output_dir, max_iter=max_iter, **solver)
     cfg.SOLVER.CHECKPOINT_PERIOD = period
     loader = worker_loader_factory(8, workers) if workers else loader_factory(8)
     trainer = DefaultTrainer(cfg, model=NoisyRegressor(), data_loader=loader)
