@@ -141,7 +141,7 @@ def plot_run_curves(run: str, output: Optional[str] = None, *, title: Optional[s
 
     Three panels against iterations: the total loss (bold) and its parts (log scale), the
     learning rate, and each evaluation's metrics (:func:`eval_keys`; points at the evaluated
-    iterations, the last value written beside the last point). A panel whose keys the run did
+    iterations, the last value in the legend). A panel whose keys the run did
     not log says so instead of being left out, so the picture always has the same layout.
 
     Args:
@@ -181,14 +181,12 @@ def plot_run_curves(run: str, output: Optional[str] = None, *, title: Optional[s
     ax_lr.set_ylabel("learning rate")
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     for k, (its, vals) in evals:
-        (line,) = ax_eval.plot(its, vals, marker="o", linewidth=1.8, label=k)
-        ax_eval.annotate(f"{vals[-1]:.1f}", (its[-1], vals[-1]), xytext=(5, 0),
-                         textcoords="offset points", va="center", fontsize=8,
-                         color=line.get_color())
+        # The last value in the legend, where close curves cannot make it unreadable.
+        ax_eval.plot(its, vals, marker="o", linewidth=1.8, label=f"{k}: {vals[-1]:.1f} at {its[-1]}")
     if evals:
         ax_eval.legend(fontsize=8, loc="best", framealpha=0.85)
         if all(0 <= v <= 100 for _, (_, vals) in evals for v in vals):
-            ax_eval.set_ylim(0, 100)  # percentages (AP, error): the whole scale, not a zoom
+            ax_eval.set_ylim(0, 102)  # percentages (AP, error): the whole scale, not a zoom
     ax_eval.set_ylabel("evaluation")
     ax_eval.set_xlabel("iteration")
     for ax, what in ((ax_loss, losses), (ax_lr, lr[0]), (ax_eval, evals)):
@@ -196,7 +194,7 @@ def plot_run_curves(run: str, output: Optional[str] = None, *, title: Optional[s
         if not what:
             ax.text(0.5, 0.5, "not logged in this run", transform=ax.transAxes, ha="center",
                     va="center", color="gray")
-    ax_eval.set_xlim(0, last * 1.06 + 1)  # room for the last values' labels
+    ax_eval.set_xlim(0, last * 1.03 + 1)
     return finish_figure(fig, ax_loss, title or os.path.basename(os.path.abspath(folder)), output)
 
 

@@ -223,7 +223,7 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
     names.append("ground truth")
     fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.42 / fig_h),
                ncol=len(names), fontsize=9, frameon=False, handlelength=2.5,
-               handler_map={tuple: HandlerTuple(ndivide=None, pad=0)})
+               handler_map={tuple: HandlerTuple(ndivide=1, pad=0)})
     line = f"predictions with score >= {score_thresh:.2f}: class and score in a tag of the class colour"
     fig.suptitle(f"{title}\n{line}" if title else line, y=1 - 0.05 / fig_h, va="top", fontsize=10)
     buf = io.BytesIO()

@@ -17,6 +17,7 @@ Train images are numbered 1..num_train and val images follow, so COCO image id =
 int(VOC file stem). Objects smaller than ``DIFFICULT_SIZE`` pixels are marked difficult in the
 VOC copy (COCO has no such flag; there they are ordinary objects).
 """
+import hashlib
 import io
 import json
 import logging
@@ -33,7 +34,7 @@ from ...utils.errors import DataError
 
 __all__ = [
     "SHAPE_CLASSES", "DIFFICULT_SIZE", "render_shapes_image", "write_shapes_datasets",
-    "ensure_shapes_dataset", "ensure_shapes_datasets",
+    "ensure_shapes_dataset", "ensure_shapes_datasets", "shapes_digest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,27 @@ def render_shapes_image(seed: int, index: int, split: str) -> Tuple[np.ndarray, 
     img = np.asarray(canvas).astype(np.float32)
     img += rng.normal(0.0, rng.uniform(*_NOISE_SIGMA), size=img.shape).astype(np.float32)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8), objects
+
+
+def shapes_digest(seed: int = DEFAULT_SEED, num_train: int = DEFAULT_NUM_TRAIN,
+                  num_val: int = DEFAULT_NUM_VAL) -> str:
+    """SHA-256 (hex) of what a detector trained on the demo set sees: every image's pixels as
+    drawn (before JPEG encoding, which belongs to the installed libjpeg, not to this code) and
+    every object's class and box, in order, for both splits.
+
+    The demo's measured results hold for one digest (tests/configs/test_demo_pinned.py).
+    Deliberately left out: the files' encoding and any other annotation field (instance masks,
+    for instance), so adding fields to the json keeps the digest, while changing a pixel, a box
+    or a class does not.
+    """
+    h = hashlib.sha256()
+    for split, count in (("train", num_train), ("val", num_val)):
+        for i in range(count):
+            arr, objects = render_shapes_image(seed, i, split)[:2]
+            h.update(f"{split} {i} {arr.shape}".encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+            h.update(repr([tuple(int(v) for v in obj[:5]) for obj in objects]).encode())
+    return h.hexdigest()
 
 
 def _iter_images(seed: int, num_train: int, num_val: int

@@ -127,3 +127,44 @@ def test_concurrent_generation_leaves_one_complete_copy(tmp_path):
         files = _files(root / got)
         files.pop("COMPLETE.json")
         assert files == _files(tmp_path / ref)
+
+
+def test_digest_follows_pixels_boxes_and_classes_only(monkeypatch):
+    from resnet_det.data.datasets import shapes
+
+    base = shapes.shapes_digest(seed=0, **SMALL)
+    assert shapes.shapes_digest(seed=0, **SMALL) == base
+    assert shapes.shapes_digest(seed=1, **SMALL) != base
+    original = shapes.render_shapes_image
+
+    def variant(change):
+        def render(seed, index, split):
+            arr, objects = original(seed, index, split)
+            if (split, index) == ("val", 2):
+                arr, objects = change(arr.copy(), list(objects))
+            return arr, objects
+        monkeypatch.setattr(shapes, "render_shapes_image", render)
+        try:
+            return shapes.shapes_digest(seed=0, **SMALL)
+        finally:
+            monkeypatch.setattr(shapes, "render_shapes_image", original)
+
+    def one_pixel(arr, objects):
+        arr[0, 0, 0] ^= 1
+        return arr, objects
+
+    def box_moved(arr, objects):
+        c, x0, y0, x1, y1 = objects[0]
+        return arr, [(c, x0 + 1, y0, x1 + 1, y1)] + objects[1:]
+
+    def class_changed(arr, objects):
+        c, *box = objects[0]
+        return arr, [((c + 1) % len(SHAPE_CLASSES), *box)] + objects[1:]
+
+    def extra_fields(arr, objects):
+        # More per-object data (e.g. an instance mask) after the class and box is not part of it.
+        return arr, [(*obj, "mask") for obj in objects]
+
+    for change in (one_pixel, box_moved, class_changed):
+        assert variant(change) != base, change.__name__
+    assert variant(extra_fields) == base
