@@ -3,10 +3,10 @@
 Detections are compared one to one: each eager detection is paired with the exported detection
 of the same class, overlapping it (IoU >= 0.5), that is closest to it (in the order the detector
 ranks them, greedily), and the largest box-coordinate and score differences over the pairs are
-reported. A detection left
-without a partner is a failure unless its score lies within the score tolerance of a cut-off the
-detector applies (the score threshold, or the lowest score kept when the detection count is
-capped): there a rounding difference may legitimately keep it on one side only.
+reported. A detection left without a partner is a failure unless its score lies within the
+score tolerance of a cut-off the detector applies (the score threshold, or the lowest score kept
+when the detection count is capped): there a rounding difference may legitimately keep it on
+one side only.
 """
 from dataclasses import asdict, dataclass
 from typing import Dict, Optional, Sequence, Tuple
