@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 
 from ..checkpoint import LoadResult, load_pretrained_weights, resolve_weights_contract
-from ..config import CfgNode, get_cfg
+from ..config import CfgNode, ConfigError, get_cfg
 from ..data.catalog import MetadataCatalog
 from ..data.detection.mapper import DatasetMapper
 from ..data.detection.transforms import apply_transforms
@@ -66,9 +66,10 @@ def class_names_of(cfg: CfgNode) -> List[str]:
         classes = MetadataCatalog.get(name).get("thing_classes")
         if classes:
             if len(classes) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
-                raise WeightsError(
-                    f"dataset {name!r} has {len(classes)} classes but MODEL.ROI_HEADS.NUM_CLASSES "
-                    f"is {cfg.MODEL.ROI_HEADS.NUM_CLASSES}")
+                raise ConfigError(
+                    f"config MODEL.ROI_HEADS.NUM_CLASSES={cfg.MODEL.ROI_HEADS.NUM_CLASSES}, but "
+                    f"dataset {name!r} (DATASETS.TEST / TRAIN) has {len(classes)} classes; set "
+                    "the datasets the detector was trained on")
             return list(classes)
     logger.warning("No thing_classes in the metadata of DATASETS.TEST / DATASETS.TRAIN (%s, %s): "
                    "classes are named 'class 0', 'class 1', ...", list(cfg.DATASETS.TEST),
