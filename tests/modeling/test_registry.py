@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from resnet_det.config import ConfigError, get_cfg, validate_cfg
-from resnet_det.modeling import list_models
+from resnet_det.modeling import create_model, list_models
 from resnet_det.modeling.backbone import Backbone
 from resnet_det.modeling.build import build_model
 from resnet_det.modeling.layers import make_conv
@@ -152,12 +152,24 @@ def test_toy_backbone_trains_under_the_detectron2_plugin(toy_backbone, demo_data
 
 # --------------------------------------------------------------- the built-in entries
 def test_builtin_names_and_the_zoo():
+    # (other packages may add entries: only the built-in ones are asserted)
     assert {"build_resnet_backbone", "build_resnet_fpn_backbone", "build_vgg_backbone",
             # the detectron2 plugin's spellings select the same entries
             "build_resnet_det_backbone", "build_resnet_det_fpn_backbone", "build_vgg16_backbone",
-            } == set(BACKBONES.names())
+            } <= set(BACKBONES.names())
     assert BACKBONES.get("build_resnet_det_backbone") is BACKBONES.get("build_resnet_backbone")
-    assert [spec.name for spec in CLASSIFIERS] == list_models()
+    # every create_model name is a MODEL.CLASSIFIER.ARCH, first and in the zoo's order
+    assert CLASSIFIERS.names()[:len(list_models())] == list_models()
+    cfg = _cfg("MODEL.META_ARCHITECTURE", "ImageClassifier", "MODEL.RESNETS.NORM", "BN",
+               "MODEL.CLASSIFIER.ARCH", "resnet20_cifar")
+    torch.manual_seed(0)
+    net = CLASSIFIERS.build(cfg)
+    torch.manual_seed(0)
+    # the config's values (the defaults: 1000 classes, SHORTCUT B, STRIDE_IN_1X1 True) as overrides
+    ref = create_model("resnet20_cifar", num_classes=1000, norm="BN", shortcut="B", stride_in_1x1=True,
+                       zero_init_residual=False)
+    assert list(net.state_dict()) == list(ref.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), ref.state_dict().values()))
 
 
 def test_validation_accepts_every_norm_vgg_builds():
