@@ -1,61 +1,99 @@
 #!/usr/bin/env python
-"""Training throughput of our classifiers against torchvision's, as ratios from one run.
+"""Speed of our models, loaders and evaluation against peers, as ratios from one process.
 
-    python tools/benchmark.py --models resnet50 resnet101 --batch 64 --amp bf16 --channels-last
+    python tools/benchmark.py --rows classifier detector loaders coco --device cpu --threads 1
+    python tools/benchmark.py --rows c4 ...        # needs detectron2 (skipped with a note otherwise)
+    python tools/benchmark.py --rows gpu --device cuda --amp bf16 --channels-last --compile --batch 256
 
-Prints images/s of ours and of torchvision's same network and the ratio ours/peer; writes
-the rows as JSON with --output. Use a GPU for meaningful numbers; on CPU use a small batch.
+Every row: our time, the peer's time measured in the same process on the same inputs
+(interleaved, median of --repetitions after --warmup calls; CUDA synchronised before the clock
+is read) and the ratio ours / peer (below 1: we are faster). Rows (docs/benchmarks.md):
+classifier (training step vs torchvision's same network), detector (R50-FPN training iteration
+and inference vs torchvision's Faster R-CNN), c4 (R50-C4 / R101-C4 vs detectron2), loaders
+(classification and detection loaders, one worker, vs torchvision's reading), coco (COCO
+evaluation vs pycocotools), gpu (ResNet-50 at scale, the JPEG pipeline, R101-C4 with AMP).
+Prints a Markdown table; --output writes the rows as JSON.
 """
 import argparse
 import json
 import os
+import platform
 import sys
+import tempfile
 
 import torch
-import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import resnet_det  # noqa: E402
-from resnet_det.analysis.benchmark import compare_classifier_throughput  # noqa: E402
+from resnet_det.analysis import benchmark as B  # noqa: E402
+from resnet_det.analysis.bench_run import ROWS, run_rows  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", nargs="+", choices=ROWS, default=["classifier"])
+    p.add_argument("--models", nargs="+", default=["resnet50"], help="classifier row: network names")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--amp", choices=sorted(B.AMP_DTYPES), default="none")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile (a detector's backbone)")
+    p.add_argument("--batch", type=int, default=2, help="images per step (classifier, detector, loaders)")
+    p.add_argument("--size", type=int, default=224, help="classifier side / detector shorter side")
+    p.add_argument("--det-batch", type=int, help="detector rows' images per step (default --batch)")
+    p.add_argument("--det-size", type=int, help="detector rows' shorter side (default --size)")
+    p.add_argument("--roi-batch", type=int, default=512, help="RoIs sampled per image (both sides)")
+    p.add_argument("--repetitions", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    p.add_argument("--coco-images", type=int, default=2000)
+    p.add_argument("--coco-dets", type=int, default=100)
+    p.add_argument("--coco-repetitions", type=int, default=3)
+    p.add_argument("--loader-batches", type=int, default=4)
+    p.add_argument("--gpu-workers", type=int, default=8, help="JPEG pipeline loader workers")
+    p.add_argument("--gpu-images", type=int, default=512, help="JPEGs generated for the pipeline row")
+    p.add_argument("--work-dir", help="where generated files go (default: a temporary folder)")
+    p.add_argument("--output", help="write the rows as JSON here")
+    return p.parse_args(argv)
+
+
+def run(args, work_dir):
+    opts = B.BenchOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
+                          compile=args.compile, batch=args.batch, size=args.size,
+                          repetitions=args.repetitions, warmup=args.warmup)
+    det = B.BenchOptions(**{**vars(opts), "batch": args.det_batch or args.batch,
+                            "size": args.det_size or args.size})
+    return run_rows(args.rows, opts, det, work_dir=work_dir, models=args.models,
+                    roi_batch=args.roi_batch, coco_images=args.coco_images, coco_dets=args.coco_dets,
+                    coco_repetitions=args.coco_repetitions, loader_batches=args.loader_batches,
+                    gpu_workers=args.gpu_workers, gpu_images=args.gpu_images)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["resnet50"],
-                   help="names present both in resnet_det.list_models() and torchvision.models")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--output", help="write the rows as JSON here")
-    args = p.parse_args(argv)
-
-    for name in args.models:
-        if not hasattr(torchvision.models, name):
-            p.error(f"--models: torchvision has no model named {name!r} to compare against")
-    if args.device == "cuda":
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
-    amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
-    # torchvision's layout puts the stride in the 3x3 conv ("v1.5"); compare like with like.
-    ours = {n: (lambda n=n: resnet_det.create_model(n, stride_in_1x1=False) if "vgg" not in n
-                else resnet_det.create_model(n)) for n in args.models}
-    peers = {n: (lambda n=n: getattr(torchvision.models, n)()) for n in args.models}
-    rows = compare_classifier_throughput(
-        ours, peers, batch_size=args.batch, image_size=args.size, num_classes=1000,
-        device=torch.device(args.device), steps=args.steps, warmup=5, amp_dtype=amp,
-        channels_last=args.channels_last,
-    )
-    dev = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"device: {dev}  batch {args.batch}  size {args.size}  amp {args.amp}  "
-          f"channels_last {args.channels_last}")
-    print(f"{'model':<20}{'ours img/s':>12}{'torchvision img/s':>20}{'ratio':>8}")
+    if args.work_dir:
+        os.makedirs(args.work_dir, exist_ok=True)
+        rows = run(args, args.work_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="resnet_det_bench_") as work_dir:
+            rows = run(args, work_dir)
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
+    header = dict(device=device, threads=torch.get_num_threads(), torch=torch.__version__,
+                  args=vars(args))
+    print(f"device: {device}  threads {torch.get_num_threads()}  torch {torch.__version__}  "
+          f"amp {args.amp}  channels_last {args.channels_last}  compile {args.compile}")
+    print(B.format_table(rows))
     for r in rows:
-        print(f"{r['model']:<20}{r['ours_img_s']:>12.1f}{r['peer_img_s']:>20.1f}{r['ratio']:>8.3f}")
+        if r.extra:
+            print(f"  {r.row}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in r.extra.items()))
     if args.output:
-        with open(args.output, "w") as f:
-            json.dump({"device": dev, "args": vars(args), "rows": rows}, f, indent=1)
+        from resnet_det.utils.file_io import atomic_write_text
+
+        atomic_write_text(args.output, json.dumps(B.rows_to_json(rows, **header), indent=1))
+    return rows
 
 
 if __name__ == "__main__":

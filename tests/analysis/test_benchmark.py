@@ -1,40 +1,79 @@
+"""The benchmark's timing and table (never a time: shapes, ratios, medians, options)."""
+import json
+
 import pytest
 import torch
 from torch import nn
 
-from resnet_det.analysis.benchmark import compare_classifier_throughput, time_training_steps
+from resnet_det.analysis import benchmark as B
 
 
 def _tiny():
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
 
 
-def test_time_training_steps_updates_weights_and_reports_rate():
+def _cells(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_time_interleaved_takes_turns_and_counts():
+    calls = []
+    times = B.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                               repetitions=3, warmup=2, device=torch.device("cpu"))
+    assert calls == ["a", "b"] * 5  # warm-up calls first, then the timed ones alternate
+    assert [len(v) for v in times.values()] == [3, 3]
+    with pytest.raises(ValueError, match="repetitions"):
+        B.time_interleaved({"a": lambda: None}, repetitions=0, warmup=0, device=torch.device("cpu"))
+
+
+def test_compare_reports_medians_and_their_ratio(monkeypatch):
+    # Fake clock: each call of "ours" lasts 2 ticks, the peer's 1, except one slow outlier.
+    clock = {"t": 0.0}
+    durations = iter([2, 1, 2, 9, 2, 1])
+    monkeypatch.setattr(B.time, "perf_counter", lambda: clock["t"])
+
+    def call():
+        clock["t"] += next(durations)
+
+    opts = B.BenchOptions(repetitions=3, warmup=0)
+    row = B.compare("x", call, call, peer_name="p", opts=opts, per=2)
+    assert (row.ours, row.peer) == (1.0, 0.5)  # medians (the 9 is ignored), per 2 images
+    assert row.ratio == 2.0
+
+
+def test_table_shape_and_json():
+    rows = [B.BenchRow("a", "s/iter", 2.0, 4.0, "peer a", 0.5, note="n|1"),
+            B.skipped_row("b", "s/iter", "peer b", "not installed")]
+    lines = B.format_table(rows).splitlines()
+    assert _cells(lines[0]) == list(B.TABLE_COLUMNS)
+    assert len(lines) == 2 + len(rows)
+    assert all(len(_cells(line)) == len(B.TABLE_COLUMNS) for line in lines[2:])
+    assert _cells(lines[2])[:4] == ["a", "2", "4", "0.500"]
+    assert _cells(lines[3])[1:4] == ["-", "-", "-"] and "skipped: not installed" in lines[3]
+    data = json.loads(json.dumps(B.rows_to_json(rows, device="cpu")))
+    assert data["device"] == "cpu" and [r["row"] for r in data["rows"]] == ["a", "b"]
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="amp"):
+        B.BenchOptions(amp="int8")
+    with pytest.raises(ValueError, match="repetitions"):
+        B.BenchOptions(repetitions=0)
+    assert B.BenchOptions(amp="bf16").amp_dtype == torch.bfloat16
+
+
+def test_training_steps_train_and_report_rate():
     model = _tiny()
     before = [p.detach().clone() for p in model.parameters()]
-    out = time_training_steps(model, batch_size=2, image_size=8, num_classes=5,
-                              device=torch.device("cpu"), steps=2, warmup=1)
+    out = B.time_training_steps(model, B.BenchOptions(batch=2, size=8, repetitions=2, warmup=1), num_classes=5)
     assert out["images_per_s"] == pytest.approx(2 / out["s_per_step"])
-    # The timed steps really train: SGD moved the weights.
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
 
 
-def test_compare_reports_ratio_of_the_two_rates():
-    rows = compare_classifier_throughput({"m": _tiny}, {"m": _tiny}, repeats=1, batch_size=2,
-                                         image_size=8, num_classes=5,
-                                         device=torch.device("cpu"), steps=1, warmup=0)
-    (r,) = rows
-    assert r["model"] == "m"
-    assert r["ratio"] == pytest.approx(r["ours_img_s"] / r["peer_img_s"])
-
-
-def test_compare_rejects_unpaired_names():
-    with pytest.raises(ValueError, match="other"):
-        compare_classifier_throughput({"m": _tiny}, {"other": _tiny}, batch_size=1,
-                                      image_size=8, num_classes=5, device=torch.device("cpu"))
-
-
-def test_steps_must_be_positive():
-    with pytest.raises(ValueError, match="steps"):
-        time_training_steps(_tiny(), batch_size=1, image_size=8, num_classes=5,
-                            device=torch.device("cpu"), steps=0)
+def test_classifier_rows_one_per_name():
+    rows = B.classifier_rows(["m", "n"], B.BenchOptions(batch=2, size=8, repetitions=1, warmup=0),
+                             ours=lambda n: _tiny(), peer=lambda n: _tiny(), num_classes=5)
+    assert [r.row for r in rows] == ["m train step", "n train step"]
+    for r in rows:
+        assert r.ratio == pytest.approx(r.ours / r.peer)
+        assert r.extra["ours_images_per_s"] == pytest.approx(2 / r.ours)

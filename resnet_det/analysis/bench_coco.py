@@ -1,0 +1,136 @@
+"""COCO evaluation rows: our evaluator against plain pycocotools, on one generated problem.
+
+The problem is COCO-like: ``num_images`` images with 0-14 objects each (5% crowd, COCO's 80
+category ids, sizes over the small/medium/large ranges) and ``dets_per_image`` detections per
+image, half near an object. Two rows:
+
+- "COCO eval, tools/evaluate.py path": what ``tools/evaluate.py`` runs (read and check the
+  results file, map them to the dataset, read the annotations, match, accumulate, summarise),
+  with the default backend (faster-coco-eval) against the same path with pycocotools.
+- "COCO eval, metric only": ``run_coco_eval`` against pycocotools' own COCO / loadRes /
+  COCOeval on the same objects (the matching, accumulation and summary alone).
+
+The AP of both sides is recorded with the row (``extra``): equal, as
+tests/evaluation/test_fast_coco.py requires.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import uuid
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+from .benchmark import BenchOptions, BenchRow, compare
+
+__all__ = ["make_coco_problem", "coco_rows"]
+
+COCO_CATEGORY_IDS = [i for i in range(1, 91) if i not in
+                     (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]  # COCO's 80 ids
+
+
+def make_coco_problem(folder: str, *, num_images: int, dets_per_image: int,
+                      seed: int = 0) -> Tuple[str, str]:
+    """Write ``gt.json`` (instances layout) and ``results.json`` (results format) under folder."""
+    rng = np.random.default_rng(seed)
+    images, anns, results = [], [], []
+    for image_id in range(1, num_images + 1):
+        width, height = 640, 480
+        images.append({"id": image_id, "width": width, "height": height, "file_name": f"{image_id:012d}.jpg"})
+        objects = []
+        for _ in range(int(rng.integers(0, 15))):
+            w, h = rng.uniform(4, 300, 2)
+            x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
+            ann = {"id": len(anns) + 1, "image_id": image_id, "bbox": [x, y, w, h], "area": w * h,
+                   "category_id": int(rng.choice(COCO_CATEGORY_IDS)), "iscrowd": int(rng.random() < 0.05)}
+            anns.append(ann)
+            objects.append(ann)
+        for _ in range(dets_per_image):
+            if objects and rng.random() < 0.5:
+                obj = objects[int(rng.integers(len(objects)))]
+                box = np.asarray(obj["bbox"]) + rng.normal(0, 5, 4)
+                box[2:] = np.abs(box[2:]) + 1
+                cat = obj["category_id"]
+            else:
+                w, h = rng.uniform(4, 300, 2)
+                box = [rng.uniform(0, width - w), rng.uniform(0, height - h), w, h]
+                cat = int(rng.choice(COCO_CATEGORY_IDS))
+            results.append({"image_id": image_id, "category_id": cat,
+                            "bbox": [round(float(v), 2) for v in box], "score": round(float(rng.random()), 4)})
+    categories = [{"id": c, "name": f"class{c}"} for c in COCO_CATEGORY_IDS]
+    os.makedirs(folder, exist_ok=True)
+    gt_path, res_path = os.path.join(folder, "gt.json"), os.path.join(folder, "results.json")
+    with open(gt_path, "w") as f:
+        json.dump({"images": images, "annotations": anns, "categories": categories}, f)
+    with open(res_path, "w") as f:
+        json.dump(results, f)
+    return gt_path, res_path
+
+
+def _tool_path(dataset_name: str, results_file: str, backend: str) -> Dict[str, float]:
+    """tools/evaluate.py's work (evaluate_results_file) with the given COCO backend."""
+    from ..evaluation.coco_evaluation import COCOEvaluator
+    from ..evaluation.results_file import load_results_file, score_results
+
+    evaluator = COCOEvaluator(dataset_name, distributed=False, backend=backend)
+    return score_results(evaluator, dataset_name, load_results_file(results_file),
+                         source=results_file)["bbox"]
+
+
+def _plain_pycocotools(gt_path: str, results: List[Dict[str, Any]]) -> float:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(gt_path)
+        ev = COCOeval(gt, gt.loadRes([dict(r) for r in results]), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return float(ev.stats[0])
+
+
+def coco_rows(folder: str, opts: BenchOptions, *, num_images: int = 2000,
+              dets_per_image: int = 100) -> List[BenchRow]:
+    """Both COCO rows on a problem generated under ``folder``."""
+    from ..data.catalog import DatasetCatalog, MetadataCatalog
+    from ..data.datasets.builtin import register_coco_instances
+    from ..evaluation.coco_evaluation import load_coco_gt
+    from ..evaluation.fast_coco import run_coco_eval
+
+    gt_path, res_path = make_coco_problem(folder, num_images=num_images, dets_per_image=dets_per_image)
+    name = f"benchmark_coco_{uuid.uuid4().hex[:8]}"
+    register_coco_instances(name, {}, gt_path, folder)
+    size = f"{num_images} images x {dets_per_image} detections"
+    aps: Dict[str, float] = {}
+
+    def tool(backend: str, key: str):
+        def run() -> None:
+            aps[key] = _tool_path(name, res_path, backend)["AP"]
+        return run
+
+    try:
+        rows = [compare("COCO eval, tools/evaluate.py path", tool("faster-coco-eval", "ours"),
+                        tool("pycocotools", "peer"), peer_name="same path with pycocotools",
+                        opts=opts, unit="s", note=size)]
+        rows[0].extra.update(ours_AP=aps["ours"], peer_AP=aps["peer"])
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+    with open(res_path) as f:
+        results = json.load(f)
+
+    def metric() -> None:
+        aps["metric"] = float(run_coco_eval(load_coco_gt(gt_path), results, backend="faster-coco-eval").stats[0])
+
+    def plain() -> None:
+        aps["plain"] = _plain_pycocotools(gt_path, results)
+
+    rows.append(compare("COCO eval, metric only", metric, plain, peer_name="pycocotools COCOeval",
+                        opts=opts, unit="s", note=size + " (load gt, loadRes, evaluate, accumulate, summarize)"))
+    rows[1].extra.update(ours_AP=100 * aps["metric"], peer_AP=100 * aps["plain"])
+    return rows

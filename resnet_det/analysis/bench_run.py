@@ -1,0 +1,70 @@
+"""Which rows tools/benchmark.py runs, by name (the rows themselves are in the bench_* modules)."""
+from __future__ import annotations
+
+import os
+from typing import List, Sequence
+
+from .benchmark import BenchOptions, BenchRow, classifier_rows
+
+__all__ = ["ROWS", "run_rows"]
+
+ROWS = ("classifier", "detector", "c4", "loaders", "coco", "gpu")
+
+
+def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work_dir: str,
+             models: Sequence[str] = ("resnet50",), roi_batch: int = 512, coco_images: int = 2000,
+             coco_dets: int = 100, coco_repetitions: int = 3, loader_batches: int = 4,
+             gpu_workers: int = 8, gpu_images: int = 512) -> List[BenchRow]:
+    """The named rows, in ROWS order.
+
+    Args:
+        rows: names from ROWS.
+        opts: options of the classifier, loader and GPU classifier rows.
+        det: options of the detector rows (their batch and shorter side).
+        work_dir: where generated JPEGs and COCO files go.
+        models: classifier row: names both in resnet_det.list_models() and torchvision.models.
+        roi_batch: RoIs sampled per image in the detectors (both sides).
+        coco_images, coco_dets, coco_repetitions: the COCO evaluation problem and repetitions.
+        loader_batches: batches per timed loader call.
+        gpu_workers, gpu_images: the JPEG pipeline row's loader workers and generated files.
+    """
+    unknown = sorted(set(rows) - set(ROWS))
+    if unknown:
+        raise ValueError(f"unknown benchmark rows {unknown}; choose from {list(ROWS)}")
+    out: List[BenchRow] = []
+    if "classifier" in rows:
+        import torchvision
+
+        from ..modeling.zoo import create_model
+
+        # torchvision's layout puts the stride in the 3x3 conv ("v1.5"); compare like with like.
+        out += classifier_rows(
+            models, opts, peer=lambda n: getattr(torchvision.models, n)(),
+            ours=lambda n: create_model(n, **({} if "vgg" in n else {"stride_in_1x1": False})))
+    if "detector" in rows or "gpu" in rows:
+        from .bench_detection import fpn_rows
+
+        out += fpn_rows(det, roi_batch=roi_batch)
+    if "c4" in rows:
+        from .bench_detection import c4_rows
+
+        out += c4_rows(det, roi_batch=roi_batch)
+    if "loaders" in rows:
+        from .bench_data import loader_rows
+
+        out += loader_rows(os.path.join(work_dir, "loaders"), BenchOptions(**{**vars(opts), "device": "cpu"}),
+                           batches=loader_batches)
+    if "coco" in rows:
+        from .bench_coco import coco_rows
+
+        out += coco_rows(os.path.join(work_dir, "coco"), BenchOptions(repetitions=coco_repetitions, warmup=1),
+                         num_images=coco_images, dets_per_image=coco_dets)
+    if "gpu" in rows:
+        from . import bench_data, bench_gpu
+
+        out += bench_gpu.resnet50_rows(opts)
+        train = bench_data.write_jpeg_folder(os.path.join(work_dir, "imagenet"), num_classes=8,
+                                             per_class=max(1, gpu_images // 8))
+        out.append(bench_gpu.jpeg_pipeline_row(train, opts, workers=gpu_workers))
+        out.append(bench_gpu.r101_c4_amp_row(det, roi_batch=roi_batch))
+    return out

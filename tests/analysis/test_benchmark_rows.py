@@ -1,0 +1,120 @@
+"""Every benchmark row runs at tiny sizes on CPU and fills the table (never a time)."""
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+from resnet_det.analysis import bench_coco, bench_data, bench_detection, bench_gpu
+from resnet_det.analysis.benchmark import TABLE_COLUMNS, BenchOptions, format_table
+
+TINY = BenchOptions(batch=1, size=64, repetitions=1, warmup=0)
+HAS_D2 = importlib.util.find_spec("detectron2") is not None
+
+
+def _check(rows, names):
+    assert [r.row for r in rows] == names
+    for r in rows:
+        if r.peer is not None:
+            assert r.ours > 0 and r.peer > 0 and r.ratio == pytest.approx(r.ours / r.peer)
+    lines = format_table(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert all(line.count("|") == len(TABLE_COLUMNS) + 1 for line in lines)
+
+
+def test_detection_inputs_same_for_both_sides():
+    a, b = bench_detection.detection_inputs(TINY), bench_detection.detection_inputs(TINY)
+    assert torch.equal(a[0]["image"], b[0]["image"]) and torch.equal(a[0]["boxes"], b[0]["boxes"])
+    boxes = a[0]["boxes"]
+    assert (boxes[:, 2:] > boxes[:, :2]).all() and (boxes[:, 2] <= a[0]["width"]).all()
+
+
+def test_fpn_rows_against_torchvision():
+    rows = bench_detection.fpn_rows(TINY, roi_batch=8)
+    _check(rows, ["R50-FPN train iter", "R50-FPN inference"])
+    assert rows[0].peer_name.startswith("torchvision")
+
+
+def test_neutral_rpn_gives_the_roi_head_its_full_batch():
+    # With trained-looking proposals (all anchors) the RoI head samples its whole batch.
+    model = bench_detection.neutral_torchvision_rpn(bench_detection.build_ours(
+        "modern/faster_rcnn_R50_C4_1x.yaml", TINY, ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16"]))
+    seen = []
+    model.roi_heads.box_head.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    model.train()(bench_detection.detection_inputs(BenchOptions(batch=1, size=128)))
+    assert seen == [16]
+
+
+@pytest.mark.skipif(HAS_D2, reason="detectron2 is installed: the row runs instead")
+def test_c4_rows_skip_without_detectron2():
+    rows = bench_detection.c4_rows(TINY)
+    _check(rows, ["R50-C4 train iter", "R101-C4 train iter"])
+    assert all(r.ours is None and "detectron2" in r.note for r in rows)
+
+
+@pytest.mark.skipif(not HAS_D2, reason="needs detectron2")
+def test_c4_rows_against_detectron2():
+    rows = bench_detection.c4_rows(TINY, depths=(50,), roi_batch=8)
+    _check(rows, ["R50-C4 train iter", "R50-C4 inference"])
+
+
+def test_loader_rows(tmp_path):
+    rows = bench_data.loader_rows(str(tmp_path), BenchOptions(batch=2, size=64, repetitions=1, warmup=0),
+                                  batches=1, num_images=4)
+    _check(rows, ["classification loader", "detection loader"])
+    assert sorted(os.listdir(tmp_path / "imagenet" / "train")) == [f"n{c:08d}" for c in range(4)]
+    assert rows[0].extra["ours_images_per_s"] == pytest.approx(1 / rows[0].ours)
+
+
+def test_coco_rows_same_ap_both_sides(tmp_path):
+    rows = bench_coco.coco_rows(str(tmp_path), BenchOptions(repetitions=1, warmup=0),
+                                num_images=12, dets_per_image=6)
+    _check(rows, ["COCO eval, tools/evaluate.py path", "COCO eval, metric only"])
+    for r in rows:
+        assert r.extra["ours_AP"] == pytest.approx(r.extra["peer_AP"], abs=1e-4) and r.extra["ours_AP"] > 0
+
+
+def test_gpu_rows_run_on_cpu(tmp_path):
+    opts = BenchOptions(batch=2, size=32, repetitions=1, warmup=0)
+    rows = bench_gpu.resnet50_rows(opts)
+    train = bench_data.write_jpeg_folder(str(tmp_path), num_classes=2, per_class=2, height=48, width=64)
+    rows.append(bench_gpu.jpeg_pipeline_row(train, opts, workers=0, iterations=1))
+    _check(rows, ["ResNet-50 train step", "JPEG pipeline + ResNet-50 step"])
+    assert rows[0].extra["ours_tflops"] > 0 and "bf16_peak_tflops" not in rows[0].extra  # no card
+    assert rows[1].extra["pipeline_fraction_of_model_rate"] == pytest.approx(rows[1].peer / rows[1].ours)
+
+
+def test_gpu_augment_shape_and_normalisation():
+    g = torch.Generator().manual_seed(0)
+    images = [torch.full((3, 40, 60), 124, dtype=torch.uint8), torch.zeros(3, 30, 20, dtype=torch.uint8)]
+    batch = bench_gpu.gpu_augment(images, 16, g)
+    assert batch.shape == (2, 3, 16, 16) and batch.dtype == torch.float32
+    assert batch[0, 0].abs().max() < 0.02  # 124 is about the red mean
+
+
+@pytest.mark.slow
+def test_r101_c4_row_on_cpu():
+    row = bench_gpu.r101_c4_amp_row(BenchOptions(batch=1, size=64, repetitions=1, warmup=0), roi_batch=8)
+    assert row.ours > 0 and row.peer is None and "0.619" in row.peer_name
+
+
+def test_tool_prints_the_table_and_writes_json(tmp_path, capsys):
+    tools = os.path.join(os.path.dirname(__file__), "..", "..", "tools")
+    sys.path.insert(0, tools)
+    try:
+        import benchmark as tool
+    finally:
+        sys.path.remove(tools)
+    out = tmp_path / "rows.json"
+    tool.main(["--rows", "classifier", "coco", "--models", "resnet18", "--device", "cpu", "--batch", "2",
+               "--size", "32", "--repetitions", "1", "--warmup", "0", "--coco-images", "6",
+               "--coco-dets", "3", "--coco-repetitions", "1", "--output", str(out)])
+    printed = capsys.readouterr().out
+    table = [line for line in printed.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 3  # header, rule, resnet18 + two COCO rows
+    data = json.loads(out.read_text())
+    assert [r["row"] for r in data["rows"]] == ["resnet18 train step", "COCO eval, tools/evaluate.py path",
+                                                "COCO eval, metric only"]
+    assert data["args"]["rows"] == ["classifier", "coco"]
