@@ -3,7 +3,7 @@
 
     python tools/benchmark.py --rows classifier detector loaders coco --device cpu --threads 1
     python tools/benchmark.py --rows c4 ...        # needs detectron2 (skipped with a note otherwise)
-    python tools/benchmark.py --rows gpu --device cuda --amp bf16 --channels-last --compile --batch 256
+    python tools/benchmark.py --rows gpu_resnet50 --device cuda --amp bf16 --channels-last --compile --batch 256
 
 Every row: our time, the peer's time measured in the same process on the same inputs
 (interleaved, median of --repetitions after --warmup calls; CUDA synchronised before the clock
@@ -11,7 +11,9 @@ is read) and the ratio ours / peer (below 1: we are faster). Rows (docs/benchmar
 classifier (training step vs torchvision's same network), detector (R50-FPN training iteration
 and inference vs torchvision's Faster R-CNN), c4 (R50-C4 / R101-C4 vs detectron2), loaders
 (classification and detection loaders, one worker, vs torchvision's reading), coco (COCO
-evaluation vs pycocotools), gpu (ResNet-50 at scale, the JPEG pipeline, R101-C4 with AMP).
+evaluation vs pycocotools), gpu_resnet50 (ResNet-50 at scale with TFLOP/s), gpu_pipeline (JPEG
+files decoded on the device vs the model-only step), gpu_r101_c4 (R101-C4 with AMP, peak memory);
+tools/gpu_check.sh runs the GPU set.
 Prints a Markdown table; --output writes the rows as JSON.
 """
 import argparse

@@ -8,7 +8,7 @@ from .benchmark import BenchOptions, BenchRow, classifier_rows
 
 __all__ = ["ROWS", "run_rows"]
 
-ROWS = ("classifier", "detector", "c4", "loaders", "coco", "gpu")
+ROWS = ("classifier", "detector", "c4", "loaders", "coco", "gpu_resnet50", "gpu_pipeline", "gpu_r101_c4")
 
 
 def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work_dir: str,
@@ -41,7 +41,7 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
         out += classifier_rows(
             models, opts, peer=lambda n: getattr(torchvision.models, n)(),
             ours=lambda n: create_model(n, **({} if "vgg" in n else {"stride_in_1x1": False})))
-    if "detector" in rows or "gpu" in rows:
+    if "detector" in rows:
         from .bench_detection import fpn_rows
 
         out += fpn_rows(det, roi_batch=roi_batch)
@@ -57,14 +57,22 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
     if "coco" in rows:
         from .bench_coco import coco_rows
 
-        out += coco_rows(os.path.join(work_dir, "coco"), BenchOptions(repetitions=coco_repetitions, warmup=1),
+        # No warm-up: an evaluation has nothing to tune, and one call takes seconds to minutes.
+        out += coco_rows(os.path.join(work_dir, "coco"), BenchOptions(repetitions=coco_repetitions, warmup=0),
                          num_images=coco_images, dets_per_image=coco_dets)
-    if "gpu" in rows:
-        from . import bench_data, bench_gpu
+    if "gpu_resnet50" in rows:
+        from .bench_gpu import resnet50_rows
 
-        out += bench_gpu.resnet50_rows(opts)
-        train = bench_data.write_jpeg_folder(os.path.join(work_dir, "imagenet"), num_classes=8,
-                                             per_class=max(1, gpu_images // 8))
-        out.append(bench_gpu.jpeg_pipeline_row(train, opts, workers=gpu_workers))
-        out.append(bench_gpu.r101_c4_amp_row(det, roi_batch=roi_batch))
+        out += resnet50_rows(opts)
+    if "gpu_pipeline" in rows:
+        from .bench_data import write_jpeg_folder
+        from .bench_gpu import jpeg_pipeline_row
+
+        train = write_jpeg_folder(os.path.join(work_dir, "imagenet"), num_classes=8,
+                                  per_class=max(1, gpu_images // 8))
+        out.append(jpeg_pipeline_row(train, opts, workers=gpu_workers))
+    if "gpu_r101_c4" in rows:
+        from .bench_gpu import r101_c4_amp_row
+
+        out.append(r101_c4_amp_row(det, roi_batch=roi_batch))
     return out
