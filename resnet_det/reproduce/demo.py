@@ -34,7 +34,8 @@ DEMO = Comparison(
     ),
     note="The demo's small networks, images and schedules make its numbers incomparable to the "
          "paper's; it runs the paper's chain (pretraining, conversion, fine-tuning, evaluation) "
-         "on generated data.",
+         "on generated data. Its data sets (shapes_crops_*) and VGG-style net (vgg16_quarter) are "
+         "registered by importing resnet_det.reproduce, which the commands below need first.",
 )
 
 # --demo --fast: a few iterations per stage (detection on tiny images; the 32 px crops are
