@@ -29,26 +29,44 @@ def test_mode_follows_the_terminal_and_the_environment(monkeypatch):
         resolve_mode("auto")
 
 
-def test_log_mode_writes_detectron2_style_lines_every_interval(monkeypatch, caplog):
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def _logger(name):
+    """A logger of its own, whatever other tests did to the package's loggers."""
+    logger = logging.getLogger(f"test_progress.{name}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = _Records()
+    logger.handlers = [handler]
+    return logger, handler.lines
+
+
+def test_log_mode_writes_detectron2_style_lines_every_interval(monkeypatch):
     clock = [100.0]
     monkeypatch.setattr(progress_module.time, "perf_counter", lambda: clock[0])
-    caplog.set_level(logging.INFO, logger="resnet_det.utils.progress")
-    p = Progress(10, desc="Inference", unit="img", mode="log", interval=5.0)
+    logger, lines = _logger("interval")
+    p = Progress(10, desc="Inference", unit="img", mode="log", interval=5.0, logger=logger)
     for _ in range(10):
         clock[0] += 2.0  # 2 s per image: a line at the 3rd, 6th and 9th image
         p.update()
     p.close()
-    lines = [r.getMessage() for r in caplog.records]
     assert lines == ["Inference done 3/10. 2.0000 s / img. ETA=0:00:14",
                      "Inference done 6/10. 2.0000 s / img. ETA=0:00:08",
                      "Inference done 9/10. 2.0000 s / img. ETA=0:00:02"]
     assert not any("\r" in line for line in lines)
 
 
-def test_off_and_disabled_show_nothing(caplog, capsys):
-    caplog.set_level(logging.INFO)
-    assert list(track(range(3), mode="off", interval=0.0)) == [0, 1, 2]
-    assert list(track(range(3), mode="log", interval=0.0, enabled=False)) == [0, 1, 2]
-    assert not caplog.records and capsys.readouterr().err == ""
-    assert list(track(range(2), mode="log", interval=0.0, desc="X")) == [0, 1]
-    assert [r.getMessage().split(".")[0] for r in caplog.records] == ["X done 1/2", "X done 2/2"]
+def test_off_and_disabled_show_nothing(capsys):
+    logger, lines = _logger("off")
+    assert list(track(range(3), mode="off", interval=0.0, logger=logger)) == [0, 1, 2]
+    assert list(track(range(3), mode="log", interval=0.0, enabled=False, logger=logger)) == [0, 1, 2]
+    assert not lines and capsys.readouterr().err == ""
+    assert list(track(range(2), mode="log", interval=0.0, desc="X", logger=logger)) == [0, 1]
+    assert [line.split(".")[0] for line in lines] == ["X done 1/2", "X done 2/2"]
