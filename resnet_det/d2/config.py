@@ -51,6 +51,10 @@ RESTRICTED_KEYS: Dict[str, Tuple] = {
     "DATALOADER.ON_BAD_IMAGE": ("stop",),
     # detectron2's trainer has no channels_last switch.
     "SOLVER.CHANNELS_LAST": (False,),
+    # detectron2's DefaultTrainer keeps every periodic checkpoint (no max_to_keep), i.e. 0.
+    "SOLVER.CHECKPOINT_KEEP_LAST": (0,),
+    # detectron2's trainer raises FloatingPointError at the first non-finite loss, i.e. 0.
+    "SOLVER.SKIP_NONFINITE_ITERS": (0,),
 }
 _CLASSIFICATION = "classification pretraining only (tools/pretrain_net.py, built-in engine)"
 _PLATEAU = ("read only by SOLVER.LR_SCHEDULER_NAME 'ReduceLROnPlateau', which the detectron2 "
