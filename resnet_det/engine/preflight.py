@@ -138,8 +138,9 @@ def check_weights_file(path: str, key: str = "MODEL.WEIGHTS") -> None:
     if not os.path.exists(path):
         raise MissingFileError(
             f"config {key}={path!r}: no such file (working directory {os.getcwd()}). Fix the "
-            f"path, download the weights (README.md, 'Pretrained weights'), or set {key} \"\" to "
-            "train from scratch")
+            f"path, get the weights (README.md, 'The detection configs': MSRA's R-50.pkl / "
+            f"R-101.pkl, torchvision's files, or your own pretraining run), or set {key} \"\" "
+            "to train from scratch")
     if not os.path.isfile(path):
         raise WeightsError(f"config {key}={path!r} is a folder, not a weights file; name the "
                            ".pkl / .pth file in it")
@@ -182,9 +183,9 @@ def check_output_dir(output_dir: str, *, needed_bytes: int = 0, num_checkpoints:
         return
     try:
         os.makedirs(output_dir, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=output_dir)
-        os.close(fd)
-        os.remove(probe)
+        # An anonymous file (gone when closed): a probe, not a write that must land atomically.
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
     except OSError as e:
         raise ConfigError(f"config {key}={output_dir!r}: cannot write there ({e.strerror or e}); "
                           f"set {key} to a writable folder") from None
