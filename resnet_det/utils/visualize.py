@@ -10,6 +10,7 @@ want pixels rather than a figure. Every file is written atomically (utils.file_i
 """
 import io
 import os
+import textwrap
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -155,14 +156,34 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
         raise ValueError(f"plot_detections: no image to draw into {output!r}")
     ncols = max(1, min(int(ncols), len(panels)))
     nrows = (len(panels) + ncols - 1) // ncols
-    header = 0.9  # inches for the title and the legend
-    fig = plt.figure(figsize=(ncols * panel_inches, nrows * (panel_inches + 0.25) + header), dpi=_DPI)
+    # The legend lists the classes drawn (a COCO model's 80 would bury the pictures) and the
+    # ground truth when there is some, in as many rows as the width needs.
+    drawn, has_gt = set(), False
+    for panel in panels:
+        labels, scores = _as_array(panel.labels).astype(int), _as_array(panel.scores)
+        drawn.update(int(c) for c in labels[scores >= score_thresh])
+        has_gt = has_gt or len(_as_array(panel.gt_boxes, (4,))) > 0
+    bad = sorted(c for c in drawn if not 0 <= c < len(class_names))
+    if bad:
+        raise ValueError(f"plot_detections: labels {bad[:5]} outside class_names ({len(class_names)} classes)")
+    drawn = sorted(drawn)
+    entries = len(drawn) + has_gt
+    legend_cols = max(1, min(entries, int(ncols * panel_inches / 1.8)))
+    legend_rows = -(-entries // legend_cols)
+    width = ncols * panel_inches
+    # About 12 characters of 10-pt text per inch: wrap the title to the picture's width.
+    lines = [f"predictions scoring >= {score_thresh:.2f} (tag: class and score)"]
+    lines = ([title] if title else []) + lines
+    title_text = "\n".join(textwrap.fill(line, max(20, int(width * 12))) for line in lines)
+    title_h = 0.1 + 0.19 * (title_text.count("\n") + 1)  # inches, from the top: title, legend,
+    legend_h = 0.25 * legend_rows if entries else 0.0  # then the first row's captions
+    header = title_h + legend_h + 0.22
+    fig = plt.figure(figsize=(width, nrows * (panel_inches + 0.25) + header), dpi=_DPI)
     fig_h = fig.get_figheight()
     font = FontProperties(size=_TAG_FONT)
     renderer = fig.canvas.get_renderer()
     pad_px = 2.0  # tag padding around the text, display pixels
     halo = [patheffects.withStroke(linewidth=3.5, foreground="black")]
-    used_classes = set()
     for k, panel in enumerate(panels):
         row, col = divmod(k, ncols)
         # Fixed axes boxes (no tight_layout): tag sizes are measured in these axes' scale.
@@ -189,9 +210,6 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
                                  _as_array(panel.scores))
         keep = np.nonzero(scores >= score_thresh)[0]
         keep = keep[np.argsort(-scores[keep], kind="stable")]
-        bad = [int(labels[i]) for i in keep if not 0 <= labels[i] < len(class_names)]
-        if bad:
-            raise ValueError(f"plot_detections: labels {bad[:5]} outside class_names ({len(class_names)} classes)")
         ax.apply_aspect()
         bbox = ax.get_window_extent(renderer)
         per_px = max(w / bbox.width, h / bbox.height)  # image pixels per display pixel
@@ -204,7 +222,6 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
         corners = place_labels([tuple(boxes[i]) for i in keep], sizes, w, h)
         for i, text, (tx, ty), (tw, th) in zip(keep, texts, corners, sizes):
             colour = class_color(labels[i])
-            used_classes.add(int(labels[i]))
             x0, y0, x1, y1 = boxes[i]
             rect = Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=2.0)
             rect.set_path_effects(halo)
@@ -216,16 +233,17 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
                     ha="left", color=_text_colour(colour), zorder=5)
     handles = [Line2D([], [], color=class_color(c), linewidth=2.5,
                       path_effects=[patheffects.withStroke(linewidth=4, foreground="black")])
-               for c in range(len(class_names))]
-    names = [f"{n} (prediction)" for n in class_names]
-    handles.append((Line2D([], [], color="black", linewidth=2.6),
-                    Line2D([], [], color="white", linewidth=1.4, linestyle=(0, (3, 2)))))
-    names.append("ground truth")
-    fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.42 / fig_h),
-               ncol=len(names), fontsize=9, frameon=False, handlelength=2.5,
-               handler_map={tuple: HandlerTuple(ndivide=1, pad=0)})
-    line = f"predictions with score >= {score_thresh:.2f}: class and score in a tag of the class colour"
-    fig.suptitle(f"{title}\n{line}" if title else line, y=1 - 0.05 / fig_h, va="top", fontsize=10)
+               for c in drawn]
+    names = [f"{class_names[c]} (prediction)" for c in drawn]
+    if has_gt:
+        handles.append((Line2D([], [], color="black", linewidth=2.6),
+                        Line2D([], [], color="white", linewidth=1.4, linestyle=(0, (3, 2)))))
+        names.append("ground truth")
+    if handles:
+        fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 1 - title_h / fig_h),
+                   ncol=legend_cols, fontsize=9, frameon=False, handlelength=2.5,
+                   handler_map={tuple: HandlerTuple(ndivide=1, pad=0)})
+    fig.suptitle(title_text, y=1 - 0.05 / fig_h, va="top", fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI)
     plt.close(fig)

@@ -17,7 +17,6 @@ and the config's header together.
 import hashlib
 import json
 import os
-import re
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))

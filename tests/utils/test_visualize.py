@@ -85,6 +85,16 @@ def test_grid_and_bad_input(tmp_path):
     assert not (tmp_path / "bad.png").exists()
 
 
+def test_legend_lists_the_drawn_classes_only(tmp_path):
+    # A COCO model's 80 classes must not bury one image under an 80-entry legend.
+    panel = DetectionPanel(np.zeros((100, 100, 3), np.uint8), [[10, 10, 50, 50]], [5], [0.9])
+    few = plot_detections([panel], str(tmp_path / "few.png"), class_names=[f"c{i}" for i in range(6)], ncols=1)
+    many = plot_detections([panel], str(tmp_path / "many.png"), class_names=[f"class {i}" for i in range(80)],
+                           ncols=1)
+    with Image.open(few) as a, Image.open(many) as b:
+        assert a.size == b.size
+
+
 def test_draw_detections_keeps_the_image_size():
     image = torch.zeros(3, 40, 60, dtype=torch.uint8)
     out = draw_detections(image, torch.tensor([[5.0, 5.0, 30.0, 30.0]]), torch.tensor([1]),
