@@ -4,9 +4,18 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from torch import nn
 
+from ..utils.errors import UserError
 from .cifar import CifarResNet
 from .resnet import RESNET_DEPTHS, build_resnet
 from .vgg import VGG, VGG_DEPTHS
+
+
+class UnknownModelError(UserError, ValueError):
+    """create_model got a name that list_models() does not have (a user's input)."""
+
+
+class ModelArgumentError(UserError, ValueError):
+    """create_model got an override its model does not take (a user's input)."""
 
 __all__ = ["MODEL_SPECS", "create_model", "list_models"]
 
@@ -73,7 +82,7 @@ def create_model(name: str, **overrides) -> nn.Module:
     if name not in MODEL_SPECS:
         close = difflib.get_close_matches(str(name), list(MODEL_SPECS), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(
+        raise UnknownModelError(
             f"resnet_det: unknown model name={name!r}{hint} (resnet_det.list_models() lists all "
             f"{len(MODEL_SPECS)} names)"
         )
@@ -83,7 +92,7 @@ def create_model(name: str, **overrides) -> nn.Module:
             why = ("the name fixes it" if key in ("depth", "residual", "preact", "bottleneck")
                    else "plain nets have no shortcuts" if key == "shortcut"
                    else "it does not apply to this model")
-            raise ValueError(
+            raise ModelArgumentError(
                 f"resnet_det: create_model({name!r}) does not take override {key}=...; {why}. "
                 f"Overrides for {name}: {', '.join(allowed)}"
             )
