@@ -79,7 +79,6 @@ class TrainerBase:
 
     def train(self, start_iter: int, max_iter: int) -> None:
         """Run iterations ``start_iter .. max_iter - 1``."""
-        logger.info("Starting training from iteration %d", start_iter)
         self.iter = self.start_iter = start_iter
         self.max_iter = max_iter
         with EventStorage(start_iter) as self.storage:
@@ -87,6 +86,7 @@ class TrainerBase:
                 # Handlers only until the last iteration: during the final evaluation a signal
                 # acts as usual (the final checkpoint is written by then).
                 with StopRequest(self.stop_signals) as stop:
+                    logger.info("Starting training from iteration %d", start_iter)
                     self.before_train()
                     for self.iter in range(start_iter, max_iter):
                         self.before_step()
