@@ -301,12 +301,24 @@ class Checkpointer:
         return data
 
     def resume_or_load(self, path: str, *, resume: bool = True) -> int:
-        """With ``resume`` and a last_checkpoint in save_dir: restore everything from it and
-        return the iteration to start from (saved iteration + 1). Otherwise load initial
-        weights from ``path`` (MODEL.WEIGHTS; "" = none) with ``weights_loader`` and return 0.
+        """With ``resume`` and a last_checkpoint in save_dir: restore everything from it (or,
+        if it is damaged, from the newest intact older one) and return the iteration to start
+        from (saved iteration + 1). Otherwise load initial weights from ``path``
+        (MODEL.WEIGHTS; "" = none) with ``weights_loader`` and return 0. A collective call
+        with several processes: every rank must resume from the same checkpoint.
         """
+        ckpt = None
         if resume and self.has_checkpoint():
             ckpt, data = self._newest_intact(self._named_checkpoint())
+        if comm.get_world_size() > 1:
+            # Every rank decides from its own view of save_dir; resuming from different
+            # states would train on silently (a collective: every rank calls resume_or_load).
+            chosen = comm.all_gather(os.path.basename(ckpt) if ckpt else None)
+            if len(set(chosen)) > 1:
+                raise WeightsError(f"The ranks would resume from different checkpoints: "
+                                   f"{dict(enumerate(chosen))}; give every rank the same "
+                                   "OUTPUT_DIR (a folder all machines share)")
+        if ckpt is not None:
             extra = self._restore(ckpt, data)
             return int(extra["iteration"]) + 1
         if resume:

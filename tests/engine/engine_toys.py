@@ -220,6 +220,13 @@ def ddp_fault_worker(output_dir: str, max_iter: int, batch_size: int, resume: bo
     torch.save(state, os.path.join(output_dir, f"rank{comm.get_rank()}.pt"))
 
 
+def resume_from_own_folder(folders):
+    """Rank r resumes a LinearMSE from folders[r] (a collective: the ranks compare choices)."""
+    from resnet_det.checkpoint import Checkpointer
+
+    Checkpointer(LinearMSE(), folders[comm.get_rank()]).resume_or_load("", resume=True)
+
+
 if __name__ == "__main__":
     # The pre-emption tests run this file as a process and signal it.
     import argparse

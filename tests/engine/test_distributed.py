@@ -105,3 +105,13 @@ def test_dist_timeout_from_the_environment(monkeypatch):
         dist_timeout()
     monkeypatch.delenv("RESNET_DET_DIST_TIMEOUT")
     assert dist_timeout() == datetime.timedelta(minutes=30)
+
+
+@pytest.mark.timeout(300)
+def test_ranks_that_would_resume_from_different_checkpoints_stop(tmp_path):
+    from resnet_det.checkpoint import Checkpointer
+
+    own = [tmp_path / "rank0", tmp_path / "rank1"]
+    Checkpointer(toys.LinearMSE(), str(own[0])).save("model_0000003", iteration=3)
+    with pytest.raises(RankFailedError, match="would resume from different checkpoints.*model_0000003.pth"):
+        launch(toys.resume_from_own_folder, 2, args=([str(p) for p in own],), backend="gloo", device="cpu")
