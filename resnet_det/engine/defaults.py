@@ -23,7 +23,7 @@ from ..checkpoint.detector import resolve_weights_contract
 from .events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from .preflight import (check_dataset_files, check_datasets_registered, check_num_classes,
                         check_output_dir, check_weights_file, estimate_checkpoint_bytes, may_resume)
-from .signals import STOP_SIGNALS, TrainingPreempted, ignore_stop_signals_in_workers
+from .signals import STOP_SIGNALS, TrainingPreempted
 from .train_loop import SimpleTrainer, TrainerBase
 
 __all__ = ["default_argument_parser", "default_setup", "DefaultTrainer", "auto_scale_workers"]
@@ -353,9 +353,7 @@ class DefaultTrainer(TrainerBase):
 
     def train(self) -> Optional[Mapping]:
         """Train from ``start_iter`` to SOLVER.MAX_ITER; returns the last evaluation results."""
-        loader = self._make_loader(self.start_iter)
-        ignore_stop_signals_in_workers(loader, self.stop_signals)
-        self._trainer.reset_data_loader(loader)
+        self._trainer.reset_data_loader(self._make_loader(self.start_iter))
         super().train(self.start_iter, self.max_iter)
         return self._last_eval_results
 

@@ -20,18 +20,21 @@ import logging
 import os
 import signal
 import threading
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..utils import dist as comm
 
-__all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "TrainingPreempted", "StopRequest",
-           "ignore_stop_signals_in_workers", "signal_name"]
+__all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "TrainingPreempted", "StopRequest", "signal_name"]
 
 logger = logging.getLogger(__name__)
 
 # Exit status of a process that stopped on SIGTERM / SIGINT after writing its checkpoint.
 EXIT_PREEMPTED = 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+# The signals of the StopRequest now active in this process (read by children after a fork).
+_ACTIVE_SIGNALS: Tuple[int, ...] = ()
+_AT_FORK_REGISTERED = False
 
 
 def signal_name(signum: int) -> str:
@@ -74,7 +77,9 @@ class StopRequest:
 
     Handlers are installed only in the main thread (Python delivers signals there); with no
     signals, or outside the main thread, nothing is installed and only :meth:`request` can
-    ask for a stop. The previous handlers are restored on exit.
+    ask for a stop. The previous handlers are restored on exit. Children forked meanwhile
+    (DataLoader workers, the Linux default start method) leave a SIGTERM from anyone but
+    their parent to the main process (:func:`_after_fork_in_child`).
 
     Args:
         signals: the signals to catch (default SIGTERM and SIGINT); empty = none.
@@ -84,6 +89,7 @@ class StopRequest:
         self.signals = tuple(signals)
         self.received: Optional[int] = None   # first signal number received in this process
         self._previous: Dict[int, Any] = {}
+        self._outer_active: Optional[Tuple[int, ...]] = None
 
     def _handle(self, signum: int, frame) -> None:
         # Only record: logging or saving here could interrupt the very code it would need.
@@ -95,18 +101,28 @@ class StopRequest:
         self._handle(signum, None)
 
     def __enter__(self) -> "StopRequest":
+        global _ACTIVE_SIGNALS, _AT_FORK_REGISTERED
         if self.signals and threading.current_thread() is threading.main_thread():
             for s in self.signals:
                 self._previous[s] = signal.signal(s, self._handle)
+            if hasattr(os, "register_at_fork") and hasattr(signal, "sigwaitinfo"):
+                if not _AT_FORK_REGISTERED:
+                    os.register_at_fork(after_in_child=_after_fork_in_child)
+                    _AT_FORK_REGISTERED = True
+                self._outer_active = _ACTIVE_SIGNALS
+                _ACTIVE_SIGNALS = self.signals
         elif self.signals:
             logger.debug("Not in the main thread: %s will not stop training gracefully",
                          [signal_name(s) for s in self.signals])
         return self
 
     def __exit__(self, *exc) -> None:
+        global _ACTIVE_SIGNALS
         for s, previous in self._previous.items():
             signal.signal(s, previous if previous is not None else signal.SIG_DFL)
         self._previous.clear()
+        if self._outer_active is not None:
+            _ACTIVE_SIGNALS, self._outer_active = self._outer_active, None
 
     def agreed(self) -> bool:
         """True when any rank received a stop signal. A collective call with several
@@ -122,53 +138,25 @@ class StopRequest:
 
 
 def _exit_on_parent_sigterm(parent: int) -> None:
-    """In a loader worker, with SIGTERM blocked: a SIGTERM from the parent (the loader shutting
-    its workers down, or multiprocessing at exit) ends the worker, as torch's own handler
-    does; one from anyone else (a scheduler signalling every process of the job) is dropped:
-    the main process finishes its iteration and then stops the workers itself."""
+    """In a forked child, with SIGTERM blocked: a SIGTERM from the parent (a DataLoader
+    shutting its workers down, multiprocessing at exit) ends the child, as torch's own worker
+    handler does; one from anyone else (a scheduler signalling every process of the job) is
+    dropped: the main process finishes its iteration and then stops its workers itself."""
     while True:
         info = signal.sigwaitinfo({signal.SIGTERM})
         if info.si_pid == parent or os.getppid() != parent:
             os._exit(0)
 
 
-class _StopSignalsIgnored:
-    """A DataLoader ``worker_init_fn`` that leaves the stop signals to the main process, then
-    runs the loader's own one. Picklable (a module-level class) for spawned workers."""
-
-    def __init__(self, inner: Optional[Callable[[int], Any]], signals: Sequence[int]) -> None:
-        self.inner = inner
-        self.signals = tuple(signals)
-
-    def __call__(self, worker_id: int) -> None:
-        for s in self.signals:
-            if s == signal.SIGTERM and hasattr(signal, "sigwaitinfo"):
-                # Not SIG_IGN: the parent must still be able to end the worker with SIGTERM.
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-                threading.Thread(target=_exit_on_parent_sigterm, args=(os.getppid(),),
-                                 name="sigterm-from-parent", daemon=True).start()
-            elif s != signal.SIGTERM:
-                signal.signal(s, signal.SIG_IGN)
-        if self.inner is not None:
-            self.inner(worker_id)
-
-
-def ignore_stop_signals_in_workers(loader: Iterable, signals: Sequence[int] = STOP_SIGNALS) -> None:
-    """Make the worker processes of ``loader`` ignore ``signals``.
-
-    SLURM signals every process of a job and Ctrl-C reaches the whole process group: a
-    DataLoader worker dies of SIGTERM (torch's worker handler) or quits on SIGINT, and the
-    main process then fails on the lost worker before it can finish its iteration. The main
-    process stops the workers itself when it ends. ``loader`` may wrap the torch DataLoader
-    in ``.loader`` attributes (e.g. a SkipCountingLoader); anything else is left alone.
-    """
-    from torch.utils.data import DataLoader
-
-    seen = 0
-    while loader is not None and not isinstance(loader, DataLoader) and seen < 8:
-        loader = getattr(loader, "loader", None)
-        seen += 1
-    if not isinstance(loader, DataLoader) or loader.num_workers == 0 or not signals:
-        return
-    if not isinstance(loader.worker_init_fn, _StopSignalsIgnored):
-        loader.worker_init_fn = _StopSignalsIgnored(loader.worker_init_fn, signals)
+def _after_fork_in_child() -> None:
+    """os.register_at_fork hook: a child forked while the training loop runs (a DataLoader
+    worker of the training or of a periodic evaluation) leaves a SIGTERM sent to the whole
+    job to the main process. Without this, torch's worker handler dies of it, and the main
+    process fails on the lost worker instead of finishing its iteration. SIGINT needs
+    nothing: the child inherited the recording handler, so Ctrl-C does not stop it either."""
+    if signal.SIGTERM in _ACTIVE_SIGNALS:
+        # Blocked from the first instant (torch installs its handler later; a blocked signal
+        # never reaches it) and waited for by a thread that tells who sent it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        threading.Thread(target=_exit_on_parent_sigterm, args=(os.getppid(),),
+                         name="sigterm-from-parent", daemon=True).start()

@@ -52,6 +52,36 @@ def test_stop_request_records_the_first_signal_and_restores_the_handlers():
         assert none.agreed() and none.describe() == "SIGTERM"
 
 
+def _fork_sleeper():
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(3)
+        os._exit(7)
+    return pid
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork") or not hasattr(signal, "sigwaitinfo"),
+                    reason="POSIX fork hooks")
+def test_children_forked_while_training_leave_a_foreign_sigterm_to_the_main_process():
+    # What a DataLoader worker (training or periodic evaluation) does when SLURM signals the
+    # whole job: it keeps working, so that the main process can finish its iteration.
+    with StopRequest():
+        child = _fork_sleeper()
+    time.sleep(0.5)                                      # its hook has run by now
+    subprocess.run(["kill", "-TERM", str(child)], check=True)   # sent by another process
+    time.sleep(0.5)
+    assert os.waitpid(child, os.WNOHANG) == (0, 0)       # still running
+    os.kill(child, signal.SIGTERM)                       # from its parent: it ends at once
+    _, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    # Control: forked outside the training loop, the same foreign SIGTERM kills it.
+    other = _fork_sleeper()
+    time.sleep(0.5)
+    subprocess.run(["kill", "-TERM", str(other)], check=True)
+    _, status = os.waitpid(other, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
 @pytest.mark.parametrize("signum,stop_at", [(signal.SIGTERM, 4), (signal.SIGINT, 6)])
 def test_signal_stops_after_the_iteration_with_its_checkpoint_and_resume_is_exact(tmp_path, signum, stop_at):
     ref = _final(toys.run_noisy(str(tmp_path / "ref"), N, period=3).cfg.OUTPUT_DIR)
