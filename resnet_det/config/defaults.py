@@ -155,6 +155,28 @@ DEFAULTS.MODEL.ROI_BOX_HEAD.FC_DIM = 1024
 # Weights of the box regression targets (dx, dy, dw, dh).
 DEFAULTS.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS = [10.0, 10.0, 5.0, 5.0]
 
+# Mask R-CNN (He et al., 2017): a mask head beside the box head (detectron2's keys).
+# Predict instance masks as well as boxes.
+DEFAULTS.MODEL.MASK_ON = False
+
+DEFAULTS.MODEL.ROI_MASK_HEAD = _FvCfgNode()
+# Mask head: "MaskRCNNConvUpsampleHead" (NUM_CONV 3x3 convs, a 2x deconv, a 1x1 predictor).
+DEFAULTS.MODEL.ROI_MASK_HEAD.NAME = "MaskRCNNConvUpsampleHead"
+# Pooling of the mask RoIs (StandardROIHeads; Res5ROIHeads pools like its box head, then res5).
+DEFAULTS.MODEL.ROI_MASK_HEAD.POOLER_TYPE = "ROIAlignV2"
+# Output size of that pooling (14: the predicted masks are twice that, 28x28).
+DEFAULTS.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14
+# Sampling ratio of RoIAlign (0 = adaptive).
+DEFAULTS.MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO = 0
+# Number of 3x3 convs before the deconv (0 for C4, whose mask head follows res5; 4 for FPN).
+DEFAULTS.MODEL.ROI_MASK_HEAD.NUM_CONV = 0
+# Channels of those convs and of the deconv.
+DEFAULTS.MODEL.ROI_MASK_HEAD.CONV_DIM = 256
+# Normalization of those convs: "" (none), "BN", "SyncBN", "GN", "FrozenBN".
+DEFAULTS.MODEL.ROI_MASK_HEAD.NORM = ""
+# One class-agnostic mask instead of one per class.
+DEFAULTS.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK = False
+
 DEFAULTS.MODEL.CLASSIFIER = _FvCfgNode()
 # Network for ImageClassifier: a resnet_det.list_models() name ("resnet50", "resnet20_cifar").
 # MODEL.RESNETS.SHORTCUT / NORM / STRIDE_IN_1X1 / ZERO_INIT_RESIDUAL apply to it too.
