@@ -9,6 +9,8 @@ image, half near an object. Two rows:
   with the default backend (faster-coco-eval) against the same path with pycocotools.
 - "COCO eval, metric only": ``run_coco_eval`` against pycocotools' own COCO / loadRes /
   COCOeval on the same objects (the matching, accumulation and summary alone).
+- "COCO segm eval, metric only" (row "coco_segm"): mask AP, ``run_coco_eval(iou_type="segm")``
+  against pycocotools on polygons (ground truth) and RLE masks (results) drawn the same way.
 
 The AP of both sides is recorded with the row (``extra``): equal, as
 tests/evaluation/test_fast_coco.py requires.
@@ -26,7 +28,7 @@ import numpy as np
 
 from .benchmark import BenchOptions, BenchRow, compare
 
-__all__ = ["make_coco_problem", "coco_rows"]
+__all__ = ["make_coco_problem", "make_segm_problem", "coco_rows", "coco_segm_rows"]
 
 COCO_CATEGORY_IDS = [i for i in range(1, 91) if i not in
                      (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]  # COCO's 80 ids
@@ -70,6 +72,59 @@ def make_coco_problem(folder: str, *, num_images: int, dets_per_image: int,
     return gt_path, res_path
 
 
+def _polygon(rng, x: float, y: float, w: float, h: float, vertices: int = 8) -> np.ndarray:
+    """A star-shaped polygon inside the box (x, y, w, h), flat [x0, y0, x1, y1, ...]."""
+    angles = np.sort(rng.uniform(0, 2 * np.pi, vertices))
+    radii = rng.uniform(0.6, 1.0, vertices)
+    px = x + w / 2 * (1 + radii * np.cos(angles))
+    py = y + h / 2 * (1 + radii * np.sin(angles))
+    return np.round(np.stack([px, py], axis=1).ravel(), 2)
+
+
+def make_segm_problem(folder: str, *, num_images: int, dets_per_image: int,
+                      seed: int = 0) -> Tuple[str, str]:
+    """The mask version of :func:`make_coco_problem`: ground-truth polygons (``gt_segm.json``)
+    and results as compressed RLE (``results_segm.json``), half of them a jittered copy of an
+    object's polygon."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    width, height = 640, 480
+    images, anns, results = [], [], []
+    for image_id in range(1, num_images + 1):
+        images.append({"id": image_id, "width": width, "height": height, "file_name": f"{image_id:012d}.jpg"})
+        polygons = []
+        for _ in range(int(rng.integers(0, 15))):
+            w, h = rng.uniform(8, 300, 2)
+            x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
+            poly = _polygon(rng, x, y, w, h)
+            area = float(mask_utils.area(mask_utils.frPyObjects([poly.tolist()], height, width)).sum())
+            cat = int(rng.choice(COCO_CATEGORY_IDS))
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "segmentation": [poly.tolist()],
+                         "bbox": [x, y, w, h], "area": area, "category_id": cat,
+                         "iscrowd": int(rng.random() < 0.05)})
+            polygons.append((poly, cat))
+        for _ in range(dets_per_image):
+            if polygons and rng.random() < 0.5:
+                poly, cat = polygons[int(rng.integers(len(polygons)))]
+                poly = np.round(poly + rng.normal(0, 4, poly.shape), 2)
+            else:
+                w, h = rng.uniform(8, 300, 2)
+                poly = _polygon(rng, rng.uniform(0, width - w), rng.uniform(0, height - h), w, h)
+                cat = int(rng.choice(COCO_CATEGORY_IDS))
+            rle = mask_utils.frPyObjects([poly.tolist()], height, width)[0]
+            results.append({"image_id": image_id, "category_id": cat, "score": round(float(rng.random()), 4),
+                            "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
+    categories = [{"id": c, "name": f"class{c}"} for c in COCO_CATEGORY_IDS]
+    os.makedirs(folder, exist_ok=True)
+    gt_path, res_path = os.path.join(folder, "gt_segm.json"), os.path.join(folder, "results_segm.json")
+    with open(gt_path, "w") as f:
+        json.dump({"images": images, "annotations": anns, "categories": categories}, f)
+    with open(res_path, "w") as f:
+        json.dump(results, f)
+    return gt_path, res_path
+
+
 def _tool_path(dataset_name: str, results_file: str, backend: str) -> Dict[str, float]:
     """tools/evaluate.py's work (evaluate_results_file) with the given COCO backend."""
     from ..evaluation.coco_evaluation import COCOEvaluator
@@ -80,13 +135,13 @@ def _tool_path(dataset_name: str, results_file: str, backend: str) -> Dict[str, 
                          source=results_file)["bbox"]
 
 
-def _plain_pycocotools(gt_path: str, results: List[Dict[str, Any]]) -> float:
+def _plain_pycocotools(gt_path: str, results: List[Dict[str, Any]], iou_type: str = "bbox") -> float:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(gt_path)
-        ev = COCOeval(gt, gt.loadRes([dict(r) for r in results]), "bbox")
+        ev = COCOeval(gt, gt.loadRes([dict(r) for r in results]), iou_type)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -134,3 +189,29 @@ def coco_rows(folder: str, opts: BenchOptions, *, num_images: int = 2000,
                         opts=opts, unit="s", note=size + " (load gt, loadRes, evaluate, accumulate, summarize)"))
     rows[1].extra.update(ours_AP=100 * aps["metric"], peer_AP=100 * aps["plain"])
     return rows
+
+
+def coco_segm_rows(folder: str, opts: BenchOptions, *, num_images: int = 2000,
+                   dets_per_image: int = 100) -> List[BenchRow]:
+    """Mask AP ("segm"): ``run_coco_eval(iou_type="segm")`` against pycocotools' own COCO /
+    loadRes / COCOeval on a generated problem (:func:`make_segm_problem`)."""
+    from ..evaluation.coco_evaluation import load_coco_gt
+    from ..evaluation.fast_coco import run_coco_eval
+
+    gt_path, res_path = make_segm_problem(folder, num_images=num_images, dets_per_image=dets_per_image)
+    with open(res_path) as f:
+        results = json.load(f)
+    aps: Dict[str, float] = {}
+
+    def metric() -> None:
+        result = run_coco_eval(load_coco_gt(gt_path), results, iou_type="segm", backend="faster-coco-eval")
+        aps["ours"] = float(result.stats[0])
+
+    def plain() -> None:
+        aps["peer"] = _plain_pycocotools(gt_path, results, "segm")
+
+    row = compare("COCO segm eval, metric only", metric, plain, peer_name="pycocotools COCOeval (segm)",
+                  opts=opts, unit="s", note=f"{num_images} images x {dets_per_image} RLE masks "
+                                            "(load gt, loadRes, evaluate, accumulate, summarize)")
+    row.extra.update(ours_AP=100 * aps["ours"], peer_AP=100 * aps["peer"])
+    return [row]

@@ -8,7 +8,7 @@ from .benchmark import BenchOptions, BenchRow, classifier_rows
 
 __all__ = ["ROWS", "run_rows"]
 
-ROWS = ("classifier", "detector", "c4", "loaders", "coco", "gpu_resnet50", "gpu_pipeline", "gpu_r101_c4")
+ROWS = ("classifier", "detector", "c4", "loaders", "coco", "coco_segm", "gpu_resnet50", "gpu_pipeline", "gpu_r101_c4")
 
 
 def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work_dir: str,
@@ -60,6 +60,12 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
         # No warm-up: an evaluation has nothing to tune, and one call takes seconds to minutes.
         out += coco_rows(os.path.join(work_dir, "coco"), BenchOptions(repetitions=coco_repetitions, warmup=0),
                          num_images=coco_images, dets_per_image=coco_dets)
+    if "coco_segm" in rows:
+        from .bench_coco import coco_segm_rows
+
+        out += coco_segm_rows(os.path.join(work_dir, "coco_segm"),
+                              BenchOptions(repetitions=coco_repetitions, warmup=0),
+                              num_images=coco_images, dets_per_image=coco_dets)
     if "gpu_resnet50" in rows:
         from .bench_gpu import resnet50_rows
 

@@ -76,6 +76,24 @@ def test_coco_rows_same_ap_both_sides(tmp_path):
         assert r.extra["ours_AP"] == pytest.approx(r.extra["peer_AP"], abs=1e-4) and r.extra["ours_AP"] > 0
 
 
+def test_segm_problem_masks_match_their_objects(tmp_path):
+    gt_path, res_path = bench_coco.make_segm_problem(str(tmp_path), num_images=5, dets_per_image=4)
+    gt, results = json.loads(open(gt_path).read()), json.loads(open(res_path).read())
+    assert len(results) == 5 * 4
+    assert all(isinstance(r["segmentation"]["counts"], str) and "bbox" not in r for r in results)
+    for ann in gt["annotations"]:
+        x, y, w, h = ann["bbox"]
+        assert 0 < ann["area"] <= w * h + 1  # the polygon lies inside its box
+
+
+def test_coco_segm_row_same_ap_both_sides(tmp_path):
+    rows = bench_coco.coco_segm_rows(str(tmp_path), BenchOptions(repetitions=1, warmup=0),
+                                     num_images=12, dets_per_image=6)
+    _check(rows, ["COCO segm eval, metric only"])
+    assert rows[0].extra["ours_AP"] == pytest.approx(rows[0].extra["peer_AP"], abs=1e-4)
+    assert rows[0].extra["ours_AP"] > 0
+
+
 def test_gpu_rows_run_on_cpu(tmp_path):
     opts = BenchOptions(batch=2, size=32, repetitions=1, warmup=0)
     rows = bench_gpu.resnet50_rows(opts)
