@@ -39,12 +39,16 @@ class VGG(Backbone):
             vgg16_bn).
         in_channels: image channels.
         dropout: dropout probability after fc6 and fc7.
+        channels: output channels of the 5 conv blocks (VGG's 64, 128, 256, 512, 512; narrower
+            widths make a small VGG-layout net, as the reproduction demo's).
+        fc_dim: width of fc6 and fc7 (VGG's 4096).
         freeze_at: see ``freeze``.
     """
 
     def __init__(self, *, depth: int = 16, num_classes: Optional[int] = None,
                  out_features: Optional[Sequence[str]] = None, norm: NormArg = "none",
-                 in_channels: int = 3, dropout: float = 0.5, freeze_at: int = 0):
+                 in_channels: int = 3, dropout: float = 0.5, freeze_at: int = 0,
+                 channels: Sequence[int] = VGG_CHANNELS, fc_dim: int = 4096):
         super().__init__()
         if depth not in VGG_DEPTHS:
             raise ValueError(
@@ -54,6 +58,11 @@ class VGG(Backbone):
         check_norm(norm)
         check_num_classes(num_classes)
         check_positive_int("in_channels", in_channels)
+        check_positive_int("fc_dim", fc_dim)
+        if len(channels) != len(VGG_CHANNELS):
+            raise ValueError(f"resnet_det: channels={list(channels)!r} needs one width per conv block (5)")
+        for i, c in enumerate(channels):
+            check_positive_int(f"channels[{i}]", c)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"resnet_det: dropout={dropout!r} must be in [0, 1)")
         self.depth = depth
@@ -68,7 +77,7 @@ class VGG(Backbone):
             layers = OrderedDict()
             if k > 1:
                 layers[f"pool{k - 1}"] = nn.MaxPool2d(kernel_size=2, stride=2)
-            out_ch = VGG_CHANNELS[k - 1]
+            out_ch = channels[k - 1]
             for j in range(1, VGG_DEPTHS[depth][k - 1] + 1):
                 # Biases even with a norm, as torchvision's vgg16_bn (so its weights load).
                 layers[f"conv{k}_{j}"] = make_conv(ch, out_ch, 3, norm=norm, bias=True)
@@ -82,12 +91,15 @@ class VGG(Backbone):
 
         if num_classes is not None:
             self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-            self.fc6 = nn.Linear(512 * 7 * 7, 4096)
-            self.fc7 = nn.Linear(4096, 4096)
-            self.fc8 = nn.Linear(4096, num_classes)
+            self.fc6 = nn.Linear(ch * 7 * 7, fc_dim)
+            self.fc7 = nn.Linear(fc_dim, fc_dim)
+            self.fc8 = nn.Linear(fc_dim, num_classes)
             self.dropout = nn.Dropout(dropout)
-            for fc in (self.fc6, self.fc7, self.fc8):
-                nn.init.normal_(fc.weight, 0, 0.01)
+            # VGG's N(0, 0.01), its std scaled by sqrt(VGG-16's fan-in / this fan-in) so that a
+            # narrower net's fc layers multiply the signal's scale as VGG-16's do (plain 0.01 on
+            # 16x fewer inputs would shrink the logits ~30-fold); at VGG's widths the factor is 1.
+            for fc, full_fan_in in ((self.fc6, VGG_CHANNELS[-1] * 49), (self.fc7, 4096), (self.fc8, 4096)):
+                nn.init.normal_(fc.weight, 0, 0.01 * (full_fan_in / fc.in_features) ** 0.5)
                 nn.init.zeros_(fc.bias)
         self.freeze(freeze_at)
 

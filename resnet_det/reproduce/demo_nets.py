@@ -7,25 +7,20 @@ Faster R-CNN of Ren et al. (13 3x3 convs in 5 blocks, conv5_3 at stride 16 share
 RPN, 7x7 RoI pooling, fc6 and fc7 initialised from the classifier) at widths 16-128 and
 fc6/fc7 of 256: 2.6M parameters.
 
-``NarrowVGG`` reuses VGG's forward, freezing and parameter names (vgg_block{k}.conv{k}_{j},
+``NarrowVGG`` is VGG at other widths, with VGG's forward, freezing and parameter names (vgg_block{k}.conv{k}_{j},
 fc6, fc7, fc8), so the checkpoint, conversion and MODEL.WEIGHTS code paths are those of the
 real VGG-16. It is registered as the classifier ``vgg16_quarter`` (MODEL.CLASSIFIER.ARCH) and
 the detector backbone ``build_vgg16_quarter_backbone`` (MODEL.BACKBONE.NAME, with the
 VGGFCHead box head) by :func:`register_demo_nets`.
 """
-from collections import OrderedDict
-from typing import Any, Dict, Optional, Sequence
-
-from torch import nn
+from typing import Any, Dict, Sequence
 
 from ..config.errors import reject_value, require_one_of, require_valid
-from ..modeling.backbone import Backbone
 from ..modeling.backbone_kwargs import vgg_backbone_kwargs
-from ..modeling.checks import check_num_classes, check_positive_int, resolve_out_features
-from ..modeling.layers import make_conv
-from ..modeling.norm import NormArg, check_norm
+from ..modeling.checks import check_num_classes
+from ..modeling.norm import check_norm
 from ..modeling.registry import BACKBONES, CLASSIFIERS
-from ..modeling.vgg import FEATURE_NAMES, VGG, VGG_CHANNELS, VGG_DEPTHS
+from ..modeling.vgg import VGG, VGG_CHANNELS, VGG_DEPTHS
 
 __all__ = ["NarrowVGG", "QUARTER_CHANNELS", "QUARTER_FC_DIM", "CLASSIFIER_NAME", "BACKBONE_NAME",
            "register_demo_nets"]
@@ -37,64 +32,19 @@ BACKBONE_NAME = "build_vgg16_quarter_backbone"
 
 
 class NarrowVGG(VGG):
-    """VGG (16 or 19 layers) with the widths given instead of VGG's 64-512 and 4096.
+    """VGG (16 or 19 layers) at the demo's widths: VGG with other defaults for ``channels``
+    and ``fc_dim``.
 
     Args:
-        depth: 16 or 19 (the number of convs per block, as VGG).
-        channels: output channels of the 5 conv blocks.
-        fc_dim: width of fc6 and fc7.
-        num_classes, out_features, norm, in_channels, dropout, freeze_at: as VGG.
+        channels: output channels of the 5 conv blocks (a quarter of VGG's).
+        fc_dim: width of fc6 and fc7 (256).
+        **kwargs: the other VGG arguments (depth, num_classes, out_features, norm, in_channels,
+            dropout, freeze_at).
     """
 
-    def __init__(self, *, depth: int = 16, channels: Sequence[int] = QUARTER_CHANNELS,
-                 fc_dim: int = QUARTER_FC_DIM, num_classes: Optional[int] = None,
-                 out_features: Optional[Sequence[str]] = None, norm: NormArg = "none",
-                 in_channels: int = 3, dropout: float = 0.5, freeze_at: int = 0):
-        # VGG.__init__ builds VGG's own widths; the layers are built here, under VGG's names,
-        # and VGG's forward() and freeze() run on them unchanged.
-        Backbone.__init__(self)
-        if depth not in VGG_DEPTHS:
-            raise ValueError(f"resnet_det: depth={depth!r} is not a VGG depth; choose one of {sorted(VGG_DEPTHS)}")
-        if len(channels) != len(VGG_CHANNELS):
-            raise ValueError(f"resnet_det: channels={list(channels)!r} needs one width per conv block (5)")
-        for name, value in [("in_channels", in_channels), ("fc_dim", fc_dim)] + [
-                (f"channels[{i}]", c) for i, c in enumerate(channels)]:
-            check_positive_int(name, value)
-        check_norm(norm)
-        check_num_classes(num_classes)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"resnet_det: dropout={dropout!r} must be in [0, 1)")
-        self.depth = depth
-        self.num_classes = num_classes
-        self._out_features = resolve_out_features(out_features, FEATURE_NAMES, num_classes)
-        num_blocks = 5 if num_classes is not None else max(FEATURE_NAMES.index(f) for f in self._out_features) + 1
-        self.block_names = []
-        ch = in_channels
-        for k in range(1, num_blocks + 1):
-            layers = OrderedDict()
-            if k > 1:
-                layers[f"pool{k - 1}"] = nn.MaxPool2d(kernel_size=2, stride=2)
-            for j in range(1, VGG_DEPTHS[depth][k - 1] + 1):
-                layers[f"conv{k}_{j}"] = make_conv(ch, channels[k - 1], 3, norm=norm, bias=True)
-                layers[f"relu{k}_{j}"] = nn.ReLU(inplace=True)
-                ch = channels[k - 1]
-            self.add_module(f"vgg_block{k}", nn.Sequential(layers))
-            self.block_names.append(f"vgg_block{k}")
-            self._out_feature_channels[FEATURE_NAMES[k - 1]] = ch
-            self._out_feature_strides[FEATURE_NAMES[k - 1]] = 2 ** (k - 1)
-        if num_classes is not None:
-            self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-            self.fc6 = nn.Linear(ch * 7 * 7, fc_dim)
-            self.fc7 = nn.Linear(fc_dim, fc_dim)
-            self.fc8 = nn.Linear(fc_dim, num_classes)
-            self.dropout = nn.Dropout(dropout)
-            # VGG's N(0, 0.01) with the std scaled by sqrt(VGG-16's fan-in / this fan-in), so each
-            # fc layer multiplies the signal's scale as VGG-16's does; plain 0.01 on 16x fewer
-            # inputs would shrink the logits (and the gradients below them) ~30-fold.
-            for fc, full_fan_in in ((self.fc6, VGG_CHANNELS[-1] * 49), (self.fc7, 4096), (self.fc8, 4096)):
-                nn.init.normal_(fc.weight, 0, 0.01 * (full_fan_in / fc.in_features) ** 0.5)
-                nn.init.zeros_(fc.bias)
-        self.freeze(freeze_at)
+    def __init__(self, *, channels: Sequence[int] = QUARTER_CHANNELS, fc_dim: int = QUARTER_FC_DIM,
+                 **kwargs: Any):
+        super().__init__(channels=channels, fc_dim=fc_dim, **kwargs)
 
 
 def _classifier_kwargs(cfg) -> Dict[str, Any]:
