@@ -17,6 +17,7 @@ from torch import nn
 from ..utils.errors import WeightsError
 from .contract import (CONTRACT_POLICIES, DETECTOR_CONTRACT_KEYS, InputContract,
                        compare_input_contract, contract_of)
+from .detector_layouts import detector_to_resnet_det
 from .layouts import unwrap_checkpoint
 from .weights import PathLike, WeightsMismatchError, load_weights, read_checkpoint
 
@@ -25,8 +26,18 @@ __all__ = ["load_pretrained_weights", "read_weights_contract", "detector_input_c
 
 logger = logging.getLogger(__name__)
 
-# Keys of our detector's own heads: a state dict with them is a detector checkpoint.
-_DETECTOR_HEADS = ("rpn.", "roi_heads.")
+# Keys of a detector's heads (ours and torchvision's; detectron2's RPN): a state dict with
+# them is a whole detector's checkpoint.
+_DETECTOR_HEADS = ("rpn.", "roi_heads.", "proposal_generator.")
+
+
+def _anchors_per_location(model: nn.Module):
+    """(sizes, aspect ratios) per RPN location of a detector with torchvision's AnchorGenerator."""
+    generator = getattr(getattr(model, "rpn", None), "anchor_generator", None)
+    sizes, ratios = getattr(generator, "sizes", None), getattr(generator, "aspect_ratios", None)
+    if not sizes or not ratios:
+        return None
+    return len(sizes[0]), len(ratios[0])
 
 
 def _describe(source) -> str:
@@ -39,7 +50,9 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
     """Load MODEL.WEIGHTS into the detector.
 
     A checkpoint of this detector (keys under backbone. / rpn. / roi_heads., e.g. a
-    model_final.pth for --eval-only) loads whole and strictly. Anything else is taken as
+    model_final.pth for --eval-only), or of the same detector as torchvision or detectron2 name
+    it (torchvision's fasterrcnn_resnet50_fpn / maskrcnn_resnet50_fpn, detectron2's Faster / Mask
+    R-CNN, C4 or FPN; ``detector_layouts``), loads whole and strictly. Anything else is taken as
     ImageNet-pretrained weights for the backbone and its ImageNet-named box-head parts (res5 for
     C4, fc6/fc7 for VGG), in any layout ``resnet_det.load_weights`` reads; parts with no
     ImageNet counterpart (FPN, RPN, predictor) keep their initialisation. A backbone or box-head
@@ -71,11 +84,15 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
                                weights=_describe(source), log=log)
     own = model.state_dict()
     if any(k.startswith(_DETECTOR_HEADS) for k in flat):
+        # torchvision's and detectron2's detectors load by name mapping (detector_layouts).
+        flat, layout = detector_to_resnet_det(flat, target_keys=own,
+                                              anchors_per_location=_anchors_per_location(model))
         missing = [k for k in own if k not in flat]
         unexpected = [k for k in flat if k not in own]
         if missing or unexpected:
             raise WeightsMismatchError(
-                f"MODEL.WEIGHTS={_describe(source)} is a detector checkpoint of another model: "
+                f"MODEL.WEIGHTS={_describe(source)} is a detector checkpoint ({layout} layout) of another "
+                f"model: "
                 f"missing {missing[:10]}, unexpected {unexpected[:10]}"
             )
         bad = [k for k in own if tuple(own[k].shape) != tuple(flat[k].shape)]
@@ -84,7 +101,7 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
                 f"MODEL.WEIGHTS={_describe(source)}: shape mismatch for {bad[:10]} "
                 f"(e.g. {bad[0]}: checkpoint {tuple(flat[bad[0]].shape)}, model {tuple(own[bad[0]].shape)})"
             )
-        log.info("MODEL.WEIGHTS: loaded a full detector checkpoint %s", _describe(source))
+        log.info("MODEL.WEIGHTS: loaded a full detector checkpoint (%s layout) %s", layout, _describe(source))
         return model.load_state_dict(flat, strict=True)
     result = load_weights(model.pretrained_view(), flat, strict=False)
     if result.missing_keys:

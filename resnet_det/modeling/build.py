@@ -2,9 +2,9 @@
 
 ``build_backbone(cfg)`` builds the backbone MODEL.BACKBONE.NAME selects in the backbone registry
 (resnet_det.modeling.registry, which also maps MODEL.RESNETS / MODEL.VGG / MODEL.FPN to its
-keyword arguments); ``build_model(cfg)`` assembles the Faster R-CNN around it
-(resnet_det.modeling.detection). ``check_detector_cfg(cfg)`` is every check that needs no
-built module; ``validate_cfg`` runs it before a run starts.
+keyword arguments); ``build_model(cfg)`` assembles the Faster R-CNN (Mask R-CNN with
+MODEL.MASK_ON) around it (resnet_det.modeling.detection). ``check_detector_cfg(cfg)`` is every
+check that needs no built module; ``validate_cfg`` runs it before a run starts.
 """
 import logging
 from typing import List, Sequence
@@ -16,22 +16,25 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
-from ..config.errors import ConfigError, reject_value, require_one_of
+from ..config.errors import ConfigError, reject_value, require_one_of, require_valid
 from .backbone import Backbone
 from .backbone_kwargs import res5_head_kwargs
 from .detection.box_heads import FastRCNNConvFCHead, Res5BoxHead, VGGFCHead
+from .detection.mask_heads import MaskPredictor, Res5MaskHead, build_mask_convs
 from .detection.poolers import POOLER_TYPES, RoIPooler
 from .detection.rcnn import GeneralizedRCNN
 from .detection.sampling import SeededBalancedSampler
+from .norm import check_norm
 from .registry import BACKBONES, ModelSpec
 from .resnet import build_res5_head
 
-__all__ = ["build_backbone", "build_model", "check_detector_cfg", "ROI_HEADS", "BOX_HEADS"]
+__all__ = ["build_backbone", "build_model", "check_detector_cfg", "ROI_HEADS", "BOX_HEADS", "MASK_HEADS"]
 
 logger = logging.getLogger(__name__)
 
 ROI_HEADS = ("Res5ROIHeads", "StandardROIHeads")
 BOX_HEADS = ("FastRCNNConvFCHead", "VGGFCHead")
+MASK_HEADS = ("MaskRCNNConvUpsampleHead",)
 
 
 def build_backbone(cfg) -> Backbone:
@@ -86,7 +89,25 @@ def check_detector_cfg(cfg) -> ModelSpec:
                          "VGG's fc6 takes 7x7 pooled features (pool5's size)")
     else:
         require_one_of("MODEL.ROI_BOX_HEAD.NAME", box.NAME, BOX_HEADS)
+    require_one_of("MODEL.MASK_ON", m.MASK_ON, (False, True))
+    if m.MASK_ON:
+        _check_mask_cfg(cfg)
     return spec
+
+
+def _check_mask_cfg(cfg) -> None:
+    """MODEL.ROI_MASK_HEAD (detectron2's keys) for MODEL.MASK_ON; every ROI_HEADS.NAME and
+    backbone takes a mask head (C4: on res5, as Res5ROIHeads; FPN and VGG: convs on the pooled
+    RoI features of ROI_HEADS.IN_FEATURES, as StandardROIHeads)."""
+    mask = cfg.MODEL.ROI_MASK_HEAD
+    require_one_of("MODEL.ROI_MASK_HEAD.NAME", mask.NAME, MASK_HEADS)
+    require_one_of("MODEL.ROI_MASK_HEAD.POOLER_TYPE", mask.POOLER_TYPE, POOLER_TYPES)
+    for key, low in (("POOLER_RESOLUTION", 1), ("POOLER_SAMPLING_RATIO", 0), ("NUM_CONV", 0), ("CONV_DIM", 1)):
+        value = getattr(mask, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            reject_value(f"MODEL.ROI_MASK_HEAD.{key}", value, f"must be an int >= {low}")
+    require_valid("MODEL.ROI_MASK_HEAD.NORM", mask.NORM, check_norm)
+    require_one_of("MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK", mask.CLS_AGNOSTIC_MASK, (False, True))
 
 
 def _per_feature(key: str, values: Sequence, features: List[str]) -> List[tuple]:
@@ -167,6 +188,37 @@ def _build_box_head(cfg, shapes, in_features: List[str]):
     return FastRCNNConvFCHead(in_channels=channels.pop(), pooler_resolution=res, num_fc=box.NUM_FC, fc_dim=box.FC_DIM)
 
 
+def _build_mask_branch(cfg, shapes, in_features: List[str], box_head: nn.Module) -> dict:
+    """RoIHeads' mask_roi_pool, mask_head and mask_predictor (Mask R-CNN, MODEL.ROI_MASK_HEAD)."""
+    mask = cfg.MODEL.ROI_MASK_HEAD
+    convs = dict(num_conv=mask.NUM_CONV, conv_dim=mask.CONV_DIM, norm=mask.NORM)
+    if cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeads":
+        # detectron2's Res5ROIHeads: the mask RoIs are pooled from res4 as the box RoIs are
+        # (ROI_BOX_HEAD's pooler; ROI_MASK_HEAD.POOLER_* do not apply) and run through the box
+        # head's own res5, then the deconv (14x14 masks from 14x14 RoIs).
+        pool = cfg.MODEL.ROI_BOX_HEAD
+        res5_channels = box_head.out_channels
+        head = Res5MaskHead(res5=box_head.res5,
+                            out_channels=mask.CONV_DIM if mask.NUM_CONV else res5_channels,
+                            convs=build_mask_convs(in_channels=res5_channels, **convs) if mask.NUM_CONV else None)
+        out_channels = head.out_channels
+    else:
+        pool = mask
+        in_channels = shapes[in_features[0]].channels
+        head = build_mask_convs(in_channels=in_channels, **convs)
+        out_channels = mask.CONV_DIM if mask.NUM_CONV else in_channels
+    pooler = RoIPooler(
+        in_features=in_features, strides=[shapes[f].stride for f in in_features],
+        output_size=pool.POOLER_RESOLUTION, pooler_type=pool.POOLER_TYPE,
+        sampling_ratio=pool.POOLER_SAMPLING_RATIO,
+    )
+    # +1: torchvision's RoIHeads picks the mask channel of the 1-based label (0 = background).
+    predictor = MaskPredictor(in_channels=out_channels, conv_dim=mask.CONV_DIM,
+                              num_classes=cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1,
+                              class_agnostic=mask.CLS_AGNOSTIC_MASK)
+    return dict(mask_roi_pool=pooler, mask_head=head, mask_predictor=predictor)
+
+
 def _build_roi_heads(cfg, shapes) -> RoIHeads:
     heads = cfg.MODEL.ROI_HEADS
     box = cfg.MODEL.ROI_BOX_HEAD
@@ -200,13 +252,15 @@ def _build_roi_heads(cfg, shapes) -> RoIHeads:
         score_thresh=heads.SCORE_THRESH_TEST,
         nms_thresh=heads.NMS_THRESH_TEST,
         detections_per_img=heads.DETECTIONS_PER_IMAGE,
+        **(_build_mask_branch(cfg, shapes, in_features, box_head) if cfg.MODEL.MASK_ON else {}),
     )
     roi_heads.fg_bg_sampler = SeededBalancedSampler(heads.BATCH_SIZE_PER_IMAGE, heads.POSITIVE_FRACTION)
     return roi_heads
 
 
 def build_model(cfg) -> GeneralizedRCNN:
-    """The Faster R-CNN detector the config describes, on MODEL.DEVICE.
+    """The Faster R-CNN (Mask R-CNN with MODEL.MASK_ON) detector the config describes, on
+    MODEL.DEVICE.
 
     Does not load MODEL.WEIGHTS (the trainer / checkpointer does, see
     ``load_pretrained_backbone``), so that a resumed run is not overwritten.

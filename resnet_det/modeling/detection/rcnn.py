@@ -3,16 +3,20 @@ assembled from torchvision.models.detection parts: the RPN (anchor generator, RP
 RegionProposalNetwork) and RoIHeads (fg/bg sampling, box coder, losses, per-class NMS), with
 our backbone, RoI pooler and box head plugged in.
 
+With a mask branch in its RoIHeads (mask_roi_pool / mask_head / mask_predictor) it is Mask
+R-CNN (He et al., 2017): torchvision's mask loss in training, per-box mask probabilities pasted
+into the original image in eval.
+
 Model I/O follows docs/internals.md ("Detector I/O"): a list of mapper dicts in; in training a
 dict of losses with detectron2's names, in eval one dict per image with "boxes" (XYXY, original
-image coordinates), "scores" and 0-based "labels".
+image coordinates), "scores", 0-based "labels" and, with masks, "masks".
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
-from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.roi_heads import RoIHeads, paste_masks_in_image
 from torchvision.models.detection.rpn import RegionProposalNetwork
 
 from ..backbone import Backbone
@@ -26,7 +30,37 @@ LOSS_NAMES = {
     "loss_rpn_box_reg": "loss_rpn_loc",
     "loss_classifier": "loss_cls",
     "loss_box_reg": "loss_box_reg",
+    "loss_mask": "loss_mask",
 }
+
+
+def _shared_modules(model: nn.Module) -> Dict[str, str]:
+    """Second and later paths of a module reachable twice ("roi_heads.mask_head.res5." for the
+    C4 mask head's res5) -> its first path ("roi_heads.box_head.res5."), prefixes with dots."""
+    first: Dict[int, str] = {}
+    aliases: Dict[str, str] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        if any(name.startswith(a) for a in aliases):
+            continue  # inside an alias already listed
+        if id(m) in first:
+            aliases[name + "."] = first[id(m)] + "."
+        else:
+            first[id(m)] = name
+    return aliases
+
+
+def _drop_shared_keys(model: nn.Module, state_dict, prefix: str, local_metadata) -> None:
+    """state_dict hook: a shared module's tensors once, under its first path."""
+    for alias in _shared_modules(model):
+        for key in [k for k in state_dict if k.startswith(prefix + alias)]:
+            del state_dict[key]
+
+
+def _fill_shared_keys(model: nn.Module, state_dict, prefix: str, *args) -> None:
+    """load_state_dict pre-hook: the shared module's entries for its other paths too."""
+    for alias, canonical in _shared_modules(model).items():
+        for key in [k for k in state_dict if k.startswith(prefix + canonical)]:
+            state_dict.setdefault(prefix + alias + key[len(prefix + canonical):], state_dict[key])
 
 
 def _bad_image_message(i: int, x: Dict, img: Tensor) -> str:
@@ -89,6 +123,15 @@ class GeneralizedRCNN(nn.Module):
         for part, sampler in (("rpn", rpn.fg_bg_sampler), ("roi_heads", roi_heads.fg_bg_sampler)):
             if sampling_seed is not None and not isinstance(sampler, SeededBalancedSampler):
                 raise TypeError(f"GeneralizedRCNN: sampling_seed needs {part}.fg_bg_sampler to be a SeededBalancedSampler")
+        # The C4 mask head runs the box head's res5 (shared weights): checkpoints list its
+        # tensors once (under roi_heads.box_head.res5.), as detectron2's do.
+        self._register_state_dict_hook(_drop_shared_keys)
+        self._register_load_state_dict_pre_hook(_fill_shared_keys, with_module=True)
+
+    @property
+    def mask_on(self) -> bool:
+        """Whether the detector predicts masks (Mask R-CNN)."""
+        return self.roi_heads.has_mask()
 
     @property
     def device(self) -> torch.device:
@@ -128,8 +171,25 @@ class GeneralizedRCNN(nn.Module):
             boxes = torch.as_tensor(x["boxes"], dtype=torch.float32, device=self.device).reshape(-1, 4)
             labels = torch.as_tensor(x["labels"], dtype=torch.int64, device=self.device).reshape(-1)
             # torchvision's RoIHeads reserves class 0 for background; our labels are 0-based.
-            targets.append({"boxes": boxes, "labels": labels + 1})
+            target = {"boxes": boxes, "labels": labels + 1}
+            if self.mask_on:
+                target["masks"] = self._target_masks(i, x, len(boxes))
+            targets.append(target)
         return targets
+
+    def _target_masks(self, i: int, x: Dict, num_boxes: int) -> Tensor:
+        """x["masks"]: one uint8 [H, W] mask per box, in the input image's pixels."""
+        where = f"GeneralizedRCNN: training input {i} (image_id {x.get('image_id')!r})"
+        if "masks" not in x:
+            raise ValueError(f"{where} lacks 'masks', which Mask R-CNN (MODEL.MASK_ON) trains on: "
+                             "the mapper gives them when built with mask_on=True from annotations "
+                             "with 'segmentation' (docs/internals.md)")
+        masks = torch.as_tensor(x["masks"], device=self.device)
+        size = tuple(x["image"].shape[-2:])
+        if masks.dim() != 3 or masks.shape[0] != num_boxes or tuple(masks.shape[-2:]) != size:
+            raise ValueError(f"{where} 'masks' must be [{num_boxes}, {size[0]}, {size[1]}] (one per "
+                             f"box, at the image's size), got {tuple(masks.shape)}")
+        return masks.to(torch.uint8)
 
     def _set_sampler_seeds(self, batched_inputs: Optional[List[Dict]]) -> None:
         seeds_rpn = seeds_roi = None
@@ -187,18 +247,24 @@ class GeneralizedRCNN(nn.Module):
     @staticmethod
     def postprocess(detections: List[Dict[str, Tensor]], batched_inputs: List[Dict[str, Tensor]],
                     image_sizes: List[Tuple[int, int]]) -> List[Dict[str, Tensor]]:
-        """Scale boxes from the resized input back to the original image ("height"/"width")
-        and make labels 0-based."""
+        """Scale boxes from the resized input back to the original image ("height"/"width"),
+        make labels 0-based and paste masks into the original image (torchvision's
+        paste_masks_in_image, as its MaskRCNN returns them: float [N, 1, H, W])."""
         results: List[Dict[str, Tensor]] = []
         for det, x, (h, w) in zip(detections, batched_inputs, image_sizes):
             out_h = int(x["height"]) if "height" in x else h
             out_w = int(x["width"]) if "width" in x else w
             boxes = det["boxes"].clone()
-            boxes[:, 0::2] *= out_w / w
-            boxes[:, 1::2] *= out_h / h
+            # Ratios as float32 tensors: torchvision's resize_boxes, to the bit.
+            boxes[:, 0::2] *= torch.tensor(out_w, dtype=torch.float32) / torch.tensor(w, dtype=torch.float32)
+            boxes[:, 1::2] *= torch.tensor(out_h, dtype=torch.float32) / torch.tensor(h, dtype=torch.float32)
+            result = {"boxes": boxes, "scores": det["scores"], "labels": det["labels"] - 1}
+            if "masks" in det:
+                # Pasted with the scaled boxes before clamping, as torchvision does.
+                result["masks"] = paste_masks_in_image(det["masks"], boxes, (out_h, out_w))
             boxes[:, 0::2] = boxes[:, 0::2].clamp(0, out_w)
             boxes[:, 1::2] = boxes[:, 1::2].clamp(0, out_h)
-            results.append({"boxes": boxes, "scores": det["scores"], "labels": det["labels"] - 1})
+            results.append(result)
         return results
 
     # ----------------------------------------------------------------------------- weights
