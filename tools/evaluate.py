@@ -6,9 +6,11 @@
 The results file is COCO's results format, a JSON list of
 {"image_id", "category_id", "bbox": [x, y, w, h], "score"} with the dataset's own ids: COCO
 image/category ids for COCO datasets; for VOC datasets the image's file stem ("000005") and the
-1-based class index (aeroplane=1 .. tvmonitor=20). Prints the metrics and, with --output,
-writes them (bbox/AP, bbox/AP50, ...) to OUTPUT/metrics.json. Datasets are found under
-$RESNET_DET_DATASETS (default ./datasets).
+1-based class index (aeroplane=1 .. tvmonitor=20). Entries with a "segmentation" (a mask as
+COCO RLE, {"size": [height, width], "counts": ...}, as Mask R-CNN runs and tools/predict.py
+write them) are scored for mask AP ("segm") too on COCO datasets. Prints the metrics and, with
+--output, writes them (bbox/AP, bbox/AP50, ..., segm/AP, ...) to OUTPUT/metrics.json. Datasets
+are found under $RESNET_DET_DATASETS (default ./datasets). docs/results_files.md has the format.
 """
 import argparse
 import json

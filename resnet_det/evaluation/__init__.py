@@ -1,5 +1,5 @@
-"""Evaluation: COCO (pycocotools) and PASCAL VOC (devkit) box AP, classification top-1/top-5,
-running a model over a test set, and scoring results files.
+"""Evaluation: COCO (pycocotools) box and mask AP, PASCAL VOC (devkit) box AP, classification
+top-1/top-5, running a model over a test set, and scoring results files.
 
 This module owns the evaluator registry: a dataset's metadata ``evaluator_type`` ("coco", "voc",
 "voc_submission" for VOC test sets scored by the PASCAL server, "classification") names the
@@ -50,13 +50,15 @@ __all__ = [
     "flatten_results",
 ]
 
-# An evaluator factory: (dataset_name, *, output_dir, distributed, use_07_metric) -> evaluator;
-# each takes the options that apply to it and ignores the rest.
+# An evaluator factory: (dataset_name, *, output_dir, distributed, use_07_metric[, tasks]) ->
+# evaluator; each takes the options that apply to it and ignores the rest (tasks is passed only
+# when a caller names them, so factories written before it keep working).
 EvaluatorFactory = Callable[..., DatasetEvaluator]
 
 
-def _coco(dataset_name: str, *, output_dir: Optional[str], distributed: bool, **_: Any) -> DatasetEvaluator:
-    return COCOEvaluator(dataset_name, output_dir=output_dir, distributed=distributed)
+def _coco(dataset_name: str, *, output_dir: Optional[str], distributed: bool,
+          tasks: Optional[Sequence[str]] = None, **_: Any) -> DatasetEvaluator:
+    return COCOEvaluator(dataset_name, output_dir=output_dir, distributed=distributed, tasks=tasks)
 
 
 def _voc(dataset_name: str, *, distributed: bool, use_07_metric: Optional[bool], **_: Any) -> DatasetEvaluator:
@@ -93,6 +95,7 @@ def build_evaluator(
     *,
     distributed: bool = True,
     use_07_metric: Optional[bool] = None,
+    tasks: Optional[Sequence[str]] = None,
 ) -> DatasetEvaluator:
     """The evaluator for a registered dataset, chosen by its metadata's ``evaluator_type``.
 
@@ -102,6 +105,9 @@ def build_evaluator(
         distributed: gather predictions from all ranks before evaluating.
         use_07_metric: VOC only: True 11-point AP (VOC2007), False area under the curve,
             None decides by the dataset's year (2007 -> 11-point), as detectron2 does.
+        tasks: COCO only: ("bbox",) or ("bbox", "segm") for a model with masks
+            (MODEL.MASK_ON); None: "segm" too when the outputs carry masks. Other evaluators
+            score boxes only (their ``scores_masks()`` is False).
     """
     # Imported here so that the metrics themselves need nothing from the data package.
     from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
@@ -116,7 +122,10 @@ def build_evaluator(
             f"build_evaluator knows {', '.join(repr(t) for t in EVALUATORS)} (add one with "
             "resnet_det.evaluation.register_evaluator)"
         )
-    return factory(dataset_name, output_dir=output_dir, distributed=distributed, use_07_metric=use_07_metric)
+    options: Dict[str, Any] = dict(output_dir=output_dir, distributed=distributed, use_07_metric=use_07_metric)
+    if tasks is not None:
+        options["tasks"] = tuple(tasks)
+    return factory(dataset_name, **options)
 
 
 def evaluate_results(

@@ -1,9 +1,10 @@
-"""COCO box AP (the official COCO metric: pycocotools' COCOeval, or faster-coco-eval's C++
-implementation of it, which gives the same numbers; see fast_coco.py).
+"""COCO box AP ("bbox") and mask AP ("segm"): the official COCO metric, pycocotools' COCOeval
+or faster-coco-eval's C++ implementation of it, which gives the same numbers (fast_coco.py).
 
-Detections are turned into COCO's results format (XYWH boxes, the dataset's own category ids),
-optionally written to ``coco_instances_results.json``, and scored against the dataset's
-annotation json. AP values are reported in percent, as detectron2 does.
+Detections are turned into COCO's results format (XYWH boxes, the dataset's own category ids,
+and for a model with masks the binarised mask as compressed RLE), optionally written to
+``coco_instances_results.json``, and scored against the dataset's annotation json. AP values
+are reported in percent, as detectron2 does.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import io
 import logging
 import os
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from iopath.common.file_io import g_pathmgr
@@ -22,13 +23,14 @@ from ..utils.dist import all_gather, get_world_size, is_main_process
 from ..utils.errors import DataError, MissingFileError
 from ..utils.file_io import atomic_write_json
 from .evaluator import DatasetEvaluator
-from .fast_coco import resolve_backend, run_coco_eval
+from .fast_coco import IOU_TYPES, resolve_backend, run_coco_eval
+from .masks import binarize_masks, encode_masks
 
 __all__ = ["COCOEvaluator", "evaluate_coco_results", "instances_to_coco_json", "load_coco_gt"]
 
 logger = logging.getLogger(__name__)
 
-# COCOeval.stats order for boxes; the first six are AP numbers.
+# COCOeval.stats order for boxes and masks alike; the first six are AP numbers.
 COCO_BOX_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
@@ -53,6 +55,7 @@ def instances_to_coco_json(
     labels: np.ndarray,
     image_id: Any,
     contiguous_to_dataset_id: Sequence[int],
+    segmentations: Optional[Sequence[Dict[str, Any]]] = None,
 ) -> List[Dict[str, Any]]:
     """One image's detections in COCO's results format.
 
@@ -62,6 +65,8 @@ def instances_to_coco_json(
         labels: int [N] contiguous 0-based labels.
         image_id: the dataset's id of the image.
         contiguous_to_dataset_id: dataset category id of each contiguous label.
+        segmentations: None, or N compressed RLE masks ({"size", "counts": str}, e.g. from
+            masks.encode_masks), written as each entry's "segmentation".
     """
     boxes_xyxy = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -82,10 +87,27 @@ def instances_to_coco_json(
     xywh[:, 2:] -= xywh[:, :2]
     # tolist() gives the same Python floats / ints as float() / int() per element, at numpy speed.
     category_ids = np.asarray(contiguous_to_dataset_id, dtype=np.int64)[labels.astype(np.int64)]
-    return [
+    entries = [
         {"image_id": image_id, "category_id": category_id, "bbox": box, "score": score}
         for box, score, category_id in zip(xywh.tolist(), scores.tolist(), category_ids.tolist())
     ]
+    if segmentations is not None:
+        if len(segmentations) != len(entries):
+            raise ValueError(f"Image {image_id!r}: {len(segmentations)} masks for {len(entries)} boxes")
+        for entry, segm in zip(entries, segmentations):
+            entry["segmentation"] = segm
+    return entries
+
+
+def _check_gt_masks(coco_gt: COCO, source: str) -> None:
+    """Mask AP needs every annotation's mask: pycocotools would stop on the first without one
+    with a bare KeyError."""
+    for ann in coco_gt.dataset.get("annotations", []):
+        if not ann.get("segmentation"):
+            raise DataError(
+                f"{source}: annotation id {ann.get('id')!r} (image id {ann.get('image_id')!r}) has no "
+                "'segmentation'; mask AP (segm) needs the mask of every annotation: evaluate boxes "
+                "only (MODEL.MASK_ON False) or use annotations with masks")
 
 
 def evaluate_coco_results(
@@ -95,6 +117,7 @@ def evaluate_coco_results(
     *,
     iou_type: str = "bbox",
     backend: str = "auto",
+    source: str = "the ground truth",
 ) -> "OrderedDict[str, float]":
     """AP metrics of ``coco_results`` against ``coco_gt`` (every image of coco_gt counts).
 
@@ -107,6 +130,10 @@ def evaluate_coco_results(
         iou_type: "bbox" (box AP) or "segm" (mask AP).
         backend: "auto" (faster-coco-eval when installed), "faster-coco-eval" or
             "pycocotools" (the reference); every backend gives the same numbers.
+        source: how errors refer to coco_gt (e.g. its json file).
+
+    For "segm" a result's "bbox" is not used (run_coco_eval): its mask's area decides
+    small / medium / large, as in detectron2.
 
     Returns:
         AP, AP50, AP75, APs, APm, APl and AP-<class> in percent; NaN where COCOeval has no
@@ -119,6 +146,10 @@ def evaluate_coco_results(
         raise ValueError(
             f"{len(class_names)} class names for {len(cat_ids)} categories in the ground truth"
         )
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"COCO evaluation iou_type {iou_type!r}: expected one of {IOU_TYPES}")
+    if iou_type == "segm":
+        _check_gt_masks(coco_gt, source)
 
     if len(coco_results) == 0:
         # pycocotools cannot load an empty results list; the metric is 0 by definition
@@ -142,6 +173,11 @@ def evaluate_coco_results(
                 raise DataError(
                     f"Detection {i}: category_id {r['category_id']!r} is not in the ground truth"
                 )
+    if iou_type == "segm":
+        missing = next((i for i, r in enumerate(coco_results) if "segmentation" not in r), None)
+        if missing is not None:
+            raise DataError(f"Detection {missing} has no 'segmentation': mask AP needs a mask for "
+                            "every detection")
 
     result = run_coco_eval(coco_gt, coco_results, iou_type=iou_type, backend=backend)
     logger.info("COCO evaluation (%s, %s):\n%s", iou_type, result.backend, result.summary)
@@ -162,10 +198,11 @@ def evaluate_coco_results(
 
 
 class COCOEvaluator(DatasetEvaluator):
-    """COCO box AP of a detector on a registered COCO-format dataset."""
+    """COCO box AP ("bbox") and, for a model with masks, mask AP ("segm") of a detector on a
+    registered COCO-format dataset."""
 
     def __init__(self, dataset_name: str, output_dir: Optional[str] = None, distributed: bool = True,
-                 *, backend: str = "auto"):
+                 *, backend: str = "auto", tasks: Optional[Sequence[str]] = None):
         """
         Args:
             dataset_name: a registered dataset whose metadata has json_file, thing_classes and
@@ -174,11 +211,19 @@ class COCOEvaluator(DatasetEvaluator):
             distributed: gather predictions from all ranks; rank 0 evaluates.
             backend: COCO metric implementation: "auto" (faster-coco-eval when installed),
                 "faster-coco-eval" or "pycocotools" (the reference); same numbers from each.
+            tasks: ("bbox",) or ("bbox", "segm") (a Mask R-CNN, MODEL.MASK_ON): "segm" then
+                needs masks in every output. None: "bbox", and "segm" when the outputs carry
+                masks.
         """
         from resnet_det.data.catalog import MetadataCatalog
 
         resolve_backend(backend)  # an unknown or missing backend fails here, not after inference
         self._backend = backend
+        if tasks is not None:
+            tasks = tuple(tasks)
+            if "bbox" not in tasks or not set(tasks) <= set(IOU_TYPES) or len(set(tasks)) != len(tasks):
+                raise ValueError(f"COCOEvaluator: tasks {tasks!r}; expected ('bbox',) or ('bbox', 'segm')")
+        self._tasks: Optional[Tuple[str, ...]] = tasks
 
         self._dataset_name = dataset_name
         self._output_dir = output_dir
@@ -194,6 +239,7 @@ class COCOEvaluator(DatasetEvaluator):
         self._class_names: List[str] = []
         self._coco_gt: Optional[COCO] = None  # read lazily: only rank 0 needs it
         self._predictions: List[Dict[str, Any]] = []
+        self._mask_flags: List[Tuple[Any, bool]] = []  # (image id, whether its output had masks)
 
     def results_category_ids(self) -> List[int]:
         """Dataset category id of each contiguous label, from the metadata the COCO reader
@@ -224,27 +270,64 @@ class COCOEvaluator(DatasetEvaluator):
         self._contiguous_to_dataset_id = mapping
         return mapping
 
+    def scores_masks(self) -> bool:
+        return self._tasks is None or "segm" in self._tasks
+
     def reset(self) -> None:
         self._predictions = []
+        self._mask_flags = []
+
+    def _segmentations(self, inp, out) -> Optional[List[Dict[str, Any]]]:
+        """The output's masks as RLE (None when it has none or boxes only are evaluated)."""
+        if not self.scores_masks():
+            return None
+        if "masks_rle" in out:  # a results file's masks (results_file.py), already RLE
+            return list(out["masks_rle"])
+        if "masks" not in out:
+            if self._tasks is not None:
+                raise DataError(
+                    f"COCOEvaluator on {self._dataset_name!r} evaluates masks (segm: MODEL.MASK_ON), "
+                    f"but the output for image {inp['image_id']!r} has no 'masks'")
+            return None
+        where = f"Image {inp['image_id']!r}'s masks"
+        size = (inp["height"], inp["width"]) if "height" in inp and "width" in inp else None
+        return encode_masks(binarize_masks(out["masks"].detach(), image_size=size, where=where))
 
     def process(self, inputs, outputs) -> None:
         for inp, out in zip(inputs, outputs):
             boxes = out["boxes"].detach().to("cpu").numpy()
             scores = out["scores"].detach().to("cpu").numpy()
             labels = out["labels"].detach().to("cpu").numpy()
+            segmentations = self._segmentations(inp, out)
+            self._mask_flags.append((inp["image_id"], segmentations is not None))
             self._predictions.extend(
                 instances_to_coco_json(
-                    boxes, scores, labels, inp["image_id"], self.results_category_ids()
+                    boxes, scores, labels, inp["image_id"], self.results_category_ids(), segmentations
                 )
             )
 
+    def _tasks_to_run(self, mask_flags: List[Tuple[Any, bool]]) -> Tuple[str, ...]:
+        if self._tasks is not None:
+            return self._tasks
+        with_masks = [image_id for image_id, has in mask_flags if has]
+        if not with_masks:
+            return ("bbox",)
+        without = next((image_id for image_id, has in mask_flags if not has), None)
+        if without is not None:
+            raise DataError(
+                f"COCOEvaluator on {self._dataset_name!r}: the output for image {with_masks[0]!r} has "
+                f"masks but the one for image {without!r} has none; mask AP needs masks for every image")
+        return ("bbox", "segm")
+
     def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
-        predictions = self._predictions
+        predictions, mask_flags = self._predictions, self._mask_flags
         if self._distributed and get_world_size() > 1:
-            gathered = all_gather(predictions)
+            gathered = all_gather((predictions, mask_flags))
             if not is_main_process():
                 return OrderedDict()
-            predictions = [p for per_rank in gathered for p in per_rank]
+            predictions = [p for per_rank in gathered for p in per_rank[0]]
+            mask_flags = [f for per_rank in gathered for f in per_rank[1]]
+        tasks = self._tasks_to_run(mask_flags)
 
         if self._output_dir:
             path = os.path.join(self._output_dir, "coco_instances_results.json")
@@ -263,6 +346,11 @@ class COCOEvaluator(DatasetEvaluator):
         # Metadata lists classes in contiguous order, which is sorted dataset-id order.
         names_by_id = dict(zip(contiguous_to_dataset_id, self._class_names))
         class_names = [names_by_id[c] for c in gt_cat_ids]
-        metrics = evaluate_coco_results(self._coco_gt, predictions, class_names, backend=self._backend)
-        logger.info("COCO box AP on %s: %.2f", self._dataset_name, metrics["AP"])
-        return OrderedDict([("bbox", dict(metrics))])
+        results: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
+        for task in tasks:
+            metrics = evaluate_coco_results(self._coco_gt, predictions, class_names, iou_type=task,
+                                            backend=self._backend, source=self._json_file)
+            logger.info("COCO %s AP on %s: %.2f", "box" if task == "bbox" else "mask",
+                        self._dataset_name, metrics["AP"])
+            results[task] = dict(metrics)
+        return results

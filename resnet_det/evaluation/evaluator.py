@@ -56,7 +56,10 @@ class DatasetEvaluator:
         Args:
             inputs: the model's inputs; each has "image_id", "height", "width".
             outputs: the model's outputs for those inputs, one dict per image with "boxes"
-                (XYXY in original image coordinates), "scores" and "labels" (0-based).
+                (XYXY in original image coordinates), "scores" and "labels" (0-based); a
+                Mask R-CNN's also "masks" (float [N, 1, H, W] probabilities in the original
+                image, torchvision's convention). Outputs made from a results file carry
+                "masks_rle" (COCO RLE dicts) instead of "masks".
         """
 
     def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
@@ -68,6 +71,11 @@ class DatasetEvaluator:
         uses for each contiguous label, so that a results file is read back with the ids this
         evaluator writes. None: the evaluator does not score detection results files."""
         return None
+
+    def scores_masks(self) -> bool:
+        """Whether the masks of the outputs (instance segmentation) are scored too; False: only
+        boxes are, and a results file's masks are ignored."""
+        return False
 
 
 class DatasetEvaluators(DatasetEvaluator):
@@ -88,6 +96,9 @@ class DatasetEvaluators(DatasetEvaluator):
     def process(self, inputs, outputs) -> None:
         for evaluator in self._evaluators:
             evaluator.process(inputs, outputs)
+
+    def scores_masks(self) -> bool:
+        return any(evaluator.scores_masks() for evaluator in self._evaluators)
 
     def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
         results: "OrderedDict[str, Dict[str, float]]" = OrderedDict()

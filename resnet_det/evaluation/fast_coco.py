@@ -156,7 +156,8 @@ def run_coco_eval(
         coco_gt: the ground truth as a pycocotools ``COCO`` (every image of it counts).
         coco_results: non-empty list of COCO results entries (image_id, category_id, score and
             "bbox" [x, y, w, h] for "bbox", "segmentation" RLE for "segm"); not modified.
-        iou_type: "bbox" (box AP) or "segm" (mask AP).
+        iou_type: "bbox" (box AP) or "segm" (mask AP; a result's "bbox" is then left out,
+            so that the mask's area, not the box's, puts it in small / medium / large).
         backend: "auto", "faster-coco-eval" or "pycocotools" (see the module docstring).
     """
     _check_iou_type(iou_type)
@@ -165,6 +166,12 @@ def run_coco_eval(
     name = resolve_backend(backend)
     # loadRes writes "area", "id" (and for boxes a polygon) into the entries: give it copies.
     results = [dict(r) for r in coco_results]
+    if iou_type == "segm":
+        # loadRes takes a result's area from its "bbox" when it has one, so that box areas
+        # would decide small / medium / large; the mask's own area must (as detectron2 drops
+        # "bbox" for mask AP).
+        for r in results:
+            r.pop("bbox", None)
     run = _run_faster if name == "faster-coco-eval" else _run_pycocotools
     coco_eval, summary = run(coco_gt, results, iou_type)
     stats = np.asarray(coco_eval.stats[:NUM_SUMMARY_STATS], dtype=np.float64)

@@ -1,4 +1,5 @@
-"""Tiny datasets registered for the evaluation tests (removed again afterwards)."""
+"""Tiny datasets registered for the evaluation tests (removed again afterwards): boxes (COCO),
+and randomised masks (segm_dataset)."""
 import json
 import uuid
 
@@ -78,3 +79,23 @@ def coco_dataset(tmp_path, register):
         thing_classes=["dog", "cat"],
         thing_dataset_id_to_contiguous_id={3: 0, 7: 1},
     )
+
+
+@pytest.fixture
+def segm_dataset(tmp_path, register):
+    """make(seed) -> (registered name, annotation json, {image_id: (input, Mask R-CNN output)})
+    of a randomised mask problem (_segm_problem.random_problem)."""
+    from ._segm_problem import CATEGORY_IDS, random_problem
+
+    def make(seed):
+        data, outputs = random_problem(seed)
+        json_file = tmp_path / f"instances_{seed}.json"
+        json_file.write_text(json.dumps(data))
+        dicts = [{"file_name": i["file_name"], "image_id": i["id"], "height": i["height"],
+                  "width": i["width"], "annotations": []} for i in data["images"]]
+        name = register("segm", lambda: dicts, json_file=str(json_file), evaluator_type="coco",
+                        thing_classes=[f"c{c}" for c in CATEGORY_IDS],
+                        thing_dataset_id_to_contiguous_id={c: i for i, c in enumerate(CATEGORY_IDS)})
+        return name, str(json_file), outputs
+
+    return make
