@@ -12,6 +12,7 @@ these, so a new backbone is one ``BACKBONES.register(...)`` call (docs/internals
 backbone").
 """
 import difflib
+import importlib
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -75,6 +76,8 @@ class ModelRegistry:
         self.key = key
         self._specs: Dict[str, ModelSpec] = {}  # every accepted name -> its entry
         self._listeners: List[Callable[[ModelSpec], None]] = []
+        # name -> "module:function" that registers it, run on the first lookup of the name
+        self._providers: Dict[str, str] = {}
 
     def register(self, name: str, *, build: Callable[..., nn.Module], from_config: KwargsFromConfig,
                  **options) -> ModelSpec:
@@ -100,6 +103,13 @@ class ModelRegistry:
         for n in spec.names:
             del self._specs[n]
 
+    def provide(self, name: str, provider: str) -> None:
+        """Let the config select ``name`` before the module that registers it is imported:
+        the first lookup of ``name`` calls ``provider`` ("package.module:function"), which
+        must register it (the reproduction demo's networks live in resnet_det.reproduce,
+        which imports this package, so this package cannot import it up front)."""
+        self._providers[name] = provider
+
     def subscribe(self, listener: Callable[[ModelSpec], None]) -> None:
         """Call ``listener(spec)`` for every entry, now and when one is registered later (the
         detectron2 plugin mirrors BACKBONES into detectron2's registry this way)."""
@@ -119,6 +129,9 @@ class ModelRegistry:
 
     def get(self, name: str) -> ModelSpec:
         """The entry ``name``; ConfigError naming :attr:`key` if there is none."""
+        if name not in self._specs and name in self._providers:
+            module, _, function = self._providers[name].partition(":")
+            getattr(importlib.import_module(module), function)()
         if name not in self._specs:
             close = difflib.get_close_matches(str(name), self.names(), n=3, cutoff=0.6)
             hint = f"did you mean {close}? " if close else ""
@@ -167,6 +180,9 @@ BACKBONES.register("build_resnet_fpn_backbone", d2_name="build_resnet_det_fpn_ba
 # The original Faster R-CNN backbone (conv5_3 at stride 16), the paper's baseline (Table 7/8).
 BACKBONES.register("build_vgg_backbone", d2_name="build_vgg16_backbone",
                    build=VGG, from_config=vgg_backbone_kwargs, vgg_head=True)
+# The reproduction demo's VGG-16 layout at a quarter width (configs/reproduce_demo/).
+BACKBONES.provide("build_vgg16_quarter_backbone", "resnet_det.reproduce.demo_nets:register_demo_nets")
+CLASSIFIERS.provide("vgg16_quarter", "resnet_det.reproduce.demo_nets:register_demo_nets")
 
 for _arch in MODEL_SPECS:
     CLASSIFIERS.register(_arch, build=partial(create_model, _arch), from_config=classifier_kwargs)

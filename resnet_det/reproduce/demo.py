@@ -35,7 +35,7 @@ DEMO = Comparison(
     note="The demo's small networks, images and schedules make its numbers incomparable to the "
          "paper's; it runs the paper's chain (pretraining, conversion, fine-tuning, evaluation) "
          "on generated data. Its data sets (shapes_crops_*) and VGG-style net (vgg16_quarter) are "
-         "registered by importing resnet_det.reproduce, which the commands below need first.",
+         "registered by resnet_det.reproduce, which the commands below import when a config names them.",
 )
 
 # --demo --fast: a few iterations per stage (detection on tiny images; the 32 px crops are

@@ -216,3 +216,29 @@ def test_classifier_keys_are_checked_by_validation_and_the_builder(opts, key):
     for check in (validate_cfg, build_classifier):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             check(cfg)
+
+
+def test_provided_names_register_on_first_lookup():
+    """The reproduction demo's configs name networks registered by resnet_det.reproduce; a
+    fresh process resolves them without importing that package first (tools/train_net.py on
+    configs/reproduce_demo/*.yaml)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from resnet_det.modeling.registry import BACKBONES, CLASSIFIERS\n"
+            "assert 'resnet_det.reproduce' not in sys.modules\n"
+            "assert 'build_vgg16_quarter_backbone' not in BACKBONES\n"
+            "print(BACKBONES.get('build_vgg16_quarter_backbone').name, CLASSIFIERS.get('vgg16_quarter').name)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["build_vgg16_quarter_backbone", "vgg16_quarter"]
+
+
+def test_a_provider_that_registers_nothing_still_gives_the_config_error():
+    from resnet_det.modeling.registry import ModelRegistry
+
+    reg = ModelRegistry("MODEL.BACKBONE.NAME")
+    reg.provide("ghost", "builtins:object")  # runs, registers nothing
+    with pytest.raises(ConfigError, match=r"MODEL\.BACKBONE\.NAME"):
+        reg.get("ghost")
