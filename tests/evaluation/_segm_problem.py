@@ -96,7 +96,8 @@ def random_problem(seed, num_images=8, max_gt=6, max_dets=25):
         n = len(probs)
         scores = torch.from_numpy(np.round(rng.random(n), 1 if seed % 2 else 6).astype(np.float32))  # ties
         masks = torch.from_numpy(np.stack(probs)[:, None]) if n else torch.zeros((0, 1, h, w))
-        boxes = torch.tensor(rng.uniform(0, 50, (n, 4)), dtype=torch.float32).sort(dim=1).values  # x0 <= y0 <= x1 <= y1: valid XYXY
+        # Sorted: x0 <= y0 <= x1 <= y1, a valid XYXY box (boxes do not enter mask AP).
+        boxes = torch.tensor(rng.uniform(0, 50, (n, 4)), dtype=torch.float32).sort(dim=1).values
         out = {"boxes": boxes, "scores": scores, "labels": torch.tensor(labels, dtype=torch.int64), "masks": masks}
         outputs[image_id] = ({"image_id": image_id, "height": h, "width": w}, out)
     categories = [{"id": c, "name": f"c{c}"} for c in CATEGORY_IDS]

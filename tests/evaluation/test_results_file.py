@@ -107,7 +107,8 @@ def test_bad_masks_are_named_by_file_and_entry(segm_entries, tmp_path):
          r"entry 4 has 'segmentation'.*exactly 'size' and 'counts'"),
         ([dict(e) for e in entries[:3]] + [{k: v for k, v in entries[3].items() if k != "segmentation"}],
          r"entry 0 has a 'segmentation' but entry 3 has none"),
-        ([{k: v for k, v in entries[0].items() if k not in ("segmentation", "bbox")}], r"entry 0 lacks key\(s\) \['bbox'\]"),
+        ([{k: v for k, v in entries[0].items() if k not in ("segmentation", "bbox")}],
+         r"entry 0 lacks key\(s\) \['bbox'\]"),
     ]
     for k, (results, message) in enumerate(cases):
         path = tmp_path / f"bad_{k}.json"
