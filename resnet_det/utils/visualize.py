@@ -4,9 +4,11 @@
 to be read at a glance: predictions solid in their class's colour with a "class score" tag,
 ground truth dashed black-and-white (visible on any background), tags placed so that they
 overlap neither each other nor other boxes where a free place exists (:func:`place_labels`),
-a legend, and the score threshold in the title. :func:`draw_detections` /
-:func:`save_image_grid` draw on a tensor image (same size in, same size out) for tools that
-want pixels rather than a figure. Every file is written atomically (utils.file_io).
+a legend, and the score threshold in the title; instance masks, when the model gives them, as
+a semi-transparent fill in the class colour with a solid outline (:func:`overlay_masks`).
+:func:`draw_detections` / :func:`save_image_grid` draw on a tensor image (same size in, same
+size out) for tools that want pixels rather than a figure. Every file is written atomically
+(utils.file_io).
 """
 import io
 import os
@@ -21,7 +23,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 from .file_io import atomic_open
 
 __all__ = ["DetectionPanel", "plot_detections", "place_labels", "draw_detections",
-           "save_image_grid", "class_color"]
+           "save_image_grid", "class_color", "overlay_masks"]
 
 # Distinct colours per class (tab10), cycled for more classes.
 _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -30,6 +32,8 @@ _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 # legible on a 1000-px-wide picture without covering small objects.
 _TAG_FONT = 9
 _DPI = 100
+# Mask fill opacity: the object stays visible under its colour.
+_MASK_ALPHA = 0.45
 
 
 def class_color(label: int) -> str:
@@ -42,7 +46,9 @@ class DetectionPanel(NamedTuple):
 
     image: uint8 RGB, [H, W, 3] array or [3, H, W] tensor. boxes: [N, 4] XYXY in the image's
     pixels; labels: [N] 0-based class indices; scores: [N]. gt_boxes: [M, 4] XYXY (or None).
-    caption: text under the image (e.g. its id).
+    caption: text under the image (e.g. its id). masks: None, or the detections' masks at the
+    image's size, [N, 1, H, W] or [N, H, W]: probabilities (drawn where > 0.5, as evaluated)
+    or bool.
     """
 
     image: object
@@ -51,6 +57,7 @@ class DetectionPanel(NamedTuple):
     scores: object
     gt_boxes: object = None
     caption: str = ""
+    masks: object = None
 
 
 Box = Tuple[float, float, float, float]
@@ -123,6 +130,42 @@ def _as_array(x, shape_tail: Tuple[int, ...] = ()) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).reshape((-1,) + shape_tail)
 
 
+def _binary_masks(masks, height: int, width: int) -> np.ndarray:
+    """bool [N, H, W] from [N, 1, H, W] / [N, H, W] probabilities (> 0.5, the evaluation's
+    threshold) or bool masks; the size must be the image's."""
+    masks = masks.detach().cpu() if isinstance(masks, torch.Tensor) else torch.as_tensor(np.asarray(masks))
+    if masks.dim() == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.dim() != 3 or tuple(masks.shape[1:]) != (height, width):
+        raise ValueError(f"masks of shape {tuple(masks.shape)} for an image of {height}x{width}: expected "
+                         f"[N, 1, {height}, {width}] or [N, {height}, {width}]")
+    return (masks > 0.5 if masks.is_floating_point() else masks != 0).numpy()
+
+
+def overlay_masks(image: np.ndarray, masks, labels: Sequence[int], *, alpha: float = _MASK_ALPHA) -> np.ndarray:
+    """``image`` (uint8 [H, W, 3]) with each mask filled semi-transparently in its class colour
+    and outlined in it; later masks on top. Returns a new array.
+
+    Args:
+        image: uint8 RGB [H, W, 3].
+        masks: [N, 1, H, W] or [N, H, W], probabilities (> 0.5 drawn) or bool.
+        labels: [N] class indices (the colours).
+        alpha: opacity of the fill.
+    """
+    out = image.astype(np.float32)
+    masks = _binary_masks(masks, image.shape[0], image.shape[1])
+    if len(masks) != len(labels):
+        raise ValueError(f"overlay_masks: {len(masks)} masks for {len(labels)} labels")
+    for mask, label in zip(masks, labels):
+        colour = np.array([int(class_color(label)[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float32)
+        out[mask] = (1 - alpha) * out[mask] + alpha * colour
+        # The outline: mask pixels with a 4-neighbour outside the mask (or on the border).
+        inner = np.zeros_like(mask)
+        inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+        out[mask & ~inner] = colour
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def _text_colour(hex_colour: str) -> str:
     r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "white"
@@ -192,6 +235,16 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
         ax = fig.add_axes((left, bottom, 0.98 / ncols, panel_inches / fig_h))
         image = _as_hwc(panel.image)
         h, w = image.shape[:2]
+        boxes, labels, scores = (_as_array(panel.boxes, (4,)), _as_array(panel.labels).astype(int),
+                                 _as_array(panel.scores))
+        keep = np.nonzero(scores >= score_thresh)[0]
+        keep = keep[np.argsort(-scores[keep], kind="stable")]
+        if panel.masks is not None and len(keep):
+            masks = _binary_masks(panel.masks, h, w)
+            if len(masks) != len(scores):
+                raise ValueError(f"plot_detections: {len(masks)} masks for {len(scores)} detections")
+            order = keep[::-1]  # the best-scored mask on top
+            image = overlay_masks(image, masks[order], labels[order])
         ax.imshow(image, interpolation="bilinear")
         ax.set_xlim(0, w)
         ax.set_ylim(h, 0)
@@ -206,10 +259,6 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="black", linewidth=2.6))
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="white",
                                    linewidth=1.4, linestyle=(0, (3, 2))))
-        boxes, labels, scores = (_as_array(panel.boxes, (4,)), _as_array(panel.labels).astype(int),
-                                 _as_array(panel.scores))
-        keep = np.nonzero(scores >= score_thresh)[0]
-        keep = keep[np.argsort(-scores[keep], kind="stable")]
         ax.apply_aspect()
         bbox = ax.get_window_extent(renderer)
         per_px = max(w / bbox.width, h / bbox.height)  # image pixels per display pixel
@@ -262,6 +311,7 @@ def draw_detections(
     *,
     score_thresh: float = 0.5,
     gt_boxes: Optional[torch.Tensor] = None,
+    masks: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Draw the detections scoring at least ``score_thresh`` on ``image`` (same size out).
 
@@ -271,6 +321,8 @@ def draw_detections(
         class_names: name of each class index.
         score_thresh: detections below it are not drawn.
         gt_boxes: optional [M, 4] ground-truth boxes, drawn thin and white underneath.
+        masks: optional [N, 1, H, W] / [N, H, W] masks of the detections (probabilities drawn
+            where > 0.5, or bool), filled in the class colour under the boxes.
     Returns:
         uint8 RGB tensor [3, H, W] with the drawing.
     """
@@ -281,6 +333,11 @@ def draw_detections(
     if gt_boxes is not None and len(gt_boxes):
         out = draw_bounding_boxes(out, gt_boxes.float(), colors="white", width=1)
     keep = scores >= score_thresh
+    if masks is not None and bool(keep.any()):
+        order = torch.nonzero(keep).flatten()[torch.argsort(scores[keep])]  # best on top
+        drawn = overlay_masks(out.permute(1, 2, 0).numpy(), _binary_masks(masks, *out.shape[1:])[order.numpy()],
+                              [int(c) for c in labels[order]])
+        out = torch.from_numpy(drawn).permute(2, 0, 1).contiguous()
     boxes, labels, scores = boxes[keep].float(), labels[keep], scores[keep]
     if len(boxes):
         bad = [int(c) for c in labels if not 0 <= int(c) < len(class_names)]

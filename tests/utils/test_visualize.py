@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_det.utils.visualize import (DetectionPanel, class_color, draw_detections, place_labels,
-                                        plot_detections)
+from resnet_det.utils.visualize import (DetectionPanel, class_color, draw_detections, overlay_masks,
+                                        place_labels, plot_detections)
 
 CLASSES = ("circle", "square", "triangle")
 
@@ -100,3 +100,64 @@ def test_draw_detections_keeps_the_image_size():
     out = draw_detections(image, torch.tensor([[5.0, 5.0, 30.0, 30.0]]), torch.tensor([1]),
                           torch.tensor([0.9]), CLASSES)
     assert out.shape == image.shape and out.dtype == torch.uint8 and out.sum() > 0
+
+
+def _rgb(hex_colour):
+    return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+
+
+def test_overlay_masks_fills_inside_and_outlines_only_the_mask():
+    image = np.full((40, 50, 3), 100, np.uint8)
+    masks = torch.zeros((2, 1, 40, 50))
+    masks[0, 0, 10:30, 5:25] = 0.9
+    masks[1, 0, 0:5, 40:50] = 0.5  # 0.5 is not > 0.5: nothing drawn
+    out = overlay_masks(image, masks, [2, 0], alpha=0.5)
+    colour = _rgb(class_color(2))
+    np.testing.assert_array_equal(out[20, 15], np.rint(0.5 * 100 + 0.5 * colour))  # fill
+    np.testing.assert_array_equal(out[10, 15], colour)  # outline
+    changed = (out != image).any(-1)
+    assert changed[10:30, 5:25].all() and not changed[:10].any() and not changed[30:].any()
+    assert not changed[:, :5].any() and not changed[:, 25:].any()
+    with pytest.raises(ValueError, match=r"\[N, 1, 40, 50\]"):
+        overlay_masks(image, torch.zeros((1, 1, 40, 49)), [0])
+
+
+def test_plot_detections_fills_masks_in_the_class_colour(tmp_path):
+    base = (30, 200, 90)  # a colour that neither text nor boxes nor tags can make
+    image = np.zeros((120, 160, 3), np.uint8) + np.array(base, np.uint8)
+    boxes = torch.tensor([[10.0, 10.0, 150.0, 110.0]])
+    masks = torch.zeros((1, 1, 120, 160))
+    masks[0, 0, 30:70, 20:80] = 0.8
+
+    def draw(name, m, score=0.9):
+        panel = DetectionPanel(image, boxes, torch.tensor([1]), torch.tensor([score]), caption="x", masks=m)
+        path = plot_detections([panel], str(tmp_path / name), class_names=CLASSES, ncols=1, panel_inches=4)
+        return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+    plain, filled = draw("plain.png", None), draw("mask.png", masks)
+    ys, xs = np.nonzero((plain == base).all(-1))
+    y0, x0 = ys.min(), xs.min()  # where the image lies in the picture, and its scale
+    sy, sx = (ys.max() - y0 + 1) / 120, (xs.max() - x0 + 1) / 160
+
+    def at(picture, row, col):
+        return picture[int(y0 + (row + 0.5) * sy), int(x0 + (col + 0.5) * sx)]
+
+    expected = 0.55 * np.array(base) + 0.45 * _rgb(class_color(1))
+    assert np.abs(at(filled, 50, 50) - expected).max() <= 3  # inside the mask: the class colour's fill
+    np.testing.assert_array_equal(at(filled, 90, 120), base)  # inside the box, outside the mask
+    np.testing.assert_array_equal(at(plain, 50, 50), base)
+    # Below the threshold the mask is not drawn, as its box is not.
+    hidden = draw("hidden.png", masks, score=0.1)
+    np.testing.assert_array_equal(at(hidden, 50, 50), base)
+    with pytest.raises(ValueError, match="masks of shape"):
+        draw("bad.png", masks[:, :, :100])
+
+
+def test_draw_detections_draws_masks_under_the_boxes():
+    image = torch.zeros(3, 40, 60, dtype=torch.uint8)
+    masks = torch.zeros((1, 40, 60), dtype=torch.bool)
+    masks[0, 15:25, 30:45] = True
+    args = (image, torch.tensor([[5.0, 5.0, 20.0, 20.0]]), torch.tensor([0]), torch.tensor([0.9]), CLASSES)
+    plain, drawn = draw_detections(*args), draw_detections(*args, masks=masks)
+    changed = (plain != drawn).any(0)
+    assert changed[15:25, 30:45].all() and changed.sum() == 10 * 15
