@@ -11,6 +11,10 @@ dataset (``--dataset``):
   keeps its file stem as image_id, with a warning (evaluate.py would refuse it for that dataset).
 - without: image_id is the file stem and category_id the 1-based class index (the VOC
   convention).
+
+A model with masks (MODEL.MASK_ON) adds each detection's mask as "segmentation", compressed
+RLE at the input's size (the evaluation's encoding: resnet_det.evaluation.masks), which
+tools/evaluate.py scores as mask AP.
 """
 import logging
 import os
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 
 from ..evaluation.coco_evaluation import instances_to_coco_json
+from ..evaluation.masks import encode_masks
 from ..utils.file_io import atomic_write_text
 from ..utils.visualize import DetectionPanel, plot_detections
 
@@ -75,8 +80,10 @@ class ResultsIds:
     def entries(self, file_name: str, result: Dict[str, Any]) -> List[Dict[str, Any]]:
         """predictions.json entries of one input's detections."""
         image_id, _ = self.image_id(file_name)
+        masks = result.get("masks")
         entries = instances_to_coco_json(result["boxes"].numpy(), result["scores"].numpy(),
-                                         result["labels"].numpy(), image_id, self.category_ids)
+                                         result["labels"].numpy(), image_id, self.category_ids,
+                                         None if masks is None else encode_masks(masks))
         for e in entries:
             e["file_name"] = file_name
         return entries
@@ -100,24 +107,11 @@ def picture_path(output: str, file_name: str, single_file: bool) -> str:
 
 def draw_prediction(image_rgb: torch.Tensor, result: Dict[str, Any], path: str, *,
                     class_names: Sequence[str], score_thresh: float, title: str) -> str:
-    """Draw one image's detections (masks first, when present) into the picture ``path``
-    (utils.visualize.plot_detections: tags in the class colour, a legend, the threshold)."""
-    image = image_rgb
-    masks = result.get("masks")
-    if masks is not None and len(masks):
-        from torchvision.utils import draw_segmentation_masks
-
-        from ..utils.visualize import class_color
-
-        keep = result["scores"] >= score_thresh
-        masks = masks[keep]
-        if masks.dim() == 4:  # [N, 1, H, W] mask probabilities
-            masks = masks[:, 0]
-        if len(masks):
-            colors = [class_color(int(c)) for c in result["labels"][keep]]
-            image = draw_segmentation_masks(image, masks > 0.5, alpha=0.45, colors=colors)
-    panel = DetectionPanel(image=image, boxes=result["boxes"], labels=result["labels"],
-                           scores=result["scores"], caption=title)
+    """Draw one image's detections into the picture ``path`` (utils.visualize.plot_detections:
+    tags in the class colour, a legend, the threshold; masks filled under the boxes when the
+    result has them)."""
+    panel = DetectionPanel(image=image_rgb, boxes=result["boxes"], labels=result["labels"],
+                           scores=result["scores"], caption=title, masks=result.get("masks"))
     return plot_detections([panel], path, class_names=class_names, score_thresh=score_thresh,
                            title=None, ncols=1, panel_inches=_panel_inches(image_rgb))
 

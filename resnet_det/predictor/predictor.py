@@ -2,6 +2,7 @@
 
     predictor = resnet_det.Predictor("configs/demo/faster_rcnn_shapes.yaml")
     result = predictor("photo.jpg")          # boxes (XYXY, original pixels), scores, labels, class_names
+                                             # (and masks for a Mask R-CNN config)
     results = predictor(["a.jpg", "b.png"])  # a list is one batch
 
 The images go through exactly what evaluation feeds the detector (the test loader's
@@ -168,7 +169,7 @@ class Predictor:
                    "labels": out["labels"].cpu(), "image_size": (inp["height"], inp["width"])}
             res["class_names"] = [self.class_names[int(i)] for i in res["labels"]]
             if "masks" in out:
-                res["masks"] = out["masks"].cpu()
+                res["masks"] = out["masks"].float().cpu()
             results.append(res)
         return results
 
@@ -181,8 +182,9 @@ class Predictor:
         Returns:
             For one image a dict: "boxes" float [N, 4] (XYXY in the original image's pixels),
             "scores" [N], "labels" int64 [N] (0-based), "class_names" (N names),
-            "image_size" (height, width), and "masks" when the model predicts them. For a list,
-            a list of such dicts.
+            "image_size" (height, width), and for a model with masks (MODEL.MASK_ON) "masks",
+            float [N, 1, H, W] probabilities in the original image (an object's pixels are
+            those > 0.5, as the evaluation binarises them). For a list, a list of such dicts.
         """
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)

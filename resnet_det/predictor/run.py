@@ -162,7 +162,8 @@ def _predict_video(predictor: Predictor, name: str, output: Optional[str], entri
                 entries.append(e)
             if output is not None:
                 drawn = draw_detections(bgr.flip(0), result["boxes"], result["labels"],
-                                        result["scores"], predictor.class_names, score_thresh=thresh)
+                                        result["scores"], predictor.class_names, score_thresh=thresh,
+                                        masks=result.get("masks"))
                 out = drawn.flip(0).permute(1, 2, 0).contiguous().numpy()
                 if writer is None:
                     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0

@@ -23,8 +23,9 @@ SMALL = ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "160",
          "MODEL.RPN.PRE_NMS_TOPK_TEST", "200", "MODEL.RPN.POST_NMS_TOPK_TEST", "50"]
 
 
-def write_images(folder, num=3, split="val"):
-    """Generated shapes images (RGB PNG) and their COCO annotations; returns (files, json)."""
+def write_images(folder, num=3, split="val", masks=False):
+    """Generated shapes images (RGB PNG) and their COCO annotations; returns (files, json).
+    masks: each annotation also gets its box as a polygon "segmentation" (for mask AP)."""
     os.makedirs(folder, exist_ok=True)
     images, annotations, files = [], [], []
     for i in range(num):
@@ -37,6 +38,9 @@ def write_images(folder, num=3, split="val"):
             annotations.append({"id": len(annotations) + 1, "image_id": 100 + i, "iscrowd": 0,
                                 "category_id": int(label) + 1, "area": float((x1 - x0) * (y1 - y0)),
                                 "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]})
+            if masks:
+                annotations[-1]["segmentation"] = [[float(x0), float(y0), float(x1), float(y0),
+                                                    float(x1), float(y1), float(x0), float(y1)]]
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(SHAPE_CLASSES)]
     json_file = os.path.join(folder, "instances.json")
     with open(json_file, "w") as f:

@@ -1,7 +1,10 @@
-"""predict.py's outputs: ids of predictions.json entries and pictures with masks."""
+"""predict.py's outputs: ids of predictions.json entries, their masks, and pictures with masks."""
+import json
+
 import numpy as np
 import torch
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from resnet_det.predictor.outputs import ResultsIds, draw_prediction
 
@@ -41,3 +44,17 @@ def test_masks_are_drawn_under_the_boxes(tmp_path):
     changed = np.abs(a - b).sum(axis=2) > 30
     # The mask covers 30x20 of 100x80 image pixels: a visible patch, not the whole picture.
     assert 0.005 < changed.mean() < 0.2
+
+
+def test_entries_of_a_model_with_masks_carry_their_rle():
+    masks = torch.zeros((1, 1, 80, 100))
+    masks[0, 0, 20:40, 20:50] = 0.9
+    masks[0, 0, 0, 0] = 0.5  # not > 0.5: outside, as the evaluation binarises
+    (entry,) = ResultsIds(3).entries("photo.png", dict(RESULT, masks=masks))
+    segm = entry["segmentation"]
+    assert segm["size"] == [80, 100] and isinstance(segm["counts"], str)
+    decoded = mask_utils.decode({"size": segm["size"], "counts": segm["counts"].encode()})
+    assert decoded.sum() == 20 * 30 and decoded[20:40, 20:50].all()
+    json.dumps(entry)  # plain JSON
+    (plain,) = ResultsIds(3).entries("photo.png", RESULT)
+    assert "segmentation" not in plain
