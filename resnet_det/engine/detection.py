@@ -104,9 +104,11 @@ class DetectionTrainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> Optional[Mapping[str, Any]]:
-        """Evaluate on every DATASETS.TEST set with the evaluator its metadata names.
+        """Evaluate on every DATASETS.TEST set with the evaluator its metadata names (COCO
+        sets: box AP, and mask AP "segm" too when MODEL.MASK_ON).
 
-        Returns {"bbox": {...}} for one test set, {name: {"bbox": {...}}} for several.
+        Returns {"bbox": {...}} ({"bbox": ..., "segm": ...} with masks) for one test set,
+        {name: {"bbox": {...}}} for several.
         """
         if not cfg.DATASETS.TEST:
             logger.warning("DATASETS.TEST is empty: nothing to evaluate")
@@ -117,7 +119,11 @@ class DetectionTrainer(DefaultTrainer):
             evaluator = build_evaluator(
                 name, os.path.join(cfg.OUTPUT_DIR, "inference", name),
                 distributed=comm.get_world_size() > 1, use_07_metric=cfg.TEST.VOC_USE_07_METRIC,
+                tasks=("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",),
             )
+            if cfg.MODEL.MASK_ON and not evaluator.scores_masks():
+                logger.warning("MODEL.MASK_ON: %s scores boxes only on %s (no mask AP)",
+                               type(evaluator).__name__, name)
             res = inference_on_dataset(model, loader, evaluator)
             if comm.is_main_process():
                 logger.info("Evaluation results for %s:", name)
@@ -137,8 +143,9 @@ def visualize_detections(cfg: CfgNode, model: nn.Module, *, dataset_name: Option
                          output_path: Optional[str] = None) -> str:
     """Run ``model`` on the first ``num_images`` images of ``dataset_name`` (default the first
     DATASETS.TEST set) and draw them, three a row, with the predictions scoring at least
-    ``score_thresh`` and the ground truth (utils.visualize.plot_detections) into
-    ``output_path`` (default OUTPUT_DIR/detections.png). Returns the path."""
+    ``score_thresh`` (their masks too, for a Mask R-CNN) and the ground truth
+    (utils.visualize.plot_detections) into ``output_path`` (default OUTPUT_DIR/detections.png).
+    Returns the path."""
     name = dataset_name or (cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None)
     if name is None:
         raise ValueError("visualize_detections: give dataset_name or set DATASETS.TEST")
@@ -158,8 +165,9 @@ def visualize_detections(cfg: CfgNode, model: nn.Module, *, dataset_name: Option
                 out = model([inputs])[0]
                 image = read_image(d["file_name"], format="RGB")
                 gt = torch.tensor([a["bbox"] for a in d.get("annotations", [])], dtype=torch.float32).reshape(-1, 4)
+                masks = out["masks"].cpu() if "masks" in out else None
                 panels.append(DetectionPanel(image, out["boxes"].cpu(), out["labels"].cpu(), out["scores"].cpu(),
-                                             gt, caption=f"image {d.get('image_id', '')}"))
+                                             gt, caption=f"image {d.get('image_id', '')}", masks=masks))
     finally:
         model.train(was_training)
     path = output_path or os.path.join(cfg.OUTPUT_DIR, "detections.png")
