@@ -17,6 +17,7 @@ from resnet_det.modeling.build import build_model
 
 DEMO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo",
                            "faster_rcnn_shapes.yaml")
+MASK_DEMO_CONFIG = os.path.join(os.path.dirname(DEMO_CONFIG), "mask_rcnn_shapes.yaml")
 # Small test images and few detections keep a forward pass and a picture under a second.
 SMALL = ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "160",
          "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE", "10",
@@ -60,18 +61,19 @@ def unregister(name):
     MetadataCatalog.remove(name)
 
 
-def demo_cfg(dataset, weights, *extra):
+def demo_cfg(dataset, weights, *extra, config=None):
     cfg = get_cfg()
-    cfg.merge_from_file(DEMO_CONFIG)
+    cfg.merge_from_file(config or DEMO_CONFIG)
     cfg.merge_from_list(SMALL + ["DATASETS.TEST", f"['{dataset}']", "DATASETS.TRAIN",
                                  f"['{dataset}']", "MODEL.WEIGHTS", weights] + list(extra))
     return cfg
 
 
-def save_random_checkpoint(path, seed=0):
-    """The demo detector with random weights, saved as training saves model_final.pth."""
+def save_random_checkpoint(path, seed=0, config=None):
+    """The demo detector (or ``config``'s) with random weights, saved as training saves
+    model_final.pth."""
     cfg = get_cfg()
-    cfg.merge_from_file(DEMO_CONFIG)
+    cfg.merge_from_file(config or DEMO_CONFIG)
     torch.manual_seed(seed)
     model = build_model(cfg)
     # With the input contract, as DetectionTrainer's checkpoints record it.

@@ -107,3 +107,27 @@ def test_demo_default_says_how_to_train_it(tmp_path, monkeypatch, capsys):
 
     with pytest.raises(MissingFileError, match=r"output/demo_shapes/model_final.pth.*tools/train_net.py"):
         _tool().main(["--input", str(tmp_path)])
+
+
+def test_mask_rcnn_pictures_and_predictions_json_with_masks(tmp_path, capsys, single_thread):
+    # The Mask R-CNN demo config with random weights: masks drawn, RLE masks written, and
+    # tools/evaluate.py's scoring gives box and mask AP for the file.
+    from resnet_det.evaluation import evaluate_results_file
+
+    files, json_file = _demo.write_images(str(tmp_path / "images"), masks=True)
+    name = _demo.register(str(tmp_path / "images"), json_file)
+    try:
+        weights = _demo.save_random_checkpoint(str(tmp_path / "model_final.pth"), config=_demo.MASK_DEMO_CONFIG)
+        out = tmp_path / "out"
+        code, stdout, _ = _run(["--config-file", _demo.MASK_DEMO_CONFIG, "--input", str(tmp_path / "images"),
+                                "--output", str(out), "--dataset", name, "--confidence-threshold", "0.0",
+                                "--opts"] + _demo.SMALL + ["MODEL.WEIGHTS", weights], capsys)
+        assert code == 0 and "3 images in" in stdout
+        assert sorted(p for p in os.listdir(out) if p.endswith(".png")) == [os.path.basename(f) for f in files]
+        entries = json.loads((out / "predictions.json").read_text())
+        sizes = {f: list(Image.open(f).size[::-1]) for f in files}
+        assert entries and all(e["segmentation"]["size"] == sizes[e["file_name"]] for e in entries)
+        results = evaluate_results_file(name, str(out / "predictions.json"))
+        assert list(results) == ["bbox", "segm"] and 0.0 <= results["segm"]["AP50"] <= 100.0
+    finally:
+        _demo.unregister(name)
