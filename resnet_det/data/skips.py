@@ -30,12 +30,14 @@ logger = logging.getLogger(__name__)
 # annotation record is missing or malformed (a VOC xml, a COCO "images" entry), or its label is
 # not a known class (a CIFAR label, an ImageNet folder not in the class list); "unreadable
 # folder" counts an ImageNet class folder that cannot be listed (its images are unknown);
+# "missing mask": an object without a mask in a Mask R-CNN training set (MODEL.MASK_ON);
 # "other" is a custom mapper's None.
 IMAGE_REASONS = ("missing", "unreadable", "size mismatch", "duplicate id", "bad annotation",
-                 "unknown category", "unreadable folder", "other")
-# Why one annotation was dropped (its image stays).
+                 "unknown category", "unreadable folder", "missing mask", "other")
+# Why one annotation was dropped (its image stays); "bad mask": its "segmentation" cannot be
+# used (resnet_det/data/segmentation.py).
 ANNOTATION_REASONS = ("unknown category", "unknown image", "malformed", "duplicate id",
-                      "degenerate box", "outside image")
+                      "bad mask", "degenerate box", "outside image")
 
 _SKIP_HINT = "or set DATALOADER.ON_BAD_IMAGE skip to leave it out and count it"
 

@@ -49,6 +49,10 @@ CASES = {
     "hostile_pickle": ["cifar"],
     "malformed_results_file": ["results"],
     "malformed_yaml_config": ["yaml"],
+    "short_polygon": ["coco"],
+    "rle_size_mismatch": ["coco"],
+    "crowd_polygon": ["coco"],
+    "missing_mask": ["coco", "voc"],
 }
 POLICIES = ("stop", "skip")
 
@@ -124,9 +128,11 @@ class Detection:
         return [[a for a in self.coco["annotations"] if a["image_id"] == img["id"]]
                 for img in self.coco["images"]]
 
-    def load(self, policy, batches=4):
-        """The train loader after ``batches`` batches of 2 (every image met at least once)."""
+    def load(self, policy, batches=4, mask_on=False):
+        """The train loader after ``batches`` batches of 2 (every image met at least once);
+        ``mask_on``: as for Mask R-CNN (MODEL.MASK_ON)."""
         cfg = get_cfg()
+        cfg.MODEL.MASK_ON = mask_on
         cfg.merge_from_list(["DATASETS.TRAIN", f"['{self.name}']", "DATALOADER.ON_BAD_IMAGE",
                              policy, "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "2",
                              "DATALOADER.ASPECT_RATIO_GROUPING", "False", "SEED", "1",
@@ -443,6 +449,76 @@ def test_malformed_yaml_config(tmp_path, reader):
     path.write_text("MODEL: &m {RESNETS: *m}\n")
     with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: a value contains itself"):
         get_cfg().merge_from_file(str(path))
+
+
+# ------------------------------------------------------------------ instance mask faults
+def _masked(d):
+    """Every COCO annotation of ``d`` with a polygon mask filling its box."""
+    for a in d.coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        a["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+
+def _mask_fault(d, k, segm, words):
+    """Annotation ``k``'s mask replaced by ``segm``: stops naming the json, the annotation and
+    image ids (``words`` follow); under skip the annotation is dropped as "bad mask"."""
+    _masked(d)
+    d.coco["annotations"][k]["segmentation"] = segm
+    d.write()
+    where = rf"{re.escape(d.json_file)}: annotation id {k + 1} \(image id {k + 1}\) {words}"
+    for mask_on in (False, True):  # a bad mask is a fault of the file, masks trained or not
+        with pytest.raises(DataError, match=where + r".*DATALOADER.ON_BAD_IMAGE skip"):
+            d.load("stop", mask_on=mask_on)
+    loader = d.load("skip", mask_on=True)
+    assert _dropped(loader, "bad mask") == (1, 1) and loader.counts().num_images == 0
+
+
+@_cases("short_polygon")
+def test_short_polygon(make, reader):
+    _mask_fault(make(reader), 1, [[5, 4, 25, 4]],
+                r"has polygon 0 of 4 numbers \(2 points\); a polygon needs at least 3 points")
+
+
+@_cases("rle_size_mismatch")
+def test_rle_size_mismatch(make, reader):
+    from pycocotools import mask as mask_util
+
+    m = np.zeros((H + 10, W), np.uint8)
+    m[4:19, 5:25] = 1
+    rle = mask_util.encode(np.asfortranarray(m))
+    _mask_fault(make(reader), 0, {"size": [H + 10, W], "counts": rle["counts"].decode()},
+                rf"has an RLE mask of size \[{H + 10}, {W}\] \(\[height, width\]\) on an image "
+                rf"of {H}x{W}")
+
+
+@_cases("crowd_polygon")
+def test_crowd_polygon(make, reader):
+    d = make(reader)
+    d.coco["annotations"][2]["iscrowd"] = 1
+    _mask_fault(d, 2, [[5, 4, 25, 4, 25, 19, 5, 19]],
+                r"is a crowd region \(iscrowd 1\) whose 'segmentation' is polygons; COCO gives "
+                r"crowd regions as RLE")
+
+
+@_cases("missing_mask")
+@pytest.mark.parametrize("policy", POLICIES)
+def test_missing_mask(make, reader, policy):
+    d = make(reader)
+    if reader == "voc":  # VOC xml has no masks: the whole set has none, always a stop
+        with pytest.raises(DataError, match=rf"{re.escape(d.root)}: dataset '{d.name}' has no "
+                                            r"instance masks .*MODEL.MASK_ON"):
+            d.load(policy, mask_on=True)
+        return
+    _masked(d)
+    del d.coco["annotations"][0]["segmentation"]
+    d.write()
+    assert d.load(policy).counts().num_images == 0  # boxes alone need no mask
+    if policy == "stop":
+        with pytest.raises(DataError, match=rf"{re.escape(d.json_file)}: annotation id 1 of "
+                                            r"image id 1 \(.*000001\.jpg\) has no 'segmentation'"):
+            d.load(policy, mask_on=True)
+    else:
+        assert _skipped(d.load(policy, mask_on=True), "missing mask") == (1, 1)
 
 
 def test_cases_are_all_run():

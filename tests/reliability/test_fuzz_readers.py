@@ -4,8 +4,10 @@ project's own error type (resnet_det.utils.errors.UserError, ConfigError include
 file: never a raw json / xml / yaml / pycocotools exception, never a hang.
 
 Each reader is fuzzed twice: with structured documents (a valid file whose entries are
-mutated: fields deleted, replaced by any json value, entries duplicated) and with byte-level
-edits of a valid file (truncation, insertion, deletion, replacement). CI runs CI_EXAMPLES
+mutated: fields deleted, replaced by any json value, entries duplicated; COCO annotations
+also get instance masks at the edges of the format) and with byte-level edits of a valid file
+(truncation, insertion, deletion, replacement). The masks the COCO reader accepts must
+decode with pycocotools at their image's size (its C code trusts its input). CI runs CI_EXAMPLES
 inputs per test, derandomized so that CI is stable; the slow soak SOAK_EXAMPLES per test with
 a random seed. docs/reliability.md states these counts and a test there holds it to them.
 """
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 from resnet_det.config import get_cfg
 from resnet_det.data.datasets.coco import load_coco_json, read_coco_api
 from resnet_det.data.datasets.voc import load_voc_instances
+from resnet_det.data.segmentation import InstanceMasks, check_segmentation
 from resnet_det.evaluation.results_file import REQUIRED_KEYS, load_results_file
 from resnet_det.utils.errors import UserError
 
@@ -138,9 +141,13 @@ COCO_BASE = {
                {"id": 2, "file_name": "b.jpg", "height": 50, "width": 30}],
     "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
     "annotations": [
-        {"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 20, 10], "iscrowd": 0},
-        {"id": 2, "image_id": 2, "category_id": 7, "bbox": [1, 2, 3, 4], "iscrowd": 1},
-        {"id": 3, "image_id": 1, "category_id": 7, "bbox": [50, 30, 30, 30], "iscrowd": 0},
+        {"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 20, 10], "iscrowd": 0,
+         "segmentation": [[5, 5, 25, 5, 25, 15, 5, 15]]},
+        # A crowd region as compressed RLE (its box's pixels), an object as uncompressed RLE.
+        {"id": 2, "image_id": 2, "category_id": 7, "bbox": [1, 2, 3, 4], "iscrowd": 1,
+         "segmentation": {"size": [50, 30], "counts": "d14^1000bX1"}},
+        {"id": 3, "image_id": 1, "category_id": 7, "bbox": [50, 30, 30, 30], "iscrowd": 0,
+         "segmentation": {"size": [40, 60], "counts": [2030] + [10, 30] * 9 + [10]}},
     ],
 }
 
@@ -153,6 +160,10 @@ def _check_detection_dicts(dicts, num_classes):
             assert all(math.isfinite(v) for v in a["bbox"])
             assert 0 <= x0 < x1 <= d["width"] and 0 <= y0 < y1 <= d["height"]
             assert 0 <= a["category_id"] < num_classes and a["iscrowd"] in (0, 1)
+            if "segmentation" in a:  # a checked mask that pycocotools decodes at its image's size
+                assert check_segmentation(a["segmentation"], d["height"], d["width"], a["iscrowd"]) is None
+                masks = InstanceMasks([a["segmentation"]], d["height"], d["width"]).to_tensor()
+                assert masks.shape == (1, d["height"], d["width"])
 
 
 def _check_coco_file(tmp, raw: bytes):
@@ -168,11 +179,40 @@ def _check_coco_file(tmp, raw: bytes):
     api = _expect_data_or_our_error(path, lambda: read_coco_api(path))
     if api is not None:  # pycocotools can answer queries on what read_coco_api accepted
         api.getAnnIds(imgIds=api.getImgIds())
+        for ann in api.loadAnns(api.getAnnIds(imgIds=api.getImgIds())):
+            if ann.get("segmentation") is not None:  # and decode its masks
+                img = api.loadImgs(ann["image_id"])[0]
+                assert api.annToMask(ann).shape == (img["height"], img["width"])
+
+
+# Masks at the edges of what the reader accepts: polygons of 0-4 points of any numbers, RLE of
+# the image's or another size, counts strings of the encoding's characters and others, count
+# lists that do or do not add up to the image's pixels; and any json value.
+_SEGMENTATIONS = st.one_of(
+    st.lists(st.lists(st.one_of(st.integers(-100, 100), _SCALARS), max_size=9), max_size=3),
+    st.fixed_dictionaries({
+        "size": st.one_of(st.sampled_from([[40, 60], [50, 30]]), JSON_VALUES),
+        "counts": st.one_of(st.text(st.characters(min_codepoint=40, max_codepoint=115), max_size=12),
+                            st.lists(st.integers(-5, 2400), max_size=4), JSON_VALUES)}),
+    JSON_VALUES,
+)
+
+
+@st.composite
+def _with_segmentations(draw, docs):
+    """A drawn COCO document with up to 2 annotations' "segmentation" replaced."""
+    doc = copy.deepcopy(draw(docs))
+    anns = doc.get("annotations") if isinstance(doc, dict) else None
+    for _ in range(draw(st.integers(0, 2)) if isinstance(anns, list) and anns else 0):
+        ann = anns[draw(st.integers(0, len(anns) - 1))]
+        if isinstance(ann, dict):
+            ann["segmentation"] = draw(_SEGMENTATIONS)
+    return doc
 
 
 def _coco_structured(tmp_path, n):
     return _run(lambda doc: _check_coco_file(str(tmp_path), json.dumps(doc, allow_nan=True).encode()),
-         _mutated(COCO_BASE, ["images", "categories", "annotations"]), n)
+         _with_segmentations(_mutated(COCO_BASE, ["images", "categories", "annotations"])), n)
 
 
 def _coco_bytes(tmp_path, n):

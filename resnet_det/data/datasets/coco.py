@@ -18,6 +18,7 @@ from pycocotools.coco import COCO
 
 from ...utils.errors import DataError, MissingFileError
 from ..catalog import MetadataCatalog
+from ..segmentation import check_segmentation, normalize_segmentation
 from ..skips import FaultPolicy, SkipCounts
 from .boxes import BoxSanitizer
 
@@ -169,6 +170,15 @@ def _annotations(data: Dict[str, Any], images: Dict[int, dict], left_out: Set[An
             policy.annotation("malformed", f"{where} has iscrowd {crowd!r:.50}", image_id=img_id,
                               fix="use 0 or 1")
             continue
+        # A mask is optional (null = none); one that is there must be usable, since
+        # pycocotools trusts what it decodes (resnet_det/data/segmentation.py).
+        if ann.get("segmentation") is not None:
+            img = images[img_id]
+            bad = check_segmentation(ann["segmentation"], _positive_int(img["height"]),
+                                     _positive_int(img["width"]), crowd)
+            if bad is not None:
+                policy.annotation("bad mask", f"{where} {bad[0]}", image_id=img_id, fix=bad[1])
+                continue
         per_image.setdefault(img_id, []).append(ann)
     return per_image
 
@@ -199,10 +209,12 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
     """Read COCO instance annotations into dataset dicts (docs/internals.md).
 
     Boxes become absolute XYXY; category ids become contiguous 0-based indices in the order of
-    increasing COCO id; ``iscrowd`` is kept; images without annotations are kept (the loader
-    filters them when asked); images come in increasing id order. Boxes with width or
-    height <= 0, or entirely outside their image, are dropped and counted; boxes partly
-    outside are clipped.
+    increasing COCO id; ``iscrowd`` and the annotation ``id`` are kept; images without
+    annotations are kept (the loader filters them when asked); images come in increasing id
+    order. Boxes with width or height <= 0, or entirely outside their image, are dropped and
+    counted; boxes partly outside are clipped. A ``segmentation`` (optional) is checked
+    (resnet_det/data/segmentation.py) and kept as polygons (lists of floats) or compressed
+    RLE (``{"size": [h, w], "counts": str}``; uncompressed RLE is compressed).
 
     Args:
         json_file: path of the COCO json (instances_*.json layout).
@@ -213,7 +225,9 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
             data"): "stop" raises DataError naming the file, the ids and the fix; "skip"
             leaves the image (an "images" entry without a valid id, file name or size; an id
             used twice) or the annotation (unknown image or category id, malformed bbox,
-            duplicate id) out, counts it and logs one summary line.
+            duplicate id; a bad mask: a polygon of fewer than 3 points, an RLE of another
+            size than its image, polygons on a crowd region, any other malformed
+            segmentation) out, counts it and logs one summary line.
         skip_counts: the counts of what was left out are added here.
 
     Raises:
@@ -242,8 +256,12 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: Optional[str] 
             box = sanitize([x, y, x + w, y + h], width, height, img_id)
             if box is None:
                 continue
-            annos.append({"bbox": list(box), "category_id": id_map[ann["category_id"]],
-                          "iscrowd": int(ann.get("iscrowd", 0))})
+            anno = {"bbox": list(box), "category_id": id_map[ann["category_id"]],
+                    "iscrowd": int(ann.get("iscrowd", 0)), "id": ann["id"]}
+            if ann.get("segmentation") is not None:
+                anno["segmentation"] = normalize_segmentation(ann["segmentation"], height,
+                                                              width)
+            annos.append(anno)
         dicts.append({
             "file_name": os.path.join(image_root, img["file_name"]),
             "image_id": img_id,

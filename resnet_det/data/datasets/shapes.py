@@ -15,7 +15,10 @@ Layouts::
 
 Train images are numbered 1..num_train and val images follow, so COCO image id ==
 int(VOC file stem). Objects smaller than ``DIFFICULT_SIZE`` pixels are marked difficult in the
-VOC copy (COCO has no such flag; there they are ordinary objects).
+VOC copy (COCO has no such flag; there they are ordinary objects). The COCO json also holds
+each object's instance mask ("segmentation": polygons for squares and triangles, RLE for
+circles; shapes_draw.py), so the COCO copy serves Mask R-CNN; its "area" stays the box's, as
+before masks, so box AP by object size is unchanged.
 """
 import hashlib
 import io
@@ -31,15 +34,16 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ...utils.errors import DataError
+from ...utils.file_io import atomic_open
+from .shapes_draw import SHAPE_CLASSES, draw_shape, shape_mask, shape_segmentation
 
 __all__ = [
-    "SHAPE_CLASSES", "DIFFICULT_SIZE", "render_shapes_image", "write_shapes_datasets",
-    "ensure_shapes_dataset", "ensure_shapes_datasets", "shapes_digest",
+    "SHAPE_CLASSES", "DIFFICULT_SIZE", "render_shapes_image", "shape_mask", "shape_segmentation",
+    "write_shapes_datasets", "ensure_shapes_dataset", "ensure_shapes_datasets", "shapes_digest",
 ]
 
 logger = logging.getLogger(__name__)
 
-SHAPE_CLASSES = ("circle", "square", "triangle")
 # Side (pixels) below which an object is "difficult" in the VOC copy.
 DIFFICULT_SIZE = 16
 DEFAULT_SEED = 0
@@ -59,6 +63,10 @@ _MAX_SIDE_FRACTION = 0.45
 _MIN_CONTRAST = 250
 # Bumped whenever the drawing changes, so that a folder from an older generator is detected.
 GENERATOR_VERSION = 2
+# Version of the COCO json's contents beyond boxes, recorded as "masks" in the COCO folder's
+# marker: 1 = a "segmentation" for every object. A folder whose marker has no "masks" (made
+# before masks existed, same images and boxes) is completed in place rather than regenerated.
+MASKS_VERSION = 1
 _MARKER = "COMPLETE.json"
 _SPLIT_CODE = {"train": 0, "val": 1}
 
@@ -117,13 +125,7 @@ def render_shapes_image(seed: int, index: int, split: str) -> Tuple[np.ndarray, 
                 break
         else:
             continue
-        x1, y1 = x0 + side - 1, y0 + side - 1  # PIL coordinates are inclusive pixel indices
-        if SHAPE_CLASSES[cls] == "circle":
-            draw.ellipse([x0, y0, x1, y1], fill=color)
-        elif SHAPE_CLASSES[cls] == "square":
-            draw.rectangle([x0, y0, x1, y1], fill=color)
-        else:
-            draw.polygon([(x0, y1), (x1, y1), (x0 + (side - 1) // 2, y0)], fill=color)
+        draw_shape(draw, cls, x0, y0, side, color)
         objects.append((cls, x0, y0, x0 + side, y0 + side))
     img = np.asarray(canvas).astype(np.float32)
     img += rng.normal(0.0, rng.uniform(*_NOISE_SIGMA), size=img.shape).astype(np.float32)
@@ -246,6 +248,7 @@ def write_shapes_datasets(coco_dir: str = None, voc_dir: str = None, *, seed: in
                     "id": ann_id, "image_id": number, "category_id": cls + 1,
                     "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
                     "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0,
+                    "segmentation": shape_segmentation(cls, x0, y0, x1, y1, height, width),
                 })
         if voc_dir is not None:
             _write_bytes(os.path.join(voc_dir, "JPEGImages", stem + ".jpg"), jpeg)
@@ -270,8 +273,11 @@ def ensure_shapes_dataset(folder: str, layout: str, *, seed: int = DEFAULT_SEED,
     Safe when several processes call it at once: each writes a private temporary folder next
     to ``folder`` and renames it into place (atomic on one file system); a process that loses
     the race discards its copy. A folder is complete when its marker file exists and records
-    the same parameters; a folder without the marker, or made with other parameters, raises
-    rather than being silently reused or overwritten (DataError).
+    the same parameters. A COCO folder made before the json had masks (its marker has no
+    "masks") is completed in place: each object's "segmentation" is added from its class and
+    box (what the renderer draws is a function of them) and the marker updated, atomically
+    file by file. A folder without the marker, or made with other parameters, raises rather
+    than being silently reused or overwritten (DataError).
 
     Args:
         folder: destination, e.g. ``<RESNET_DET_DATASETS>/shapes``.
@@ -296,6 +302,8 @@ def ensure_shapes_datasets(folders: Dict[str, str], *, seed: int = DEFAULT_SEED,
                              f"{layout!r}")
     params = {layout: {"layout": layout, "seed": seed, "num_train": num_train,
                        "num_val": num_val, "version": GENERATOR_VERSION} for layout in folders}
+    if "coco" in params:
+        params["coco"]["masks"] = MASKS_VERSION
     missing = {layout: folder for layout, folder in folders.items()
                if not _check_complete(folder, params[layout])}
     if not missing:
@@ -329,6 +337,8 @@ def ensure_shapes_datasets(folders: Dict[str, str], *, seed: int = DEFAULT_SEED,
 
 
 def _check_complete(folder: str, params: dict) -> bool:
+    """Whether ``folder`` holds the set ``params`` describes (False: it does not exist);
+    a COCO folder from before masks is completed first (:func:`_add_masks`)."""
     if not os.path.exists(folder):
         return False
     marker = os.path.join(folder, _MARKER)
@@ -339,7 +349,40 @@ def _check_complete(folder: str, params: dict) -> bool:
         )
     with open(marker, "rb") as f:
         found = json.loads(f.read())
+    if found != params and "masks" in params and found == _without_masks(params):
+        _add_masks(folder, params)
+        return True
     if found != params:
         raise DataError(f"Demo dataset folder {folder} was generated with {found}, but "
                            f"{params} was requested; delete it to regenerate.")
     return True
+
+
+def _without_masks(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k != "masks"}
+
+
+def _add_masks(folder: str, params: dict) -> None:
+    """Add every object's "segmentation" to the COCO jsons of ``folder`` (made by the
+    generator before masks: same images and boxes), then record ``params`` in its marker.
+    Each file is replaced atomically and the marker last, so an interruption leaves a folder
+    that is completed again next time; processes doing it at once write the same bytes."""
+    logger.info("Adding instance masks to the demo dataset in %s (generated before the json "
+                "had masks) ...", folder)
+    for split in ("train", "val"):
+        path = os.path.join(folder, "annotations", f"instances_{split}.json")
+        try:
+            with open(path, "rb") as f:
+                data = json.loads(f.read())
+            sizes = {img["id"]: (img["height"], img["width"]) for img in data["images"]}
+            for ann in data["annotations"]:
+                x, y, w, h = (int(v) for v in ann["bbox"])
+                ann["segmentation"] = shape_segmentation(ann["category_id"] - 1, x, y, x + w,
+                                                         y + h, *sizes[ann["image_id"]])
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+            raise DataError(f"Demo dataset folder {folder}: cannot add masks to {path} "
+                            f"({type(e).__name__}: {e}); delete the folder to regenerate it") from e
+        with atomic_open(path, "wb") as f:
+            f.write(json.dumps(data).encode("utf-8"))
+    with atomic_open(os.path.join(folder, _MARKER), "wb") as f:
+        f.write(json.dumps(params).encode("utf-8"))

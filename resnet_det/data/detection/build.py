@@ -14,17 +14,17 @@ from ...config import ConfigError, check_batch_divisible
 from ...utils.dist import get_world_size
 from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
-from ..catalog import DatasetCatalog, common_thing_classes
+from ..catalog import DatasetCatalog, MetadataCatalog, common_thing_classes
 from ..io import check_on_bad_image
-from ..skips import SkipCountingLoader, SkipCounts, SkippedImage
+from ..skips import FaultPolicy, SkipCountingLoader, SkipCounts, SkippedImage
 from ..samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, WorkerSeeder,
                         loader_seeding, resolve_dist)
 from .dataset import MapDataset
 from .mapper import DatasetMapper
 
 __all__ = [
-    "get_detection_dataset_dicts", "filter_images_without_annotations", "TestLoader",
-    "MappedBatch", "trivial_batch_collator", "build_train_loader", "build_test_loader",
+    "get_detection_dataset_dicts", "filter_images_without_annotations", "require_masks",
+    "TestLoader", "MappedBatch", "trivial_batch_collator", "build_train_loader", "build_test_loader",
     "build_detection_train_loader", "build_detection_test_loader",
 ]
 
@@ -43,9 +43,45 @@ def filter_images_without_annotations(dataset_dicts: List[dict]) -> List[dict]:
     return kept
 
 
+def require_masks(dataset_dicts: List[dict], name: str, *, on_bad_image: str = "stop",
+                  skip_counts: Optional[SkipCounts] = None) -> List[dict]:
+    """The images of dataset ``name`` whose every non-crowd object has a "segmentation",
+    for Mask R-CNN training (MODEL.MASK_ON; crowd regions are not trained on).
+
+    An object without a mask stops under on_bad_image "stop" (DataError naming the dataset's
+    file, the image id and the annotation id); under "skip" its image is left out and counted
+    as "missing mask" (the object left as background would teach the box and mask heads that
+    it is not one). A dataset with no mask at all always stops: its reader gives none (VOC xml
+    has no instance masks).
+    """
+    meta = MetadataCatalog.get(name)
+    source = meta.get("json_file") or meta.get("dirname") or f"dataset {name!r}"
+    objects = [(d, i, a) for d in dataset_dicts
+               for i, a in enumerate(d.get("annotations", ())) if not a.get("iscrowd", 0)]
+    if objects and all(a.get("segmentation") is None for _, _, a in objects):
+        raise DataError(f"{source}: dataset {name!r} has no instance masks (no annotation has "
+                        f"a 'segmentation'), but MODEL.MASK_ON trains masks; train Mask R-CNN "
+                        f"on a set with masks (COCO json polygons or RLE: docs/datasets.md), or "
+                        f"set MODEL.MASK_ON False")
+    policy = FaultPolicy(source, on_bad_image, skip_counts)
+    bad = set()
+    for d, i, a in objects:
+        if a.get("segmentation") is None and id(d) not in bad:
+            bad.add(id(d))
+            what = f"annotation id {a['id']}" if "id" in a else f"annotation {i} (bbox {a['bbox']})"
+            policy.image("missing mask", f"{what} of image id {d.get('image_id')} "
+                         f"({d.get('file_name')}) has no 'segmentation', which MODEL.MASK_ON "
+                         f"needs for every non-crowd object", image_id=d.get("image_id"),
+                         fix="add its mask or remove the annotation")
+    kept = [d for d in dataset_dicts if id(d) not in bad]
+    policy.finish(len(kept))
+    return kept
+
+
 def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True, *,
                                 on_bad_image: str = "stop",
-                                skip_counts: Optional[SkipCounts] = None) -> List[dict]:
+                                skip_counts: Optional[SkipCounts] = None,
+                                mask_on: bool = False) -> List[dict]:
     """Concatenate the registered datasets ``names``.
 
     Args:
@@ -53,6 +89,7 @@ def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True,
         filter_empty: drop images without (non-crowd) annotations.
         on_bad_image: passed to the readers that take it (the built-in ones do).
         skip_counts: what the readers left out is added here (readers that take it).
+        mask_on: keep only images whose objects all have masks (:func:`require_masks`).
 
     Raises:
         ConfigError: no names (DATASETS.TRAIN / DATASETS.TEST is empty).
@@ -70,6 +107,9 @@ def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True,
         dicts = DatasetCatalog.get(name, on_bad_image=on_bad_image, skip_counts=skip_counts)
         if not dicts:
             raise DataError(f"Dataset {name!r} is empty")
+        if mask_on:
+            dicts = require_masks(dicts, name, on_bad_image=on_bad_image,
+                                  skip_counts=skip_counts)
         all_dicts.extend(dicts)
     # After loading: a COCO json records its classes in the metadata when it is read.
     common_thing_classes(names)
@@ -218,7 +258,8 @@ def build_test_loader(dataset: List[dict], *, mapper: Callable, batch_size: int 
 def build_detection_train_loader(cfg, start_iter: int = 0, *,
                                  mapper: Optional[Callable] = None) -> SkipCountingLoader:
     """Training loader for cfg.DATASETS.TRAIN (reads DATALOADER.*, SOLVER.IMS_PER_BATCH,
-    SEED, INPUT.* through DatasetMapper.from_config).
+    SEED, INPUT.* through DatasetMapper.from_config); with MODEL.MASK_ON only images whose
+    objects all have masks (require_masks), and the mapper adds them.
 
     The data order and augmentation derive from the resolved SEED: in a run, default_setup has
     already replaced SEED < 0 by a drawn seed; called directly with SEED < 0, the seed is
@@ -234,7 +275,8 @@ def build_detection_train_loader(cfg, start_iter: int = 0, *,
     read_counts = SkipCounts()
     dataset = get_detection_dataset_dicts(
         cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
-        on_bad_image=on_bad_image, skip_counts=read_counts)
+        on_bad_image=on_bad_image, skip_counts=read_counts,
+        mask_on=cfg.MODEL.MASK_ON)
     if mapper is None:
         mapper = DatasetMapper.from_config(cfg, is_train=True)
     drawn = cfg.SEED < 0

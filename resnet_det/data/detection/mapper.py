@@ -2,12 +2,14 @@
 import copy
 import logging
 import random
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from ...config import ConfigError
+from ...utils.errors import DataError
 from ..io import SUPPORTED_FORMATS, BadImageError, ImageSizeError, check_on_bad_image, read_image
+from ..segmentation import InstanceMasks, check_segmentation
 from ..skips import SkippedImage
 from .transforms import RandomFlip, ResizeShortestEdge, apply_transforms
 
@@ -18,12 +20,20 @@ logger = logging.getLogger(__name__)
 
 class DatasetMapper:
     """Reads the image, applies resize (+ flip in training) to image and boxes, and returns
-    ``{"image", "boxes", "labels", "image_id", "height", "width", "file_name"}``.
+    ``{"image", "boxes", "labels", "image_id", "height", "width", "file_name"}``, plus
+    ``"masks"`` when training with ``mask_on``.
 
     In training, crowd annotations (iscrowd=1) are removed, as in detectron2: Faster R-CNN has
-    no use for them. Difficult VOC objects are kept (detectron2's choice). At test time the
-    output has no boxes/labels. "height"/"width" stay the original size, so detections can be
-    mapped back.
+    no use for them, and COCO's evaluation ignores crowd regions. Difficult VOC objects are
+    kept (detectron2's choice). At test time the output has no boxes/labels/masks.
+    "height"/"width" stay the original size, so detections can be mapped back.
+
+    With ``mask_on`` (training only), "masks" is a uint8 Tensor[N, H, W] at the transformed
+    image's size, one per box in the order of "boxes"/"labels", 1 inside the instance:
+    polygons are resized/flipped as coordinates and then rasterised by pycocotools at H x W,
+    RLE masks are decoded and resized (nearest) / flipped as pixels
+    (resnet_det.data.segmentation.InstanceMasks). The masks take no random draw, so image,
+    boxes and labels are the same with and without ``mask_on``.
 
     An image that is missing, cannot be decoded, or whose size differs from the dict's
     height/width raises BadImageError (MissingImageError, ImageSizeError) naming the file and
@@ -31,6 +41,8 @@ class DatasetMapper:
     ``num_skipped`` (per process: each loader worker has its own copy) and a
     :class:`~resnet_det.data.skips.SkippedImage` with the reason is returned instead, so that
     the loader draws another image and the trainer counts it (docs/datasets.md "Bad data").
+    With ``mask_on``, a training object without a "segmentation" (reason "missing mask") or
+    with one that is unusable ("bad annotation") is handled the same way, as a DataError.
 
     Args:
         is_train: training (random scale + flip) or test (fixed scale) behaviour.
@@ -42,13 +54,14 @@ class DatasetMapper:
         image_format: channel order of the output image, "BGR" or "RGB".
         flip_prob: horizontal flip probability in training.
         on_bad_image: "stop" or "skip".
+        mask_on: add the instance masks in training (Mask R-CNN).
     """
 
     def __init__(self, *, is_train: bool, min_size_train: Sequence[int] = (600,),
                  min_size_train_sampling: str = "choice", max_size_train: int = 1000,
                  min_size_test: int = 600, max_size_test: int = 1000,
                  image_format: str = "BGR", flip_prob: float = 0.5,
-                 on_bad_image: str = "stop") -> None:
+                 on_bad_image: str = "stop", mask_on: bool = False) -> None:
         if image_format not in SUPPORTED_FORMATS:
             raise ValueError(f"DatasetMapper: image_format must be one of {SUPPORTED_FORMATS}, "
                              f"got {image_format!r}")
@@ -56,6 +69,7 @@ class DatasetMapper:
         self.is_train = bool(is_train)
         self.image_format = image_format
         self.on_bad_image = on_bad_image
+        self.mask_on = bool(mask_on)
         self.transforms: List = []
         if self.is_train:
             self.transforms.append(ResizeShortestEdge(min_size_train, max_size_train,
@@ -67,7 +81,7 @@ class DatasetMapper:
 
     @classmethod
     def from_config(cls, cfg, is_train: bool) -> "DatasetMapper":
-        """The mapper for ``cfg`` (reads INPUT.* and DATALOADER.ON_BAD_IMAGE)."""
+        """The mapper for ``cfg`` (reads INPUT.*, DATALOADER.ON_BAD_IMAGE and MODEL.MASK_ON)."""
         min_size_train = cfg.INPUT.MIN_SIZE_TRAIN
         if isinstance(min_size_train, int):
             min_size_train = (min_size_train,)
@@ -95,6 +109,7 @@ class DatasetMapper:
             image_format=cfg.INPUT.FORMAT,
             flip_prob=cfg.INPUT.RANDOM_FLIP_PROB,
             on_bad_image=cfg.DATALOADER.ON_BAD_IMAGE,
+            mask_on=cfg.MODEL.MASK_ON,
         )
 
     def __call__(self, dataset_dict: dict, seed: Optional[int] = None
@@ -118,18 +133,25 @@ class DatasetMapper:
                 raise ImageSizeError.mismatch(file_name, (w, h), (width, height),
                                               image_id=image_id)
         except BadImageError as e:
-            if self.on_bad_image == "stop":
-                raise
-            self.num_skipped += 1
-            logger.warning("Skipping image (%d skipped so far in this process): %s",
-                           self.num_skipped, e)
-            return SkippedImage(e.reason, file_name, image_id)
+            return self._skip(e, e.reason, file_name, image_id)
 
         annos = [a for a in dataset_dict.get("annotations", [])
                  if not (self.is_train and a.get("iscrowd", 0))]
+        masks = None
+        if self.is_train and self.mask_on:
+            fault = _mask_fault(annos, int(h), int(w))
+            if fault is not None:
+                reason, problem, fix = fault
+                error = DataError(f"{file_name} (image id {image_id}): {problem}; {fix}, or set "
+                                  f"DATALOADER.ON_BAD_IMAGE skip to leave such images out")
+                return self._skip(error, reason, file_name, image_id)
+            masks = InstanceMasks([a["segmentation"] for a in annos], int(h), int(w))
         boxes = torch.tensor([a["bbox"] for a in annos], dtype=torch.float32).reshape(-1, 4)
         rng = random.Random(seed) if seed is not None else random.Random(random.getrandbits(64))
-        image, boxes = apply_transforms(self.transforms, image, boxes, rng)
+        if masks is None:
+            image, boxes = apply_transforms(self.transforms, image, boxes, rng)
+        else:
+            image, boxes, masks = apply_transforms(self.transforms, image, boxes, rng, masks)
 
         out = {
             "image": image.contiguous(),
@@ -141,8 +163,38 @@ class DatasetMapper:
         if self.is_train:
             out["boxes"] = boxes
             out["labels"] = torch.tensor([a["category_id"] for a in annos], dtype=torch.int64)
+            if masks is not None:
+                out["masks"] = masks.to_tensor()
         return out
+
+    def _skip(self, error: DataError, reason: str, file_name: str, image_id) -> SkippedImage:
+        """Raise ``error`` under "stop"; else log and count it and stand in for the image."""
+        if self.on_bad_image == "stop":
+            raise error
+        self.num_skipped += 1
+        logger.warning("Skipping image (%d skipped so far in this process): %s",
+                       self.num_skipped, error)
+        return SkippedImage(reason, file_name, image_id)
 
     def __repr__(self) -> str:
         return (f"DatasetMapper(is_train={self.is_train}, transforms={self.transforms}, "
-                f"image_format={self.image_format!r}, on_bad_image={self.on_bad_image!r})")
+                f"image_format={self.image_format!r}, mask_on={self.mask_on}, "
+                f"on_bad_image={self.on_bad_image!r})")
+
+
+def _mask_fault(annos: Sequence[dict], height: int, width: int
+                ) -> Optional[Tuple[str, str, str]]:
+    """(skip reason, what is wrong, fix) for the first training annotation whose mask is
+    missing or unusable, else None. The readers check masks already; a custom dataset's dicts
+    reach pycocotools' decoder only through this check."""
+    for i, a in enumerate(annos):
+        name = f"annotation {a['id']}" if "id" in a else f"annotation {i} (bbox {a['bbox']})"
+        segm = a.get("segmentation")
+        if segm is None:
+            return ("missing mask", f"{name} has no 'segmentation'; mask training "
+                    f"(MODEL.MASK_ON) needs one for every non-crowd object",
+                    "add its mask or remove the annotation")
+        bad = check_segmentation(segm, height, width)
+        if bad is not None:
+            return "bad annotation", f"{name} {bad[0]}", bad[1]
+    return None

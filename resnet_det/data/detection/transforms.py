@@ -1,24 +1,35 @@
-"""Detection augmentations applied jointly to an image and its boxes.
+"""Detection augmentations applied jointly to an image, its boxes and its instance masks.
 
 Only what the paper's detector uses (Sec. 4 / appendix A: shorter side 600, horizontal flip),
 with detectron2's semantics (multi-scale "choice"/"range" sampling, longer-side cap). The
-pixel work is torchvision.transforms.v2's functional ops on tensors and tv_tensors boxes.
-Randomness comes from an explicit ``random.Random`` so the data loader can make every sample
-a function of (seed, position in the stream).
+pixel work is torchvision.transforms.v2's functional ops on tensors and tv_tensors boxes;
+masks (resnet_det.data.segmentation.InstanceMasks) follow the same geometry. Randomness comes
+from an explicit ``random.Random`` so the data loader can make every sample a function of
+(seed, position in the stream); the masks never draw from it, so the draws, and the image and
+boxes, are the same with or without masks.
 """
 import random
 import sys
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
+from ..segmentation import InstanceMasks
+
 __all__ = ["ResizeShortestEdge", "RandomFlip", "apply_transforms"]
+
+Result = Union[Tuple[torch.Tensor, torch.Tensor],
+               Tuple[torch.Tensor, torch.Tensor, InstanceMasks]]
 
 
 def _as_boxes(boxes: torch.Tensor, height: int, width: int) -> tv_tensors.BoundingBoxes:
     return tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width))
+
+
+def _result(image, boxes, masks: Optional[InstanceMasks]) -> Result:
+    return (image, boxes) if masks is None else (image, boxes, masks)
 
 
 class ResizeShortestEdge:
@@ -66,16 +77,17 @@ class ResizeShortestEdge:
             scale = max_size / max(height, width)
         return int(height * scale + 0.5), int(width * scale + 0.5)
 
-    def __call__(self, image: torch.Tensor, boxes: torch.Tensor, rng: random.Random
-                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: torch.Tensor, boxes: torch.Tensor, rng: random.Random,
+                 masks: Optional[InstanceMasks] = None) -> Result:
+        """(image, boxes) resized, and ``masks`` too when given (then a triple)."""
         h, w = image.shape[-2:]
         new_h, new_w = self.get_output_shape(h, w, self.sample_length(rng), self.max_size)
         if (new_h, new_w) == (h, w):
-            return image, boxes
+            return _result(image, boxes, masks)
         image = F.resize(image, [new_h, new_w], antialias=True)
         # Boxes scale by new/old size per axis (continuous coordinates), exactly.
         boxes = F.resize(_as_boxes(boxes, h, w), [new_h, new_w]).as_subclass(torch.Tensor)
-        return image, boxes
+        return _result(image, boxes, None if masks is None else masks.resize(new_h, new_w))
 
     def __repr__(self) -> str:
         return (f"ResizeShortestEdge(short_edge_length={self.short_edge_length}, "
@@ -94,23 +106,30 @@ class RandomFlip:
             raise ValueError(f"RandomFlip: prob must be in [0, 1], got {prob}")
         self.prob = float(prob)
 
-    def __call__(self, image: torch.Tensor, boxes: torch.Tensor, rng: random.Random
-                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: torch.Tensor, boxes: torch.Tensor, rng: random.Random,
+                 masks: Optional[InstanceMasks] = None) -> Result:
+        """(image, boxes) maybe flipped, and ``masks`` with them when given (then a triple)."""
         # Always draw, so the random stream does not depend on prob's value.
         if rng.random() >= self.prob:
-            return image, boxes
+            return _result(image, boxes, masks)
         h, w = image.shape[-2:]
         image = F.horizontal_flip(image)
         boxes = F.horizontal_flip(_as_boxes(boxes, h, w)).as_subclass(torch.Tensor)
-        return image, boxes
+        return _result(image, boxes, None if masks is None else masks.hflip())
 
     def __repr__(self) -> str:
         return f"RandomFlip(prob={self.prob})"
 
 
 def apply_transforms(transforms: Sequence, image: torch.Tensor, boxes: torch.Tensor,
-                     rng: random.Random) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Apply each transform in order to (image [C, H, W], boxes [N, 4] XYXY)."""
+                     rng: random.Random, masks: Optional[InstanceMasks] = None) -> Result:
+    """Apply each transform in order to (image [C, H, W], boxes [N, 4] XYXY), and to
+    ``masks`` (the same N instances) when given: returns (image, boxes), or (image, boxes,
+    masks) with masks."""
+    if masks is None:
+        for t in transforms:
+            image, boxes = t(image, boxes, rng)
+        return image, boxes
     for t in transforms:
-        image, boxes = t(image, boxes, rng)
-    return image, boxes
+        image, boxes, masks = t(image, boxes, rng, masks)
+    return image, boxes, masks

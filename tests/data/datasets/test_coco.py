@@ -1,6 +1,7 @@
 import json
 import logging
 
+import numpy as np
 import pytest
 
 from resnet_det.data.catalog import MetadataCatalog
@@ -45,13 +46,13 @@ def test_boxes_ids_and_metadata(tmp_path, caplog):
         assert a["file_name"] == "/imgs/a.jpg" and (a["height"], a["width"]) == (60, 50)
         # XYWH [10, 20, 30, 40] -> XYXY [10, 20, 40, 60]; dog (id 7) -> 1, cat (id 3) -> 0.
         assert a["annotations"] == [
-            {"bbox": [10.0, 20.0, 40.0, 60.0], "category_id": 1, "iscrowd": 0},
-            {"bbox": [0.0, 0.0, 5.0, 5.0], "category_id": 0, "iscrowd": 1},
+            {"bbox": [10.0, 20.0, 40.0, 60.0], "category_id": 1, "iscrowd": 0, "id": 1},
+            {"bbox": [0.0, 0.0, 5.0, 5.0], "category_id": 0, "iscrowd": 1, "id": 2},
         ]
         # Partly outside: [90, 70, 110, 90] clipped to the 100x80 image; the zero-width and the
         # entirely outside boxes are dropped.
         assert b["annotations"] == [{"bbox": [90.0, 70.0, 100.0, 80.0], "category_id": 0,
-                                     "iscrowd": 0}]
+                                     "iscrowd": 0, "id": 3}]
         assert empty["annotations"] == []
         meta = MetadataCatalog.get(name)
         assert meta.thing_classes == ["cat", "dog"]
@@ -167,3 +168,91 @@ def test_categories_differing_from_the_registered_ones_name_the_file(tmp_path):
 def test_read_coco_api_indexes_a_valid_file(tmp_path):
     api = read_coco_api(_write(tmp_path / "inst.json", _coco()))
     assert sorted(api.getImgIds()) == [2, 5, 9] and len(api.getAnnIds(imgIds=[5])) == 3
+
+
+# ------------------------------------------------------------------------------ masks
+def _rle(mask):
+    from pycocotools import mask as mask_util
+
+    r = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(r["size"]), "counts": r["counts"].decode("ascii")}
+
+
+def _with_masks():
+    """_coco() with a mask on every annotation: polygons (two parts on annotation 1), the
+    crowd region (annotation 2) as uncompressed RLE, annotation 3 as compressed RLE;
+    annotations 4 and 5 (dropped for their boxes) without one."""
+    data = _coco()
+    anns = data["annotations"]
+    anns[0]["segmentation"] = [[10, 20, 40, 20, 40, 60], [10, 25, 20, 50, 12, 55.5]]
+    crowd = np.zeros((60, 50), np.uint8)
+    crowd[0:5, 0:5] = 1
+    anns[1]["segmentation"] = {"size": [60, 50], "counts": _uncompressed(crowd)}
+    square = np.zeros((80, 100), np.uint8)
+    square[70:80, 90:100] = 1
+    anns[2]["segmentation"] = _rle(square)
+    return data, crowd, square
+
+
+def _uncompressed(mask):
+    flat, counts, value, run = mask.flatten(order="F"), [], 0, 0
+    for v in flat:
+        if v == value:
+            run += 1
+        else:
+            counts.append(run)
+            value, run = v, 1
+    return counts + [run]
+
+
+def test_masks_are_kept_in_a_normal_form(tmp_path):
+    data, crowd, square = _with_masks()
+    json_file = _write(tmp_path / "inst.json", data)
+    dicts = {d["image_id"]: d for d in load_coco_json(json_file, "/imgs")}
+    a0, a1 = dicts[2]["annotations"]
+    assert a0["segmentation"] == [[10.0, 20.0, 40.0, 20.0, 40.0, 60.0],
+                                  [10.0, 25.0, 20.0, 50.0, 12.0, 55.5]]
+    assert a1["iscrowd"] == 1 and a1["segmentation"] == _rle(crowd)  # compressed
+    assert dicts[5]["annotations"][0]["segmentation"] == _rle(square)
+    # Masks are optional: the set without them reads as before.
+    plain = load_coco_json(_write(tmp_path / "plain.json", _coco()), "/imgs")
+    assert all("segmentation" not in a for d in plain for a in d["annotations"])
+    # pycocotools decodes what read_coco_api passes on.
+    api = read_coco_api(json_file)
+    assert api.annToMask(api.loadAnns(2)[0]).sum() == 25
+    assert (api.annToMask(api.loadAnns(3)[0]) == square).all()
+
+
+@pytest.mark.parametrize("ann, segm, words", [
+    (0, [[10, 20, 40, 20]], "polygon 0 of 4 numbers (2 points); a polygon needs at least 3 points"),
+    (2, {"size": [60, 100], "counts": "PQ`0"},
+     "RLE mask of size [60, 100] ([height, width]) on an image of 80x100"),
+    (1, [[0, 0, 5, 0, 5, 5]], "a crowd region (iscrowd 1) whose 'segmentation' is polygons"),
+    (0, "M0", "'segmentation' of type str"),
+    (0, {"counts": [5]}, "'size' is None"),
+    (0, [[10, 20, 40, 20, 40, "x"]], "polygon 0 that is not a list of finite numbers"),
+])
+def test_mask_faults_name_file_and_ids_and_follow_the_policy(tmp_path, ann, segm, words):
+    data, _, _ = _with_masks()
+    data["annotations"][ann]["segmentation"] = segm
+    json_file = _write(tmp_path / "inst.json", data)
+    a = data["annotations"][ann]
+    with pytest.raises(DataError) as e:
+        load_coco_json(json_file, "/imgs")
+    msg = str(e.value)
+    assert msg.startswith(f"{json_file}: annotation id {a['id']} (image id {a['image_id']}) ")
+    assert words in msg and "DATALOADER.ON_BAD_IMAGE skip" in msg
+    counts = SkipCounts()
+    dicts = load_coco_json(json_file, "/imgs", on_bad_image="skip", skip_counts=counts)
+    assert counts.annotations == {"bad mask": 1, "degenerate box": 1, "outside image": 1}
+    kept = [x["id"] for d in dicts for x in d["annotations"]]
+    assert a["id"] not in kept and len(kept) == 2
+    with pytest.raises(DataError, match=json_file):
+        read_coco_api(json_file)
+
+
+def test_null_segmentation_is_no_mask(tmp_path):
+    data = _coco()
+    data["annotations"][0]["segmentation"] = None
+    dicts = load_coco_json(_write(tmp_path / "inst.json", data), "/imgs")
+    assert "segmentation" not in dicts[0]["annotations"][0]

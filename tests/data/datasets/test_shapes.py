@@ -168,3 +168,51 @@ def test_digest_follows_pixels_boxes_and_classes_only(monkeypatch):
     for change in (one_pixel, box_moved, class_changed):
         assert variant(change) != base, change.__name__
     assert variant(extra_fields) == base
+
+
+def test_coco_json_has_a_mask_for_every_object(tmp_path):
+    write_shapes_datasets(str(tmp_path / "c"), None, seed=0, **SMALL)
+    for split in ("train", "val"):
+        path = tmp_path / "c" / "annotations" / f"instances_{split}.json"
+        data = json.loads(path.read_text())
+        kinds = {SHAPE_CLASSES[a["category_id"] - 1]: type(a["segmentation"]).__name__
+                 for a in data["annotations"]}
+        assert set(kinds.items()) <= {("circle", "dict"), ("square", "list"),
+                                      ("triangle", "list")}
+        dicts = load_coco_json(str(path), str(tmp_path / "c" / split))
+        assert all("segmentation" in a for d in dicts for a in d["annotations"])
+
+
+def _strip_masks(folder):
+    """Make ``folder`` what the generator wrote before masks: no "segmentation" in the jsons,
+    no "masks" in the marker."""
+    for split in ("train", "val"):
+        path = os.path.join(folder, "annotations", f"instances_{split}.json")
+        data = json.loads(open(path, "rb").read())
+        for ann in data["annotations"]:
+            del ann["segmentation"]
+        open(path, "wb").write(json.dumps(data).encode("utf-8"))
+    marker = os.path.join(folder, "COMPLETE.json")
+    params = json.loads(open(marker, "rb").read())
+    del params["masks"]
+    open(marker, "wb").write(json.dumps(params).encode("utf-8"))
+
+
+def test_a_folder_from_before_masks_is_completed_not_used_without_them(tmp_path, caplog):
+    folder, voc = str(tmp_path / "shapes"), str(tmp_path / "shapes_voc")
+    ensure_shapes_datasets({"coco": folder, "voc": voc}, **SMALL)
+    fresh, fresh_voc = _files(folder), _files(voc)
+    _strip_masks(folder)
+    image = os.path.join(folder, "train", "000001.jpg")
+    before = os.stat(image).st_mtime_ns
+    with caplog.at_level("INFO"):
+        ensure_shapes_datasets({"coco": folder, "voc": voc}, **SMALL)
+    # Byte for byte what a fresh generation writes, marker included; images not rewritten,
+    # the VOC copy (no masks there) untouched.
+    assert _files(folder) == fresh and _files(voc) == fresh_voc
+    assert os.stat(image).st_mtime_ns == before
+    assert any("Adding instance masks" in r.getMessage() for r in caplog.records)
+    # An old folder made with other parameters is still refused.
+    _strip_masks(folder)
+    with pytest.raises(DataError, match="generated with"):
+        ensure_shapes_dataset(folder, "coco", num_train=7, num_val=3)

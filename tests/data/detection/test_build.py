@@ -1,4 +1,5 @@
 import itertools
+import json
 import os
 import shutil
 
@@ -15,6 +16,7 @@ from resnet_det.data.detection.build import (build_detection_test_loader,
                                              build_train_loader, get_detection_dataset_dicts)
 from resnet_det.data.detection.mapper import DatasetMapper
 from resnet_det.data.io import MissingImageError
+from resnet_det.data.skips import SkipCounts
 from resnet_det.utils.errors import DataError, UserKeyError
 
 NAME = "test_build_tiny_shapes"
@@ -210,3 +212,63 @@ def test_concatenating_datasets_with_different_classes_is_refused(tiny):
     finally:
         DatasetCatalog.remove("test_build_other_classes")
         MetadataCatalog.remove("test_build_other_classes")
+
+
+def test_mask_on_loader_gives_a_mask_per_box(tiny):
+    cfg = _cfg()
+    cfg.MODEL.MASK_ON = True
+    masked = _batches(build_detection_train_loader(cfg), 3)
+    plain = _batches(build_detection_train_loader(_cfg()), 3)
+    assert _key(masked) == _key(plain)  # same stream, same images and boxes
+    for d in (d for b in masked for d in b):
+        masks = d["masks"]
+        assert masks.dtype == torch.uint8 and masks.shape == (len(d["boxes"]), *d["image"].shape[1:])
+        for m, box in zip(masks, d["boxes"].tolist()):
+            ys, xs = torch.nonzero(m, as_tuple=True)
+            got = [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+            assert all(abs(g - b) <= 1.5 for g, b in zip(got, box)), (got, box)
+
+
+def _register_copy(tiny, tmp_path, name, edit):
+    import json
+    root = str(tmp_path / name)
+    shutil.copytree(tiny, root)
+    path = f"{root}/annotations/instances_train.json"
+    data = json.load(open(path))
+    edit(data)
+    json.dump(data, open(path, "w"))
+    register_coco_instances(name, {}, path, f"{root}/train")
+    return path
+
+
+def test_mask_on_needs_a_mask_for_every_object(tiny, tmp_path):
+    def drop_one(data):
+        del data["annotations"][3]["segmentation"]
+
+    def drop_all(data):
+        for a in data["annotations"]:
+            del a["segmentation"]
+
+    try:
+        path = _register_copy(tiny, tmp_path, "test_build_one_mask_less", drop_one)
+        ann = json.load(open(path))["annotations"][3]
+        with pytest.raises(DataError, match=rf"{path}: annotation id {ann['id']} of image id "
+                                            rf"{ann['image_id']} \(.*\) has no 'segmentation'"):
+            get_detection_dataset_dicts(["test_build_one_mask_less"], mask_on=True)
+        counts = SkipCounts()
+        kept = get_detection_dataset_dicts(["test_build_one_mask_less"], mask_on=True,
+                                           on_bad_image="skip", skip_counts=counts)
+        assert counts.images == {"missing mask": 1} and len(kept) == 11
+        assert ann["image_id"] not in [d["image_id"] for d in kept]
+        assert len(get_detection_dataset_dicts(["test_build_one_mask_less"])) == 12
+        # No mask at all: a set without masks (e.g. VOC) stops under either policy.
+        path = _register_copy(tiny, tmp_path, "test_build_no_masks", drop_all)
+        with pytest.raises(DataError, match=rf"{path}: dataset 'test_build_no_masks' has no "
+                                            r"instance masks.*MODEL.MASK_ON"):
+            get_detection_dataset_dicts(["test_build_no_masks"], mask_on=True,
+                                        on_bad_image="skip")
+    finally:
+        for name in ("test_build_one_mask_less", "test_build_no_masks"):
+            if name in DatasetCatalog:
+                DatasetCatalog.remove(name)
+                MetadataCatalog.remove(name)

@@ -140,3 +140,97 @@ def test_from_config_reads_and_validates(tmp_path):
     cfg.DATALOADER.ON_BAD_IMAGE = "ignore"
     with pytest.raises(ConfigError, match="DATALOADER.ON_BAD_IMAGE"):
         DatasetMapper.from_config(cfg, is_train=True)
+
+
+# ------------------------------------------------------------------------------ masks
+def _masked_dict(file_name, h=20, w=40):
+    """_dict with masks: a square polygon filling its box, an RLE rectangle filling its box,
+    and a crowd region (dropped in training) given as RLE."""
+    from pycocotools import mask as mask_util
+
+    d = _dict(file_name, h, w)
+    m = np.zeros((h, w), np.uint8)
+    m[10:20, 20:40] = 1
+    rle = mask_util.encode(np.asfortranarray(m))
+    crowd = mask_util.encode(np.asfortranarray(np.ones((h, w), np.uint8)))
+    d["annotations"][0]["segmentation"] = [[4.0, 2.0, 12.0, 2.0, 12.0, 10.0, 4.0, 10.0]]
+    d["annotations"][1]["segmentation"] = {"size": [h, w], "counts": crowd["counts"].decode()}
+    d["annotations"][2]["segmentation"] = {"size": [h, w], "counts": rle["counts"].decode()}
+    for i, a in enumerate(d["annotations"]):
+        a["id"] = 100 + i
+    return d
+
+
+def _mask_box(mask):
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    return [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+
+
+def test_masks_contract_one_per_box_at_the_image_size(tmp_path):
+    d = _masked_dict(_image(tmp_path))
+    out = _mapper(mask_on=True)(d, seed=0)
+    assert set(out) == {"image", "boxes", "labels", "masks", "image_id", "height", "width",
+                        "file_name"}
+    masks = out["masks"]
+    assert masks.dtype == torch.uint8 and masks.shape == (2, 40, 80)
+    assert set(masks.unique().tolist()) == {0, 1}
+    # Same order as boxes (crowd dropped); each mask fills its box (scale 2).
+    for mask, box in zip(masks, out["boxes"].tolist()):
+        assert _mask_box(mask) == box
+        assert mask.sum().item() == (box[2] - box[0]) * (box[3] - box[1])
+    assert "masks" not in _mapper()(d, seed=0)
+    test = DatasetMapper(is_train=False, min_size_test=20, mask_on=True)(d)
+    assert "masks" not in test and "boxes" not in test
+
+
+def test_mask_on_changes_nothing_else(tmp_path):
+    """The masks take no random draw: image, boxes and labels are bit-identical with and
+    without mask_on, for every seed (scales and flips vary)."""
+    d = _masked_dict(_image(tmp_path))
+    plain = _mapper(flip_prob=0.5, min_size_train=(20, 33, 60))
+    masked = _mapper(flip_prob=0.5, min_size_train=(20, 33, 60), mask_on=True)
+    for seed in range(12):
+        a, b = plain(d, seed=seed), masked(d, seed=seed)
+        for k in ("image", "boxes", "labels"):
+            assert torch.equal(a[k], b[k]), (seed, k)
+        assert b["masks"].shape[-2:] == b["image"].shape[-2:]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_flipped_and_resized_masks_line_up_with_their_boxes(tmp_path, seed):
+    """Polygons (rasterised after the transform) and RLE masks (resized, flipped as pixels)
+    cover their transformed box: the mask's bounding box is the box within a pixel, at odd
+    scales and with or without a flip."""
+    d = _masked_dict(_image(tmp_path))
+    d["annotations"][0]["segmentation"] = [[4.0, 2.0, 12.0, 2.0, 8.0, 10.0]]  # a triangle
+    out = _mapper(flip_prob=0.5, min_size_train=(23, 37, 51), mask_on=True)(d, seed=seed)
+    for mask, box in zip(out["masks"], out["boxes"].tolist()):
+        got = _mask_box(mask)
+        assert all(abs(g - b) <= 1.0 for g, b in zip(got, box)), (got, box)
+
+
+def test_missing_or_bad_mask_stops_or_skips(tmp_path):
+    d = _masked_dict(_image(tmp_path))
+    del d["annotations"][2]["segmentation"]
+    with pytest.raises(DataError, match=r"img\.png \(image id 17\): annotation 102 has no "
+                                        r"'segmentation'.*MODEL.MASK_ON.*ON_BAD_IMAGE skip"):
+        _mapper(mask_on=True)(d, seed=0)
+    skip = _mapper(mask_on=True, on_bad_image="skip")
+    assert skip(d, seed=0) == SkippedImage("missing mask", d["file_name"], 17)
+    # Without mask_on the mask is not needed; a crowd region needs none.
+    assert "masks" not in _mapper()(d, seed=0)
+    d = _masked_dict(_image(tmp_path))
+    del d["annotations"][1]["segmentation"]
+    assert _mapper(mask_on=True)(d, seed=0)["masks"].shape[0] == 2
+    # A custom dataset's unusable mask never reaches pycocotools' decoder.
+    d["annotations"][2]["segmentation"] = {"size": [20, 40], "counts": [900]}
+    with pytest.raises(DataError, match=r"annotation 102 has an RLE mask whose runs cover 900"):
+        _mapper(mask_on=True)(d, seed=0)
+    assert skip(d, seed=0) == SkippedImage("bad annotation", d["file_name"], 17)
+
+
+def test_from_config_reads_mask_on():
+    cfg = get_cfg()
+    assert DatasetMapper.from_config(cfg, is_train=True).mask_on is False
+    cfg.MODEL.MASK_ON = True
+    assert DatasetMapper.from_config(cfg, is_train=True).mask_on is True

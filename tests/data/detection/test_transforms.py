@@ -74,3 +74,23 @@ def test_bad_arguments(kwargs):
         ResizeShortestEdge(**kwargs)
     with pytest.raises(ValueError, match="prob"):
         RandomFlip(1.5)
+
+
+def test_masks_follow_the_pixels_and_take_no_draw():
+    from resnet_det.data.segmentation import InstanceMasks
+
+    box = (30, 20, 70, 50)
+    img = _rect_image(80, 120, box)
+    polygon = [[30.0, 20.0, 70.0, 20.0, 70.0, 50.0, 30.0, 50.0]]
+    t = [ResizeShortestEdge((160, 200, 240), 1000), RandomFlip(0.5)]  # integer boxes
+    boxes = torch.tensor([box], dtype=torch.float32)
+    for seed in range(6):
+        out, b = apply_transforms(t, img, boxes, random.Random(seed))
+        out2, b2, masks = apply_transforms(t, img, boxes, random.Random(seed),
+                                           InstanceMasks([polygon], 80, 120))
+        assert torch.equal(out, out2) and torch.equal(b, b2)
+        m = masks.to_tensor()
+        assert m.shape == (1, *out.shape[-2:])
+        ys, xs = torch.nonzero(m[0], as_tuple=True)
+        assert [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1] == \
+            _bright_extent(out) == [round(v) for v in b[0].tolist()]

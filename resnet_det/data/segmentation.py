@@ -1,0 +1,241 @@
+"""COCO instance masks ("segmentation"): the checks a reader applies, and the masks of one
+image while it is transformed (polygons moved as coordinates, RLE masks as pixels).
+
+pycocotools' C code trusts its input: an RLE whose counts add up to more than its size is
+written past the end of the mask, a compressed counts string that ends inside a number is read
+past its end, and a polygon of two points is taken for a box. So nothing reaches it that
+:func:`check_segmentation` has not accepted.
+
+Accepted (docs/datasets.md "Instance masks"):
+
+- polygons: a non-empty list of polygons, each a flat list ``[x1, y1, x2, y2, ...]`` of at
+  least 3 points (an even count of 6 or more finite numbers) in continuous pixel coordinates,
+  each within the image enlarged by its own width/height on every side;
+- RLE: ``{"size": [height, width], "counts": ...}`` with the image's height and width, counts
+  either a list of non-negative ints (uncompressed) or pycocotools' compressed string, adding
+  up to height * width.
+
+A crowd region (``iscrowd`` 1) must be RLE, as COCO gives it: polygons on a crowd region are
+refused (they are an object's outline, so the crowd flag or the mask is wrong).
+"""
+import math
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_util
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+__all__ = ["check_segmentation", "normalize_segmentation", "rle_counts", "InstanceMasks"]
+
+# Longest run of characters one compressed count may take (7 x 5 bits: up to 2^34 pixels).
+_MAX_CHARS_PER_COUNT = 7
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def rle_counts(counts: str) -> Optional[List[int]]:
+    """The run lengths of pycocotools' compressed RLE string (maskApi.c rleFrString: 5 bits a
+    character from '0', continuation bit 0x20, sign bit 0x10, each count after the second
+    stored as the difference to the one two before), or None if the string is not one: a
+    character outside '0'..'o', a string ending inside a number, a negative run."""
+    out: List[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x = k = 0
+        while True:
+            if p >= n or k >= _MAX_CHARS_PER_COUNT:
+                return None
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << (5 * k)
+            p += 1
+            k += 1
+            if not c & 0x20:
+                if c & 0x10:
+                    x -= 1 << (5 * k)
+                break
+        if len(out) > 2:
+            x += out[-2]
+        if x < 0:
+            return None
+        out.append(x)
+    return out
+
+
+def _check_rle(segm: dict, height: int, width: int) -> Optional[Tuple[str, str]]:
+    size, counts = segm.get("size"), segm.get("counts")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
+        return (f"has an RLE mask whose 'size' is {size!r:.60}, not [height, width]",
+                "give the RLE's 'size' as [height, width] of its image")
+    if list(size) != [height, width]:
+        return (f"has an RLE mask of size {size} ([height, width]) on an image of "
+                f"{height}x{width} (height x width)",
+                "encode the mask at its image's size, or correct the image's height/width")
+    if isinstance(counts, bytes):  # as pycocotools.mask.encode returns it (in-memory dicts)
+        counts = counts.decode("latin-1")
+    if isinstance(counts, str):
+        runs = rle_counts(counts)
+        if runs is None:
+            return ("has an RLE mask whose 'counts' string is not pycocotools' compressed "
+                    f"encoding ({counts!r:.40})", "re-encode it with pycocotools.mask.encode")
+    elif isinstance(counts, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                          and v >= 0 for v in counts):
+        runs = counts
+    else:
+        return (f"has an RLE mask whose 'counts' is {type(counts).__name__} {counts!r:.40}, "
+                f"neither a list of non-negative ints nor a compressed string",
+                "re-encode it with pycocotools.mask.encode")
+    total = sum(runs)
+    if total != height * width:
+        return (f"has an RLE mask whose runs cover {total} pixels, not the {height * width} "
+                f"of its {height}x{width} size", "re-encode it with pycocotools.mask.encode")
+    return None
+
+
+def _check_polygons(segm: list, height: int, width: int) -> Optional[Tuple[str, str]]:
+    fix = "give each polygon as [x1, y1, x2, y2, ...] with at least 3 points"
+    if not segm:
+        return "has an empty polygon list as 'segmentation'", fix + ", or leave 'segmentation' out"
+    for j, poly in enumerate(segm):
+        if not (isinstance(poly, list) and all(_is_number(v) for v in poly)):
+            return (f"has polygon {j} that is not a list of finite numbers: {poly!r:.60}", fix)
+        if len(poly) < 6 or len(poly) % 2:
+            return (f"has polygon {j} of {len(poly)} numbers ({len(poly) // 2} points"
+                    f"{' and a stray number' if len(poly) % 2 else ''}); a polygon needs at least "
+                    f"3 points (6 numbers)", fix + " (remove the polygon if it is a stray one)")
+        xs, ys = poly[0::2], poly[1::2]
+        if (min(xs) < -width or max(xs) > 2 * width or min(ys) < -height
+                or max(ys) > 2 * height):
+            return (f"has polygon {j} reaching ({min(xs):.6g}..{max(xs):.6g}, "
+                    f"{min(ys):.6g}..{max(ys):.6g}), far outside its {width}x{height} image "
+                    f"(width x height)", "give the polygon in its image's pixel coordinates")
+    return None
+
+
+def check_segmentation(segm: Any, height: int, width: int, iscrowd: int = 0
+                       ) -> Optional[Tuple[str, str]]:
+    """None when ``segm`` is a usable mask of an image of ``height`` x ``width`` (module
+    docstring), else (what is wrong, the fix) for the reader's error message ("annotation id 3
+    (image id 1) " + what is wrong)."""
+    if isinstance(segm, dict):
+        return _check_rle(segm, height, width)
+    if isinstance(segm, list):
+        if iscrowd:
+            return ("is a crowd region (iscrowd 1) whose 'segmentation' is polygons; COCO "
+                    "gives crowd regions as RLE",
+                    "set iscrowd 0 if it is one object, or encode the crowd region as RLE")
+        return _check_polygons(segm, height, width)
+    return (f"has a 'segmentation' of type {type(segm).__name__} ({segm!r:.40}), neither "
+            f"polygons (a list) nor RLE (an object with 'size' and 'counts')",
+            "give polygons or an RLE object")
+
+
+def normalize_segmentation(segm: Union[list, dict], height: int, width: int
+                           ) -> Union[List[List[float]], dict]:
+    """A checked segmentation in the form dataset dicts hold: polygons as lists of floats, RLE
+    as ``{"size": [h, w], "counts": str}`` (compressed; what detectron2 and pycocotools read)."""
+    if isinstance(segm, list):
+        return [[float(v) for v in poly] for poly in segm]
+    if isinstance(segm["counts"], list):
+        segm = mask_util.frPyObjects({"size": [int(height), int(width)],
+                                      "counts": segm["counts"]}, height, width)
+    counts = segm["counts"]
+    return {"size": [int(height), int(width)],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def _decode_rle(segm: dict) -> torch.Tensor:
+    counts = segm["counts"]
+    rle = {"size": list(segm["size"]),
+           "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    if isinstance(rle["counts"], list):
+        rle = mask_util.frPyObjects(rle, *rle["size"])
+    return torch.from_numpy(np.ascontiguousarray(mask_util.decode(rle)))
+
+
+class InstanceMasks:
+    """The masks of one image's instances while the image is transformed.
+
+    Polygons stay coordinates until :meth:`to_tensor` rasterises them with pycocotools at the
+    final size (as detectron2 does: no resampling blur); RLE masks are decoded at the start and
+    resized by nearest neighbour (pixel centres, as PIL's NEAREST) and flipped as pixels.
+    Methods return new objects.
+
+    Args:
+        segmentations: one checked segmentation per instance (polygons or RLE, see
+            :func:`check_segmentation`).
+        height, width: the image's size, which the RLE masks have.
+    """
+
+    def __init__(self, segmentations: Sequence[Union[list, dict]], height: int,
+                 width: int) -> None:
+        self.height, self.width = int(height), int(width)
+        self._items: List[Union[List[np.ndarray], torch.Tensor]] = [
+            [np.asarray(p, dtype=np.float64) for p in s] if isinstance(s, list)
+            else _decode_rle(s) for s in segmentations]
+
+    @classmethod
+    def _of(cls, items, height: int, width: int) -> "InstanceMasks":
+        out = cls((), height, width)
+        out._items = items
+        return out
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def resize(self, new_height: int, new_width: int) -> "InstanceMasks":
+        """Scaled to ``new_height`` x ``new_width`` (per axis, as the boxes are)."""
+        sx, sy = new_width / self.width, new_height / self.height
+        items = []
+        for it in self._items:
+            if isinstance(it, list):
+                scaled = []
+                for p in it:
+                    q = p.copy()
+                    q[0::2] *= sx
+                    q[1::2] *= sy
+                    scaled.append(q)
+                items.append(scaled)
+            else:
+                items.append(F.resize(it[None], [new_height, new_width],
+                                      interpolation=InterpolationMode.NEAREST_EXACT,
+                                      antialias=False)[0])
+        return self._of(items, new_height, new_width)
+
+    def hflip(self) -> "InstanceMasks":
+        """Flipped horizontally: x -> width - x (continuous coordinates), pixel columns
+        reversed."""
+        items = []
+        for it in self._items:
+            if isinstance(it, list):
+                flipped = []
+                for p in it:
+                    q = p.copy()
+                    q[0::2] = self.width - q[0::2]
+                    flipped.append(q)
+                items.append(flipped)
+            else:
+                items.append(it.flip(-1))
+        return self._of(items, self.height, self.width)
+
+    def to_tensor(self) -> torch.Tensor:
+        """uint8 Tensor[N, height, width], 1 inside each instance."""
+        out = torch.zeros((len(self._items), self.height, self.width), dtype=torch.uint8)
+        for i, it in enumerate(self._items):
+            if isinstance(it, list):
+                rle = mask_util.merge(mask_util.frPyObjects(it, self.height, self.width))
+                out[i] = torch.from_numpy(np.ascontiguousarray(mask_util.decode(rle)))
+            else:
+                out[i] = it
+        return out

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_util
+
+from resnet_det.data.segmentation import (InstanceMasks, check_segmentation,
+                                          normalize_segmentation, rle_counts)
+
+H, W = 30, 40
+
+
+def _bitmap(y0, y1, x0, x1, h=H, w=W):
+    m = np.zeros((h, w), np.uint8)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+def _rle(m):
+    r = mask_util.encode(np.asfortranarray(m))
+    return {"size": list(r["size"]), "counts": r["counts"].decode("ascii")}
+
+
+def _uncompressed(m):
+    flat = m.flatten(order="F")
+    counts, value, run = [], 0, 0
+    for v in flat:
+        if v == value:
+            run += 1
+        else:
+            counts.append(run)
+            value, run = v, 1
+    counts.append(run)
+    return {"size": list(m.shape), "counts": counts}
+
+
+def test_rle_counts_decodes_what_pycocotools_encodes():
+    rng = np.random.default_rng(0)
+    for k in range(20):
+        m = (rng.random((H, W)) < 0.1 * (k % 10)).astype(np.uint8)
+        runs = rle_counts(_rle(m)["counts"])
+        assert runs == _uncompressed(m)["counts"] and sum(runs) == H * W
+    # Not the encoding: a character outside '0'..'o', a string ending inside a number
+    # ('0' + 0x20 continues), a negative run (sign bit on the first count).
+    assert rle_counts("0~") is None and rle_counts("P") is None and rle_counts("@") is None
+    assert rle_counts("4") == [4]
+    assert rle_counts("") == []
+
+
+@pytest.mark.parametrize("segm", [
+    [[1, 1, 10, 1, 10, 10]],
+    [[1.5, 1, 10, 1, 10, 10, 1, 10], [20, 20, 30, 20, 25, 28]],
+    "rle", "uncompressed",
+])
+def test_usable_masks_pass(segm):
+    m = _bitmap(5, 10, 5, 20)
+    segm = {"rle": _rle(m), "uncompressed": _uncompressed(m)}.get(segm, segm) \
+        if isinstance(segm, str) else segm
+    assert check_segmentation(segm, H, W) is None
+
+
+@pytest.mark.parametrize("segm, iscrowd, words", [
+    ([[1, 1, 10, 1]], 0, "polygon 0 of 4 numbers (2 points)"),
+    ([[1, 1, 10, 1, 10, 10, 3]], 0, "7 numbers (3 points and a stray number)"),
+    ([[1, 1, 10, 1, 10, float("nan")]], 0, "not a list of finite numbers"),
+    ([[1, 1, 10, 1, 10, "a"]], 0, "not a list of finite numbers"),
+    ([[1, 1, 10, 1, 10, True]], 0, "not a list of finite numbers"),
+    ([[1, 1, 10, 1, 10, 10], 5], 0, "polygon 1 that is not a list"),
+    ([], 0, "empty polygon list"),
+    ([[1, 1, 10, 1, 10, 1e9]], 0, "far outside its 40x30 image"),
+    ([[1, 1, 10, 1, 10, 10]], 1, "crowd region (iscrowd 1) whose 'segmentation' is polygons"),
+    ({"size": [H + 1, W], "counts": "0"}, 0, f"RLE mask of size [{H + 1}, {W}]"),
+    ({"size": [H, W]}, 0, "'counts' is NoneType"),
+    ({"size": "30x40", "counts": "0"}, 0, "'size' is '30x40'"),
+    ({"size": [H, W], "counts": [1, -2]}, 0, "neither a list of non-negative ints"),
+    ({"size": [H, W], "counts": [5, 6]}, 0, f"cover 11 pixels, not the {H * W}"),
+    ({"size": [H, W], "counts": "0~"}, 0, "not pycocotools' compressed encoding"),
+    ("polygon", 0, "of type str"),
+    (7, 0, "of type int"),
+])
+def test_unusable_masks_say_what_is_wrong(segm, iscrowd, words):
+    bad = check_segmentation(segm, H, W, iscrowd)
+    assert bad is not None and words in bad[0], bad
+    assert bad[1]  # a fix
+
+
+def test_crowd_rle_passes_and_normal_form():
+    m = _bitmap(0, 30, 0, 10)
+    assert check_segmentation(_rle(m), H, W, iscrowd=1) is None
+    # Uncompressed RLE becomes the compressed string pycocotools writes; polygons floats.
+    assert normalize_segmentation(_uncompressed(m), H, W) == _rle(m)
+    assert normalize_segmentation([[1, 2, 3, 4, 5, 6]], H, W) == [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]
+    with_bytes = dict(_rle(m), counts=_rle(m)["counts"].encode())
+    assert check_segmentation(with_bytes, H, W) is None
+    assert normalize_segmentation(with_bytes, H, W) == _rle(m)
+
+
+def test_instance_masks_polygons_and_rle_follow_resize_and_flip():
+    square = [[10.0, 5.0, 20.0, 5.0, 20.0, 15.0, 10.0, 15.0]]   # pixels x 10..19, y 5..14
+    bitmap = _bitmap(20, 30, 0, 8)                                # pixels x 0..7, y 20..29
+    masks = InstanceMasks([square, _rle(bitmap)], H, W)
+    t = masks.to_tensor()
+    assert t.dtype == torch.uint8 and t.shape == (2, H, W)
+    assert torch.equal(t[0], torch.from_numpy(_bitmap(5, 15, 10, 20)))
+    assert torch.equal(t[1], torch.from_numpy(bitmap))
+    # Twice the size, then flipped: x -> 80 - x.
+    t = masks.resize(2 * H, 2 * W).hflip().to_tensor()
+    assert t.shape == (2, 2 * H, 2 * W)
+    assert torch.equal(t[0], torch.from_numpy(_bitmap(10, 30, 40, 60, 2 * H, 2 * W)))
+    assert torch.equal(t[1], torch.from_numpy(_bitmap(40, 60, 64, 80, 2 * H, 2 * W)))
+    # The original is unchanged (methods return new objects); no instance: [0, H, W].
+    assert masks.to_tensor().shape == (2, H, W) and len(masks) == 2
+    assert InstanceMasks([], H, W).resize(7, 9).to_tensor().shape == (0, 7, 9)
+
+
+def test_rle_resize_is_nearest_on_pixel_centres():
+    bitmap = _bitmap(0, 30, 0, 20)  # left half
+    t = InstanceMasks([_rle(bitmap)], H, W).resize(15, 20).to_tensor()[0]
+    assert set(t.unique().tolist()) == {0, 1}  # no blur
+    assert torch.equal(t, torch.from_numpy(_bitmap(0, 15, 0, 10, 15, 20)))
