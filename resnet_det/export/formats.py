@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..utils.errors import UserError
-from .module import INPUT_NAMES, OUTPUT_NAMES, DetectorExportModule, export_friendly_nms
+from .module import INPUT_NAMES, DetectorExportModule, export_friendly_nms, export_module
 
 __all__ = ["FORMATS", "EXTENSIONS", "ONNX_OPSET", "ExportError", "export_artifact", "load_artifact"]
 
@@ -31,7 +31,7 @@ EXTENSIONS = {"torchscript": ".pt", "onnx": ".onnx", "torch_export": ".pt2"}
 # RoiAlign-16 has the pixel-centre sampling of aligned RoIAlign (detectron2's ROIAlignV2).
 ONNX_OPSET = 17
 
-Runner = Callable[[Tensor], Tuple[Tensor, Tensor, Tensor]]
+Runner = Callable[[Tensor], Tuple[Tensor, ...]]
 
 
 class ExportError(UserError, RuntimeError):
@@ -66,12 +66,12 @@ def _onnx(module: DetectorExportModule, sample: Tensor, path: str, dynamic: bool
         raise ExportError("ONNX export needs the onnx package: pip install onnx onnxruntime") from e
     if dynamic:
         axes = {"image": {1: "height", 2: "width"}}
-        axes.update({name: {0: "detections"} for name in OUTPUT_NAMES})
+        axes.update({name: {0: "detections"} for name in module.output_names})
     else:
-        axes = {name: {0: "detections"} for name in OUTPUT_NAMES}
+        axes = {name: {0: "detections"} for name in module.output_names}
     with _quiet():
         torch.onnx.export(module, (sample,), path, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                          input_names=list(INPUT_NAMES), output_names=list(module.output_names),
                           dynamic_axes=axes)
     h, w = sample.shape[-2:]
     return {"height": "any", "width": "any"} if dynamic else {"height": int(h), "width": int(w)}
@@ -119,7 +119,7 @@ def export_artifact(model: torch.nn.Module, fmt: str, sample: Tensor, path: str,
     """Export the detector ``model`` (eval mode) in format ``fmt`` to ``path``.
 
     Args:
-        model: a GeneralizedRCNN.
+        model: a GeneralizedRCNN (a Mask R-CNN exports masks too: ``MaskDetectorExportModule``).
         fmt: one of FORMATS.
         sample: an input image as ``DetectorExportModule`` takes it (float32 [3, H, W],
             resized); ONNX and torch.export trace it.
@@ -131,7 +131,7 @@ def export_artifact(model: torch.nn.Module, fmt: str, sample: Tensor, path: str,
         or [min, max] (max None: unbounded).
     """
     _check_format(fmt)
-    module = DetectorExportModule(model).eval()
+    module = export_module(model).eval()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         return _EXPORTERS[fmt](module, sample, path, dynamic)
@@ -143,7 +143,7 @@ def export_artifact(model: torch.nn.Module, fmt: str, sample: Tensor, path: str,
 
 
 def load_artifact(fmt: str, path: str, device: Optional[str] = None) -> Runner:
-    """A function image -> (boxes, scores, labels) (CPU tensors) running the artifact at
+    """A function image -> (boxes, scores, labels[, masks]) (CPU tensors) running the artifact at
     ``path`` of format ``fmt``."""
     _check_format(fmt)
     if not os.path.isfile(path):

@@ -11,7 +11,7 @@ Resizing stays outside (the caller applies the config's test-time resize, as
 formats do not all carry (docs/deployment.md).
 """
 import contextlib
-from typing import Iterator, Tuple
+from typing import Dict, Iterator, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,10 +20,12 @@ import torchvision.ops.boxes as box_ops
 from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
 
-__all__ = ["DetectorExportModule", "INPUT_NAMES", "OUTPUT_NAMES", "export_friendly_nms"]
+__all__ = ["DetectorExportModule", "MaskDetectorExportModule", "export_module", "INPUT_NAMES", "OUTPUT_NAMES",
+           "MASK_OUTPUT_NAMES", "export_friendly_nms"]
 
 INPUT_NAMES = ("image",)
 OUTPUT_NAMES = ("boxes", "scores", "labels")
+MASK_OUTPUT_NAMES = OUTPUT_NAMES + ("masks",)
 
 
 class DetectorExportModule(nn.Module):
@@ -38,6 +40,8 @@ class DetectorExportModule(nn.Module):
         model: a GeneralizedRCNN in eval mode (its parameters are shared, not copied).
     """
 
+    output_names = OUTPUT_NAMES
+
     def __init__(self, model: nn.Module):
         super().__init__()
         if model.training:
@@ -45,7 +49,8 @@ class DetectorExportModule(nn.Module):
                              "model.eval() first (exports are for inference)")
         self.model = model
 
-    def forward(self, image: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def detect(self, image: Tensor) -> Dict[str, Tensor]:
+        """The RoI heads' detections for one image (input pixels, torchvision's 1-based labels)."""
         m = self.model
         x = (image.to(torch.float32) - m.pixel_mean) / m.pixel_std
         h, w = x.shape[-2], x.shape[-1]
@@ -58,9 +63,39 @@ class DetectorExportModule(nn.Module):
         proposals, _ = m.rpn(images, {f: features[f] for f in m.rpn_in_features})
         detections, _ = m.roi_heads({f: features[f] for f in m.roi_in_features}, proposals,
                                     images.image_sizes)
-        det = detections[0]
+        return detections[0]
+
+    def forward(self, image: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        det = self.detect(image)
         # torchvision's RoIHeads reserve label 0 for background; ours are 0-based.
         return det["boxes"], det["scores"], det["labels"] - 1
+
+
+class MaskDetectorExportModule(DetectorExportModule):
+    """``image`` -> ``(boxes, scores, labels, masks)`` for one image, for a Mask R-CNN.
+
+    ``masks``: float32 [N, 1, M, M], each detection's mask probabilities at the mask head's
+    resolution (M = 28 for the FPN head, 14 for C4) in its box's frame: the detector's output
+    before pasting, which every format carries (pasting crops by data-dependent sizes). Paste
+    them into the image with ``torchvision.models.detection.roi_heads.paste_masks_in_image(masks,
+    boxes, (H, W))``, as the detector does.
+
+    Args:
+        model: a GeneralizedRCNN with a mask head, in eval mode.
+    """
+
+    output_names = MASK_OUTPUT_NAMES
+
+    def forward(self, image: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:  # type: ignore[override]
+        det = self.detect(image)
+        return det["boxes"], det["scores"], det["labels"] - 1, det["masks"]
+
+
+def export_module(model: nn.Module) -> DetectorExportModule:
+    """The export module for ``model``: with masks for a Mask R-CNN, without otherwise."""
+    if getattr(model, "mask_on", False):
+        return MaskDetectorExportModule(model)
+    return DetectorExportModule(model)
 
 
 def _batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:

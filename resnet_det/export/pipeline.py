@@ -17,7 +17,7 @@ import torch
 
 from ..utils.file_io import atomic_write_text
 from .formats import EXTENSIONS, FORMATS, ONNX_OPSET, ExportError, export_artifact, load_artifact
-from .module import INPUT_NAMES, OUTPUT_NAMES
+from .module import INPUT_NAMES, MASK_OUTPUT_NAMES, OUTPUT_NAMES
 from .verify import DEFAULT_TOLERANCE, Comparison, Tolerance, compare_detections
 
 __all__ = ["ExportReport", "export_detector", "artifact_path", "sample_images"]
@@ -81,6 +81,15 @@ def sample_images(predictor, sample_image: Optional[str], same_size: bool
     return out
 
 
+def _mask_outputs(model) -> List[Dict[str, Any]]:
+    if not getattr(model, "mask_on", False):
+        return []
+    return [{"name": MASK_OUTPUT_NAMES[3], "dtype": "float32", "shape": ["detections", 1, "M", "M"],
+             "description": "mask probabilities at the mask head's resolution (M = 28 FPN, 14 C4) "
+                            "in each box's frame; paste with torchvision's "
+                            "paste_masks_in_image(masks, boxes, (H, W)), threshold 0.5"}]
+
+
 def _description(predictor, fmt: str, artifact: str, sizes: Dict[str, Any],
                  tolerance: Tolerance, comparisons: List[Comparison]) -> Dict[str, Any]:
     cfg = predictor.cfg
@@ -109,7 +118,7 @@ def _description(predictor, fmt: str, artifact: str, sizes: Dict[str, Any],
                             f"{cfg.MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE} detections"},
             {"name": OUTPUT_NAMES[2], "dtype": "int64", "shape": ["detections"],
              "description": "0-based class index into class_names"},
-        ],
+        ] + _mask_outputs(predictor.model),
         "class_names": list(predictor.class_names),
         "input_format": cfg.INPUT.FORMAT,
         "test_resize": {"min_size": cfg.INPUT.MIN_SIZE_TEST, "max_size": cfg.INPUT.MAX_SIZE_TEST},
@@ -159,7 +168,7 @@ def export_detector(cfg, fmt: str, output: str, *, sample_image: Optional[str] =
             raise ExportError(f"the exported {fmt} model fails on {name} ({image.shape[1]}x"
                               f"{image.shape[2]}): {type(e).__name__}: {e}") from e
         comparisons.append(compare_detections(
-            (eager["boxes"], eager["scores"], eager["labels"]), got, image=name,
+            (eager["boxes"], eager["scores"], eager["labels"]), got[:3], image=name,
             size=tuple(image.shape[-2:]), tolerance=tolerance,
             score_thresh=roi.SCORE_THRESH_TEST, max_detections=roi.DETECTIONS_PER_IMAGE))
     description = os.path.splitext(artifact)[0] + ".json"

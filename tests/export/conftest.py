@@ -16,6 +16,7 @@ CONFIGS = {
     "demo": "configs/demo/faster_rcnn_shapes.yaml",
     "R50-FPN": "configs/modern/faster_rcnn_R50_FPN_1x.yaml",
     "R101-C4": "configs/faster_rcnn_R101.yaml",
+    "mask-demo": "configs/demo/mask_rcnn_shapes.yaml",
 }
 # Few proposals and detections keep each export and run to seconds on a CPU; a score threshold
 # of 0 makes random weights detect something to compare.

@@ -56,3 +56,26 @@ def test_fold_keeps_gn_and_refuses_training_mode():
     model.train()
     with pytest.raises(ValueError, match="training mode"):
         fuse_conv_norms(model)
+
+
+@pytest.mark.parametrize("base", [C4, FPN], ids=["C4", "FPN"])
+def test_fused_mask_rcnn_matches_unfused(base, single_thread):
+    """Mask R-CNN too: C4's mask head runs the box head's res5 (folded once, used twice)."""
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg(base, "MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.CONV_DIM", "32",
+                                 "MODEL.ROI_MASK_HEAD.NUM_CONV", "0" if base is C4 else "2",
+                                 "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0")).eval()
+    randomize_norm_statistics(model)
+    batch = [{"image": x["image"]} for x in synthetic_batch(2)]
+    with torch.no_grad():
+        expected = model(batch)
+    assert fuse_conv_norms(model) > 0
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+    if base is C4:
+        assert model.roi_heads.mask_head.res5 is model.roi_heads.box_head.res5
+    with torch.no_grad():
+        got = model(batch)
+    for e, g in zip(expected, got):
+        assert e["masks"].shape[0] > 0 and e["masks"].shape == g["masks"].shape
+        torch.testing.assert_close(g["boxes"], e["boxes"], rtol=0, atol=1e-4)
+        torch.testing.assert_close(g["masks"], e["masks"], rtol=0, atol=1e-4)
