@@ -53,7 +53,8 @@ def test_all_detection_configs_are_found():
                      "modern/faster_rcnn_R50_C4_1x.yaml", "modern/faster_rcnn_R50_C4_3x.yaml",
                      "modern/faster_rcnn_R101_C4_3x.yaml", "modern/faster_rcnn_R50_FPN_1x.yaml",
                      "modern/faster_rcnn_R50_FPN_3x.yaml", "modern/faster_rcnn_R101_FPN_3x.yaml",
-                     "demo/faster_rcnn_shapes.yaml"):
+                     "demo/faster_rcnn_shapes.yaml", "mask_rcnn_R50_FPN.yaml", "mask_rcnn_R101.yaml",
+                     "mask_rcnn_R101_FPN.yaml", "demo/mask_rcnn_shapes.yaml"):
         assert required.replace("/", os.sep) in names
 
 
@@ -89,10 +90,46 @@ def test_config_builds_and_trains_one_iteration(name):
     assert len(batch) == 2 and max(x["image"].shape[-2:].numel() for x in batch) <= 96 * 96
     before = {k: v.clone() for k, v in model.roi_heads.box_predictor.state_dict().items()}
     losses = model(batch)
-    assert set(losses) == LOSSES
+    assert set(losses) == LOSSES | ({"loss_mask"} if cfg.MODEL.MASK_ON else set())
     assert all(torch.isfinite(v) for v in losses.values()), losses
     optimizer.zero_grad()
     sum(losses.values()).backward()
     optimizer.step()
     after = model.roi_heads.box_predictor.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("name,depth,head,steps,max_iter,box_ap,mask_ap", [
+    ("mask_rcnn_R50_FPN.yaml", 50, "StandardROIHeads", [60000, 80000], 90000, "38.6", "35.2"),
+    ("mask_rcnn_R101_FPN.yaml", 101, "StandardROIHeads", [210000, 250000], 270000, "42.9", "38.6"),
+    ("mask_rcnn_R101.yaml", 101, "Res5ROIHeads", [210000, 250000], 270000, "42.6", "36.7"),
+])
+def test_mask_rcnn_configs_are_detectron2_recipes(name, depth, head, steps, max_iter, box_ap, mask_ap):
+    """detectron2's COCO-InstanceSegmentation recipes (2017 split, batch 16 at lr 0.02, its mask
+    heads), each citing the model-zoo numbers of the schedule it runs."""
+    cfg = get_cfg()
+    path = os.path.join(ROOT, name)
+    cfg.merge_from_file(path)
+    m = cfg.MODEL
+    assert m.MASK_ON and m.RESNETS.DEPTH == depth and m.ROI_HEADS.NAME == head
+    assert m.ROI_HEADS.NUM_CLASSES == 80 and m.RESNETS.NORM == "FrozenBN" and m.RESNETS.STRIDE_IN_1X1
+    assert m.ROI_MASK_HEAD.NAME == "MaskRCNNConvUpsampleHead" and m.ROI_MASK_HEAD.CONV_DIM == 256
+    # FPN: 4 convs on 14x14 RoIAlign; C4: the deconv right after res5 on the box head's 14x14 RoIs.
+    assert m.ROI_MASK_HEAD.NUM_CONV == (4 if head == "StandardROIHeads" else 0)
+    pooled = m.ROI_MASK_HEAD if head == "StandardROIHeads" else m.ROI_BOX_HEAD
+    assert pooled.POOLER_RESOLUTION == 14 and pooled.POOLER_TYPE == "ROIAlignV2"
+    assert list(cfg.DATASETS.TRAIN) == ["coco_2017_train"] and list(cfg.DATASETS.TEST) == ["coco_2017_val"]
+    s = cfg.SOLVER
+    assert (s.IMS_PER_BATCH, s.BASE_LR, list(s.STEPS), s.MAX_ITER) == (16, 0.02, steps, max_iter)
+    header = open(path).read().split("_BASE_")[0]
+    assert f"box AP {box_ap}" in header.replace("\n# ", " ") and f"mask AP {mask_ap}" in header.replace("\n# ", " ")
+
+
+def test_mask_demo_is_the_box_demo_with_a_small_mask_head():
+    box, mask = get_cfg(), get_cfg()
+    box.merge_from_file(os.path.join(ROOT, "demo", "faster_rcnn_shapes.yaml"))
+    mask.merge_from_file(os.path.join(ROOT, "demo", "mask_rcnn_shapes.yaml"))
+    assert mask.MODEL.MASK_ON and not box.MODEL.MASK_ON
+    assert mask.MODEL.ROI_MASK_HEAD.NUM_CONV == 2 and mask.MODEL.ROI_MASK_HEAD.CONV_DIM == 64
+    assert mask.OUTPUT_DIR == "./output/demo_mask_shapes"
+    assert mask.DATASETS.TRAIN == box.DATASETS.TRAIN and mask.SOLVER.MAX_ITER == box.SOLVER.MAX_ITER
