@@ -42,6 +42,21 @@ def _is_number(v: Any) -> bool:
         return False
 
 
+def _finite_numbers(values: Any) -> bool:
+    """Whether ``values`` is a list of finite numbers (bools are not numbers here)."""
+    if not isinstance(values, list):
+        return False
+    # The common case, fast (COCO's train json has about 20M coordinates): plain ints and
+    # floats whose sum is finite are all finite; the others are looked at one by one.
+    if all(type(v) is float or type(v) is int for v in values):
+        try:
+            if math.isfinite(sum(values)):
+                return True
+        except OverflowError:  # an int beyond float's range
+            pass
+    return all(_is_number(v) for v in values)
+
+
 def rle_counts(counts: str) -> Optional[List[int]]:
     """The run lengths of pycocotools' compressed RLE string (maskApi.c rleFrString: 5 bits a
     character from '0', continuation bit 0x20, sign bit 0x10, each count after the second
@@ -108,7 +123,7 @@ def _check_polygons(segm: list, height: int, width: int) -> Optional[Tuple[str, 
     if not segm:
         return "has an empty polygon list as 'segmentation'", fix + ", or leave 'segmentation' out"
     for j, poly in enumerate(segm):
-        if not (isinstance(poly, list) and all(_is_number(v) for v in poly)):
+        if not _finite_numbers(poly):
             return (f"has polygon {j} that is not a list of finite numbers: {poly!r:.60}", fix)
         if len(poly) < 6 or len(poly) % 2:
             return (f"has polygon {j} of {len(poly)} numbers ({len(poly) // 2} points"
