@@ -129,3 +129,17 @@ def test_test_loader_counts_and_logs_what_it_left_out(images, caplog):
     assert dict(loader.skip_counts.images) == {"missing": 1, "size mismatch": 1}
     assert any(r.getMessage() == "Evaluating my_val: skipped 2 images: 1 missing, 1 size "
                "mismatch (DATALOADER.ON_BAD_IMAGE=skip)" for r in caplog.records)
+
+
+def test_every_reason_is_in_the_bad_data_table():
+    """docs/datasets.md "Bad data" lists what each reason counts (a custom mapper's None,
+    "other", aside)."""
+    import os
+    import re
+
+    from resnet_det.data.skips import ANNOTATION_REASONS, IMAGE_REASONS
+
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "datasets.md")).read()
+    table = doc.split("## Bad data", 1)[1]
+    named = set(re.findall(r"`([a-z ]+)`", table))
+    assert set(IMAGE_REASONS) - {"other"} <= named and set(ANNOTATION_REASONS) <= named
