@@ -91,3 +91,16 @@ def test_bad_strings_are_minus_one_and_do_not_spoil_their_neighbours():
     assert list(totals[5:8]) == [-1, -1, -1]
     assert totals[9] == 0
     assert compressed_rle_totals([]).shape == (0,)
+
+
+def test_chunks_give_the_same_totals(monkeypatch):
+    from resnet_det.evaluation import masks
+
+    rng = np.random.default_rng(3)
+    strings = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode("ascii")
+               for m in _random_masks(rng, 30, 20, 30)]
+    strings[7] = strings[7] + "P"  # a bad one inside a chunk
+    whole = compressed_rle_totals(strings)
+    monkeypatch.setattr(masks, "_CHUNK_CHARS", 40)
+    np.testing.assert_array_equal(compressed_rle_totals(strings), whole)
+    assert whole[7] == -1 and (np.delete(whole, 7) == 600).all()
