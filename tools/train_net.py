@@ -88,7 +88,9 @@ def cli(argv=None):
                         help="override the config's ENGINE (default: the config's, 'builtin')")
     args = parser.parse_args(argv)
     args.config_file = args.config_file or DEFAULT_CONFIG
-    engine = load_cfg(args).ENGINE
+    # --engine detectron2 skips our reading of the file: a detectron2 run's OUTPUT_DIR/config.yaml
+    # holds detectron2-only keys, which only the plugin's config knows.
+    engine = args.engine or load_cfg(args).ENGINE
     print(f"Engine: {engine}  (config {args.config_file})", flush=True)
     if engine == "detectron2":
         return run_detectron2(args)
