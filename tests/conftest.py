@@ -1,4 +1,5 @@
 """Shared test fixtures (keep this file minimal)."""
+import numpy as np
 import pytest
 import torch
 
@@ -36,3 +37,25 @@ def _restore_package_logger():
             logger.removeHandler(h)
             h.close()
     logger.propagate, logger.level = saved[0], saved[1]
+
+
+def _random_masks(rng, n, h, w):
+    masks = np.zeros((n, h, w), dtype=bool)
+    for k in range(n):
+        kind = k % 4
+        if kind == 0:  # a rectangle
+            y0, x0 = rng.integers(0, h), rng.integers(0, w)
+            masks[k, y0:y0 + rng.integers(1, h + 1), x0:x0 + rng.integers(1, w + 1)] = True
+        elif kind == 1:  # noise: many short runs
+            masks[k] = rng.random((h, w)) < 0.5
+        elif kind == 2:  # everything (one run after an empty first one)
+            masks[k] = True
+        # kind 3: nothing
+    return masks
+
+
+@pytest.fixture
+def random_masks():
+    """``random_masks(rng, n, h, w)``: n boolean masks [n, h, w] of four kinds in turn (a
+    rectangle, noise of many short runs, everything, nothing): the RLE tests' cases."""
+    return _random_masks

@@ -27,11 +27,9 @@ from pycocotools import mask as mask_util
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-__all__ = ["check_segmentation", "normalize_segmentation", "rle_counts", "InstanceMasks"]
+from ..utils.rle import compressed_rle_totals
 
-# Longest run of characters one compressed count may take (7 x 5 bits: up to 2^34 pixels).
-_MAX_CHARS_PER_COUNT = 7
-
+__all__ = ["check_segmentation", "normalize_segmentation", "InstanceMasks"]
 
 def _is_number(v: Any) -> bool:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -57,36 +55,6 @@ def _finite_numbers(values: Any) -> bool:
     return all(_is_number(v) for v in values)
 
 
-def rle_counts(counts: str) -> Optional[List[int]]:
-    """The run lengths of pycocotools' compressed RLE string (maskApi.c rleFrString: 5 bits a
-    character from '0', continuation bit 0x20, sign bit 0x10, each count after the second
-    stored as the difference to the one two before), or None if the string is not one: a
-    character outside '0'..'o', a string ending inside a number, a negative run."""
-    out: List[int] = []
-    p, n = 0, len(counts)
-    while p < n:
-        x = k = 0
-        while True:
-            if p >= n or k >= _MAX_CHARS_PER_COUNT:
-                return None
-            c = ord(counts[p]) - 48
-            if not 0 <= c < 64:
-                return None
-            x |= (c & 0x1F) << (5 * k)
-            p += 1
-            k += 1
-            if not c & 0x20:
-                if c & 0x10:
-                    x -= 1 << (5 * k)
-                break
-        if len(out) > 2:
-            x += out[-2]
-        if x < 0:
-            return None
-        out.append(x)
-    return out
-
-
 def _check_rle(segm: dict, height: int, width: int) -> Optional[Tuple[str, str]]:
     size, counts = segm.get("size"), segm.get("counts")
     if not (isinstance(size, (list, tuple)) and len(size) == 2
@@ -100,18 +68,17 @@ def _check_rle(segm: dict, height: int, width: int) -> Optional[Tuple[str, str]]
     if isinstance(counts, bytes):  # as pycocotools.mask.encode returns it (in-memory dicts)
         counts = counts.decode("latin-1")
     if isinstance(counts, str):
-        runs = rle_counts(counts)
-        if runs is None:
+        total = int(compressed_rle_totals([counts])[0])
+        if total < 0:
             return ("has an RLE mask whose 'counts' string is not pycocotools' compressed "
                     f"encoding ({counts!r:.40})", "re-encode it with pycocotools.mask.encode")
     elif isinstance(counts, list) and all(isinstance(v, int) and not isinstance(v, bool)
                                           and v >= 0 for v in counts):
-        runs = counts
+        total = sum(counts)
     else:
         return (f"has an RLE mask whose 'counts' is {type(counts).__name__} {counts!r:.40}, "
                 f"neither a list of non-negative ints nor a compressed string",
                 "re-encode it with pycocotools.mask.encode")
-    total = sum(runs)
     if total != height * width:
         return (f"has an RLE mask whose runs cover {total} pixels, not the {height * width} "
                 f"of its {height}x{width} size", "re-encode it with pycocotools.mask.encode")

@@ -3,8 +3,8 @@ import pytest
 import torch
 from pycocotools import mask as mask_util
 
-from resnet_det.data.segmentation import (InstanceMasks, check_segmentation,
-                                          normalize_segmentation, rle_counts)
+from resnet_det.data.segmentation import InstanceMasks, check_segmentation, normalize_segmentation
+from resnet_det.utils.rle import compressed_rle_totals
 
 H, W = 30, 40
 
@@ -33,17 +33,16 @@ def _uncompressed(m):
     return {"size": list(m.shape), "counts": counts}
 
 
-def test_rle_counts_decodes_what_pycocotools_encodes():
+def test_compressed_counts_are_decoded_as_pycocotools_encodes():
     rng = np.random.default_rng(0)
-    for k in range(20):
-        m = (rng.random((H, W)) < 0.1 * (k % 10)).astype(np.uint8)
-        runs = rle_counts(_rle(m)["counts"])
-        assert runs == _uncompressed(m)["counts"] and sum(runs) == H * W
+    masks = [(rng.random((H, W)) < 0.1 * (k % 10)).astype(np.uint8) for k in range(20)]
+    assert list(compressed_rle_totals([_rle(m)["counts"] for m in masks])) == [H * W] * 20
     # Not the encoding: a character outside '0'..'o', a string ending inside a number
     # ('0' + 0x20 continues), a negative run (sign bit on the first count).
-    assert rle_counts("0~") is None and rle_counts("P") is None and rle_counts("@") is None
-    assert rle_counts("4") == [4]
-    assert rle_counts("") == []
+    assert list(compressed_rle_totals(["0~", "P", "@", "4", ""])) == [-1, -1, -1, 4, 0]
+    # ... and the reader's check refuses such a string, naming the encoding.
+    problem = check_segmentation({"size": [H, W], "counts": "P"}, H, W)
+    assert problem is not None and "compressed" in problem[0]
 
 
 @pytest.mark.parametrize("segm", [

@@ -1,0 +1,60 @@
+"""The vectorised decoding of pycocotools' compressed RLE strings against pycocotools' own
+encoder and decoder (the check annotation and results-file readers run before pycocotools)."""
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from resnet_det.utils.rle import compressed_rle_totals
+
+
+def test_totals_of_valid_strings_match_pycocotools(random_masks):
+    rng = np.random.default_rng(7)
+    strings, expected = [], []
+    for _ in range(40):
+        h, w = int(rng.integers(1, 60)), int(rng.integers(1, 300))
+        for mask in random_masks(rng, 4, h, w):
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            strings.append(rle["counts"].decode("ascii"))
+            expected.append(h * w)
+    # Long runs: counts of several characters and differences of both signs.
+    big = np.zeros((700, 900), dtype=np.uint8)
+    big[5:690, 3:4] = 1
+    big[100:101, :] = 1
+    strings.append(mask_utils.encode(np.asfortranarray(big))["counts"].decode("ascii"))
+    expected.append(big.size)
+    np.testing.assert_array_equal(compressed_rle_totals(strings), expected)
+
+
+def test_bad_strings_are_minus_one_and_do_not_spoil_their_neighbours():
+    good = mask_utils.encode(np.asfortranarray(np.eye(5, dtype=np.uint8)))["counts"].decode("ascii")
+    cases = [
+        good,
+        good[:-1] + "p",        # 'p' is beyond 'o' (63)
+        "3" + chr(0x20 + 48),   # ends inside a number (continuation bit on the last character)
+        "/0",                   # below '0'
+        "0000000000",           # zeros: valid runs of 0 (total 0)
+        "\u00e9",               # not ASCII
+        "P" * 8 + "0",          # a number of 9 characters
+        "61O",                  # a third count of -1 (sign bit on)
+        good,
+        "",
+    ]
+    totals = compressed_rle_totals(cases)
+    assert totals[0] == 25 and totals[8] == 25  # the neighbours of bad strings are read right
+    assert list(totals[1:4]) == [-1, -1, -1]
+    assert totals[4] == 0
+    assert list(totals[5:8]) == [-1, -1, -1]
+    assert totals[9] == 0
+    assert compressed_rle_totals([]).shape == (0,)
+
+
+def test_chunks_give_the_same_totals(monkeypatch, random_masks):
+    from resnet_det.utils import rle
+
+    rng = np.random.default_rng(3)
+    strings = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode("ascii")
+               for m in random_masks(rng, 30, 20, 30)]
+    strings[7] = strings[7] + "P"  # a bad one inside a chunk
+    whole = compressed_rle_totals(strings)
+    monkeypatch.setattr(rle, "_CHUNK_CHARS", 40)
+    np.testing.assert_array_equal(compressed_rle_totals(strings), whole)
+    assert whole[7] == -1 and (np.delete(whole, 7) == 600).all()
