@@ -10,7 +10,8 @@ Registered: BACKBONE_REGISTRY build_resnet_det_backbone, build_resnet_det_fpn_ba
 build_vgg16_backbone, and every other entry of resnet_det's backbone registry
 (resnet_det.modeling.registry.BACKBONES, also those added later); ROI_HEADS_REGISTRY
 ResNetDetRes5ROIHeads; ROI_BOX_HEAD_REGISTRY VGGFCHead. ``resnet_det.d2.train`` runs a config
-under detectron2's DefaultTrainer.
+under detectron2's DefaultTrainer. With MODEL.MASK_ON the model is detectron2's Mask R-CNN on
+these backbones (detectron2's mask head; for C4 on our res5 in ResNetDetRes5ROIHeads).
 
 detectron2 publishes no installable package for current PyTorch (docs/engines.md, "Why two
 engines"), so this is the one part of resnet_det that needs it; ``import resnet_det`` never

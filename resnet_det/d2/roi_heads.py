@@ -4,7 +4,8 @@
   on res4, then res5 and global average pooling, He et al. 2015 Appendix A) with *our* res5, so
   the backbone's block options (shortcut A/B/C, plain, norm, stride_in_1x1, any depth) reach the
   head too; detectron2's own version always builds 3 bottleneck blocks with projection
-  shortcuts.
+  shortcuts. With MODEL.MASK_ON, Res5ROIHeads' mask head (detectron2's, built from
+  MODEL.ROI_MASK_HEAD) runs on the same res5 features, as in detectron2's C4 Mask R-CNN.
 - ``VGGFCHead`` (ROI_BOX_HEAD_REGISTRY): VGG's fc6/fc7 (4096, ReLU, dropout) on 512x7x7 RoIPool
   features (Ren et al., Faster R-CNN), named fc6/fc7 so VGG ImageNet weights load into it.
 """

@@ -3,18 +3,21 @@
 tools/train_net.py calls ``main(args)`` with its parsed arguments (detectron2's flags:
 config_file, opts, resume, eval_only, num_gpus, num_machines, machine_rank, dist_url, and
 optionally engine); ``main`` launches the processes with detectron2's ``launch`` and returns
-the evaluation results of the main process ({"bbox": {"AP": ..., "AP50": ..., ...}}).
+the evaluation results of the main process ({"bbox": {"AP": ..., "AP50": ..., ...}}, and
+"segm" beside it for Mask R-CNN, MODEL.MASK_ON).
 
 What the run gets: our backbones and heads (resnet_det.d2), our datasets registered in
 detectron2's catalogs (the same files the built-in engine reads, under RESNET_DET_DATASETS),
 detectron2's COCO / PASCAL VOC evaluators, and in OUTPUT_DIR: config.yaml (with ENGINE
-detectron2), log.txt, metrics.json, TensorBoard events, model_*.pth, last_checkpoint.
+detectron2), log.txt, metrics.json, TensorBoard events, model_*.pth, last_checkpoint, and at the
+end of a training run training_curves.png and the closing summary (``finish_run``).
 """
 import argparse
 import logging
 import os
+import shlex
 from collections import OrderedDict
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Tuple
 
 import detectron2
 import torch
@@ -23,7 +26,8 @@ from detectron2.config import get_cfg as d2_get_cfg
 from detectron2.data import DatasetCatalog as D2DatasetCatalog
 from detectron2.data import DatasetMapper
 from detectron2.data import MetadataCatalog as D2MetadataCatalog
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (build_detection_test_loader, build_detection_train_loader,
+                             get_detection_dataset_dicts)
 from detectron2.data import transforms as T
 from detectron2.data.datasets import register_coco_instances, register_pascal_voc
 from detectron2.data.detection_utils import build_augmentation
@@ -34,14 +38,18 @@ from detectron2.utils.collect_env import collect_env_info
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
+from ..analysis.curves import plot_run_curves
 from ..checkpoint.detector import resolve_weights_contract
 from ..config import ConfigError
+from ..engine.run_summary import format_run_summary
+from ..utils.errors import UserError
 from ..utils.file_io import atomic_write_text
 from ..utils.seeding import resolve_seed
 from .checkpoint import SafeDetectionCheckpointer
 from .config import add_resnet_det_config, resolve_for_detectron2
 
-__all__ = ["main", "run", "setup_cfg", "setup", "register_datasets", "Trainer", "engine_banner"]
+__all__ = ["main", "run", "setup_cfg", "setup", "register_datasets", "Trainer", "engine_banner",
+           "evaluation_tasks", "mask_format_for", "finish_run"]
 
 logger = logging.getLogger("resnet_det.d2")
 
@@ -156,8 +164,15 @@ class Trainer(DefaultTrainer):
         for i in flips:
             augs[i] = T.RandomFlip(prob=prob, horizontal=augs[i].horizontal,
                                    vertical=augs[i].vertical)
-        return build_detection_train_loader(cfg, mapper=DatasetMapper(cfg, is_train=True,
-                                                                      augmentations=augs))
+        if not cfg.MODEL.MASK_ON:
+            return build_detection_train_loader(cfg, mapper=DatasetMapper(cfg, is_train=True,
+                                                                          augmentations=augs))
+        # Mask R-CNN: the set is read once here, to choose the mask format from what it holds.
+        dataset = get_detection_dataset_dicts(
+            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+        mapper = DatasetMapper(cfg, is_train=True, augmentations=augs,
+                               instance_mask_format=mask_format_for(cfg, dataset))
+        return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
@@ -169,7 +184,7 @@ class Trainer(DefaultTrainer):
         kind = getattr(meta, "evaluator_type", "coco" if hasattr(meta, "json_file") else None)
         if kind == "coco":
             # output_dir=None: detectron2 writes its result files non-atomically.
-            return COCOEvaluator(dataset_name, tasks=("bbox",), output_dir=None)
+            return COCOEvaluator(dataset_name, tasks=evaluation_tasks(cfg), output_dir=None)
         if kind == "pascal_voc":
             if cfg.TEST.VOC_USE_07_METRIC != (meta.year == 2007):
                 raise ConfigError(
@@ -179,6 +194,31 @@ class Trainer(DefaultTrainer):
             return PascalVOCDetectionEvaluator(dataset_name)
         raise ConfigError(f"config DATASETS.TEST: no evaluator for {dataset_name!r} "
                           f"(evaluator_type {kind!r})")
+
+
+def evaluation_tasks(cfg) -> Tuple[str, ...]:
+    """COCO evaluation tasks of the model: "bbox", and "segm" for Mask R-CNN (MODEL.MASK_ON)."""
+    return ("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",)
+
+
+def mask_format_for(cfg, dataset: List[dict]) -> str:
+    """detectron2's instance mask format for training on ``dataset`` (its dataset dicts).
+
+    INPUT.MASK_FORMAT "polygon" (detectron2's default, what COCO's training annotations are)
+    rasterises each polygon inside its box, but cannot hold RLE masks; a set with RLE masks
+    outside crowd regions (which training drops) is trained with "bitmask", which reads both.
+    """
+    fmt = cfg.INPUT.MASK_FORMAT
+    if fmt != "polygon":
+        return fmt
+    for record in dataset:
+        for obj in record.get("annotations", ()):
+            if isinstance(obj.get("segmentation"), dict) and not obj.get("iscrowd", 0):
+                logger.info("INPUT.MASK_FORMAT: polygon -> bitmask for training: %s (image %s) "
+                            "holds RLE masks, which the polygon format cannot read",
+                            record.get("file_name"), record.get("image_id"))
+                return "bitmask"
+    return fmt
 
 
 # ---------------------------------------------------------------- entry points
@@ -212,8 +252,9 @@ def setup(cfg, args: Optional[argparse.Namespace] = None) -> None:
 
 
 def run(args: argparse.Namespace):
-    """One process: config, setup, then train (or evaluate with --eval-only). Returns the
-    evaluation results ({dataset task: {metric: value}}, e.g. {"bbox": {"AP": ...}})."""
+    """One process: config, setup, then train (or evaluate with --eval-only); the main process
+    prints the results and ``finish_run``'s summary. Returns the evaluation results ({dataset
+    task: {metric: value}}, e.g. {"bbox": {"AP": ...}, "segm": {"AP": ...}})."""
     opts = list(args.opts or [])
     if getattr(args, "engine", None) not in (None, "detectron2"):
         raise ConfigError(f"resnet_det.d2.train: --engine {args.engine!r}; this is the detectron2 engine")
@@ -224,11 +265,53 @@ def run(args: argparse.Namespace):
         model = Trainer.build_model(cfg)
         SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume)
-        return Trainer.test(cfg, model)
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    trainer.train()
-    return getattr(trainer, "_last_eval_results", None) or OrderedDict()
+        results = Trainer.test(cfg, model)
+    else:
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        trainer.train()
+        results = getattr(trainer, "_last_eval_results", None) or OrderedDict()
+    if comm.is_main_process():
+        for task in evaluation_tasks(cfg):
+            scores = (results or {}).get(task, {})
+            if scores:
+                print(f"{task}: " + "  ".join(f"{k} {scores[k]:.1f}" for k in ("AP", "AP50", "AP75")
+                                              if k in scores))
+        print(finish_run(cfg, eval_only=args.eval_only), flush=True)
+    return results
+
+
+def finish_run(cfg, *, eval_only: bool = False, python: str = "python3") -> str:
+    """The end of a run under this engine, as the built-in engine ends one (issue 14's outputs):
+    training_curves.png drawn from OUTPUT_DIR/metrics.json (a training run), and the closing
+    text of ``resnet_det.engine.run_summary`` with the next commands spelled for this engine
+    (``--engine detectron2`` on OUTPUT_DIR/config.yaml). No detections picture: it draws the
+    built-in detector's outputs. Returns the text (to print)."""
+    out = cfg.OUTPUT_DIR
+    pictures = {}
+    if not eval_only and os.path.isfile(os.path.join(out, "metrics.json")):
+        try:
+            pictures["training curves"] = plot_run_curves(out)
+        except UserError as e:  # nothing logged yet (0 iterations): the run itself is fine
+            logger.warning("training curves not drawn: %s", e)
+    text = format_run_summary(out, pictures=pictures, eval_only=eval_only, python=python)
+    head = text.split("\nNext:")[0]
+    marker = os.path.join(out, "last_checkpoint")
+    if not os.path.isfile(marker):
+        return head
+    q = shlex.quote
+    with open(marker) as f:
+        weights = os.path.join(os.path.normpath(out), f.read().strip())
+    config = os.path.join(os.path.normpath(out), "config.yaml")
+    train = f"{python} tools/train_net.py --engine detectron2 --config-file {q(config)}"
+    return "\n".join([
+        head, "Next:",
+        f"  evaluate again:     {train} --eval-only MODEL.WEIGHTS {q(weights)}",
+        f"  resume:             {train} --resume",
+        f"  redraw the curves:  {python} tools/plot_curves.py {q(os.path.normpath(out))}",
+        "  predict on images:  detectron2's DefaultPredictor with this config (docs/detectron2.md); "
+        "tools/predict.py runs the built-in engine",
+    ])
 
 
 def main(args: argparse.Namespace):
@@ -239,9 +322,5 @@ def main(args: argparse.Namespace):
     if args.num_gpus * args.num_machines > 1:
         launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
-        return None  # each worker logged its results
-    results = run(args)
-    bbox = (results or {}).get("bbox", {})
-    if bbox:
-        print("bbox: " + "  ".join(f"{k} {bbox[k]:.1f}" for k in ("AP", "AP50", "AP75") if k in bbox))
-    return results
+        return None  # the main worker printed its results
+    return run(args)

@@ -1,5 +1,8 @@
-"""resnet_det's backbones and heads in detectron2: registration, shapes, equality with
-detectron2's own ResNet, and our block options reaching the C4 head."""
+"""resnet_det's backbones and heads in detectron2: registration (and its table in
+docs/detectron2.md), shapes, equality with detectron2's own ResNet, and our block options
+reaching the C4 head."""
+import os
+
 import pytest
 
 pytest.importorskip("detectron2")
@@ -17,6 +20,8 @@ import resnet_det.d2  # noqa: E402
 from resnet_det.config import ConfigError  # noqa: E402
 from resnet_det.modeling.blocks import BottleneckBlock  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def _cfg(**resnets):
     cfg = get_cfg()
@@ -32,6 +37,36 @@ def test_names_registered():
         assert name in BACKBONE_REGISTRY
     assert "ResNetDetRes5ROIHeads" in ROI_HEADS_REGISTRY
     assert "VGGFCHead" in ROI_BOX_HEAD_REGISTRY
+
+
+def test_docs_table_names_every_registered_entry():
+    """docs/detectron2.md's table of what ``import resnet_det.d2`` registers names every entry
+    the plugin put in detectron2's registries (backbones of entries that still exist)."""
+    from detectron2.modeling.roi_heads import ROI_MASK_HEAD_REGISTRY
+
+    import resnet_det.reproduce  # noqa: F401  (registers the reproduction demo's narrow VGG)
+    from resnet_det.modeling.registry import BACKBONES
+
+    doc = open(os.path.join(ROOT, "docs", "detectron2.md")).read()
+    rows = {}
+    for line in doc.splitlines():
+        if line.startswith("| `") and line.count("|") >= 4:
+            registry, names = (c.strip() for c in line.strip("|").split("|")[:2])
+            rows.setdefault(registry.strip("`"), []).append(names)
+    live = {spec.d2_name or spec.name for spec in BACKBONES}
+    registries = {"BACKBONE_REGISTRY": BACKBONE_REGISTRY, "ROI_HEADS_REGISTRY": ROI_HEADS_REGISTRY,
+                  "ROI_BOX_HEAD_REGISTRY": ROI_BOX_HEAD_REGISTRY,
+                  "ROI_MASK_HEAD_REGISTRY": ROI_MASK_HEAD_REGISTRY}
+    found = 0
+    for title, registry in registries.items():
+        for name, obj in registry:
+            if not getattr(obj, "__module__", "").startswith("resnet_det.d2"):
+                continue  # detectron2's own, or a test's
+            if registry is BACKBONE_REGISTRY and name not in live:
+                continue  # an entry a test registered and removed again
+            found += 1
+            assert any(f"`{name}`" in cell for cell in rows.get(title, ())), (title, name)
+    assert found >= 6  # 3 built-in backbones, the demo's VGG, the C4 heads, VGG's fc head
 
 
 @pytest.mark.parametrize("depth", [50, 101])

@@ -1,6 +1,8 @@
 """Weights between detectron2 and resnet_det: our converter's detectron2 layout loads into
 detectron2's own ResNet; the MSRA/Caffe2 .pkl layout loads into ours through the restricted
-unpickler; the plugin's checkpointer never runs code from a file and writes atomically."""
+unpickler; the plugin's checkpointer never runs code from a file and writes atomically; and
+detectron2's whole Mask R-CNN checkpoints (R50-FPN, R50-C4) load into the built-in engine's
+Mask R-CNN and compute what detectron2 computes."""
 import os
 import pickle
 import re
@@ -14,11 +16,19 @@ import torch  # noqa: E402
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_backbone  # noqa: E402
+from detectron2.modeling import build_model as d2_build_model  # noqa: E402
 
 import resnet_det  # noqa: E402
 import resnet_det.d2  # noqa: E402
 from resnet_det.checkpoint import convert_state_dict, save_weights  # noqa: E402
+from resnet_det.checkpoint.detector import load_pretrained_weights  # noqa: E402
+from resnet_det.config import get_cfg as our_cfg  # noqa: E402
 from resnet_det.d2 import SafeDetectionCheckpointer  # noqa: E402
+from resnet_det.modeling import build_model  # noqa: E402
+
+from .conftest import d2_zoo_config  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _backbone(name, depth=50):
@@ -153,3 +163,82 @@ def test_torchvision_layout_imagenet_weights_reach_backbone(tmp_path):
     SafeDetectionCheckpointer(model).load(path)
     assert torch.equal(model.res2[0].conv1.weight, clf.res2[0].conv1.weight)
     assert torch.equal(model.res4[5].conv3.norm.running_var, clf.res4[5].conv3.norm.running_var)
+
+
+# ------------------------------------------------- detectron2 Mask R-CNN -> the built-in engine
+MASK_ZOO = {
+    # detectron2's model-zoo config -> our built-in engine's YAML of the same architecture
+    "R50-FPN": ("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml", "mask_rcnn_R50_FPN.yaml", []),
+    "R50-C4": ("COCO-InstanceSegmentation/mask_rcnn_R_50_C4_1x.yaml", "mask_rcnn_R101.yaml",
+               ["MODEL.RESNETS.DEPTH", "50"]),
+}
+
+
+def _anchor_permutation(ours_cells, theirs_cells):
+    """For each of our anchors (torchvision's order, sizes rounded) the index of detectron2's
+    anchor of the same shape, found by width and height."""
+    wh = lambda c: torch.stack([c[:, 2] - c[:, 0], c[:, 3] - c[:, 1]], dim=1)  # noqa: E731
+    dist = (wh(ours_cells)[:, None, :] - wh(theirs_cells)[None, :, :]).abs().sum(-1)
+    perm = dist.argmin(1)
+    assert sorted(perm.tolist()) == list(range(len(theirs_cells)))
+    return perm
+
+
+@pytest.mark.parametrize("name", sorted(MASK_ZOO))
+def test_detectron2_mask_rcnn_checkpoint_loads_into_the_builtin_model(name, tmp_path, random_norms,
+                                                                       single_thread):
+    """A detectron2 Mask R-CNN checkpoint (a randomly initialised model of its model-zoo config,
+    saved by its DetectionCheckpointer) is MODEL.WEIGHTS for our built-in Mask R-CNN: every key
+    placed, none left over, and the same numbers wherever the two architectures compute the
+    same thing: backbone (+FPN) features, the RPN head's outputs (anchors reordered), and the
+    RoI heads' boxes, scores, classes and masks on the same proposals. The proposals
+    themselves differ: torchvision rounds its anchors' sides, detectron2 does not."""
+    zoo, yaml, opts = MASK_ZOO[name]
+    cfg = get_cfg()
+    cfg.merge_from_file(d2_zoo_config(zoo), allow_unsafe=False)
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.ROI_HEADS.NUM_CLASSES", "3"])
+    torch.manual_seed(0)
+    theirs = d2_build_model(cfg).eval()
+    random_norms(theirs)
+    DetectionCheckpointer(theirs, save_dir=str(tmp_path)).save("d2_mask_rcnn")
+    ours_cfg = our_cfg()
+    ours_cfg.merge_from_file(os.path.join(ROOT, "configs", yaml))
+    ours_cfg.merge_from_list(opts + ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "",
+                                     "MODEL.ROI_HEADS.NUM_CLASSES", "3"])
+    ours = build_model(ours_cfg).eval()
+    result = load_pretrained_weights(ours, str(tmp_path / "d2_mask_rcnn.pth"))
+    assert result.missing_keys == [] and result.unexpected_keys == []  # strict: all placed
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.randint(0, 80, (3, 96, 128), generator=g).float()
+    img[:, 10:50, 20:70], img[:, 55:90, 80:120] = 220.0, 140.0
+    with torch.no_grad():
+        images = theirs.preprocess_image([{"image": img}])
+        fa, fb = theirs.backbone(images.tensor), ours.backbone(images.tensor)
+        assert set(fa) <= set(fb)
+        for k in fa:  # p2..p6 (FPN) or res4 (C4)
+            assert 1e-2 < fa[k].abs().mean() < 1e3
+            torch.testing.assert_close(fb[k], fa[k], rtol=0, atol=1e-4)
+
+        rpn_in = [fa[f] for f in theirs.proposal_generator.in_features]
+        logits_a, deltas_a = theirs.proposal_generator.rpn_head(rpn_in)
+        logits_b, deltas_b = ours.rpn.head(rpn_in)
+        perm = _anchor_permutation(ours.rpn.anchor_generator.cell_anchors[0],
+                                   next(iter(theirs.proposal_generator.anchor_generator.cell_anchors)))
+        for la, da, lb, db in zip(logits_a, deltas_a, logits_b, deltas_b):
+            torch.testing.assert_close(lb, la[:, perm], rtol=0, atol=1e-4)
+            n, _, h, w = da.shape
+            torch.testing.assert_close(db, da.view(n, -1, 4, h, w)[:, perm].view(n, -1, h, w),
+                                       rtol=0, atol=1e-4)
+
+        proposals, _ = theirs.proposal_generator(images, fa)
+        expected = theirs.roi_heads(images, fa, proposals)[0][0]
+        got = ours.roi_heads({f: fa[f] for f in ours.roi_in_features},
+                             [proposals[0].proposal_boxes.tensor], list(images.image_sizes))[0][0]
+    assert len(expected) > 10 and len(got["boxes"]) == len(expected)
+    torch.testing.assert_close(got["boxes"], expected.pred_boxes.tensor, rtol=0, atol=1e-4)
+    torch.testing.assert_close(got["scores"], expected.scores, rtol=0, atol=1e-4)
+    assert torch.equal(got["labels"] - 1, expected.pred_classes)  # ours 1-based (torchvision)
+    side = 28 if name == "R50-FPN" else 14
+    assert got["masks"].shape == expected.pred_masks.shape == (len(expected), 1, side, side)
+    torch.testing.assert_close(got["masks"], expected.pred_masks, rtol=0, atol=1e-4)

@@ -17,7 +17,7 @@ from resnet_det.d2.train import setup_cfg  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DETECTION_YAMLS = sorted(
     p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
-    if "faster_rcnn" in os.path.basename(p))
+    if os.path.basename(p).startswith(("faster_rcnn", "mask_rcnn")))
 
 
 def test_every_added_key_is_classified_exactly_once():
@@ -101,3 +101,24 @@ def test_unclassified_key_with_a_non_default_value_raises(monkeypatch):
     cfg.TEST.IMS_PER_BATCH = 4
     with pytest.raises(ConfigError, match=r"TEST\.IMS_PER_BATCH"):
         d2config.check_resnet_det_keys(cfg)
+
+
+def test_mask_rcnn_keys_are_detectron2s_and_pass_through():
+    """MODEL.MASK_ON and MODEL.ROI_MASK_HEAD.* have detectron2's names and defaults in our
+    config, so a YAML's values reach detectron2's mask head unchanged (no table entry needed)."""
+    from resnet_det.config import get_cfg as our_cfg
+
+    ours = d2config._leaves(our_cfg())
+    mask_keys = [k for k in ours if k == "MODEL.MASK_ON" or k.startswith("MODEL.ROI_MASK_HEAD.")]
+    assert len(mask_keys) >= 9
+    theirs = d2config._leaves(get_cfg())
+    assert not set(mask_keys) & set(d2config._our_only_keys(get_cfg()))
+    assert all(ours[k] == theirs[k] for k in mask_keys), "a mask default differs from detectron2's"
+    opts = ["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.NUM_CONV", "2",
+            "MODEL.ROI_MASK_HEAD.CONV_DIM", "128", "MODEL.ROI_MASK_HEAD.NORM", "GN",
+            "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK", "True",
+            "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION", "7", "MODEL.ROI_MASK_HEAD.POOLER_TYPE", "ROIAlign"]
+    cfg = setup_cfg(os.path.join(ROOT, "configs", "modern", "faster_rcnn_R50_FPN_1x.yaml"), opts)
+    m = cfg.MODEL.ROI_MASK_HEAD
+    assert cfg.MODEL.MASK_ON and (m.NUM_CONV, m.CONV_DIM, m.NORM) == (2, 128, "GN")
+    assert m.CLS_AGNOSTIC_MASK and (m.POOLER_RESOLUTION, m.POOLER_TYPE) == (7, "ROIAlign")

@@ -1,6 +1,8 @@
 """detectron2's export tools on our backbones: scripting_with_instances (where detectron2's own
-equivalent model scripts: FPN with StandardROIHeads; not the C4 Res5ROIHeads without masks,
-which detectron2's own R50-C4 does not script either), TracingAdapter and DefaultPredictor."""
+equivalent model scripts: FPN with StandardROIHeads, with and without masks, and C4 Mask R-CNN;
+not the C4 Res5ROIHeads without masks, whose inference refers to a mask_head it lacks, so
+detectron2's own R50-C4 Faster R-CNN does not script either), TracingAdapter and
+DefaultPredictor."""
 import os
 
 import pytest
@@ -28,8 +30,11 @@ FIELDS = {"proposal_boxes": Boxes, "objectness_logits": torch.Tensor, "pred_boxe
           "scores": torch.Tensor, "pred_classes": torch.Tensor}
 
 
-def _model(config):
-    cfg = setup_cfg(os.path.join(ROOT, config), SMALL)
+MASK = ["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.NUM_CONV", "4"]  # detectron2's FPN mask head
+
+
+def _model(config, extra=()):
+    cfg = setup_cfg(os.path.join(ROOT, config), SMALL + list(extra))
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     randomize_norms(model)
@@ -43,11 +48,17 @@ def _image(h=96, w=128):
     return img
 
 
-@pytest.mark.parametrize("config", ["configs/modern/faster_rcnn_R50_FPN_1x.yaml",
-                                    "configs/faster_rcnn_VGG16.yaml"], ids=["R50-FPN", "VGG16"])
-def test_scripting_with_instances_matches_eager(config, single_thread):
-    _, model = _model(config)
-    scripted = scripting_with_instances(model, FIELDS)
+@pytest.mark.parametrize("config, extra", [
+    ("configs/modern/faster_rcnn_R50_FPN_1x.yaml", []),
+    ("configs/modern/faster_rcnn_R50_FPN_1x.yaml", MASK),  # Mask R-CNN, as detectron2's own scripts
+    # C4 Mask R-CNN (our res5 shared by box and mask heads), as detectron2's mask_rcnn_R_50_C4
+    ("configs/faster_rcnn_R101.yaml", ["MODEL.MASK_ON", "True"]),
+    ("configs/faster_rcnn_VGG16.yaml", []),
+], ids=["R50-FPN", "R50-FPN-mask", "R101-C4-mask", "VGG16"])
+def test_scripting_with_instances_matches_eager(config, extra, single_thread):
+    _, model = _model(config, extra)
+    fields = dict(FIELDS, pred_masks=torch.Tensor) if extra else FIELDS
+    scripted = scripting_with_instances(model, fields)
     inputs = [{"image": _image()}]
     with torch.no_grad():
         expected = model.inference(inputs, do_postprocess=False)[0]
@@ -56,6 +67,10 @@ def test_scripting_with_instances_matches_eager(config, single_thread):
     torch.testing.assert_close(got.pred_boxes.tensor, expected.pred_boxes.tensor, rtol=0, atol=1e-4)
     torch.testing.assert_close(got.scores, expected.scores, rtol=0, atol=1e-5)
     assert torch.equal(got.pred_classes, expected.pred_classes)
+    if extra:
+        side = 28 if "FPN" in config else 14  # C4: res5's 7x7, deconv
+        assert got.pred_masks.shape == expected.pred_masks.shape == (len(expected), 1, side, side)
+        torch.testing.assert_close(got.pred_masks, expected.pred_masks, rtol=0, atol=1e-4)
 
 
 def test_tracing_adapter_and_default_predictor_still_work(single_thread):

@@ -8,8 +8,6 @@ import pytest
 pytest.importorskip("detectron2")
 
 import torch  # noqa: E402
-from detectron2.data import DatasetCatalog as D2DatasetCatalog  # noqa: E402
-from detectron2.data import MetadataCatalog as D2MetadataCatalog  # noqa: E402
 from detectron2.modeling.meta_arch import GeneralizedRCNN  # noqa: E402
 
 from resnet_det.d2 import ResNetDetBackbone, ResNetDetRes5ROIHeads, VGGDetBackbone, VGGFCHead  # noqa: E402
@@ -36,23 +34,10 @@ CASES = {
 }
 
 
-def _register_first2():
-    if "shapes_val_first2" in D2DatasetCatalog.list():
-        return
-    d2train.register_datasets(["shapes_val"])
-    meta = D2MetadataCatalog.get("shapes_val")
-    D2DatasetCatalog.register("shapes_val_first2", lambda: D2DatasetCatalog.get("shapes_val")[:2])
-    D2MetadataCatalog.get("shapes_val_first2").set(json_file=meta.json_file, image_root=meta.image_root,
-                                                   evaluator_type="coco")
-
-
 @pytest.fixture(scope="module", autouse=True)
-def datasets_root(tmp_path_factory):
-    """The demo data generated once for this module (unless RESNET_DET_DATASETS is set)."""
-    with pytest.MonkeyPatch.context() as mp:
-        if "RESNET_DET_DATASETS" not in os.environ:
-            mp.setenv("RESNET_DET_DATASETS", str(tmp_path_factory.mktemp("datasets")))
-        yield os.environ["RESNET_DET_DATASETS"]
+def datasets_root(demo_datasets):
+    """The demo data, generated once for the plugin's tests (conftest.demo_datasets)."""
+    return demo_datasets
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -60,7 +45,6 @@ def trained(request, tmp_path_factory, datasets_root):
     name = request.param
     yaml, extra = CASES[name]
     out = str(tmp_path_factory.mktemp(f"out_{name}"))
-    _register_first2()
     cfg = d2train.setup_cfg(os.path.join(ROOT, "configs", yaml), SMALL + extra + ["OUTPUT_DIR", out])
     d2train.setup(cfg)
     d2train.register_datasets(cfg.DATASETS.TRAIN)
