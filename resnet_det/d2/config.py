@@ -47,7 +47,8 @@ HONORED_KEYS: Dict[str, str] = {
     "ENGINE": "set to 'detectron2' and saved in OUTPUT_DIR/config.yaml",
 }
 RESTRICTED_KEYS: Dict[str, Tuple] = {
-    # detectron2's mapper raises on an unreadable image, which is our "stop".
+    # detectron2's mapper raises on an unreadable image, which is our "stop". (Bad mask
+    # annotations follow detectron2's reader's own rules: docs/detectron2.md, "Mask R-CNN".)
     "DATALOADER.ON_BAD_IMAGE": ("stop",),
     # detectron2's trainer has no channels_last switch.
     "SOLVER.CHANNELS_LAST": (False,),

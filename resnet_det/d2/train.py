@@ -168,8 +168,12 @@ class Trainer(DefaultTrainer):
             return build_detection_train_loader(cfg, mapper=DatasetMapper(cfg, is_train=True,
                                                                           augmentations=augs))
         # Mask R-CNN: the set is read once here, to choose the mask format from what it holds.
+        # (the arguments detectron2's build_detection_train_loader reads it with)
         dataset = get_detection_dataset_dicts(
-            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            min_keypoints=(cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE
+                           if cfg.MODEL.KEYPOINT_ON else 0),
+            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None)
         mapper = DatasetMapper(cfg, is_train=True, augmentations=augs,
                                instance_mask_format=mask_format_for(cfg, dataset))
         return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
