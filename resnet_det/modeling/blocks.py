@@ -103,9 +103,11 @@ class _Block(nn.Module):
         projection or option-A shortcut reads ``shortcut_input`` when given (else ``x``)."""
         if not self.residual:
             return out
-        if self.shortcut is None:
-            return out + x
-        return out + self.shortcut(x if shortcut_input is None else shortcut_input)
+        sc = x if self.shortcut is None else self.shortcut(x if shortcut_input is None else shortcut_input)
+        # In place, as detectron2 and torchvision add it: ``out`` is the branch's fresh last
+        # conv/norm output, which no backward needs; the same sum, one tensor less. Out of place
+        # where autocast left the two in different dtypes (the sum takes the wider one).
+        return out.add_(sc) if out.dtype == sc.dtype else out + sc
 
     def _last_norm(self) -> Optional[nn.Module]:
         raise NotImplementedError
