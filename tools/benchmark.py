@@ -20,7 +20,6 @@ Prints a Markdown table; --output writes the rows as JSON.
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 
@@ -44,6 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--det-batch", type=int, help="detector rows' images per step (default --batch)")
     p.add_argument("--det-size", type=int, help="detector rows' shorter side (default --size)")
     p.add_argument("--roi-batch", type=int, default=512, help="RoIs sampled per image (both sides)")
+    p.add_argument("--test-proposals", type=int, help="C4 inference rows: proposals per image (default 1000)")
+    p.add_argument("--clock", choices=B.CLOCKS, default="wall",
+                   help="wall, or process: the process's CPU seconds (CPU only; for a shared machine)")
     p.add_argument("--repetitions", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
@@ -61,13 +63,14 @@ def parse_args(argv=None):
 def run(args, work_dir):
     opts = B.BenchOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
                           compile=args.compile, batch=args.batch, size=args.size,
-                          repetitions=args.repetitions, warmup=args.warmup)
+                          repetitions=args.repetitions, warmup=args.warmup, clock=args.clock)
     det = B.BenchOptions(**{**vars(opts), "batch": args.det_batch or args.batch,
                             "size": args.det_size or args.size})
     return run_rows(args.rows, opts, det, work_dir=work_dir, models=args.models,
                     roi_batch=args.roi_batch, coco_images=args.coco_images, coco_dets=args.coco_dets,
                     coco_repetitions=args.coco_repetitions, loader_batches=args.loader_batches,
-                    gpu_workers=args.gpu_workers, gpu_images=args.gpu_images)
+                    gpu_workers=args.gpu_workers, gpu_images=args.gpu_images,
+                    test_proposals=args.test_proposals)
 
 
 def main(argv=None):
@@ -76,17 +79,17 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
+    start = B.machine_header(args.device)
     if args.work_dir:
         os.makedirs(args.work_dir, exist_ok=True)
         rows = run(args, args.work_dir)
     else:
         with tempfile.TemporaryDirectory(prefix="resnet_det_bench_") as work_dir:
             rows = run(args, work_dir)
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
-    header = dict(device=device, threads=torch.get_num_threads(), torch=torch.__version__,
-                  args=vars(args))
-    print(f"device: {device}  threads {torch.get_num_threads()}  torch {torch.__version__}  "
-          f"amp {args.amp}  channels_last {args.channels_last}  compile {args.compile}")
+    header = dict(B.machine_header(args.device), load_average_at_start=start["load_average"], args=vars(args))
+    print(f"device: {header['device']} ({header['cpus']} CPUs)  threads {header['threads']}  torch "
+          f"{header['torch']}  amp {args.amp}  channels_last {args.channels_last}  compile {args.compile}  "
+          f"clock {args.clock}  load average at start {start['load_average']}, at end {header['load_average']}")
     print(B.format_table(rows))
     for r in rows:
         if r.extra:

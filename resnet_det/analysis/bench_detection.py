@@ -16,7 +16,7 @@ iteration is forward, backward and an SGD step.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -169,7 +169,7 @@ def _schedule(depth: int) -> str:
     return "1x" if depth == 50 else "3x"
 
 
-def _detectron2_c4(depth: int, opts: BenchOptions, roi_batch: int):
+def _detectron2_c4(depth: int, opts: BenchOptions, roi_batch: int, overrides: Sequence[str] = ()):
     from detectron2 import model_zoo
     from detectron2.config import get_cfg as d2_get_cfg
     from detectron2.modeling import build_model as d2_build_model
@@ -178,7 +178,7 @@ def _detectron2_c4(depth: int, opts: BenchOptions, roi_batch: int):
     cfg.merge_from_file(model_zoo.get_config_file(f"COCO-Detection/faster_rcnn_R_{depth}_C4_{_schedule(depth)}.yaml"))
     cfg.merge_from_list(["MODEL.WEIGHTS", "", "MODEL.DEVICE", opts.device,
                          "MODEL.ROI_HEADS.NUM_CLASSES", str(NUM_CLASSES),
-                         "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", str(roi_batch)])
+                         "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", str(roi_batch), *overrides])
     model = d2_build_model(cfg)
     head = model.proposal_generator.rpn_head
     neutral_rpn([head.objectness_logits, head.anchor_deltas])
@@ -206,8 +206,18 @@ def _d2_train_call(model, inputs):
 
 
 def c4_rows(opts: BenchOptions, *, depths: Sequence[int] = (50, 101), roi_batch: int = 512,
-            inference: bool = True) -> List[BenchRow]:
-    """R{depth}-C4 training iteration (and inference) against detectron2's, when installed."""
+            inference: bool = True, test_proposals: Optional[int] = None) -> List[BenchRow]:
+    """R{depth}-C4 training iteration (and inference) against detectron2's, when installed.
+
+    Args:
+        opts: the run's options (batch, shorter side, device, ...).
+        depths: 50 and/or 101.
+        roi_batch: RoIs sampled per training image (both sides).
+        inference: add the inference rows.
+        test_proposals: proposals per image at inference (both sides; None: the configs'
+            1000). The res5 head runs on each of them, so on a CPU inference costs more than
+            a training iteration with a few hundred sampled RoIs.
+    """
     peer_name = "detectron2 R{}-C4"
     try:
         import detectron2  # noqa: F401
@@ -218,12 +228,14 @@ def c4_rows(opts: BenchOptions, *, depths: Sequence[int] = (50, 101), roi_batch:
     inputs = _on_device(detection_inputs(opts), device)
     d2_inputs = _d2_inputs(inputs)
     note = f"{opts.batch} images {opts.size}x{inputs[0]['width']}, {roi_batch} RoIs/image"
+    overrides = [] if test_proposals is None else ["MODEL.RPN.POST_NMS_TOPK_TEST", str(test_proposals)]
+    proposals = f"{test_proposals or 1000} proposals/image"
     rows = []
     for depth in depths:
         ours = prepare_detector(neutral_torchvision_rpn(build_ours(
             f"modern/faster_rcnn_R{depth}_C4_{_schedule(depth)}.yaml", opts,
-            ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", str(roi_batch)])), opts)
-        peer = prepare_detector(_detectron2_c4(depth, opts, roi_batch), opts)
+            ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", str(roi_batch), *overrides])), opts)
+        peer = prepare_detector(_detectron2_c4(depth, opts, roi_batch, overrides), opts)
         ours.train(), peer.train()
         rows.append(compare(f"R{depth}-C4 train iter", training_step(ours, lambda: ours(inputs), opts),
                             training_step(peer, lambda: _d2_train_call(peer, d2_inputs), opts),
@@ -233,6 +245,6 @@ def c4_rows(opts: BenchOptions, *, depths: Sequence[int] = (50, 101), roi_batch:
             rows.append(compare(f"R{depth}-C4 inference", inference_step(lambda: ours(inputs), opts),
                                 inference_step(lambda: peer(d2_inputs), opts),
                                 peer_name=peer_name.format(depth), opts=opts, unit="s/batch",
-                                note=f"{opts.batch} images {opts.size}px"))
+                                note=f"{opts.batch} images {opts.size}px, {proposals}"))
         del ours, peer
     return rows

@@ -201,7 +201,8 @@ def r101_c4_amp_row(opts: BenchOptions, *, roi_batch: int = 512) -> BenchRow:
     step = training_step(model, lambda: model(inputs), opts)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = time_interleaved({"ours": step}, repetitions=opts.repetitions, warmup=opts.warmup, device=device)
+    times = time_interleaved({"ours": step}, repetitions=opts.repetitions, warmup=opts.warmup, device=device,
+                             clock=opts.clock)
     t = statistics.median(times["ours"])
     row = BenchRow(row="R101-C4 train iter (AMP)", unit="s/iter", ours=t, peer=None,
                    peer_name="detectron2 R101-C4: 0.619 s/iter, 16 images on 8 V100 (published)",

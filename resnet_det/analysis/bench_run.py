@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from .benchmark import BenchOptions, BenchRow, classifier_rows
 
@@ -14,7 +14,8 @@ ROWS = ("classifier", "detector", "c4", "loaders", "coco", "coco_segm", "gpu_res
 def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work_dir: str,
              models: Sequence[str] = ("resnet50",), roi_batch: int = 512, coco_images: int = 2000,
              coco_dets: int = 100, coco_repetitions: int = 3, loader_batches: int = 4,
-             gpu_workers: int = 8, gpu_images: int = 512) -> List[BenchRow]:
+             gpu_workers: int = 8, gpu_images: int = 512,
+             test_proposals: Optional[int] = None) -> List[BenchRow]:
     """The named rows, in ROWS order.
 
     Args:
@@ -27,11 +28,13 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
         coco_images, coco_dets, coco_repetitions: the COCO evaluation problem and repetitions.
         loader_batches: batches per timed loader call.
         gpu_workers, gpu_images: the JPEG pipeline row's loader workers and generated files.
+        test_proposals: C4 inference rows: proposals per image (None: the configs' 1000).
     """
     unknown = sorted(set(rows) - set(ROWS))
     if unknown:
         raise ValueError(f"unknown benchmark rows {unknown}; choose from {list(ROWS)}")
     out: List[BenchRow] = []
+    coco_opts = BenchOptions(repetitions=coco_repetitions, warmup=0, clock=opts.clock)
     if "classifier" in rows:
         import torchvision
 
@@ -48,7 +51,7 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
     if "c4" in rows:
         from .bench_detection import c4_rows
 
-        out += c4_rows(det, roi_batch=roi_batch)
+        out += c4_rows(det, roi_batch=roi_batch, test_proposals=test_proposals)
     if "loaders" in rows:
         from .bench_data import loader_rows
 
@@ -58,14 +61,13 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
         from .bench_coco import coco_rows
 
         # No warm-up: an evaluation has nothing to tune, and one call takes seconds to minutes.
-        out += coco_rows(os.path.join(work_dir, "coco"), BenchOptions(repetitions=coco_repetitions, warmup=0),
-                         num_images=coco_images, dets_per_image=coco_dets)
+        out += coco_rows(os.path.join(work_dir, "coco"), coco_opts, num_images=coco_images,
+                         dets_per_image=coco_dets)
     if "coco_segm" in rows:
         from .bench_coco import coco_segm_rows
 
-        out += coco_segm_rows(os.path.join(work_dir, "coco_segm"),
-                              BenchOptions(repetitions=coco_repetitions, warmup=0),
-                              num_images=coco_images, dets_per_image=coco_dets)
+        out += coco_segm_rows(os.path.join(work_dir, "coco_segm"), coco_opts, num_images=coco_images,
+                              dets_per_image=coco_dets)
     if "gpu_resnet50" in rows:
         from .bench_gpu import resnet50_rows
 

@@ -5,6 +5,10 @@ row reports our time, the peer's time measured in the same process, interleaved 
 repetition (so that load changes and clock drift hit both alike), and their ratio
 ``ours / peer``: below 1.0 we are faster. The time of a row is the median over repetitions,
 after untimed warm-up calls; on CUDA the device is synchronised before the clock is read.
+The clock is the wall clock, or (``clock="process"``, CPU only) the CPU seconds the process
+spent: on a machine shared with other jobs the wall clock also counts the time the process
+waited for a core, the process clock only its own work; a row records the other clock's
+medians too.
 
 This module holds the timing and the table; the rows live beside it: ``bench_detection``
 (detectors against torchvision and detectron2), ``bench_data`` (data loaders),
@@ -23,12 +27,13 @@ import torch
 from torch import nn
 
 __all__ = [
-    "BenchOptions", "BenchRow", "sync", "time_interleaved", "compare", "skipped_row",
-    "format_table", "rows_to_json", "autocast", "AMP_DTYPES",
+    "BenchOptions", "BenchRow", "CLOCKS", "sync", "time_interleaved", "time_both_clocks", "compare",
+    "skipped_row", "format_table", "rows_to_json", "machine_header", "autocast", "AMP_DTYPES",
     "time_training_steps", "classifier_rows", "prepare_classifier", "classifier_inputs",
 ]
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+CLOCKS = ("wall", "process")
 
 
 @dataclass
@@ -44,6 +49,8 @@ class BenchOptions:
         size: image side (classifiers) or shorter side (detectors).
         repetitions: timed calls per side; the row reports the median.
         warmup: untimed calls per side first.
+        clock: "wall" (time.perf_counter) or "process" (time.process_time: the CPU seconds of
+            the process, all its threads; CPU only).
     """
 
     device: str = "cpu"
@@ -54,10 +61,15 @@ class BenchOptions:
     size: int = 224
     repetitions: int = 5
     warmup: int = 1
+    clock: str = "wall"
 
     def __post_init__(self):
         if self.amp not in AMP_DTYPES:
             raise ValueError(f"amp={self.amp!r}: expected one of {list(AMP_DTYPES)}")
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock={self.clock!r}: expected one of {list(CLOCKS)}")
+        if self.clock == "process" and self.device != "cpu":
+            raise ValueError("clock='process' measures CPU work; a GPU's work needs clock='wall'")
         for name in ("batch", "size", "repetitions"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
@@ -110,43 +122,64 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def time_interleaved(fns: Dict[str, Callable[[], Any]], *, repetitions: int, warmup: int,
-                     device: torch.device) -> Dict[str, List[float]]:
-    """Seconds of each call of each function, the functions taking turns.
+def _read(clock: str) -> float:
+    # Looked up at each call (not bound once) so that a test can replace the clock.
+    return time.perf_counter() if clock == "wall" else time.process_time()
+
+
+def time_both_clocks(fns: Dict[str, Callable[[], Any]], *, repetitions: int, warmup: int,
+                     device: torch.device) -> Dict[str, Dict[str, List[float]]]:
+    """Seconds of each call of each function on both clocks, the functions taking turns.
 
     Args:
         fns: name -> a call to time (one step, one evaluation, ...).
         repetitions: timed calls of each.
         warmup: untimed calls of each first (allocator, autotuning, compilation).
         device: synchronised before and after each timed call.
+    Returns:
+        {"wall": {name: [seconds, ...]}, "process": {name: [...]}}.
     """
     if repetitions < 1:
         raise ValueError(f"repetitions={repetitions} must be >= 1")
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    times: Dict[str, List[float]] = {name: [] for name in fns}
+    times: Dict[str, Dict[str, List[float]]] = {c: {name: [] for name in fns} for c in CLOCKS}
     for _ in range(repetitions):
         for name, fn in fns.items():
             sync(device)
-            t0 = time.perf_counter()
+            w0, p0 = _read("wall"), _read("process")
             fn()
             sync(device)
-            times[name].append(time.perf_counter() - t0)
+            times["wall"][name].append(_read("wall") - w0)
+            times["process"][name].append(_read("process") - p0)
     return times
+
+
+def time_interleaved(fns: Dict[str, Callable[[], Any]], *, repetitions: int, warmup: int,
+                     device: torch.device, clock: str = "wall") -> Dict[str, List[float]]:
+    """Seconds of each call of each function on ``clock``, the functions taking turns
+    (arguments as :func:`time_both_clocks`)."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock={clock!r}: expected one of {list(CLOCKS)}")
+    return time_both_clocks(fns, repetitions=repetitions, warmup=warmup, device=device)[clock]
 
 
 def compare(row: str, ours: Callable[[], Any], peer: Callable[[], Any], *, peer_name: str,
             opts: BenchOptions, unit: str = "s/iter", per: int = 1, note: str = "",
             extra: Optional[Dict[str, Any]] = None) -> BenchRow:
-    """Time ``ours`` against ``peer`` interleaved; the row holds the medians divided by ``per``
-    (e.g. the number of images, for s/image)."""
-    times = time_interleaved({"ours": ours, "peer": peer}, repetitions=opts.repetitions,
-                             warmup=opts.warmup, device=opts.torch_device)
-    t_ours = statistics.median(times["ours"]) / per
-    t_peer = statistics.median(times["peer"]) / per
+    """Time ``ours`` against ``peer`` interleaved; the row holds the medians on ``opts.clock``
+    divided by ``per`` (e.g. the number of images, for s/image), ``extra`` those of the other
+    clock ("ours_wall_s", "peer_wall_s" or "ours_process_s", "peer_process_s")."""
+    both = time_both_clocks({"ours": ours, "peer": peer}, repetitions=opts.repetitions,
+                            warmup=opts.warmup, device=opts.torch_device)
+    med = {c: {side: statistics.median(v) / per for side, v in t.items()} for c, t in both.items()}
+    t_ours, t_peer = med[opts.clock]["ours"], med[opts.clock]["peer"]
+    other = "process" if opts.clock == "wall" else "wall"
     return BenchRow(row=row, unit=unit, ours=t_ours, peer=t_peer, peer_name=peer_name,
-                    ratio=t_ours / t_peer, note=note, extra=dict(extra or {}))
+                    ratio=t_ours / t_peer, note=note,
+                    extra={f"ours_{other}_s": med[other]["ours"], f"peer_{other}_s": med[other]["peer"],
+                           **(extra or {})})
 
 
 def skipped_row(row: str, unit: str, peer_name: str, why: str) -> BenchRow:
@@ -173,6 +206,18 @@ def format_table(rows: Sequence[BenchRow]) -> str:
                  r.note.replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def machine_header(device: str) -> Dict[str, Any]:
+    """What the rows were measured on: the device's name, torch's threads, the machine's CPUs
+    and its load average (1, 5, 15 minutes; the other jobs of a shared machine)."""
+    import os
+    import platform
+
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return dict(device=name, threads=torch.get_num_threads(), cpus=os.cpu_count(),
+                torch=torch.__version__, load_average=load)
 
 
 def rows_to_json(rows: Sequence[BenchRow], **header: Any) -> Dict[str, Any]:
@@ -228,7 +273,7 @@ def time_training_steps(model: nn.Module, opts: BenchOptions, *, num_classes: in
     model = prepare_classifier(model, opts)
     x, y = classifier_inputs(opts, num_classes)
     times = time_interleaved({"m": _training_step(model, x, y, opts)}, repetitions=opts.repetitions,
-                             warmup=opts.warmup, device=opts.torch_device)["m"]
+                             warmup=opts.warmup, device=opts.torch_device, clock=opts.clock)["m"]
     dt = statistics.median(times)
     return {"s_per_step": dt, "images_per_s": opts.batch / dt}
 

@@ -39,6 +39,29 @@ def test_compare_reports_medians_and_their_ratio(monkeypatch):
     row = B.compare("x", call, call, peer_name="p", opts=opts, per=2)
     assert (row.ours, row.peer) == (1.0, 0.5)  # medians (the 9 is ignored), per 2 images
     assert row.ratio == 2.0
+    assert set(row.extra) == {"ours_process_s", "peer_process_s"}  # the other clock's medians
+
+
+def test_process_clock_counts_work_not_waiting(monkeypatch):
+    # The process clock advances with the process's CPU work only: a call that sleeps costs
+    # wall time but (almost) no CPU time. Fake both clocks to keep the test free of timing.
+    clocks = {"wall": 0.0, "process": 0.0}
+    monkeypatch.setattr(B.time, "perf_counter", lambda: clocks["wall"])
+    monkeypatch.setattr(B.time, "process_time", lambda: clocks["process"])
+
+    def work():  # 1 s of CPU
+        clocks["wall"] += 1
+        clocks["process"] += 1
+
+    def wait():  # 3 s waiting for a core, 1 s of CPU
+        clocks["wall"] += 4
+        clocks["process"] += 1
+
+    row = B.compare("x", work, wait, peer_name="p", opts=B.BenchOptions(repetitions=3, warmup=0, clock="process"))
+    assert (row.ours, row.peer, row.ratio) == (1.0, 1.0, 1.0)
+    assert (row.extra["ours_wall_s"], row.extra["peer_wall_s"]) == (1.0, 4.0)
+    both = B.time_both_clocks({"a": wait}, repetitions=2, warmup=1, device=torch.device("cpu"))
+    assert both == {"wall": {"a": [4.0, 4.0]}, "process": {"a": [1.0, 1.0]}}
 
 
 def test_table_shape_and_json():
@@ -60,6 +83,16 @@ def test_options_are_checked():
     with pytest.raises(ValueError, match="repetitions"):
         B.BenchOptions(repetitions=0)
     assert B.BenchOptions(amp="bf16").amp_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="clock"):
+        B.BenchOptions(clock="cycles")
+    with pytest.raises(ValueError, match="wall"):
+        B.BenchOptions(device="cuda", clock="process")  # a GPU's work is not the process's CPU time
+
+
+def test_machine_header_names_cpus_and_load():
+    header = B.machine_header("cpu")
+    assert header["cpus"] >= 1 and header["threads"] == torch.get_num_threads()
+    assert header["load_average"] is None or len(header["load_average"]) == 3
 
 
 def test_training_steps_train_and_report_rate():
