@@ -6,8 +6,9 @@
 #   bench_pipeline   the same step fed by JPEG files (ImageNet folder layout, generated) read by
 #                    loader workers and decoded on the GPU (decode_jpeg device=cuda, batched),
 #                    against the model-only step
-#   bench_detectors  R50-FPN training iteration and inference vs torchvision's Faster R-CNN and
-#                    R101-C4 training at 16 images of shorter side 600, AMP (bf16), peak memory
+#   bench_detectors  R50-FPN training iteration and inference vs torchvision's Faster R-CNN,
+#                    16 images 576x768, AMP (bf16)
+#   bench_r101_c4    R101-C4 training at 16 images of shorter side 600, AMP (bf16), peak memory
 #   digits_resnet20  a short pretraining run on CUDA with bf16 and channels_last
 # Logs and JSON under ${OUT:-./output/gpu_check}. Keeps going past a failed step and reports
 # every step's exit status at the end. docs/benchmarks.md says how to read the rows.
@@ -48,13 +49,16 @@ else
 fi
 bench() { python3 tools/benchmark.py --device cuda "$@"; }
 step gpu_tests 60 python3 -m pytest -q -m gpu tests -p no:cacheprovider
-step bench_resnet50 150 bench --rows gpu_resnet50 --amp bf16 --channels-last --compile \
+step bench_resnet50 130 bench --rows gpu_resnet50 --amp bf16 --channels-last --compile \
   --batch 256 --size 224 --repetitions 20 --warmup 5 --output "$out/bench_resnet50.json"
 step bench_pipeline 90 bench --rows gpu_pipeline --amp bf16 --channels-last --batch 256 \
   --size 224 --repetitions 3 --warmup 1 --gpu-workers 14 --gpu-images 1024 \
   --output "$out/bench_pipeline.json"
-step bench_detectors 120 bench --rows detector gpu_r101_c4 --amp bf16 --det-batch 16 \
-  --det-size 600 --roi-batch 512 --repetitions 5 --warmup 2 --output "$out/bench_detectors.json"
+# 576x768: a multiple of 64, so both R50-FPNs pad the batch alike (docs/benchmarks.md).
+step bench_detectors 75 bench --rows detector --amp bf16 --det-batch 16 --det-size 576 \
+  --roi-batch 512 --repetitions 5 --warmup 2 --output "$out/bench_detectors.json"
+step bench_r101_c4 60 bench --rows gpu_r101_c4 --amp bf16 --det-batch 16 --det-size 600 \
+  --roi-batch 512 --repetitions 5 --warmup 2 --output "$out/bench_r101_c4.json"
 step digits_resnet20 45 python3 tools/pretrain_net.py --config-file configs/digits/resnet20.yaml \
   MODEL.DEVICE cuda SOLVER.AMP.ENABLED True SOLVER.AMP.DTYPE bfloat16 SOLVER.CHANNELS_LAST True \
   SOLVER.MAX_ITER 200 OUTPUT_DIR "$out/digits_resnet20"
