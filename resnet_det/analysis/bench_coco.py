@@ -62,9 +62,15 @@ def make_coco_problem(folder: str, *, num_images: int, dets_per_image: int,
                 cat = int(rng.choice(COCO_CATEGORY_IDS))
             results.append({"image_id": image_id, "category_id": cat,
                             "bbox": [round(float(v), 2) for v in box], "score": round(float(rng.random()), 4)})
+    return _write_problem(folder, "", images, anns, results)
+
+
+def _write_problem(folder: str, suffix: str, images: list, anns: list, results: list) -> Tuple[str, str]:
+    """Write gt<suffix>.json (COCO_CATEGORY_IDS as categories) and results<suffix>.json."""
     categories = [{"id": c, "name": f"class{c}"} for c in COCO_CATEGORY_IDS]
     os.makedirs(folder, exist_ok=True)
-    gt_path, res_path = os.path.join(folder, "gt.json"), os.path.join(folder, "results.json")
+    gt_path = os.path.join(folder, f"gt{suffix}.json")
+    res_path = os.path.join(folder, f"results{suffix}.json")
     with open(gt_path, "w") as f:
         json.dump({"images": images, "annotations": anns, "categories": categories}, f)
     with open(res_path, "w") as f:
@@ -115,14 +121,7 @@ def make_segm_problem(folder: str, *, num_images: int, dets_per_image: int,
             rle = mask_utils.frPyObjects([poly.tolist()], height, width)[0]
             results.append({"image_id": image_id, "category_id": cat, "score": round(float(rng.random()), 4),
                             "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
-    categories = [{"id": c, "name": f"class{c}"} for c in COCO_CATEGORY_IDS]
-    os.makedirs(folder, exist_ok=True)
-    gt_path, res_path = os.path.join(folder, "gt_segm.json"), os.path.join(folder, "results_segm.json")
-    with open(gt_path, "w") as f:
-        json.dump({"images": images, "annotations": anns, "categories": categories}, f)
-    with open(res_path, "w") as f:
-        json.dump(results, f)
-    return gt_path, res_path
+    return _write_problem(folder, "_segm", images, anns, results)
 
 
 def _tool_path(dataset_name: str, results_file: str, backend: str) -> Dict[str, float]:
