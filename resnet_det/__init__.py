@@ -11,6 +11,7 @@ Importing this package is cheap: the entry points are loaded on first use (PEP 5
 ``import resnet_det`` (e.g. for resnet_det.config) does not import torch, and nothing here ever
 imports detectron2.
 """
+
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """Shared test fixtures (keep this file minimal)."""
+
 import numpy as np
 import pytest
 import torch
@@ -45,7 +46,7 @@ def _random_masks(rng, n, h, w):
         kind = k % 4
         if kind == 0:  # a rectangle
             y0, x0 = rng.integers(0, h), rng.integers(0, w)
-            masks[k, y0:y0 + rng.integers(1, h + 1), x0:x0 + rng.integers(1, w + 1)] = True
+            masks[k, y0 : y0 + rng.integers(1, h + 1), x0 : x0 + rng.integers(1, w + 1)] = True
         elif kind == 1:  # noise: many short runs
             masks[k] = rng.random((h, w)) < 0.5
         elif kind == 2:  # everything (one run after an empty first one)

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Parameters, FLOPs (multiply-adds, as the paper counts them) and activations.
 
-    python tools/analyze_model.py --model resnet50
-    python tools/analyze_model.py --model resnet50 --input-size 800 --override stride_in_1x1=False
-    python tools/analyze_model.py --all          # the whole family, 224x224 (32x32 for CIFAR)
-    python tools/analyze_model.py --config-file configs/faster_rcnn_R101.yaml [KEY VALUE ...]
+python tools/analyze_model.py --model resnet50
+python tools/analyze_model.py --model resnet50 --input-size 800 --override stride_in_1x1=False
+python tools/analyze_model.py --all          # the whole family, 224x224 (32x32 for CIFAR)
+python tools/analyze_model.py --config-file configs/faster_rcnn_R101.yaml [KEY VALUE ...]
 """
+
 import argparse
 import ast
 import os
@@ -13,8 +14,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from resnet_det.analysis.model_stats import (family_table, format_table, input_size_for,  # noqa: E402
-                                             model_statistics)
+from resnet_det.analysis.model_stats import (  # noqa: E402
+    family_table,
+    format_table,
+    input_size_for,
+    model_statistics,
+)
 
 
 def _parse_override(text: str):
@@ -29,17 +34,32 @@ def _parse_override(text: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", help="a name from resnet_det.list_models()")
     what.add_argument("--all", action="store_true", help="table of every model")
-    what.add_argument("--config-file", help="a detection or pretraining YAML: the network it builds")
-    parser.add_argument("--input-size", type=int, default=None,
-                        help="input side (default 224, or 32 for CIFAR nets)")
-    parser.add_argument("--override", type=_parse_override, action="append", default=[],
-                        metavar="KEY=VALUE", help="create_model override, e.g. shortcut=C")
-    parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="with --config-file: KEY VALUE config overrides")
+    what.add_argument(
+        "--config-file", help="a detection or pretraining YAML: the network it builds"
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="input side (default 224, or 32 for CIFAR nets)",
+    )
+    parser.add_argument(
+        "--override",
+        type=_parse_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="create_model override, e.g. shortcut=C",
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="with --config-file: KEY VALUE config overrides"
+    )
     args = parser.parse_args(argv)
     overrides = dict(args.override)
 

@@ -15,28 +15,48 @@ std 1; torchvision: RGB, ImageNet std). The output records it (a torchvision-lay
 place for it and is only written for torchvision's own contract). For weights without one,
 give it:  --input-format RGB --pixel-mean 123.675 116.28 103.53 --pixel-std 58.395 57.12 57.375
 """
+
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from resnet_det.checkpoint import (InputContract, contract_of, convert_weights_file,  # noqa: E402
-                                   load_weights, read_checkpoint, unwrap_checkpoint)
+from resnet_det.checkpoint import (  # noqa: E402
+    InputContract,
+    contract_of,
+    convert_weights_file,
+    load_weights,
+    read_checkpoint,
+    unwrap_checkpoint,
+)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("input", help="weights file (.pth/.pt/.pkl)")
     parser.add_argument("output", help="output file (.pkl or .pth)")
     parser.add_argument("--to", required=True, choices=("resnet_det", "detectron2", "torchvision"))
-    parser.add_argument("--check-model", metavar="NAME", default=None,
-                        help="load the weights into resnet_det.create_model(NAME) (strict) first")
-    parser.add_argument("--stride-in-1x1", default=None, choices=("true", "false"),
-                        help="stride_in_1x1 for --check-model (torchvision weights need false)")
-    parser.add_argument("--input-format", choices=("RGB", "BGR"),
-                        help="record this input contract (with --pixel-mean and --pixel-std) "
-                             "instead of the input file's")
+    parser.add_argument(
+        "--check-model",
+        metavar="NAME",
+        default=None,
+        help="load the weights into resnet_det.create_model(NAME) (strict) first",
+    )
+    parser.add_argument(
+        "--stride-in-1x1",
+        default=None,
+        choices=("true", "false"),
+        help="stride_in_1x1 for --check-model (torchvision weights need false)",
+    )
+    parser.add_argument(
+        "--input-format",
+        choices=("RGB", "BGR"),
+        help="record this input contract (with --pixel-mean and --pixel-std) "
+        "instead of the input file's",
+    )
     parser.add_argument("--pixel-mean", type=float, nargs=3, metavar="M")
     parser.add_argument("--pixel-std", type=float, nargs=3, metavar="S")
     args = parser.parse_args(argv)
@@ -48,13 +68,19 @@ def main(argv=None) -> int:
     if args.check_model:
         from resnet_det import create_model
 
-        kwargs = {} if args.stride_in_1x1 is None else {"stride_in_1x1": args.stride_in_1x1 == "true"}
+        kwargs = (
+            {} if args.stride_in_1x1 is None else {"stride_in_1x1": args.stride_in_1x1 == "true"}
+        )
         result = load_weights(create_model(args.check_model, **kwargs), checkpoint, strict=True)
         print(f"checked: loads into {args.check_model} (source layout {result.layout})")
     if args.input_format:
         try:
-            contract = InputContract(args.input_format, args.pixel_mean, args.pixel_std,
-                                     origin="given to tools/convert_weights.py")
+            contract = InputContract(
+                args.input_format,
+                args.pixel_mean,
+                args.pixel_std,
+                origin="given to tools/convert_weights.py",
+            )
         except ValueError as e:
             parser.error(str(e))
         how = "given on the command line"
@@ -65,8 +91,10 @@ def main(argv=None) -> int:
     if contract is not None:
         print(f"input contract: {contract} ({how})")
     else:
-        print(f"input contract unknown ({how}); record it with --input-format, --pixel-mean and "
-              "--pixel-std")
+        print(
+            f"input contract unknown ({how}); record it with --input-format, --pixel-mean and "
+            "--pixel-std"
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ write them) are scored for mask AP ("segm") too on COCO datasets. Prints the met
 --output, writes them (bbox/AP, bbox/AP50, ..., segm/AP, ...) to OUTPUT/metrics.json. Datasets
 are found under $RESNET_DET_DATASETS (default ./datasets). docs/results_files.md has the format.
 """
+
 import argparse
 import json
 import logging
@@ -29,7 +30,9 @@ from resnet_det.utils.cli import USER_ERRORS, format_user_error  # noqa: E402
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", required=True, help="registered dataset name, e.g. coco_2017_val")
     p.add_argument("--results", required=True, help="COCO-format results JSON file")
     p.add_argument("--output", help="folder for metrics.json (and coco_instances_results.json)")

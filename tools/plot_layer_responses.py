@@ -2,11 +2,12 @@
 """Layer responses as in the paper's Fig. 7: the std of each 3x3 layer's output (after BN,
 before the addition / ReLU) on test images, per layer in network order and sorted.
 
-    python tools/plot_layer_responses.py \
-        --run plain-56 configs/digits/plain56.yaml output/digits_plain56/model_final.pth \
-        --run ResNet-56 configs/digits/resnet56.yaml output/digits_resnet56/model_final.pth \
+    python tools/plot_layer_responses.py \\
+        --run plain-56 configs/digits/plain56.yaml output/digits_plain56/model_final.pth \\
+        --run ResNet-56 configs/digits/resnet56.yaml output/digits_resnet56/model_final.pth \\
         --output docs/figures/digits_layer_responses.png
 """
+
 import argparse
 import os
 import sys
@@ -33,16 +34,33 @@ def stds_of(config_file, weights, dataset, num_images, opts):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", nargs=3, action="append", required=True, metavar=("LABEL", "CONFIG", "WEIGHTS"),
-                        help="a network: label, its config file and a checkpoint (repeat for each)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--run",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("LABEL", "CONFIG", "WEIGHTS"),
+        help="a network: label, its config file and a checkpoint (repeat for each)",
+    )
     parser.add_argument("--output", required=True, help="PNG to write")
-    parser.add_argument("--dataset", default="", help="registered dataset (default: the config's first TEST set)")
-    parser.add_argument("--num-images", type=int, default=1000, help="images to average over (0: all)")
+    parser.add_argument(
+        "--dataset", default="", help="registered dataset (default: the config's first TEST set)"
+    )
+    parser.add_argument(
+        "--num-images", type=int, default=1000, help="images to average over (0: all)"
+    )
     parser.add_argument("--title", default="")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run, KEY VALUE")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="config overrides for every run, KEY VALUE"
+    )
     args = parser.parse_args(argv)
-    results = [(label, stds_of(cfg, w, args.dataset, args.num_images, args.opts or [])) for label, cfg, w in args.run]
+    results = [
+        (label, stds_of(cfg, w, args.dataset, args.num_images, args.opts or []))
+        for label, cfg, w in args.run
+    ]
     for label, stds in results:
         print(f"{label}: {len(stds)} layers, mean std {stds.mean():.3f}")
     print(f"wrote {plot_layer_responses(results, args.output, title=args.title)}")

@@ -4,25 +4,33 @@
     python tools/pretrain_net.py                                    # the embedded digits default
     python tools/pretrain_net.py --config-file configs/imagenet/resnet50.yaml --num-gpus 8
     python tools/pretrain_net.py --config-file configs/cifar10/resnet110.yaml --resume
-    python tools/pretrain_net.py --config-file configs/imagenet/resnet50.yaml --eval-only \
-        MODEL.WEIGHTS output/imagenet_resnet50/model_final.pth TEST.CLS_MODES "['10crop','multiscale']"
+    python tools/pretrain_net.py --config-file configs/imagenet/resnet50.yaml --eval-only \\
+        MODEL.WEIGHTS output/imagenet_resnet50/model_final.pth \\
+        TEST.CLS_MODES "['10crop','multiscale']"
 
 Then tools/convert_weights.py turns model_final.pth into detection backbone weights.
 """
+
 import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from resnet_det.config import get_cfg  # noqa: E402
 from resnet_det.checkpoint import Checkpointer  # noqa: E402
-from resnet_det.engine import default_argument_parser, default_setup, launch  # noqa: E402
-from resnet_det.engine import comm  # noqa: E402
+from resnet_det.config import get_cfg  # noqa: E402
+from resnet_det.engine import (  # noqa: E402
+    comm,  # noqa: E402
+    default_argument_parser,
+    default_setup,
+    launch,
+)
 from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
 from resnet_det.engine.pretrain import ClassificationTrainer  # noqa: E402
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "digits", "resnet20.yaml")
+DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "configs", "digits", "resnet20.yaml"
+)
 logger = logging.getLogger("resnet_det.pretrain_net")
 
 
@@ -55,8 +63,10 @@ def main(args):
 def print_results(results):
     if results and comm.is_main_process():
         for key, res in results.items():
-            print(f"{key}: top-1 error {res['top1_err']:.2f}%  top-5 error {res['top5_err']:.2f}%  "
-                  f"(top-1 accuracy {res['top1']:.2f}%, {int(res['num_images'])} images)")
+            print(
+                f"{key}: top-1 error {res['top1_err']:.2f}%  top-5 error {res['top5_err']:.2f}%  "
+                f"(top-1 accuracy {res['top1']:.2f}%, {int(res['num_images'])} images)"
+            )
 
 
 def cli(argv=None):
@@ -64,8 +74,14 @@ def cli(argv=None):
     print("Command Line Args:", args)
     # launch() runs main in this process for one process, joins torchrun's group when started
     # by torchrun, and spawns otherwise: always go through it.
-    return launch(main, args.num_gpus, num_machines=args.num_machines,
-                  machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
+    return launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
 
 
 if __name__ == "__main__":

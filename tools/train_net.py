@@ -1,37 +1,41 @@
 #!/usr/bin/env python
 """Train and evaluate Faster R-CNN with a ResNet / VGG backbone (the paper's Sec. 4.3).
 
-    python tools/train_net.py                       # the embedded demo: configs/demo/faster_rcnn_shapes.yaml
-    python tools/train_net.py --config-file configs/faster_rcnn_R101.yaml --num-gpus 8 \
+    python tools/train_net.py     # the embedded demo: configs/demo/faster_rcnn_shapes.yaml
+    python tools/train_net.py --config-file configs/faster_rcnn_R101.yaml --num-gpus 8 \\
         MODEL.WEIGHTS /path/to/R-101.pkl
     python tools/train_net.py --config-file configs/voc/faster_rcnn_R101.yaml --resume
-    python tools/train_net.py --config-file configs/faster_rcnn_R101.yaml --eval-only \
+    python tools/train_net.py --config-file configs/faster_rcnn_R101.yaml --eval-only \\
         MODEL.WEIGHTS output/coco_R101_C4/model_final.pth
     python tools/train_net.py --engine detectron2 --config-file ...   # detectron2 + our backbone
 
 ENGINE "builtin" (default) runs resnet_det's torchvision-based Faster R-CNN; "detectron2"
 hands the same config to the detectron2 plugin (resnet_det.d2.train).
 """
+
 import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from resnet_det.config import get_cfg  # noqa: E402
+from resnet_det.analysis.curves import plot_run_curves  # noqa: E402
 from resnet_det.checkpoint import Checkpointer  # noqa: E402
+from resnet_det.config import get_cfg  # noqa: E402
 from resnet_det.engine import comm, default_argument_parser, default_setup, launch  # noqa: E402
 from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
 from resnet_det.engine.detection import DetectionTrainer, visualize_detections  # noqa: E402
 from resnet_det.engine.run_summary import format_run_summary  # noqa: E402
-from resnet_det.analysis.curves import plot_run_curves  # noqa: E402
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "demo",
-                              "faster_rcnn_shapes.yaml")
-INSTALL_D2 = ("ENGINE detectron2 needs detectron2, which publishes no package for current PyTorch: "
-              "build it from source with  pip install --no-build-isolation "
-              "'git+https://github.com/facebookresearch/detectron2.git'  (see README.md), or run "
-              "the built-in engine with --engine builtin")
+DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "configs", "demo", "faster_rcnn_shapes.yaml"
+)
+INSTALL_D2 = (
+    "ENGINE detectron2 needs detectron2, which publishes no package for current PyTorch: "
+    "build it from source with  pip install --no-build-isolation "
+    "'git+https://github.com/facebookresearch/detectron2.git'  (see README.md), or run "
+    "the built-in engine with --engine builtin"
+)
 logger = logging.getLogger("resnet_det.train_net")
 
 
@@ -53,8 +57,9 @@ def main(args):
         # The checks a training run makes at start-up (test sets, class count, weights).
         DetectionTrainer.preflight(cfg, train=False, resume=args.resume)
         model = DetectionTrainer.build_model(cfg)
-        Checkpointer(model, cfg.OUTPUT_DIR, weights_loader=DetectionTrainer.build_weights_loader(cfg)
-                     ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        Checkpointer(
+            model, cfg.OUTPUT_DIR, weights_loader=DetectionTrainer.build_weights_loader(cfg)
+        ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = DetectionTrainer.test(cfg, model)
     else:
         trainer = DetectionTrainer(cfg)
@@ -63,14 +68,23 @@ def main(args):
         model = trainer.model
     if comm.is_main_process():
         if results and "bbox" in results:
-            print("bbox: " + "  ".join(f"{k} {results['bbox'][k]:.1f}" for k in ("AP", "AP50", "AP75")
-                                       if k in results["bbox"]))
+            print(
+                "bbox: "
+                + "  ".join(
+                    f"{k} {results['bbox'][k]:.1f}"
+                    for k in ("AP", "AP50", "AP75")
+                    if k in results["bbox"]
+                )
+            )
         pictures = {}
         if cfg.DATASETS.TEST:
             pictures["detections"] = visualize_detections(cfg, model)
         if not args.eval_only:
             pictures["training curves"] = plot_run_curves(cfg.OUTPUT_DIR)
-        print(format_run_summary(cfg.OUTPUT_DIR, pictures=pictures, eval_only=args.eval_only), flush=True)
+        print(
+            format_run_summary(cfg.OUTPUT_DIR, pictures=pictures, eval_only=args.eval_only),
+            flush=True,
+        )
     return results
 
 
@@ -84,8 +98,12 @@ def run_detectron2(args):
 
 def cli(argv=None):
     parser = default_argument_parser()
-    parser.add_argument("--engine", choices=["builtin", "detectron2"], default=None,
-                        help="override the config's ENGINE (default: the config's, 'builtin')")
+    parser.add_argument(
+        "--engine",
+        choices=["builtin", "detectron2"],
+        default=None,
+        help="override the config's ENGINE (default: the config's, 'builtin')",
+    )
     args = parser.parse_args(argv)
     args.config_file = args.config_file or DEFAULT_CONFIG
     # --engine detectron2 skips our reading of the file: a detectron2 run's OUTPUT_DIR/config.yaml
@@ -96,8 +114,14 @@ def cli(argv=None):
         return run_detectron2(args)
     # launch() runs main in this process for one process, joins torchrun's group when started
     # by torchrun, and spawns otherwise: always go through it.
-    return launch(main, args.num_gpus, num_machines=args.num_machines,
-                  machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
+    return launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ image, half near an object. Two rows:
 The AP of both sides is recorded with the row (``extra``): equal, as
 tests/evaluation/test_fast_coco.py requires.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,24 +31,34 @@ from .benchmark import BenchOptions, BenchRow, compare
 
 __all__ = ["make_coco_problem", "make_segm_problem", "coco_rows", "coco_segm_rows"]
 
-COCO_CATEGORY_IDS = [i for i in range(1, 91) if i not in
-                     (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]  # COCO's 80 ids
+COCO_CATEGORY_IDS = [
+    i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
+]  # COCO's 80 ids
 
 
-def make_coco_problem(folder: str, *, num_images: int, dets_per_image: int,
-                      seed: int = 0) -> Tuple[str, str]:
+def make_coco_problem(
+    folder: str, *, num_images: int, dets_per_image: int, seed: int = 0
+) -> Tuple[str, str]:
     """Write ``gt.json`` (instances layout) and ``results.json`` (results format) under folder."""
     rng = np.random.default_rng(seed)
     images, anns, results = [], [], []
     for image_id in range(1, num_images + 1):
         width, height = 640, 480
-        images.append({"id": image_id, "width": width, "height": height, "file_name": f"{image_id:012d}.jpg"})
+        images.append(
+            {"id": image_id, "width": width, "height": height, "file_name": f"{image_id:012d}.jpg"}
+        )
         objects = []
         for _ in range(int(rng.integers(0, 15))):
             w, h = rng.uniform(4, 300, 2)
             x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
-            ann = {"id": len(anns) + 1, "image_id": image_id, "bbox": [x, y, w, h], "area": w * h,
-                   "category_id": int(rng.choice(COCO_CATEGORY_IDS)), "iscrowd": int(rng.random() < 0.05)}
+            ann = {
+                "id": len(anns) + 1,
+                "image_id": image_id,
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "category_id": int(rng.choice(COCO_CATEGORY_IDS)),
+                "iscrowd": int(rng.random() < 0.05),
+            }
             anns.append(ann)
             objects.append(ann)
         for _ in range(dets_per_image):
@@ -60,12 +71,20 @@ def make_coco_problem(folder: str, *, num_images: int, dets_per_image: int,
                 w, h = rng.uniform(4, 300, 2)
                 box = [rng.uniform(0, width - w), rng.uniform(0, height - h), w, h]
                 cat = int(rng.choice(COCO_CATEGORY_IDS))
-            results.append({"image_id": image_id, "category_id": cat,
-                            "bbox": [round(float(v), 2) for v in box], "score": round(float(rng.random()), 4)})
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": cat,
+                    "bbox": [round(float(v), 2) for v in box],
+                    "score": round(float(rng.random()), 4),
+                }
+            )
     return _write_problem(folder, "", images, anns, results)
 
 
-def _write_problem(folder: str, suffix: str, images: list, anns: list, results: list) -> Tuple[str, str]:
+def _write_problem(
+    folder: str, suffix: str, images: list, anns: list, results: list
+) -> Tuple[str, str]:
     """Write gt<suffix>.json (COCO_CATEGORY_IDS as categories) and results<suffix>.json."""
     categories = [{"id": c, "name": f"class{c}"} for c in COCO_CATEGORY_IDS]
     os.makedirs(folder, exist_ok=True)
@@ -87,8 +106,9 @@ def _polygon(rng, x: float, y: float, w: float, h: float, vertices: int = 8) -> 
     return np.round(np.stack([px, py], axis=1).ravel(), 2)
 
 
-def make_segm_problem(folder: str, *, num_images: int, dets_per_image: int,
-                      seed: int = 0) -> Tuple[str, str]:
+def make_segm_problem(
+    folder: str, *, num_images: int, dets_per_image: int, seed: int = 0
+) -> Tuple[str, str]:
     """The mask version of :func:`make_coco_problem`: ground-truth polygons (``gt_segm.json``)
     and results as compressed RLE (``results_segm.json``), half of them a jittered copy of an
     object's polygon."""
@@ -98,17 +118,29 @@ def make_segm_problem(folder: str, *, num_images: int, dets_per_image: int,
     width, height = 640, 480
     images, anns, results = [], [], []
     for image_id in range(1, num_images + 1):
-        images.append({"id": image_id, "width": width, "height": height, "file_name": f"{image_id:012d}.jpg"})
+        images.append(
+            {"id": image_id, "width": width, "height": height, "file_name": f"{image_id:012d}.jpg"}
+        )
         polygons = []
         for _ in range(int(rng.integers(0, 15))):
             w, h = rng.uniform(8, 300, 2)
             x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
             poly = _polygon(rng, x, y, w, h)
-            area = float(mask_utils.area(mask_utils.frPyObjects([poly.tolist()], height, width)).sum())
+            area = float(
+                mask_utils.area(mask_utils.frPyObjects([poly.tolist()], height, width)).sum()
+            )
             cat = int(rng.choice(COCO_CATEGORY_IDS))
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "segmentation": [poly.tolist()],
-                         "bbox": [x, y, w, h], "area": area, "category_id": cat,
-                         "iscrowd": int(rng.random() < 0.05)})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "segmentation": [poly.tolist()],
+                    "bbox": [x, y, w, h],
+                    "area": area,
+                    "category_id": cat,
+                    "iscrowd": int(rng.random() < 0.05),
+                }
+            )
             polygons.append((poly, cat))
         for _ in range(dets_per_image):
             if polygons and rng.random() < 0.5:
@@ -119,8 +151,14 @@ def make_segm_problem(folder: str, *, num_images: int, dets_per_image: int,
                 poly = _polygon(rng, rng.uniform(0, width - w), rng.uniform(0, height - h), w, h)
                 cat = int(rng.choice(COCO_CATEGORY_IDS))
             rle = mask_utils.frPyObjects([poly.tolist()], height, width)[0]
-            results.append({"image_id": image_id, "category_id": cat, "score": round(float(rng.random()), 4),
-                            "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": cat,
+                    "score": round(float(rng.random()), 4),
+                    "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
+                }
+            )
     return _write_problem(folder, "_segm", images, anns, results)
 
 
@@ -130,11 +168,14 @@ def _tool_path(dataset_name: str, results_file: str, backend: str) -> Dict[str, 
     from ..evaluation.results_file import load_results_file, score_results
 
     evaluator = COCOEvaluator(dataset_name, distributed=False, backend=backend)
-    return score_results(evaluator, dataset_name, load_results_file(results_file),
-                         source=results_file)["bbox"]
+    return score_results(
+        evaluator, dataset_name, load_results_file(results_file), source=results_file
+    )["bbox"]
 
 
-def _plain_pycocotools(gt_path: str, results: List[Dict[str, Any]], iou_type: str = "bbox") -> float:
+def _plain_pycocotools(
+    gt_path: str, results: List[Dict[str, Any]], iou_type: str = "bbox"
+) -> float:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -147,15 +188,18 @@ def _plain_pycocotools(gt_path: str, results: List[Dict[str, Any]], iou_type: st
     return float(ev.stats[0])
 
 
-def coco_rows(folder: str, opts: BenchOptions, *, num_images: int = 2000,
-              dets_per_image: int = 100) -> List[BenchRow]:
+def coco_rows(
+    folder: str, opts: BenchOptions, *, num_images: int = 2000, dets_per_image: int = 100
+) -> List[BenchRow]:
     """Both COCO rows on a problem generated under ``folder``."""
     from ..data.catalog import DatasetCatalog, MetadataCatalog
     from ..data.datasets.builtin import register_coco_instances
     from ..evaluation.coco_evaluation import load_coco_gt
     from ..evaluation.fast_coco import run_coco_eval
 
-    gt_path, res_path = make_coco_problem(folder, num_images=num_images, dets_per_image=dets_per_image)
+    gt_path, res_path = make_coco_problem(
+        folder, num_images=num_images, dets_per_image=dets_per_image
+    )
     name = f"benchmark_coco_{uuid.uuid4().hex[:8]}"
     register_coco_instances(name, {}, gt_path, folder)
     size = f"{num_images} images x {dets_per_image} detections"
@@ -164,12 +208,21 @@ def coco_rows(folder: str, opts: BenchOptions, *, num_images: int = 2000,
     def tool(backend: str, key: str):
         def run() -> None:
             aps[key] = _tool_path(name, res_path, backend)["AP"]
+
         return run
 
     try:
-        rows = [compare("COCO eval, tools/evaluate.py path", tool("faster-coco-eval", "ours"),
-                        tool("pycocotools", "peer"), peer_name="same path with pycocotools",
-                        opts=opts, unit="s", note=size)]
+        rows = [
+            compare(
+                "COCO eval, tools/evaluate.py path",
+                tool("faster-coco-eval", "ours"),
+                tool("pycocotools", "peer"),
+                peer_name="same path with pycocotools",
+                opts=opts,
+                unit="s",
+                note=size,
+            )
+        ]
         rows[0].extra.update(ours_AP=aps["ours"], peer_AP=aps["peer"])
     finally:
         DatasetCatalog.remove(name)
@@ -179,38 +232,61 @@ def coco_rows(folder: str, opts: BenchOptions, *, num_images: int = 2000,
         results = json.load(f)
 
     def metric() -> None:
-        aps["metric"] = float(run_coco_eval(load_coco_gt(gt_path), results, backend="faster-coco-eval").stats[0])
+        aps["metric"] = float(
+            run_coco_eval(load_coco_gt(gt_path), results, backend="faster-coco-eval").stats[0]
+        )
 
     def plain() -> None:
         aps["plain"] = _plain_pycocotools(gt_path, results)
 
-    rows.append(compare("COCO eval, metric only", metric, plain, peer_name="pycocotools COCOeval",
-                        opts=opts, unit="s", note=size + " (load gt, loadRes, evaluate, accumulate, summarize)"))
+    rows.append(
+        compare(
+            "COCO eval, metric only",
+            metric,
+            plain,
+            peer_name="pycocotools COCOeval",
+            opts=opts,
+            unit="s",
+            note=size + " (load gt, loadRes, evaluate, accumulate, summarize)",
+        )
+    )
     rows[1].extra.update(ours_AP=100 * aps["metric"], peer_AP=100 * aps["plain"])
     return rows
 
 
-def coco_segm_rows(folder: str, opts: BenchOptions, *, num_images: int = 2000,
-                   dets_per_image: int = 100) -> List[BenchRow]:
+def coco_segm_rows(
+    folder: str, opts: BenchOptions, *, num_images: int = 2000, dets_per_image: int = 100
+) -> List[BenchRow]:
     """Mask AP ("segm"): ``run_coco_eval(iou_type="segm")`` against pycocotools' own COCO /
     loadRes / COCOeval on a generated problem (:func:`make_segm_problem`)."""
     from ..evaluation.coco_evaluation import load_coco_gt
     from ..evaluation.fast_coco import run_coco_eval
 
-    gt_path, res_path = make_segm_problem(folder, num_images=num_images, dets_per_image=dets_per_image)
+    gt_path, res_path = make_segm_problem(
+        folder, num_images=num_images, dets_per_image=dets_per_image
+    )
     with open(res_path) as f:
         results = json.load(f)
     aps: Dict[str, float] = {}
 
     def metric() -> None:
-        result = run_coco_eval(load_coco_gt(gt_path), results, iou_type="segm", backend="faster-coco-eval")
+        result = run_coco_eval(
+            load_coco_gt(gt_path), results, iou_type="segm", backend="faster-coco-eval"
+        )
         aps["ours"] = float(result.stats[0])
 
     def plain() -> None:
         aps["peer"] = _plain_pycocotools(gt_path, results, "segm")
 
-    row = compare("COCO segm eval, metric only", metric, plain, peer_name="pycocotools COCOeval (segm)",
-                  opts=opts, unit="s", note=f"{num_images} images x {dets_per_image} RLE masks "
-                                            "(load gt, loadRes, evaluate, accumulate, summarize)")
+    row = compare(
+        "COCO segm eval, metric only",
+        metric,
+        plain,
+        peer_name="pycocotools COCOeval (segm)",
+        opts=opts,
+        unit="s",
+        note=f"{num_images} images x {dets_per_image} RLE masks "
+        "(load gt, loadRes, evaluate, accumulate, summarize)",
+    )
     row.extra.update(ours_AP=100 * aps["ours"], peer_AP=100 * aps["peer"])
     return [row]

@@ -16,6 +16,7 @@
 
 Nothing here needs fvcore, iopath or pycocotools except the R101-C4 row (our config system).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,15 +26,33 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from .benchmark import (BenchOptions, BenchRow, autocast, classifier_inputs, compare,
-                        prepare_classifier, time_interleaved)
+from .benchmark import (
+    BenchOptions,
+    BenchRow,
+    autocast,
+    classifier_inputs,
+    compare,
+    prepare_classifier,
+    time_interleaved,
+)
 
-__all__ = ["BF16_PEAK_TFLOPS", "resnet50_rows", "jpeg_pipeline_row", "r101_c4_amp_row",
-           "RESNET50_GFLOPS"]
+__all__ = [
+    "BF16_PEAK_TFLOPS",
+    "resnet50_rows",
+    "jpeg_pipeline_row",
+    "r101_c4_amp_row",
+    "RESNET50_GFLOPS",
+]
 
 # Dense bf16 tensor-core peak (TFLOP/s, without sparsity) from the vendors' data sheets.
-BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0,
-                    "V100": 125.0}  # V100: fp16 (no bf16)
+BF16_PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10": 125.0,
+    "V100": 125.0,
+}  # V100: fp16 (no bf16)
 # ResNet-50 forward at 224x224: 4.1 G multiply-adds = 8.2 GFLOP (He et al., Table 1).
 RESNET50_GFLOPS = 8.2
 
@@ -52,8 +71,13 @@ def _train_step(model: nn.Module, opts: BenchOptions):
     """step(x, y): one SGD step (fused on CUDA, foreach on CPU; lr 0 so that the arithmetic
     runs but random data cannot make the weights diverge)."""
     cuda = opts.torch_device.type == "cuda"
-    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-5,
-                          **({"fused": True} if cuda else {"foreach": True}))
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=0.0,
+        momentum=0.9,
+        weight_decay=5e-5,
+        **({"fused": True} if cuda else {"foreach": True}),
+    )
     scaler = torch.amp.GradScaler(opts.torch_device.type, enabled=opts.amp == "fp16")
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -91,10 +115,15 @@ def resnet50_rows(opts: BenchOptions) -> List[BenchRow]:
     x, y = classifier_inputs(opts, 1000)
     optim = "fused SGD" if opts.torch_device.type == "cuda" else "foreach SGD"
     step_ours, step_peer = _train_step(ours, opts), _train_step(peer, opts)
-    row = compare("ResNet-50 train step", lambda: step_ours(x, y), lambda: step_peer(x, y),
-                  peer_name="torchvision resnet50", opts=opts,
-                  note=f"batch {opts.batch}, {opts.size}px, amp {opts.amp}, channels_last "
-                       f"{opts.channels_last}, compile {opts.compile}, {optim}")
+    row = compare(
+        "ResNet-50 train step",
+        lambda: step_ours(x, y),
+        lambda: step_peer(x, y),
+        peer_name="torchvision resnet50",
+        opts=opts,
+        note=f"batch {opts.batch}, {opts.size}px, amp {opts.amp}, channels_last "
+        f"{opts.channels_last}, compile {opts.compile}, {optim}",
+    )
     _throughput_extra(row, opts, opts.batch, opts.size)
     return [row]
 
@@ -148,8 +177,9 @@ def gpu_augment(images: List[torch.Tensor], size: int, generator: torch.Generato
     return (torch.stack(crops).float() - mean) / std
 
 
-def jpeg_pipeline_row(train_folder: str, opts: BenchOptions, *, workers: int = 8,
-                      iterations: int = 10) -> BenchRow:
+def jpeg_pipeline_row(
+    train_folder: str, opts: BenchOptions, *, workers: int = 8, iterations: int = 10
+) -> BenchRow:
     """End-to-end ResNet-50 training iterations reading JPEGs (decoded on the GPU) against
     the model-only step on a fixed batch (module doc)."""
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -159,9 +189,14 @@ def jpeg_pipeline_row(train_folder: str, opts: BenchOptions, *, workers: int = 8
     files, labels = _list_folder(train_folder)
     device = opts.torch_device
     loader = torch.utils.data.DataLoader(
-        _JpegBytes(files, labels), batch_size=opts.batch, num_workers=workers, collate_fn=_collate_bytes,
-        sampler=torch.utils.data.RandomSampler(files, replacement=True, num_samples=10 ** 9),
-        persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+        _JpegBytes(files, labels),
+        batch_size=opts.batch,
+        num_workers=workers,
+        collate_fn=_collate_bytes,
+        sampler=torch.utils.data.RandomSampler(files, replacement=True, num_samples=10**9),
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     batches = iter(loader)
     model = prepare_classifier(create_model("resnet50", stride_in_1x1=False), opts)
     x, y = classifier_inputs(opts, 1000)
@@ -180,33 +215,65 @@ def jpeg_pipeline_row(train_folder: str, opts: BenchOptions, *, workers: int = 8
         for _ in range(iterations):
             step(x, y)
 
-    row = compare("JPEG pipeline + ResNet-50 step", pipeline, model_only, opts=opts,
-                  peer_name="model-only step (same model, fixed batch)", unit="s/iter",
-                  per=iterations, note=f"{workers} workers read bytes, decode_jpeg on {device.type}, "
-                                       f"batch {opts.batch}")
+    row = compare(
+        "JPEG pipeline + ResNet-50 step",
+        pipeline,
+        model_only,
+        opts=opts,
+        peer_name="model-only step (same model, fixed batch)",
+        unit="s/iter",
+        per=iterations,
+        note=f"{workers} workers read bytes, decode_jpeg on {device.type}, batch {opts.batch}",
+    )
     row.extra["pipeline_fraction_of_model_rate"] = row.peer / row.ours
     return row
 
 
 def r101_c4_amp_row(opts: BenchOptions, *, roi_batch: int = 512) -> BenchRow:
     """Our R101-C4 training iteration (16 images, shorter side 600 on a GPU) and peak memory."""
-    from .bench_detection import (build_ours, detection_inputs, neutral_torchvision_rpn,
-                                  prepare_detector, training_step)
+    from .bench_detection import (
+        build_ours,
+        detection_inputs,
+        neutral_torchvision_rpn,
+        prepare_detector,
+        training_step,
+    )
 
     device = opts.torch_device
-    model = prepare_detector(neutral_torchvision_rpn(build_ours("modern/faster_rcnn_R101_C4_3x.yaml", opts, [
-        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", str(roi_batch)])), opts).train()
-    inputs = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in x.items()}
-              for x in detection_inputs(opts)]
+    model = prepare_detector(
+        neutral_torchvision_rpn(
+            build_ours(
+                "modern/faster_rcnn_R101_C4_3x.yaml",
+                opts,
+                ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", str(roi_batch)],
+            )
+        ),
+        opts,
+    ).train()
+    inputs = [
+        {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in x.items()}
+        for x in detection_inputs(opts)
+    ]
     step = training_step(model, lambda: model(inputs), opts)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = time_interleaved({"ours": step}, repetitions=opts.repetitions, warmup=opts.warmup, device=device,
-                             clock=opts.clock)
+    times = time_interleaved(
+        {"ours": step},
+        repetitions=opts.repetitions,
+        warmup=opts.warmup,
+        device=device,
+        clock=opts.clock,
+    )
     t = statistics.median(times["ours"])
-    row = BenchRow(row="R101-C4 train iter (AMP)", unit="s/iter", ours=t, peer=None,
-                   peer_name="detectron2 R101-C4: 0.619 s/iter, 16 images on 8 V100 (published)",
-                   note=f"{opts.batch} images, shorter side {opts.size}, amp {opts.amp}, {roi_batch} RoIs/image")
+    row = BenchRow(
+        row="R101-C4 train iter (AMP)",
+        unit="s/iter",
+        ours=t,
+        peer=None,
+        peer_name="detectron2 R101-C4: 0.619 s/iter, 16 images on 8 V100 (published)",
+        note=f"{opts.batch} images, shorter side {opts.size}, amp {opts.amp}, "
+        f"{roi_batch} RoIs/image",
+    )
     if device.type == "cuda":
         row.extra["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     return row

@@ -1,4 +1,5 @@
 """Which rows tools/benchmark.py runs, by name (the rows themselves are in the bench_* modules)."""
+
 from __future__ import annotations
 
 import os
@@ -8,14 +9,35 @@ from .benchmark import BenchOptions, BenchRow, classifier_rows
 
 __all__ = ["ROWS", "run_rows"]
 
-ROWS = ("classifier", "detector", "c4", "loaders", "coco", "coco_segm", "gpu_resnet50", "gpu_pipeline", "gpu_r101_c4")
+ROWS = (
+    "classifier",
+    "detector",
+    "c4",
+    "loaders",
+    "coco",
+    "coco_segm",
+    "gpu_resnet50",
+    "gpu_pipeline",
+    "gpu_r101_c4",
+)
 
 
-def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work_dir: str,
-             models: Sequence[str] = ("resnet50",), roi_batch: int = 512, coco_images: int = 2000,
-             coco_dets: int = 100, coco_repetitions: int = 3, loader_batches: int = 4,
-             gpu_workers: int = 8, gpu_images: int = 512,
-             test_proposals: Optional[int] = None) -> List[BenchRow]:
+def run_rows(
+    rows: Sequence[str],
+    opts: BenchOptions,
+    det: BenchOptions,
+    *,
+    work_dir: str,
+    models: Sequence[str] = ("resnet50",),
+    roi_batch: int = 512,
+    coco_images: int = 2000,
+    coco_dets: int = 100,
+    coco_repetitions: int = 3,
+    loader_batches: int = 4,
+    gpu_workers: int = 8,
+    gpu_images: int = 512,
+    test_proposals: Optional[int] = None,
+) -> List[BenchRow]:
     """The named rows, in ROWS order.
 
     Args:
@@ -42,8 +64,11 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
 
         # torchvision's layout puts the stride in the 3x3 conv ("v1.5"); compare like with like.
         out += classifier_rows(
-            models, opts, peer=lambda n: getattr(torchvision.models, n)(),
-            ours=lambda n: create_model(n, **({} if "vgg" in n else {"stride_in_1x1": False})))
+            models,
+            opts,
+            peer=lambda n: getattr(torchvision.models, n)(),
+            ours=lambda n: create_model(n, **({} if "vgg" in n else {"stride_in_1x1": False})),
+        )
     if "detector" in rows:
         from .bench_detection import fpn_rows
 
@@ -55,19 +80,30 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
     if "loaders" in rows:
         from .bench_data import loader_rows
 
-        out += loader_rows(os.path.join(work_dir, "loaders"), BenchOptions(**{**vars(opts), "device": "cpu"}),
-                           batches=loader_batches)
+        out += loader_rows(
+            os.path.join(work_dir, "loaders"),
+            BenchOptions(**{**vars(opts), "device": "cpu"}),
+            batches=loader_batches,
+        )
     if "coco" in rows:
         from .bench_coco import coco_rows
 
         # No warm-up: an evaluation has nothing to tune, and one call takes seconds to minutes.
-        out += coco_rows(os.path.join(work_dir, "coco"), coco_opts, num_images=coco_images,
-                         dets_per_image=coco_dets)
+        out += coco_rows(
+            os.path.join(work_dir, "coco"),
+            coco_opts,
+            num_images=coco_images,
+            dets_per_image=coco_dets,
+        )
     if "coco_segm" in rows:
         from .bench_coco import coco_segm_rows
 
-        out += coco_segm_rows(os.path.join(work_dir, "coco_segm"), coco_opts, num_images=coco_images,
-                              dets_per_image=coco_dets)
+        out += coco_segm_rows(
+            os.path.join(work_dir, "coco_segm"),
+            coco_opts,
+            num_images=coco_images,
+            dets_per_image=coco_dets,
+        )
     if "gpu_resnet50" in rows:
         from .bench_gpu import resnet50_rows
 
@@ -76,8 +112,9 @@ def run_rows(rows: Sequence[str], opts: BenchOptions, det: BenchOptions, *, work
         from .bench_data import write_jpeg_folder
         from .bench_gpu import jpeg_pipeline_row
 
-        train = write_jpeg_folder(os.path.join(work_dir, "imagenet"), num_classes=8,
-                                  per_class=max(1, gpu_images // 8))
+        train = write_jpeg_folder(
+            os.path.join(work_dir, "imagenet"), num_classes=8, per_class=max(1, gpu_images // 8)
+        )
         out.append(jpeg_pipeline_row(train, opts, workers=gpu_workers))
     if "gpu_r101_c4" in rows:
         from .bench_gpu import r101_c4_amp_row

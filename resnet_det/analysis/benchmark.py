@@ -15,6 +15,7 @@ This module holds the timing and the table; the rows live beside it: ``bench_det
 ``bench_coco`` (COCO evaluation against pycocotools) and ``bench_gpu`` (the GPU rows:
 ResNet-50 training at scale, the JPEG pipeline, detectors with AMP).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -27,9 +28,23 @@ import torch
 from torch import nn
 
 __all__ = [
-    "BenchOptions", "BenchRow", "CLOCKS", "sync", "time_interleaved", "time_both_clocks", "compare",
-    "skipped_row", "format_table", "rows_to_json", "machine_header", "autocast", "AMP_DTYPES",
-    "time_training_steps", "classifier_rows", "prepare_classifier", "classifier_inputs",
+    "BenchOptions",
+    "BenchRow",
+    "CLOCKS",
+    "sync",
+    "time_interleaved",
+    "time_both_clocks",
+    "compare",
+    "skipped_row",
+    "format_table",
+    "rows_to_json",
+    "machine_header",
+    "autocast",
+    "AMP_DTYPES",
+    "time_training_steps",
+    "classifier_rows",
+    "prepare_classifier",
+    "classifier_inputs",
 ]
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -127,8 +142,9 @@ def _read(clock: str) -> float:
     return time.perf_counter() if clock == "wall" else time.process_time()
 
 
-def time_both_clocks(fns: Dict[str, Callable[[], Any]], *, repetitions: int, warmup: int,
-                     device: torch.device) -> Dict[str, Dict[str, List[float]]]:
+def time_both_clocks(
+    fns: Dict[str, Callable[[], Any]], *, repetitions: int, warmup: int, device: torch.device
+) -> Dict[str, Dict[str, List[float]]]:
     """Seconds of each call of each function on both clocks, the functions taking turns.
 
     Args:
@@ -156,8 +172,14 @@ def time_both_clocks(fns: Dict[str, Callable[[], Any]], *, repetitions: int, war
     return times
 
 
-def time_interleaved(fns: Dict[str, Callable[[], Any]], *, repetitions: int, warmup: int,
-                     device: torch.device, clock: str = "wall") -> Dict[str, List[float]]:
+def time_interleaved(
+    fns: Dict[str, Callable[[], Any]],
+    *,
+    repetitions: int,
+    warmup: int,
+    device: torch.device,
+    clock: str = "wall",
+) -> Dict[str, List[float]]:
     """Seconds of each call of each function on ``clock``, the functions taking turns
     (arguments as :func:`time_both_clocks`)."""
     if clock not in CLOCKS:
@@ -165,27 +187,51 @@ def time_interleaved(fns: Dict[str, Callable[[], Any]], *, repetitions: int, war
     return time_both_clocks(fns, repetitions=repetitions, warmup=warmup, device=device)[clock]
 
 
-def compare(row: str, ours: Callable[[], Any], peer: Callable[[], Any], *, peer_name: str,
-            opts: BenchOptions, unit: str = "s/iter", per: int = 1, note: str = "",
-            extra: Optional[Dict[str, Any]] = None) -> BenchRow:
+def compare(
+    row: str,
+    ours: Callable[[], Any],
+    peer: Callable[[], Any],
+    *,
+    peer_name: str,
+    opts: BenchOptions,
+    unit: str = "s/iter",
+    per: int = 1,
+    note: str = "",
+    extra: Optional[Dict[str, Any]] = None,
+) -> BenchRow:
     """Time ``ours`` against ``peer`` interleaved; the row holds the medians on ``opts.clock``
     divided by ``per`` (e.g. the number of images, for s/image), ``extra`` those of the other
     clock ("ours_wall_s", "peer_wall_s" or "ours_process_s", "peer_process_s")."""
-    both = time_both_clocks({"ours": ours, "peer": peer}, repetitions=opts.repetitions,
-                            warmup=opts.warmup, device=opts.torch_device)
+    both = time_both_clocks(
+        {"ours": ours, "peer": peer},
+        repetitions=opts.repetitions,
+        warmup=opts.warmup,
+        device=opts.torch_device,
+    )
     med = {c: {side: statistics.median(v) / per for side, v in t.items()} for c, t in both.items()}
     t_ours, t_peer = med[opts.clock]["ours"], med[opts.clock]["peer"]
     other = "process" if opts.clock == "wall" else "wall"
-    return BenchRow(row=row, unit=unit, ours=t_ours, peer=t_peer, peer_name=peer_name,
-                    ratio=t_ours / t_peer, note=note,
-                    extra={f"ours_{other}_s": med[other]["ours"], f"peer_{other}_s": med[other]["peer"],
-                           **(extra or {})})
+    return BenchRow(
+        row=row,
+        unit=unit,
+        ours=t_ours,
+        peer=t_peer,
+        peer_name=peer_name,
+        ratio=t_ours / t_peer,
+        note=note,
+        extra={
+            f"ours_{other}_s": med[other]["ours"],
+            f"peer_{other}_s": med[other]["peer"],
+            **(extra or {}),
+        },
+    )
 
 
 def skipped_row(row: str, unit: str, peer_name: str, why: str) -> BenchRow:
     """A row that could not run here, with the reason as its note."""
-    return BenchRow(row=row, unit=unit, ours=None, peer=None, peer_name=peer_name,
-                    note=f"skipped: {why}")
+    return BenchRow(
+        row=row, unit=unit, ours=None, peer=None, peer_name=peer_name, note=f"skipped: {why}"
+    )
 
 
 def _fmt(v: Optional[float]) -> str:
@@ -202,8 +248,15 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
     for r in rows:
         ratio = "-" if r.ratio is None else f"{r.ratio:.3f}"
-        cells = [r.row, _fmt(r.ours), _fmt(r.peer), ratio, r.unit, r.peer_name,
-                 r.note.replace("|", "/")]
+        cells = [
+            r.row,
+            _fmt(r.ours),
+            _fmt(r.peer),
+            ratio,
+            r.unit,
+            r.peer_name,
+            r.note.replace("|", "/"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -214,10 +267,17 @@ def machine_header(device: str) -> Dict[str, Any]:
     import os
     import platform
 
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu"
+    name = (
+        torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu"
+    )
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return dict(device=name, threads=torch.get_num_threads(), cpus=os.cpu_count(),
-                torch=torch.__version__, load_average=load)
+    return dict(
+        device=name,
+        threads=torch.get_num_threads(),
+        cpus=os.cpu_count(),
+        torch=torch.__version__,
+        load_average=load,
+    )
 
 
 def rows_to_json(rows: Sequence[BenchRow], **header: Any) -> Dict[str, Any]:
@@ -226,8 +286,9 @@ def rows_to_json(rows: Sequence[BenchRow], **header: Any) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- classifiers
-def _training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opts: BenchOptions,
-                   *, fused: bool = False) -> Callable[[], None]:
+def _training_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, opts: BenchOptions, *, fused: bool = False
+) -> Callable[[], None]:
     """One SGD step of a classifier on (x, y) as a callable."""
     kwargs = {"fused": True} if fused else {}
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, **kwargs)
@@ -264,7 +325,9 @@ def classifier_inputs(opts: BenchOptions, num_classes: int, seed: int = 0):
     return x, y
 
 
-def time_training_steps(model: nn.Module, opts: BenchOptions, *, num_classes: int) -> Dict[str, float]:
+def time_training_steps(
+    model: nn.Module, opts: BenchOptions, *, num_classes: int
+) -> Dict[str, float]:
     """Median seconds of one SGD training step of a classifier on random data (no peer).
 
     Returns:
@@ -272,15 +335,26 @@ def time_training_steps(model: nn.Module, opts: BenchOptions, *, num_classes: in
     """
     model = prepare_classifier(model, opts)
     x, y = classifier_inputs(opts, num_classes)
-    times = time_interleaved({"m": _training_step(model, x, y, opts)}, repetitions=opts.repetitions,
-                             warmup=opts.warmup, device=opts.torch_device, clock=opts.clock)["m"]
+    times = time_interleaved(
+        {"m": _training_step(model, x, y, opts)},
+        repetitions=opts.repetitions,
+        warmup=opts.warmup,
+        device=opts.torch_device,
+        clock=opts.clock,
+    )["m"]
     dt = statistics.median(times)
     return {"s_per_step": dt, "images_per_s": opts.batch / dt}
 
 
-def classifier_rows(names: Sequence[str], opts: BenchOptions, *,
-                    ours: Callable[[str], nn.Module], peer: Callable[[str], nn.Module],
-                    peer_label: str = "torchvision", num_classes: int = 1000) -> List[BenchRow]:
+def classifier_rows(
+    names: Sequence[str],
+    opts: BenchOptions,
+    *,
+    ours: Callable[[str], nn.Module],
+    peer: Callable[[str], nn.Module],
+    peer_label: str = "torchvision",
+    num_classes: int = 1000,
+) -> List[BenchRow]:
     """Training step of each named classifier against the peer's network of that name.
 
     Args:
@@ -294,9 +368,14 @@ def classifier_rows(names: Sequence[str], opts: BenchOptions, *,
     for name in names:
         m_ours, m_peer = prepare_classifier(ours(name), opts), prepare_classifier(peer(name), opts)
         x, y = classifier_inputs(opts, num_classes)
-        row = compare(f"{name} train step", _training_step(m_ours, x, y, opts),
-                      _training_step(m_peer, x, y, opts), peer_name=f"{peer_label} {name}",
-                      opts=opts, note=f"batch {opts.batch}, {opts.size}px")
+        row = compare(
+            f"{name} train step",
+            _training_step(m_ours, x, y, opts),
+            _training_step(m_peer, x, y, opts),
+            peer_name=f"{peer_label} {name}",
+            opts=opts,
+            note=f"batch {opts.batch}, {opts.size}px",
+        )
         row.extra["ours_images_per_s"] = opts.batch / row.ours
         row.extra["peer_images_per_s"] = opts.batch / row.peer
         rows.append(row)

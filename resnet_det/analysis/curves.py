@@ -7,6 +7,7 @@ resnet_det.engine's JSONWriter writes them).
   parts, the learning rate, and the metrics of each evaluation (detection: AP, AP50, AP75),
   against iterations; every detection run writes it as OUTPUT_DIR/training_curves.png.
 """
+
 import io
 import json
 import os
@@ -15,9 +16,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..utils.errors import DataError, MissingFileError
 from ..utils.file_io import atomic_open
 
-__all__ = ["load_metrics", "metric_curve", "plot_training_curves", "plot_run_curves", "loss_keys",
-           "eval_keys", "finish_figure", "DEFAULT_TRAIN_KEY", "DEFAULT_TEST_KEY",
-           "RUN_CURVES_NAME"]
+__all__ = [
+    "load_metrics",
+    "metric_curve",
+    "plot_training_curves",
+    "plot_run_curves",
+    "loss_keys",
+    "eval_keys",
+    "finish_figure",
+    "DEFAULT_TRAIN_KEY",
+    "DEFAULT_TEST_KEY",
+    "RUN_CURVES_NAME",
+]
 
 # What the ClassificationTrainer logs: the training batches' top-1 error (windowed median) and
 # the periodic centre-crop top-1 error on the first test set.
@@ -36,8 +46,10 @@ def load_metrics(path: str) -> List[Dict]:
     if os.path.isdir(path):
         path = os.path.join(path, "metrics.json")
     if not os.path.isfile(path):
-        raise MissingFileError(f"{path}: no such metrics file; give a run's OUTPUT_DIR (a run "
-                               f"writes OUTPUT_DIR/metrics.json as it trains) or its metrics.json")
+        raise MissingFileError(
+            f"{path}: no such metrics file; give a run's OUTPUT_DIR (a run "
+            f"writes OUTPUT_DIR/metrics.json as it trains) or its metrics.json"
+        )
     records = []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
@@ -167,11 +179,13 @@ def plot_run_curves(run: str, output: Optional[str] = None, *, title: Optional[s
         raise DataError(f"{run}: its metrics hold no loss, 'lr' or evaluation key to plot")
     last = max(max(its) for its, _ in [c for _, c in losses + evals] + [lr] if its)
     fig, (ax_loss, ax_lr, ax_eval) = plt.subplots(
-        3, 1, figsize=(7.0, 7.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2, 2.2]})
+        3, 1, figsize=(7.0, 7.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2, 2.2]}
+    )
     for k, (its, vals) in losses:
         bold = k == "total_loss"
-        ax_loss.plot(its, vals, linewidth=2.2 if bold else 1.2, color="black" if bold else None,
-                     label=k)
+        ax_loss.plot(
+            its, vals, linewidth=2.2 if bold else 1.2, color="black" if bold else None, label=k
+        )
     if losses:
         if all(v > 0 for _, (_, vals) in losses for v in vals):
             ax_loss.set_yscale("log")
@@ -182,7 +196,9 @@ def plot_run_curves(run: str, output: Optional[str] = None, *, title: Optional[s
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     for k, (its, vals) in evals:
         # The last value in the legend, where close curves cannot make it unreadable.
-        ax_eval.plot(its, vals, marker="o", linewidth=1.8, label=f"{k}: {vals[-1]:.1f} at {its[-1]}")
+        ax_eval.plot(
+            its, vals, marker="o", linewidth=1.8, label=f"{k}: {vals[-1]:.1f} at {its[-1]}"
+        )
     if evals:
         ax_eval.legend(fontsize=8, loc="best", framealpha=0.85)
         if all(0 <= v <= 100 for _, (_, vals) in evals for v in vals):
@@ -192,8 +208,15 @@ def plot_run_curves(run: str, output: Optional[str] = None, *, title: Optional[s
     for ax, what in ((ax_loss, losses), (ax_lr, lr[0]), (ax_eval, evals)):
         ax.grid(alpha=0.3)
         if not what:
-            ax.text(0.5, 0.5, "not logged in this run", transform=ax.transAxes, ha="center",
-                    va="center", color="gray")
+            ax.text(
+                0.5,
+                0.5,
+                "not logged in this run",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                color="gray",
+            )
     ax_eval.set_xlim(0, last * 1.03 + 1)
     return finish_figure(fig, ax_loss, title or os.path.basename(os.path.abspath(folder)), output)
 

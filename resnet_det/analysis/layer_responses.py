@@ -3,6 +3,7 @@ each 3x3 convolution after its BN and before the addition / ReLU, per layer in n
 and sorted in descending order. Residual functions respond less than plain layers, and less
 in deeper nets, which is the paper's evidence that they are closer to zero than
 non-residual functions."""
+
 from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
@@ -23,7 +24,10 @@ def response_layers(net: nn.Module) -> List[Tuple[str, nn.Module]]:
     for name, m in net.named_modules():
         if isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (3, 3):
             if not isinstance(m, Conv2dNorm):
-                raise ValueError(f"layer {name}: expected a Conv2dNorm (conv + norm child), got {type(m).__name__}")
+                raise ValueError(
+                    f"layer {name}: expected a Conv2dNorm (conv + norm child), got "
+                    f"{type(m).__name__}"
+                )
             layers.append((name, m))
     if not layers:
         raise ValueError(f"{type(net).__name__} has no 3x3 convolution")
@@ -31,7 +35,9 @@ def response_layers(net: nn.Module) -> List[Tuple[str, nn.Module]]:
 
 
 @torch.no_grad()
-def layer_response_stds(net: nn.Module, batches: Iterable[torch.Tensor], *, max_images: int = 0) -> Tuple[List[str], np.ndarray]:
+def layer_response_stds(
+    net: nn.Module, batches: Iterable[torch.Tensor], *, max_images: int = 0
+) -> Tuple[List[str], np.ndarray]:
     """Std of each 3x3 layer's response over all positions, channels and images.
 
     Args:
@@ -81,7 +87,9 @@ def layer_response_stds(net: nn.Module, batches: Iterable[torch.Tensor], *, max_
     return [name for name, _ in layers], np.sqrt(var)
 
 
-def plot_layer_responses(results: Sequence[Tuple[str, Sequence[float]]], output: str, *, title: str = "") -> str:
+def plot_layer_responses(
+    results: Sequence[Tuple[str, Sequence[float]]], output: str, *, title: str = ""
+) -> str:
     """Fig. 7: top, std per layer in network order; bottom, sorted in descending order.
 
     Args:

@@ -5,6 +5,7 @@ fvcore counts one fused multiply-add as one flop, which is what the paper calls 
 a few elementwise ops (batch norm, pooling), so rows give both: ``flops`` (fvcore's total)
 and ``conv_fc_flops`` (convolutions + fully-connected only, the paper's count).
 """
+
 import warnings
 from collections import Counter
 from numbers import Number
@@ -20,17 +21,28 @@ _CONV_FC_OPS = ("conv", "linear", "addmm", "mm", "matmul", "bmm", "einsum")
 
 # The paper's numbers (Table 1 FLOPs at 224x224; Table 6 CIFAR-10 params; VGG from Sec. 3.3).
 PAPER_NUMBERS = {
-    "resnet18": {"gflops": 1.8}, "resnet34": {"gflops": 3.6}, "resnet50": {"gflops": 3.8},
-    "resnet101": {"gflops": 7.6}, "resnet152": {"gflops": 11.3},
-    "plain18": {"gflops": 1.8}, "plain34": {"gflops": 3.6},
-    "vgg16": {"gflops": 15.3}, "vgg19": {"gflops": 19.6},
-    "resnet20_cifar": {"params_m": 0.27}, "resnet32_cifar": {"params_m": 0.46},
-    "resnet44_cifar": {"params_m": 0.66}, "resnet56_cifar": {"params_m": 0.85},
-    "resnet110_cifar": {"params_m": 1.7}, "resnet1202_cifar": {"params_m": 19.4},
-    "plain20_cifar": {"params_m": 0.27}, "plain32_cifar": {"params_m": 0.46},
-    "plain44_cifar": {"params_m": 0.66}, "plain56_cifar": {"params_m": 0.85},
+    "resnet18": {"gflops": 1.8},
+    "resnet34": {"gflops": 3.6},
+    "resnet50": {"gflops": 3.8},
+    "resnet101": {"gflops": 7.6},
+    "resnet152": {"gflops": 11.3},
+    "plain18": {"gflops": 1.8},
+    "plain34": {"gflops": 3.6},
+    "vgg16": {"gflops": 15.3},
+    "vgg19": {"gflops": 19.6},
+    "resnet20_cifar": {"params_m": 0.27},
+    "resnet32_cifar": {"params_m": 0.46},
+    "resnet44_cifar": {"params_m": 0.66},
+    "resnet56_cifar": {"params_m": 0.85},
+    "resnet110_cifar": {"params_m": 1.7},
+    "resnet1202_cifar": {"params_m": 19.4},
+    "plain20_cifar": {"params_m": 0.27},
+    "plain32_cifar": {"params_m": 0.46},
+    "plain44_cifar": {"params_m": 0.66},
+    "plain56_cifar": {"params_m": 0.85},
     "plain110_cifar": {"params_m": 1.7},
-    "preact_resnet110_cifar": {"params_m": 1.7}, "preact_resnet1001_cifar": {"params_m": 10.2},
+    "preact_resnet110_cifar": {"params_m": 1.7},
+    "preact_resnet1001_cifar": {"params_m": 10.2},
 }
 
 
@@ -57,9 +69,7 @@ def _normalize_size(model: nn.Module, input_size) -> Tuple[int, int, int]:
         return (_input_channels(model),) + size
     if len(size) == 3:
         return size
-    raise ValueError(
-        f"resnet_det: input_size={input_size!r} must be an int, (H, W) or (C, H, W)"
-    )
+    raise ValueError(f"resnet_det: input_size={input_size!r} must be an int, (H, W) or (C, H, W)")
 
 
 def model_statistics(model: nn.Module, input_size: Union[int, Sequence[int]] = 224) -> Dict:
@@ -128,13 +138,14 @@ def _count(model: nn.Module, x: torch.Tensor) -> Tuple[Dict[str, float], float]:
                     for k, v in _as_counter(h(inputs, outputs), kind).items():
                         out[f"{tag}/{k}"] += v
             return out
+
         return handle
 
     analysis = JitModelAnalysis(model, x)
     analysis.set_op_handle(**{kind: merged(kind) for kind in set(flop_handles) | set(act_handles)})
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     counts = analysis.by_operator()
-    by_op = {k[len("flops/"):]: v for k, v in counts.items() if k.startswith("flops/")}
+    by_op = {k[len("flops/") :]: v for k, v in counts.items() if k.startswith("flops/")}
     activations = sum(v for k, v in counts.items() if k.startswith("acts/"))
     return by_op, activations
 
@@ -156,16 +167,18 @@ def family_table(names: Optional[Iterable[str]] = None, **overrides) -> List[Dic
         side = input_size_for(name)
         stats = model_statistics(model, side)
         paper = PAPER_NUMBERS.get(name, {})
-        rows.append({
-            "model": name,
-            "input": f"{side}x{side}",
-            "params_m": stats["params"] / 1e6,
-            "gflops": stats["conv_fc_flops"] / 1e9,
-            "gflops_total": stats["flops"] / 1e9,
-            "activations_m": stats["activations"] / 1e6,
-            "paper_params_m": paper.get("params_m"),
-            "paper_gflops": paper.get("gflops"),
-        })
+        rows.append(
+            {
+                "model": name,
+                "input": f"{side}x{side}",
+                "params_m": stats["params"] / 1e6,
+                "gflops": stats["conv_fc_flops"] / 1e9,
+                "gflops_total": stats["flops"] / 1e9,
+                "activations_m": stats["activations"] / 1e6,
+                "paper_params_m": paper.get("params_m"),
+                "paper_gflops": paper.get("gflops"),
+            }
+        )
         del model
     return rows
 
@@ -185,11 +198,15 @@ _COLUMNS = (
 def format_table(rows: List[Dict]) -> str:
     """A plain-text table of ``family_table``-style rows (missing values shown as "-")."""
     header = [title for _, title, _ in _COLUMNS]
-    body = [[fmt.format(row[key]) if row.get(key) is not None else "-" for key, _, fmt in _COLUMNS]
-            for row in rows]
+    body = [
+        [fmt.format(row[key]) if row.get(key) is not None else "-" for key, _, fmt in _COLUMNS]
+        for row in rows
+    ]
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in [header] + body]
+    lines = [
+        "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in [header] + body
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

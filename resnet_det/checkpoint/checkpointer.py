@@ -12,6 +12,7 @@ checkpoint and last_checkpoint as they were and raises :class:`CheckpointWriteEr
 checkpoint that is truncated or corrupt (its zip CRCs are checked, which torch.load does not
 do) makes a resume fall back to the newest intact older one, with a warning naming both.
 """
+
 import logging
 import os
 import re
@@ -28,8 +29,16 @@ from ..utils.file_io import atomic_torch_save, atomic_write_text
 from ..utils.seeding import get_rng_states, set_rng_states
 from .weights import WeightsMismatchError, load_weights, read_checkpoint
 
-__all__ = ["Checkpointer", "unwrap_model", "write_checkpoint", "tag_last_checkpoint", "LAST_CHECKPOINT",
-           "CheckpointWriteError", "DamagedCheckpointError", "checkpoint_files"]
+__all__ = [
+    "Checkpointer",
+    "unwrap_model",
+    "write_checkpoint",
+    "tag_last_checkpoint",
+    "LAST_CHECKPOINT",
+    "CheckpointWriteError",
+    "DamagedCheckpointError",
+    "checkpoint_files",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +106,17 @@ def _default_weights_loader(model: nn.Module, path: str):
 class Checkpointer:
     """Saves and restores model, optimizer, scheduler, other state and RNG streams."""
 
-    def __init__(self, model: nn.Module, save_dir: str = "", *,
-                 optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None,
-                 save_to_disk: Optional[bool] = None,
-                 weights_loader: Optional[Callable[[nn.Module, str], Any]] = None,
-                 **checkpointables: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        save_dir: str = "",
+        *,
+        optimizer: Optional[torch.optim.Optimizer] = None,
+        scheduler: Any = None,
+        save_to_disk: Optional[bool] = None,
+        weights_loader: Optional[Callable[[nn.Module, str], Any]] = None,
+        **checkpointables: Any,
+    ) -> None:
         """
         Args:
             model: the model (DDP wrappers are removed for saving/loading).
@@ -127,8 +142,10 @@ class Checkpointer:
             if obj is None:
                 continue
             if not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
-                raise TypeError(f"Checkpointer: checkpointable {name!r} "
-                                f"({type(obj).__name__}) has no state_dict/load_state_dict")
+                raise TypeError(
+                    f"Checkpointer: checkpointable {name!r} "
+                    f"({type(obj).__name__}) has no state_dict/load_state_dict"
+                )
             self.checkpointables[name] = obj
         self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
         self.weights_loader = weights_loader or _default_weights_loader
@@ -168,12 +185,17 @@ class Checkpointer:
             free = f"{shutil.disk_usage(self.save_dir).free / 2**20:.0f} MB free there"
         except OSError:
             free = "free space unknown"
-        kept = (f"{self.get_checkpoint_file()} (named by last_checkpoint) is intact"
-                if self._has_valid_tag() else "no earlier checkpoint exists")
+        kept = (
+            f"{self.get_checkpoint_file()} (named by last_checkpoint) is intact"
+            if self._has_valid_tag()
+            else "no earlier checkpoint exists"
+        )
         return CheckpointWriteError(
-            error.errno, f"Saving checkpoint {target} failed: {error.strerror or error} ({free}). "
+            error.errno,
+            f"Saving checkpoint {target} failed: {error.strerror or error} ({free}). "
             f"Nothing was replaced: {kept}. Free space in OUTPUT_DIR (SOLVER.CHECKPOINT_KEEP_LAST "
-            "bounds how many checkpoints a run keeps) and rerun with --resume")
+            "bounds how many checkpoints a run keeps) and rerun with --resume",
+        )
 
     def _has_valid_tag(self) -> bool:
         try:
@@ -190,8 +212,10 @@ class Checkpointer:
         """Path of the checkpoint last_checkpoint names."""
         path = self._named_checkpoint()
         if not os.path.isfile(path):
-            raise MissingFileError(f"{os.path.join(self.save_dir, LAST_CHECKPOINT)} names "
-                                   f"{os.path.basename(path)}, but {path} does not exist")
+            raise MissingFileError(
+                f"{os.path.join(self.save_dir, LAST_CHECKPOINT)} names "
+                f"{os.path.basename(path)}, but {path} does not exist"
+            )
         return path
 
     def _named_checkpoint(self) -> str:
@@ -209,8 +233,10 @@ class Checkpointer:
         (e.g. {"iteration": 99})."""
         data = read_checkpoint(path)  # torch.load(weights_only=True): no code runs
         if not isinstance(data, dict) or "model" not in data:
-            raise WeightsError(f"{path} is not a resnet_det training checkpoint (no 'model' "
-                               "entry); load pretrained weights with MODEL.WEIGHTS instead")
+            raise WeightsError(
+                f"{path} is not a resnet_det training checkpoint (no 'model' "
+                "entry); load pretrained weights with MODEL.WEIGHTS instead"
+            )
         return self._restore(path, data)
 
     @staticmethod
@@ -223,10 +249,12 @@ class Checkpointer:
         if size == 0:
             raise ValueError("empty (0 bytes)")
         with open(path, "rb") as f:
-            zipped = f.read(4) == b"PK\x03\x04"   # torch.save's format is a zip archive
+            zipped = f.read(4) == b"PK\x03\x04"  # torch.save's format is a zip archive
         if zipped and not zipfile.is_zipfile(path):
-            raise ValueError(f"truncated: a zip archive without its end ({size} bytes; an "
-                             "interrupted write or copy)")
+            raise ValueError(
+                f"truncated: a zip archive without its end ({size} bytes; an "
+                "interrupted write or copy)"
+            )
         if zipped:
             # torch.load does not check the CRCs: flipped bytes would load as wrong weights.
             with zipfile.ZipFile(path) as z:
@@ -248,8 +276,11 @@ class Checkpointer:
         """The checkpoint last_checkpoint names if intact, else the newest intact one older
         than it (warning naming both). Raises DamagedCheckpointError if none is intact."""
         problems = []
-        candidates = [named] + [os.path.join(self.save_dir, n) for n in checkpoint_files(self.save_dir)
-                                if _iteration_in_name(n) < _iteration_in_name(os.path.basename(named))]
+        candidates = [named] + [
+            os.path.join(self.save_dir, n)
+            for n in checkpoint_files(self.save_dir)
+            if _iteration_in_name(n) < _iteration_in_name(os.path.basename(named))
+        ]
         for path in candidates:
             try:
                 data = self._read_intact(path)
@@ -258,16 +289,24 @@ class Checkpointer:
                 logger.warning("Checkpoint %s cannot be resumed from (%s)", path, e)
                 continue
             if path != named:
-                logger.warning("Resuming from %s, the newest intact checkpoint: %s, which "
-                               "last_checkpoint names, is damaged", path, named)
+                logger.warning(
+                    "Resuming from %s, the newest intact checkpoint: %s, which "
+                    "last_checkpoint names, is damaged",
+                    path,
+                    named,
+                )
             return path, data
         if len(candidates) == 1 and not os.path.exists(named):
-            raise MissingFileError(f"{os.path.join(self.save_dir, LAST_CHECKPOINT)} names "
-                                   f"{os.path.basename(named)}, but {named} does not exist and no "
-                                   "older checkpoint is there; drop --resume to start from MODEL.WEIGHTS")
+            raise MissingFileError(
+                f"{os.path.join(self.save_dir, LAST_CHECKPOINT)} names "
+                f"{os.path.basename(named)}, but {named} does not exist and no "
+                "older checkpoint is there; drop --resume to start from MODEL.WEIGHTS"
+            )
         raise DamagedCheckpointError(
-            f"--resume: no intact checkpoint in {self.save_dir}: " + "; ".join(problems)
-            + ". Drop --resume (or use a new OUTPUT_DIR) to start again from MODEL.WEIGHTS")
+            f"--resume: no intact checkpoint in {self.save_dir}: "
+            + "; ".join(problems)
+            + ". Drop --resume (or use a new OUTPUT_DIR) to start again from MODEL.WEIGHTS"
+        )
 
     def _restore(self, path: str, data: Dict[str, Any]) -> Dict[str, Any]:
         """Apply a checkpoint's content to the model, checkpointables and RNG streams."""
@@ -280,21 +319,27 @@ class Checkpointer:
             raise WeightsMismatchError(
                 f"Resuming from {path}: the model does not match the checkpoint; missing keys "
                 f"{missing}, unexpected keys {unexpected}, other shapes {shapes} (another config "
-                "in the same OUTPUT_DIR? start a new OUTPUT_DIR or drop --resume)")
+                "in the same OUTPUT_DIR? start a new OUTPUT_DIR or drop --resume)"
+            )
         model.load_state_dict(state, strict=True)
         for key, obj in self.checkpointables.items():
             if key not in data:
-                raise WeightsError(f"Resuming from {path}: no '{key}' state in the checkpoint "
-                                   f"(has {sorted(data)})")
+                raise WeightsError(
+                    f"Resuming from {path}: no '{key}' state in the checkpoint (has {sorted(data)})"
+                )
             obj.load_state_dict(data.pop(key))
         rng = data.pop("rng_states", None)
         if rng is not None:
             rank, world = comm.get_rank(), comm.get_world_size()
             if len(rng) != world:
                 # Each rank's stream was saved; another world size cannot reproduce them.
-                logger.warning("Checkpoint %s holds RNG states of %d processes, this run has "
-                               "%d: RNG streams are not restored (resume is not bit-exact)",
-                               path, len(rng), world)
+                logger.warning(
+                    "Checkpoint %s holds RNG states of %d processes, this run has "
+                    "%d: RNG streams are not restored (resume is not bit-exact)",
+                    path,
+                    len(rng),
+                    world,
+                )
             else:
                 set_rng_states(rng[rank])
         logger.info("Resumed from %s", path)
@@ -315,15 +360,20 @@ class Checkpointer:
             # states would train on silently (a collective: every rank calls resume_or_load).
             chosen = comm.all_gather(os.path.basename(ckpt) if ckpt else None)
             if len(set(chosen)) > 1:
-                raise WeightsError(f"The ranks would resume from different checkpoints: "
-                                   f"{dict(enumerate(chosen))}; give every rank the same "
-                                   "OUTPUT_DIR (a folder all machines share)")
+                raise WeightsError(
+                    f"The ranks would resume from different checkpoints: "
+                    f"{dict(enumerate(chosen))}; give every rank the same "
+                    "OUTPUT_DIR (a folder all machines share)"
+                )
         if ckpt is not None:
             extra = self._restore(ckpt, data)
             return int(extra["iteration"]) + 1
         if resume:
-            logger.info("No checkpoint found in %s: starting from %s", self.save_dir or "''",
-                        path or "scratch")
+            logger.info(
+                "No checkpoint found in %s: starting from %s",
+                self.save_dir or "''",
+                path or "scratch",
+            )
         if path:
             try:
                 report = self.weights_loader(unwrap_model(self.model), path)
@@ -331,15 +381,18 @@ class Checkpointer:
                 if "MODEL.WEIGHTS" in str(e):
                     raise
                 # The loaders speak of files and keys; the user set a config key.
-                raise type(e)(f"config MODEL.WEIGHTS={path!r}: {e}. Give weights of the network "
-                              "this config builds (MODEL.BACKBONE.NAME, MODEL.RESNETS.DEPTH / "
-                              "MODEL.VGG.DEPTH; tools/convert_weights.py converts other layouts), "
-                              "or set MODEL.WEIGHTS \"\" to train from scratch") from e
+                raise type(e)(
+                    f"config MODEL.WEIGHTS={path!r}: {e}. Give weights of the network "
+                    "this config builds (MODEL.BACKBONE.NAME, MODEL.RESNETS.DEPTH / "
+                    "MODEL.VGG.DEPTH; tools/convert_weights.py converts other layouts), "
+                    'or set MODEL.WEIGHTS "" to train from scratch'
+                ) from e
             missing = getattr(report, "missing_keys", None)
             unexpected = getattr(report, "unexpected_keys", None)
             if missing:
-                logger.warning("Weights %s: missing keys (left at initialisation): %s", path,
-                               missing)
+                logger.warning(
+                    "Weights %s: missing keys (left at initialisation): %s", path, missing
+                )
             if unexpected:
                 logger.warning("Weights %s: unexpected keys (ignored): %s", path, unexpected)
             logger.info("Loaded initial weights from %s", path)

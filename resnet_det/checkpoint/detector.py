@@ -8,6 +8,7 @@ checkpoint package stays below the modeling package. The functions taking ``cfg`
 MODEL.WEIGHTS, MODEL.WEIGHTS_INPUT_CONTRACT, INPUT.FORMAT, MODEL.PIXEL_MEAN and
 MODEL.PIXEL_STD.
 """
+
 import logging
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -15,14 +16,24 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from torch import nn
 
 from ..utils.errors import WeightsError
-from .contract import (CONTRACT_POLICIES, DETECTOR_CONTRACT_KEYS, InputContract,
-                       compare_input_contract, contract_of)
+from .contract import (
+    CONTRACT_POLICIES,
+    DETECTOR_CONTRACT_KEYS,
+    InputContract,
+    compare_input_contract,
+    contract_of,
+)
 from .detector_layouts import detector_to_resnet_det
 from .layouts import unwrap_checkpoint
 from .weights import PathLike, WeightsMismatchError, load_weights, read_checkpoint
 
-__all__ = ["load_pretrained_weights", "read_weights_contract", "detector_input_contract",
-           "check_weights_contract", "resolve_weights_contract"]
+__all__ = [
+    "load_pretrained_weights",
+    "read_weights_contract",
+    "detector_input_contract",
+    "check_weights_contract",
+    "resolve_weights_contract",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +55,14 @@ def _describe(source) -> str:
     return repr(str(source)) if not isinstance(source, dict) else "<state dict>"
 
 
-def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], *,
-                            input_contract: Optional[InputContract] = None,
-                            contract_policy: str = "check", log: logging.Logger = logger):
+def load_pretrained_weights(
+    model: nn.Module,
+    source: Union[PathLike, Mapping[str, Any]],
+    *,
+    input_contract: Optional[InputContract] = None,
+    contract_policy: str = "check",
+    log: logging.Logger = logger,
+):
     """Load MODEL.WEIGHTS into the detector.
 
     A checkpoint of this detector (keys under backbone. / rpn. / roi_heads., e.g. a
@@ -80,18 +96,21 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
     flat, meta = unwrap_checkpoint(read_checkpoint(source))
     if input_contract is not None:
         found, how = contract_of(flat, meta, _describe(source))
-        compare_input_contract(input_contract, found, how, policy=contract_policy,
-                               weights=_describe(source), log=log)
+        compare_input_contract(
+            input_contract, found, how, policy=contract_policy, weights=_describe(source), log=log
+        )
     own = model.state_dict()
     if any(k.startswith(_DETECTOR_HEADS) for k in flat):
         # torchvision's and detectron2's detectors load by name mapping (detector_layouts).
-        flat, layout = detector_to_resnet_det(flat, target_keys=own,
-                                              anchors_per_location=_anchors_per_location(model))
+        flat, layout = detector_to_resnet_det(
+            flat, target_keys=own, anchors_per_location=_anchors_per_location(model)
+        )
         missing = [k for k in own if k not in flat]
         unexpected = [k for k in flat if k not in own]
         if missing or unexpected:
             raise WeightsMismatchError(
-                f"MODEL.WEIGHTS={_describe(source)} is a detector checkpoint ({layout} layout) of another "
+                f"MODEL.WEIGHTS={_describe(source)} is a detector checkpoint ({layout} layout) of "
+                "another "
                 f"model: "
                 f"missing {missing[:10]}, unexpected {unexpected[:10]}"
             )
@@ -99,9 +118,14 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
         if bad:
             raise WeightsMismatchError(
                 f"MODEL.WEIGHTS={_describe(source)}: shape mismatch for {bad[:10]} "
-                f"(e.g. {bad[0]}: checkpoint {tuple(flat[bad[0]].shape)}, model {tuple(own[bad[0]].shape)})"
+                f"(e.g. {bad[0]}: checkpoint {tuple(flat[bad[0]].shape)}, model "
+                f"{tuple(own[bad[0]].shape)})"
             )
-        log.info("MODEL.WEIGHTS: loaded a full detector checkpoint (%s layout) %s", layout, _describe(source))
+        log.info(
+            "MODEL.WEIGHTS: loaded a full detector checkpoint (%s layout) %s",
+            layout,
+            _describe(source),
+        )
         return model.load_state_dict(flat, strict=True)
     result = load_weights(model.pretrained_view(), flat, strict=False)
     if result.missing_keys:
@@ -110,10 +134,15 @@ def load_pretrained_weights(model: nn.Module, source: Union[PathLike, Mapping[st
             f"{len(result.missing_keys)} backbone/box-head keys, e.g. {result.missing_keys[:10]}"
         )
     if result.unexpected_keys:
-        log.info("MODEL.WEIGHTS: entries with no place in the detector (classifier head etc.): %s",
-                 result.unexpected_keys[:20])
-    log.info("MODEL.WEIGHTS: ImageNet weights (%s layout) loaded into the backbone and box head from %s",
-             result.layout, _describe(source))
+        log.info(
+            "MODEL.WEIGHTS: entries with no place in the detector (classifier head etc.): %s",
+            result.unexpected_keys[:20],
+        )
+    log.info(
+        "MODEL.WEIGHTS: ImageNet weights (%s layout) loaded into the backbone and box head from %s",
+        result.layout,
+        _describe(source),
+    )
     return result
 
 
@@ -137,8 +166,9 @@ def read_weights_contract(path: PathLike) -> Tuple[Optional[InputContract], str]
 def detector_input_contract(cfg) -> InputContract:
     """The input the config feeds the detector: INPUT.FORMAT, MODEL.PIXEL_MEAN, MODEL.PIXEL_STD."""
     try:
-        return InputContract(cfg.INPUT.FORMAT, cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD,
-                             origin="the config")
+        return InputContract(
+            cfg.INPUT.FORMAT, cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD, origin="the config"
+        )
     except ValueError as e:
         raise WeightsError(f"config {', '.join(DETECTOR_CONTRACT_KEYS)}: {e}") from None
 
@@ -157,16 +187,19 @@ def check_weights_contract(cfg, *, log: logging.Logger = logger) -> Optional[Inp
     """
     path, policy = cfg.MODEL.WEIGHTS, cfg.MODEL.WEIGHTS_INPUT_CONTRACT
     if policy not in CONTRACT_POLICIES:
-        raise WeightsError(f"config MODEL.WEIGHTS_INPUT_CONTRACT={policy!r}: choose one of "
-                           f"{list(CONTRACT_POLICIES)}")
+        raise WeightsError(
+            f"config MODEL.WEIGHTS_INPUT_CONTRACT={policy!r}: choose one of "
+            f"{list(CONTRACT_POLICIES)}"
+        )
     if cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN" or not path or not os.path.isfile(path):
         return None
     if policy == "ignore":
         return None
     found, how = read_weights_contract(path)
     if policy == "check":
-        compare_input_contract(detector_input_contract(cfg), found, how, policy="check",
-                               weights=repr(path), log=log)
+        compare_input_contract(
+            detector_input_contract(cfg), found, how, policy="check", weights=repr(path), log=log
+        )
     return found
 
 
@@ -183,15 +216,20 @@ def resolve_weights_contract(cfg, *, log: logging.Logger = logger) -> Optional[I
     """
     found = check_weights_contract(cfg, log=log)
     path = cfg.MODEL.WEIGHTS
-    if (cfg.MODEL.WEIGHTS_INPUT_CONTRACT != "adopt" or cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN"
-            or not path or not os.path.isfile(path)):
+    if (
+        cfg.MODEL.WEIGHTS_INPUT_CONTRACT != "adopt"
+        or cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN"
+        or not path
+        or not os.path.isfile(path)
+    ):
         return found
     if found is None:
         _, how = read_weights_contract(path)
         raise WeightsError(
             f"config MODEL.WEIGHTS_INPUT_CONTRACT adopt: {how}, so there is nothing to adopt. "
             f"Set {', '.join(DETECTOR_CONTRACT_KEYS)} to the input the weights were trained "
-            "on and use MODEL.WEIGHTS_INPUT_CONTRACT check")
+            "on and use MODEL.WEIGHTS_INPUT_CONTRACT check"
+        )
     expected = detector_input_contract(cfg)
     differ = found.differing_keys(expected)
     if differ:
@@ -202,7 +240,13 @@ def resolve_weights_contract(cfg, *, log: logging.Logger = logger) -> Optional[I
         cfg.MODEL.PIXEL_STD = list(found.pixel_std)
         if frozen:
             cfg.freeze()
-        log.warning("MODEL.WEIGHTS_INPUT_CONTRACT adopt: the detector is fed %s (%s), the input "
-                    "contract of %s (%s), instead of the config's %s", found, ", ".join(differ),
-                    path, found.origin, expected)
+        log.warning(
+            "MODEL.WEIGHTS_INPUT_CONTRACT adopt: the detector is fed %s (%s), the input "
+            "contract of %s (%s), instead of the config's %s",
+            found,
+            ", ".join(differ),
+            path,
+            found.origin,
+            expected,
+        )
     return found

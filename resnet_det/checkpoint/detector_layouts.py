@@ -20,6 +20,7 @@ in cls_score and has no background rows in bbox_pred (4 per class, or 4 in all w
 agnostic) nor a background channel in the mask predictor (roi_heads.mask_head.{mask_fcn<k>,
 deconv, predictor}).
 """
+
 import re
 from collections import OrderedDict
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
@@ -38,18 +39,31 @@ _D2_DROP = re.compile(r"^(pixel_mean|pixel_std|proposal_generator\.anchor_genera
 
 
 def detect_detector_layout(sd: Mapping[str, Any]) -> str:
-    """"torchvision", "detectron2" or "resnet_det" for a whole-detector state dict."""
+    """ "torchvision", "detectron2" or "resnet_det" for a whole-detector state dict."""
     if any(k.startswith("backbone.body.") for k in sd):
         return "torchvision"
-    if any(k.startswith(("proposal_generator.", "backbone.fpn_lateral", "roi_heads.res5.",
-                         "roi_heads.mask_head.deconv.")) for k in sd):
+    if any(
+        k.startswith(
+            (
+                "proposal_generator.",
+                "backbone.fpn_lateral",
+                "roi_heads.res5.",
+                "roi_heads.mask_head.deconv.",
+            )
+        )
+        for k in sd
+    ):
         return "detectron2"
     return "resnet_det"
 
 
 def _from_torchvision(sd: Mapping[str, torch.Tensor], target: Collection[str]) -> StateDict:
-    body = OrderedDict((k[len("backbone.body."):], v) for k, v in sd.items() if k.startswith("backbone.body."))
-    out = OrderedDict(("backbone.bottom_up." + k, v) for k, v in torchvision_to_resnet_det(body).items())
+    body = OrderedDict(
+        (k[len("backbone.body.") :], v) for k, v in sd.items() if k.startswith("backbone.body.")
+    )
+    out = OrderedDict(
+        ("backbone.bottom_up." + k, v) for k, v in torchvision_to_resnet_det(body).items()
+    )
     for key, value in sd.items():
         if key.startswith("backbone.body."):
             continue
@@ -60,7 +74,9 @@ def _from_torchvision(sd: Mapping[str, torch.Tensor], target: Collection[str]) -
     return out
 
 
-def _anchor_order(num_anchors: int, anchors_per_location: Optional[Tuple[int, int]]) -> Optional[torch.Tensor]:
+def _anchor_order(
+    num_anchors: int, anchors_per_location: Optional[Tuple[int, int]]
+) -> Optional[torch.Tensor]:
     """Our anchor index -> detectron2's: ours r * S + s, detectron2's s * R + r."""
     if anchors_per_location is None:
         return None
@@ -80,7 +96,7 @@ def _rpn(name: str, value: torch.Tensor, anchors_per_location) -> Tuple[str, tor
         if order is not None:  # 4 deltas per anchor, consecutive in both layouts
             value = value.reshape(-1, 4, *value.shape[1:])[order].reshape(value.shape)
         return f"rpn.head.bbox_pred.{leaf}", value
-    return f"rpn.head.conv.0.0.{name[len('conv.'):]}", value
+    return f"rpn.head.conv.0.0.{name[len('conv.') :]}", value
 
 
 def _box_predictor(name: str, value: torch.Tensor, num_classes: Optional[int]) -> torch.Tensor:
@@ -93,9 +109,14 @@ def _box_predictor(name: str, value: torch.Tensor, num_classes: Optional[int]) -
     return torch.cat([torch.zeros_like(value[:4]), value])
 
 
-def _from_detectron2(sd: Mapping[str, torch.Tensor], target: Collection[str],
-                     anchors_per_location: Optional[Tuple[int, int]]) -> StateDict:
-    levels = sorted({int(m[1]) for m in (re.match(r"^backbone\.fpn_lateral(\d+)\.", k) for k in sd) if m})
+def _from_detectron2(
+    sd: Mapping[str, torch.Tensor],
+    target: Collection[str],
+    anchors_per_location: Optional[Tuple[int, int]],
+) -> StateDict:
+    levels = sorted(
+        {int(m[1]) for m in (re.match(r"^backbone\.fpn_lateral(\d+)\.", k) for k in sd) if m}
+    )
     cls = sd.get("roi_heads.box_predictor.cls_score.weight")
     num_classes = None if cls is None else cls.shape[0]  # including the background
     out = OrderedDict()
@@ -108,31 +129,43 @@ def _from_detectron2(sd: Mapping[str, torch.Tensor], target: Collection[str],
             blocks = "inner_blocks" if m[1] == "lateral" else "layer_blocks"
             key = f"backbone.fpn.{blocks}.{levels.index(int(m[2]))}.{1 if m[3] else 0}.{m[4]}"
         elif key.startswith("proposal_generator.rpn_head."):
-            key, value = _rpn(key[len("proposal_generator.rpn_head."):], value, anchors_per_location)
+            key, value = _rpn(
+                key[len("proposal_generator.rpn_head.") :], value, anchors_per_location
+            )
         elif key.startswith("roi_heads.res5."):
-            key = "roi_heads.box_head." + key[len("roi_heads."):]
+            key = "roi_heads.box_head." + key[len("roi_heads.") :]
         elif re.match(r"^roi_heads\.box_head\.fc\d+\.", key) and key not in target:
             k, rest = re.match(r"^roi_heads\.box_head\.fc(\d+)\.(.*)$", key).groups()
             key = f"roi_heads.box_head.fcs.{int(k) - 1}.{rest}"
         elif key.startswith("roi_heads.box_predictor."):
-            value = _box_predictor(key[len("roi_heads.box_predictor."):], value, num_classes)
+            value = _box_predictor(key[len("roi_heads.box_predictor.") :], value, num_classes)
         elif mask:
             sub = f"{int(mask[1]) - 1}.{1 if mask[2] else 0}.{mask[3]}"
-            key = (f"roi_heads.mask_head.convs.{sub}" if f"roi_heads.mask_head.convs.{sub}" in target
-                   else f"roi_heads.mask_head.{sub}")
+            key = (
+                f"roi_heads.mask_head.convs.{sub}"
+                if f"roi_heads.mask_head.convs.{sub}" in target
+                else f"roi_heads.mask_head.{sub}"
+            )
         elif key.startswith("roi_heads.mask_head.deconv."):
-            key = "roi_heads.mask_predictor.conv5_mask." + key[len("roi_heads.mask_head.deconv."):]
+            key = "roi_heads.mask_predictor.conv5_mask." + key[len("roi_heads.mask_head.deconv.") :]
         elif key.startswith("roi_heads.mask_head.predictor."):
-            key = "roi_heads.mask_predictor.mask_fcn_logits." + key[len("roi_heads.mask_head.predictor."):]
+            key = (
+                "roi_heads.mask_predictor.mask_fcn_logits."
+                + key[len("roi_heads.mask_head.predictor.") :]
+            )
             if value.shape[0] > 1:  # per-class masks: add torchvision's background channel
                 value = torch.cat([torch.zeros_like(value[:1]), value])
         out[key] = value
     return out
 
 
-def detector_to_resnet_det(sd: Mapping[str, torch.Tensor], *, target_keys: Collection[str],
-                           anchors_per_location: Optional[Tuple[int, int]] = None,
-                           layout: Optional[str] = None) -> Tuple[StateDict, str]:
+def detector_to_resnet_det(
+    sd: Mapping[str, torch.Tensor],
+    *,
+    target_keys: Collection[str],
+    anchors_per_location: Optional[Tuple[int, int]] = None,
+    layout: Optional[str] = None,
+) -> Tuple[StateDict, str]:
     """A whole detector's state dict (torchvision, detectron2 or ours) -> our detector's names.
 
     Args:
@@ -149,7 +182,9 @@ def detector_to_resnet_det(sd: Mapping[str, torch.Tensor], *, target_keys: Colle
     """
     layout = layout or detect_detector_layout(sd)
     if layout not in DETECTOR_LAYOUTS:
-        raise ValueError(f"resnet_det: detector layout {layout!r} is not one of {', '.join(DETECTOR_LAYOUTS)}")
+        raise ValueError(
+            f"resnet_det: detector layout {layout!r} is not one of {', '.join(DETECTOR_LAYOUTS)}"
+        )
     target = set(target_keys)
     if layout == "torchvision":
         out = _from_torchvision(sd, target)
@@ -159,5 +194,8 @@ def detector_to_resnet_det(sd: Mapping[str, torch.Tensor], *, target_keys: Colle
         out = OrderedDict(sd)
     # BatchNorm's step counter has no place in a FrozenBN (torchvision's detectors built without
     # weights train plain BN): not a weight, dropped where the detector has none.
-    return OrderedDict((k, v) for k, v in out.items()
-                       if not (k.endswith(".num_batches_tracked") and k not in target)), layout
+    return OrderedDict(
+        (k, v)
+        for k, v in out.items()
+        if not (k.endswith(".num_batches_tracked") and k not in target)
+    ), layout

@@ -9,6 +9,7 @@ Layouts:
 - "torchvision": conv1, bn1, layer1.0.conv1, layer1.0.downsample.0/1, fc; VGG features.N /
   classifier.N.
 """
+
 import re
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -87,24 +88,29 @@ def _strip_prefixes(sd: StateDict) -> Tuple[StateDict, bool]:
     found (a detectron2 / torchvision detection checkpoint)."""
     keys = list(sd)
     if keys and all(k.startswith("module.") for k in keys):
-        sd = OrderedDict((k[len("module."):], v) for k, v in sd.items())
+        sd = OrderedDict((k[len("module.") :], v) for k, v in sd.items())
     found = False
     for prefix in ("backbone.bottom_up.", "backbone.body.", "backbone."):
         if any(k.startswith(prefix) for k in sd):
-            sd = OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v)
-                             for k, v in sd.items())
+            sd = OrderedDict(
+                (k[len(prefix) :] if k.startswith(prefix) else k, v) for k, v in sd.items()
+            )
             found = True
             break
     # detectron2's C4 models run res5 as the box head (Res5ROIHeads): its weights are ours.
-    if any(k.startswith("roi_heads.res5.") for k in sd) and not any(k.startswith("res5.") for k in sd):
-        sd = OrderedDict((k[len("roi_heads."):] if k.startswith("roi_heads.res5.") else k, v)
-                         for k, v in sd.items())
+    if any(k.startswith("roi_heads.res5.") for k in sd) and not any(
+        k.startswith("res5.") for k in sd
+    ):
+        sd = OrderedDict(
+            (k[len("roi_heads.") :] if k.startswith("roi_heads.res5.") else k, v)
+            for k, v in sd.items()
+        )
         found = True
     return sd, found
 
 
 def detect_layout(sd: Mapping[str, Any]) -> str:
-    """"resnet_det", "torchvision" or "caffe2", by which naming most keys follow (prefixes
+    """ "resnet_det", "torchvision" or "caffe2", by which naming most keys follow (prefixes
     already stripped); WeightsError if none does."""
     counts = {
         "resnet_det": sum(bool(_OURS.match(k)) for k in sd),
@@ -125,19 +131,43 @@ def detect_layout(sd: Mapping[str, Any]) -> str:
 _TV_TO_OURS = [
     (re.compile(r"^conv1\."), "stem.conv1."),
     (re.compile(r"^bn1\."), "stem.conv1.norm."),
-    (re.compile(r"^layer(\d)\.(\d+)\.conv(\d)\."), lambda m: f"res{int(m[1]) + 1}.{m[2]}.conv{m[3]}."),
-    (re.compile(r"^layer(\d)\.(\d+)\.bn(\d)\."), lambda m: f"res{int(m[1]) + 1}.{m[2]}.conv{m[3]}.norm."),
-    (re.compile(r"^layer(\d)\.(\d+)\.downsample\.0\."), lambda m: f"res{int(m[1]) + 1}.{m[2]}.shortcut."),
-    (re.compile(r"^layer(\d)\.(\d+)\.downsample\.1\."), lambda m: f"res{int(m[1]) + 1}.{m[2]}.shortcut.norm."),
+    (
+        re.compile(r"^layer(\d)\.(\d+)\.conv(\d)\."),
+        lambda m: f"res{int(m[1]) + 1}.{m[2]}.conv{m[3]}.",
+    ),
+    (
+        re.compile(r"^layer(\d)\.(\d+)\.bn(\d)\."),
+        lambda m: f"res{int(m[1]) + 1}.{m[2]}.conv{m[3]}.norm.",
+    ),
+    (
+        re.compile(r"^layer(\d)\.(\d+)\.downsample\.0\."),
+        lambda m: f"res{int(m[1]) + 1}.{m[2]}.shortcut.",
+    ),
+    (
+        re.compile(r"^layer(\d)\.(\d+)\.downsample\.1\."),
+        lambda m: f"res{int(m[1]) + 1}.{m[2]}.shortcut.norm.",
+    ),
     (re.compile(r"^fc\."), "linear."),
 ]
 _OURS_TO_TV = [
     (re.compile(r"^stem\.conv1\.norm\."), "bn1."),
     (re.compile(r"^stem\.conv1\."), "conv1."),
-    (re.compile(r"^res(\d)\.(\d+)\.conv(\d)\.norm\."), lambda m: f"layer{int(m[1]) - 1}.{m[2]}.bn{m[3]}."),
-    (re.compile(r"^res(\d)\.(\d+)\.conv(\d)\."), lambda m: f"layer{int(m[1]) - 1}.{m[2]}.conv{m[3]}."),
-    (re.compile(r"^res(\d)\.(\d+)\.shortcut\.norm\."), lambda m: f"layer{int(m[1]) - 1}.{m[2]}.downsample.1."),
-    (re.compile(r"^res(\d)\.(\d+)\.shortcut\."), lambda m: f"layer{int(m[1]) - 1}.{m[2]}.downsample.0."),
+    (
+        re.compile(r"^res(\d)\.(\d+)\.conv(\d)\.norm\."),
+        lambda m: f"layer{int(m[1]) - 1}.{m[2]}.bn{m[3]}.",
+    ),
+    (
+        re.compile(r"^res(\d)\.(\d+)\.conv(\d)\."),
+        lambda m: f"layer{int(m[1]) - 1}.{m[2]}.conv{m[3]}.",
+    ),
+    (
+        re.compile(r"^res(\d)\.(\d+)\.shortcut\.norm\."),
+        lambda m: f"layer{int(m[1]) - 1}.{m[2]}.downsample.1.",
+    ),
+    (
+        re.compile(r"^res(\d)\.(\d+)\.shortcut\."),
+        lambda m: f"layer{int(m[1]) - 1}.{m[2]}.downsample.0.",
+    ),
     (re.compile(r"^linear\."), "fc."),
 ]
 
@@ -147,7 +177,7 @@ def _rename(key: str, rules) -> Optional[str]:
         m = pattern.match(key)
         if m:
             new = repl(m) if callable(repl) else repl
-            return new + key[m.end():]
+            return new + key[m.end() :]
     return None
 
 
@@ -157,15 +187,23 @@ def _vgg_conv_names(num_convs: int):
             f"resnet_det: a VGG state dict with {num_convs} conv layers is neither VGG-16 (13) "
             "nor VGG-19 (16)"
         )
-    return [f"vgg_block{k}.conv{k}_{j}"
-            for k, n in enumerate(_VGG_BLOCK_SIZES[num_convs], start=1) for j in range(1, n + 1)]
+    return [
+        f"vgg_block{k}.conv{k}_{j}"
+        for k, n in enumerate(_VGG_BLOCK_SIZES[num_convs], start=1)
+        for j in range(1, n + 1)
+    ]
 
 
 def torchvision_to_resnet_det(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """torchvision ResNet / ResNeXt / Wide ResNet / VGG names -> ours (unknown keys kept)."""
     out: StateDict = OrderedDict()
-    conv_idx = sorted({int(k.split(".")[1]) for k, v in sd.items()
-                       if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4})
+    conv_idx = sorted(
+        {
+            int(k.split(".")[1])
+            for k, v in sd.items()
+            if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4
+        }
+    )
     vgg_map = {}
     if conv_idx:
         # features.N counts every layer (conv, [bn], relu, pool); convs are the 4-d weights
@@ -176,7 +214,7 @@ def torchvision_to_resnet_det(sd: Mapping[str, torch.Tensor]) -> StateDict:
     for key, value in sd.items():
         if key.startswith("features."):
             prefix = ".".join(key.split(".")[:2]) + "."
-            new = vgg_map[prefix] + key[len(prefix):] if prefix in vgg_map else None
+            new = vgg_map[prefix] + key[len(prefix) :] if prefix in vgg_map else None
         elif key.startswith("classifier."):
             # torchvision: Linear(0), ReLU(1), Dropout(2), Linear(3), ReLU, Dropout, Linear(6).
             idx = key.split(".")[1]
@@ -192,8 +230,11 @@ def resnet_det_to_torchvision(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """Our names -> torchvision's; WeightsError for keys torchvision has no name for (the CIFAR
     and pre-activation nets are not torchvision architectures)."""
     out: StateDict = OrderedDict()
-    convs = [k[: -len(".weight")] for k, v in sd.items()
-             if k.startswith("vgg_block") and k.endswith(".weight") and v.dim() == 4]
+    convs = [
+        k[: -len(".weight")]
+        for k, v in sd.items()
+        if k.startswith("vgg_block") and k.endswith(".weight") and v.dim() == 4
+    ]
     vgg_map = {}
     if convs:
         with_norm = any(".norm." in k for k in sd if k.startswith("vgg_block"))
@@ -269,8 +310,11 @@ def caffe2_to_resnet_det(sd: Mapping[str, torch.Tensor]) -> StateDict:
 
 
 # ---------------------------------------------------------------- entry points
-def to_resnet_det(sd: Mapping[str, torch.Tensor], layout: Optional[str] = None,
-                  meta: Optional[Mapping[str, Any]] = None) -> Tuple[StateDict, str]:
+def to_resnet_det(
+    sd: Mapping[str, torch.Tensor],
+    layout: Optional[str] = None,
+    meta: Optional[Mapping[str, Any]] = None,
+) -> Tuple[StateDict, str]:
     """A flat state dict in any layout -> (our names, the layout it was in).
 
     The returned layout is "torchvision", "caffe2", "detectron2" (our names under a detection

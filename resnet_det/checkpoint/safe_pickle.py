@@ -5,6 +5,7 @@ files only ever hold numpy arrays in dicts, so only the globals needed to rebuil
 allowed; anything else (os.system, builtins.eval, torch classes, ...) raises
 :class:`WeightsFileError` (a pickle.UnpicklingError and a resnet_det user error) naming the global.
 """
+
 import importlib
 import io
 import os
@@ -24,15 +25,21 @@ class WeightsFileError(WeightsError, pickle.UnpicklingError):
 
 # (module, name) pairs; numpy 2 moved numpy.core to numpy._core, both spellings occur in files.
 ALLOWED_GLOBALS = frozenset(
-    [(mod, name)
-     for core in ("numpy.core", "numpy._core")
-     for mod, name in (
-         (f"{core}.multiarray", "_reconstruct"),   # ndarray.__reduce__
-         (f"{core}.multiarray", "scalar"),         # numpy scalars (np.float32(1.0))
-         (f"{core}.numeric", "_frombuffer"),       # ndarray.__reduce_ex__(5)
-     )]
-    + [("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-       ("_codecs", "encode")]                       # bytes in protocol-2 pickles from Python 3
+    [
+        (mod, name)
+        for core in ("numpy.core", "numpy._core")
+        for mod, name in (
+            (f"{core}.multiarray", "_reconstruct"),  # ndarray.__reduce__
+            (f"{core}.multiarray", "scalar"),  # numpy scalars (np.float32(1.0))
+            (f"{core}.numeric", "_frombuffer"),  # ndarray.__reduce_ex__(5)
+        )
+    ]
+    + [
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),
+    ]  # bytes in protocol-2 pickles from Python 3
 )
 
 
@@ -52,9 +59,9 @@ def _resolve(module: str, name: str) -> Any:
     # this numpy has without touching the deprecated alias.
     candidates = [module]
     if module.startswith("numpy.core."):
-        candidates.insert(0, "numpy._core." + module[len("numpy.core."):])
+        candidates.insert(0, "numpy._core." + module[len("numpy.core.") :])
     elif module.startswith("numpy._core."):
-        candidates.append("numpy.core." + module[len("numpy._core."):])
+        candidates.append("numpy.core." + module[len("numpy._core.") :])
     for candidate in candidates:
         try:
             return getattr(importlib.import_module(candidate), name)
@@ -90,7 +97,9 @@ def safe_load(path: Union[str, os.PathLike]) -> Any:
     Python 2 pickles (the MSRA / Detectron releases) are read with encoding="latin1".
     """
     with open(path, "rb") as f:
-        return _load(RestrictedUnpickler(f, source=os.fspath(path), encoding="latin1"), os.fspath(path))
+        return _load(
+            RestrictedUnpickler(f, source=os.fspath(path), encoding="latin1"), os.fspath(path)
+        )
 
 
 def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
@@ -104,4 +113,6 @@ def _load(unpickler: RestrictedUnpickler, source: str) -> Any:
     except WeightsFileError:
         raise
     except (pickle.UnpicklingError, EOFError) as e:  # truncated or not a pickle at all
-        raise WeightsFileError(f"resnet_det: {source} is not a readable .pkl weights file: {e}") from e
+        raise WeightsFileError(
+            f"resnet_det: {source} is not a readable .pkl weights file: {e}"
+        ) from e

@@ -1,6 +1,7 @@
 """``load_weights(model, source, strict=True)``: load any supported layout into our models,
 and ``save_weights`` / ``convert_weights_file`` for tools/convert_weights.py (which keep the
 weights' input contract, resnet_det.checkpoint.contract)."""
+
 import os
 import pickle
 import re
@@ -18,8 +19,14 @@ from .contract import INPUT_CONTRACT_KEY, TORCHVISION_CONTRACT, InputContract, c
 from .layouts import convert_state_dict, to_resnet_det, unwrap_checkpoint
 from .safe_pickle import WeightsFileError, safe_load
 
-__all__ = ["LoadResult", "WeightsMismatchError", "load_weights", "read_checkpoint",
-           "save_weights", "convert_weights_file"]
+__all__ = [
+    "LoadResult",
+    "WeightsMismatchError",
+    "load_weights",
+    "read_checkpoint",
+    "save_weights",
+    "convert_weights_file",
+]
 
 PathLike = Union[str, os.PathLike]
 
@@ -91,7 +98,9 @@ def _describe(sd: Mapping[str, torch.Tensor]) -> Dict[str, str]:
             parts.setdefault(m[1], {"blocks": 0, "convs": set(), "channels": None})["blocks"] += 1
             continue
         if key == "stem.conv1.weight" and value.dim() == 4:
-            parts["stem"] = {"desc": f"{value.shape[-1]}x{value.shape[-2]} conv, {value.shape[0]} filters"}
+            parts["stem"] = {
+                "desc": f"{value.shape[-1]}x{value.shape[-2]} conv, {value.shape[0]} filters"
+            }
     out = {}
     for name, info in parts.items():
         if "desc" in info:
@@ -107,9 +116,14 @@ def _describe(sd: Mapping[str, torch.Tensor]) -> Dict[str, str]:
 def _arch_difference(src: Mapping, dst: Mapping) -> str:
     a, b = _describe(src), _describe(dst)
     if not a or not b:
-        return "" if a == b else (
-            f"checkpoint has {', '.join(a) or 'no ResNet/VGG parts'}; model has "
-            f"{', '.join(b) or 'no ResNet/VGG parts'}")
+        return (
+            ""
+            if a == b
+            else (
+                f"checkpoint has {', '.join(a) or 'no ResNet/VGG parts'}; model has "
+                f"{', '.join(b) or 'no ResNet/VGG parts'}"
+            )
+        )
     diffs = [f"{k}: checkpoint {a[k]} vs model {b[k]}" for k in a if k in b and a[k] != b[k]]
     if not set(a) & set(b):
         diffs.append(f"checkpoint parts {', '.join(a)} vs model parts {', '.join(b)}")
@@ -130,8 +144,11 @@ def _fill_affine_bn(src: Dict[str, torch.Tensor], model: nn.Module, model_sd: Ma
         for stat in ("running_mean", "running_var"):
             name = prefix + stat
             if name in model_sd and name not in src:
-                value = torch.zeros_like(model_sd[name]) if stat == "running_mean" else (
-                    torch.ones_like(model_sd[name]) - getattr(norm, "eps", 0.0))
+                value = (
+                    torch.zeros_like(model_sd[name])
+                    if stat == "running_mean"
+                    else (torch.ones_like(model_sd[name]) - getattr(norm, "eps", 0.0))
+                )
                 src[name] = value
                 filled.append(name)
     return filled
@@ -141,7 +158,9 @@ def _preview(keys: List[str], n: int = 8) -> str:
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
-def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], strict: bool = True) -> LoadResult:
+def load_weights(
+    model: nn.Module, source: Union[PathLike, Mapping[str, Any]], strict: bool = True
+) -> LoadResult:
     """Load weights into ``model`` from a file or a state dict, in any supported layout.
 
     Args:
@@ -178,8 +197,10 @@ def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], s
         first = ""
         if mismatched:
             k = mismatched[0]
-            first = (f"; first shape mismatch: {k} is {tuple(src[k].shape)} in the checkpoint "
-                     f"but {tuple(model_sd[k].shape)} in the model")
+            first = (
+                f"; first shape mismatch: {k} is {tuple(src[k].shape)} in the checkpoint "
+                f"but {tuple(model_sd[k].shape)} in the model"
+            )
         raise WeightsMismatchError(
             f"resnet_det: weights {where} looks like a different architecture: {arch} "
             f"(layout {layout}){first}"
@@ -206,13 +227,23 @@ def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, Any]], s
         lines.append("  pass strict=False to load the matching part and get these lists back")
         raise WeightsMismatchError("\n".join(lines))
     model.load_state_dict({k: v for k, v in src.items() if k in model_sd}, strict=False)
-    return LoadResult(missing_keys=missing, unexpected_keys=unexpected, layout=layout,
-                      source=where, filled_keys=filled)
+    return LoadResult(
+        missing_keys=missing,
+        unexpected_keys=unexpected,
+        layout=layout,
+        source=where,
+        filled_keys=filled,
+    )
 
 
 # ---------------------------------------------------------------- saving / converting
-def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "resnet_det", *,
-                 input_contract: Optional[InputContract] = None) -> None:
+def save_weights(
+    sd: Mapping[str, torch.Tensor],
+    path: PathLike,
+    layout: str = "resnet_det",
+    *,
+    input_contract: Optional[InputContract] = None,
+) -> None:
     """Write ``sd`` (already in ``layout``) atomically (resnet_det.utils.file_io).
 
     .pkl: {"model": {name: numpy array}, "__author__": "resnet_det", "matching_heuristics":
@@ -228,8 +259,12 @@ def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "
     tensors = OrderedDict((k, v.detach().cpu().contiguous()) for k, v in sd.items())
     contract = {} if input_contract is None else {INPUT_CONTRACT_KEY: input_contract.to_dict()}
     if path.endswith(".pkl"):
-        obj = {"model": OrderedDict((k, v.numpy()) for k, v in tensors.items()),
-               "__author__": "resnet_det", "matching_heuristics": True, **contract}
+        obj = {
+            "model": OrderedDict((k, v.numpy()) for k, v in tensors.items()),
+            "__author__": "resnet_det",
+            "matching_heuristics": True,
+            **contract,
+        }
         with atomic_open(path, "wb") as f:
             pickle.dump(obj, f, protocol=4)
         return
@@ -239,7 +274,8 @@ def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "
                 f"resnet_det: {path!r} in torchvision layout would be read as torchvision's "
                 f"input contract ({TORCHVISION_CONTRACT}), but these weights expect "
                 f"{input_contract}: write the resnet_det or detectron2 layout (.pth or .pkl), "
-                "which records it")
+                "which records it"
+            )
         obj = tensors
     else:
         obj = {"model": tensors, "__author__": "resnet_det", **contract}
@@ -248,8 +284,9 @@ def save_weights(sd: Mapping[str, torch.Tensor], path: PathLike, layout: str = "
     atomic_torch_save(obj, path)
 
 
-def convert_weights_file(src: PathLike, dst: PathLike, to: str, *,
-                         input_contract: Optional[InputContract] = None) -> Dict[str, torch.Tensor]:
+def convert_weights_file(
+    src: PathLike, dst: PathLike, to: str, *, input_contract: Optional[InputContract] = None
+) -> Dict[str, torch.Tensor]:
     """Read ``src`` (any layout), convert to ``to`` and write ``dst``; returns the state dict.
 
     The input contract ``src`` records or its layout implies (resnet_det.checkpoint.contract)
@@ -258,7 +295,9 @@ def convert_weights_file(src: PathLike, dst: PathLike, to: str, *,
     checkpoint = read_checkpoint(src)
     if input_contract is None:
         flat, meta = unwrap_checkpoint(checkpoint)
-        input_contract, _ = contract_of(flat, meta, repr(os.fspath(src)) if not isinstance(src, Mapping) else "weights")
+        input_contract, _ = contract_of(
+            flat, meta, repr(os.fspath(src)) if not isinstance(src, Mapping) else "weights"
+        )
     sd = convert_state_dict(checkpoint, to=to)
     save_weights(sd, dst, layout=to, input_contract=input_contract)
     return sd

@@ -6,6 +6,7 @@
 - Unknown keys name the key, the closest known key and where they came from (file or
   command line); wrong types name the key, the expected and the given type.
 """
+
 import copy
 import difflib
 import logging
@@ -20,8 +21,7 @@ from ..utils.errors import MissingFileError
 from ..utils.file_io import atomic_write_text
 from .errors import ConfigError, ConfigKeyError, ConfigTypeError
 
-__all__ = ["CfgNode", "ConfigError", "ConfigKeyError", "ConfigTypeError", "get_cfg",
-           "save_config"]
+__all__ = ["CfgNode", "ConfigError", "ConfigKeyError", "ConfigTypeError", "get_cfg", "save_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +51,16 @@ def _coerce(new: Any, old: Any, full_key: str, source: str) -> Any:
         if old and new:
             kinds = {type(x) for x in old}
             if len(kinds) == 1 and not isinstance(old[0], (list, tuple)):
-                new = type(old)(_coerce(x, old[0], f"{full_key}[{i}]", source)
-                                for i, x in enumerate(new))
+                new = type(old)(
+                    _coerce(x, old[0], f"{full_key}[{i}]", source) for i, x in enumerate(new)
+                )
         return new
     elif type(new) is type(old):
         return new
     raise ConfigTypeError(
         f"Config key {full_key} (from {source}): expected {_type_name(old)} (current value "
-        f"{old!r}), got {_type_name(new)} {new!r}")
+        f"{old!r}), got {_type_name(new)} {new!r}"
+    )
 
 
 def _check_acyclic(data: Any, filename: str, _parents: Tuple[int, ...] = ()) -> None:
@@ -66,9 +68,11 @@ def _check_acyclic(data: Any, filename: str, _parents: Tuple[int, ...] = ()) -> 
     itself, and merging or dumping it would never end."""
     if isinstance(data, (dict, list)):
         if id(data) in _parents:
-            raise ConfigError(f"Config file {filename}: a value contains itself (a YAML alias "
-                              f"to an enclosing anchor); write the value out instead")
-        for v in (data.values() if isinstance(data, dict) else data):
+            raise ConfigError(
+                f"Config file {filename}: a value contains itself (a YAML alias "
+                f"to an enclosing anchor); write the value out instead"
+            )
+        for v in data.values() if isinstance(data, dict) else data:
             _check_acyclic(v, filename, _parents + (id(data),))
 
 
@@ -109,13 +113,15 @@ class CfgNode(_FvCfgNode):
                     if not isinstance(v, dict):
                         raise ConfigTypeError(
                             f"Config key {full} (from {source}) is a section; expected a "
-                            f"mapping of its keys, got {_type_name(v)} {v!r}")
+                            f"mapping of its keys, got {_type_name(v)} {v!r}"
+                        )
                     merge(old, v, full + ".")
                 else:
                     if isinstance(v, dict):
                         raise ConfigTypeError(
                             f"Config key {full} (from {source}): expected "
-                            f"{_type_name(old)} (current value {old!r}), got a mapping")
+                            f"{_type_name(old)} (current value {old!r}), got a mapping"
+                        )
                     node[k] = _coerce(v, old, full, source)
 
         if staged.is_frozen():
@@ -133,13 +139,11 @@ class CfgNode(_FvCfgNode):
             # safe_load refuses !!python tags: configs never run code.
             raise ConfigError(f"Cannot parse config file {filename}: {e}") from e
         except (UnicodeDecodeError, RecursionError, OSError) as e:
-            raise ConfigError(f"Cannot read config file {filename}: {type(e).__name__}: "
-                              f"{e}") from e
+            raise ConfigError(f"Cannot read config file {filename}: {type(e).__name__}: {e}") from e
         if data is None:
             return {}
         if not isinstance(data, dict):
-            raise ConfigError(f"Config file {filename} must hold a mapping, got "
-                              f"{_type_name(data)}")
+            raise ConfigError(f"Config file {filename} must hold a mapping, got {_type_name(data)}")
         _check_acyclic(data, filename)
         return data
 
@@ -151,8 +155,10 @@ class CfgNode(_FvCfgNode):
             allow_unsafe: must stay False; present for fvcore signature compatibility.
         """
         if allow_unsafe:
-            raise ConfigError("allow_unsafe=True is not supported: config files may not "
-                              f"run python code ({cfg_filename})")
+            raise ConfigError(
+                "allow_unsafe=True is not supported: config files may not "
+                f"run python code ({cfg_filename})"
+            )
         self._merge_file(cfg_filename, chain=())
 
     def _merge_file(self, filename: str, chain: Tuple[str, ...]) -> None:
@@ -166,12 +172,14 @@ class CfgNode(_FvCfgNode):
         bases = data.pop(BASE_KEY, None)
         if bases is not None:
             if not isinstance(bases, (str, list)):
-                raise ConfigError(f"{BASE_KEY} in {filename} must be a path or a list of "
-                                  f"paths, got {bases!r}")
+                raise ConfigError(
+                    f"{BASE_KEY} in {filename} must be a path or a list of paths, got {bases!r}"
+                )
             for base in [bases] if isinstance(bases, str) else bases:
                 if not isinstance(base, str):
-                    raise ConfigError(f"{BASE_KEY} in {filename} must be a path or a list of "
-                                      f"paths, got {base!r}")
+                    raise ConfigError(
+                        f"{BASE_KEY} in {filename} must be a path or a list of paths, got {base!r}"
+                    )
                 base = os.path.expanduser(base)
                 if not (os.path.isabs(base) or "://" in base):
                     base = os.path.join(os.path.dirname(filename), base)
@@ -183,12 +191,13 @@ class CfgNode(_FvCfgNode):
         (parsed with ast.literal_eval, else kept as strings)."""
         cfg_list = list(cfg_list)
         if len(cfg_list) % 2 != 0:
-            raise ConfigError(f"Overrides from {COMMAND_LINE} must be KEY VALUE pairs, got an "
-                              f"odd number of items: {cfg_list}")
+            raise ConfigError(
+                f"Overrides from {COMMAND_LINE} must be KEY VALUE pairs, got an "
+                f"odd number of items: {cfg_list}"
+            )
         for key, raw in zip(cfg_list[0::2], cfg_list[1::2]):
             if key == BASE_KEY:
-                raise ConfigError(f"{BASE_KEY} can only be used in files, not on "
-                                  f"{COMMAND_LINE}")
+                raise ConfigError(f"{BASE_KEY} can only be used in files, not on {COMMAND_LINE}")
             value = _FvCfgNode._decode_cfg_value(raw)
             nested: Dict[str, Any] = {}
             d = nested
@@ -198,8 +207,9 @@ class CfgNode(_FvCfgNode):
             d[parts[-1]] = value
             # a dict value would be read as a section; override leaves only
             if isinstance(value, dict):
-                raise ConfigTypeError(f"Config key {key} (from {COMMAND_LINE}): mappings are "
-                                      "not accepted as values")
+                raise ConfigTypeError(
+                    f"Config key {key} (from {COMMAND_LINE}): mappings are not accepted as values"
+                )
             self._merge_dict(nested, COMMAND_LINE)
 
     def merge_from_other_cfg(self, cfg_other: _FvCfgNode) -> None:

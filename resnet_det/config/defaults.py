@@ -4,6 +4,7 @@ Key names follow detectron2 wherever the concept exists there, so that the same 
 drive both engines; keys detectron2 lacks (shortcut options, plain nets, classification
 pretraining) are added under the same sections.
 """
+
 from fvcore.common.config import CfgNode as _FvCfgNode
 
 DEFAULTS = _FvCfgNode()

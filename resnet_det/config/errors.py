@@ -5,12 +5,19 @@ and a ValueError. The model builders import this module, not the ``resnet_det.co
 package, because config validation asks the model registry (resnet_det.modeling.registry)
 whether the settings fit together: the registry stays importable while the package loads.
 """
+
 from typing import Any, Callable, Iterable, NoReturn
 
 from ..utils.errors import UserError
 
-__all__ = ["ConfigError", "ConfigKeyError", "ConfigTypeError", "reject_value", "require_one_of",
-           "require_valid"]
+__all__ = [
+    "ConfigError",
+    "ConfigKeyError",
+    "ConfigTypeError",
+    "reject_value",
+    "require_one_of",
+    "require_valid",
+]
 
 
 class ConfigError(UserError, ValueError):

@@ -9,6 +9,7 @@ The model builders are imported when ``validate_cfg`` runs: they import
 resnet_det.config.errors, which imports this package first, so importing them here at module
 level would start one import from inside the other.
 """
+
 from typing import Optional
 
 from .errors import ConfigError, require_one_of
@@ -23,8 +24,10 @@ def check_batch_divisible(cfg, world_size: int) -> None:
     """SOLVER.IMS_PER_BATCH is the total over all processes: each gets an equal share."""
     total = cfg.SOLVER.IMS_PER_BATCH
     if world_size < 1 or total % world_size != 0:
-        raise ConfigError(f"SOLVER.IMS_PER_BATCH = {total} is not divisible by the world size "
-                          f"{world_size} (number of processes)")
+        raise ConfigError(
+            f"SOLVER.IMS_PER_BATCH = {total} is not divisible by the world size "
+            f"{world_size} (number of processes)"
+        )
 
 
 def validate_cfg(cfg, *, world_size: Optional[int] = None) -> None:
@@ -66,12 +69,16 @@ def validate_cfg(cfg, *, world_size: Optional[int] = None) -> None:
     require_one_of("SOLVER.PLATEAU_MODE", s.PLATEAU_MODE, ("min", "max"))
     if s.LR_SCHEDULER_NAME == "ReduceLROnPlateau":
         if not s.PLATEAU_METRIC:
-            raise ConfigError("SOLVER.LR_SCHEDULER_NAME = ReduceLROnPlateau needs "
-                              "SOLVER.PLATEAU_METRIC (the evaluation result to watch, e.g. "
-                              "top1_err)")
+            raise ConfigError(
+                "SOLVER.LR_SCHEDULER_NAME = ReduceLROnPlateau needs "
+                "SOLVER.PLATEAU_METRIC (the evaluation result to watch, e.g. "
+                "top1_err)"
+            )
         if cfg.TEST.EVAL_PERIOD <= 0:
-            raise ConfigError("SOLVER.LR_SCHEDULER_NAME = ReduceLROnPlateau needs periodic "
-                              "evaluation: set TEST.EVAL_PERIOD > 0")
+            raise ConfigError(
+                "SOLVER.LR_SCHEDULER_NAME = ReduceLROnPlateau needs periodic "
+                "evaluation: set TEST.EVAL_PERIOD > 0"
+            )
     steps = list(s.STEPS)
     for i, step in enumerate(steps):
         if not isinstance(step, int) or step <= 0:
@@ -79,8 +86,9 @@ def validate_cfg(cfg, *, world_size: Optional[int] = None) -> None:
         if i and step <= steps[i - 1]:
             raise ConfigError(f"SOLVER.STEPS must be strictly increasing, got {steps}")
         if step >= s.MAX_ITER:
-            raise ConfigError(f"SOLVER.STEPS[{i}] = {step} must be < SOLVER.MAX_ITER = "
-                              f"{s.MAX_ITER}")
+            raise ConfigError(
+                f"SOLVER.STEPS[{i}] = {step} must be < SOLVER.MAX_ITER = {s.MAX_ITER}"
+            )
     if not 0.0 < s.GAMMA <= 1.0:
         raise ConfigError(f"SOLVER.GAMMA must be in (0, 1], got {s.GAMMA}")
     if s.PLATEAU_PATIENCE < 0:
@@ -88,17 +96,16 @@ def validate_cfg(cfg, *, world_size: Optional[int] = None) -> None:
     if s.CHECKPOINT_PERIOD < 1:
         raise ConfigError(f"SOLVER.CHECKPOINT_PERIOD must be >= 1, got {s.CHECKPOINT_PERIOD}")
     if s.CLIP_GRADIENTS.ENABLED and s.CLIP_GRADIENTS.CLIP_VALUE <= 0:
-        raise ConfigError(f"SOLVER.CLIP_GRADIENTS.CLIP_VALUE must be > 0, got "
-                          f"{s.CLIP_GRADIENTS.CLIP_VALUE}")
+        raise ConfigError(
+            f"SOLVER.CLIP_GRADIENTS.CLIP_VALUE must be > 0, got {s.CLIP_GRADIENTS.CLIP_VALUE}"
+        )
     if s.REFERENCE_WORLD_SIZE < 0:
-        raise ConfigError(f"SOLVER.REFERENCE_WORLD_SIZE must be >= 0, got "
-                          f"{s.REFERENCE_WORLD_SIZE}")
+        raise ConfigError(f"SOLVER.REFERENCE_WORLD_SIZE must be >= 0, got {s.REFERENCE_WORLD_SIZE}")
     if cfg.TEST.EVAL_PERIOD < 0:
         raise ConfigError(f"TEST.EVAL_PERIOD must be >= 0, got {cfg.TEST.EVAL_PERIOD}")
     if cfg.LOG_PERIOD < 1:
         raise ConfigError(f"LOG_PERIOD must be >= 1, got {cfg.LOG_PERIOD}")
     if cfg.DATALOADER.NUM_WORKERS < 0:
-        raise ConfigError(f"DATALOADER.NUM_WORKERS must be >= 0, got "
-                          f"{cfg.DATALOADER.NUM_WORKERS}")
+        raise ConfigError(f"DATALOADER.NUM_WORKERS must be >= 0, got {cfg.DATALOADER.NUM_WORKERS}")
     if world_size is not None:
         check_batch_divisible(cfg, world_size)

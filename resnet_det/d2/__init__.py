@@ -32,22 +32,37 @@ INSTALL_HINT = (
 
 try:
     import detectron2  # noqa: F401
+
     # The compiled parts and the registries: a broken build fails here, not in the middle
     # of a training run.
     from detectron2 import modeling as _d2_modeling  # noqa: F401
 except ImportError as e:  # also ModuleNotFoundError and sys.modules["detectron2"] = None
     raise ImportError(f"{INSTALL_HINT}\n(import failed: {e})") from e
 
-from .backbone import (ResNetDetBackbone, VGGDetBackbone, build_resnet_det_backbone,  # noqa: E402
-                       build_resnet_det_fpn_backbone, build_vgg16_backbone, detectron2_class)
+from .backbone import (  # noqa: E402
+    ResNetDetBackbone,
+    VGGDetBackbone,
+    build_resnet_det_backbone,
+    build_resnet_det_fpn_backbone,
+    build_vgg16_backbone,
+    detectron2_class,
+)
 from .checkpoint import SafeDetectionCheckpointer  # noqa: E402
-from .config import (add_resnet_det_config, check_resnet_det_keys,  # noqa: E402
-                     resolve_for_detectron2)
+from .config import add_resnet_det_config, check_resnet_det_keys, resolve_for_detectron2  # noqa: E402
 from .roi_heads import ResNetDetRes5ROIHeads, VGGFCHead  # noqa: E402
 
 __all__ = [
-    "INSTALL_HINT", "add_resnet_det_config", "check_resnet_det_keys", "resolve_for_detectron2",
-    "build_resnet_det_backbone", "build_resnet_det_fpn_backbone", "build_vgg16_backbone",
-    "ResNetDetBackbone", "VGGDetBackbone", "detectron2_class", "ResNetDetRes5ROIHeads", "VGGFCHead",
+    "INSTALL_HINT",
+    "add_resnet_det_config",
+    "check_resnet_det_keys",
+    "resolve_for_detectron2",
+    "build_resnet_det_backbone",
+    "build_resnet_det_fpn_backbone",
+    "build_vgg16_backbone",
+    "ResNetDetBackbone",
+    "VGGDetBackbone",
+    "detectron2_class",
+    "ResNetDetRes5ROIHeads",
+    "VGGFCHead",
     "SafeDetectionCheckpointer",
 ]

@@ -14,6 +14,7 @@ way): no state is added or renamed, so checkpoints of detectron2's R-50/R-101 mo
 load into each other. The FPN variant puts detectron2's own FPN on our bottom-up ResNet, so its
 names are detectron2's too (backbone.bottom_up.res2..., backbone.fpn_lateral2...).
 """
+
 from typing import Callable, Dict
 
 from detectron2.layers import ShapeSpec as D2ShapeSpec
@@ -27,16 +28,24 @@ from ..modeling.resnet import ResNet, build_resnet
 from ..modeling.vgg import VGG
 from .config import reject_deformable
 
-__all__ = ["ResNetDetBackbone", "VGGDetBackbone", "detectron2_class", "build_resnet_det_backbone",
-           "build_resnet_det_fpn_backbone", "register_in_detectron2"]
+__all__ = [
+    "ResNetDetBackbone",
+    "VGGDetBackbone",
+    "detectron2_class",
+    "build_resnet_det_backbone",
+    "build_resnet_det_fpn_backbone",
+    "register_in_detectron2",
+]
 
 
 class _D2Shapes:
     """output_shape() with detectron2's ShapeSpec (its FPN / RPN / heads read it)."""
 
     def output_shape(self) -> Dict[str, D2ShapeSpec]:
-        return {name: D2ShapeSpec(channels=s.channels, stride=s.stride)
-                for name, s in super().output_shape().items()}
+        return {
+            name: D2ShapeSpec(channels=s.channels, stride=s.stride)
+            for name, s in super().output_shape().items()
+        }
 
 
 class ResNetDetBackbone(_D2Shapes, ResNet, D2Backbone):
@@ -59,8 +68,11 @@ def detectron2_class(cls: type) -> type:
     """``cls`` (one of our Backbone classes) with detectron2's Backbone base class and
     ShapeSpec type added: same constructor, same parameters and names (made once per class)."""
     if cls not in _D2_CLASSES:
-        _D2_CLASSES[cls] = type(f"{cls.__name__}D2", (_D2Shapes, cls, D2Backbone),
-                                {"__module__": __name__, "__doc__": f"{cls.__name__} as a detectron2 Backbone."})
+        _D2_CLASSES[cls] = type(
+            f"{cls.__name__}D2",
+            (_D2Shapes, cls, D2Backbone),
+            {"__module__": __name__, "__doc__": f"{cls.__name__} as a detectron2 Backbone."},
+        )
     return _D2_CLASSES[cls]
 
 
@@ -68,8 +80,9 @@ def build_resnet_det_backbone(cfg, input_shape: D2ShapeSpec) -> ResNetDetBackbon
     """resnet_det's ResNet with outputs MODEL.RESNETS.OUT_FEATURES (["res4"] for the paper's
     C4 detector, whose res5 runs in the RoI head), frozen up to MODEL.BACKBONE.FREEZE_AT."""
     reject_deformable(cfg)
-    return BACKBONES.build(cfg, name="build_resnet_backbone", build=_resnet_det,
-                           in_channels=input_shape.channels)
+    return BACKBONES.build(
+        cfg, name="build_resnet_backbone", build=_resnet_det, in_channels=input_shape.channels
+    )
 
 
 def _resnet_det(**kwargs) -> ResNetDetBackbone:
@@ -83,11 +96,18 @@ def build_resnet_det_fpn_backbone(cfg, input_shape: D2ShapeSpec) -> FPN:
 
     def fpn(*, in_features, out_channels, fpn_norm, **resnet_kwargs) -> FPN:
         bottom_up = _resnet_det(out_features=list(in_features), **resnet_kwargs)
-        return FPN(bottom_up=bottom_up, in_features=list(in_features), out_channels=out_channels,
-                   norm=fpn_norm, top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
+        return FPN(
+            bottom_up=bottom_up,
+            in_features=list(in_features),
+            out_channels=out_channels,
+            norm=fpn_norm,
+            top_block=LastLevelMaxPool(),
+            fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+        )
 
-    return BACKBONES.build(cfg, name="build_resnet_fpn_backbone", build=fpn,
-                           in_channels=input_shape.channels)
+    return BACKBONES.build(
+        cfg, name="build_resnet_fpn_backbone", build=fpn, in_channels=input_shape.channels
+    )
 
 
 # Entries whose plugin builder is not "the entry's class with detectron2's base added".
@@ -104,9 +124,11 @@ def _class_builder(name: str) -> Callable:
             raise ConfigError(
                 f"config MODEL.BACKBONE.NAME={name!r}: its registry builder {spec.build!r} is a "
                 "function; the detectron2 plugin builds class entries (it adds detectron2's "
-                "Backbone base to the class) or needs a builder in resnet_det.d2.backbone")
-        return BACKBONES.build(cfg, name=name, build=detectron2_class(spec.build),
-                               in_channels=input_shape.channels)
+                "Backbone base to the class) or needs a builder in resnet_det.d2.backbone"
+            )
+        return BACKBONES.build(
+            cfg, name=name, build=detectron2_class(spec.build), in_channels=input_shape.channels
+        )
 
     build.__doc__ = f"resnet_det's backbone registry entry {name!r}, as a detectron2 Backbone."
     return build
@@ -122,7 +144,8 @@ def register_in_detectron2(spec: ModelSpec) -> None:
             return  # ours already (this module imported again, or the entry re-registered)
         raise ConfigError(
             f"backbone registry entry {spec.name!r}: detectron2 already has a backbone named "
-            f"{d2_name!r}; register it with d2_name=<another name> for the detectron2 plugin")
+            f"{d2_name!r}; register it with d2_name=<another name> for the detectron2 plugin"
+        )
     builder.__name__ = builder.__qualname__ = d2_name
     BACKBONE_REGISTRY.register(builder)
 

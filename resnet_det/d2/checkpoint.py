@@ -10,12 +10,19 @@
   backbone, the C4 head's res5 and the VGG head's fc6/fc7.
 - Writing is atomic, for checkpoints and the last_checkpoint tag (``write_checkpoint``).
 """
+
 import os
 
 from detectron2.checkpoint import DetectionCheckpointer
 
-from ..checkpoint import (convert_state_dict, detect_layout, read_checkpoint, tag_last_checkpoint,
-                          unwrap_checkpoint, write_checkpoint)
+from ..checkpoint import (
+    convert_state_dict,
+    detect_layout,
+    read_checkpoint,
+    tag_last_checkpoint,
+    unwrap_checkpoint,
+    write_checkpoint,
+)
 from ..utils.errors import WeightsError
 
 __all__ = ["SafeDetectionCheckpointer"]
@@ -32,8 +39,10 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         if filename.endswith(".pkl"):
             data = read_checkpoint(filename)
             if not isinstance(data, dict):
-                raise WeightsError(f"resnet_det.d2: {filename!r} holds a {type(data).__name__}, "
-                                   "not a dict of weights")
+                raise WeightsError(
+                    f"resnet_det.d2: {filename!r} holds a {type(data).__name__}, "
+                    "not a dict of weights"
+                )
             if "model" in data and "__author__" in data:  # detectron2 model zoo format
                 return data
             # Caffe2 / Detectron model zoo (MSRA R-50.pkl, R-101.pkl): the blobs (without the
@@ -41,8 +50,10 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
             blobs, _ = unwrap_checkpoint(data)
             return {"model": blobs, "__author__": "Caffe2", "matching_heuristics": True}
         if filename.endswith(".pyth"):
-            raise WeightsError(f"resnet_det.d2: {filename!r}: pycls .pyth files are not supported; "
-                               "convert them with tools/convert_weights.py")
+            raise WeightsError(
+                f"resnet_det.d2: {filename!r}: pycls .pyth files are not supported; "
+                "convert them with tools/convert_weights.py"
+            )
         return super()._load_file(filename)
 
     def _torch_load(self, f: str):
@@ -63,8 +74,10 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         out = {k: v for k, v in loaded.items() if k != "model"} if wrapped else {}
         out["model"] = sd if layout == "resnet_det" else convert_state_dict(sd, to="detectron2")
         if layout != "resnet_det":
-            self.logger.info(f"Renamed {len(out['model'])} {layout}-layout weights from {f} to "
-                             "detectron2's names")
+            self.logger.info(
+                f"Renamed {len(out['model'])} {layout}-layout weights from {f} to "
+                "detectron2's names"
+            )
         out.setdefault("__author__", f"resnet_det ({layout} layout)")
         out["matching_heuristics"] = True
         return out

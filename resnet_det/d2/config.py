@@ -14,6 +14,7 @@ silently dropped:
 A key of ours in none of them (added to defaults.py later) is rejected by
 ``check_resnet_det_keys`` when set to anything but its default.
 """
+
 import logging
 from typing import Dict, List, Tuple
 
@@ -23,8 +24,15 @@ from ..config import ConfigError, get_cfg, reject_value
 from ..modeling.registry import BACKBONES
 
 __all__ = [
-    "add_resnet_det_config", "check_resnet_det_keys", "shared_default_differences", "resolve_for_detectron2",
-    "HONORED_KEYS", "RESTRICTED_KEYS", "IGNORED_KEYS", "backbone_aliases", "ROI_HEADS_ALIASES",
+    "add_resnet_det_config",
+    "check_resnet_det_keys",
+    "shared_default_differences",
+    "resolve_for_detectron2",
+    "HONORED_KEYS",
+    "RESTRICTED_KEYS",
+    "IGNORED_KEYS",
+    "backbone_aliases",
+    "ROI_HEADS_ALIASES",
     "reject_deformable",
 ]
 
@@ -41,7 +49,7 @@ HONORED_KEYS: Dict[str, str] = {
     "TEST.IMS_PER_BATCH": "batch size of the test loader",
     "TEST.VOC_USE_07_METRIC": "checked against the VOC evaluator's year (2007: 11-point)",
     "MODEL.WEIGHTS_INPUT_CONTRACT": "MODEL.WEIGHTS checked against INPUT.FORMAT / MODEL.PIXEL_* at "
-                                    "set-up (resnet_det.checkpoint.resolve_weights_contract)",
+    "set-up (resnet_det.checkpoint.resolve_weights_contract)",
     "SOLVER.AMP.DTYPE": "autocast dtype of detectron2's AMPTrainer",
     "LOG_PERIOD": "period of the metric writers",
     "ENGINE": "set to 'detectron2' and saved in OUTPUT_DIR/config.yaml",
@@ -58,8 +66,9 @@ RESTRICTED_KEYS: Dict[str, Tuple] = {
     "SOLVER.SKIP_NONFINITE_ITERS": (0,),
 }
 _CLASSIFICATION = "classification pretraining only (tools/pretrain_net.py, built-in engine)"
-_PLATEAU = ("read only by SOLVER.LR_SCHEDULER_NAME 'ReduceLROnPlateau', which the detectron2 "
-            "engine refuses")
+_PLATEAU = (
+    "read only by SOLVER.LR_SCHEDULER_NAME 'ReduceLROnPlateau', which the detectron2 engine refuses"
+)
 IGNORED_KEYS: Dict[str, str] = {
     "MODEL.CLASSIFIER.ARCH": _CLASSIFICATION,
     "MODEL.CLASSIFIER.NUM_CLASSES": _CLASSIFICATION,
@@ -98,9 +107,12 @@ def reject_deformable(cfg) -> None:
     """Raise ConfigError for MODEL.RESNETS.DEFORM_ON_PER_STAGE (a detectron2-only key) when our
     ResNet would silently drop it."""
     if any(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE):
-        reject_value("MODEL.RESNETS.DEFORM_ON_PER_STAGE", list(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE),
-                     "deformable convs are detectron2's own ResNet (build_resnet_backbone); resnet_det's "
-                     "backbones are the paper's")
+        reject_value(
+            "MODEL.RESNETS.DEFORM_ON_PER_STAGE",
+            list(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE),
+            "deformable convs are detectron2's own ResNet (build_resnet_backbone); resnet_det's "
+            "backbones are the paper's",
+        )
 
 
 def _leaves(node, prefix: str = "") -> Dict[str, object]:
@@ -199,11 +211,13 @@ def check_resnet_det_keys(cfg) -> None:
             if value not in RESTRICTED_KEYS[key]:
                 raise ConfigError(
                     f"config {key}={value!r}: the detectron2 engine supports only "
-                    f"{list(RESTRICTED_KEYS[key])} (use ENGINE builtin for {value!r})")
+                    f"{list(RESTRICTED_KEYS[key])} (use ENGINE builtin for {value!r})"
+                )
         elif key not in HONORED_KEYS and key not in IGNORED_KEYS and value != defaults[key]:
             raise ConfigError(
                 f"config {key}={value!r}: resnet_det.d2 does not know this key, so detectron2 "
-                f"would ignore it; keep its default {defaults[key]!r} or use ENGINE builtin")
+                f"would ignore it; keep its default {defaults[key]!r} or use ENGINE builtin"
+            )
 
 
 def resolve_for_detectron2(cfg) -> List[str]:
@@ -219,16 +233,21 @@ def resolve_for_detectron2(cfg) -> List[str]:
     notes = []
     if cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN":
         raise ConfigError(
-            f"config MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}: the detectron2 engine "
+            f"config MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}: the detectron2 "
+            "engine "
             "runs detectors ('GeneralizedRCNN'); classification pretraining runs on the built-in "
-            "engine (tools/pretrain_net.py)")
+            "engine (tools/pretrain_net.py)"
+        )
     if cfg.SOLVER.LR_SCHEDULER_NAME not in ("WarmupMultiStepLR", "WarmupCosineLR"):
         raise ConfigError(
             f"config SOLVER.LR_SCHEDULER_NAME={cfg.SOLVER.LR_SCHEDULER_NAME!r}: detectron2 has "
-            "'WarmupMultiStepLR' and 'WarmupCosineLR' (ReduceLROnPlateau: ENGINE builtin)")
+            "'WarmupMultiStepLR' and 'WarmupCosineLR' (ReduceLROnPlateau: ENGINE builtin)"
+        )
     check_resnet_det_keys(cfg)
-    for key, aliases in (("MODEL.BACKBONE.NAME", backbone_aliases()),
-                         ("MODEL.ROI_HEADS.NAME", ROI_HEADS_ALIASES)):
+    for key, aliases in (
+        ("MODEL.BACKBONE.NAME", backbone_aliases()),
+        ("MODEL.ROI_HEADS.NAME", ROI_HEADS_ALIASES),
+    ):
         section, leaf = key.rsplit(".", 1)
         node = _get(cfg, section)
         if node[leaf] in aliases:
@@ -236,23 +255,31 @@ def resolve_for_detectron2(cfg) -> List[str]:
             node[leaf] = aliases[node[leaf]]
     if cfg.MODEL.BACKBONE.NAME not in _plugin_backbone_names():
         # detectron2's own backbone: our ResNet options would be dropped, so they must be off.
-        for key in ("MODEL.RESNETS.SHORTCUT", "MODEL.RESNETS.PLAIN", "MODEL.RESNETS.ZERO_INIT_RESIDUAL"):
+        for key in (
+            "MODEL.RESNETS.SHORTCUT",
+            "MODEL.RESNETS.PLAIN",
+            "MODEL.RESNETS.ZERO_INIT_RESIDUAL",
+        ):
             if _get(cfg, key) != _defaults()[key]:
                 raise ConfigError(
                     f"config {key}={_get(cfg, key)!r}: MODEL.BACKBONE.NAME "
                     f"{cfg.MODEL.BACKBONE.NAME!r} is not a resnet_det backbone and ignores it; use "
-                    "build_resnet_det_backbone or build_resnet_det_fpn_backbone")
+                    "build_resnet_det_backbone or build_resnet_det_fpn_backbone"
+                )
     ours, theirs = cfg.MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE, cfg.TEST.DETECTIONS_PER_IMAGE
     if ours != theirs:
         default = _defaults()["MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE"]
         if theirs == default:
             cfg.TEST.DETECTIONS_PER_IMAGE = ours
-            notes.append(f"TEST.DETECTIONS_PER_IMAGE: {theirs} -> {ours} (from MODEL.ROI_HEADS."
-                         "DETECTIONS_PER_IMAGE)")
+            notes.append(
+                f"TEST.DETECTIONS_PER_IMAGE: {theirs} -> {ours} (from MODEL.ROI_HEADS."
+                "DETECTIONS_PER_IMAGE)"
+            )
         elif ours != default:
             raise ConfigError(
                 f"config MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE={ours} and detectron2's "
-                f"TEST.DETECTIONS_PER_IMAGE={theirs} disagree; set one of them")
+                f"TEST.DETECTIONS_PER_IMAGE={theirs} disagree; set one of them"
+            )
     if cfg.ENGINE != "detectron2":
         notes.append(f"ENGINE: {cfg.ENGINE} -> detectron2")
         cfg.ENGINE = "detectron2"

@@ -9,6 +9,7 @@
 - ``VGGFCHead`` (ROI_BOX_HEAD_REGISTRY): VGG's fc6/fc7 (4096, ReLU, dropout) on 512x7x7 RoIPool
   features (Ren et al., Faster R-CNN), named fc6/fc7 so VGG ImageNet weights load into it.
 """
+
 import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec as D2ShapeSpec
@@ -36,8 +37,10 @@ class ResNetDetRes5ROIHeads(Res5ROIHeads):
         try:
             res5 = build_res5_head(**kwargs)
         except ValueError as e:
-            raise ConfigError(f"config MODEL.ROI_HEADS.NAME='ResNetDetRes5ROIHeads' (res5 from "
-                              f"MODEL.RESNETS): {e}") from e
+            raise ConfigError(
+                f"config MODEL.ROI_HEADS.NAME='ResNetDetRes5ROIHeads' (res5 from "
+                f"MODEL.RESNETS): {e}"
+            ) from e
         return res5, res5.out_channels
 
 
@@ -53,19 +56,34 @@ class VGGFCHead(_VGGFCHead):
     """
 
     @configurable
-    def __init__(self, *, in_channels: int = 512, pooler_resolution: int = 7, fc_dim: int = 4096,
-                 dropout: float = 0.5):
-        super().__init__(in_channels=in_channels, pooler_resolution=pooler_resolution,
-                         fc_dim=fc_dim, dropout=dropout)
+    def __init__(
+        self,
+        *,
+        in_channels: int = 512,
+        pooler_resolution: int = 7,
+        fc_dim: int = 4096,
+        dropout: float = 0.5,
+    ):
+        super().__init__(
+            in_channels=in_channels,
+            pooler_resolution=pooler_resolution,
+            fc_dim=fc_dim,
+            dropout=dropout,
+        )
 
     @classmethod
     def from_config(cls, cfg, input_shape: D2ShapeSpec) -> dict:
         res = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
         if res != 7 or (input_shape.height, input_shape.width) not in ((7, 7), (None, None)):
-            raise ConfigError(f"config MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION={res!r}: VGG's fc6 "
-                              "takes 7x7 pooled features (pool5's size)")
-        return dict(in_channels=input_shape.channels, pooler_resolution=res,
-                    fc_dim=cfg.MODEL.ROI_BOX_HEAD.FC_DIM)
+            raise ConfigError(
+                f"config MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION={res!r}: VGG's fc6 "
+                "takes 7x7 pooled features (pool5's size)"
+            )
+        return dict(
+            in_channels=input_shape.channels,
+            pooler_resolution=res,
+            fc_dim=cfg.MODEL.ROI_BOX_HEAD.FC_DIM,
+        )
 
     @property
     @torch.jit.unused  # not for TorchScript (scripting_with_instances compiles properties)

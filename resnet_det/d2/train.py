@@ -12,6 +12,7 @@ detectron2's COCO / PASCAL VOC evaluators, and in OUTPUT_DIR: config.yaml (with 
 detectron2), log.txt, metrics.json, TensorBoard events, model_*.pth, last_checkpoint, and at the
 end of a training run training_curves.png and the closing summary (``finish_run``).
 """
+
 import argparse
 import logging
 import os
@@ -24,10 +25,13 @@ import torch
 from detectron2.config import CfgNode as D2CfgNode
 from detectron2.config import get_cfg as d2_get_cfg
 from detectron2.data import DatasetCatalog as D2DatasetCatalog
-from detectron2.data import DatasetMapper
+from detectron2.data import (
+    DatasetMapper,
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
 from detectron2.data import MetadataCatalog as D2MetadataCatalog
-from detectron2.data import (build_detection_test_loader, build_detection_train_loader,
-                             get_detection_dataset_dicts)
 from detectron2.data import transforms as T
 from detectron2.data.datasets import register_coco_instances, register_pascal_voc
 from detectron2.data.detection_utils import build_augmentation
@@ -48,16 +52,28 @@ from ..utils.seeding import resolve_seed
 from .checkpoint import SafeDetectionCheckpointer
 from .config import add_resnet_det_config, resolve_for_detectron2
 
-__all__ = ["main", "run", "setup_cfg", "setup", "register_datasets", "Trainer", "engine_banner",
-           "evaluation_tasks", "mask_format_for", "finish_run"]
+__all__ = [
+    "main",
+    "run",
+    "setup_cfg",
+    "setup",
+    "register_datasets",
+    "Trainer",
+    "engine_banner",
+    "evaluation_tasks",
+    "mask_format_for",
+    "finish_run",
+]
 
 logger = logging.getLogger("resnet_det.d2")
 
 
 def engine_banner() -> str:
     """The start-up line naming the engine (printed and logged)."""
-    return (f"Engine: detectron2 {detectron2.__version__} ({os.path.dirname(detectron2.__file__)}) "
-            "with resnet_det's backbones and heads (resnet_det.d2)")
+    return (
+        f"Engine: detectron2 {detectron2.__version__} ({os.path.dirname(detectron2.__file__)}) "
+        "with resnet_det's backbones and heads (resnet_det.d2)"
+    )
 
 
 # ---------------------------------------------------------------- config
@@ -101,29 +117,42 @@ def register_datasets(names: Iterable[str]) -> None:
         if not meta:
             if name in D2DatasetCatalog.list():
                 continue
-            raise ConfigError(f"config DATASETS: dataset {name!r} is registered neither in "
-                              "resnet_det.data.DatasetCatalog nor in detectron2's")
+            raise ConfigError(
+                f"config DATASETS: dataset {name!r} is registered neither in "
+                "resnet_det.data.DatasetCatalog nor in detectron2's"
+            )
         kind = meta.get("evaluator_type")
         if kind == "coco":
             new = dict(json_file=meta["json_file"], image_root=meta["image_root"])
         elif kind == "voc":
             new = dict(dirname=meta["dirname"], split=meta["split"], year=meta["year"])
         else:
-            raise ConfigError(f"config DATASETS: dataset {name!r} has evaluator_type {kind!r}; the "
-                              "detectron2 engine runs COCO- and VOC-format detection sets")
+            raise ConfigError(
+                f"config DATASETS: dataset {name!r} has evaluator_type {kind!r}; the "
+                "detectron2 engine runs COCO- and VOC-format detection sets"
+            )
         if name in D2DatasetCatalog.list():
             old = D2MetadataCatalog.get(name)
             if all(getattr(old, k, None) == v for k, v in new.items()):
                 continue
-            logger.info("dataset %s: using resnet_det's files %s instead of detectron2's "
-                        "built-in registration", name, new)
+            logger.info(
+                "dataset %s: using resnet_det's files %s instead of detectron2's "
+                "built-in registration",
+                name,
+                new,
+            )
             D2DatasetCatalog.remove(name)
             D2MetadataCatalog.remove(name)
         if kind == "coco":
             register_coco_instances(name, {}, new["json_file"], new["image_root"])
         else:
-            register_pascal_voc(name, new["dirname"], new["split"], new["year"],
-                                class_names=list(meta["thing_classes"]))
+            register_pascal_voc(
+                name,
+                new["dirname"],
+                new["split"],
+                new["year"],
+                class_names=list(meta["thing_classes"]),
+            )
             D2MetadataCatalog.get(name).evaluator_type = "pascal_voc"
 
 
@@ -144,7 +173,9 @@ class Trainer(DefaultTrainer):
     def build_hooks(self):
         # DefaultTrainer made self.checkpointer just before; the hooks must use the safe one.
         old = self.checkpointer
-        self.checkpointer = SafeDetectionCheckpointer(old.model, old.save_dir, **old.checkpointables)
+        self.checkpointer = SafeDetectionCheckpointer(
+            old.model, old.save_dir, **old.checkpointables
+        )
         ret = super().build_hooks()
         for hook in ret:
             if isinstance(hook, hooks.PeriodicWriter):
@@ -159,23 +190,34 @@ class Trainer(DefaultTrainer):
             raise ConfigError(f"config INPUT.RANDOM_FLIP_PROB={prob!r}: must be in [0, 1]")
         flips = [i for i, a in enumerate(augs) if isinstance(a, T.RandomFlip)]
         if not flips and prob not in (0.0, 0.5):
-            raise ConfigError(f"config INPUT.RANDOM_FLIP_PROB={prob!r} with INPUT.RANDOM_FLIP "
-                              f"{cfg.INPUT.RANDOM_FLIP!r}: no flip to apply it to")
+            raise ConfigError(
+                f"config INPUT.RANDOM_FLIP_PROB={prob!r} with INPUT.RANDOM_FLIP "
+                f"{cfg.INPUT.RANDOM_FLIP!r}: no flip to apply it to"
+            )
         for i in flips:
-            augs[i] = T.RandomFlip(prob=prob, horizontal=augs[i].horizontal,
-                                   vertical=augs[i].vertical)
+            augs[i] = T.RandomFlip(
+                prob=prob, horizontal=augs[i].horizontal, vertical=augs[i].vertical
+            )
         if not cfg.MODEL.MASK_ON:
-            return build_detection_train_loader(cfg, mapper=DatasetMapper(cfg, is_train=True,
-                                                                          augmentations=augs))
+            return build_detection_train_loader(
+                cfg, mapper=DatasetMapper(cfg, is_train=True, augmentations=augs)
+            )
         # Mask R-CNN: the set is read once here, to choose the mask format from what it holds.
         # (the arguments detectron2's build_detection_train_loader reads it with)
         dataset = get_detection_dataset_dicts(
-            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
-            min_keypoints=(cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE
-                           if cfg.MODEL.KEYPOINT_ON else 0),
-            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None)
-        mapper = DatasetMapper(cfg, is_train=True, augmentations=augs,
-                               instance_mask_format=mask_format_for(cfg, dataset))
+            cfg.DATASETS.TRAIN,
+            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            min_keypoints=(
+                cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0
+            ),
+            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
+        )
+        mapper = DatasetMapper(
+            cfg,
+            is_train=True,
+            augmentations=augs,
+            instance_mask_format=mask_format_for(cfg, dataset),
+        )
         return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
 
     @classmethod
@@ -194,10 +236,12 @@ class Trainer(DefaultTrainer):
                 raise ConfigError(
                     f"config TEST.VOC_USE_07_METRIC={cfg.TEST.VOC_USE_07_METRIC}: detectron2's VOC "
                     f"evaluator uses the 11-point metric exactly for year 2007 ({dataset_name!r} "
-                    f"is {meta.year}); use ENGINE builtin for this combination")
+                    f"is {meta.year}); use ENGINE builtin for this combination"
+                )
             return PascalVOCDetectionEvaluator(dataset_name)
-        raise ConfigError(f"config DATASETS.TEST: no evaluator for {dataset_name!r} "
-                          f"(evaluator_type {kind!r})")
+        raise ConfigError(
+            f"config DATASETS.TEST: no evaluator for {dataset_name!r} (evaluator_type {kind!r})"
+        )
 
 
 def evaluation_tasks(cfg) -> Tuple[str, ...]:
@@ -218,9 +262,12 @@ def mask_format_for(cfg, dataset: List[dict]) -> str:
     for record in dataset:
         for obj in record.get("annotations", ()):
             if isinstance(obj.get("segmentation"), dict) and not obj.get("iscrowd", 0):
-                logger.info("INPUT.MASK_FORMAT: polygon -> bitmask for training: %s (image %s) "
-                            "holds RLE masks, which the polygon format cannot read",
-                            record.get("file_name"), record.get("image_id"))
+                logger.info(
+                    "INPUT.MASK_FORMAT: polygon -> bitmask for training: %s (image %s) "
+                    "holds RLE masks, which the polygon format cannot read",
+                    record.get("file_name"),
+                    record.get("image_id"),
+                )
                 return "bitmask"
     return fmt
 
@@ -261,14 +308,17 @@ def run(args: argparse.Namespace):
     task: {metric: value}}, e.g. {"bbox": {"AP": ...}, "segm": {"AP": ...}})."""
     opts = list(args.opts or [])
     if getattr(args, "engine", None) not in (None, "detectron2"):
-        raise ConfigError(f"resnet_det.d2.train: --engine {args.engine!r}; this is the detectron2 engine")
+        raise ConfigError(
+            f"resnet_det.d2.train: --engine {args.engine!r}; this is the detectron2 engine"
+        )
     cfg = setup_cfg(args.config_file, opts)
     setup(cfg, args)
     register_datasets(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST))
     if args.eval_only:
         model = Trainer.build_model(cfg)
         SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume)
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
         results = Trainer.test(cfg, model)
     else:
         trainer = Trainer(cfg)
@@ -279,8 +329,12 @@ def run(args: argparse.Namespace):
         for task in evaluation_tasks(cfg):
             scores = (results or {}).get(task, {})
             if scores:
-                print(f"{task}: " + "  ".join(f"{k} {scores[k]:.1f}" for k in ("AP", "AP50", "AP75")
-                                              if k in scores))
+                print(
+                    f"{task}: "
+                    + "  ".join(
+                        f"{k} {scores[k]:.1f}" for k in ("AP", "AP50", "AP75") if k in scores
+                    )
+                )
         print(finish_run(cfg, eval_only=args.eval_only), flush=True)
     return results
 
@@ -308,14 +362,18 @@ def finish_run(cfg, *, eval_only: bool = False, python: str = "python3") -> str:
         weights = os.path.join(os.path.normpath(out), f.read().strip())
     config = os.path.join(os.path.normpath(out), "config.yaml")
     train = f"{python} tools/train_net.py --engine detectron2 --config-file {q(config)}"
-    return "\n".join([
-        head, "Next:",
-        f"  evaluate again:     {train} --eval-only MODEL.WEIGHTS {q(weights)}",
-        f"  resume:             {train} --resume",
-        f"  redraw the curves:  {python} tools/plot_curves.py {q(os.path.normpath(out))}",
-        "  predict on images:  detectron2's DefaultPredictor with this config (docs/detectron2.md); "
-        "tools/predict.py runs the built-in engine",
-    ])
+    return "\n".join(
+        [
+            head,
+            "Next:",
+            f"  evaluate again:     {train} --eval-only MODEL.WEIGHTS {q(weights)}",
+            f"  resume:             {train} --resume",
+            f"  redraw the curves:  {python} tools/plot_curves.py {q(os.path.normpath(out))}",
+            "  predict on images:  detectron2's DefaultPredictor with this config "
+            "(docs/detectron2.md); "
+            "tools/predict.py runs the built-in engine",
+        ]
+    )
 
 
 def main(args: argparse.Namespace):
@@ -324,7 +382,13 @@ def main(args: argparse.Namespace):
     return the main process's results."""
     print(engine_banner())
     if args.num_gpus * args.num_machines > 1:
-        launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+        launch(
+            run,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
         return None  # the main worker printed its results
     return run(args)

@@ -6,6 +6,7 @@ so nothing heavy is kept in memory between uses. Metadata is a small attribute n
 dataset name; ``evaluator_type`` ("coco", "voc" or "classification") says which task's dicts
 the function returns. The built-in names are in docs/datasets.md.
 """
+
 import difflib
 import inspect
 import logging
@@ -54,8 +55,9 @@ class _DatasetCatalog:
         if not isinstance(name, str) or not name:
             raise TypeError(f"DatasetCatalog.register: name must be a non-empty str, got {name!r}")
         if not callable(func):
-            raise TypeError(f"DatasetCatalog.register({name!r}): func must be callable, "
-                            f"got {type(func)}")
+            raise TypeError(
+                f"DatasetCatalog.register({name!r}): func must be callable, got {type(func)}"
+            )
         with self._lock:
             if name in self._funcs:
                 raise ValueError(f"DatasetCatalog: dataset {name!r} is already registered")
@@ -212,6 +214,8 @@ def common_thing_classes(names: Sequence[str]) -> Optional[List[str]]:
         if first is None:
             first = (name, list(this))
         elif list(this) != first[1]:
-            raise DataError(f"Datasets {first[0]!r} and {name!r} have different thing_classes: "
-                            f"{first[1]} vs {list(this)}")
+            raise DataError(
+                f"Datasets {first[0]!r} and {name!r} have different thing_classes: "
+                f"{first[1]} vs {list(this)}"
+            )
     return None if first is None else first[1]

@@ -4,6 +4,7 @@ One ``read_image`` (EXIF orientation applied, BGR or RGB), one ``datasets_root``
 error type for an image that cannot be read, so that detection and classification read the
 same file the same way and fail the same way (docs/datasets.md).
 """
+
 import os
 from typing import Any, Optional, Tuple, Type
 
@@ -14,8 +15,16 @@ from PIL import Image, ImageOps
 
 from ..utils.errors import DataError, MissingFileError
 
-__all__ = ["SUPPORTED_FORMATS", "ON_BAD_IMAGE_CHOICES", "BadImageError", "MissingImageError",
-           "ImageSizeError", "check_on_bad_image", "datasets_root", "read_image"]
+__all__ = [
+    "SUPPORTED_FORMATS",
+    "ON_BAD_IMAGE_CHOICES",
+    "BadImageError",
+    "MissingImageError",
+    "ImageSizeError",
+    "check_on_bad_image",
+    "datasets_root",
+    "read_image",
+]
 
 SUPPORTED_FORMATS = ("BGR", "RGB")
 # DATALOADER.ON_BAD_IMAGE: "stop" raises (BadImageError for an image), "skip" leaves the image
@@ -39,20 +48,23 @@ class BadImageError(DataError):
 
     reason = "unreadable"
 
-    def __init__(self, message: str, *, path: Optional[str] = None,
-                 image_id: Any = None) -> None:
+    def __init__(self, message: str, *, path: Optional[str] = None, image_id: Any = None) -> None:
         super().__init__(message)
         self.path = path
         self.image_id = image_id
 
     @classmethod
-    def at(cls, path: str, reason: str, *, image_id: Any = None,
-           kind: str = "image") -> "BadImageError":
+    def at(
+        cls, path: str, reason: str, *, image_id: Any = None, kind: str = "image"
+    ) -> "BadImageError":
         """The error for ``path``: "cannot read image PATH (image id ID): REASON; fix"."""
         where = f"{kind} {path}" + ("" if image_id is None else f" (image id {image_id})")
-        return cls(f"cannot read {where}: {reason}; replace or remove it, or set "
-                   f"DATALOADER.ON_BAD_IMAGE skip to leave unreadable images out",
-                   path=path, image_id=image_id)
+        return cls(
+            f"cannot read {where}: {reason}; replace or remove it, or set "
+            f"DATALOADER.ON_BAD_IMAGE skip to leave unreadable images out",
+            path=path,
+            image_id=image_id,
+        )
 
 
 class MissingImageError(BadImageError, MissingFileError):
@@ -68,19 +80,24 @@ class ImageSizeError(BadImageError):
     reason = "size mismatch"
 
     @classmethod
-    def mismatch(cls, path: str, size: Tuple[int, int], annotated: Tuple[int, int], *,
-                 image_id: Any = None) -> "ImageSizeError":
+    def mismatch(
+        cls, path: str, size: Tuple[int, int], annotated: Tuple[int, int], *, image_id: Any = None
+    ) -> "ImageSizeError":
         """The error for an image of ``size`` = (width, height) annotated as ``annotated``."""
         where = path + ("" if image_id is None else f" (image id {image_id})")
-        return cls(f"image {where} is {size[0]}x{size[1]} (width x height, after EXIF "
-                   f"orientation) but its annotation says {annotated[0]}x{annotated[1]}; fix "
-                   f"the annotation's height/width (or the image), or set "
-                   f"DATALOADER.ON_BAD_IMAGE skip to leave such images out",
-                   path=path, image_id=image_id)
+        return cls(
+            f"image {where} is {size[0]}x{size[1]} (width x height, after EXIF "
+            f"orientation) but its annotation says {annotated[0]}x{annotated[1]}; fix "
+            f"the annotation's height/width (or the image), or set "
+            f"DATALOADER.ON_BAD_IMAGE skip to leave such images out",
+            path=path,
+            image_id=image_id,
+        )
 
 
-def check_on_bad_image(value: str, key: str = "on_bad_image",
-                       error: Type[Exception] = ValueError) -> str:
+def check_on_bad_image(
+    value: str, key: str = "on_bad_image", error: Type[Exception] = ValueError
+) -> str:
     """``value`` if it is an ON_BAD_IMAGE_CHOICES policy; else ``error`` naming ``key`` (a
     builder passes "DATALOADER.ON_BAD_IMAGE" and ConfigError)."""
     if value not in ON_BAD_IMAGE_CHOICES:
@@ -117,8 +134,7 @@ def read_image(file_name: str, format: str = "BGR", *, image_id: Any = None) -> 
     try:
         f = g_pathmgr.open(file_name, "rb")
     except FileNotFoundError as e:
-        raise MissingImageError.at(file_name, "the file does not exist",
-                                   image_id=image_id) from e
+        raise MissingImageError.at(file_name, "the file does not exist", image_id=image_id) from e
     except OSError as e:
         raise BadImageError.at(file_name, f"{type(e).__name__}: {e}", image_id=image_id) from e
     with f:
@@ -130,8 +146,7 @@ def read_image(file_name: str, format: str = "BGR", *, image_id: Any = None) -> 
         # PIL's decoders raise many types on corrupt data (OSError, SyntaxError, ValueError,
         # DecompressionBombError, struct.error, ...): all of them mean "not a readable image".
         except Exception as e:
-            raise BadImageError.at(file_name, f"{type(e).__name__}: {e}",
-                                   image_id=image_id) from e
+            raise BadImageError.at(file_name, f"{type(e).__name__}: {e}", image_id=image_id) from e
     arr = np.asarray(img)
     if format == "BGR":
         arr = arr[:, :, ::-1]

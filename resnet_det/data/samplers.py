@@ -9,6 +9,7 @@ from per-worker random state. Detection and classification loaders both draw the
 batches from TrainBatchSampler over a TrainingSampler and shard evaluation with
 InferenceSampler.
 """
+
 import itertools
 import random
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -20,8 +21,12 @@ from ..utils.dist import get_dist_info
 from ..utils.seeding import derive_seed
 
 __all__ = [
-    "TrainingSampler", "InferenceSampler", "TrainBatchSampler", "WorkerSeeder",
-    "resolve_dist", "loader_seeding",
+    "TrainingSampler",
+    "InferenceSampler",
+    "TrainBatchSampler",
+    "WorkerSeeder",
+    "resolve_dist",
+    "loader_seeding",
 ]
 
 
@@ -50,9 +55,16 @@ class TrainingSampler:
         start: number of this rank's samples to skip (resume offset).
     """
 
-    def __init__(self, size: int, *, shuffle: bool = True, seed: int = 0,
-                 rank: Optional[int] = None, world_size: Optional[int] = None,
-                 start: int = 0) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: Optional[int] = None,
+        world_size: Optional[int] = None,
+        start: int = 0,
+    ) -> None:
         if size <= 0:
             raise ValueError(f"TrainingSampler: dataset size must be positive, got {size}")
         if start < 0:
@@ -100,8 +112,9 @@ class InferenceSampler:
         rank, world_size: this process's share; default from torch.distributed.
     """
 
-    def __init__(self, size: int, *, rank: Optional[int] = None,
-                 world_size: Optional[int] = None) -> None:
+    def __init__(
+        self, size: int, *, rank: Optional[int] = None, world_size: Optional[int] = None
+    ) -> None:
         if size < 0:
             raise ValueError(f"InferenceSampler: size must be >= 0, got {size}")
         self.size = int(size)
@@ -133,15 +146,21 @@ class TrainBatchSampler:
         start_iter: number of batches to skip.
     """
 
-    def __init__(self, sampler: TrainingSampler, batch_size: int,
-                 group_ids: Optional[Sequence[int]] = None, start_iter: int = 0) -> None:
+    def __init__(
+        self,
+        sampler: TrainingSampler,
+        batch_size: int,
+        group_ids: Optional[Sequence[int]] = None,
+        start_iter: int = 0,
+    ) -> None:
         if batch_size <= 0:
             raise ValueError(f"TrainBatchSampler: batch_size must be positive, got {batch_size}")
         if start_iter < 0:
             raise ValueError(f"TrainBatchSampler: start_iter must be >= 0, got {start_iter}")
         if group_ids is not None and len(group_ids) != sampler.size:
-            raise ValueError(f"TrainBatchSampler: {len(group_ids)} group ids for a dataset of "
-                             f"{sampler.size}")
+            raise ValueError(
+                f"TrainBatchSampler: {len(group_ids)} group ids for a dataset of {sampler.size}"
+            )
         self.sampler = sampler
         self.batch_size = int(batch_size)
         self.group_ids = None if group_ids is None else list(group_ids)
@@ -150,11 +169,14 @@ class TrainBatchSampler:
     def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
         if self.group_ids is None:
             # Batch i holds this rank's samples i*B .. i*B+B-1: jump straight to start_iter.
-            stream = self.sampler.iter_positions(self.sampler.start
-                                                 + self.start_iter * self.batch_size)
+            stream = self.sampler.iter_positions(
+                self.sampler.start + self.start_iter * self.batch_size
+            )
             while True:
-                batch = [(i, self.sampler.sample_seed(p))
-                         for p, i in itertools.islice(stream, self.batch_size)]
+                batch = [
+                    (i, self.sampler.sample_seed(p))
+                    for p, i in itertools.islice(stream, self.batch_size)
+                ]
                 yield batch
         buckets = {}
         emitted = 0
@@ -185,8 +207,9 @@ class WorkerSeeder:
         num_threads: intra-op threads per worker (None leaves torch's default).
     """
 
-    def __init__(self, seed: Optional[int] = None, rank: int = 0,
-                 num_threads: Optional[int] = None) -> None:
+    def __init__(
+        self, seed: Optional[int] = None, rank: int = 0, num_threads: Optional[int] = None
+    ) -> None:
         self.seed = None if seed is None else int(seed)
         self.rank = int(rank)
         self.num_threads = num_threads
@@ -195,12 +218,12 @@ class WorkerSeeder:
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
         if self.seed is None:
-            seed = torch.initial_seed() % 2 ** 32
+            seed = torch.initial_seed() % 2**32
         else:
             seed = derive_seed(self.seed, self.rank, worker_id)
             torch.manual_seed(seed)
         random.seed(seed)
-        np.random.seed(seed % 2 ** 32)
+        np.random.seed(seed % 2**32)
 
 
 def loader_seeding(seed: int, rank: int, num_threads: Optional[int] = None) -> Dict[str, Any]:
@@ -211,5 +234,7 @@ def loader_seeding(seed: int, rank: int, num_threads: Optional[int] = None) -> D
     """
     generator = torch.Generator()
     generator.manual_seed(derive_seed(seed, rank, 0x3A7))
-    return {"generator": generator,
-            "worker_init_fn": WorkerSeeder(seed, rank, num_threads=num_threads)}
+    return {
+        "generator": generator,
+        "worker_init_fn": WorkerSeeder(seed, rank, num_threads=num_threads),
+    }

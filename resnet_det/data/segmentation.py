@@ -18,6 +18,7 @@ Accepted (docs/datasets.md "Instance masks"):
 A crowd region (``iscrowd`` 1) must be RLE, as COCO gives it: polygons on a crowd region are
 refused (they are an object's outline, so the crowd flag or the mask is wrong).
 """
+
 import math
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -30,6 +31,7 @@ from torchvision.transforms.v2 import functional as F
 from ..utils.rle import compressed_rle_totals
 
 __all__ = ["check_segmentation", "normalize_segmentation", "InstanceMasks"]
+
 
 def _is_number(v: Any) -> bool:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -57,31 +59,47 @@ def _finite_numbers(values: Any) -> bool:
 
 def _check_rle(segm: dict, height: int, width: int) -> Optional[Tuple[str, str]]:
     size, counts = segm.get("size"), segm.get("counts")
-    if not (isinstance(size, (list, tuple)) and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
-        return (f"has an RLE mask whose 'size' is {size!r:.60}, not [height, width]",
-                "give the RLE's 'size' as [height, width] of its image")
+    if not (
+        isinstance(size, (list, tuple))
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+    ):
+        return (
+            f"has an RLE mask whose 'size' is {size!r:.60}, not [height, width]",
+            "give the RLE's 'size' as [height, width] of its image",
+        )
     if list(size) != [height, width]:
-        return (f"has an RLE mask of size {size} ([height, width]) on an image of "
-                f"{height}x{width} (height x width)",
-                "encode the mask at its image's size, or correct the image's height/width")
+        return (
+            f"has an RLE mask of size {size} ([height, width]) on an image of "
+            f"{height}x{width} (height x width)",
+            "encode the mask at its image's size, or correct the image's height/width",
+        )
     if isinstance(counts, bytes):  # as pycocotools.mask.encode returns it (in-memory dicts)
         counts = counts.decode("latin-1")
     if isinstance(counts, str):
         total = int(compressed_rle_totals([counts])[0])
         if total < 0:
-            return ("has an RLE mask whose 'counts' string is not pycocotools' compressed "
-                    f"encoding ({counts!r:.40})", "re-encode it with pycocotools.mask.encode")
-    elif isinstance(counts, list) and all(isinstance(v, int) and not isinstance(v, bool)
-                                          and v >= 0 for v in counts):
+            return (
+                "has an RLE mask whose 'counts' string is not pycocotools' compressed "
+                f"encoding ({counts!r:.40})",
+                "re-encode it with pycocotools.mask.encode",
+            )
+    elif isinstance(counts, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts
+    ):
         total = sum(counts)
     else:
-        return (f"has an RLE mask whose 'counts' is {type(counts).__name__} {counts!r:.40}, "
-                f"neither a list of non-negative ints nor a compressed string",
-                "re-encode it with pycocotools.mask.encode")
+        return (
+            f"has an RLE mask whose 'counts' is {type(counts).__name__} {counts!r:.40}, "
+            f"neither a list of non-negative ints nor a compressed string",
+            "re-encode it with pycocotools.mask.encode",
+        )
     if total != height * width:
-        return (f"has an RLE mask whose runs cover {total} pixels, not the {height * width} "
-                f"of its {height}x{width} size", "re-encode it with pycocotools.mask.encode")
+        return (
+            f"has an RLE mask whose runs cover {total} pixels, not the {height * width} "
+            f"of its {height}x{width} size",
+            "re-encode it with pycocotools.mask.encode",
+        )
     return None
 
 
@@ -93,20 +111,26 @@ def _check_polygons(segm: list, height: int, width: int) -> Optional[Tuple[str, 
         if not _finite_numbers(poly):
             return (f"has polygon {j} that is not a list of finite numbers: {poly!r:.60}", fix)
         if len(poly) < 6 or len(poly) % 2:
-            return (f"has polygon {j} of {len(poly)} numbers ({len(poly) // 2} points"
-                    f"{' and a stray number' if len(poly) % 2 else ''}); a polygon needs at least "
-                    f"3 points (6 numbers)", fix + " (remove the polygon if it is a stray one)")
+            return (
+                f"has polygon {j} of {len(poly)} numbers ({len(poly) // 2} points"
+                f"{' and a stray number' if len(poly) % 2 else ''}); a polygon needs at least "
+                f"3 points (6 numbers)",
+                fix + " (remove the polygon if it is a stray one)",
+            )
         xs, ys = poly[0::2], poly[1::2]
-        if (min(xs) < -width or max(xs) > 2 * width or min(ys) < -height
-                or max(ys) > 2 * height):
-            return (f"has polygon {j} reaching ({min(xs):.6g}..{max(xs):.6g}, "
-                    f"{min(ys):.6g}..{max(ys):.6g}), far outside its {width}x{height} image "
-                    f"(width x height)", "give the polygon in its image's pixel coordinates")
+        if min(xs) < -width or max(xs) > 2 * width or min(ys) < -height or max(ys) > 2 * height:
+            return (
+                f"has polygon {j} reaching ({min(xs):.6g}..{max(xs):.6g}, "
+                f"{min(ys):.6g}..{max(ys):.6g}), far outside its {width}x{height} image "
+                f"(width x height)",
+                "give the polygon in its image's pixel coordinates",
+            )
     return None
 
 
-def check_segmentation(segm: Any, height: int, width: int, iscrowd: int = 0
-                       ) -> Optional[Tuple[str, str]]:
+def check_segmentation(
+    segm: Any, height: int, width: int, iscrowd: int = 0
+) -> Optional[Tuple[str, str]]:
     """None when ``segm`` is a usable mask of an image of ``height`` x ``width`` (module
     docstring), else (what is wrong, the fix) for the reader's error message ("annotation id 3
     (image id 1) " + what is wrong)."""
@@ -114,33 +138,43 @@ def check_segmentation(segm: Any, height: int, width: int, iscrowd: int = 0
         return _check_rle(segm, height, width)
     if isinstance(segm, list):
         if iscrowd:
-            return ("is a crowd region (iscrowd 1) whose 'segmentation' is polygons; COCO "
-                    "gives crowd regions as RLE",
-                    "set iscrowd 0 if it is one object, or encode the crowd region as RLE")
+            return (
+                "is a crowd region (iscrowd 1) whose 'segmentation' is polygons; COCO "
+                "gives crowd regions as RLE",
+                "set iscrowd 0 if it is one object, or encode the crowd region as RLE",
+            )
         return _check_polygons(segm, height, width)
-    return (f"has a 'segmentation' of type {type(segm).__name__} ({segm!r:.40}), neither "
-            f"polygons (a list) nor RLE (an object with 'size' and 'counts')",
-            "give polygons or an RLE object")
+    return (
+        f"has a 'segmentation' of type {type(segm).__name__} ({segm!r:.40}), neither "
+        f"polygons (a list) nor RLE (an object with 'size' and 'counts')",
+        "give polygons or an RLE object",
+    )
 
 
-def normalize_segmentation(segm: Union[list, dict], height: int, width: int
-                           ) -> Union[List[List[float]], dict]:
+def normalize_segmentation(
+    segm: Union[list, dict], height: int, width: int
+) -> Union[List[List[float]], dict]:
     """A checked segmentation in the form dataset dicts hold: polygons as lists of floats, RLE
     as ``{"size": [h, w], "counts": str}`` (compressed; what detectron2 and pycocotools read)."""
     if isinstance(segm, list):
         return [[float(v) for v in poly] for poly in segm]
     if isinstance(segm["counts"], list):
-        segm = mask_util.frPyObjects({"size": [int(height), int(width)],
-                                      "counts": segm["counts"]}, height, width)
+        segm = mask_util.frPyObjects(
+            {"size": [int(height), int(width)], "counts": segm["counts"]}, height, width
+        )
     counts = segm["counts"]
-    return {"size": [int(height), int(width)],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return {
+        "size": [int(height), int(width)],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }
 
 
 def _decode_rle(segm: dict) -> torch.Tensor:
     counts = segm["counts"]
-    rle = {"size": list(segm["size"]),
-           "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    rle = {
+        "size": list(segm["size"]),
+        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+    }
     if isinstance(rle["counts"], list):
         rle = mask_util.frPyObjects(rle, *rle["size"])
     return torch.from_numpy(np.ascontiguousarray(mask_util.decode(rle)))
@@ -160,12 +194,12 @@ class InstanceMasks:
         height, width: the image's size, which the RLE masks have.
     """
 
-    def __init__(self, segmentations: Sequence[Union[list, dict]], height: int,
-                 width: int) -> None:
+    def __init__(self, segmentations: Sequence[Union[list, dict]], height: int, width: int) -> None:
         self.height, self.width = int(height), int(width)
         self._items: List[Union[List[np.ndarray], torch.Tensor]] = [
-            [np.asarray(p, dtype=np.float64) for p in s] if isinstance(s, list)
-            else _decode_rle(s) for s in segmentations]
+            [np.asarray(p, dtype=np.float64) for p in s] if isinstance(s, list) else _decode_rle(s)
+            for s in segmentations
+        ]
 
     @classmethod
     def _of(cls, items, height: int, width: int) -> "InstanceMasks":
@@ -190,9 +224,14 @@ class InstanceMasks:
                     scaled.append(q)
                 items.append(scaled)
             else:
-                items.append(F.resize(it[None], [new_height, new_width],
-                                      interpolation=InterpolationMode.NEAREST_EXACT,
-                                      antialias=False)[0])
+                items.append(
+                    F.resize(
+                        it[None],
+                        [new_height, new_width],
+                        interpolation=InterpolationMode.NEAREST_EXACT,
+                        antialias=False,
+                    )[0]
+                )
         return self._of(items, new_height, new_width)
 
     def hflip(self) -> "InstanceMasks":

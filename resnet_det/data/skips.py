@@ -13,6 +13,7 @@ size mismatch) are met when an image is decoded, in a loader worker, which hands
 :class:`SkippedImage` on with the batch. :class:`SkipCountingLoader` adds both up for the
 trainer, which writes them to metrics.json.
 """
+
 import logging
 from collections import Counter
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Type
@@ -20,8 +21,15 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Ty
 from ..utils.errors import DataError, UserError
 from .io import check_on_bad_image
 
-__all__ = ["IMAGE_REASONS", "ANNOTATION_REASONS", "SkippedImage", "SkipCounts", "FaultPolicy",
-           "SkipCountingLoader", "skipped_in_batch"]
+__all__ = [
+    "IMAGE_REASONS",
+    "ANNOTATION_REASONS",
+    "SkippedImage",
+    "SkipCounts",
+    "FaultPolicy",
+    "SkipCountingLoader",
+    "skipped_in_batch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +40,28 @@ logger = logging.getLogger(__name__)
 # folder" counts an ImageNet class folder that cannot be listed (its images are unknown);
 # "missing mask": an object without a mask in a Mask R-CNN training set (MODEL.MASK_ON);
 # "other" is a custom mapper's None.
-IMAGE_REASONS = ("missing", "unreadable", "size mismatch", "duplicate id", "bad annotation",
-                 "unknown category", "unreadable folder", "missing mask", "other")
+IMAGE_REASONS = (
+    "missing",
+    "unreadable",
+    "size mismatch",
+    "duplicate id",
+    "bad annotation",
+    "unknown category",
+    "unreadable folder",
+    "missing mask",
+    "other",
+)
 # Why one annotation was dropped (its image stays); "bad mask": its "segmentation" cannot be
 # used (resnet_det/data/segmentation.py).
-ANNOTATION_REASONS = ("unknown category", "unknown image", "malformed", "duplicate id",
-                      "bad mask", "degenerate box", "outside image")
+ANNOTATION_REASONS = (
+    "unknown category",
+    "unknown image",
+    "malformed",
+    "duplicate id",
+    "bad mask",
+    "degenerate box",
+    "outside image",
+)
 
 _SKIP_HINT = "or set DATALOADER.ON_BAD_IMAGE skip to leave it out and count it"
 
@@ -45,6 +69,7 @@ _SKIP_HINT = "or set DATALOADER.ON_BAD_IMAGE skip to leave it out and count it"
 class SkippedImage(NamedTuple):
     """Stands in for an image left out while loading under on_bad_image="skip" (what a
     mapper or a classification dataset returns instead of the sample)."""
+
     reason: str
     file_name: str
     image_id: Any = None
@@ -81,25 +106,32 @@ class SkipCounts:
         return bool(self.num_images or self.num_annotations)
 
     def summary(self) -> str:
-        """"skipped 3 images: 2 unreadable, 1 size mismatch; dropped 4 annotations: 4
+        """ "skipped 3 images: 2 unreadable, 1 size mismatch; dropped 4 annotations: 4
         degenerate box" (only the parts that are not zero; "" when nothing was left out)."""
         parts = []
-        for verb, noun, counter in (("skipped", "image", self.images),
-                                    ("dropped", "annotation", self.annotations)):
+        for verb, noun, counter in (
+            ("skipped", "image", self.images),
+            ("dropped", "annotation", self.annotations),
+        ):
             n = sum(counter.values())
             if n:
-                detail = ", ".join(f"{c} {r}" for r, c in sorted(
-                    counter.items(), key=lambda rc: (-rc[1], rc[0])))
+                detail = ", ".join(
+                    f"{c} {r}" for r, c in sorted(counter.items(), key=lambda rc: (-rc[1], rc[0]))
+                )
                 parts.append(f"{verb} {n} {noun}{'s' if n != 1 else ''}: {detail}")
         return "; ".join(parts)
 
     def scalars(self, prefix: str = "data/") -> Dict[str, int]:
         """metrics.json entries: "data/skipped_images", "data/skipped_images/<reason>",
         "data/dropped_annotations", "data/dropped_annotations/<reason>" (spaces become _)."""
-        out = {f"{prefix}skipped_images": self.num_images,
-               f"{prefix}dropped_annotations": self.num_annotations}
-        for name, counter in (("skipped_images", self.images),
-                              ("dropped_annotations", self.annotations)):
+        out = {
+            f"{prefix}skipped_images": self.num_images,
+            f"{prefix}dropped_annotations": self.num_annotations,
+        }
+        for name, counter in (
+            ("skipped_images", self.images),
+            ("dropped_annotations", self.annotations),
+        ):
             for reason, n in counter.items():
                 out[f"{prefix}{name}/{reason.replace(' ', '_')}"] = n
         return out
@@ -116,8 +148,9 @@ class FaultPolicy:
             default a fresh SkipCounts.
     """
 
-    def __init__(self, source: str, on_bad_image: str = "stop",
-                 counts: Optional[SkipCounts] = None) -> None:
+    def __init__(
+        self, source: str, on_bad_image: str = "stop", counts: Optional[SkipCounts] = None
+    ) -> None:
         self.source = source
         self.on_bad_image = check_on_bad_image(on_bad_image)
         self.counts = SkipCounts()
@@ -129,8 +162,15 @@ class FaultPolicy:
         if image_id is not None and len(self._ids) < 5 and image_id not in self._ids:
             self._ids.append(image_id)
 
-    def image(self, reason: str, message: str, *, image_id: Any = None,
-              fix: str = "fix or remove it", error: Type[UserError] = DataError) -> None:
+    def image(
+        self,
+        reason: str,
+        message: str,
+        *,
+        image_id: Any = None,
+        fix: str = "fix or remove it",
+        error: Type[UserError] = DataError,
+    ) -> None:
         """One image cannot be used: raise ``error`` under "stop" ("SOURCE: MESSAGE; FIX, or
         set DATALOADER.ON_BAD_IMAGE skip ..."), else count it under ``reason``."""
         if self.on_bad_image == "stop":
@@ -138,8 +178,9 @@ class FaultPolicy:
         self.counts.add_image(reason)
         self._note(image_id)
 
-    def annotation(self, reason: str, message: str, *, image_id: Any = None,
-                   fix: str = "fix or remove it") -> None:
+    def annotation(
+        self, reason: str, message: str, *, image_id: Any = None, fix: str = "fix or remove it"
+    ) -> None:
         """One annotation cannot be used: raise under "stop", else count it (its image
         stays)."""
         if self.on_bad_image == "stop":
@@ -158,18 +199,28 @@ class FaultPolicy:
         image is left (an empty dataset always stops)."""
         if self.counts:
             shown = ", ".join(str(i) for i in self._ids)
-            logger.warning("%s: %s (DATALOADER.ON_BAD_IMAGE=%s; image ids %s%s)", self.source,
-                           self.counts.summary(), self.on_bad_image, shown,
-                           ", ..." if len(self._ids) == 5 else "")
+            logger.warning(
+                "%s: %s (DATALOADER.ON_BAD_IMAGE=%s; image ids %s%s)",
+                self.source,
+                self.counts.summary(),
+                self.on_bad_image,
+                shown,
+                ", ..." if len(self._ids) == 5 else "",
+            )
         if self.num_clipped:
-            logger.info("%s: clipped %d boxes partly outside their image", self.source,
-                        self.num_clipped)
+            logger.info(
+                "%s: clipped %d boxes partly outside their image", self.source, self.num_clipped
+            )
         if self._into is not None:
             self._into.merge(self.counts)
         if num_images == 0:
-            left = f" after leaving out what was bad ({self.counts.summary()})" if self.counts else ""
-            raise DataError(f"{self.source}: the dataset has no image{left}; check the file "
-                            f"and the layout (docs/datasets.md)")
+            left = (
+                f" after leaving out what was bad ({self.counts.summary()})" if self.counts else ""
+            )
+            raise DataError(
+                f"{self.source}: the dataset has no image{left}; check the file "
+                f"and the layout (docs/datasets.md)"
+            )
 
 
 def skipped_in_batch(batch: Any) -> List[SkippedImage]:
@@ -177,8 +228,7 @@ def skipped_in_batch(batch: Any) -> List[SkippedImage]:
     detection batch's ``skipped`` attribute (resnet_det.data.detection.MappedBatch)."""
     items = batch.get("skipped", ()) if isinstance(batch, dict) else getattr(batch, "skipped", ())
     # A path alone (an older custom dataset) is an unreadable image.
-    return [s if isinstance(s, SkippedImage) else SkippedImage("unreadable", str(s))
-            for s in items]
+    return [s if isinstance(s, SkippedImage) else SkippedImage("unreadable", str(s)) for s in items]
 
 
 class SkipCountingLoader:
@@ -194,9 +244,9 @@ class SkipCountingLoader:
     def __init__(self, loader: Iterable, read_counts: Optional[SkipCounts] = None) -> None:
         self.loader = loader
         self.read_counts = read_counts if read_counts is not None else SkipCounts()
-        self._seen: Dict[str, str] = {}   # file -> reason of each image skipped while loading
-        self.num_skipped = 0              # skip events (an image met twice counts twice)
-        self.num_images = 0               # images delivered
+        self._seen: Dict[str, str] = {}  # file -> reason of each image skipped while loading
+        self.num_skipped = 0  # skip events (an image met twice counts twice)
+        self.num_images = 0  # images delivered
 
     def __iter__(self) -> Iterator:
         for batch in self.loader:

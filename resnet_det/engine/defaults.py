@@ -1,5 +1,6 @@
 """What every training entry point shares: the argument parser, run set-up and a
 task-agnostic trainer that detection and classification pretraining subclass."""
+
 import argparse
 import inspect
 import logging
@@ -10,19 +11,26 @@ from typing import Any, Callable, Iterable, List, Optional, Union
 import torch
 from torch import nn
 
+from ..checkpoint import Checkpointer, unwrap_model
+from ..checkpoint.detector import resolve_weights_contract
 from ..config import CfgNode, ConfigError, save_config, validate_cfg
 from ..solver import build_lr_scheduler as _build_lr_scheduler
 from ..solver import build_optimizer as _build_optimizer
-from ..utils.env import collect_env_info
-from ..utils.seeding import resolve_seed, seed_all_rng
-from ..utils.logger import setup_logger
-from . import hooks
 from ..utils import dist as comm
-from ..checkpoint import Checkpointer, unwrap_model
-from ..checkpoint.detector import resolve_weights_contract
+from ..utils.env import collect_env_info
+from ..utils.logger import setup_logger
+from ..utils.seeding import resolve_seed, seed_all_rng
+from . import hooks
 from .events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
-from .preflight import (check_dataset_files, check_datasets_registered, check_num_classes,
-                        check_output_dir, check_weights_file, estimate_checkpoint_bytes, may_resume)
+from .preflight import (
+    check_dataset_files,
+    check_datasets_registered,
+    check_num_classes,
+    check_output_dir,
+    check_weights_file,
+    estimate_checkpoint_bytes,
+    may_resume,
+)
 from .signals import STOP_SIGNALS, TrainingPreempted
 from .train_loop import SimpleTrainer, TrainerBase
 
@@ -35,23 +43,35 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
     """detectron2's flags: --config-file, --resume, --eval-only, --num-gpus, --num-machines,
     --machine-rank, --dist-url and trailing ``KEY VALUE`` config overrides."""
     parser = argparse.ArgumentParser(
-        epilog=epilog or "Example: train_net.py --config-file cfg.yaml --num-gpus 8 "
-                         "SOLVER.IMS_PER_BATCH 16 MODEL.WEIGHTS /path/to/weights.pth",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=epilog
+        or "Example: train_net.py --config-file cfg.yaml --num-gpus 8 "
+        "SOLVER.IMS_PER_BATCH 16 MODEL.WEIGHTS /path/to/weights.pth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a YAML config")
-    parser.add_argument("--resume", action="store_true",
-                        help="resume from OUTPUT_DIR/last_checkpoint if present (else start "
-                             "from MODEL.WEIGHTS)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="resume from OUTPUT_DIR/last_checkpoint if present (else start from MODEL.WEIGHTS)",
+    )
     parser.add_argument("--eval-only", action="store_true", help="evaluate, do not train")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
     parser.add_argument("--num-machines", type=int, default=1, help="machines in the job")
-    parser.add_argument("--machine-rank", type=int, default=0,
-                        help="this machine's rank (0 .. num-machines - 1)")
-    parser.add_argument("--dist-url", default="auto",
-                        help="rendezvous URL of the process group, e.g. tcp://host:port; "
-                             "'auto' picks a free local port (one machine only)")
-    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
-                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.01")
+    parser.add_argument(
+        "--machine-rank", type=int, default=0, help="this machine's rank (0 .. num-machines - 1)"
+    )
+    parser.add_argument(
+        "--dist-url",
+        default="auto",
+        help="rendezvous URL of the process group, e.g. tcp://host:port; "
+        "'auto' picks a free local port (one machine only)",
+    )
+    parser.add_argument(
+        "opts",
+        default=None,
+        nargs=argparse.REMAINDER,
+        help="config overrides as KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.01",
+    )
     return parser
 
 
@@ -90,8 +110,9 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
         save_config(cfg, os.path.join(output_dir, "config.yaml"))
     process_seed = seed + rank
     seed_all_rng(process_seed)
-    logger.info("Seeded python, numpy and torch with %d (SEED %d + rank %d)", process_seed,
-                seed, rank)
+    logger.info(
+        "Seeded python, numpy and torch with %d (SEED %d + rank %d)", process_seed, seed, rank
+    )
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
     # Once the lr is divided by 10 late in training, gradients and momentum buffers decay into
     # subnormal floats, which x86 CPUs process up to ~40x slower (seen here: 0.07 -> 2.7 s per
@@ -112,8 +133,10 @@ def auto_scale_workers(cfg: CfgNode, num_workers: int) -> CfgNode:
     frozen = cfg.is_frozen()
     cfg.defrost()
     if cfg.SOLVER.IMS_PER_BATCH % ref != 0:
-        raise ConfigError(f"SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH} is not divisible "
-                          f"by SOLVER.REFERENCE_WORLD_SIZE = {ref}")
+        raise ConfigError(
+            f"SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH} is not divisible "
+            f"by SOLVER.REFERENCE_WORLD_SIZE = {ref}"
+        )
     scale = num_workers / ref
     s = cfg.SOLVER
     s.IMS_PER_BATCH = int(round(s.IMS_PER_BATCH * scale))
@@ -124,9 +147,16 @@ def auto_scale_workers(cfg: CfgNode, num_workers: int) -> CfgNode:
     s.CHECKPOINT_PERIOD = max(int(round(s.CHECKPOINT_PERIOD / scale)), 1)
     cfg.TEST.EVAL_PERIOD = int(round(cfg.TEST.EVAL_PERIOD / scale))
     s.REFERENCE_WORLD_SIZE = num_workers
-    logger.info("Auto-scaled the config from %d to %d workers: IMS_PER_BATCH=%d, BASE_LR=%g, "
-                "MAX_ITER=%d, STEPS=%s", ref, num_workers, s.IMS_PER_BATCH, s.BASE_LR,
-                s.MAX_ITER, s.STEPS)
+    logger.info(
+        "Auto-scaled the config from %d to %d workers: IMS_PER_BATCH=%d, BASE_LR=%g, "
+        "MAX_ITER=%d, STEPS=%s",
+        ref,
+        num_workers,
+        s.IMS_PER_BATCH,
+        s.BASE_LR,
+        s.MAX_ITER,
+        s.STEPS,
+    )
     if frozen:
         cfg.freeze()
     return cfg
@@ -137,10 +167,15 @@ def simple_trainer_kwargs(cfg: CfgNode) -> dict:
     keyword arguments."""
     s = cfg.SOLVER
     clip = s.CLIP_GRADIENTS
-    return dict(amp_enabled=s.AMP.ENABLED, amp_dtype=s.AMP.DTYPE,
-                grad_clip_type=clip.CLIP_TYPE if clip.ENABLED else None,
-                grad_clip_value=clip.CLIP_VALUE, grad_clip_norm_type=clip.NORM_TYPE,
-                channels_last=s.CHANNELS_LAST, max_nonfinite_skips=s.SKIP_NONFINITE_ITERS)
+    return dict(
+        amp_enabled=s.AMP.ENABLED,
+        amp_dtype=s.AMP.DTYPE,
+        grad_clip_type=clip.CLIP_TYPE if clip.ENABLED else None,
+        grad_clip_value=clip.CLIP_VALUE,
+        grad_clip_norm_type=clip.NORM_TYPE,
+        channels_last=s.CHANNELS_LAST,
+        max_nonfinite_skips=s.SKIP_NONFINITE_ITERS,
+    )
 
 
 class DefaultTrainer(TrainerBase):
@@ -164,11 +199,16 @@ class DefaultTrainer(TrainerBase):
 
     stop_signals = STOP_SIGNALS
 
-    def __init__(self, cfg: CfgNode, model: Optional[nn.Module] = None,
-                 data_loader: Union[None, Iterable, Callable[[int], Iterable]] = None,
-                 optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None,
-                 evaluate_fn: Optional[Callable[[nn.Module], Optional[Mapping]]] = None,
-                 weights_loader: Optional[Callable[[nn.Module, str], Any]] = None) -> None:
+    def __init__(
+        self,
+        cfg: CfgNode,
+        model: Optional[nn.Module] = None,
+        data_loader: Union[None, Iterable, Callable[[int], Iterable]] = None,
+        optimizer: Optional[torch.optim.Optimizer] = None,
+        scheduler: Any = None,
+        evaluate_fn: Optional[Callable[[nn.Module], Optional[Mapping]]] = None,
+        weights_loader: Optional[Callable[[nn.Module, str], Any]] = None,
+    ) -> None:
         """
         Args:
             cfg: the run's config (SOLVER, TEST.EVAL_PERIOD, LOG_PERIOD, OUTPUT_DIR, ...).
@@ -191,16 +231,18 @@ class DefaultTrainer(TrainerBase):
         overrides_test = type(self).test.__func__ is not DefaultTrainer.test.__func__
         # Before anything is built or read: a wrong class count, dataset name or weights path
         # stops here, within seconds, not at the evaluation after the training.
-        self.preflight(cfg, train=data_loader is None,
-                       test=evaluate_fn is None and overrides_test)
+        self.preflight(cfg, train=data_loader is None, test=evaluate_fn is None and overrides_test)
         model = model if model is not None else self.build_model(cfg)
         optimizer = optimizer if optimizer is not None else self.build_optimizer(cfg, model)
         scheduler = scheduler if scheduler is not None else self.build_lr_scheduler(cfg, optimizer)
         if comm.is_main_process():
             s = cfg.SOLVER
             kept = s.CHECKPOINT_KEEP_LAST or s.MAX_ITER // max(s.CHECKPOINT_PERIOD, 1)
-            check_output_dir(cfg.OUTPUT_DIR, needed_bytes=estimate_checkpoint_bytes(model, optimizer),
-                             num_checkpoints=kept + 1)  # + model_final.pth
+            check_output_dir(
+                cfg.OUTPUT_DIR,
+                needed_bytes=estimate_checkpoint_bytes(model, optimizer),
+                num_checkpoints=kept + 1,
+            )  # + model_final.pth
         self._raw_model = model
         if comm.get_world_size() > 1:
             device_ids = None
@@ -210,9 +252,11 @@ class DefaultTrainer(TrainerBase):
             # ones have requires_grad False); True would cost an extra graph traversal.
             # Buffers (BN statistics) stay per process during training, as in detectron2.
             ddp = nn.parallel.DistributedDataParallel
-            sync = ({"forward_sync_buffers": False}
-                    if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
-                    else {"broadcast_buffers": False})
+            sync = (
+                {"forward_sync_buffers": False}
+                if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+                else {"broadcast_buffers": False}
+            )
             model = ddp(model, device_ids=device_ids, find_unused_parameters=False, **sync)
         self._data_loader_spec = data_loader
         self._trainer = SimpleTrainer(model, None, optimizer, **simple_trainer_kwargs(cfg))
@@ -222,9 +266,13 @@ class DefaultTrainer(TrainerBase):
             evaluate_fn = lambda m: type(self).test(self.cfg, m)  # noqa: E731
         self.evaluate_fn = evaluate_fn
         self.checkpointer = Checkpointer(
-            unwrap_model(model), cfg.OUTPUT_DIR, optimizer=optimizer, scheduler=scheduler,
+            unwrap_model(model),
+            cfg.OUTPUT_DIR,
+            optimizer=optimizer,
+            scheduler=scheduler,
             grad_scaler=self._trainer.grad_scaler,
-            weights_loader=weights_loader or self.build_weights_loader(cfg))
+            weights_loader=weights_loader or self.build_weights_loader(cfg),
+        )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self._last_eval_results: Optional[Mapping] = None
@@ -236,8 +284,9 @@ class DefaultTrainer(TrainerBase):
 
     # ------------------------------------------------------------------ checks
     @classmethod
-    def preflight(cls, cfg: CfgNode, *, train: bool = True, test: bool = True,
-                  resume: Optional[bool] = None) -> None:
+    def preflight(
+        cls, cfg: CfgNode, *, train: bool = True, test: bool = True, resume: Optional[bool] = None
+    ) -> None:
         """Check, before any model is built or image read, what would otherwise fail later:
         the DATASETS.TRAIN (``train``) and DATASETS.TEST (``test``) names are registered, the
         head's class count (:meth:`head_classes`) matches theirs, their annotation files and
@@ -248,8 +297,10 @@ class DefaultTrainer(TrainerBase):
         s = cfg.SOLVER
         for key in ("CHECKPOINT_KEEP_LAST", "SKIP_NONFINITE_ITERS"):
             if s[key] < 0:
-                raise ConfigError(f"config SOLVER.{key}={s[key]}: must be >= 0 (0 = "
-                                  f"{'keep all' if key == 'CHECKPOINT_KEEP_LAST' else 'stop at the first'})")
+                raise ConfigError(
+                    f"config SOLVER.{key}={s[key]}: must be >= 0 (0 = "
+                    f"{'keep all' if key == 'CHECKPOINT_KEEP_LAST' else 'stop at the first'})"
+                )
         train_sets = list(cfg.DATASETS.TRAIN) if train else []
         test_sets = list(cfg.DATASETS.TEST) if test else []
         check_datasets_registered("DATASETS.TRAIN", train_sets)
@@ -275,9 +326,11 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode, start_iter: int = 0) -> Iterable:
-        raise NotImplementedError(f"{cls.__name__}.build_train_loader: pass data_loader= or "
-                                  "override it (build with start_iter so resume continues "
-                                  "the same data stream)")
+        raise NotImplementedError(
+            f"{cls.__name__}.build_train_loader: pass data_loader= or "
+            "override it (build with start_iter so resume continues "
+            "the same data stream)"
+        )
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
@@ -299,9 +352,11 @@ class DefaultTrainer(TrainerBase):
 
     def build_writers(self) -> List:
         out = self.cfg.OUTPUT_DIR
-        return [CommonMetricPrinter(self.max_iter),
-                JSONWriter(os.path.join(out, "metrics.json")),
-                TensorboardXWriter(out)]
+        return [
+            CommonMetricPrinter(self.max_iter),
+            JSONWriter(os.path.join(out, "metrics.json")),
+            TensorboardXWriter(out),
+        ]
 
     def build_hooks(self) -> List[hooks.HookBase]:
         cfg = self.cfg
@@ -312,13 +367,18 @@ class DefaultTrainer(TrainerBase):
         if self.evaluate_fn is not None:
             ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self._evaluate))
         else:
-            logger.info("No evaluation configured (no evaluate_fn and %s.test not overridden)",
-                        type(self).__name__)
+            logger.info(
+                "No evaluation configured (no evaluate_fn and %s.test not overridden)",
+                type(self).__name__,
+            )
         ret += [
             hooks.LRScheduler(self.optimizer, self.scheduler),
             # On every rank: saving gathers each rank's RNG state (only rank 0 writes).
-            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
-                                       keep_last=cfg.SOLVER.CHECKPOINT_KEEP_LAST),
+            hooks.PeriodicCheckpointer(
+                self.checkpointer,
+                cfg.SOLVER.CHECKPOINT_PERIOD,
+                keep_last=cfg.SOLVER.CHECKPOINT_KEEP_LAST,
+            ),
         ]
         # Before the writers: the counts of skipped data reach metrics.json with the step.
         ret.append(hooks.DataSkipCounts(lambda: self._trainer.data_loader))
@@ -347,8 +407,11 @@ class DefaultTrainer(TrainerBase):
         if callable(spec) and not hasattr(spec, "__iter__"):
             return spec(start_iter)
         if start_iter:
-            logger.info("Training from iteration %d with a data loader given as an iterable: "
-                        "it must already be positioned there", start_iter)
+            logger.info(
+                "Training from iteration %d with a data loader given as an iterable: "
+                "it must already be positioned there",
+                start_iter,
+            )
         return spec
 
     def train(self) -> Optional[Mapping]:
@@ -367,9 +430,11 @@ class DefaultTrainer(TrainerBase):
             self.checkpointer.save(f"model_{self.iter:07d}", iteration=self.iter)
         comm.synchronize()  # no rank exits before rank 0 has written the file
         path = self.checkpointer.get_checkpoint_file() if self.checkpointer.save_to_disk else ""
-        msg = (f"Stopped by {reason} after iteration {self.iter} (of {self.max_iter}); "
-               f"checkpoint {path or 'written by rank 0'}. Run the same command with --resume "
-               "to continue from there")
+        msg = (
+            f"Stopped by {reason} after iteration {self.iter} (of {self.max_iter}); "
+            f"checkpoint {path or 'written by rank 0'}. Run the same command with --resume "
+            "to continue from there"
+        )
         logger.warning(msg)
         raise TrainingPreempted(msg, iteration=self.iter, checkpoint=path, signal_name=reason)
 

@@ -5,6 +5,7 @@ engine's; this module wires the detector (resnet_det.modeling.build_model), the 
 loaders (resnet_det.data), COCO / VOC evaluation (resnet_det.evaluation), MODEL.WEIGHTS
 loading into the backbone, the per-image sampler seeds, and the picture of detections.
 """
+
 import logging
 import os
 from collections import OrderedDict
@@ -13,18 +14,29 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from ..checkpoint import INPUT_CONTRACT_KEY, detector_input_contract, load_pretrained_weights, unwrap_model
+from ..checkpoint import (
+    INPUT_CONTRACT_KEY,
+    detector_input_contract,
+    load_pretrained_weights,
+    unwrap_model,
+)
 from ..checkpoint.detector import check_weights_contract
 from ..config import CfgNode
-from ..data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader, read_image
+from ..data import (
+    DatasetCatalog,
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+    read_image,
+)
 from ..data.detection import DatasetMapper
 from ..data.skips import SkippedImage
 from ..evaluation import build_evaluator, inference_on_dataset, print_csv_format
 from ..modeling.build import build_model as _build_detector
 from ..modeling.detection import GeneralizedRCNN
 from ..modeling.registry import BACKBONES
-from ..utils.visualize import DetectionPanel, plot_detections
 from ..utils import dist as comm
+from ..utils.visualize import DetectionPanel, plot_detections
 from .defaults import DefaultTrainer
 from .preflight import may_resume, warn_frozen_from_scratch
 from .train_loop import HookBase
@@ -66,8 +78,12 @@ class DetectionTrainer(DefaultTrainer):
         model = _build_detector(cfg)
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         n_all = sum(p.numel() for p in model.parameters())
-        logger.info("Model: %s, %.2fM parameters (%.2fM trainable)", cfg.MODEL.BACKBONE.NAME,
-                    n_all / 1e6, n_train / 1e6)
+        logger.info(
+            "Model: %s, %.2fM parameters (%.2fM trainable)",
+            cfg.MODEL.BACKBONE.NAME,
+            n_all / 1e6,
+            n_train / 1e6,
+        )
         return model
 
     @classmethod
@@ -79,8 +95,9 @@ class DetectionTrainer(DefaultTrainer):
         return "MODEL.ROI_HEADS.NUM_CLASSES", cfg.MODEL.ROI_HEADS.NUM_CLASSES
 
     @classmethod
-    def preflight(cls, cfg: CfgNode, *, train: bool = True, test: bool = True,
-                  resume: Optional[bool] = None) -> None:
+    def preflight(
+        cls, cfg: CfgNode, *, train: bool = True, test: bool = True, resume: Optional[bool] = None
+    ) -> None:
         """DefaultTrainer's checks, MODEL.WEIGHTS's input contract against INPUT.FORMAT /
         MODEL.PIXEL_* (when the weights will be used), and a warning when a from-scratch run
         freezes norms or stages that only pretrained weights could fill (the backbone's own
@@ -91,7 +108,11 @@ class DetectionTrainer(DefaultTrainer):
         spec = BACKBONES.lookup(cfg)
         kwargs = spec.from_config(cfg)
         norm_key = "MODEL.VGG.NORM" if "vgg" in spec.name.lower() else "MODEL.RESNETS.NORM"
-        norms = {k: kwargs[a] for k, a in ((norm_key, "norm"), ("MODEL.FPN.NORM", "fpn_norm")) if a in kwargs}
+        norms = {
+            k: kwargs[a]
+            for k, a in ((norm_key, "norm"), ("MODEL.FPN.NORM", "fpn_norm"))
+            if a in kwargs
+        }
         warn_frozen_from_scratch(cfg.MODEL.WEIGHTS, norms, kwargs.get("freeze_at"))
 
     @classmethod
@@ -100,7 +121,8 @@ class DetectionTrainer(DefaultTrainer):
         # (MODEL.WEIGHTS_INPUT_CONTRACT, resnet_det.checkpoint.contract).
         contract, policy = detector_input_contract(cfg), cfg.MODEL.WEIGHTS_INPUT_CONTRACT
         return lambda model, path: load_pretrained_weights(
-            unwrap_model(model), path, input_contract=contract, contract_policy=policy)
+            unwrap_model(model), path, input_contract=contract, contract_policy=policy
+        )
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> Optional[Mapping[str, Any]]:
@@ -117,13 +139,18 @@ class DetectionTrainer(DefaultTrainer):
         for name in cfg.DATASETS.TEST:
             loader = build_detection_test_loader(cfg, name)
             evaluator = build_evaluator(
-                name, os.path.join(cfg.OUTPUT_DIR, "inference", name),
-                distributed=comm.get_world_size() > 1, use_07_metric=cfg.TEST.VOC_USE_07_METRIC,
+                name,
+                os.path.join(cfg.OUTPUT_DIR, "inference", name),
+                distributed=comm.get_world_size() > 1,
+                use_07_metric=cfg.TEST.VOC_USE_07_METRIC,
                 tasks=("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",),
             )
             if cfg.MODEL.MASK_ON and not evaluator.scores_masks():
-                logger.warning("MODEL.MASK_ON: %s scores boxes only on %s (no mask AP)",
-                               type(evaluator).__name__, name)
+                logger.warning(
+                    "MODEL.MASK_ON: %s scores boxes only on %s (no mask AP)",
+                    type(evaluator).__name__,
+                    name,
+                )
             res = inference_on_dataset(model, loader, evaluator)
             if comm.is_main_process():
                 logger.info("Evaluation results for %s:", name)
@@ -138,9 +165,15 @@ class DetectionTrainer(DefaultTrainer):
         return [SamplerIteration()] + super().build_hooks()
 
 
-def visualize_detections(cfg: CfgNode, model: nn.Module, *, dataset_name: Optional[str] = None,
-                         num_images: int = 9, score_thresh: float = 0.5,
-                         output_path: Optional[str] = None) -> str:
+def visualize_detections(
+    cfg: CfgNode,
+    model: nn.Module,
+    *,
+    dataset_name: Optional[str] = None,
+    num_images: int = 9,
+    score_thresh: float = 0.5,
+    output_path: Optional[str] = None,
+) -> str:
     """Run ``model`` on the first ``num_images`` images of ``dataset_name`` (default the first
     DATASETS.TEST set) and draw them, three a row, with the predictions scoring at least
     ``score_thresh`` (their masks too, for a Mask R-CNN) and the ground truth
@@ -164,14 +197,31 @@ def visualize_detections(cfg: CfgNode, model: nn.Module, *, dataset_name: Option
                     continue  # unreadable under DATALOADER.ON_BAD_IMAGE "skip": counted there
                 out = model([inputs])[0]
                 image = read_image(d["file_name"], format="RGB")
-                gt = torch.tensor([a["bbox"] for a in d.get("annotations", [])], dtype=torch.float32).reshape(-1, 4)
+                gt = torch.tensor(
+                    [a["bbox"] for a in d.get("annotations", [])], dtype=torch.float32
+                ).reshape(-1, 4)
                 masks = out["masks"].cpu() if "masks" in out else None
-                panels.append(DetectionPanel(image, out["boxes"].cpu(), out["labels"].cpu(), out["scores"].cpu(),
-                                             gt, caption=f"image {d.get('image_id', '')}", masks=masks))
+                panels.append(
+                    DetectionPanel(
+                        image,
+                        out["boxes"].cpu(),
+                        out["labels"].cpu(),
+                        out["scores"].cpu(),
+                        gt,
+                        caption=f"image {d.get('image_id', '')}",
+                        masks=masks,
+                    )
+                )
     finally:
         model.train(was_training)
     path = output_path or os.path.join(cfg.OUTPUT_DIR, "detections.png")
-    plot_detections(panels, path, class_names=class_names, score_thresh=score_thresh,
-                    title=f"{name}, its first {len(panels)} images", ncols=3)
+    plot_detections(
+        panels,
+        path,
+        class_names=class_names,
+        score_thresh=score_thresh,
+        title=f"{name}, its first {len(panels)} images",
+        ncols=3,
+    )
     logger.info("Saved detections on %d %s images to %s", len(panels), name, path)
     return path

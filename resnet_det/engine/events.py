@@ -1,5 +1,6 @@
 """EventStorage (scalars per iteration) and the writers that drain it: metrics.json,
 TensorBoard and the console, with detectron2's key names."""
+
 import datetime
 import json
 import logging
@@ -11,8 +12,14 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from fvcore.common.history_buffer import HistoryBuffer
 
-__all__ = ["EventStorage", "get_event_storage", "EventWriter", "JSONWriter",
-           "TensorboardXWriter", "CommonMetricPrinter"]
+__all__ = [
+    "EventStorage",
+    "get_event_storage",
+    "EventWriter",
+    "JSONWriter",
+    "TensorboardXWriter",
+    "CommonMetricPrinter",
+]
 
 _CURRENT_STORAGE_STACK: List["EventStorage"] = []
 
@@ -20,8 +27,10 @@ _CURRENT_STORAGE_STACK: List["EventStorage"] = []
 def get_event_storage() -> "EventStorage":
     """The storage of the training loop currently running (inside ``with EventStorage()``)."""
     if not _CURRENT_STORAGE_STACK:
-        raise RuntimeError("get_event_storage() called outside of an EventStorage context: "
-                           "it is only available while a trainer runs")
+        raise RuntimeError(
+            "get_event_storage() called outside of an EventStorage context: "
+            "it is only available while a trainer runs"
+        )
     return _CURRENT_STORAGE_STACK[-1]
 
 
@@ -49,8 +58,9 @@ class EventStorage:
         self._latest_scalars[name] = (value, self.iter)
         existing = self._smoothing_hints.get(name)
         if existing is not None and existing != smoothing_hint:
-            raise ValueError(f"Scalar {name} was put with smoothing_hint={existing} before, "
-                             f"now {smoothing_hint}")
+            raise ValueError(
+                f"Scalar {name} was put with smoothing_hint={existing} before, now {smoothing_hint}"
+            )
         self._smoothing_hints[name] = smoothing_hint
 
     def put_scalars(self, *, smoothing_hint: bool = True, **kwargs) -> None:
@@ -59,8 +69,9 @@ class EventStorage:
 
     def history(self, name: str) -> HistoryBuffer:
         if name not in self._history:
-            raise KeyError(f"No scalar named {name} in the EventStorage (have "
-                           f"{sorted(self._history)})")
+            raise KeyError(
+                f"No scalar named {name} in the EventStorage (have {sorted(self._history)})"
+            )
         return self._history[name]
 
     def histories(self) -> Dict[str, HistoryBuffer]:
@@ -75,8 +86,7 @@ class EventStorage:
         values."""
         out = {}
         for k, (v, itr) in self._latest_scalars.items():
-            out[k] = (self._history[k].median(window_size) if self._smoothing_hints[k] else v,
-                      itr)
+            out[k] = (self._history[k].median(window_size) if self._smoothing_hints[k] else v, itr)
         return out
 
     def step(self) -> None:
@@ -128,8 +138,7 @@ class JSONWriter(EventWriter):
         if not by_iter:
             return
         for itr in sorted(by_iter):
-            self._file.write(json.dumps({"iteration": itr, **by_iter[itr]}, sort_keys=True)
-                             + "\n")
+            self._file.write(json.dumps({"iteration": itr, **by_iter[itr]}, sort_keys=True) + "\n")
         self._file.flush()
         try:
             os.fsync(self._file.fileno())
@@ -177,8 +186,9 @@ class CommonMetricPrinter(EventWriter):
     Also puts "eta_seconds" into the storage so metrics.json has it.
     """
 
-    def __init__(self, max_iter: int, window_size: int = 20,
-                 logger: Optional[logging.Logger] = None) -> None:
+    def __init__(
+        self, max_iter: int, window_size: int = 20, logger: Optional[logging.Logger] = None
+    ) -> None:
         """
         Args:
             max_iter: total iterations (for the ETA).
@@ -222,8 +232,11 @@ class CommonMetricPrinter(EventWriter):
             return hist[name].avg(self._window_size) if name in hist else None
 
         eta = self._eta(storage)
-        losses = "  ".join(f"{k}: {h.median(self._window_size):.4g}"
-                           for k, h in sorted(hist.items()) if "loss" in k)
+        losses = "  ".join(
+            f"{k}: {h.median(self._window_size):.4g}"
+            for k, h in sorted(hist.items())
+            if "loss" in k
+        )
         parts = []
         if eta:
             parts.append(f"eta: {eta}")
@@ -239,5 +252,3 @@ class CommonMetricPrinter(EventWriter):
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             parts.append(f"max_mem: {torch.cuda.max_memory_allocated() / 1024 / 1024:.0f}M")
         self.logger.info("  ".join(parts))
-
-

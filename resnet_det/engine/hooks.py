@@ -5,6 +5,7 @@ schedule and the same iteration's checkpoint; the writer runs last so it sees th
 time and evaluation results of the same iteration):
 IterationTimer, EvalHook, LRScheduler, PeriodicCheckpointer, PeriodicWriter.
 """
+
 import datetime
 import logging
 import math
@@ -17,13 +18,20 @@ import torch
 
 from ..checkpoint import checkpoint_files
 from ..data.skips import SkipCountingLoader
-from ..utils.seeding import rng_preserved
 from ..utils import dist as comm
+from ..utils.seeding import rng_preserved
 from .events import EventWriter
 from .train_loop import HookBase
 
-__all__ = ["IterationTimer", "LRScheduler", "PeriodicCheckpointer", "EvalHook",
-           "PeriodicWriter", "DataSkipCounts", "flatten_results_dict"]
+__all__ = [
+    "IterationTimer",
+    "LRScheduler",
+    "PeriodicCheckpointer",
+    "EvalHook",
+    "PeriodicWriter",
+    "DataSkipCounts",
+    "flatten_results_dict",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +67,12 @@ class IterationTimer(HookBase):
         total = time.perf_counter() - self._train_start
         if self._timed_iters:
             per = self._total_step_time / self._timed_iters
-            logger.info("Overall training speed: %d iterations in %s (%.4f s / it)",
-                        self._timed_iters, datetime.timedelta(seconds=int(self._total_step_time)),
-                        per)
+            logger.info(
+                "Overall training speed: %d iterations in %s (%.4f s / it)",
+                self._timed_iters,
+                datetime.timedelta(seconds=int(self._total_step_time)),
+                per,
+            )
         logger.info("Total training time: %s", datetime.timedelta(seconds=int(total)))
 
 
@@ -85,8 +96,9 @@ class LRScheduler(HookBase):
 
     def after_step(self) -> None:
         storage = self.trainer.storage
-        storage.put_scalar("lr", self._optimizer.param_groups[self._best_group]["lr"],
-                           smoothing_hint=False)
+        storage.put_scalar(
+            "lr", self._optimizer.param_groups[self._best_group]["lr"], smoothing_hint=False
+        )
         self.scheduler.step()
         self._report_plateau_metric()
 
@@ -99,8 +111,13 @@ class LRScheduler(HookBase):
             value, itr = latest[sched.metric]
             if itr > sched.last_report_iter:
                 sched.report(value, iteration=itr)
-                logger.info("Plateau schedule: %s = %.4g at iteration %d; lr multiplier now "
-                            "%.3g", sched.metric, value, itr, sched.gamma**sched.num_reductions)
+                logger.info(
+                    "Plateau schedule: %s = %.4g at iteration %d; lr multiplier now %.3g",
+                    sched.metric,
+                    value,
+                    itr,
+                    sched.gamma**sched.num_reductions,
+                )
 
     def after_train(self) -> None:
         # An evaluation run in after_train still counts for a resumed run's schedule.
@@ -113,8 +130,14 @@ class PeriodicCheckpointer(HookBase):
     only the newest ``keep_last`` numbered checkpoints stay (model_final.pth and the one
     last_checkpoint names are never removed)."""
 
-    def __init__(self, checkpointer, period: int, max_iter: Optional[int] = None,
-                 file_prefix: str = "model", keep_last: int = 0) -> None:
+    def __init__(
+        self,
+        checkpointer,
+        period: int,
+        max_iter: Optional[int] = None,
+        file_prefix: str = "model",
+        keep_last: int = 0,
+    ) -> None:
         """
         Args:
             checkpointer: a :class:`~resnet_det.checkpoint.Checkpointer`.
@@ -161,8 +184,10 @@ class PeriodicCheckpointer(HookBase):
     def _remove_old(self) -> None:
         folder = self.checkpointer.save_dir
         named = self.checkpointer.get_checkpoint_file()
-        numbered = [n for n in checkpoint_files(folder, self.file_prefix) if not n.endswith("_final.pth")]
-        for name in numbered[self.keep_last:]:
+        numbered = [
+            n for n in checkpoint_files(folder, self.file_prefix) if not n.endswith("_final.pth")
+        ]
+        for name in numbered[self.keep_last :]:
             path = os.path.join(folder, name)
             if os.path.abspath(path) != os.path.abspath(named):
                 os.remove(path)
@@ -188,8 +213,12 @@ class EvalHook(HookBase):
     """Runs ``eval_function()`` every ``eval_period`` iterations and after training; its
     (nested) dict of results goes to the storage flattened with "/" (e.g. "bbox/AP")."""
 
-    def __init__(self, eval_period: int, eval_function: Callable[[], Optional[Mapping]],
-                 eval_after_train: bool = True) -> None:
+    def __init__(
+        self,
+        eval_period: int,
+        eval_function: Callable[[], Optional[Mapping]],
+        eval_after_train: bool = True,
+    ) -> None:
         """
         Args:
             eval_period: iterations between evaluations; 0 evaluates only after training.
@@ -212,8 +241,7 @@ class EvalHook(HookBase):
             model.train(was_training)  # evaluation switches to eval mode; training goes on
         if results:
             if not isinstance(results, Mapping):
-                raise TypeError(f"eval_function must return a dict, got "
-                                f"{type(results).__name__}")
+                raise TypeError(f"eval_function must return a dict, got {type(results).__name__}")
             flat = flatten_results_dict(results)
             for k, v in flat.items():
                 if not math.isfinite(v):
@@ -225,7 +253,11 @@ class EvalHook(HookBase):
 
     def after_step(self) -> None:
         next_iter = self.trainer.iter + 1
-        if self._period > 0 and next_iter % self._period == 0 and next_iter != self.trainer.max_iter:
+        if (
+            self._period > 0
+            and next_iter % self._period == 0
+            and next_iter != self.trainer.max_iter
+        ):
             self._do_eval()
 
     def after_train(self) -> None:
@@ -295,5 +327,7 @@ class DataSkipCounts(HookBase):
     def after_train(self) -> None:
         counts = self._counts()
         if counts:
-            logger.warning("Training data: %s (DATALOADER.ON_BAD_IMAGE; counts in "
-                           "metrics.json under data/)", counts.summary())
+            logger.warning(
+                "Training data: %s (DATALOADER.ON_BAD_IMAGE; counts in metrics.json under data/)",
+                counts.summary(),
+            )

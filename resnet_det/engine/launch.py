@@ -16,6 +16,7 @@ all children stopped on a signal with their checkpoint (exit status 3, engine/si
 launch raises TrainingPreempted itself, so the tool exits with 3 too. SIGTERM / SIGINT sent to
 the launching process are forwarded to the children (a scheduler may signal only the parent).
 """
+
 import datetime
 import logging
 import multiprocessing.connection
@@ -70,7 +71,9 @@ def dist_timeout(default: datetime.timedelta = DEFAULT_TIMEOUT) -> datetime.time
     except ValueError:
         seconds = -1.0
     if seconds <= 0:
-        raise UsageError(f"{TIMEOUT_ENV}={value!r}: give the process-group timeout in seconds (> 0)")
+        raise UsageError(
+            f"{TIMEOUT_ENV}={value!r}: give the process-group timeout in seconds (> 0)"
+        )
     return datetime.timedelta(seconds=seconds)
 
 
@@ -95,22 +98,33 @@ def _resolve_device(device: Optional[str], num_gpus_per_machine: int) -> str:
             raise UsageError(
                 f"launch: {num_gpus_per_machine} GPUs per machine requested (--num-gpus) but "
                 f"CUDA is not available; pass device='cpu' or set {DEVICE_ENV}=cpu to run "
-                f"{num_gpus_per_machine} CPU processes with gloo")
+                f"{num_gpus_per_machine} CPU processes with gloo"
+            )
     if device not in ("cuda", "cpu"):
         raise UsageError(f"launch: device must be 'cuda' or 'cpu', got {device!r}")
     if device == "cuda":
         if not torch.cuda.is_available():
             raise UsageError("launch: device='cuda' but CUDA is not available")
         if torch.cuda.device_count() < num_gpus_per_machine:
-            raise UsageError(f"launch: {num_gpus_per_machine} GPUs per machine requested, "
-                               f"{torch.cuda.device_count()} visible")
+            raise UsageError(
+                f"launch: {num_gpus_per_machine} GPUs per machine requested, "
+                f"{torch.cuda.device_count()} visible"
+            )
     return device
 
 
-def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machines: int = 1,
-           machine_rank: int = 0, dist_url: Optional[str] = None, args: Sequence[Any] = (),
-           *, backend: Optional[str] = None, device: Optional[str] = None,
-           timeout: Optional[datetime.timedelta] = None) -> Any:
+def launch(
+    main_func: Callable[..., Any],
+    num_gpus_per_machine: int,
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    dist_url: Optional[str] = None,
+    args: Sequence[Any] = (),
+    *,
+    backend: Optional[str] = None,
+    device: Optional[str] = None,
+    timeout: Optional[datetime.timedelta] = None,
+) -> Any:
     """Run ``main_func(*args)`` in every process of a (possibly multi-machine) job.
 
     Returns main_func's result where it ran in this process (one process, or under torchrun);
@@ -139,8 +153,10 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
         return _run_under_torchrun(main_func, args, backend=backend, device=device, timeout=timeout)
     world_size = num_machines * num_gpus_per_machine
     if num_gpus_per_machine < 1 or num_machines < 1:
-        raise UsageError(f"launch: num_gpus_per_machine ({num_gpus_per_machine}) and "
-                         f"num_machines ({num_machines}) must be >= 1")
+        raise UsageError(
+            f"launch: num_gpus_per_machine ({num_gpus_per_machine}) and "
+            f"num_machines ({num_machines}) must be >= 1"
+        )
     if not 0 <= machine_rank < num_machines:
         raise UsageError(f"launch: machine_rank {machine_rank} not in [0, {num_machines})")
     if world_size == 1:
@@ -149,18 +165,37 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
     backend = backend or ("nccl" if device == "cuda" else "gloo")
     if dist_url in (None, "auto"):
         if num_machines != 1:
-            raise UsageError("launch: dist_url='auto' only works on one machine; pass "
-                             "--dist-url tcp://<host of machine 0>:<port>")
+            raise UsageError(
+                "launch: dist_url='auto' only works on one machine; pass "
+                "--dist-url tcp://<host of machine 0>:<port>"
+            )
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     if num_machines > 1 and dist_url.startswith("file://"):
         logger.warning("file:// rendezvous needs a file system shared by all machines")
     context = mp.start_processes(
-        _distributed_worker, nprocs=num_gpus_per_machine,
-        args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, tuple(args),
-              backend, device, timeout),
-        daemon=False, start_method="spawn", join=False)
-    _watch(context.processes, getattr(context, "error_files", None),
-           first_rank=machine_rank * num_gpus_per_machine, world_size=world_size)
+        _distributed_worker,
+        nprocs=num_gpus_per_machine,
+        args=(
+            main_func,
+            world_size,
+            num_gpus_per_machine,
+            machine_rank,
+            dist_url,
+            tuple(args),
+            backend,
+            device,
+            timeout,
+        ),
+        daemon=False,
+        start_method="spawn",
+        join=False,
+    )
+    _watch(
+        context.processes,
+        getattr(context, "error_files", None),
+        first_rank=machine_rank * num_gpus_per_machine,
+        world_size=world_size,
+    )
 
 
 def _status(code: Optional[int]) -> str:
@@ -212,8 +247,9 @@ class _ForwardSignals:
             signal.signal(s, previous if previous is not None else signal.SIG_DFL)
 
 
-def _watch(processes, error_files, *, first_rank: int, world_size: int,
-           grace: float = SHUTDOWN_GRACE_S) -> None:
+def _watch(
+    processes, error_files, *, first_rank: int, world_size: int, grace: float = SHUTDOWN_GRACE_S
+) -> None:
     """Wait for the children; on the first failure stop the others and report it."""
     failed: Optional[int] = None
     deadline = 0.0
@@ -234,8 +270,12 @@ def _watch(processes, error_files, *, first_rank: int, world_size: int,
                 continue
             for i in alive.values():
                 if stage == 0:
-                    logger.warning("Stopping rank %d (pid %d): rank %d failed", first_rank + i,
-                                   processes[i].pid, first_rank + failed)
+                    logger.warning(
+                        "Stopping rank %d (pid %d): rank %d failed",
+                        first_rank + i,
+                        processes[i].pid,
+                        first_rank + failed,
+                    )
                     processes[i].terminate()
                 else:
                     processes[i].kill()
@@ -244,12 +284,17 @@ def _watch(processes, error_files, *, first_rank: int, world_size: int,
         return
     codes = [p.exitcode for p in processes]
     if all(c == EXIT_PREEMPTED for c in codes):
-        raise TrainingPreempted(f"All {len(codes)} processes stopped on a signal with their "
-                                "checkpoint; run the same command with --resume to continue",
-                                signal_name="SIGTERM/SIGINT")
+        raise TrainingPreempted(
+            f"All {len(codes)} processes stopped on a signal with their "
+            "checkpoint; run the same command with --resume to continue",
+            signal_name="SIGTERM/SIGINT",
+        )
     p = processes[failed]
     rank = first_rank + failed
-    statuses = [f"rank {first_rank + i} (pid {q.pid}): {_status(q.exitcode)}" for i, q in enumerate(processes)]
+    statuses = [
+        f"rank {first_rank + i} (pid {q.pid}): {_status(q.exitcode)}"
+        for i, q in enumerate(processes)
+    ]
     trace = _raised(error_files, failed)
     raise RankFailedError(
         f"rank {rank} of {world_size} (pid {p.pid}) failed first: {_status(p.exitcode)}; the other "
@@ -257,21 +302,41 @@ def _watch(processes, error_files, *, first_rank: int, world_size: int,
         "What was trained after the last checkpoint is lost: run the same command with --resume "
         "to continue from OUTPUT_DIR/last_checkpoint."
         + (f"\n\n-- rank {rank} raised:\n{trace}" if trace else ""),
-        rank=rank, pid=p.pid, exit_code=p.exitcode, statuses=statuses)
+        rank=rank,
+        pid=p.pid,
+        exit_code=p.exitcode,
+        statuses=statuses,
+    )
 
 
-def _distributed_worker(local_rank: int, main_func, world_size: int, num_gpus_per_machine: int,
-                        machine_rank: int, dist_url: str, args, backend: str, device: str,
-                        timeout) -> None:
+def _distributed_worker(
+    local_rank: int,
+    main_func,
+    world_size: int,
+    num_gpus_per_machine: int,
+    machine_rank: int,
+    dist_url: str,
+    args,
+    backend: str,
+    device: str,
+    timeout,
+) -> None:
     global_rank = machine_rank * num_gpus_per_machine + local_rank
     if device == "cuda":
         torch.cuda.set_device(local_rank)
     try:
-        dist.init_process_group(backend=backend, init_method=dist_url, world_size=world_size,
-                                rank=global_rank, timeout=timeout)
+        dist.init_process_group(
+            backend=backend,
+            init_method=dist_url,
+            world_size=world_size,
+            rank=global_rank,
+            timeout=timeout,
+        )
     except Exception as e:
-        raise RuntimeError(f"Process group initialisation failed at {dist_url} (rank "
-                           f"{global_rank} of {world_size}): {e}") from e
+        raise RuntimeError(
+            f"Process group initialisation failed at {dist_url} (rank "
+            f"{global_rank} of {world_size}): {e}"
+        ) from e
     comm.set_local_info(local_rank, num_gpus_per_machine)
     try:
         comm.synchronize()

@@ -10,6 +10,7 @@ None of these reads an image or a whole annotation file: datasets are checked th
 registration and metadata (class names, annotation file, image folder), weights by opening
 the file, the output folder by writing a temporary file into it.
 """
+
 import logging
 import os
 import shutil
@@ -25,8 +26,16 @@ from ..data import DatasetCatalog, MetadataCatalog
 from ..data.catalog import common_thing_classes
 from ..utils.errors import MissingFileError, UserKeyError, WeightsError
 
-__all__ = ["check_datasets_registered", "check_dataset_files", "check_num_classes", "may_resume", "check_weights_file", "check_output_dir",
-           "estimate_checkpoint_bytes", "warn_frozen_from_scratch"]
+__all__ = [
+    "check_datasets_registered",
+    "check_dataset_files",
+    "check_num_classes",
+    "may_resume",
+    "check_weights_file",
+    "check_output_dir",
+    "estimate_checkpoint_bytes",
+    "warn_frozen_from_scratch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +55,9 @@ def _dataset_files(name: str) -> List[Tuple[str, str, str]]:
     split = meta.get("split")
     dirname = meta.get("dirname")
     if isinstance(dirname, str) and isinstance(split, str) and meta.get("evaluator_type") == "voc":
-        files.append(("split list", os.path.join(dirname, "ImageSets", "Main", f"{split}.txt"), "file"))
+        files.append(
+            ("split list", os.path.join(dirname, "ImageSets", "Main", f"{split}.txt"), "file")
+        )
         files.append(("annotation folder", os.path.join(dirname, "Annotations"), "dir"))
     return files
 
@@ -62,8 +73,9 @@ def check_datasets_registered(key: str, names: Sequence[str]) -> None:
             try:
                 DatasetCatalog.get(name)  # raises UserKeyError naming the close names
             except UserKeyError as e:
-                raise UserKeyError(f"config {key}: {e} (register it before training: "
-                                   "docs/datasets.md)") from None
+                raise UserKeyError(
+                    f"config {key}: {e} (register it before training: docs/datasets.md)"
+                ) from None
 
 
 def check_dataset_files(key: str, names: Sequence[str]) -> None:
@@ -83,7 +95,8 @@ def check_dataset_files(key: str, names: Sequence[str]) -> None:
                     f"{'does not exist' if not os.path.exists(path) else 'is not a ' + kind}. "
                     "Put the dataset there (layouts in docs/datasets.md), point "
                     "RESNET_DET_DATASETS at the folder that holds it, or register the dataset "
-                    "with its actual path")
+                    "with its actual path"
+                )
 
 
 def _class_count(name: str) -> Optional[int]:
@@ -95,7 +108,9 @@ def _class_count(name: str) -> Optional[int]:
     return int(n) if n is not None else None
 
 
-def check_num_classes(key: str, num_classes: int, train: Sequence[str], test: Sequence[str]) -> None:
+def check_num_classes(
+    key: str, num_classes: int, train: Sequence[str], test: Sequence[str]
+) -> None:
     """The head's class count (config ``key`` = ``num_classes``) equals the class count of
     every training and test set whose metadata states one, and train and test sets that
     name their classes name the same ones in the same order.
@@ -111,11 +126,16 @@ def check_num_classes(key: str, num_classes: int, train: Sequence[str], test: Se
         if count is not None and count != num_classes:
             role = "training" if name in train else "test"
             classes = MetadataCatalog.get(name).get("thing_classes")
-            shown = f" ({', '.join(map(str, classes[:10]))}{', ...' if len(classes) > 10 else ''})" if classes else ""
+            shown = (
+                f" ({', '.join(map(str, classes[:10]))}{', ...' if len(classes) > 10 else ''})"
+                if classes
+                else ""
+            )
             raise ConfigError(
                 f"config {key}={num_classes}: the {role} set {name!r} has {count} classes{shown}; "
                 f"the head would predict labels the evaluation cannot map (or never learn some). "
-                f"Set {key} {count}, or use datasets with {num_classes} classes")
+                f"Set {key} {count}, or use datasets with {num_classes} classes"
+            )
 
 
 def may_resume(output_dir: str) -> bool:
@@ -139,23 +159,31 @@ def check_weights_file(path: str, key: str = "MODEL.WEIGHTS") -> None:
         raise MissingFileError(
             f"config {key}={path!r}: no such file (working directory {os.getcwd()}). Fix the "
             f"path, get the weights (README.md, 'The detection configs': MSRA's R-50.pkl / "
-            f"R-101.pkl, torchvision's files, or your own pretraining run), or set {key} \"\" "
-            "to train from scratch")
+            f'R-101.pkl, torchvision\'s files, or your own pretraining run), or set {key} "" '
+            "to train from scratch"
+        )
     if not os.path.isfile(path):
-        raise WeightsError(f"config {key}={path!r} is a folder, not a weights file; name the "
-                           ".pkl / .pth file in it")
+        raise WeightsError(
+            f"config {key}={path!r} is a folder, not a weights file; name the "
+            ".pkl / .pth file in it"
+        )
     try:
         with open(path, "rb") as f:
             head = f.read(16)
     except OSError as e:
-        raise WeightsError(f"config {key}={path!r} cannot be read ({e.strerror}); fix its "
-                           "permissions or copy it somewhere readable") from None
+        raise WeightsError(
+            f"config {key}={path!r} cannot be read ({e.strerror}); fix its "
+            "permissions or copy it somewhere readable"
+        ) from None
     if not head:
-        raise WeightsError(f"config {key}={path!r} is an empty file (an interrupted download?); "
-                           "download it again")
+        raise WeightsError(
+            f"config {key}={path!r} is an empty file (an interrupted download?); download it again"
+        )
 
 
-def estimate_checkpoint_bytes(model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None) -> int:
+def estimate_checkpoint_bytes(
+    model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None
+) -> int:
     """About the size of one training checkpoint: the model's state (parameters and buffers)
     plus the optimizer's per-parameter state (1 tensor per trainable parameter for SGD with
     momentum, 2 for Adam-like optimizers) plus 1 MB for the rest."""
@@ -170,8 +198,9 @@ def estimate_checkpoint_bytes(model: nn.Module, optimizer: Optional[torch.optim.
     return model_bytes + slots * trainable + _MB
 
 
-def check_output_dir(output_dir: str, *, needed_bytes: int = 0, num_checkpoints: int = 1,
-                     key: str = "OUTPUT_DIR") -> None:
+def check_output_dir(
+    output_dir: str, *, needed_bytes: int = 0, num_checkpoints: int = 1, key: str = "OUTPUT_DIR"
+) -> None:
     """``output_dir`` can be created and written, and its file system has room for one
     checkpoint of ``needed_bytes`` (a checkpoint is written next to the previous one before
     it replaces it). Warns when all ``num_checkpoints`` the run will keep do not fit.
@@ -187,8 +216,10 @@ def check_output_dir(output_dir: str, *, needed_bytes: int = 0, num_checkpoints:
         with tempfile.TemporaryFile(dir=output_dir):
             pass
     except OSError as e:
-        raise ConfigError(f"config {key}={output_dir!r}: cannot write there ({e.strerror or e}); "
-                          f"set {key} to a writable folder") from None
+        raise ConfigError(
+            f"config {key}={output_dir!r}: cannot write there ({e.strerror or e}); "
+            f"set {key} to a writable folder"
+        ) from None
     if needed_bytes <= 0:
         return
     free = shutil.disk_usage(output_dir).free
@@ -196,16 +227,26 @@ def check_output_dir(output_dir: str, *, needed_bytes: int = 0, num_checkpoints:
         raise ConfigError(
             f"config {key}={output_dir!r}: {free / _MB:.0f} MB free, one checkpoint needs about "
             f"{needed_bytes / _MB:.0f} MB (model + optimizer state). Free some space or set {key} "
-            "to a folder on a larger disk")
+            "to a folder on a larger disk"
+        )
     if num_checkpoints > 1 and free < needed_bytes * num_checkpoints:
         logger.warning(
             "%s=%s has %.0f MB free; the run will keep %d checkpoints of about %.0f MB each. "
             "Set SOLVER.CHECKPOINT_KEEP_LAST to keep only the newest few, or free space",
-            key, output_dir, free / _MB, num_checkpoints, needed_bytes / _MB)
+            key,
+            output_dir,
+            free / _MB,
+            num_checkpoints,
+            needed_bytes / _MB,
+        )
 
 
-def warn_frozen_from_scratch(weights: str, norms: Dict[str, str], freeze_at: Optional[int] = None,
-                             freeze_key: str = "MODEL.BACKBONE.FREEZE_AT") -> List[str]:
+def warn_frozen_from_scratch(
+    weights: str,
+    norms: Dict[str, str],
+    freeze_at: Optional[int] = None,
+    freeze_key: str = "MODEL.BACKBONE.FREEZE_AT",
+) -> List[str]:
     """Warn (and return the warnings) when a run without pretrained weights (``weights`` "")
     freezes what only pretrained weights could fill: a FrozenBN norm (``norms``: key ->
     value) keeps the statistics and affine of initialisation, so nothing normalises and
@@ -220,12 +261,14 @@ def warn_frozen_from_scratch(weights: str, norms: Dict[str, str], freeze_at: Opt
                 f"MODEL.WEIGHTS is empty (training from scratch) but {key} is 'FrozenBN': frozen "
                 "BatchNorm keeps its initial statistics (there are no pretrained ones to freeze), "
                 f"so the network is not normalised and training usually diverges. Set {key} "
-                "'BN' (or 'GN', 'SyncBN'), or set MODEL.WEIGHTS to pretrained weights")
+                "'BN' (or 'GN', 'SyncBN'), or set MODEL.WEIGHTS to pretrained weights"
+            )
     if freeze_at:
-        out.append(f"MODEL.WEIGHTS is empty (training from scratch) but {freeze_key}={freeze_at} "
-                   "freezes the first stages at their random initialisation. Set "
-                   f"{freeze_key} 0, or set MODEL.WEIGHTS to pretrained weights")
+        out.append(
+            f"MODEL.WEIGHTS is empty (training from scratch) but {freeze_key}={freeze_at} "
+            "freezes the first stages at their random initialisation. Set "
+            f"{freeze_key} 0, or set MODEL.WEIGHTS to pretrained weights"
+        )
     for text in out:
         logger.warning(text)
     return out
-

@@ -6,20 +6,28 @@ module adds the classifier, the classification loaders, the top-1/top-5 evaluati
 (TEST.CLS_MODES) and the metrics of the paper's curves: training error of the batches
 ("train_top1_err") and images per second.
 """
+
 import logging
-import time
 from collections import OrderedDict
 from typing import Dict, List, Optional
 
 from torch import nn
 
+from ..checkpoint import INPUT_CONTRACT_KEY, InputContract, unwrap_model
 from ..config import CfgNode, ConfigError
-from ..data.classification import build_classification_test_loader, build_classification_train_loader
+from ..data.classification import (
+    build_classification_test_loader,
+    build_classification_train_loader,
+)
 from ..data.skips import SkipCountingLoader
-from ..evaluation.classification import TEST_MODES, evaluate_classifier, supports_multiscale, unwrap_classifier
+from ..evaluation.classification import (
+    TEST_MODES,
+    evaluate_classifier,
+    supports_multiscale,
+    unwrap_classifier,
+)
 from ..modeling.classifier import build_classifier
 from ..utils import dist as comm
-from ..checkpoint import INPUT_CONTRACT_KEY, InputContract, unwrap_model
 from .defaults import DefaultTrainer
 from .hooks import PeriodicWriter
 from .train_loop import HookBase
@@ -63,24 +71,40 @@ class ClassificationMetrics(HookBase):
                 self._seconds += dt
         it = self.trainer.iter
         if self.log_period > 0 and (it + 1) % self.log_period == 0 and comm.is_main_process():
-            ips = storage.history("images_per_sec").median(self.log_period) if "time" in latest else float("nan")
-            terr = storage.history("train_top1_err").median(self.log_period) if err is not None else float("nan")
+            ips = (
+                storage.history("images_per_sec").median(self.log_period)
+                if "time" in latest
+                else float("nan")
+            )
+            terr = (
+                storage.history("train_top1_err").median(self.log_period)
+                if err is not None
+                else float("nan")
+            )
             logger.info("iter: %d  images/s: %.1f  train top-1 error: %.2f%%", it, ips, terr)
 
     def after_train(self) -> None:
         if self._seconds > 0:
             logger.info(
-                "Training throughput: %.1f images/s (%d images in %.1f s, after %d warm-up iterations)",
-                self._images / self._seconds, self._images, self._seconds, self.warmup_iter,
+                "Training throughput: %.1f images/s (%d images in %.1f s, after %d warm-up "
+                "iterations)",
+                self._images / self._seconds,
+                self._images,
+                self._seconds,
+                self.warmup_iter,
             )
 
 
 def classifier_input_contract(cfg: CfgNode) -> InputContract:
     """The input a classifier trained with ``cfg`` expects: RGB (the classification loaders
     decode RGB) minus INPUT.CLS.PIXEL_MEAN, divided by INPUT.CLS.PIXEL_STD (0-255 units)."""
-    return InputContract("RGB", cfg.INPUT.CLS.PIXEL_MEAN, cfg.INPUT.CLS.PIXEL_STD,
-                         origin=f"resnet_det pretraining of {cfg.MODEL.CLASSIFIER.ARCH} on RGB "
-                                "input normalised by INPUT.CLS.PIXEL_MEAN / PIXEL_STD")
+    return InputContract(
+        "RGB",
+        cfg.INPUT.CLS.PIXEL_MEAN,
+        cfg.INPUT.CLS.PIXEL_STD,
+        origin=f"resnet_det pretraining of {cfg.MODEL.CLASSIFIER.ARCH} on RGB "
+        "input normalised by INPUT.CLS.PIXEL_MEAN / PIXEL_STD",
+    )
 
 
 class ClassificationTrainer(DefaultTrainer):
@@ -93,7 +117,9 @@ class ClassificationTrainer(DefaultTrainer):
 
     def __init__(self, cfg: CfgNode, **kwargs):
         super().__init__(cfg, **kwargs)
-        self.checkpointer.metadata[INPUT_CONTRACT_KEY] = classifier_input_contract(self.cfg).to_dict()
+        self.checkpointer.metadata[INPUT_CONTRACT_KEY] = classifier_input_contract(
+            self.cfg
+        ).to_dict()
 
     @property
     def counting_loader(self) -> Optional[SkipCountingLoader]:
@@ -104,8 +130,11 @@ class ClassificationTrainer(DefaultTrainer):
     @classmethod
     def build_model(cls, cfg: CfgNode) -> nn.Module:
         model = build_classifier(cfg)
-        logger.info("Classifier %s: %.2fM parameters", cfg.MODEL.CLASSIFIER.ARCH,
-                    sum(p.numel() for p in model.parameters()) / 1e6)
+        logger.info(
+            "Classifier %s: %.2fM parameters",
+            cfg.MODEL.CLASSIFIER.ARCH,
+            sum(p.numel() for p in model.parameters()) / 1e6,
+        )
         return model
 
     @classmethod
@@ -125,13 +154,17 @@ class ClassificationTrainer(DefaultTrainer):
             raise ConfigError("DATASETS.TEST is empty: nothing to evaluate the classifier on")
         for mode in cfg.TEST.CLS_MODES:
             if mode not in TEST_MODES:
-                raise ConfigError(f"config TEST.CLS_MODES: unknown mode {mode!r}; choose from {list(TEST_MODES)}")
+                raise ConfigError(
+                    f"config TEST.CLS_MODES: unknown mode {mode!r}; choose from {list(TEST_MODES)}"
+                )
         if "multiscale" in cfg.TEST.CLS_MODES and not supports_multiscale(unwrap_classifier(model)):
             raise ConfigError(
-                f"config TEST.CLS_MODES: 'multiscale' (the fully-convolutional test) needs a network "
+                "config TEST.CLS_MODES: 'multiscale' (the fully-convolutional test) needs a "
+                "network "
                 f"ending in global average pooling + one fc layer; MODEL.CLASSIFIER.ARCH "
-                f"{cfg.MODEL.CLASSIFIER.ARCH!r} does not (VGG's fc6/fc7): use 'center' or '10crop'")
-        results: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
+                f"{cfg.MODEL.CLASSIFIER.ARCH!r} does not (VGG's fc6/fc7): use 'center' or '10crop'"
+            )
+        results: OrderedDict[str, Dict[str, float]] = OrderedDict()
         for name in names:
             for mode in cfg.TEST.CLS_MODES:
                 loader = build_classification_test_loader(cfg, name, mode)
@@ -139,13 +172,21 @@ class ClassificationTrainer(DefaultTrainer):
                 key = mode if len(names) == 1 else f"{name}/{mode}"
                 results[key] = res
                 if comm.is_main_process():
-                    logger.info("%s (%s): top-1 error %.2f%%, top-5 error %.2f%% on %d images",
-                                name, mode, res["top1_err"], res["top5_err"], res["num_images"])
+                    logger.info(
+                        "%s (%s): top-1 error %.2f%%, top-5 error %.2f%% on %d images",
+                        name,
+                        mode,
+                        res["top1_err"],
+                        res["top5_err"],
+                        res["num_images"],
+                    )
         return results
 
     def build_hooks(self) -> List[HookBase]:
         ret = super().build_hooks()
-        metrics = ClassificationMetrics(self.cfg.SOLVER.IMS_PER_BATCH, log_period=self.cfg.LOG_PERIOD)
+        metrics = ClassificationMetrics(
+            self.cfg.SOLVER.IMS_PER_BATCH, log_period=self.cfg.LOG_PERIOD
+        )
         # Before the writers, so each step's metrics are written with it.
         at = next((i for i, h in enumerate(ret) if isinstance(h, PeriodicWriter)), len(ret))
         ret.insert(at, metrics)

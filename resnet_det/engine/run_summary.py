@@ -1,8 +1,9 @@
 """What a finished detection run prints last: where each of its outputs is and the commands a
 user types next (evaluate again, predict on their own images, resume an interrupted run,
-redraw the curves). The commands name OUTPUT_DIR/config.yaml, the run's full resolved config, so they
-repeat the run's settings whatever overrides it was started with.
+redraw the curves). The commands name OUTPUT_DIR/config.yaml, the run's full resolved config,
+so they repeat the run's settings whatever overrides it was started with.
 """
+
 import os
 import shlex
 from typing import Mapping, Optional
@@ -20,8 +21,13 @@ def _latest_checkpoint(output_dir: str) -> Optional[str]:
     return os.path.join(output_dir, name) if name else None
 
 
-def format_run_summary(output_dir: str, *, pictures: Mapping[str, str],
-                       eval_only: bool = False, python: str = "python3") -> str:
+def format_run_summary(
+    output_dir: str,
+    *,
+    pictures: Mapping[str, str],
+    eval_only: bool = False,
+    python: str = "python3",
+) -> str:
     """The closing text of a run of tools/train_net.py.
 
     Args:
@@ -57,7 +63,8 @@ def format_run_summary(output_dir: str, *, pictures: Mapping[str, str],
         cfg = f"--config-file {q(config)}"
         lines += [
             "Next:",
-            f"  evaluate again:     {python} tools/train_net.py {cfg} --eval-only MODEL.WEIGHTS {q(weights)}",
+            f"  evaluate again:     {python} tools/train_net.py {cfg} --eval-only MODEL.WEIGHTS "
+            f"{q(weights)}",
             f"  predict on images:  {python} tools/predict.py {cfg} --input IMAGES --output "
             f"{q(os.path.join(out, 'predictions'))} MODEL.WEIGHTS {q(weights)}",
             f"  resume:             {python} tools/train_net.py {cfg} --resume",

@@ -16,6 +16,7 @@ Repeated signals do nothing more: SLURM signals every process of a job and ``lau
 forwards a signal to its children, so one event can arrive twice. To stop at once, send
 SIGKILL (or SIGQUIT, Ctrl-\\).
 """
+
 import logging
 import os
 import signal
@@ -38,7 +39,7 @@ _AT_FORK_REGISTERED = False
 
 
 def signal_name(signum: int) -> str:
-    """"SIGTERM" for 15, etc. (the number as text for an unknown signal)."""
+    """ "SIGTERM" for 15, etc. (the number as text for an unknown signal)."""
     try:
         return signal.Signals(signum).name
     except ValueError:
@@ -60,8 +61,9 @@ class TrainingPreempted(SystemExit):
             rank's signal").
     """
 
-    def __init__(self, message: str, *, iteration: int = -1, checkpoint: str = "",
-                 signal_name: str = "") -> None:
+    def __init__(
+        self, message: str, *, iteration: int = -1, checkpoint: str = "", signal_name: str = ""
+    ) -> None:
         super().__init__(EXIT_PREEMPTED)
         self.message = message
         self.iteration = iteration
@@ -87,7 +89,7 @@ class StopRequest:
 
     def __init__(self, signals: Sequence[int] = STOP_SIGNALS) -> None:
         self.signals = tuple(signals)
-        self.received: Optional[int] = None   # first signal number received in this process
+        self.received: Optional[int] = None  # first signal number received in this process
         self._previous: Dict[int, Any] = {}
         self._outer_active: Optional[Tuple[int, ...]] = None
 
@@ -112,8 +114,10 @@ class StopRequest:
                 self._outer_active = _ACTIVE_SIGNALS
                 _ACTIVE_SIGNALS = self.signals
         elif self.signals:
-            logger.debug("Not in the main thread: %s will not stop training gracefully",
-                         [signal_name(s) for s in self.signals])
+            logger.debug(
+                "Not in the main thread: %s will not stop training gracefully",
+                [signal_name(s) for s in self.signals],
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -158,5 +162,9 @@ def _after_fork_in_child() -> None:
         # Blocked from the first instant (torch installs its handler later; a blocked signal
         # never reaches it) and waited for by a thread that tells who sent it.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        threading.Thread(target=_exit_on_parent_sigterm, args=(os.getppid(),),
-                         name="sigterm-from-parent", daemon=True).start()
+        threading.Thread(
+            target=_exit_on_parent_sigterm,
+            args=(os.getppid(),),
+            name="sigterm-from-parent",
+            daemon=True,
+        ).start()

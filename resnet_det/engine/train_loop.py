@@ -3,6 +3,7 @@
 Contract (docs/internals.md): ``model(batch)`` in train mode returns a dict of scalar
 losses; the step sums them, back-propagates, optionally clips and steps the optimizer.
 """
+
 import logging
 import math
 import time
@@ -128,8 +129,10 @@ class TrainerBase:
         """A stop signal (``reason``, e.g. "SIGTERM") asked to end training; iteration
         ``self.iter`` is complete. Raises :class:`TrainingPreempted` (after_train hooks still
         run). DefaultTrainer overrides this to write the checkpoint of that iteration first."""
-        msg = (f"Stopped by {reason} after iteration {self.iter}; this trainer writes no "
-               "checkpoint, so nothing is kept to resume from")
+        msg = (
+            f"Stopped by {reason} after iteration {self.iter}; this trainer writes no "
+            "checkpoint, so nothing is kept to resume from"
+        )
         logger.warning(msg)
         raise TrainingPreempted(msg, iteration=self.iter, signal_name=reason)
 
@@ -157,12 +160,21 @@ class SimpleTrainer(TrainerBase):
     warning: the CPU runs are for tests and demos, where full precision is wanted.
     """
 
-    def __init__(self, model: nn.Module, data_loader: Optional[Iterable],
-                 optimizer: torch.optim.Optimizer, *, amp_enabled: bool = False,
-                 amp_dtype: str = "float16", grad_clip_type: Optional[str] = None,
-                 grad_clip_value: float = 1.0, grad_clip_norm_type: float = 2.0,
-                 channels_last: bool = False, grad_scaler=None,
-                 max_nonfinite_skips: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        data_loader: Optional[Iterable],
+        optimizer: torch.optim.Optimizer,
+        *,
+        amp_enabled: bool = False,
+        amp_dtype: str = "float16",
+        grad_clip_type: Optional[str] = None,
+        grad_clip_value: float = 1.0,
+        grad_clip_norm_type: float = 2.0,
+        channels_last: bool = False,
+        grad_scaler=None,
+        max_nonfinite_skips: int = 0,
+    ) -> None:
         """
         Args:
             model: in train mode returns a dict of scalar losses (may be DDP-wrapped).
@@ -182,15 +194,20 @@ class SimpleTrainer(TrainerBase):
         """
         super().__init__()
         if amp_dtype not in _AMP_DTYPES:
-            raise ValueError(f"SimpleTrainer: amp_dtype must be one of {list(_AMP_DTYPES)}, "
-                             f"got {amp_dtype!r}")
+            raise ValueError(
+                f"SimpleTrainer: amp_dtype must be one of {list(_AMP_DTYPES)}, got {amp_dtype!r}"
+            )
         if grad_clip_type not in (None, "value", "norm"):
-            raise ValueError(f"SimpleTrainer: grad_clip_type must be None, 'value' or 'norm', "
-                             f"got {grad_clip_type!r}")
+            raise ValueError(
+                f"SimpleTrainer: grad_clip_type must be None, 'value' or 'norm', "
+                f"got {grad_clip_type!r}"
+            )
         if grad_clip_type is not None and grad_clip_value <= 0:
             raise ValueError(f"SimpleTrainer: grad_clip_value must be > 0, got {grad_clip_value}")
         if max_nonfinite_skips < 0:
-            raise ValueError(f"SimpleTrainer: max_nonfinite_skips must be >= 0, got {max_nonfinite_skips}")
+            raise ValueError(
+                f"SimpleTrainer: max_nonfinite_skips must be >= 0, got {max_nonfinite_skips}"
+            )
         model.train()
         self.model = model
         self.data_loader = data_loader
@@ -205,11 +222,13 @@ class SimpleTrainer(TrainerBase):
         device = _model_device(model)
         on_cuda = device.type == "cuda"
         if (amp_enabled or channels_last) and not on_cuda:
-            warnings.warn(f"SimpleTrainer: the model is on {device}; "
-                          f"{'AMP ' if amp_enabled else ''}"
-                          f"{'channels_last ' if channels_last else ''}"
-                          "apply to CUDA only and are ignored (full precision on CPU)",
-                          stacklevel=2)
+            warnings.warn(
+                f"SimpleTrainer: the model is on {device}; "
+                f"{'AMP ' if amp_enabled else ''}"
+                f"{'channels_last ' if channels_last else ''}"
+                "apply to CUDA only and are ignored (full precision on CPU)",
+                stacklevel=2,
+            )
         self.amp_enabled = amp_enabled and on_cuda
         self.amp_dtype = _AMP_DTYPES[amp_dtype]
         if channels_last and on_cuda:
@@ -230,13 +249,17 @@ class SimpleTrainer(TrainerBase):
         try:
             return next(self._data_loader_iter)
         except StopIteration:
-            raise RuntimeError(f"The training data loader ended at iteration {self.iter}; it "
-                               "must be infinite (use a TrainingSampler)") from None
+            raise RuntimeError(
+                f"The training data loader ended at iteration {self.iter}; it "
+                "must be infinite (use a TrainingSampler)"
+            ) from None
 
     def run_step(self) -> None:
         if not self.model.training:
-            raise RuntimeError(f"SimpleTrainer: model was switched to eval mode (iteration "
-                               f"{self.iter}); evaluation must restore train mode")
+            raise RuntimeError(
+                f"SimpleTrainer: model was switched to eval mode (iteration "
+                f"{self.iter}); evaluation must restore train mode"
+            )
         start = time.perf_counter()
         batch = self._next_batch()
         data_time = time.perf_counter() - start
@@ -246,8 +269,10 @@ class SimpleTrainer(TrainerBase):
         if isinstance(loss_dict, torch.Tensor):
             loss_dict = {"total_loss": loss_dict}
         if not isinstance(loss_dict, dict) or not loss_dict:
-            raise TypeError(f"model(batch) must return a non-empty dict of losses in train "
-                            f"mode, got {type(loss_dict).__name__} at iteration {self.iter}")
+            raise TypeError(
+                f"model(batch) must return a non-empty dict of losses in train "
+                f"mode, got {type(loss_dict).__name__} at iteration {self.iter}"
+            )
         losses = sum(v.float() for v in loss_dict.values())
 
         # Check before backward so non-finite values never reach the weights. Every rank
@@ -274,11 +299,13 @@ class SimpleTrainer(TrainerBase):
         if self.grad_clip_type == "value":
             torch.nn.utils.clip_grad_value_(params, self.grad_clip_value)
         else:
-            torch.nn.utils.clip_grad_norm_(params, self.grad_clip_value,
-                                           norm_type=self.grad_clip_norm_type)
+            torch.nn.utils.clip_grad_norm_(
+                params, self.grad_clip_value, norm_type=self.grad_clip_norm_type
+            )
 
-    def _write_metrics(self, loss_dict: Dict[str, torch.Tensor], data_time: float,
-                       batch: Any = None) -> bool:
+    def _write_metrics(
+        self, loss_dict: Dict[str, torch.Tensor], data_time: float, batch: Any = None
+    ) -> bool:
         """Put the losses and data time; returns False when the iteration is to be skipped
         (non-finite loss within max_nonfinite_skips). Raises FloatingPointError beyond."""
         reduced = comm.reduce_dict({k: v.detach().float() for k, v in loss_dict.items()})
@@ -289,11 +316,16 @@ class SimpleTrainer(TrainerBase):
             if self.num_nonfinite_skipped >= self.max_nonfinite_skips:
                 raise FloatingPointError(msg)
             self.num_nonfinite_skipped += 1
-            logger.warning("%s\nSkipped (no weight update): %d of at most %d non-finite "
-                           "iterations (SOLVER.SKIP_NONFINITE_ITERS)", msg,
-                           self.num_nonfinite_skipped, self.max_nonfinite_skips)
-            self.storage.put_scalar("nonfinite_skipped", self.num_nonfinite_skipped,
-                                    smoothing_hint=False)
+            logger.warning(
+                "%s\nSkipped (no weight update): %d of at most %d non-finite "
+                "iterations (SOLVER.SKIP_NONFINITE_ITERS)",
+                msg,
+                self.num_nonfinite_skipped,
+                self.max_nonfinite_skips,
+            )
+            self.storage.put_scalar(
+                "nonfinite_skipped", self.num_nonfinite_skipped, smoothing_hint=False
+            )
             return False
         dt = comm.all_gather(data_time) if comm.get_world_size() > 1 else [data_time]
         # The slowest rank's data time is the one that stalls the step.
@@ -303,26 +335,36 @@ class SimpleTrainer(TrainerBase):
             self.storage.put_scalars(**values)
         return True
 
-    def _nonfinite_message(self, total: float, values: Dict[str, float],
-                           loss_dict: Dict[str, torch.Tensor], batch: Any) -> str:
+    def _nonfinite_message(
+        self, total: float, values: Dict[str, float], loss_dict: Dict[str, torch.Tensor], batch: Any
+    ) -> str:
         """Names the iteration, every loss term (averaged over ranks, and this rank's own
         where they differ) and the image ids of the batch on every rank. Collective with
         several processes; every rank gets here together (same reduced total)."""
         local = {k: float(v.detach().float()) for k, v in loss_dict.items()}
         per_rank = comm.all_gather((batch_image_ids(batch), local))
         terms = ", ".join(f"{k} = {v}" for k, v in values.items())
-        lines = [f"Loss became infinite or NaN at iteration {self.iter}: total_loss = {total}; {terms}"]
+        lines = [
+            f"Loss became infinite or NaN at iteration {self.iter}: total_loss = {total}; {terms}"
+        ]
         for rank, (ids, own) in enumerate(per_rank):
             where = f"rank {rank} " if len(per_rank) > 1 else ""
             bad = [k for k, v in own.items() if not math.isfinite(v)]
-            lines.append(f"  {where}batch image ids: {ids if ids else '(the batch has no image ids)'}"
-                         + (f"; non-finite there: {', '.join(f'{k} = {own[k]}' for k in bad)}"
-                            if len(per_rank) > 1 and bad else ""))
-        lines.append("The weights were not updated with this loss, and the checkpoints written "
-                     "so far are untouched. Fix: lower SOLVER.BASE_LR, lengthen "
-                     "SOLVER.WARMUP_ITERS, enable SOLVER.CLIP_GRADIENTS, check the annotations "
-                     "of those images, or let SOLVER.SKIP_NONFINITE_ITERS skip a few such "
-                     "iterations.")
+            lines.append(
+                f"  {where}batch image ids: {ids if ids else '(the batch has no image ids)'}"
+                + (
+                    f"; non-finite there: {', '.join(f'{k} = {own[k]}' for k in bad)}"
+                    if len(per_rank) > 1 and bad
+                    else ""
+                )
+            )
+        lines.append(
+            "The weights were not updated with this loss, and the checkpoints written "
+            "so far are untouched. Fix: lower SOLVER.BASE_LR, lengthen "
+            "SOLVER.WARMUP_ITERS, enable SOLVER.CLIP_GRADIENTS, check the annotations "
+            "of those images, or let SOLVER.SKIP_NONFINITE_ITERS skip a few such "
+            "iterations."
+        )
         return "\n".join(lines)
 
     def state_dict(self) -> dict:

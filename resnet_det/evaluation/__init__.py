@@ -7,6 +7,7 @@ evaluator :func:`build_evaluator` gives it. The modules of this package import n
 one, so each evaluator stands on its own; what needs an evaluator chosen by dataset name (the
 trainers, tools/evaluate.py) comes here.
 """
+
 import os
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
@@ -56,16 +57,28 @@ __all__ = [
 EvaluatorFactory = Callable[..., DatasetEvaluator]
 
 
-def _coco(dataset_name: str, *, output_dir: Optional[str], distributed: bool,
-          tasks: Optional[Sequence[str]] = None, **_: Any) -> DatasetEvaluator:
+def _coco(
+    dataset_name: str,
+    *,
+    output_dir: Optional[str],
+    distributed: bool,
+    tasks: Optional[Sequence[str]] = None,
+    **_: Any,
+) -> DatasetEvaluator:
     return COCOEvaluator(dataset_name, output_dir=output_dir, distributed=distributed, tasks=tasks)
 
 
-def _voc(dataset_name: str, *, distributed: bool, use_07_metric: Optional[bool], **_: Any) -> DatasetEvaluator:
-    return PascalVOCDetectionEvaluator(dataset_name, use_07_metric=use_07_metric, distributed=distributed)
+def _voc(
+    dataset_name: str, *, distributed: bool, use_07_metric: Optional[bool], **_: Any
+) -> DatasetEvaluator:
+    return PascalVOCDetectionEvaluator(
+        dataset_name, use_07_metric=use_07_metric, distributed=distributed
+    )
 
 
-def _voc_submission(dataset_name: str, *, output_dir: Optional[str], distributed: bool, **_: Any) -> DatasetEvaluator:
+def _voc_submission(
+    dataset_name: str, *, output_dir: Optional[str], distributed: bool, **_: Any
+) -> DatasetEvaluator:
     return PascalVOCSubmissionWriter(dataset_name, output_dir, distributed=distributed)
 
 
@@ -73,8 +86,12 @@ def _classification(dataset_name: str, *, distributed: bool, **_: Any) -> Datase
     return ClassificationEvaluator(dataset_name, distributed=distributed)
 
 
-EVALUATORS: Dict[str, EvaluatorFactory] = {"coco": _coco, "voc": _voc, "voc_submission": _voc_submission,
-                                           "classification": _classification}
+EVALUATORS: Dict[str, EvaluatorFactory] = {
+    "coco": _coco,
+    "voc": _voc,
+    "voc_submission": _voc_submission,
+    "classification": _classification,
+}
 
 
 def register_evaluator(evaluator_type: str, factory: EvaluatorFactory) -> None:
@@ -85,7 +102,9 @@ def register_evaluator(evaluator_type: str, factory: EvaluatorFactory) -> None:
     config reports.
     """
     if evaluator_type in EVALUATORS:
-        raise ValueError(f"register_evaluator: evaluator_type {evaluator_type!r} is already registered")
+        raise ValueError(
+            f"register_evaluator: evaluator_type {evaluator_type!r} is already registered"
+        )
     EVALUATORS[evaluator_type] = factory
 
 
@@ -122,7 +141,9 @@ def build_evaluator(
             f"build_evaluator knows {', '.join(repr(t) for t in EVALUATORS)} (add one with "
             "resnet_det.evaluation.register_evaluator)"
         )
-    options: Dict[str, Any] = dict(output_dir=output_dir, distributed=distributed, use_07_metric=use_07_metric)
+    options: Dict[str, Any] = dict(
+        output_dir=output_dir, distributed=distributed, use_07_metric=use_07_metric
+    )
     if tasks is not None:
         options["tasks"] = tuple(tasks)
     return factory(dataset_name, **options)
@@ -146,7 +167,9 @@ def evaluate_results(
         use_07_metric: VOC only, see PascalVOCDetectionEvaluator.
         source: how errors refer to the results (e.g. the file name).
     """
-    evaluator = build_evaluator(dataset_name, output_dir, distributed=False, use_07_metric=use_07_metric)
+    evaluator = build_evaluator(
+        dataset_name, output_dir, distributed=False, use_07_metric=use_07_metric
+    )
     return score_results(evaluator, dataset_name, results, source=source)
 
 
@@ -170,7 +193,11 @@ def evaluate_results_file(
     """
     results = load_results_file(results_file)
     metrics = evaluate_results(
-        dataset_name, results, output_dir=output_dir, use_07_metric=use_07_metric, source=results_file
+        dataset_name,
+        results,
+        output_dir=output_dir,
+        use_07_metric=use_07_metric,
+        source=results_file,
     )
     if output_dir:
         atomic_write_json(os.path.join(output_dir, "metrics.json"), flatten_results(metrics))

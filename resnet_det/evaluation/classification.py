@@ -13,6 +13,7 @@
 ``resnet_det.evaluation.build_evaluator`` gives a classification dataset);
 :func:`evaluate_classifier` runs a classifier over a loader under one protocol and feeds it.
 """
+
 import logging
 import time
 from collections import OrderedDict
@@ -56,11 +57,16 @@ def unwrap_classifier(model: nn.Module) -> nn.Module:
             return model
 
 
-def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> Dict[int, int]:
+def topk_correct(
+    scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)
+) -> Dict[int, int]:
     """{k: number of rows whose label is among the k highest scores}; k above the number of
     classes counts every row correct."""
     if scores.dim() != 2 or labels.shape != scores.shape[:1]:
-        raise ValueError(f"scores must be [N, C] and labels [N], got {tuple(scores.shape)} / {tuple(labels.shape)}")
+        raise ValueError(
+            f"scores must be [N, C] and labels [N], got {tuple(scores.shape)} / "
+            f"{tuple(labels.shape)}"
+        )
     maxk = min(max(ks), scores.shape[1])
     top = scores.topk(maxk, dim=1).indices
     hit = top == labels.view(-1, 1)
@@ -81,15 +87,19 @@ def supports_multiscale(net: nn.Module) -> bool:
     """Whether the fully-convolutional multi-scale test applies: the network (unwrapped, see
     :func:`unwrap_classifier`) ends in global average pooling ('avgpool') + one fc ('linear')."""
     pool, linear = getattr(net, "avgpool", None), getattr(net, "linear", None)
-    return (isinstance(pool, nn.AdaptiveAvgPool2d) and isinstance(linear, nn.Linear)
-            and pool.output_size in (1, (1, 1)))
+    return (
+        isinstance(pool, nn.AdaptiveAvgPool2d)
+        and isinstance(linear, nn.Linear)
+        and pool.output_size in (1, (1, 1))
+    )
 
 
 def _global_pool_linear(net: nn.Module):
     if not supports_multiscale(net):
         raise ValueError(
             f"the multi-scale (fully-convolutional) test needs a network ending in global average "
-            f"pooling ('avgpool') + one fc layer ('linear'); {type(net).__name__} is not one (VGG's "
+            f"pooling ('avgpool') + one fc layer ('linear'); {type(net).__name__} is not one "
+            "(VGG's "
             f"fc6/fc7 are not supported)"
         )
     return net.avgpool, net.linear
@@ -108,7 +118,9 @@ def fully_convolutional_scores(net: nn.Module, images: torch.Tensor) -> torch.Te
     finally:
         handle.remove()
     feat = captured[-1]
-    return torch.einsum("bchw,kc->bkhw", feat.float(), linear.weight.float()) + linear.bias.float().view(1, -1, 1, 1)
+    return torch.einsum(
+        "bchw,kc->bkhw", feat.float(), linear.weight.float()
+    ) + linear.bias.float().view(1, -1, 1, 1)
 
 
 @torch.no_grad()
@@ -131,7 +143,9 @@ def predict_probs(net: nn.Module, images, mode: str, device: torch.device) -> to
     if mode == "10crop":
         return ten_crop_probs(net, images.to(device))
     if mode == "multiscale":
-        return torch.stack([multiscale_probs(net, [s.to(device) for s in scales]) for scales in images])
+        return torch.stack(
+            [multiscale_probs(net, [s.to(device) for s in scales]) for scales in images]
+        )
     raise ValueError(f"unknown classification test mode {mode!r}; choose one of {list(TEST_MODES)}")
 
 
@@ -145,8 +159,13 @@ class ClassificationEvaluator(DatasetEvaluator):
     "num_skipped"}}``, summed over processes when distributed (every rank gets them).
     """
 
-    def __init__(self, dataset_name: Optional[str] = None, *, topk: Sequence[int] = (1, 5),
-                 distributed: bool = True):
+    def __init__(
+        self,
+        dataset_name: Optional[str] = None,
+        *,
+        topk: Sequence[int] = (1, 5),
+        distributed: bool = True,
+    ):
         """
         Args:
             dataset_name: the dataset evaluated (for messages only).
@@ -212,7 +231,10 @@ def evaluate_classifier(
     results = evaluator.evaluate()["classification"]
     n = results["num_images"]
     logger.info(
-        "Classification (%s) on %d images in %.1f s: %s", mode, n, time.perf_counter() - start,
+        "Classification (%s) on %d images in %.1f s: %s",
+        mode,
+        n,
+        time.perf_counter() - start,
         ", ".join(f"top-{k} error {results[f'top{k}_err']:.2f}%" for k in topk),
     )
     return results

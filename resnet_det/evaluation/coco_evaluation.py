@@ -6,6 +6,7 @@ and for a model with masks the binarised mask as compressed RLE), optionally wri
 ``coco_instances_results.json``, and scored against the dataset's annotation json. AP values
 are reported in percent, as detectron2 does.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -93,7 +94,9 @@ def instances_to_coco_json(
     ]
     if segmentations is not None:
         if len(segmentations) != len(entries):
-            raise ValueError(f"Image {image_id!r}: {len(segmentations)} masks for {len(entries)} boxes")
+            raise ValueError(
+                f"Image {image_id!r}: {len(segmentations)} masks for {len(entries)} boxes"
+            )
         for entry, segm in zip(entries, segmentations):
             entry["segmentation"] = segm
     return entries
@@ -105,9 +108,11 @@ def _check_gt_masks(coco_gt: COCO, source: str) -> None:
     for ann in coco_gt.dataset.get("annotations", []):
         if not ann.get("segmentation"):
             raise DataError(
-                f"{source}: annotation id {ann.get('id')!r} (image id {ann.get('image_id')!r}) has no "
+                f"{source}: annotation id {ann.get('id')!r} (image id {ann.get('image_id')!r}) has "
+                "no "
                 "'segmentation'; mask AP (segm) needs the mask of every annotation: evaluate boxes "
-                "only (MODEL.MASK_ON False) or use annotations with masks")
+                "only (MODEL.MASK_ON False) or use annotations with masks"
+            )
 
 
 def evaluate_coco_results(
@@ -118,7 +123,7 @@ def evaluate_coco_results(
     iou_type: str = "bbox",
     backend: str = "auto",
     source: str = "the ground truth",
-) -> "OrderedDict[str, float]":
+) -> OrderedDict[str, float]:
     """AP metrics of ``coco_results`` against ``coco_gt`` (every image of coco_gt counts).
 
     Args:
@@ -155,7 +160,7 @@ def evaluate_coco_results(
         # pycocotools cannot load an empty results list; the metric is 0 by definition
         # (nothing found), NaN only where there is nothing to find.
         logger.warning("No detections to evaluate: every AP is 0.")
-        metrics: "OrderedDict[str, float]" = OrderedDict((k, 0.0) for k in COCO_BOX_METRICS)
+        metrics: OrderedDict[str, float] = OrderedDict((k, 0.0) for k in COCO_BOX_METRICS)
         for cat_id, name in zip(cat_ids, class_names):
             has_gt = len(coco_gt.getAnnIds(catIds=[cat_id], iscrowd=False)) > 0
             metrics[f"AP-{name}"] = 0.0 if has_gt else float("nan")
@@ -168,7 +173,9 @@ def evaluate_coco_results(
     if not (image_ids <= gt_image_ids and category_ids <= coco_gt.cats.keys()):
         for i, r in enumerate(coco_results):
             if r["image_id"] not in gt_image_ids:
-                raise DataError(f"Detection {i}: image_id {r['image_id']!r} is not in the ground truth")
+                raise DataError(
+                    f"Detection {i}: image_id {r['image_id']!r} is not in the ground truth"
+                )
             if r["category_id"] not in coco_gt.cats:
                 raise DataError(
                     f"Detection {i}: category_id {r['category_id']!r} is not in the ground truth"
@@ -176,8 +183,10 @@ def evaluate_coco_results(
     if iou_type == "segm":
         missing = next((i for i, r in enumerate(coco_results) if "segmentation" not in r), None)
         if missing is not None:
-            raise DataError(f"Detection {missing} has no 'segmentation': mask AP needs a mask for "
-                            "every detection")
+            raise DataError(
+                f"Detection {missing} has no 'segmentation': mask AP needs a mask for "
+                "every detection"
+            )
 
     result = run_coco_eval(coco_gt, coco_results, iou_type=iou_type, backend=backend)
     logger.info("COCO evaluation (%s, %s):\n%s", iou_type, result.backend, result.summary)
@@ -201,8 +210,15 @@ class COCOEvaluator(DatasetEvaluator):
     """COCO box AP ("bbox") and, for a model with masks, mask AP ("segm") of a detector on a
     registered COCO-format dataset."""
 
-    def __init__(self, dataset_name: str, output_dir: Optional[str] = None, distributed: bool = True,
-                 *, backend: str = "auto", tasks: Optional[Sequence[str]] = None):
+    def __init__(
+        self,
+        dataset_name: str,
+        output_dir: Optional[str] = None,
+        distributed: bool = True,
+        *,
+        backend: str = "auto",
+        tasks: Optional[Sequence[str]] = None,
+    ):
         """
         Args:
             dataset_name: a registered dataset whose metadata has json_file, thing_classes and
@@ -221,8 +237,14 @@ class COCOEvaluator(DatasetEvaluator):
         self._backend = backend
         if tasks is not None:
             tasks = tuple(tasks)
-            if "bbox" not in tasks or not set(tasks) <= set(IOU_TYPES) or len(set(tasks)) != len(tasks):
-                raise ValueError(f"COCOEvaluator: tasks {tasks!r}; expected ('bbox',) or ('bbox', 'segm')")
+            if (
+                "bbox" not in tasks
+                or not set(tasks) <= set(IOU_TYPES)
+                or len(set(tasks)) != len(tasks)
+            ):
+                raise ValueError(
+                    f"COCOEvaluator: tasks {tasks!r}; expected ('bbox',) or ('bbox', 'segm')"
+                )
         self._tasks: Optional[Tuple[str, ...]] = tasks
 
         self._dataset_name = dataset_name
@@ -286,8 +308,10 @@ class COCOEvaluator(DatasetEvaluator):
         if "masks" not in out:
             if self._tasks is not None:
                 raise DataError(
-                    f"COCOEvaluator on {self._dataset_name!r} evaluates masks (segm: MODEL.MASK_ON), "
-                    f"but the output for image {inp['image_id']!r} has no 'masks'")
+                    f"COCOEvaluator on {self._dataset_name!r} evaluates masks (segm: "
+                    "MODEL.MASK_ON), "
+                    f"but the output for image {inp['image_id']!r} has no 'masks'"
+                )
             return None
         where = f"Image {inp['image_id']!r}'s masks"
         size = (inp["height"], inp["width"]) if "height" in inp and "width" in inp else None
@@ -302,7 +326,12 @@ class COCOEvaluator(DatasetEvaluator):
             self._mask_flags.append((inp["image_id"], segmentations is not None))
             self._predictions.extend(
                 instances_to_coco_json(
-                    boxes, scores, labels, inp["image_id"], self.results_category_ids(), segmentations
+                    boxes,
+                    scores,
+                    labels,
+                    inp["image_id"],
+                    self.results_category_ids(),
+                    segmentations,
                 )
             )
 
@@ -315,11 +344,14 @@ class COCOEvaluator(DatasetEvaluator):
         without = next((image_id for image_id, has in mask_flags if not has), None)
         if without is not None:
             raise DataError(
-                f"COCOEvaluator on {self._dataset_name!r}: the output for image {with_masks[0]!r} has "
-                f"masks but the one for image {without!r} has none; mask AP needs masks for every image")
+                f"COCOEvaluator on {self._dataset_name!r}: the output for image {with_masks[0]!r} "
+                "has "
+                f"masks but the one for image {without!r} has none; mask AP needs masks for every "
+                "image"
+            )
         return ("bbox", "segm")
 
-    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+    def evaluate(self) -> OrderedDict[str, Dict[str, float]]:
         predictions, mask_flags = self._predictions, self._mask_flags
         if self._distributed and get_world_size() > 1:
             gathered = all_gather((predictions, mask_flags))
@@ -346,11 +378,21 @@ class COCOEvaluator(DatasetEvaluator):
         # Metadata lists classes in contiguous order, which is sorted dataset-id order.
         names_by_id = dict(zip(contiguous_to_dataset_id, self._class_names))
         class_names = [names_by_id[c] for c in gt_cat_ids]
-        results: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
+        results: OrderedDict[str, Dict[str, float]] = OrderedDict()
         for task in tasks:
-            metrics = evaluate_coco_results(self._coco_gt, predictions, class_names, iou_type=task,
-                                            backend=self._backend, source=self._json_file)
-            logger.info("COCO %s AP on %s: %.2f", "box" if task == "bbox" else "mask",
-                        self._dataset_name, metrics["AP"])
+            metrics = evaluate_coco_results(
+                self._coco_gt,
+                predictions,
+                class_names,
+                iou_type=task,
+                backend=self._backend,
+                source=self._json_file,
+            )
+            logger.info(
+                "COCO %s AP on %s: %.2f",
+                "box" if task == "bbox" else "mask",
+                self._dataset_name,
+                metrics["AP"],
+            )
             results[task] = dict(metrics)
         return results

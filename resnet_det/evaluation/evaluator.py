@@ -10,6 +10,7 @@ so that the trainer can flatten them to the ``bbox/AP`` keys of metrics.json.
 In a distributed run every rank processes its shard of the test set; the evaluators gather all
 ranks' predictions to rank 0, which alone computes the metrics (other ranks return ``{}``).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -50,7 +51,9 @@ class DatasetEvaluator:
     def reset(self) -> None:
         """Forget everything processed so far (called before a new evaluation)."""
 
-    def process(self, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]) -> None:
+    def process(
+        self, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]
+    ) -> None:
         """Take one batch.
 
         Args:
@@ -62,7 +65,7 @@ class DatasetEvaluator:
                 "masks_rle" (COCO RLE dicts) instead of "masks".
         """
 
-    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+    def evaluate(self) -> OrderedDict[str, Dict[str, float]]:
         """Metrics {task: {name: value}}; ``{}`` on ranks other than 0 in a distributed run."""
         return OrderedDict()
 
@@ -100,8 +103,8 @@ class DatasetEvaluators(DatasetEvaluator):
     def scores_masks(self) -> bool:
         return any(evaluator.scores_masks() for evaluator in self._evaluators)
 
-    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
-        results: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
+    def evaluate(self) -> OrderedDict[str, Dict[str, float]]:
+        results: OrderedDict[str, Dict[str, float]] = OrderedDict()
         for evaluator in self._evaluators:
             result = evaluator.evaluate()
             if not is_main_process() or result is None:
@@ -131,7 +134,7 @@ def inference_on_dataset(
     model: nn.Module,
     data_loader: Iterable[List[Mapping[str, Any]]],
     evaluator: Optional[DatasetEvaluator],
-) -> "OrderedDict[str, Dict[str, float]]":
+) -> OrderedDict[str, Dict[str, float]]:
     """Run ``model`` on every batch of ``data_loader`` and evaluate the outputs.
 
     The model runs in eval mode under ``torch.no_grad`` and gets its previous mode back at
@@ -158,14 +161,13 @@ def inference_on_dataset(
     num_warmup = min(5, num_batches - 1) if num_batches else 0
     compute_time = 0.0
     start = time.perf_counter()
-    timed_start = start
     # A bar on a terminal, a log line every few seconds in a log file (utils.progress).
-    progress = Progress(num_batches, desc="Inference", unit="batch", logger=logger,
-                        enabled=is_main_process())
+    progress = Progress(
+        num_batches, desc="Inference", unit="batch", logger=logger, enabled=is_main_process()
+    )
     with _eval_mode(model), torch.no_grad(), progress:
         for idx, inputs in enumerate(data_loader):
             if idx == num_warmup:
-                timed_start = time.perf_counter()
                 compute_time = 0.0
             t0 = time.perf_counter()
             outputs = model(inputs)
@@ -215,7 +217,9 @@ def print_csv_format(results: Mapping[str, Mapping[str, Any]]) -> str:
     lines = []
     for task, metrics in results.items():
         if not isinstance(metrics, Mapping):
-            raise TypeError(f"results[{task!r}] must be a dict of metrics, got {type(metrics).__name__}")
+            raise TypeError(
+                f"results[{task!r}] must be a dict of metrics, got {type(metrics).__name__}"
+            )
         main = [(k, v) for k, v in metrics.items() if "-" not in k]
         lines.append(f"copypaste: Task: {task}")
         lines.append("copypaste: " + ",".join(k for k, _ in main))

@@ -12,6 +12,7 @@ Backends: "pycocotools" (the reference path), "faster-coco-eval", and "auto" (th
 faster-coco-eval when it is installed (it is a dependency of this package), else pycocotools;
 the log says which one ran.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,12 +69,16 @@ def resolve_backend(backend: str) -> str:
         ImportError: "faster-coco-eval" asked for but not installed (the message says how).
     """
     if backend not in COCO_EVAL_BACKENDS:
-        raise ValueError(f"COCO evaluation backend {backend!r}: expected one of {COCO_EVAL_BACKENDS}")
+        raise ValueError(
+            f"COCO evaluation backend {backend!r}: expected one of {COCO_EVAL_BACKENDS}"
+        )
     if backend == "auto":
         return "faster-coco-eval" if _faster_available() else "pycocotools"
     if backend == "faster-coco-eval" and not _faster_available():
-        raise ImportError("COCO evaluation backend 'faster-coco-eval' is not installed: "
-                          "pip install faster-coco-eval (or use backend 'pycocotools')")
+        raise ImportError(
+            "COCO evaluation backend 'faster-coco-eval' is not installed: "
+            "pip install faster-coco-eval (or use backend 'pycocotools')"
+        )
     return backend
 
 
@@ -120,8 +125,11 @@ def _faster_box_results(gt, coco_results: List[Dict[str, Any]]):
         w, h = r["bbox"][2], r["bbox"][3]
         r["area"], r["id"], r["iscrowd"] = w * h, i + 1, 0
     dt = FasterCOCO(print_function=logger.debug)
-    dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset["categories"]),
-                  "annotations": coco_results}
+    dt.dataset = {
+        "images": list(gt.dataset["images"]),
+        "categories": list(gt.dataset["categories"]),
+        "annotations": coco_results,
+    }
     dt.createIndex()
     return dt
 
@@ -175,5 +183,9 @@ def run_coco_eval(
     run = _run_faster if name == "faster-coco-eval" else _run_pycocotools
     coco_eval, summary = run(coco_gt, results, iou_type)
     stats = np.asarray(coco_eval.stats[:NUM_SUMMARY_STATS], dtype=np.float64)
-    return CocoEvalResult(stats=stats, precision=np.asarray(coco_eval.eval["precision"]),
-                          summary=summary, backend=name)
+    return CocoEvalResult(
+        stats=stats,
+        precision=np.asarray(coco_eval.eval["precision"]),
+        summary=summary,
+        backend=name,
+    )

@@ -9,6 +9,7 @@ plain JSON.
 pycocotools' C code trusts an RLE, so the strings of a results file are decoded first by
 :func:`resnet_det.utils.rle.compressed_rle_totals` (re-exported here).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
@@ -37,10 +38,14 @@ def binarize_masks(masks: Any, *, image_size=None, where: str = "masks") -> torc
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     if masks.dim() != 3:
-        raise ValueError(f"{where}: expected [N, 1, H, W] or [N, H, W], got shape {tuple(masks.shape)}")
+        raise ValueError(
+            f"{where}: expected [N, 1, H, W] or [N, H, W], got shape {tuple(masks.shape)}"
+        )
     if image_size is not None and tuple(masks.shape[-2:]) != tuple(int(v) for v in image_size):
-        raise ValueError(f"{where}: masks of {tuple(masks.shape[-2:])} (height, width) for an image of "
-                         f"{tuple(image_size)}; the detector must paste them into the original image")
+        raise ValueError(
+            f"{where}: masks of {tuple(masks.shape[-2:])} (height, width) for an image of "
+            f"{tuple(image_size)}; the detector must paste them into the original image"
+        )
     if masks.dtype == torch.bool:
         return masks
     if masks.is_floating_point():
@@ -63,7 +68,9 @@ def encode_masks(masks: Any) -> List[Dict[str, Any]]:
     # [N, W, H]: one transposing copy (of bytes, after binarising) and no other.
     arr = masks.to(torch.uint8).transpose(1, 2).contiguous().cpu().numpy()
     rles = mask_utils.encode(arr.transpose(2, 1, 0))
-    return [{"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]
+    return [
+        {"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles
+    ]
 
 
 def rle_boxes(rles: Sequence[Dict[str, Any]]) -> np.ndarray:

@@ -29,6 +29,7 @@ detectron2 convention, docs/internals.md); detections come in the same coordinat
 1 added back to xmin/ymin, which gives the xml's values for ground truth, as detectron2 does when
 it writes the devkit's results files.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,14 @@ from ..utils.dist import all_gather, get_world_size, is_main_process
 from ..utils.errors import DataError
 from .evaluator import DatasetEvaluator
 
-__all__ = ["PascalVOCDetectionEvaluator", "voc_ap", "voc_eval_class", "resolve_voc_metric",
-           "VOC_IOU_THRESHOLDS", "VOC_AP_METRICS"]
+__all__ = [
+    "PascalVOCDetectionEvaluator",
+    "voc_ap",
+    "voc_eval_class",
+    "resolve_voc_metric",
+    "VOC_IOU_THRESHOLDS",
+    "VOC_AP_METRICS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +76,19 @@ def resolve_voc_metric(metric: Optional[str] = None, use_07_metric: Optional[boo
             raise ValueError(f"VOC AP metric {metric!r} is not one of {list(VOC_AP_METRICS)}")
         return metric
     if use_07_metric is None:
-        raise ValueError("give metric= (one of %s) or use_07_metric=True/False" % list(VOC_AP_METRICS))
+        raise ValueError(
+            f"give metric= (one of {list(VOC_AP_METRICS)}) or use_07_metric=True/False"
+        )
     return "11point" if use_07_metric else "area"
 
 
-def voc_ap(rec: Sequence[float], prec: Sequence[float], use_07_metric: bool = False, *,
-           metric: Optional[str] = None) -> float:
+def voc_ap(
+    rec: Sequence[float],
+    prec: Sequence[float],
+    use_07_metric: bool = False,
+    *,
+    metric: Optional[str] = None,
+) -> float:
     """Average precision from a precision/recall curve (detections in decreasing score order).
 
     Args:
@@ -184,7 +198,9 @@ def _voc_eval_thresholds(
         candidate = np.flatnonzero(hit & counted)
         # The first detection (in score order) on a box is its TP; later ones are duplicates
         # (FP), as are detections that hit nothing.
-        _, first = np.unique(image_index[candidate] * num_boxes + best_gt[candidate], return_index=True)
+        _, first = np.unique(
+            image_index[candidate] * num_boxes + best_gt[candidate], return_index=True
+        )
         tp = np.zeros(n)
         tp[candidate[first]] = 1.0
         fp = (counted & (tp == 0.0)).astype(np.float64)
@@ -223,8 +239,9 @@ def voc_eval_class(
         unchanged), and the AP. AP and recall are NaN when the class has no non-difficult
         ground truth.
     """
-    return _voc_eval_thresholds(detections, annotations, [iou_thresh],
-                                resolve_voc_metric(metric, use_07_metric))[0]
+    return _voc_eval_thresholds(
+        detections, annotations, [iou_thresh], resolve_voc_metric(metric, use_07_metric)
+    )[0]
 
 
 class PascalVOCDetectionEvaluator(DatasetEvaluator):
@@ -234,8 +251,14 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
     percent. Ground truth comes from the dataset's dicts (with their "difficult" flags).
     """
 
-    def __init__(self, dataset_name: str, use_07_metric: Optional[bool] = None, distributed: bool = True,
-                 *, metric: Optional[str] = None):
+    def __init__(
+        self,
+        dataset_name: str,
+        use_07_metric: Optional[bool] = None,
+        distributed: bool = True,
+        *,
+        metric: Optional[str] = None,
+    ):
         """
         Args:
             dataset_name: a registered dataset with metadata thing_classes and year.
@@ -251,12 +274,16 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         self._distributed = distributed
         meta = MetadataCatalog.get(dataset_name)
         if not hasattr(meta, "thing_classes"):
-            raise DataError(f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'thing_classes'")
+            raise DataError(
+                f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata "
+                "'thing_classes'"
+            )
         self._class_names: List[str] = list(meta.thing_classes)
         if metric is None and use_07_metric is None:
             if not hasattr(meta, "year"):
                 raise DataError(
-                    f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata 'year'; "
+                    f"PascalVOCDetectionEvaluator: dataset {dataset_name!r} has no metadata "
+                    "'year'; "
                     "pass use_07_metric=True/False"
                 )
             use_07_metric = int(meta.year) == 2007
@@ -291,7 +318,9 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
                     )
                 # To the devkit's 1-based inclusive pixels, as the ground truth below.
                 x0, y0, x1, y1 = box.tolist()
-                self._predictions[int(label)].append((image_id, float(score), [x0 + 1.0, y0 + 1.0, x1, y1]))
+                self._predictions[int(label)].append(
+                    (image_id, float(score), [x0 + 1.0, y0 + 1.0, x1, y1])
+                )
 
     def _ground_truth(self) -> List[Dict[Hashable, List[Dict[str, Any]]]]:
         """Per class: image_id -> [{"bbox" in devkit coordinates, "difficult"}] for every image."""
@@ -329,7 +358,7 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
                     predictions[label].extend(dets)
         return predictions
 
-    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+    def evaluate(self) -> OrderedDict[str, Dict[str, float]]:
         predictions = self._gathered_predictions()
         if predictions is None:
             return OrderedDict()
@@ -337,12 +366,15 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         logger.info(
             "Evaluating %s with the %s VOC metric",
             self._dataset_name,
-            {"11point": "2007 11-point (detectron2 / py-faster-rcnn levels)",
-             "11point_exact": "11-point (exact tenths)", "area": "area-under-curve"}[self._metric],
+            {
+                "11point": "2007 11-point (detectron2 / py-faster-rcnn levels)",
+                "11point_exact": "11-point (exact tenths)",
+                "area": "area-under-curve",
+            }[self._metric],
         )
         thresholds = [t / 100.0 for t in VOC_IOU_THRESHOLDS]
         aps: Dict[int, List[float]] = {t: [] for t in VOC_IOU_THRESHOLDS}
-        for label, name in enumerate(self._class_names):
+        for label in range(len(self._class_names)):
             per_thresh = _voc_eval_thresholds(
                 predictions.get(label, []), ground_truth[label], thresholds, self._metric
             )

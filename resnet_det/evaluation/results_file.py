@@ -21,6 +21,7 @@ detector's output format and fed to the dataset's evaluator, so a results file i
 as the same detections coming from a model would be. ``resnet_det.evaluation.evaluate_results``
 and ``evaluate_results_file`` choose that evaluator by the dataset's name.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,18 +64,29 @@ def _is_int(v: Any) -> bool:
 def _validate_segmentation(i: int, segm: Any, source: str) -> None:
     """The form of an RLE mask; its size and runs are checked with the image (_check_masks)."""
     if isinstance(segm, list):
-        raise DataError(f"{source}: entry {i} has a polygon 'segmentation'; results give masks as "
-                        f"RLE ({{'size': [height, width], 'counts': ...}}): {_RLE_FIX}")
+        raise DataError(
+            f"{source}: entry {i} has a polygon 'segmentation'; results give masks as "
+            f"RLE ({{'size': [height, width], 'counts': ...}}): {_RLE_FIX}"
+        )
     if not isinstance(segm, Mapping) or set(segm) != {"size", "counts"}:
-        raise DataError(f"{source}: entry {i} has 'segmentation' {segm!r:.80}; expected an RLE "
-                        f"object with exactly 'size' and 'counts': {_RLE_FIX}")
+        raise DataError(
+            f"{source}: entry {i} has 'segmentation' {segm!r:.80}; expected an RLE "
+            f"object with exactly 'size' and 'counts': {_RLE_FIX}"
+        )
     size, counts = segm["size"], segm["counts"]
     if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
-        raise DataError(f"{source}: entry {i} has an RLE 'size' {size!r:.60}; expected [height, width], "
-                        "two positive ints")
-    if not (isinstance(counts, str) or (isinstance(counts, list) and all(_is_int(v) and v >= 0 for v in counts))):
-        raise DataError(f"{source}: entry {i} has RLE 'counts' {counts!r:.60}; expected pycocotools' "
-                        f"compressed string or a list of non-negative ints: {_RLE_FIX}")
+        raise DataError(
+            f"{source}: entry {i} has an RLE 'size' {size!r:.60}; expected [height, width], "
+            "two positive ints"
+        )
+    if not (
+        isinstance(counts, str)
+        or (isinstance(counts, list) and all(_is_int(v) and v >= 0 for v in counts))
+    ):
+        raise DataError(
+            f"{source}: entry {i} has RLE 'counts' {counts!r:.60}; expected pycocotools' "
+            f"compressed string or a list of non-negative ints: {_RLE_FIX}"
+        )
 
 
 def _validate_entry(i: int, entry: Any, source: str) -> None:
@@ -84,21 +96,31 @@ def _validate_entry(i: int, entry: Any, source: str) -> None:
     required = [k for k in REQUIRED_KEYS if not (k == "bbox" and "segmentation" in entry)]
     missing = [k for k in required if k not in entry]
     if missing:
-        raise DataError(f"{source}: entry {i} lacks key(s) {missing} (needs {list(REQUIRED_KEYS)}, "
-                        "or 'segmentation' in place of 'bbox')")
+        raise DataError(
+            f"{source}: entry {i} lacks key(s) {missing} (needs {list(REQUIRED_KEYS)}, "
+            "or 'segmentation' in place of 'bbox')"
+        )
     image_id, category_id = entry["image_id"], entry["category_id"]
     if isinstance(image_id, bool) or not isinstance(image_id, (int, str)):
-        raise DataError(f"{source}: entry {i} has image_id {image_id!r}; expected an int or a string")
+        raise DataError(
+            f"{source}: entry {i} has image_id {image_id!r}; expected an int or a string"
+        )
     if not _is_int(category_id):
         raise DataError(f"{source}: entry {i} has category_id {category_id!r}; expected an int")
     if "bbox" in entry:
         bbox = entry["bbox"]
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-            raise DataError(f"{source}: entry {i} has bbox {bbox!r}; expected 4 finite numbers [x, y, w, h]")
+        if not (
+            isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(v) for v in bbox)
+        ):
+            raise DataError(
+                f"{source}: entry {i} has bbox {bbox!r}; expected 4 finite numbers [x, y, w, h]"
+            )
         if bbox[2] < 0 or bbox[3] < 0:
             raise DataError(f"{source}: entry {i} has bbox {bbox!r} with negative width or height")
     if not _is_number(entry["score"]):
-        raise DataError(f"{source}: entry {i} has score {entry['score']!r}; expected a finite number")
+        raise DataError(
+            f"{source}: entry {i} has score {entry['score']!r}; expected a finite number"
+        )
     if "segmentation" in entry:
         _validate_segmentation(i, entry["segmentation"], source)
 
@@ -108,36 +130,48 @@ def _check_all_or_no_masks(results: Sequence[Mapping[str, Any]], source: str) ->
     has = [i for i, r in enumerate(results) if "segmentation" in r]
     if has and len(has) != len(results):
         lacking = next(i for i, r in enumerate(results) if "segmentation" not in r)
-        raise DataError(f"{source}: entry {has[0]} has a 'segmentation' but entry {lacking} has none; "
-                        "give a mask for every detection or for none")
+        raise DataError(
+            f"{source}: entry {has[0]} has a 'segmentation' but entry {lacking} has none; "
+            "give a mask for every detection or for none"
+        )
     return bool(has)
 
 
-def _check_masks(results: Sequence[Mapping[str, Any]], images: Mapping[Any, Mapping[str, Any]],
-                 source: str) -> List[Dict[str, Any]]:
+def _check_masks(
+    results: Sequence[Mapping[str, Any]], images: Mapping[Any, Mapping[str, Any]], source: str
+) -> List[Dict[str, Any]]:
     """Each entry's RLE at its image's size with runs covering it exactly, compressed (counts
     a str) as the evaluator holds masks. Errors name the entry."""
     for i, r in enumerate(results):
         size = r["segmentation"]["size"]
         record = images[r["image_id"]]
         if size != [record["height"], record["width"]]:
-            raise DataError(f"{source}: entry {i} has an RLE mask of size {size} ([height, width]) for "
-                            f"image {r['image_id']!r} of {record['height']}x{record['width']} "
-                            f"(height x width): {_RLE_FIX}")
+            raise DataError(
+                f"{source}: entry {i} has an RLE mask of size {size} ([height, width]) for "
+                f"image {r['image_id']!r} of {record['height']}x{record['width']} "
+                f"(height x width): {_RLE_FIX}"
+            )
     compressed = [i for i, r in enumerate(results) if isinstance(r["segmentation"]["counts"], str)]
     totals = np.zeros(len(results), dtype=np.int64)
-    totals[compressed] = compressed_rle_totals([results[i]["segmentation"]["counts"] for i in compressed])
+    totals[compressed] = compressed_rle_totals(
+        [results[i]["segmentation"]["counts"] for i in compressed]
+    )
     for i, r in enumerate(results):
         counts = r["segmentation"]["counts"]
         if isinstance(counts, list):
             totals[i] = sum(counts)
-    expected = np.array([r["segmentation"]["size"][0] * r["segmentation"]["size"][1] for r in results],
-                        dtype=np.int64).reshape(-1)
+    expected = np.array(
+        [r["segmentation"]["size"][0] * r["segmentation"]["size"][1] for r in results],
+        dtype=np.int64,
+    ).reshape(-1)
     bad = np.flatnonzero(totals != expected)
     if len(bad):
         i = int(bad[0])
-        what = ("is not pycocotools' compressed encoding" if totals[i] < 0
-                else f"covers {int(totals[i])} pixels, not the {int(expected[i])} of its size")
+        what = (
+            "is not pycocotools' compressed encoding"
+            if totals[i] < 0
+            else f"covers {int(totals[i])} pixels, not the {int(expected[i])} of its size"
+        )
         raise DataError(f"{source}: entry {i} has an RLE mask whose 'counts' {what}: {_RLE_FIX}")
     from pycocotools import mask as mask_utils
 
@@ -145,7 +179,9 @@ def _check_masks(results: Sequence[Mapping[str, Any]], images: Mapping[Any, Mapp
     for r in results:
         segm = r["segmentation"]
         if isinstance(segm["counts"], list):  # uncompressed: pycocotools compresses it
-            coded = mask_utils.frPyObjects({"size": list(segm["size"]), "counts": segm["counts"]}, *segm["size"])
+            coded = mask_utils.frPyObjects(
+                {"size": list(segm["size"]), "counts": segm["counts"]}, *segm["size"]
+            )
             segm = {"size": list(segm["size"]), "counts": coded["counts"].decode("ascii")}
         rles.append({"size": list(segm["size"]), "counts": segm["counts"]})
     return rles
@@ -170,7 +206,9 @@ def load_results_file(path: str) -> List[Dict[str, Any]]:
     except RecursionError as e:
         raise DataError(f"Results file {path!r} is not valid JSON: nested too deeply") from e
     if not isinstance(results, list):
-        raise DataError(f"Results file {path!r} must hold a JSON list, got {type(results).__name__}")
+        raise DataError(
+            f"Results file {path!r} must hold a JSON list, got {type(results).__name__}"
+        )
     for i, entry in enumerate(results):
         _validate_entry(i, entry, path)
     _check_all_or_no_masks(results, path)
@@ -203,7 +241,9 @@ def results_to_model_io(
     id_map = {int(c): label for label, c in enumerate(category_ids)}
     # A hint for the common mistake of numbering VOC images: give one of the dataset's ids.
     example = next((i for i in images if isinstance(i, str)), None)
-    id_hint = "" if example is None else f" (this dataset's image ids are file stems such as {example!r})"
+    id_hint = (
+        "" if example is None else f" (this dataset's image ids are file stems such as {example!r})"
+    )
 
     for i, entry in enumerate(results):
         _validate_entry(i, entry, source)
@@ -228,7 +268,8 @@ def results_to_model_io(
     for i, entry in enumerate(results):
         x, y, w, h = (float(v) for v in (entry["bbox"] if i not in mask_boxes else mask_boxes[i]))
         per_image[entry["image_id"]].append(
-            ([x, y, x + w, y + h], float(entry["score"]), id_map[entry["category_id"]], rles[i]))
+            ([x, y, x + w, y + h], float(entry["score"]), id_map[entry["category_id"]], rles[i])
+        )
 
     pairs = []
     for image_id, dets in per_image.items():
@@ -243,13 +284,15 @@ def results_to_model_io(
             out["masks_rle"] = [d[3] for d in dets]
         pairs.append((inp, out))
     return pairs
+
+
 def score_results(
     evaluator: DatasetEvaluator,
     dataset_name: str,
     results: Sequence[Mapping[str, Any]],
     *,
     source: str = "results",
-) -> "OrderedDict[str, Dict[str, float]]":
+) -> OrderedDict[str, Dict[str, float]]:
     """Score results entries with ``evaluator`` (built for ``dataset_name``), exactly as if a
     model had output the same detections.
 
@@ -268,8 +311,12 @@ def score_results(
         )
     pairs = results_to_model_io(dataset_name, results, category_ids, source=source)
     if results and "segmentation" in results[0] and not evaluator.scores_masks():
-        logger.warning("%s: the masks ('segmentation') are not scored: %s of dataset %r scores boxes "
-                       "only", source, type(evaluator).__name__, dataset_name)
+        logger.warning(
+            "%s: the masks ('segmentation') are not scored: %s of dataset %r scores boxes only",
+            source,
+            type(evaluator).__name__,
+            dataset_name,
+        )
     evaluator.reset()
     for inp, out in pairs:
         evaluator.process([inp], [out])

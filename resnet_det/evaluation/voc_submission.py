@@ -12,6 +12,7 @@ as detectron2's PascalVOCDetectionEvaluator does when it writes these files. The
 The files are zipped into one archive (the results/ tree at its root), which is what the
 server takes. It computes AP as the area under the curve (VOC2010+), per class and the mean.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,14 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
     are the server's).
     """
 
-    def __init__(self, dataset_name: str, output_dir: str, distributed: bool = True, *,
-                 competition: str = "comp4"):
+    def __init__(
+        self,
+        dataset_name: str,
+        output_dir: str,
+        distributed: bool = True,
+        *,
+        competition: str = "comp4",
+    ):
         """
         Args:
             dataset_name: a registered dataset with metadata thing_classes, year and split
@@ -62,9 +69,11 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
         from resnet_det.data.catalog import MetadataCatalog
 
         if not output_dir:
-            raise DataError(f"Dataset {dataset_name!r} has no public annotations: its detections "
-                            "are written for the PASCAL evaluation server and need an output "
-                            "folder (set OUTPUT_DIR)")
+            raise DataError(
+                f"Dataset {dataset_name!r} has no public annotations: its detections "
+                "are written for the PASCAL evaluation server and need an output "
+                "folder (set OUTPUT_DIR)"
+            )
         if competition not in ("comp3", "comp4"):
             raise ValueError(f"competition must be 'comp3' or 'comp4', got {competition!r}")
         # The AP metric is the server's (area under the curve for VOC2010+); nothing is scored here.
@@ -72,8 +81,10 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
         meta = MetadataCatalog.get(dataset_name)
         missing = [k for k in ("year", "split") if not hasattr(meta, k)]
         if missing:
-            raise DataError(f"PascalVOCSubmissionWriter: dataset {dataset_name!r} has no metadata "
-                            f"{missing} (register it with register_pascal_voc_images)")
+            raise DataError(
+                f"PascalVOCSubmissionWriter: dataset {dataset_name!r} has no metadata "
+                f"{missing} (register it with register_pascal_voc_images)"
+            )
         self._year, self._split = int(meta.year), str(meta.split)
         self._output_dir = output_dir
         self._competition = competition
@@ -89,11 +100,17 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
 
     def results_files(self) -> List[str]:
         """The per-class file paths, relative to output_dir, in class order."""
-        return [os.path.join("results", f"VOC{self._year}", "Main",
-                             f"{self._competition}_det_{self._split}_{name}.txt")
-                for name in self._class_names]
+        return [
+            os.path.join(
+                "results",
+                f"VOC{self._year}",
+                "Main",
+                f"{self._competition}_det_{self._split}_{name}.txt",
+            )
+            for name in self._class_names
+        ]
 
-    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
+    def evaluate(self) -> OrderedDict[str, Dict[str, float]]:
         predictions = self._gathered_predictions()
         images = self._images
         if self._distributed:
@@ -105,13 +122,18 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
             return OrderedDict()
         zip_path = submission_zip_path(self._output_dir, self._dataset_name)
         num = 0
-        with atomic_open(zip_path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as archive:
+        with (
+            atomic_open(zip_path, "wb") as f,
+            zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as archive,
+        ):
             for label, rel in enumerate(self.results_files()):
                 # Sorted by image, then by decreasing score: the file does not depend on how
                 # the test set was split over processes.
                 dets = sorted(predictions.get(label, []), key=lambda d: (str(d[0]), -d[1]))
-                text = "".join(f"{image_id} {score:.6f} {x0:.1f} {y0:.1f} {x1:.1f} {y1:.1f}\n"
-                               for image_id, score, (x0, y0, x1, y1) in dets)
+                text = "".join(
+                    f"{image_id} {score:.6f} {x0:.1f} {y0:.1f} {x1:.1f} {y1:.1f}\n"
+                    for image_id, score, (x0, y0, x1, y1) in dets
+                )
                 num += len(dets)
                 atomic_write_text(os.path.join(self._output_dir, rel), text)
                 archive.writestr(zipfile.ZipInfo(rel.replace(os.sep, "/"), _ZIP_DATE), text)
@@ -120,7 +142,16 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
             "evaluation server to %s (one %s file per class under %s). Submit the zip at %s "
             "(an account is needed; VOC%d, detection, %s); the server reports the AP per class "
             "and the mAP (area under the curve).",
-            self._dataset_name, num, len(images), zip_path, self._competition,
-            os.path.join(self._output_dir, "results"), SERVER_URL, self._year, self._competition,
+            self._dataset_name,
+            num,
+            len(images),
+            zip_path,
+            self._competition,
+            os.path.join(self._output_dir, "results"),
+            SERVER_URL,
+            self._year,
+            self._competition,
         )
-        return OrderedDict([("voc_submission", {"detections": float(num), "images": float(len(images))})])
+        return OrderedDict(
+            [("voc_submission", {"detections": float(num), "images": float(len(images))})]
+        )

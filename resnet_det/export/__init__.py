@@ -8,12 +8,33 @@ labels) out; for a Mask R-CNN ``MaskDetectorExportModule``, which adds the masks
 head's resolution. docs/deployment.md says what each format keeps and gives up;
 tools/export_model.py is the command line.
 """
+
 from .formats import EXTENSIONS, FORMATS, ONNX_OPSET, ExportError, export_artifact, load_artifact
-from .module import DetectorExportModule, MaskDetectorExportModule, export_friendly_nms, export_module
+from .module import (
+    DetectorExportModule,
+    MaskDetectorExportModule,
+    export_friendly_nms,
+    export_module,
+)
 from .pipeline import ExportReport, artifact_path, export_detector
 from .verify import DEFAULT_TOLERANCE, Comparison, Tolerance, compare_detections
 
-__all__ = ["FORMATS", "EXTENSIONS", "ONNX_OPSET", "ExportError", "export_artifact", "load_artifact",
-           "DetectorExportModule", "MaskDetectorExportModule", "export_module", "export_friendly_nms",
-           "ExportReport", "export_detector", "artifact_path", "Tolerance", "DEFAULT_TOLERANCE",
-           "Comparison", "compare_detections"]
+__all__ = [
+    "FORMATS",
+    "EXTENSIONS",
+    "ONNX_OPSET",
+    "ExportError",
+    "export_artifact",
+    "load_artifact",
+    "DetectorExportModule",
+    "MaskDetectorExportModule",
+    "export_module",
+    "export_friendly_nms",
+    "ExportReport",
+    "export_detector",
+    "artifact_path",
+    "Tolerance",
+    "DEFAULT_TOLERANCE",
+    "Comparison",
+    "compare_detections",
+]

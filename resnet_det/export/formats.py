@@ -10,6 +10,7 @@
 
 docs/deployment.md states what each format keeps and what it gives up.
 """
+
 import contextlib
 import logging
 import os
@@ -70,17 +71,27 @@ def _onnx(module: DetectorExportModule, sample: Tensor, path: str, dynamic: bool
     else:
         axes = {name: {0: "detections"} for name in module.output_names}
     with _quiet():
-        torch.onnx.export(module, (sample,), path, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=list(INPUT_NAMES), output_names=list(module.output_names),
-                          dynamic_axes=axes)
+        torch.onnx.export(
+            module,
+            (sample,),
+            path,
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=list(module.output_names),
+            dynamic_axes=axes,
+        )
     h, w = sample.shape[-2:]
     return {"height": "any", "width": "any"} if dynamic else {"height": int(h), "width": int(w)}
 
 
 def _input_ranges(program) -> Dict[str, Any]:
     """The range of each input dimension the ExportedProgram accepts ({"height": [lo, hi]})."""
-    node = next(n for n in program.graph.nodes if n.op == "placeholder"
-                and n.name in program.graph_signature.user_inputs)
+    node = next(
+        n
+        for n in program.graph.nodes
+        if n.op == "placeholder" and n.name in program.graph_signature.user_inputs
+    )
     out = {}
     for axis, name in ((1, "height"), (2, "width")):
         dim = node.meta["val"].shape[axis]
@@ -88,8 +99,10 @@ def _input_ranges(program) -> Dict[str, Any]:
             out[name] = int(dim)
             continue
         vr = program.range_constraints.get(dim.node.expr)
-        out[name] = [_bound(vr.lower if vr is not None else None),
-                     _bound(vr.upper if vr is not None else None)]
+        out[name] = [
+            _bound(vr.lower if vr is not None else None),
+            _bound(vr.upper if vr is not None else None),
+        ]
     return out
 
 
@@ -114,8 +127,9 @@ def _torch_export(module: DetectorExportModule, sample: Tensor, path: str, dynam
 _EXPORTERS = {"torchscript": _torchscript, "onnx": _onnx, "torch_export": _torch_export}
 
 
-def export_artifact(model: torch.nn.Module, fmt: str, sample: Tensor, path: str, *,
-                    dynamic: bool = True) -> Dict[str, Any]:
+def export_artifact(
+    model: torch.nn.Module, fmt: str, sample: Tensor, path: str, *, dynamic: bool = True
+) -> Dict[str, Any]:
     """Export the detector ``model`` (eval mode) in format ``fmt`` to ``path``.
 
     Args:

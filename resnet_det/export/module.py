@@ -10,6 +10,7 @@ Resizing stays outside (the caller applies the config's test-time resize, as
 ``resnet_det.Predictor`` does): the detector's own resize is an antialiased one that the
 formats do not all carry (docs/deployment.md).
 """
+
 import contextlib
 from typing import Dict, Iterator, Tuple
 
@@ -20,8 +21,15 @@ import torchvision.ops.boxes as box_ops
 from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
 
-__all__ = ["DetectorExportModule", "MaskDetectorExportModule", "export_module", "INPUT_NAMES", "OUTPUT_NAMES",
-           "MASK_OUTPUT_NAMES", "export_friendly_nms"]
+__all__ = [
+    "DetectorExportModule",
+    "MaskDetectorExportModule",
+    "export_module",
+    "INPUT_NAMES",
+    "OUTPUT_NAMES",
+    "MASK_OUTPUT_NAMES",
+    "export_friendly_nms",
+]
 
 INPUT_NAMES = ("image",)
 OUTPUT_NAMES = ("boxes", "scores", "labels")
@@ -45,8 +53,10 @@ class DetectorExportModule(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         if model.training:
-            raise ValueError("DetectorExportModule: the detector is in training mode; call "
-                             "model.eval() first (exports are for inference)")
+            raise ValueError(
+                "DetectorExportModule: the detector is in training mode; call "
+                "model.eval() first (exports are for inference)"
+            )
         self.model = model
 
     def detect(self, image: Tensor) -> Dict[str, Tensor]:
@@ -61,8 +71,9 @@ class DetectorExportModule(nn.Module):
         images = ImageList(x.unsqueeze(0), [(h, w)])
         features = m.backbone(images.tensors)
         proposals, _ = m.rpn(images, {f: features[f] for f in m.rpn_in_features})
-        detections, _ = m.roi_heads({f: features[f] for f in m.roi_in_features}, proposals,
-                                    images.image_sizes)
+        detections, _ = m.roi_heads(
+            {f: features[f] for f in m.roi_in_features}, proposals, images.image_sizes
+        )
         return detections[0]
 
     def forward(self, image: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

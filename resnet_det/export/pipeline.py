@@ -7,6 +7,7 @@ sample and on a second image of another size and compares with the eager detecto
 (export.verify). A comparison beyond the tolerance raises ExportError after the description
 (with the numbers) is written.
 """
+
 import json
 import logging
 import os
@@ -57,8 +58,9 @@ def _demo_sample() -> torch.Tensor:
     return torch.from_numpy(image.copy()).permute(2, 0, 1).contiguous()
 
 
-def sample_images(predictor, sample_image: Optional[str], same_size: bool
-                  ) -> List[Tuple[str, torch.Tensor]]:
+def sample_images(
+    predictor, sample_image: Optional[str], same_size: bool
+) -> List[Tuple[str, torch.Tensor]]:
     """(name, model input image float32 [3, H, W]) for the sample and a second image: the
     sample with height and width swapped (a 3/4-wide crop of a square one), or, when
     ``same_size``, the sample mirrored (an artifact of fixed size takes no other size)."""
@@ -84,14 +86,26 @@ def sample_images(predictor, sample_image: Optional[str], same_size: bool
 def _mask_outputs(model) -> List[Dict[str, Any]]:
     if not getattr(model, "mask_on", False):
         return []
-    return [{"name": MASK_OUTPUT_NAMES[3], "dtype": "float32", "shape": ["detections", 1, "M", "M"],
-             "description": "mask probabilities at the mask head's resolution (M = 28 FPN, 14 C4) "
-                            "in each box's frame; paste with torchvision's "
-                            "paste_masks_in_image(masks, boxes, (H, W)), threshold 0.5"}]
+    return [
+        {
+            "name": MASK_OUTPUT_NAMES[3],
+            "dtype": "float32",
+            "shape": ["detections", 1, "M", "M"],
+            "description": "mask probabilities at the mask head's resolution (M = 28 FPN, 14 C4) "
+            "in each box's frame; paste with torchvision's "
+            "paste_masks_in_image(masks, boxes, (H, W)), threshold 0.5",
+        }
+    ]
 
 
-def _description(predictor, fmt: str, artifact: str, sizes: Dict[str, Any],
-                 tolerance: Tolerance, comparisons: List[Comparison]) -> Dict[str, Any]:
+def _description(
+    predictor,
+    fmt: str,
+    artifact: str,
+    sizes: Dict[str, Any],
+    tolerance: Tolerance,
+    comparisons: List[Comparison],
+) -> Dict[str, Any]:
     cfg = predictor.cfg
     dims = [3, "height", "width"]
     return {
@@ -100,25 +114,45 @@ def _description(predictor, fmt: str, artifact: str, sizes: Dict[str, Any],
         "weights": predictor.weights,
         "torch": torch.__version__,
         "onnx_opset": ONNX_OPSET if fmt == "onnx" else None,
-        "inputs": [{
-            "name": INPUT_NAMES[0], "dtype": "float32", "shape": dims, "sizes": sizes,
-            "description": (f"one image, {cfg.INPUT.FORMAT} channel order, values 0-255, resized "
-                            f"as the config's test-time resize: shorter side "
-                            f"{cfg.INPUT.MIN_SIZE_TEST}, longer side at most {cfg.INPUT.MAX_SIZE_TEST} "
-                            "(resnet_det.Predictor.model_input does it); normalisation and "
-                            "padding are inside the model"),
-        }],
+        "inputs": [
+            {
+                "name": INPUT_NAMES[0],
+                "dtype": "float32",
+                "shape": dims,
+                "sizes": sizes,
+                "description": (
+                    f"one image, {cfg.INPUT.FORMAT} channel order, values 0-255, resized "
+                    f"as the config's test-time resize: shorter side "
+                    f"{cfg.INPUT.MIN_SIZE_TEST}, longer side at most {cfg.INPUT.MAX_SIZE_TEST} "
+                    "(resnet_det.Predictor.model_input does it); normalisation and "
+                    "padding are inside the model"
+                ),
+            }
+        ],
         "outputs": [
-            {"name": OUTPUT_NAMES[0], "dtype": "float32", "shape": ["detections", 4],
-             "description": "XYXY boxes in the input image's pixels (multiply by original "
-                            "size / input size for the original image)"},
-            {"name": OUTPUT_NAMES[1], "dtype": "float32", "shape": ["detections"],
-             "description": f"scores >= MODEL.ROI_HEADS.SCORE_THRESH_TEST "
-                            f"({cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST}), at most "
-                            f"{cfg.MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE} detections"},
-            {"name": OUTPUT_NAMES[2], "dtype": "int64", "shape": ["detections"],
-             "description": "0-based class index into class_names"},
-        ] + _mask_outputs(predictor.model),
+            {
+                "name": OUTPUT_NAMES[0],
+                "dtype": "float32",
+                "shape": ["detections", 4],
+                "description": "XYXY boxes in the input image's pixels (multiply by original "
+                "size / input size for the original image)",
+            },
+            {
+                "name": OUTPUT_NAMES[1],
+                "dtype": "float32",
+                "shape": ["detections"],
+                "description": f"scores >= MODEL.ROI_HEADS.SCORE_THRESH_TEST "
+                f"({cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST}), at most "
+                f"{cfg.MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE} detections",
+            },
+            {
+                "name": OUTPUT_NAMES[2],
+                "dtype": "int64",
+                "shape": ["detections"],
+                "description": "0-based class index into class_names",
+            },
+        ]
+        + _mask_outputs(predictor.model),
         "class_names": list(predictor.class_names),
         "input_format": cfg.INPUT.FORMAT,
         "test_resize": {"min_size": cfg.INPUT.MIN_SIZE_TEST, "max_size": cfg.INPUT.MAX_SIZE_TEST},
@@ -127,9 +161,16 @@ def _description(predictor, fmt: str, artifact: str, sizes: Dict[str, Any],
     }
 
 
-def export_detector(cfg, fmt: str, output: str, *, sample_image: Optional[str] = None,
-                    weights: Optional[str] = None, dynamic: bool = True,
-                    tolerance: Tolerance = DEFAULT_TOLERANCE) -> ExportReport:
+def export_detector(
+    cfg,
+    fmt: str,
+    output: str,
+    *,
+    sample_image: Optional[str] = None,
+    weights: Optional[str] = None,
+    dynamic: bool = True,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+) -> ExportReport:
     """Export the trained detector of ``cfg`` (weights as ``resnet_det.Predictor`` finds them)
     in format ``fmt`` to ``output`` (a file or a folder), describe it and verify it.
 
@@ -153,8 +194,13 @@ def export_detector(cfg, fmt: str, output: str, *, sample_image: Optional[str] =
     model = predictor.model
     artifact = artifact_path(output, fmt)
     images = sample_images(predictor, sample_image, same_size=not dynamic)
-    logger.info("Exporting %s to %s (sample %s, %dx%d)", fmt, artifact, images[0][0],
-                *images[0][1].shape[-2:])
+    logger.info(
+        "Exporting %s to %s (sample %s, %dx%d)",
+        fmt,
+        artifact,
+        images[0][0],
+        *images[0][1].shape[-2:],
+    )
     sizes = export_artifact(model, fmt, images[0][1], artifact, dynamic=dynamic)
     run = load_artifact(fmt, artifact)
     roi = predictor.cfg.MODEL.ROI_HEADS
@@ -165,26 +211,42 @@ def export_detector(cfg, fmt: str, output: str, *, sample_image: Optional[str] =
         try:
             got = run(image)
         except Exception as e:  # e.g. a size outside a torch.export artifact's range
-            raise ExportError(f"the exported {fmt} model fails on {name} ({image.shape[1]}x"
-                              f"{image.shape[2]}): {type(e).__name__}: {e}") from e
-        comparisons.append(compare_detections(
-            (eager["boxes"], eager["scores"], eager["labels"]), got[:3], image=name,
-            size=tuple(image.shape[-2:]), tolerance=tolerance,
-            score_thresh=roi.SCORE_THRESH_TEST, max_detections=roi.DETECTIONS_PER_IMAGE))
+            raise ExportError(
+                f"the exported {fmt} model fails on {name} ({image.shape[1]}x"
+                f"{image.shape[2]}): {type(e).__name__}: {e}"
+            ) from e
+        comparisons.append(
+            compare_detections(
+                (eager["boxes"], eager["scores"], eager["labels"]),
+                got[:3],
+                image=name,
+                size=tuple(image.shape[-2:]),
+                tolerance=tolerance,
+                score_thresh=roi.SCORE_THRESH_TEST,
+                max_detections=roi.DETECTIONS_PER_IMAGE,
+            )
+        )
     description = os.path.splitext(artifact)[0] + ".json"
-    atomic_write_text(description, json.dumps(
-        _description(predictor, fmt, artifact, sizes, tolerance, comparisons), indent=2))
+    atomic_write_text(
+        description,
+        json.dumps(_description(predictor, fmt, artifact, sizes, tolerance, comparisons), indent=2),
+    )
     report = ExportReport(artifact, description, sizes, comparisons)
     for c in comparisons:
         logger.info("%s", c.describe())
         if c.num_eager == 0:
-            logger.warning("%s: the detector finds nothing above the score threshold %s, so the "
-                           "comparison checks only that the export finds nothing too (a lower "
-                           "MODEL.ROI_HEADS.SCORE_THRESH_TEST compares more)", c.image,
-                           roi.SCORE_THRESH_TEST)
+            logger.warning(
+                "%s: the detector finds nothing above the score threshold %s, so the "
+                "comparison checks only that the export finds nothing too (a lower "
+                "MODEL.ROI_HEADS.SCORE_THRESH_TEST compares more)",
+                c.image,
+                roi.SCORE_THRESH_TEST,
+            )
     if not report.passed:
         failed = "; ".join(c.describe() for c in comparisons if not c.passed)
-        raise ExportError(f"the {fmt} export of {artifact} differs from the eager detector beyond "
-                          f"the tolerance (boxes {tolerance.boxes} px, scores {tolerance.scores}): "
-                          f"{failed} (details in {description})")
+        raise ExportError(
+            f"the {fmt} export of {artifact} differs from the eager detector beyond "
+            f"the tolerance (boxes {tolerance.boxes} px, scores {tolerance.scores}): "
+            f"{failed} (details in {description})"
+        )
     return report

@@ -8,6 +8,7 @@ score tolerance of a cut-off the detector applies (the score threshold, or the l
 when the detection count is capped): there a rounding difference may legitimately keep it on
 one side only.
 """
+
 from dataclasses import asdict, dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -51,9 +52,11 @@ class Comparison:
     def describe(self) -> str:
         state = "ok" if self.passed else "FAILED"
         extra = f", {self.unexplained} detections without a partner" if self.unexplained else ""
-        return (f"{self.image} ({self.size[0]}x{self.size[1]}): {self.num_eager} eager / "
-                f"{self.num_exported} exported detections, largest difference boxes "
-                f"{self.max_box_diff:.3g} px, scores {self.max_score_diff:.3g}{extra}: {state}")
+        return (
+            f"{self.image} ({self.size[0]}x{self.size[1]}): {self.num_eager} eager / "
+            f"{self.num_exported} exported detections, largest difference boxes "
+            f"{self.max_box_diff:.3g} px, scores {self.max_score_diff:.3g}{extra}: {state}"
+        )
 
 
 def _as_cpu(dets: Sequence) -> Detections:
@@ -65,9 +68,16 @@ def _near_cutoff(score: float, cutoffs: Sequence[float], tol: float) -> bool:
     return any(abs(score - c) <= tol for c in cutoffs)
 
 
-def compare_detections(eager: Sequence, exported: Sequence, *, image: str = "",
-                       size: Tuple[int, int] = (0, 0), tolerance: Tolerance = DEFAULT_TOLERANCE,
-                       score_thresh: float = 0.0, max_detections: Optional[int] = None) -> Comparison:
+def compare_detections(
+    eager: Sequence,
+    exported: Sequence,
+    *,
+    image: str = "",
+    size: Tuple[int, int] = (0, 0),
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+    score_thresh: float = 0.0,
+    max_detections: Optional[int] = None,
+) -> Comparison:
     """Pair ``exported`` detections with ``eager`` ones and measure the differences.
 
     Args:
@@ -86,7 +96,7 @@ def compare_detections(eager: Sequence, exported: Sequence, *, image: str = "",
         # Partners: unused detections of the same class that overlap it (IoU >= 0.5).
         candidates = (~used) & (xl == el[i])
         if len(xb):
-            candidates &= box_iou(eb[i:i + 1], xb)[0] >= 0.5
+            candidates &= box_iou(eb[i : i + 1], xb)[0] >= 0.5
         if not bool(candidates.any()):
             unmatched_eager.append(float(es[i]))
             continue
@@ -104,9 +114,18 @@ def compare_detections(eager: Sequence, exported: Sequence, *, image: str = "",
     for scores in (es, xs):
         if max_detections is not None and len(scores) >= max_detections:
             cutoffs.append(float(scores.min()))
-    unexplained = sum(not _near_cutoff(s, cutoffs, tolerance.scores)
-                      for s in unmatched_eager + unmatched_exported)
-    passed = (unexplained == 0 and box_diff <= tolerance.boxes and score_diff <= tolerance.scores)
-    return Comparison(image=image, size=(int(size[0]), int(size[1])), num_eager=len(es),
-                      num_exported=len(xs), num_matched=matched, max_box_diff=box_diff,
-                      max_score_diff=score_diff, unexplained=unexplained, passed=passed)
+    unexplained = sum(
+        not _near_cutoff(s, cutoffs, tolerance.scores) for s in unmatched_eager + unmatched_exported
+    )
+    passed = unexplained == 0 and box_diff <= tolerance.boxes and score_diff <= tolerance.scores
+    return Comparison(
+        image=image,
+        size=(int(size[0]), int(size[1])),
+        num_eager=len(es),
+        num_exported=len(xs),
+        num_matched=matched,
+        max_box_diff=box_diff,
+        max_score_diff=score_diff,
+        unexplained=unexplained,
+        passed=passed,
+    )

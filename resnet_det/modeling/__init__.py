@@ -6,9 +6,17 @@ and its config -> kwargs function, and ``build_backbone(cfg)`` / ``build_model(c
 ``resnet_det.modeling.build``; they are imported when called so that this package imports
 without the config code.
 """
+
 from .backbone import Backbone
-from .blocks import (BasicBlock, BottleneckBlock, PreActBasicBlock, PreActBottleneckBlock,
-                     ShortcutA, make_shortcut, make_stage)
+from .blocks import (
+    BasicBlock,
+    BottleneckBlock,
+    PreActBasicBlock,
+    PreActBottleneckBlock,
+    ShortcutA,
+    make_shortcut,
+    make_stage,
+)
 from .cifar import CifarResNet, build_cifar_resnet
 from .layers import Conv2dNorm
 from .norm import FrozenBatchNorm2d, convert_frozen_batchnorm, get_norm
@@ -19,11 +27,32 @@ from .vgg import VGG, build_vgg
 from .zoo import create_model, list_models
 
 __all__ = [
-    "Backbone", "BasicBlock", "BottleneckBlock", "PreActBasicBlock", "PreActBottleneckBlock",
-    "ShortcutA", "make_shortcut", "make_stage", "CifarResNet", "build_cifar_resnet",
-    "Conv2dNorm", "FrozenBatchNorm2d", "convert_frozen_batchnorm", "get_norm", "ResNet",
-    "build_res5_head", "build_resnet", "ShapeSpec", "BasicStem", "CifarStem", "VGG",
-    "build_vgg", "create_model", "list_models", "build_backbone", "build_model",
+    "Backbone",
+    "BasicBlock",
+    "BottleneckBlock",
+    "PreActBasicBlock",
+    "PreActBottleneckBlock",
+    "ShortcutA",
+    "make_shortcut",
+    "make_stage",
+    "CifarResNet",
+    "build_cifar_resnet",
+    "Conv2dNorm",
+    "FrozenBatchNorm2d",
+    "convert_frozen_batchnorm",
+    "get_norm",
+    "ResNet",
+    "build_res5_head",
+    "build_resnet",
+    "ShapeSpec",
+    "BasicStem",
+    "CifarStem",
+    "VGG",
+    "build_vgg",
+    "create_model",
+    "list_models",
+    "build_backbone",
+    "build_model",
 ]
 
 

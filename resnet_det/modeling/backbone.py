@@ -1,5 +1,6 @@
 """The backbone contract shared by ResNet, the CIFAR nets and VGG (docs/internals.md), and
 ``freeze_module``, what their ``freeze(freeze_at)`` does to each frozen part."""
+
 from typing import Dict, List
 
 from torch import nn

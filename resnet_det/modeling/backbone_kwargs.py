@@ -6,6 +6,7 @@ values and how they combine without building anything (config validation runs it
 run starts) and raises ConfigError naming the key. The accepted values come from the modules
 that use them (RESNET_DEPTHS, check_norm, check_shortcut, ...), so they are written once.
 """
+
 from functools import partial
 from typing import Any, Dict
 
@@ -17,8 +18,14 @@ from .resnet import RESNET_DEPTHS
 from .vgg import VGG, VGG_DEPTHS
 from .zoo import MODEL_SPECS
 
-__all__ = ["resnet_kwargs", "resnet_backbone_kwargs", "resnet_fpn_kwargs", "res5_head_kwargs",
-           "vgg_backbone_kwargs", "classifier_kwargs"]
+__all__ = [
+    "resnet_kwargs",
+    "resnet_backbone_kwargs",
+    "resnet_fpn_kwargs",
+    "res5_head_kwargs",
+    "vgg_backbone_kwargs",
+    "classifier_kwargs",
+]
 
 # freeze_at: 0 (nothing) .. 5 (stem and res2..res5 / all five VGG blocks), see Backbone.freeze.
 FREEZE_AT_RANGE = range(0, 6)
@@ -44,22 +51,34 @@ def resnet_kwargs(cfg) -> Dict[str, Any]:
     require_valid("MODEL.RESNETS.SHORTCUT", r.SHORTCUT, check_shortcut)
     require_valid("MODEL.RESNETS.NORM", r.NORM, check_norm)
     require_valid("MODEL.RESNETS.NUM_GROUPS", r.NUM_GROUPS, partial(check_positive_int, "groups"))
-    require_valid("MODEL.RESNETS.WIDTH_PER_GROUP", r.WIDTH_PER_GROUP,
-                  partial(check_positive_int, "width_per_group"))
+    require_valid(
+        "MODEL.RESNETS.WIDTH_PER_GROUP",
+        r.WIDTH_PER_GROUP,
+        partial(check_positive_int, "width_per_group"),
+    )
     bottleneck = RESNET_DEPTHS[r.DEPTH][0] is BottleneckBlock
     if not bottleneck:
         # Basic blocks (Sec. 3.3, Table 1) have no grouped 3x3 and no bottleneck width.
-        for key, value, plain in (("NUM_GROUPS", r.NUM_GROUPS, 1), ("WIDTH_PER_GROUP", r.WIDTH_PER_GROUP, 64)):
+        for key, value, plain in (
+            ("NUM_GROUPS", r.NUM_GROUPS, 1),
+            ("WIDTH_PER_GROUP", r.WIDTH_PER_GROUP, 64),
+        ):
             if value != plain:
-                reject_value(f"MODEL.RESNETS.{key}", value,
-                             f"grouped / wide blocks need bottleneck blocks (DEPTH >= 50); "
-                             f"MODEL.RESNETS.DEPTH {r.DEPTH} uses basic blocks: set {key} {plain}")
+                reject_value(
+                    f"MODEL.RESNETS.{key}",
+                    value,
+                    f"grouped / wide blocks need bottleneck blocks (DEPTH >= 50); "
+                    f"MODEL.RESNETS.DEPTH {r.DEPTH} uses basic blocks: set {key} {plain}",
+                )
     expected_res2 = r.STEM_OUT_CHANNELS * (4 if bottleneck else 1)
     if r.RES2_OUT_CHANNELS != expected_res2:
-        reject_value("MODEL.RESNETS.RES2_OUT_CHANNELS", r.RES2_OUT_CHANNELS,
-                     f"depth {r.DEPTH} with STEM_OUT_CHANNELS {r.STEM_OUT_CHANNELS} has res2 width "
-                     f"{expected_res2} (set RES2_OUT_CHANNELS {expected_res2}, e.g. 64 for "
-                     "ResNet-18/34)")
+        reject_value(
+            "MODEL.RESNETS.RES2_OUT_CHANNELS",
+            r.RES2_OUT_CHANNELS,
+            f"depth {r.DEPTH} with STEM_OUT_CHANNELS {r.STEM_OUT_CHANNELS} has res2 width "
+            f"{expected_res2} (set RES2_OUT_CHANNELS {expected_res2}, e.g. 64 for "
+            "ResNet-18/34)",
+        )
     return dict(
         depth=r.DEPTH,
         shortcut=r.SHORTCUT,
@@ -78,28 +97,44 @@ def resnet_backbone_kwargs(cfg) -> Dict[str, Any]:
     paper's detector, whose res5 runs in the box head), frozen up to MODEL.BACKBONE.FREEZE_AT."""
     r = cfg.MODEL.RESNETS
     require_one_of("MODEL.RESNETS.RES5_DILATION", r.RES5_DILATION, (1, 2))
-    return dict(resnet_kwargs(cfg), out_features=list(r.OUT_FEATURES), res5_dilation=r.RES5_DILATION,
-                freeze_at=_freeze_at(cfg), in_channels=_in_channels(cfg))
+    return dict(
+        resnet_kwargs(cfg),
+        out_features=list(r.OUT_FEATURES),
+        res5_dilation=r.RES5_DILATION,
+        freeze_at=_freeze_at(cfg),
+        in_channels=_in_channels(cfg),
+    )
 
 
 def resnet_fpn_kwargs(cfg) -> Dict[str, Any]:
     """``build_resnet_fpn`` kwargs: the ResNet of MODEL.RESNETS giving MODEL.FPN.IN_FEATURES,
     and the pyramid's MODEL.FPN.OUT_CHANNELS / NORM."""
     if cfg.MODEL.RESNETS.RES5_DILATION != 1:
-        reject_value("MODEL.RESNETS.RES5_DILATION", cfg.MODEL.RESNETS.RES5_DILATION,
-                     "FPN needs res5 at stride 32 (RES5_DILATION 1)")
+        reject_value(
+            "MODEL.RESNETS.RES5_DILATION",
+            cfg.MODEL.RESNETS.RES5_DILATION,
+            "FPN needs res5 at stride 32 (RES5_DILATION 1)",
+        )
     require_valid("MODEL.FPN.NORM", cfg.MODEL.FPN.NORM, check_norm)
-    return dict(resnet_kwargs(cfg), in_features=list(cfg.MODEL.FPN.IN_FEATURES),
-                out_channels=cfg.MODEL.FPN.OUT_CHANNELS, fpn_norm=cfg.MODEL.FPN.NORM,
-                freeze_at=_freeze_at(cfg), in_channels=_in_channels(cfg))
+    return dict(
+        resnet_kwargs(cfg),
+        in_features=list(cfg.MODEL.FPN.IN_FEATURES),
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        fpn_norm=cfg.MODEL.FPN.NORM,
+        freeze_at=_freeze_at(cfg),
+        in_channels=_in_channels(cfg),
+    )
 
 
 def res5_head_kwargs(cfg) -> Dict[str, Any]:
     """``build_res5_head`` kwargs of the C4 box head: res5 with the backbone's block options,
     its first block at stride 2 (Appendix A), on res4 (the res2 width x 4)."""
     if cfg.MODEL.RESNETS.RES5_DILATION != 1:
-        reject_value("MODEL.RESNETS.RES5_DILATION", cfg.MODEL.RESNETS.RES5_DILATION,
-                     "Res5ROIHeads runs res5 with stride 2 on the RoIs (RES5_DILATION 1)")
+        reject_value(
+            "MODEL.RESNETS.RES5_DILATION",
+            cfg.MODEL.RESNETS.RES5_DILATION,
+            "Res5ROIHeads runs res5 with stride 2 on the RoIs (RES5_DILATION 1)",
+        )
     kwargs = resnet_kwargs(cfg)
     del kwargs["stem_out_channels"]
     return dict(kwargs, in_channels=cfg.MODEL.RESNETS.RES2_OUT_CHANNELS * 4, first_stride=2)
@@ -110,8 +145,13 @@ def vgg_backbone_kwargs(cfg) -> Dict[str, Any]:
     RoI pooling), MODEL.VGG.DEPTH / NORM, frozen up to MODEL.BACKBONE.FREEZE_AT."""
     require_one_of("MODEL.VGG.DEPTH", cfg.MODEL.VGG.DEPTH, VGG_DEPTHS)
     require_valid("MODEL.VGG.NORM", cfg.MODEL.VGG.NORM, check_norm)
-    return dict(depth=cfg.MODEL.VGG.DEPTH, norm=cfg.MODEL.VGG.NORM, out_features=["vgg_conv5"],
-                freeze_at=_freeze_at(cfg), in_channels=_in_channels(cfg))
+    return dict(
+        depth=cfg.MODEL.VGG.DEPTH,
+        norm=cfg.MODEL.VGG.NORM,
+        out_features=["vgg_conv5"],
+        freeze_at=_freeze_at(cfg),
+        in_channels=_in_channels(cfg),
+    )
 
 
 def classifier_kwargs(cfg) -> Dict[str, Any]:
@@ -124,18 +164,27 @@ def classifier_kwargs(cfg) -> Dict[str, Any]:
     builder, _, allowed = MODEL_SPECS[arch]
     r = cfg.MODEL.RESNETS
     if r.PLAIN:
-        reject_value("MODEL.RESNETS.PLAIN", r.PLAIN,
-                     "PLAIN applies to detection backbones; for classification name the plain "
-                     f"net in MODEL.CLASSIFIER.ARCH (e.g. 'plain34', 'plain56_cifar'), not {arch!r} + PLAIN")
+        reject_value(
+            "MODEL.RESNETS.PLAIN",
+            r.PLAIN,
+            "PLAIN applies to detection backbones; for classification name the plain "
+            f"net in MODEL.CLASSIFIER.ARCH (e.g. 'plain34', 'plain56_cifar'), not {arch!r} + PLAIN",
+        )
     norm_key = "MODEL.VGG.NORM" if builder is VGG else "MODEL.RESNETS.NORM"
     norm = cfg.MODEL.VGG.NORM if builder is VGG else r.NORM
     if norm == "FrozenBN":
-        reject_value(norm_key, norm,
-                     "FrozenBN has no trainable scale/shift and fixed statistics, so a classifier "
-                     "cannot be pretrained with it; use 'BN' (the paper), 'SyncBN' or 'GN'")
+        reject_value(
+            norm_key,
+            norm,
+            "FrozenBN has no trainable scale/shift and fixed statistics, so a classifier "
+            "cannot be pretrained with it; use 'BN' (the paper), 'SyncBN' or 'GN'",
+        )
     require_valid(norm_key, norm, check_norm)
-    require_valid("MODEL.CLASSIFIER.NUM_CLASSES", cfg.MODEL.CLASSIFIER.NUM_CLASSES,
-                  partial(check_positive_int, "num_classes"))
+    require_valid(
+        "MODEL.CLASSIFIER.NUM_CLASSES",
+        cfg.MODEL.CLASSIFIER.NUM_CLASSES,
+        partial(check_positive_int, "num_classes"),
+    )
     kwargs: Dict[str, Any] = {"num_classes": int(cfg.MODEL.CLASSIFIER.NUM_CLASSES), "norm": norm}
     # Keys the net has no use for (e.g. SHORTCUT for a plain net, whose point is having no
     # shortcuts) are not passed; create_model would reject them.

@@ -6,6 +6,7 @@ Every block has ``in_channels``, ``out_channels`` and ``stride`` attributes and 
 ``zero_init_residual()`` method; post-activation blocks name their convs conv1..conv3 and the
 projection ``shortcut`` (detectron2 naming).
 """
+
 from typing import List, Optional, Type
 
 import torch
@@ -68,8 +69,9 @@ class ShortcutA(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
 
-def make_shortcut(shortcut: str, in_channels: int, out_channels: int, stride: int,
-                  norm: NormArg) -> Optional[nn.Module]:
+def make_shortcut(
+    shortcut: str, in_channels: int, out_channels: int, stride: int, norm: NormArg
+) -> Optional[nn.Module]:
     """The shortcut module for a block, or None for the identity."""
     check_shortcut(shortcut)
     changes_shape = in_channels != out_channels or stride != 1
@@ -82,8 +84,17 @@ def make_shortcut(shortcut: str, in_channels: int, out_channels: int, stride: in
 
 
 class _Block(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, residual: bool, *,
-                 norm: NormArg, shortcut: str, shortcut_norm: NormArg):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        residual: bool,
+        *,
+        norm: NormArg,
+        shortcut: str,
+        shortcut_norm: NormArg,
+    ):
         """Checks ``norm`` and builds the ``shortcut`` child (None for a plain block or an
         identity shortcut), whose projection uses ``shortcut_norm``."""
         super().__init__()
@@ -94,16 +105,22 @@ class _Block(nn.Module):
         check_norm(norm)
         self.shortcut = (
             make_shortcut(shortcut, in_channels, out_channels, stride, shortcut_norm)
-            if residual else None
+            if residual
+            else None
         )
 
-    def _add_shortcut(self, out: torch.Tensor, x: torch.Tensor,
-                      shortcut_input: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _add_shortcut(
+        self, out: torch.Tensor, x: torch.Tensor, shortcut_input: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Eq. (1)/(2): F(x) + x or F(x) + W_s x; ``out`` unchanged for a plain block. A
         projection or option-A shortcut reads ``shortcut_input`` when given (else ``x``)."""
         if not self.residual:
             return out
-        sc = x if self.shortcut is None else self.shortcut(x if shortcut_input is None else shortcut_input)
+        sc = (
+            x
+            if self.shortcut is None
+            else self.shortcut(x if shortcut_input is None else shortcut_input)
+        )
         # In place, as detectron2 and torchvision add it: ``out`` is the branch's fresh last
         # conv/norm output, which no backward needs; the same sum, one tensor less. Out of place
         # where autocast left the two in different dtypes (the sum takes the wider one).
@@ -142,12 +159,29 @@ class BasicBlock(_Block):
         dilation: dilation of both 3x3 convs (for res5_dilation=2).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
-                 norm: NormArg = "BN", shortcut: str = "B", residual: bool = True,
-                 dilation: int = 1):
-        super().__init__(in_channels, out_channels, stride, residual, norm=norm,
-                         shortcut=shortcut, shortcut_norm=norm)
-        self.conv1 = make_conv(in_channels, out_channels, 3, stride=stride, dilation=dilation, norm=norm)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        norm: NormArg = "BN",
+        shortcut: str = "B",
+        residual: bool = True,
+        dilation: int = 1,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            stride,
+            residual,
+            norm=norm,
+            shortcut=shortcut,
+            shortcut_norm=norm,
+        )
+        self.conv1 = make_conv(
+            in_channels, out_channels, 3, stride=stride, dilation=dilation, norm=norm
+        )
         self.conv2 = make_conv(out_channels, out_channels, 3, dilation=dilation, norm=norm)
 
     def _last_norm(self):
@@ -176,16 +210,40 @@ class BottleneckBlock(_Block):
         residual: False builds a plain block (no shortcut).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, bottleneck_channels: int,
-                 stride: int = 1, num_groups: int = 1, norm: NormArg = "BN",
-                 stride_in_1x1: bool = True, dilation: int = 1, shortcut: str = "B",
-                 residual: bool = True):
-        super().__init__(in_channels, out_channels, stride, residual, norm=norm,
-                         shortcut=shortcut, shortcut_norm=norm)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        bottleneck_channels: int,
+        stride: int = 1,
+        num_groups: int = 1,
+        norm: NormArg = "BN",
+        stride_in_1x1: bool = True,
+        dilation: int = 1,
+        shortcut: str = "B",
+        residual: bool = True,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            stride,
+            residual,
+            norm=norm,
+            shortcut=shortcut,
+            shortcut_norm=norm,
+        )
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = make_conv(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm)
-        self.conv2 = make_conv(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
-                           dilation=dilation, groups=num_groups, norm=norm)
+        self.conv2 = make_conv(
+            bottleneck_channels,
+            bottleneck_channels,
+            3,
+            stride=stride_3x3,
+            dilation=dilation,
+            groups=num_groups,
+            norm=norm,
+        )
         self.conv3 = make_conv(bottleneck_channels, out_channels, 1, norm=norm)
 
     def _last_norm(self):
@@ -220,17 +278,40 @@ class PreActBasicBlock(_PreActBlock):
     Args: as ``BasicBlock``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
-                 norm: NormArg = "BN", shortcut: str = "B", residual: bool = True,
-                 dilation: int = 1):
-        super().__init__(in_channels, out_channels, stride, residual, norm=norm,
-                         shortcut=shortcut, shortcut_norm=None)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        norm: NormArg = "BN",
+        shortcut: str = "B",
+        residual: bool = True,
+        dilation: int = 1,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            stride,
+            residual,
+            norm=norm,
+            shortcut=shortcut,
+            shortcut_norm=None,
+        )
         self.norm1 = get_norm(norm, in_channels)
-        self.conv1 = make_conv(in_channels, out_channels, 3, stride=stride, dilation=dilation,
-                           norm=norm, post_norm=False)
+        self.conv1 = make_conv(
+            in_channels,
+            out_channels,
+            3,
+            stride=stride,
+            dilation=dilation,
+            norm=norm,
+            post_norm=False,
+        )
         self.norm2 = get_norm(norm, out_channels)
-        self.conv2 = make_conv(out_channels, out_channels, 3, dilation=dilation, norm=norm,
-                           post_norm=False)
+        self.conv2 = make_conv(
+            out_channels, out_channels, 3, dilation=dilation, norm=norm, post_norm=False
+        )
 
     def _last_conv(self):
         return self.conv2
@@ -251,19 +332,45 @@ class PreActBottleneckBlock(_PreActBlock):
     Args: as ``BottleneckBlock`` (no groups).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, bottleneck_channels: int,
-                 stride: int = 1, num_groups: int = 1, norm: NormArg = "BN",
-                 stride_in_1x1: bool = False, dilation: int = 1, shortcut: str = "B",
-                 residual: bool = True):
-        super().__init__(in_channels, out_channels, stride, residual, norm=norm,
-                         shortcut=shortcut, shortcut_norm=None)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        bottleneck_channels: int,
+        stride: int = 1,
+        num_groups: int = 1,
+        norm: NormArg = "BN",
+        stride_in_1x1: bool = False,
+        dilation: int = 1,
+        shortcut: str = "B",
+        residual: bool = True,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            stride,
+            residual,
+            norm=norm,
+            shortcut=shortcut,
+            shortcut_norm=None,
+        )
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.norm1 = get_norm(norm, in_channels)
-        self.conv1 = make_conv(in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm,
-                           post_norm=False)
+        self.conv1 = make_conv(
+            in_channels, bottleneck_channels, 1, stride=stride_1x1, norm=norm, post_norm=False
+        )
         self.norm2 = get_norm(norm, bottleneck_channels)
-        self.conv2 = make_conv(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
-                           dilation=dilation, groups=num_groups, norm=norm, post_norm=False)
+        self.conv2 = make_conv(
+            bottleneck_channels,
+            bottleneck_channels,
+            3,
+            stride=stride_3x3,
+            dilation=dilation,
+            groups=num_groups,
+            norm=norm,
+            post_norm=False,
+        )
         self.norm3 = get_norm(norm, bottleneck_channels)
         self.conv3 = make_conv(bottleneck_channels, out_channels, 1, norm=norm, post_norm=False)
 
@@ -280,8 +387,15 @@ class PreActBottleneckBlock(_PreActBlock):
         return self._add_shortcut(out, x, pre)
 
 
-def make_stage(block_class: Type[nn.Module], num_blocks: int, *, in_channels: int,
-               out_channels: int, first_stride: int = 1, **block_kwargs) -> List[nn.Module]:
+def make_stage(
+    block_class: Type[nn.Module],
+    num_blocks: int,
+    *,
+    in_channels: int,
+    out_channels: int,
+    first_stride: int = 1,
+    **block_kwargs,
+) -> List[nn.Module]:
     """``num_blocks`` blocks; the first takes ``in_channels`` and ``first_stride`` (the paper
     downsamples "by conv3_1, conv4_1, and conv5_1 with a stride of 2", Table 1).
 
@@ -294,6 +408,12 @@ def make_stage(block_class: Type[nn.Module], num_blocks: int, *, in_channels: in
     """
     blocks = []
     for i in range(num_blocks):
-        blocks.append(block_class(in_channels if i == 0 else out_channels, out_channels,
-                                  stride=first_stride if i == 0 else 1, **block_kwargs))
+        blocks.append(
+            block_class(
+                in_channels if i == 0 else out_channels,
+                out_channels,
+                stride=first_stride if i == 0 else 1,
+                **block_kwargs,
+            )
+        )
     return blocks

@@ -6,6 +6,7 @@ keyword arguments); ``build_model(cfg)`` assembles the Faster R-CNN (Mask R-CNN 
 MODEL.MASK_ON) around it (resnet_det.modeling.detection). ``check_detector_cfg(cfg)`` is every
 check that needs no built module; ``validate_cfg`` runs it before a run starts.
 """
+
 import logging
 from typing import List, Sequence
 
@@ -28,7 +29,14 @@ from .norm import check_norm
 from .registry import BACKBONES, ModelSpec
 from .resnet import build_res5_head
 
-__all__ = ["build_backbone", "build_model", "check_detector_cfg", "ROI_HEADS", "BOX_HEADS", "MASK_HEADS"]
+__all__ = [
+    "build_backbone",
+    "build_model",
+    "check_detector_cfg",
+    "ROI_HEADS",
+    "BOX_HEADS",
+    "MASK_HEADS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +59,23 @@ def check_detector_cfg(cfg) -> ModelSpec:
     ConfigError naming the key. Returns the backbone's registry entry."""
     m = cfg.MODEL
     if m.META_ARCHITECTURE != "GeneralizedRCNN":
-        reject_value("MODEL.META_ARCHITECTURE", m.META_ARCHITECTURE,
-                     "build_model builds the detector 'GeneralizedRCNN' (classifiers: "
-                     "resnet_det.modeling.classifier)")
+        reject_value(
+            "MODEL.META_ARCHITECTURE",
+            m.META_ARCHITECTURE,
+            "build_model builds the detector 'GeneralizedRCNN' (classifiers: "
+            "resnet_det.modeling.classifier)",
+        )
     if m.PROPOSAL_GENERATOR.NAME != "RPN":
-        reject_value("MODEL.PROPOSAL_GENERATOR.NAME", m.PROPOSAL_GENERATOR.NAME, "only 'RPN' is supported")
+        reject_value(
+            "MODEL.PROPOSAL_GENERATOR.NAME", m.PROPOSAL_GENERATOR.NAME, "only 'RPN' is supported"
+        )
     require_one_of("INPUT.FORMAT", cfg.INPUT.FORMAT, ("BGR", "RGB"))
     for key in ("PIXEL_MEAN", "PIXEL_STD"):
         values = getattr(m, key)
         if len(values) != 3 or (key == "PIXEL_STD" and min(values) <= 0):
-            reject_value(f"MODEL.{key}", values, "needs 3 values in INPUT.FORMAT channel order (std > 0)")
+            reject_value(
+                f"MODEL.{key}", values, "needs 3 values in INPUT.FORMAT channel order (std > 0)"
+            )
     spec = BACKBONES.lookup(cfg)
     spec.from_config(cfg)
     heads, box = m.ROI_HEADS, m.ROI_BOX_HEAD
@@ -69,24 +84,41 @@ def check_detector_cfg(cfg) -> ModelSpec:
         reject_value("MODEL.ROI_HEADS.NUM_CLASSES", heads.NUM_CLASSES, "must be a positive int")
     require_one_of("MODEL.ROI_BOX_HEAD.POOLER_TYPE", box.POOLER_TYPE, POOLER_TYPES)
     if len(box.BBOX_REG_WEIGHTS) != 4:
-        reject_value("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", box.BBOX_REG_WEIGHTS, "needs 4 values (dx, dy, dw, dh)")
+        reject_value(
+            "MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS",
+            box.BBOX_REG_WEIGHTS,
+            "needs 4 values (dx, dy, dw, dh)",
+        )
     if heads.NAME == "Res5ROIHeads":
         # The paper's C4 head (Appendix A): res5 of the same ResNet runs on RoIs pooled from
         # res4; FPN and VGG backbones have no res5 to spare.
         if not spec.res5_head:
-            reject_value("MODEL.ROI_HEADS.NAME", heads.NAME,
-                         f"the res5 box head needs a ResNet C4 backbone (MODEL.BACKBONE.NAME is "
-                         f"{spec.name!r}; use StandardROIHeads)")
+            reject_value(
+                "MODEL.ROI_HEADS.NAME",
+                heads.NAME,
+                f"the res5 box head needs a ResNet C4 backbone (MODEL.BACKBONE.NAME is "
+                f"{spec.name!r}; use StandardROIHeads)",
+            )
         if list(heads.IN_FEATURES) != ["res4"]:
-            reject_value("MODEL.ROI_HEADS.IN_FEATURES", list(heads.IN_FEATURES), "Res5ROIHeads pools from ['res4']")
+            reject_value(
+                "MODEL.ROI_HEADS.IN_FEATURES",
+                list(heads.IN_FEATURES),
+                "Res5ROIHeads pools from ['res4']",
+            )
         res5_head_kwargs(cfg)
     elif box.NAME == "VGGFCHead":
         if not spec.vgg_head:
-            reject_value("MODEL.ROI_BOX_HEAD.NAME", box.NAME,
-                         f"VGG's fc6/fc7 head needs a VGG backbone, not {spec.name!r}")
+            reject_value(
+                "MODEL.ROI_BOX_HEAD.NAME",
+                box.NAME,
+                f"VGG's fc6/fc7 head needs a VGG backbone, not {spec.name!r}",
+            )
         if box.POOLER_RESOLUTION != 7:
-            reject_value("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", box.POOLER_RESOLUTION,
-                         "VGG's fc6 takes 7x7 pooled features (pool5's size)")
+            reject_value(
+                "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION",
+                box.POOLER_RESOLUTION,
+                "VGG's fc6 takes 7x7 pooled features (pool5's size)",
+            )
     else:
         require_one_of("MODEL.ROI_BOX_HEAD.NAME", box.NAME, BOX_HEADS)
     require_one_of("MODEL.MASK_ON", m.MASK_ON, (False, True))
@@ -102,7 +134,12 @@ def _check_mask_cfg(cfg) -> None:
     mask = cfg.MODEL.ROI_MASK_HEAD
     require_one_of("MODEL.ROI_MASK_HEAD.NAME", mask.NAME, MASK_HEADS)
     require_one_of("MODEL.ROI_MASK_HEAD.POOLER_TYPE", mask.POOLER_TYPE, POOLER_TYPES)
-    for key, low in (("POOLER_RESOLUTION", 1), ("POOLER_SAMPLING_RATIO", 0), ("NUM_CONV", 0), ("CONV_DIM", 1)):
+    for key, low in (
+        ("POOLER_RESOLUTION", 1),
+        ("POOLER_SAMPLING_RATIO", 0),
+        ("NUM_CONV", 0),
+        ("CONV_DIM", 1),
+    ):
         value = getattr(mask, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             reject_value(f"MODEL.ROI_MASK_HEAD.{key}", value, f"must be an int >= {low}")
@@ -125,34 +162,63 @@ def _build_rpn(cfg, shapes) -> RegionProposalNetwork:
     in_features = list(rpn_cfg.IN_FEATURES)
     missing = [f for f in in_features if f not in shapes]
     if missing:
-        reject_value("MODEL.RPN.IN_FEATURES", in_features, f"the backbone outputs only {list(shapes)}")
+        reject_value(
+            "MODEL.RPN.IN_FEATURES", in_features, f"the backbone outputs only {list(shapes)}"
+        )
     channels = {shapes[f].channels for f in in_features}
     if len(channels) != 1:
-        reject_value("MODEL.RPN.IN_FEATURES", in_features, "the shared RPN head needs equal channels on every feature")
-    sizes = _per_feature("MODEL.ANCHOR_GENERATOR.SIZES", cfg.MODEL.ANCHOR_GENERATOR.SIZES, in_features)
-    ratios = _per_feature("MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS, in_features)
+        reject_value(
+            "MODEL.RPN.IN_FEATURES",
+            in_features,
+            "the shared RPN head needs equal channels on every feature",
+        )
+    sizes = _per_feature(
+        "MODEL.ANCHOR_GENERATOR.SIZES", cfg.MODEL.ANCHOR_GENERATOR.SIZES, in_features
+    )
+    ratios = _per_feature(
+        "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS",
+        cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS,
+        in_features,
+    )
     anchors = AnchorGenerator(sizes=tuple(sizes), aspect_ratios=tuple(ratios))
     per_loc = set(anchors.num_anchors_per_location())
     if len(per_loc) != 1:
-        reject_value("MODEL.ANCHOR_GENERATOR.SIZES", cfg.MODEL.ANCHOR_GENERATOR.SIZES,
-              "the shared RPN head needs the same number of anchors on every feature")
+        reject_value(
+            "MODEL.ANCHOR_GENERATOR.SIZES",
+            cfg.MODEL.ANCHOR_GENERATOR.SIZES,
+            "the shared RPN head needs the same number of anchors on every feature",
+        )
     if any(d != -1 for d in rpn_cfg.CONV_DIMS) or not rpn_cfg.CONV_DIMS:
-        reject_value("MODEL.RPN.CONV_DIMS", rpn_cfg.CONV_DIMS, "only -1 (same width as the input) is supported")
+        reject_value(
+            "MODEL.RPN.CONV_DIMS",
+            rpn_cfg.CONV_DIMS,
+            "only -1 (same width as the input) is supported",
+        )
     head = RPNHead(channels.pop(), per_loc.pop(), conv_depth=len(rpn_cfg.CONV_DIMS))
     bg, fg = _two_thresholds("MODEL.RPN.IOU_THRESHOLDS", rpn_cfg.IOU_THRESHOLDS)
     rpn = RegionProposalNetwork(
-        anchors, head,
-        fg_iou_thresh=fg, bg_iou_thresh=bg,
+        anchors,
+        head,
+        fg_iou_thresh=fg,
+        bg_iou_thresh=bg,
         batch_size_per_image=rpn_cfg.BATCH_SIZE_PER_IMAGE,
         positive_fraction=rpn_cfg.POSITIVE_FRACTION,
         pre_nms_top_n=dict(training=rpn_cfg.PRE_NMS_TOPK_TRAIN, testing=rpn_cfg.PRE_NMS_TOPK_TEST),
-        post_nms_top_n=dict(training=rpn_cfg.POST_NMS_TOPK_TRAIN, testing=rpn_cfg.POST_NMS_TOPK_TEST),
+        post_nms_top_n=dict(
+            training=rpn_cfg.POST_NMS_TOPK_TRAIN, testing=rpn_cfg.POST_NMS_TOPK_TEST
+        ),
         nms_thresh=rpn_cfg.NMS_THRESH,
     )
-    rpn.fg_bg_sampler = SeededBalancedSampler(rpn_cfg.BATCH_SIZE_PER_IMAGE, rpn_cfg.POSITIVE_FRACTION)
+    rpn.fg_bg_sampler = SeededBalancedSampler(
+        rpn_cfg.BATCH_SIZE_PER_IMAGE, rpn_cfg.POSITIVE_FRACTION
+    )
     min_size = cfg.MODEL.PROPOSAL_GENERATOR.MIN_SIZE
     if not min_size >= 0:
-        reject_value("MODEL.PROPOSAL_GENERATOR.MIN_SIZE", min_size, "must be >= 0 (pixels of the network input)")
+        reject_value(
+            "MODEL.PROPOSAL_GENERATOR.MIN_SIZE",
+            min_size,
+            "must be >= 0 (pixels of the network input)",
+        )
     if min_size > 0:
         # torchvision drops proposals with a side under min_size before NMS (its own 1e-3
         # otherwise, which keeps any non-empty box, as 0 does in detectron2).
@@ -178,14 +244,22 @@ def _build_box_head(cfg, shapes, in_features: List[str]):
         except ConfigError:
             raise
         except ValueError as e:  # the builder names the argument; add the config entry
-            raise ConfigError(f"config MODEL.ROI_HEADS.NAME='Res5ROIHeads' (res5 from MODEL.RESNETS): {e}") from e
+            raise ConfigError(
+                f"config MODEL.ROI_HEADS.NAME='Res5ROIHeads' (res5 from MODEL.RESNETS): {e}"
+            ) from e
         return Res5BoxHead(res5=res5, out_channels=res5.out_channels)
     if box.NAME == "VGGFCHead":
-        return VGGFCHead(in_channels=shapes[in_features[0]].channels, pooler_resolution=res, fc_dim=box.FC_DIM)
+        return VGGFCHead(
+            in_channels=shapes[in_features[0]].channels, pooler_resolution=res, fc_dim=box.FC_DIM
+        )
     channels = {shapes[f].channels for f in in_features}
     if len(channels) != 1:
-        reject_value("MODEL.ROI_HEADS.IN_FEATURES", in_features, "pooled features need equal channels")
-    return FastRCNNConvFCHead(in_channels=channels.pop(), pooler_resolution=res, num_fc=box.NUM_FC, fc_dim=box.FC_DIM)
+        reject_value(
+            "MODEL.ROI_HEADS.IN_FEATURES", in_features, "pooled features need equal channels"
+        )
+    return FastRCNNConvFCHead(
+        in_channels=channels.pop(), pooler_resolution=res, num_fc=box.NUM_FC, fc_dim=box.FC_DIM
+    )
 
 
 def _build_mask_branch(cfg, shapes, in_features: List[str], box_head: nn.Module) -> dict:
@@ -198,9 +272,11 @@ def _build_mask_branch(cfg, shapes, in_features: List[str], box_head: nn.Module)
         # head's own res5, then the deconv (14x14 masks from 14x14 RoIs).
         pool = cfg.MODEL.ROI_BOX_HEAD
         res5_channels = box_head.out_channels
-        head = Res5MaskHead(res5=box_head.res5,
-                            out_channels=mask.CONV_DIM if mask.NUM_CONV else res5_channels,
-                            convs=build_mask_convs(in_channels=res5_channels, **convs) if mask.NUM_CONV else None)
+        head = Res5MaskHead(
+            res5=box_head.res5,
+            out_channels=mask.CONV_DIM if mask.NUM_CONV else res5_channels,
+            convs=build_mask_convs(in_channels=res5_channels, **convs) if mask.NUM_CONV else None,
+        )
         out_channels = head.out_channels
     else:
         pool = mask
@@ -208,14 +284,19 @@ def _build_mask_branch(cfg, shapes, in_features: List[str], box_head: nn.Module)
         head = build_mask_convs(in_channels=in_channels, **convs)
         out_channels = mask.CONV_DIM if mask.NUM_CONV else in_channels
     pooler = RoIPooler(
-        in_features=in_features, strides=[shapes[f].stride for f in in_features],
-        output_size=pool.POOLER_RESOLUTION, pooler_type=pool.POOLER_TYPE,
+        in_features=in_features,
+        strides=[shapes[f].stride for f in in_features],
+        output_size=pool.POOLER_RESOLUTION,
+        pooler_type=pool.POOLER_TYPE,
         sampling_ratio=pool.POOLER_SAMPLING_RATIO,
     )
     # +1: torchvision's RoIHeads picks the mask channel of the 1-based label (0 = background).
-    predictor = MaskPredictor(in_channels=out_channels, conv_dim=mask.CONV_DIM,
-                              num_classes=cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1,
-                              class_agnostic=mask.CLS_AGNOSTIC_MASK)
+    predictor = MaskPredictor(
+        in_channels=out_channels,
+        conv_dim=mask.CONV_DIM,
+        num_classes=cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1,
+        class_agnostic=mask.CLS_AGNOSTIC_MASK,
+    )
     return dict(mask_roi_pool=pooler, mask_head=head, mask_predictor=predictor)
 
 
@@ -225,11 +306,15 @@ def _build_roi_heads(cfg, shapes) -> RoIHeads:
     in_features = list(heads.IN_FEATURES)
     missing = [f for f in in_features if f not in shapes]
     if missing:
-        reject_value("MODEL.ROI_HEADS.IN_FEATURES", in_features, f"the backbone outputs only {list(shapes)}")
+        reject_value(
+            "MODEL.ROI_HEADS.IN_FEATURES", in_features, f"the backbone outputs only {list(shapes)}"
+        )
     try:
         pooler = RoIPooler(
-            in_features=in_features, strides=[shapes[f].stride for f in in_features],
-            output_size=box.POOLER_RESOLUTION, pooler_type=box.POOLER_TYPE,
+            in_features=in_features,
+            strides=[shapes[f].stride for f in in_features],
+            output_size=box.POOLER_RESOLUTION,
+            pooler_type=box.POOLER_TYPE,
             sampling_ratio=box.POOLER_SAMPLING_RATIO,
         )
     except ValueError as e:
@@ -244,8 +329,11 @@ def _build_roi_heads(cfg, shapes) -> RoIHeads:
     nn.init.zeros_(predictor.bbox_pred.bias)
     bg, fg = _two_thresholds("MODEL.ROI_HEADS.IOU_THRESHOLDS", heads.IOU_THRESHOLDS)
     roi_heads = RoIHeads(
-        pooler, box_head, predictor,
-        fg_iou_thresh=fg, bg_iou_thresh=bg,
+        pooler,
+        box_head,
+        predictor,
+        fg_iou_thresh=fg,
+        bg_iou_thresh=bg,
         batch_size_per_image=heads.BATCH_SIZE_PER_IMAGE,
         positive_fraction=heads.POSITIVE_FRACTION,
         bbox_reg_weights=tuple(float(w) for w in box.BBOX_REG_WEIGHTS),
@@ -254,7 +342,9 @@ def _build_roi_heads(cfg, shapes) -> RoIHeads:
         detections_per_img=heads.DETECTIONS_PER_IMAGE,
         **(_build_mask_branch(cfg, shapes, in_features, box_head) if cfg.MODEL.MASK_ON else {}),
     )
-    roi_heads.fg_bg_sampler = SeededBalancedSampler(heads.BATCH_SIZE_PER_IMAGE, heads.POSITIVE_FRACTION)
+    roi_heads.fg_bg_sampler = SeededBalancedSampler(
+        heads.BATCH_SIZE_PER_IMAGE, heads.POSITIVE_FRACTION
+    )
     return roi_heads
 
 
@@ -279,9 +369,15 @@ def build_model(cfg) -> GeneralizedRCNN:
     # unseeded run, so the samplers use the global RNG.
     seed = cfg.SEED if cfg.SEED >= 0 else None
     model = GeneralizedRCNN(
-        backbone=backbone, rpn=rpn, roi_heads=roi_heads,
-        rpn_in_features=cfg.MODEL.RPN.IN_FEATURES, roi_in_features=cfg.MODEL.ROI_HEADS.IN_FEATURES,
-        pixel_mean=cfg.MODEL.PIXEL_MEAN, pixel_std=cfg.MODEL.PIXEL_STD, input_format=cfg.INPUT.FORMAT,
-        size_divisibility=size_div, sampling_seed=seed,
+        backbone=backbone,
+        rpn=rpn,
+        roi_heads=roi_heads,
+        rpn_in_features=cfg.MODEL.RPN.IN_FEATURES,
+        roi_in_features=cfg.MODEL.ROI_HEADS.IN_FEATURES,
+        pixel_mean=cfg.MODEL.PIXEL_MEAN,
+        pixel_std=cfg.MODEL.PIXEL_STD,
+        input_format=cfg.INPUT.FORMAT,
+        size_divisibility=size_div,
+        sampling_seed=seed,
     )
     return model.to(torch.device(cfg.MODEL.DEVICE))

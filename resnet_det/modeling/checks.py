@@ -3,6 +3,7 @@
 Each raises ValueError naming the argument and what it accepts; the config builders turn that
 into a ConfigError naming the config key (resnet_det.modeling.registry).
 """
+
 from typing import List, Optional, Sequence
 
 __all__ = ["check_bool", "check_positive_int", "check_num_classes", "resolve_out_features"]
@@ -31,8 +32,9 @@ def check_num_classes(num_classes) -> None:
         )
 
 
-def resolve_out_features(out_features: Optional[Sequence[str]], valid: Sequence[str],
-                         num_classes: Optional[int]) -> List[str]:
+def resolve_out_features(
+    out_features: Optional[Sequence[str]], valid: Sequence[str], num_classes: Optional[int]
+) -> List[str]:
     """The requested feature names, checked against ``valid``; default: the last one
     (backbone mode). A classifier (``num_classes`` set) takes no ``out_features``."""
     if out_features is not None and num_classes is not None:

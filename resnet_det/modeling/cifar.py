@@ -7,10 +7,17 @@ identity shortcuts in all cases (i.e., option A)", so ResNets have exactly the p
 parameters. Pre-activation bottleneck nets (ResNet-1001) have 9n+2 layers and 4x wider stage
 outputs; following the authors' code, their shortcuts project where the shape changes (B).
 """
+
 from typing import Optional, Sequence
 
-from .blocks import (BasicBlock, BottleneckBlock, PreActBasicBlock, PreActBottleneckBlock,
-                     check_shortcut, make_stage)
+from .blocks import (
+    BasicBlock,
+    BottleneckBlock,
+    PreActBasicBlock,
+    PreActBottleneckBlock,
+    check_shortcut,
+    make_stage,
+)
 from .checks import check_bool, check_positive_int, resolve_out_features
 from .norm import NormArg, check_norm, get_norm
 from .resnet import ResNet
@@ -25,8 +32,11 @@ def cifar_blocks_per_stage(depth: int, bottleneck: bool = False) -> int:
     """n for a depth of 6n+2 (basic blocks) or 9n+2 (bottleneck blocks); ValueError otherwise."""
     per_block = 3 if bottleneck else 2
     layers_per_n = 3 * per_block
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < layers_per_n + 2 or (
-        (depth - 2) % layers_per_n
+    if (
+        isinstance(depth, bool)
+        or not isinstance(depth, int)
+        or depth < layers_per_n + 2
+        or ((depth - 2) % layers_per_n)
     ):
         examples = "164, 1001" if bottleneck else "20, 32, 44, 56, 110, 1202"
         kind = "bottleneck" if bottleneck else "basic"
@@ -58,15 +68,30 @@ class CifarResNet(ResNet):
         freeze_at: see ``ResNet.freeze``.
     """
 
-    def __init__(self, *, depth: int = 20, num_classes: Optional[int] = 10,
-                 out_features: Optional[Sequence[str]] = None, shortcut: Optional[str] = None,
-                 norm: NormArg = "BN", residual: bool = True, preact: bool = False,
-                 bottleneck: bool = False, stride_in_1x1: bool = False,
-                 zero_init_residual: bool = False, in_channels: int = 3, width: int = 16,
-                 freeze_at: int = 0):
-        for name, value in (("residual", residual), ("preact", preact), ("bottleneck", bottleneck),
-                            ("stride_in_1x1", stride_in_1x1),
-                            ("zero_init_residual", zero_init_residual)):
+    def __init__(
+        self,
+        *,
+        depth: int = 20,
+        num_classes: Optional[int] = 10,
+        out_features: Optional[Sequence[str]] = None,
+        shortcut: Optional[str] = None,
+        norm: NormArg = "BN",
+        residual: bool = True,
+        preact: bool = False,
+        bottleneck: bool = False,
+        stride_in_1x1: bool = False,
+        zero_init_residual: bool = False,
+        in_channels: int = 3,
+        width: int = 16,
+        freeze_at: int = 0,
+    ):
+        for name, value in (
+            ("residual", residual),
+            ("preact", preact),
+            ("bottleneck", bottleneck),
+            ("stride_in_1x1", stride_in_1x1),
+            ("zero_init_residual", zero_init_residual),
+        ):
             check_bool(name, value)
         n = cifar_blocks_per_stage(depth, bottleneck)
         if shortcut is None:
@@ -87,19 +112,29 @@ class CifarResNet(ResNet):
         stem = CifarStem(in_channels, width, norm=norm, activate=not preact)
         stages, in_ch = [], width
         for idx in range(num_stages):
-            out_ch = width * 2 ** idx * expansion
+            out_ch = width * 2**idx * expansion
             kwargs = dict(out_channels=out_ch, norm=norm, shortcut=shortcut, residual=residual)
             if bottleneck:
-                kwargs.update(bottleneck_channels=width * 2 ** idx, stride_in_1x1=stride_in_1x1)
+                kwargs.update(bottleneck_channels=width * 2**idx, stride_in_1x1=stride_in_1x1)
             # Sec. 4.2: "subsampling is performed by convolutions with a stride of 2".
-            stages.append(make_stage(block_class, n, in_channels=in_ch,
-                                     first_stride=1 if idx == 0 else 2, **kwargs))
+            stages.append(
+                make_stage(
+                    block_class, n, in_channels=in_ch, first_stride=1 if idx == 0 else 2, **kwargs
+                )
+            )
             in_ch = out_ch
         # Pre-activation nets end with norm-ReLU before pooling (the last block adds
         # un-normalized maps).
         final_norm = get_norm(norm, in_ch) if preact and num_classes is not None else None
-        super().__init__(stem, stages, num_classes=num_classes, out_features=out_features,
-                         stage_names=STAGE_NAMES, final_norm=final_norm, freeze_at=freeze_at)
+        super().__init__(
+            stem,
+            stages,
+            num_classes=num_classes,
+            out_features=out_features,
+            stage_names=STAGE_NAMES,
+            final_norm=final_norm,
+            freeze_at=freeze_at,
+        )
         self.depth = depth
         if zero_init_residual:
             self.zero_init_residual()

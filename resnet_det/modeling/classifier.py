@@ -2,6 +2,7 @@
 (docs/internals.md): ``model(batch)`` returns {"loss_cls": ...} in train mode and logits in
 eval mode; ``build_classifier(cfg)`` builds the network MODEL.CLASSIFIER.ARCH selects in the
 classifier registry (resnet_det.modeling.registry) and wraps it."""
+
 from typing import Any, Dict, Optional, Union
 
 import torch
@@ -24,7 +25,9 @@ class ImageClassifier(nn.Module):
             with AMP on recent GPUs); the net should be converted too (build_classifier does).
     """
 
-    def __init__(self, *, net: nn.Module, label_smoothing: float = 0.0, channels_last: bool = False):
+    def __init__(
+        self, *, net: nn.Module, label_smoothing: float = 0.0, channels_last: bool = False
+    ):
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
@@ -57,7 +60,9 @@ class ImageClassifier(nn.Module):
         if not self.training:
             return self.net(images)
         if not isinstance(batch, dict) or "label" not in batch:
-            raise ValueError("ImageClassifier in train mode needs a batch dict with 'image' and 'label'")
+            raise ValueError(
+                "ImageClassifier in train mode needs a batch dict with 'image' and 'label'"
+            )
         labels = batch["label"].to(self.device, non_blocking=True)
         if labels.numel() == 0:
             # Every image of the batch was skipped as unreadable: a zero loss that still touches
@@ -74,8 +79,11 @@ def check_classifier_cfg(cfg) -> None:
     """Check the classifier's settings without building it (the network's through its registry
     entry), raising ConfigError naming the key; ``validate_cfg`` runs it before a run starts."""
     if cfg.MODEL.META_ARCHITECTURE != "ImageClassifier":
-        reject_value("MODEL.META_ARCHITECTURE", cfg.MODEL.META_ARCHITECTURE,
-                     "classification pretraining needs 'ImageClassifier'")
+        reject_value(
+            "MODEL.META_ARCHITECTURE",
+            cfg.MODEL.META_ARCHITECTURE,
+            "classification pretraining needs 'ImageClassifier'",
+        )
     CLASSIFIERS.lookup(cfg).from_config(cfg)
     smoothing = cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING
     if not 0.0 <= smoothing < 1.0:

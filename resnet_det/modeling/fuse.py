@@ -9,6 +9,7 @@ after each convolution, Sec. 3.4) and changes results only by float rounding.
 ``fuse_conv_norms(model)`` is an explicit step for a model that will only run inference: the
 folded model has no norms left to train or to load weights into.
 """
+
 import logging
 from typing import Optional
 
@@ -72,8 +73,10 @@ def fuse_conv_norms(model: nn.Module) -> int:
             statistics, which no folded weight can reproduce).
     """
     if model.training:
-        raise ValueError("fuse_conv_norms: the model is in training mode; call model.eval() "
-                         "first (folding is for inference only)")
+        raise ValueError(
+            "fuse_conv_norms: the model is in training mode; call model.eval() "
+            "first (folding is for inference only)"
+        )
     folded = sum(fold_norm_into_conv(m) for m in model.modules() if isinstance(m, Conv2dNorm))
     logger.info("Folded %d norms into their convolutions", folded)
     return folded

@@ -3,6 +3,7 @@
 Keeping the norm as a child of the conv (``res2.0.conv1.norm``) is what makes detectron2 and
 MSRA weights map one to one onto ours (docs/internals.md, "Parameter names").
 """
+
 from typing import Optional
 
 import torch
@@ -41,9 +42,18 @@ def c2_msra_fill(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def make_conv(in_ch: int, out_ch: int, k: int, *, stride: int = 1, dilation: int = 1,
-              groups: int = 1, norm: NormArg = None, post_norm: bool = True,
-              bias: Optional[bool] = None) -> Conv2dNorm:
+def make_conv(
+    in_ch: int,
+    out_ch: int,
+    k: int,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+    norm: NormArg = None,
+    post_norm: bool = True,
+    bias: Optional[bool] = None,
+) -> Conv2dNorm:
     """A He-initialized k x k Conv2dNorm ("same" padding for odd k), the conv of every block,
     stem and VGG layer.
 
@@ -56,8 +66,14 @@ def make_conv(in_ch: int, out_ch: int, k: int, *, stride: int = 1, dilation: int
     """
     has_norm = post_norm and not is_no_norm(norm)
     conv = Conv2dNorm(
-        in_ch, out_ch, kernel_size=k, stride=stride, padding=dilation * (k // 2),
-        dilation=dilation, groups=groups, bias=is_no_norm(norm) if bias is None else bias,
+        in_ch,
+        out_ch,
+        kernel_size=k,
+        stride=stride,
+        padding=dilation * (k // 2),
+        dilation=dilation,
+        groups=groups,
+        bias=is_no_norm(norm) if bias is None else bias,
         norm=get_norm(norm, out_ch) if has_norm else None,
     )
     c2_msra_fill(conv)

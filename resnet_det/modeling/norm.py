@@ -4,14 +4,23 @@ Names: "BN" (BatchNorm2d, the paper: "BN right after each convolution", Sec. 3.4
 "FrozenBN" (fixed statistics and affine, as the paper's detection fine-tuning, Appendix A),
 "SyncBN" (BatchNorm over all processes), "GN" (GroupNorm, 32 groups), "none" (no norm).
 """
+
 from typing import Callable, Dict, Optional, Union
 
 import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d as _TVFrozenBatchNorm2d
 
-__all__ = ["FrozenBatchNorm2d", "get_norm", "check_norm", "is_no_norm", "convert_frozen_batchnorm",
-           "NORM_NAMES", "GN_GROUPS", "NormArg"]
+__all__ = [
+    "FrozenBatchNorm2d",
+    "get_norm",
+    "check_norm",
+    "is_no_norm",
+    "convert_frozen_batchnorm",
+    "NORM_NAMES",
+    "GN_GROUPS",
+    "NormArg",
+]
 
 GN_GROUPS = 32
 

@@ -11,6 +11,7 @@ config validation (``validate_cfg``) and the detectron2 plugin (resnet_det.d2) a
 these, so a new backbone is one ``BACKBONES.register(...)`` call (docs/internals.md, "Adding a
 backbone").
 """
+
 import difflib
 import importlib
 from dataclasses import dataclass
@@ -20,8 +21,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from torch import nn
 
 from ..config.errors import ConfigError, reject_value
-from .backbone_kwargs import (classifier_kwargs, resnet_backbone_kwargs, resnet_fpn_kwargs,
-                              vgg_backbone_kwargs)
+from .backbone_kwargs import (
+    classifier_kwargs,
+    resnet_backbone_kwargs,
+    resnet_fpn_kwargs,
+    vgg_backbone_kwargs,
+)
 from .detection.fpn import build_resnet_fpn
 from .resnet import build_resnet
 from .vgg import VGG
@@ -79,8 +84,14 @@ class ModelRegistry:
         # name -> "module:function" that registers it, run on the first lookup of the name
         self._providers: Dict[str, str] = {}
 
-    def register(self, name: str, *, build: Callable[..., nn.Module], from_config: KwargsFromConfig,
-                 **options) -> ModelSpec:
+    def register(
+        self,
+        name: str,
+        *,
+        build: Callable[..., nn.Module],
+        from_config: KwargsFromConfig,
+        **options,
+    ) -> ModelSpec:
         """Add an entry (see :class:`ModelSpec` for the arguments); returns it."""
         spec = ModelSpec(name=name, build=build, from_config=from_config, **options)
         taken = [n for n in spec.names if n in self._specs]
@@ -145,8 +156,14 @@ class ModelRegistry:
             node = node[part]
         return self.get(node)
 
-    def build(self, cfg, *, name: Optional[str] = None, build: Optional[Callable[..., nn.Module]] = None,
-              **overrides) -> nn.Module:
+    def build(
+        self,
+        cfg,
+        *,
+        name: Optional[str] = None,
+        build: Optional[Callable[..., nn.Module]] = None,
+        **overrides,
+    ) -> nn.Module:
         """The network the config selects: ``spec.build(**spec.from_config(cfg))``.
 
         Args:
@@ -166,22 +183,40 @@ class ModelRegistry:
         except ConfigError:
             raise
         except ValueError as e:  # the builders name the argument; add the config entry
-            raise ConfigError(f"config {self.key}={spec.name!r} (with the keys it reads): {e}") from e
+            raise ConfigError(
+                f"config {self.key}={spec.name!r} (with the keys it reads): {e}"
+            ) from e
 
 
 BACKBONES = ModelRegistry("MODEL.BACKBONE.NAME")
 CLASSIFIERS = ModelRegistry("MODEL.CLASSIFIER.ARCH")
 
 # The paper's C4 detector (Sec. 4.3, Appendix A): conv1..res4 shared, res5 in the box head.
-BACKBONES.register("build_resnet_backbone", d2_name="build_resnet_det_backbone",
-                   build=build_resnet, from_config=resnet_backbone_kwargs, res5_head=True)
-BACKBONES.register("build_resnet_fpn_backbone", d2_name="build_resnet_det_fpn_backbone",
-                   build=build_resnet_fpn, from_config=resnet_fpn_kwargs)
+BACKBONES.register(
+    "build_resnet_backbone",
+    d2_name="build_resnet_det_backbone",
+    build=build_resnet,
+    from_config=resnet_backbone_kwargs,
+    res5_head=True,
+)
+BACKBONES.register(
+    "build_resnet_fpn_backbone",
+    d2_name="build_resnet_det_fpn_backbone",
+    build=build_resnet_fpn,
+    from_config=resnet_fpn_kwargs,
+)
 # The original Faster R-CNN backbone (conv5_3 at stride 16), the paper's baseline (Table 7/8).
-BACKBONES.register("build_vgg_backbone", d2_name="build_vgg16_backbone",
-                   build=VGG, from_config=vgg_backbone_kwargs, vgg_head=True)
+BACKBONES.register(
+    "build_vgg_backbone",
+    d2_name="build_vgg16_backbone",
+    build=VGG,
+    from_config=vgg_backbone_kwargs,
+    vgg_head=True,
+)
 # The reproduction demo's VGG-16 layout at a quarter width (configs/reproduce_demo/).
-BACKBONES.provide("build_vgg16_quarter_backbone", "resnet_det.reproduce.demo_nets:register_demo_nets")
+BACKBONES.provide(
+    "build_vgg16_quarter_backbone", "resnet_det.reproduce.demo_nets:register_demo_nets"
+)
 CLASSIFIERS.provide("vgg16_quarter", "resnet_det.reproduce.demo_nets:register_demo_nets")
 
 for _arch in MODEL_SPECS:

@@ -5,6 +5,7 @@ bottleneck, as MSRA's released models). torchvision's ResNets ("v1.5") put the s
 3x3 conv: build with ``stride_in_1x1=False`` to get exactly torchvision's function (and load
 torchvision weights). The paper's FLOPs (Table 1) are for the stride-in-1x1 layout.
 """
+
 from typing import Dict, List, Optional, Sequence, Type
 
 import torch
@@ -46,10 +47,17 @@ class ResNet(Backbone):
         freeze_at: passed to ``freeze``.
     """
 
-    def __init__(self, stem: nn.Module, stages: Sequence[Sequence[nn.Module]], *,
-                 num_classes: Optional[int] = None, out_features: Optional[Sequence[str]] = None,
-                 stage_names: Optional[Sequence[str]] = None,
-                 final_norm: Optional[nn.Module] = None, freeze_at: int = 0):
+    def __init__(
+        self,
+        stem: nn.Module,
+        stages: Sequence[Sequence[nn.Module]],
+        *,
+        num_classes: Optional[int] = None,
+        out_features: Optional[Sequence[str]] = None,
+        stage_names: Optional[Sequence[str]] = None,
+        final_norm: Optional[nn.Module] = None,
+        freeze_at: int = 0,
+    ):
         super().__init__()
         check_num_classes(num_classes)
         self.stem = stem
@@ -95,7 +103,9 @@ class ResNet(Backbone):
 
     def forward(self, x: torch.Tensor):
         if x.dim() != 4:
-            raise ValueError(f"resnet_det: ResNet takes (N, C, H, W) input, got shape {list(x.shape)}")
+            raise ValueError(
+                f"resnet_det: ResNet takes (N, C, H, W) input, got shape {list(x.shape)}"
+            )
         outputs: Dict[str, torch.Tensor] = {}
         x = self.stem(x)
         if "stem" in self._out_features:
@@ -118,7 +128,11 @@ class ResNet(Backbone):
         parameters stop requiring grad and their BatchNorms become FrozenBatchNorm2d (the
         paper's detection fine-tuning fixes BN statistics, Appendix A). Returns self."""
         max_at = self._max_freeze_at
-        if isinstance(freeze_at, bool) or not isinstance(freeze_at, int) or not 0 <= freeze_at <= max_at:
+        if (
+            isinstance(freeze_at, bool)
+            or not isinstance(freeze_at, int)
+            or not 0 <= freeze_at <= max_at
+        ):
             raise ValueError(
                 f"resnet_det: freeze_at={freeze_at!r} must be an int from 0 (nothing) to "
                 f"{max_at} (stem and all stages)"
@@ -140,8 +154,18 @@ class ResNet(Backbone):
 
 
 # ---------------------------------------------------------------- builders
-def _check_resnet_args(depth, shortcut, norm, groups, width_per_group, res5_dilation,
-                       stride_in_1x1, zero_init_residual, residual, in_channels):
+def _check_resnet_args(
+    depth,
+    shortcut,
+    norm,
+    groups,
+    width_per_group,
+    res5_dilation,
+    stride_in_1x1,
+    zero_init_residual,
+    residual,
+    in_channels,
+):
     if depth not in RESNET_DEPTHS:
         raise ValueError(
             f"resnet_det: depth={depth!r} is not a ResNet depth; choose one of "
@@ -152,8 +176,11 @@ def _check_resnet_args(depth, shortcut, norm, groups, width_per_group, res5_dila
     check_positive_int("groups", groups)
     check_positive_int("width_per_group", width_per_group)
     check_positive_int("in_channels", in_channels)
-    for name, value in (("stride_in_1x1", stride_in_1x1), ("zero_init_residual", zero_init_residual),
-                        ("residual", residual)):
+    for name, value in (
+        ("stride_in_1x1", stride_in_1x1),
+        ("zero_init_residual", zero_init_residual),
+        ("residual", residual),
+    ):
         check_bool(name, value)
     if RESNET_DEPTHS[depth][0] is BasicBlock and (groups != 1 or width_per_group != 64):
         bad = "groups" if groups != 1 else "width_per_group"
@@ -166,25 +193,55 @@ def _check_resnet_args(depth, shortcut, norm, groups, width_per_group, res5_dila
         raise ValueError(f"resnet_det: res5_dilation={res5_dilation!r} must be 1 or 2")
 
 
-def _stage_kwargs(block_class, stage_idx: int, *, res2_out_channels: int, groups: int,
-                  width_per_group: int, norm, shortcut, stride_in_1x1, residual, dilation):
+def _stage_kwargs(
+    block_class,
+    stage_idx: int,
+    *,
+    res2_out_channels: int,
+    groups: int,
+    width_per_group: int,
+    norm,
+    shortcut,
+    stride_in_1x1,
+    residual,
+    dilation,
+):
     """Block kwargs for stage ``stage_idx`` (0 = res2): widths double per stage (Table 1)."""
-    scale = 2 ** stage_idx
-    kwargs = dict(out_channels=res2_out_channels * scale, norm=norm, shortcut=shortcut,
-                  residual=residual, dilation=dilation)
+    scale = 2**stage_idx
+    kwargs = dict(
+        out_channels=res2_out_channels * scale,
+        norm=norm,
+        shortcut=shortcut,
+        residual=residual,
+        dilation=dilation,
+    )
     if block_class is BottleneckBlock:
-        kwargs.update(bottleneck_channels=groups * width_per_group * scale, num_groups=groups,
-                      stride_in_1x1=stride_in_1x1)
+        kwargs.update(
+            bottleneck_channels=groups * width_per_group * scale,
+            num_groups=groups,
+            stride_in_1x1=stride_in_1x1,
+        )
     return kwargs
 
 
-def build_resnet(*, depth: int = 50, num_classes: Optional[int] = None,
-                 out_features: Optional[Sequence[str]] = None, shortcut: str = "B",
-                 stride_in_1x1: bool = True, norm: NormArg = "BN",
-                 zero_init_residual: bool = False, groups: int = 1, width_per_group: int = 64,
-                 in_channels: int = 3, stem_out_channels: int = 64,
-                 res5_dilation: int = 1, freeze_at: int = 0, residual: bool = True,
-                 resnet_class: Type[ResNet] = ResNet) -> ResNet:
+def build_resnet(
+    *,
+    depth: int = 50,
+    num_classes: Optional[int] = None,
+    out_features: Optional[Sequence[str]] = None,
+    shortcut: str = "B",
+    stride_in_1x1: bool = True,
+    norm: NormArg = "BN",
+    zero_init_residual: bool = False,
+    groups: int = 1,
+    width_per_group: int = 64,
+    in_channels: int = 3,
+    stem_out_channels: int = 64,
+    res5_dilation: int = 1,
+    freeze_at: int = 0,
+    residual: bool = True,
+    resnet_class: Type[ResNet] = ResNet,
+) -> ResNet:
     """An ImageNet ResNet (or plain net, ResNeXt, Wide ResNet) of He et al. 2015, Table 1.
 
     Args:
@@ -211,8 +268,18 @@ def build_resnet(*, depth: int = 50, num_classes: Optional[int] = None,
     """
     if not (isinstance(resnet_class, type) and issubclass(resnet_class, ResNet)):
         raise TypeError(f"resnet_det: resnet_class={resnet_class!r} must be ResNet or a subclass")
-    _check_resnet_args(depth, shortcut, norm, groups, width_per_group, res5_dilation,
-                       stride_in_1x1, zero_init_residual, residual, in_channels)
+    _check_resnet_args(
+        depth,
+        shortcut,
+        norm,
+        groups,
+        width_per_group,
+        res5_dilation,
+        stride_in_1x1,
+        zero_init_residual,
+        residual,
+        in_channels,
+    )
     block_class, num_blocks = RESNET_DEPTHS[depth]
     res2_out = stem_out_channels * (4 if block_class is BottleneckBlock else 1)
     valid = ["stem", "res2", "res3", "res4", "res5"]
@@ -225,24 +292,51 @@ def build_resnet(*, depth: int = 50, num_classes: Optional[int] = None,
         dilation = res5_dilation if idx == 3 else 1
         # res2 follows the max pool, so stride 1; res5 keeps stride 16 when dilated.
         first_stride = 1 if idx == 0 or dilation == 2 else 2
-        kwargs = _stage_kwargs(block_class, idx, res2_out_channels=res2_out, groups=groups,
-                               width_per_group=width_per_group, norm=norm, shortcut=shortcut,
-                               stride_in_1x1=stride_in_1x1, residual=residual, dilation=dilation)
-        stages.append(make_stage(block_class, num_blocks[idx], in_channels=in_ch,
-                                 first_stride=first_stride, **kwargs))
+        kwargs = _stage_kwargs(
+            block_class,
+            idx,
+            res2_out_channels=res2_out,
+            groups=groups,
+            width_per_group=width_per_group,
+            norm=norm,
+            shortcut=shortcut,
+            stride_in_1x1=stride_in_1x1,
+            residual=residual,
+            dilation=dilation,
+        )
+        stages.append(
+            make_stage(
+                block_class, num_blocks[idx], in_channels=in_ch, first_stride=first_stride, **kwargs
+            )
+        )
         in_ch = kwargs["out_channels"]
-    model = resnet_class(stem, stages, num_classes=num_classes, out_features=out_features,
-                         stage_names=valid[1:], freeze_at=freeze_at)
+    model = resnet_class(
+        stem,
+        stages,
+        num_classes=num_classes,
+        out_features=out_features,
+        stage_names=valid[1:],
+        freeze_at=freeze_at,
+    )
     if zero_init_residual:
         model.zero_init_residual()
     return model
 
 
-def build_res5_head(*, depth: int = 50, in_channels: Optional[int] = None,
-                    first_stride: int = 2, shortcut: str = "B", stride_in_1x1: bool = True,
-                    norm: NormArg = "FrozenBN", groups: int = 1, width_per_group: int = 64,
-                    dilation: int = 1, zero_init_residual: bool = False,
-                    residual: bool = True) -> nn.Sequential:
+def build_res5_head(
+    *,
+    depth: int = 50,
+    in_channels: Optional[int] = None,
+    first_stride: int = 2,
+    shortcut: str = "B",
+    stride_in_1x1: bool = True,
+    norm: NormArg = "FrozenBN",
+    groups: int = 1,
+    width_per_group: int = 64,
+    dilation: int = 1,
+    zero_init_residual: bool = False,
+    residual: bool = True,
+) -> nn.Sequential:
     """The res5 stage alone, as the C4 detector's box head (Sec. 4 / Appendix A: "RoI pooling,
     then conv5_x (stride 2 in its first block) and global pooling").
 
@@ -258,8 +352,18 @@ def build_res5_head(*, depth: int = 50, in_channels: Optional[int] = None,
     Returns:
         nn.Sequential of blocks with an ``out_channels`` attribute.
     """
-    _check_resnet_args(depth, shortcut, norm, groups, width_per_group, 1, stride_in_1x1,
-                       zero_init_residual, residual, 3)
+    _check_resnet_args(
+        depth,
+        shortcut,
+        norm,
+        groups,
+        width_per_group,
+        1,
+        stride_in_1x1,
+        zero_init_residual,
+        residual,
+        3,
+    )
     block_class, num_blocks = RESNET_DEPTHS[depth]
     res2_out = 64 * (4 if block_class is BottleneckBlock else 1)
     if in_channels is None:
@@ -267,11 +371,23 @@ def build_res5_head(*, depth: int = 50, in_channels: Optional[int] = None,
     check_positive_int("in_channels", in_channels)
     if first_stride not in (1, 2):
         raise ValueError(f"resnet_det: first_stride={first_stride!r} must be 1 or 2")
-    kwargs = _stage_kwargs(block_class, 3, res2_out_channels=res2_out, groups=groups,
-                           width_per_group=width_per_group, norm=norm, shortcut=shortcut,
-                           stride_in_1x1=stride_in_1x1, residual=residual, dilation=dilation)
-    head = nn.Sequential(*make_stage(block_class, num_blocks[3], in_channels=in_channels,
-                                     first_stride=first_stride, **kwargs))
+    kwargs = _stage_kwargs(
+        block_class,
+        3,
+        res2_out_channels=res2_out,
+        groups=groups,
+        width_per_group=width_per_group,
+        norm=norm,
+        shortcut=shortcut,
+        stride_in_1x1=stride_in_1x1,
+        residual=residual,
+        dilation=dilation,
+    )
+    head = nn.Sequential(
+        *make_stage(
+            block_class, num_blocks[3], in_channels=in_channels, first_stride=first_stride, **kwargs
+        )
+    )
     head.out_channels = kwargs["out_channels"]
     if zero_init_residual:
         for block in head:

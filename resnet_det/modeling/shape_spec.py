@@ -1,4 +1,5 @@
 """ShapeSpec: what a backbone tells its consumers (FPN, RPN, RoI heads) about a feature map."""
+
 from dataclasses import dataclass
 from typing import Optional
 

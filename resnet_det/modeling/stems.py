@@ -1,5 +1,6 @@
 """Stems: the layers before res2 (ImageNet, Table 1 "conv1" + pool) and the CIFAR stem
 (Sec. 4.2: "The first layer is 3x3 convolutions")."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,8 +44,14 @@ class CifarStem(nn.Module):
             starts with its own norm-ReLU (He et al. 2016).
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 16, *, norm: NormArg = "BN",
-                 activate: bool = True):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 16,
+        *,
+        norm: NormArg = "BN",
+        activate: bool = True,
+    ):
         super().__init__()
         check_norm(norm)
         self.in_channels = in_channels

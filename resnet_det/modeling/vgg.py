@@ -8,6 +8,7 @@ block k's output "vgg_conv{k}" is conv{k}_last after ReLU at stride 2^(k-1); "vg
 mode. In classifier mode: pool5, adaptive average pool to 7x7 (as torchvision, so small inputs
 work), then fc6/fc7 (4096, ReLU, dropout 0.5) and fc8.
 """
+
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence
 
@@ -15,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import Backbone
-from .backbone import freeze_module
+from .backbone import Backbone, freeze_module
 from .checks import check_num_classes, check_positive_int, resolve_out_features
 from .layers import make_conv
 from .norm import NormArg, check_norm
@@ -45,10 +45,19 @@ class VGG(Backbone):
         freeze_at: see ``freeze``.
     """
 
-    def __init__(self, *, depth: int = 16, num_classes: Optional[int] = None,
-                 out_features: Optional[Sequence[str]] = None, norm: NormArg = "none",
-                 in_channels: int = 3, dropout: float = 0.5, freeze_at: int = 0,
-                 channels: Sequence[int] = VGG_CHANNELS, fc_dim: int = 4096):
+    def __init__(
+        self,
+        *,
+        depth: int = 16,
+        num_classes: Optional[int] = None,
+        out_features: Optional[Sequence[str]] = None,
+        norm: NormArg = "none",
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        freeze_at: int = 0,
+        channels: Sequence[int] = VGG_CHANNELS,
+        fc_dim: int = 4096,
+    ):
         super().__init__()
         if depth not in VGG_DEPTHS:
             raise ValueError(
@@ -60,7 +69,9 @@ class VGG(Backbone):
         check_positive_int("in_channels", in_channels)
         check_positive_int("fc_dim", fc_dim)
         if len(channels) != len(VGG_CHANNELS):
-            raise ValueError(f"resnet_det: channels={list(channels)!r} needs one width per conv block (5)")
+            raise ValueError(
+                f"resnet_det: channels={list(channels)!r} needs one width per conv block (5)"
+            )
         for i, c in enumerate(channels):
             check_positive_int(f"channels[{i}]", c)
         if not 0.0 <= dropout < 1.0:
@@ -68,8 +79,11 @@ class VGG(Backbone):
         self.depth = depth
         self.num_classes = num_classes
         self._out_features = resolve_out_features(out_features, FEATURE_NAMES, num_classes)
-        num_blocks = 5 if num_classes is not None else max(
-            FEATURE_NAMES.index(f) for f in self._out_features) + 1
+        num_blocks = (
+            5
+            if num_classes is not None
+            else max(FEATURE_NAMES.index(f) for f in self._out_features) + 1
+        )
 
         self.block_names = []
         ch = in_channels
@@ -98,7 +112,11 @@ class VGG(Backbone):
             # VGG's N(0, 0.01), its std scaled by sqrt(VGG-16's fan-in / this fan-in) so that a
             # narrower net's fc layers multiply the signal's scale as VGG-16's do (plain 0.01 on
             # 16x fewer inputs would shrink the logits ~30-fold); at VGG's widths the factor is 1.
-            for fc, full_fan_in in ((self.fc6, VGG_CHANNELS[-1] * 49), (self.fc7, 4096), (self.fc8, 4096)):
+            for fc, full_fan_in in (
+                (self.fc6, VGG_CHANNELS[-1] * 49),
+                (self.fc7, 4096),
+                (self.fc8, 4096),
+            ):
                 nn.init.normal_(fc.weight, 0, 0.01 * (full_fan_in / fc.in_features) ** 0.5)
                 nn.init.zeros_(fc.bias)
         self.freeze(freeze_at)
@@ -113,7 +131,7 @@ class VGG(Backbone):
         for name, child in self.named_children():
             if name in self.block_names:
                 x = child(x)
-                feature_name = "vgg_conv" + name[len("vgg_block"):]
+                feature_name = "vgg_conv" + name[len("vgg_block") :]
                 if feature_name in self._out_features:
                     outputs[feature_name] = x
         if self.num_classes is None:

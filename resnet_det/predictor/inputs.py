@@ -11,6 +11,7 @@ alpha is dropped (docs/deployment.md, "Predicting").
 ``expand_inputs`` turns tools/predict.py's ``--input`` values (files, globs, folders) into a
 list of files, naming each value that matches nothing.
 """
+
 import glob
 import logging
 import os
@@ -22,12 +23,28 @@ from PIL import Image, ImageOps
 
 from ..data.io import BadImageError, MissingImageError, read_image
 
-__all__ = ["to_image_tensor", "expand_inputs", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS",
-           "describe_input"]
+__all__ = [
+    "to_image_tensor",
+    "expand_inputs",
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "describe_input",
+]
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
@@ -40,8 +57,12 @@ def describe_input(image: Any, index: int = 0) -> str:
 
 def _rgb_array(img: Image.Image, name: str) -> np.ndarray:
     if img.mode != "RGB":
-        logger.info("%s has mode %s: converted to 3-channel RGB%s", name, img.mode,
-                    " (alpha dropped)" if "A" in img.getbands() else "")
+        logger.info(
+            "%s has mode %s: converted to 3-channel RGB%s",
+            name,
+            img.mode,
+            " (alpha dropped)" if "A" in img.getbands() else "",
+        )
     return np.asarray(img.convert("RGB"))
 
 
@@ -73,8 +94,12 @@ def _read_path(path: str, fmt: str) -> torch.Tensor:
         mode, bands = "RGB", ("R", "G", "B")
     image = read_image(path, fmt)
     if mode != "RGB":
-        logger.info("%s has mode %s: converted to 3-channel RGB%s", path, mode,
-                    " (alpha dropped)" if "A" in bands else "")
+        logger.info(
+            "%s has mode %s: converted to 3-channel RGB%s",
+            path,
+            mode,
+            " (alpha dropped)" if "A" in bands else "",
+        )
     return image
 
 
@@ -84,24 +109,34 @@ def _from_array(arr: np.ndarray, name: str) -> torch.Tensor:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f"{name}: an image array must be H x W x 3 (or H x W, H x W x 1, "
-                         f"H x W x 4), got shape {arr.shape}")
+        raise ValueError(
+            f"{name}: an image array must be H x W x 3 (or H x W, H x W x 1, "
+            f"H x W x 4), got shape {arr.shape}"
+        )
     if arr.shape[2] != 3:
-        logger.info("%s has %d channel(s): converted to 3 channels%s", name, arr.shape[2],
-                    " (alpha dropped)" if arr.shape[2] == 4 else " (grey repeated)")
+        logger.info(
+            "%s has %d channel(s): converted to 3 channels%s",
+            name,
+            arr.shape[2],
+            " (alpha dropped)" if arr.shape[2] == 4 else " (grey repeated)",
+        )
         arr = arr[:, :, :3] if arr.shape[2] == 4 else np.repeat(arr, 3, axis=2)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
 def _from_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
     if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
-        raise ValueError(f"{name}: an image tensor must be [3, H, W] (or [1, H, W], [4, H, W]), "
-                         f"got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name}: an image tensor must be [3, H, W] (or [1, H, W], [4, H, W]), "
+            f"got shape {tuple(t.shape)}"
+        )
     if t.dtype != torch.uint8:
         if t.is_floating_point() and float(t.max()) <= 1.0 and t.numel():
-            raise ValueError(f"{name}: a float image tensor must hold 0-255 values like the "
-                             "uint8 images the detector was trained on; this one is within "
-                             "[0, 1] (multiply by 255)")
+            raise ValueError(
+                f"{name}: a float image tensor must hold 0-255 values like the "
+                "uint8 images the detector was trained on; this one is within "
+                "[0, 1] (multiply by 255)"
+            )
         t = t.round().clamp(0, 255).to(torch.uint8)
     if t.shape[0] != 3:
         logger.info("%s has %d channel(s): converted to 3 channels", name, t.shape[0])
@@ -123,14 +158,17 @@ def to_image_tensor(image: Any, fmt: str, index: int = 0) -> torch.Tensor:
         return _from_path(os.fspath(image), fmt)
     if isinstance(image, Image.Image):
         arr = _rgb_array(ImageOps.exif_transpose(image), name)
-        return torch.from_numpy(np.ascontiguousarray((arr[:, :, ::-1] if fmt == "BGR" else arr)
-                                                     .transpose(2, 0, 1)))
+        return torch.from_numpy(
+            np.ascontiguousarray((arr[:, :, ::-1] if fmt == "BGR" else arr).transpose(2, 0, 1))
+        )
     if isinstance(image, np.ndarray):
         return _from_array(image, name)
     if isinstance(image, torch.Tensor):
         return _from_tensor(image, name)
-    raise TypeError(f"{name}: expected a file path, a PIL image, an H x W x 3 uint8 array or a "
-                    f"[3, H, W] tensor, got {type(image).__name__}")
+    raise TypeError(
+        f"{name}: expected a file path, a PIL image, an H x W x 3 uint8 array or a "
+        f"[3, H, W] tensor, got {type(image).__name__}"
+    )
 
 
 def expand_inputs(values: Sequence[str]) -> Tuple[List[str], List[str]]:
@@ -144,10 +182,15 @@ def expand_inputs(values: Sequence[str]) -> Tuple[List[str], List[str]]:
     problems: List[str] = []
     for value in values:
         if os.path.isdir(value):
-            found = sorted(os.path.join(value, f) for f in os.listdir(value)
-                           if f.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS))
+            found = sorted(
+                os.path.join(value, f)
+                for f in os.listdir(value)
+                if f.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+            )
             if not found:
-                problems.append(f"{value}: folder has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+                problems.append(
+                    f"{value}: folder has no image files ({', '.join(IMAGE_EXTENSIONS)})"
+                )
             files.extend(found)
         elif glob.has_magic(value):
             found = sorted(glob.glob(value))

@@ -16,6 +16,7 @@ A model with masks (MODEL.MASK_ON) adds each detection's mask as "segmentation",
 RLE at the input's size (the evaluation's encoding: resnet_det.evaluation.masks), which
 tools/evaluate.py scores as mask AP.
 """
+
 import logging
 import os
 from collections import defaultdict
@@ -57,8 +58,10 @@ class ResultsIds:
             self._by_name[os.path.basename(d["file_name"])].append(d["image_id"])
         category_ids = build_evaluator(dataset, distributed=False).results_category_ids()
         if category_ids is None or len(category_ids) != num_classes:
-            raise ValueError(f"--dataset {dataset}: its evaluator gives category ids {category_ids} "
-                             f"for a detector of {num_classes} classes")
+            raise ValueError(
+                f"--dataset {dataset}: its evaluator gives category ids {category_ids} "
+                f"for a detector of {num_classes} classes"
+            )
         self.category_ids = list(category_ids)
 
     def image_id(self, file_name: str) -> Tuple[Any, bool]:
@@ -71,9 +74,14 @@ class ResultsIds:
             same_name = self._by_name.get(os.path.basename(file_name), [])
             found = same_name[0] if len(same_name) == 1 else None
         if found is None:
-            logger.warning("%s is not an image of dataset %s: its predictions use the file stem "
-                           "%r as image_id (tools/evaluate.py --dataset %s will refuse them)",
-                           file_name, self.dataset, stem, self.dataset)
+            logger.warning(
+                "%s is not an image of dataset %s: its predictions use the file stem "
+                "%r as image_id (tools/evaluate.py --dataset %s will refuse them)",
+                file_name,
+                self.dataset,
+                stem,
+                self.dataset,
+            )
             return stem, False
         return found, True
 
@@ -81,9 +89,14 @@ class ResultsIds:
         """predictions.json entries of one input's detections."""
         image_id, _ = self.image_id(file_name)
         masks = result.get("masks")
-        entries = instances_to_coco_json(result["boxes"].numpy(), result["scores"].numpy(),
-                                         result["labels"].numpy(), image_id, self.category_ids,
-                                         None if masks is None else encode_masks(masks))
+        entries = instances_to_coco_json(
+            result["boxes"].numpy(),
+            result["scores"].numpy(),
+            result["labels"].numpy(),
+            image_id,
+            self.category_ids,
+            None if masks is None else encode_masks(masks),
+        )
         for e in entries:
             e["file_name"] = file_name
         return entries
@@ -105,15 +118,35 @@ def picture_path(output: str, file_name: str, single_file: bool) -> str:
     return os.path.join(output, os.path.splitext(os.path.basename(file_name))[0] + ".png")
 
 
-def draw_prediction(image_rgb: torch.Tensor, result: Dict[str, Any], path: str, *,
-                    class_names: Sequence[str], score_thresh: float, title: str) -> str:
+def draw_prediction(
+    image_rgb: torch.Tensor,
+    result: Dict[str, Any],
+    path: str,
+    *,
+    class_names: Sequence[str],
+    score_thresh: float,
+    title: str,
+) -> str:
     """Draw one image's detections into the picture ``path`` (utils.visualize.plot_detections:
     tags in the class colour, a legend, the threshold; masks filled under the boxes when the
     result has them)."""
-    panel = DetectionPanel(image=image_rgb, boxes=result["boxes"], labels=result["labels"],
-                           scores=result["scores"], caption=title, masks=result.get("masks"))
-    return plot_detections([panel], path, class_names=class_names, score_thresh=score_thresh,
-                           title=None, ncols=1, panel_inches=_panel_inches(image_rgb))
+    panel = DetectionPanel(
+        image=image_rgb,
+        boxes=result["boxes"],
+        labels=result["labels"],
+        scores=result["scores"],
+        caption=title,
+        masks=result.get("masks"),
+    )
+    return plot_detections(
+        [panel],
+        path,
+        class_names=class_names,
+        score_thresh=score_thresh,
+        title=None,
+        ncols=1,
+        panel_inches=_panel_inches(image_rgb),
+    )
 
 
 def _panel_inches(image: torch.Tensor) -> float:

@@ -1,8 +1,8 @@
 """``resnet_det.Predictor``: a trained detector applied to one's own images.
 
     predictor = resnet_det.Predictor("configs/demo/faster_rcnn_shapes.yaml")
-    result = predictor("photo.jpg")          # boxes (XYXY, original pixels), scores, labels, class_names
-                                             # (and masks for a Mask R-CNN config)
+    result = predictor("photo.jpg")  # boxes (XYXY, original pixels), scores, labels,
+                                     # class_names (and masks for a Mask R-CNN config)
     results = predictor(["a.jpg", "b.png"])  # a list is one batch
 
 The images go through exactly what evaluation feeds the detector (the test loader's
@@ -10,6 +10,7 @@ The images go through exactly what evaluation feeds the detector (the test loade
 so a dataset image gets the evaluator's detections. Batches are padded to a common size, as in
 detectron2, which can change detections slightly compared with one image at a time.
 """
+
 import contextlib
 import logging
 import os
@@ -52,11 +53,15 @@ def resolve_weights(cfg: CfgNode, weights: Optional[str] = None) -> str:
     elif cfg.MODEL.WEIGHTS:
         chosen, origin = cfg.MODEL.WEIGHTS, "MODEL.WEIGHTS="
     else:
-        chosen, origin = os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), "OUTPUT_DIR/model_final.pth = "
+        chosen, origin = (
+            os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
+            "OUTPUT_DIR/model_final.pth = ",
+        )
     if "://" not in chosen and not os.path.isfile(chosen):
         raise MissingFileError(
             f"Predictor: no trained detector at {origin}{chosen!r}; train one (tools/train_net.py "
-            "--config-file ...) or pass weights=/MODEL.WEIGHTS a model_final.pth")
+            "--config-file ...) or pass weights=/MODEL.WEIGHTS a model_final.pth"
+        )
     return chosen
 
 
@@ -70,11 +75,15 @@ def class_names_of(cfg: CfgNode) -> List[str]:
                 raise ConfigError(
                     f"config MODEL.ROI_HEADS.NUM_CLASSES={cfg.MODEL.ROI_HEADS.NUM_CLASSES}, but "
                     f"dataset {name!r} (DATASETS.TEST / TRAIN) has {len(classes)} classes; set "
-                    "the datasets the detector was trained on")
+                    "the datasets the detector was trained on"
+                )
             return list(classes)
-    logger.warning("No thing_classes in the metadata of DATASETS.TEST / DATASETS.TRAIN (%s, %s): "
-                   "classes are named 'class 0', 'class 1', ...", list(cfg.DATASETS.TEST),
-                   list(cfg.DATASETS.TRAIN))
+    logger.warning(
+        "No thing_classes in the metadata of DATASETS.TEST / DATASETS.TRAIN (%s, %s): "
+        "classes are named 'class 0', 'class 1', ...",
+        list(cfg.DATASETS.TEST),
+        list(cfg.DATASETS.TRAIN),
+    )
     return [f"class {i}" for i in range(cfg.MODEL.ROI_HEADS.NUM_CLASSES)]
 
 
@@ -95,19 +104,33 @@ class Predictor:
         cfg, model, class_names, input_format, device.
     """
 
-    def __init__(self, config_or_path, weights: Optional[str] = None, device: Optional[str] = None,
-                 *, precision: str = "fp32", channels_last: bool = False,
-                 compile: Union[bool, str] = False, fuse: bool = False):
+    def __init__(
+        self,
+        config_or_path,
+        weights: Optional[str] = None,
+        device: Optional[str] = None,
+        *,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile: Union[bool, str] = False,
+        fuse: bool = False,
+    ):
         cfg = _load_cfg(config_or_path)
         self.device = torch.device(device or cfg.MODEL.DEVICE)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise UsageError(f"Predictor: device {str(self.device)!r} asked for, but no CUDA GPU is "
-                             "visible; use device='cpu' (MODEL.DEVICE cpu)")
+            raise UsageError(
+                f"Predictor: device {str(self.device)!r} asked for, but no CUDA GPU is "
+                "visible; use device='cpu' (MODEL.DEVICE cpu)"
+            )
         if precision not in PRECISIONS:
-            raise UsageError(f"Predictor: precision={precision!r}; choose one of {list(PRECISIONS)}")
+            raise UsageError(
+                f"Predictor: precision={precision!r}; choose one of {list(PRECISIONS)}"
+            )
         if precision == "fp16" and self.device.type != "cuda":
-            raise UsageError("Predictor: precision 'fp16' needs a GPU (autocast on CPU is bf16 "
-                             "only); use 'bf16' or 'fp32' on CPU")
+            raise UsageError(
+                "Predictor: precision 'fp16' needs a GPU (autocast on CPU is bf16 "
+                "only); use 'bf16' or 'fp32' on CPU"
+            )
         cfg.MODEL.DEVICE = str(self.device)
         self.weights = resolve_weights(cfg, weights)
         cfg.MODEL.WEIGHTS = self.weights
@@ -127,7 +150,8 @@ class Predictor:
             raise WeightsError(
                 f"Predictor: {self.weights!r} holds ImageNet weights for the backbone only (a "
                 "training initialisation); its RPN and box predictor would be random. Pass the "
-                f"trained detector (e.g. {os.path.join(cfg.OUTPUT_DIR, 'model_final.pth')})")
+                f"trained detector (e.g. {os.path.join(cfg.OUTPUT_DIR, 'model_final.pth')})"
+            )
         self.model.requires_grad_(False)
         if fuse:
             fuse_conv_norms(self.model)
@@ -148,8 +172,9 @@ class Predictor:
         """A uint8 [3, H, W] image in INPUT.FORMAT order -> the model input dict (resized by
         the test loader's transforms)."""
         h, w = image.shape[-2:]
-        resized, _ = apply_transforms(self._mapper.transforms, image, torch.zeros((0, 4)),
-                                      random.Random(0))
+        resized, _ = apply_transforms(
+            self._mapper.transforms, image, torch.zeros((0, 4)), random.Random(0)
+        )
         return {"image": resized.contiguous(), "height": int(h), "width": int(w)}
 
     def _autocast(self):
@@ -165,8 +190,12 @@ class Predictor:
             outputs = self.model(inputs)
         results = []
         for out, inp in zip(outputs, inputs):
-            res = {"boxes": out["boxes"].float().cpu(), "scores": out["scores"].float().cpu(),
-                   "labels": out["labels"].cpu(), "image_size": (inp["height"], inp["width"])}
+            res = {
+                "boxes": out["boxes"].float().cpu(),
+                "scores": out["scores"].float().cpu(),
+                "labels": out["labels"].cpu(),
+                "image_size": (inp["height"], inp["width"]),
+            }
             res["class_names"] = [self.class_names[int(i)] for i in res["labels"]]
             if "masks" in out:
                 res["masks"] = out["masks"].float().cpu()

@@ -3,6 +3,7 @@
 An input that cannot be read (missing, empty, not an image, a video without OpenCV) is
 reported by name and left out; the others are processed, and the summary counts them.
 """
+
 import logging
 import os
 import time
@@ -36,8 +37,10 @@ class PredictSummary:
     def describe(self) -> str:
         rate = self.images / self.seconds if self.seconds else 0.0
         infer = self.images / self.inference_seconds if self.inference_seconds else 0.0
-        text = (f"{self.images} images in {self.seconds:.1f} s: {rate:.2f} images/s overall, "
-                f"{infer:.2f} images/s in the detector")
+        text = (
+            f"{self.images} images in {self.seconds:.1f} s: {rate:.2f} images/s overall, "
+            f"{infer:.2f} images/s in the detector"
+        )
         if self.skipped:
             text += f"; {len(self.skipped)} inputs skipped"
         return text
@@ -52,9 +55,16 @@ def _rgb(image: torch.Tensor, fmt: str) -> torch.Tensor:
     return image.flip(0) if fmt == "BGR" else image
 
 
-def predict_files(predictor: Predictor, files: Sequence[str], output: Optional[str], *,
-                  batch_size: int = 1, dataset: Optional[str] = None,
-                  on_skip=None, max_frames: Optional[int] = None) -> PredictSummary:
+def predict_files(
+    predictor: Predictor,
+    files: Sequence[str],
+    output: Optional[str],
+    *,
+    batch_size: int = 1,
+    dataset: Optional[str] = None,
+    on_skip=None,
+    max_frames: Optional[int] = None,
+) -> PredictSummary:
     """Run ``predictor`` on ``files`` and write the outputs.
 
     Args:
@@ -70,8 +80,12 @@ def predict_files(predictor: Predictor, files: Sequence[str], output: Optional[s
     """
     summary = PredictSummary()
     on_skip = on_skip or (lambda message: logger.warning("%s", message))
-    single_file = (output is not None and len(files) == 1 and not os.path.isdir(output)
-                   and os.path.splitext(output)[1].lower() in (".png", ".jpg", ".jpeg"))
+    single_file = (
+        output is not None
+        and len(files) == 1
+        and not os.path.isdir(output)
+        and os.path.splitext(output)[1].lower() in (".png", ".jpg", ".jpeg")
+    )
     if output is not None and not single_file:
         os.makedirs(output, exist_ok=True)
     ids = ResultsIds(len(predictor.class_names), dataset)
@@ -91,10 +105,16 @@ def predict_files(predictor: Predictor, files: Sequence[str], output: Optional[s
             entries.extend(ids.entries(name, result))
             if output is not None:
                 path = picture_path(output, name, single_file)
-                summary.pictures.append(draw_prediction(
-                    _rgb(original, predictor.input_format), result, path,
-                    class_names=predictor.class_names, score_thresh=thresh,
-                    title=os.path.basename(name)))
+                summary.pictures.append(
+                    draw_prediction(
+                        _rgb(original, predictor.input_format),
+                        result,
+                        path,
+                        class_names=predictor.class_names,
+                        score_thresh=thresh,
+                        title=os.path.basename(name),
+                    )
+                )
         pending.clear()
 
     images = [f for f in files if not is_video(f)]
@@ -117,22 +137,34 @@ def predict_files(predictor: Predictor, files: Sequence[str], output: Optional[s
             progress.update(1)
         flush()
     if output is not None:
-        json_path = (os.path.splitext(output)[0] + ".json" if single_file
-                     else os.path.join(output, "predictions.json"))
+        json_path = (
+            os.path.splitext(output)[0] + ".json"
+            if single_file
+            else os.path.join(output, "predictions.json")
+        )
         summary.predictions = write_predictions(json_path, entries)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _predict_video(predictor: Predictor, name: str, output: Optional[str], entries: list,
-                   summary: PredictSummary, on_skip, max_frames: Optional[int]) -> None:
+def _predict_video(
+    predictor: Predictor,
+    name: str,
+    output: Optional[str],
+    entries: list,
+    summary: PredictSummary,
+    on_skip,
+    max_frames: Optional[int],
+) -> None:
     """Frames of a video file or webcam through the detector; drawn frames to
     OUTPUT/<stem>.mp4. Needs OpenCV (opencv-python-headless)."""
     try:
         import cv2
     except ImportError:
-        summary.skipped.append(f"skipped {name}: video and webcam input need OpenCV "
-                               "(pip install opencv-python-headless)")
+        summary.skipped.append(
+            f"skipped {name}: video and webcam input need OpenCV "
+            "(pip install opencv-python-headless)"
+        )
         on_skip(summary.skipped[-1])
         return
     from ..utils.visualize import draw_detections
@@ -161,15 +193,22 @@ def _predict_video(predictor: Predictor, name: str, output: Optional[str], entri
                 e.update(image_id=f"{stem}/{frame_index}", frame=frame_index)
                 entries.append(e)
             if output is not None:
-                drawn = draw_detections(bgr.flip(0), result["boxes"], result["labels"],
-                                        result["scores"], predictor.class_names, score_thresh=thresh,
-                                        masks=result.get("masks"))
+                drawn = draw_detections(
+                    bgr.flip(0),
+                    result["boxes"],
+                    result["labels"],
+                    result["scores"],
+                    predictor.class_names,
+                    score_thresh=thresh,
+                    masks=result.get("masks"),
+                )
                 out = drawn.flip(0).permute(1, 2, 0).contiguous().numpy()
                 if writer is None:
                     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
                     path = os.path.join(output, stem + ".mp4")
-                    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (out.shape[1], out.shape[0]))
+                    writer = cv2.VideoWriter(
+                        path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (out.shape[1], out.shape[0])
+                    )
                     summary.pictures.append(path)
                 writer.write(out)
             frame_index += 1

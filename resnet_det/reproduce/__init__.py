@@ -17,6 +17,7 @@ Importing the package registers the demo's data sets (shapes_crops_train/test) a
 VGG-style network (vgg16_quarter), so processes that ``launch`` spawns have them too.
 tools/reproduce.py is the command line; docs/reproduction.md, "Running the comparison".
 """
+
 from .demo import DEMO, FAST_DETECT_OPTS, FAST_PRETRAIN_OPTS, register_demo
 from .paper import COMPARISONS, Backbone, Comparison, Metric
 from .pipeline import STATE_FILE, load_state, run_comparison
@@ -24,5 +25,18 @@ from .plan import Step, plan_steps
 
 register_demo()
 
-__all__ = ["COMPARISONS", "DEMO", "FAST_DETECT_OPTS", "FAST_PRETRAIN_OPTS", "Backbone", "Comparison",
-           "Metric", "STATE_FILE", "Step", "load_state", "plan_steps", "register_demo", "run_comparison"]
+__all__ = [
+    "COMPARISONS",
+    "DEMO",
+    "FAST_DETECT_OPTS",
+    "FAST_PRETRAIN_OPTS",
+    "Backbone",
+    "Comparison",
+    "Metric",
+    "STATE_FILE",
+    "Step",
+    "load_state",
+    "plan_steps",
+    "register_demo",
+    "run_comparison",
+]

@@ -12,6 +12,7 @@ Registered by :func:`register_demo_data` as the classification sets ``shapes_cro
 (from 600 images) and ``shapes_crops_test`` (from 150 others); a pure function of the seed,
 held in memory (about 2,600 crops, 12 MB).
 """
+
 from functools import lru_cache, partial
 from typing import Any, Dict, List, Tuple
 
@@ -23,7 +24,14 @@ from ..data.datasets.builtin import register_classification_dataset
 from ..data.datasets.shapes import DIFFICULT_SIZE, SHAPE_CLASSES, render_shapes_image
 from ..data.io import check_on_bad_image
 
-__all__ = ["CROP_CLASSES", "CROP_SIZE", "NUM_IMAGES", "crop_boxes", "load_shapes_crops", "register_demo_data"]
+__all__ = [
+    "CROP_CLASSES",
+    "CROP_SIZE",
+    "NUM_IMAGES",
+    "crop_boxes",
+    "load_shapes_crops",
+    "register_demo_data",
+]
 
 CROP_CLASSES = tuple(SHAPE_CLASSES) + ("background",)
 CROP_SIZE = 40
@@ -53,7 +61,9 @@ def _overlap(a, b) -> float:
     return max(iw, 0) * max(ih, 0) / float((b[2] - b[0]) * (b[3] - b[1]))
 
 
-def crop_boxes(split: str, index: int) -> Tuple[np.ndarray, List[Tuple[Tuple[int, int, int, int], int]]]:
+def crop_boxes(
+    split: str, index: int
+) -> Tuple[np.ndarray, List[Tuple[Tuple[int, int, int, int], int]]]:
     """Image ``index`` of ``split`` and its crops: (image, [(square box x0, y0, x1, y1, label)])."""
     image, objects = render_shapes_image(_SEED, index, _SPLIT[split])
     h, w = image.shape[:2]
@@ -80,8 +90,10 @@ def crop_boxes(split: str, index: int) -> Tuple[np.ndarray, List[Tuple[Tuple[int
 def _crops_of_image(split: str, index: int) -> List[Tuple[np.ndarray, int]]:
     image, crops = crop_boxes(split, index)
     pil = Image.fromarray(image)
-    return [(np.asarray(pil.crop(box).resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR)), label)
-            for box, label in crops]
+    return [
+        (np.asarray(pil.crop(box).resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR)), label)
+        for box, label in crops
+    ]
 
 
 @lru_cache(maxsize=2)
@@ -109,7 +121,10 @@ def load_shapes_crops(split: str, *, on_bad_image: str = "stop") -> List[Dict[st
         raise ValueError(f"shapes crops split must be one of {list(NUM_IMAGES)}, got {split!r}")
     check_on_bad_image(on_bad_image)
     images, labels = _split(split)
-    return [{"image": im, "label": lab, "image_id": i} for i, (im, lab) in enumerate(zip(images, labels))]
+    return [
+        {"image": im, "label": lab, "image_id": i}
+        for i, (im, lab) in enumerate(zip(images, labels))
+    ]
 
 
 def register_demo_data() -> None:
@@ -117,5 +132,6 @@ def register_demo_data() -> None:
     for split in NUM_IMAGES:
         name = f"shapes_crops_{split}"
         if name not in DatasetCatalog.list():
-            register_classification_dataset(name, partial(load_shapes_crops, split),
-                                            thing_classes=list(CROP_CLASSES))
+            register_classification_dataset(
+                name, partial(load_shapes_crops, split), thing_classes=list(CROP_CLASSES)
+            )

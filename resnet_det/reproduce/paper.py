@@ -5,6 +5,7 @@ A :class:`Comparison` pairs the VGG-16 baseline with ResNet-101 (the order of ``
 the gain is the second minus the first). ``COMPARISONS`` holds the paper's three; the demo
 chain's comparison (generated data) is built in resnet_det/reproduce/demo.py on the same type.
 """
+
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
@@ -85,7 +86,9 @@ class Comparison:
         for b in self.backbones:
             if b.slug == slug:
                 return b
-        raise KeyError(f"{self.key}: no backbone {slug!r} (have {[b.slug for b in self.backbones]})")
+        raise KeyError(
+            f"{self.key}: no backbone {slug!r} (have {[b.slug for b in self.backbones]})"
+        )
 
     def paper_gain(self, metric: Metric) -> float:
         base, deep = self.backbones
@@ -102,8 +105,22 @@ _IMAGENET = {"vgg16": "configs/imagenet/vgg16.yaml", "r101": "configs/imagenet/r
 
 def _pair(configs: Dict[str, str], paper: Dict[str, Dict[str, float]]) -> Tuple[Backbone, Backbone]:
     return (
-        Backbone("VGG-16", "vgg16", configs["vgg16"], _IMAGENET["vgg16"], "--weights-vgg16", paper["vgg16"]),
-        Backbone("ResNet-101", "r101", configs["r101"], _IMAGENET["r101"], "--weights-r101", paper["r101"]),
+        Backbone(
+            "VGG-16",
+            "vgg16",
+            configs["vgg16"],
+            _IMAGENET["vgg16"],
+            "--weights-vgg16",
+            paper["vgg16"],
+        ),
+        Backbone(
+            "ResNet-101",
+            "r101",
+            configs["r101"],
+            _IMAGENET["r101"],
+            "--weights-r101",
+            paper["r101"],
+        ),
     )
 
 
@@ -112,26 +129,40 @@ COMPARISONS: Dict[str, Comparison] = {
         key="7",
         title="Table 7: PASCAL VOC 2007 test, trained on VOC 2007 trainval + 2012 trainval (07+12)",
         metrics=VOC_METRICS,
-        backbones=_pair({"vgg16": "configs/voc/faster_rcnn_VGG16.yaml", "r101": "configs/voc/faster_rcnn_R101.yaml"},
-                        {"vgg16": {"mAP": 73.2}, "r101": {"mAP": 76.4}}),
+        backbones=_pair(
+            {
+                "vgg16": "configs/voc/faster_rcnn_VGG16.yaml",
+                "r101": "configs/voc/faster_rcnn_R101.yaml",
+            },
+            {"vgg16": {"mAP": 73.2}, "r101": {"mAP": 76.4}},
+        ),
     ),
     "voc12": Comparison(
         key="voc12",
-        title="Table 7: PASCAL VOC 2012 test, trained on VOC 2007 trainval+test + 2012 trainval (07++12)",
+        title="Table 7: PASCAL VOC 2012 test, "
+        "trained on VOC 2007 trainval+test + 2012 trainval (07++12)",
         metrics=VOC_METRICS,
-        backbones=_pair({"vgg16": "configs/voc/faster_rcnn_VGG16_07++12.yaml",
-                         "r101": "configs/voc/faster_rcnn_R101_07++12.yaml"},
-                        {"vgg16": {"mAP": 70.4}, "r101": {"mAP": 73.8}}),
+        backbones=_pair(
+            {
+                "vgg16": "configs/voc/faster_rcnn_VGG16_07++12.yaml",
+                "r101": "configs/voc/faster_rcnn_R101_07++12.yaml",
+            },
+            {"vgg16": {"mAP": 70.4}, "r101": {"mAP": 73.8}},
+        ),
         server=True,
         note="VOC 2012 test has no public annotations: the PASCAL VOC evaluation server scores the "
-             "submission files; enter its mAP with --server-map SLUG=VALUE.",
+        "submission files; enter its mAP with --server-map SLUG=VALUE.",
     ),
     "8": Comparison(
         key="8",
         title="Table 8: MS COCO val2014, trained on train2014",
         metrics=COCO_METRICS,
-        backbones=_pair({"vgg16": "configs/faster_rcnn_VGG16.yaml", "r101": "configs/faster_rcnn_R101.yaml"},
-                        {"vgg16": {"mAP@.5": 41.5, "mAP@[.5,.95]": 21.2},
-                         "r101": {"mAP@.5": 48.4, "mAP@[.5,.95]": 27.2}}),
+        backbones=_pair(
+            {"vgg16": "configs/faster_rcnn_VGG16.yaml", "r101": "configs/faster_rcnn_R101.yaml"},
+            {
+                "vgg16": {"mAP@.5": 41.5, "mAP@[.5,.95]": 21.2},
+                "r101": {"mAP@.5": 48.4, "mAP@[.5,.95]": 27.2},
+            },
+        ),
     ),
 }

@@ -2,11 +2,12 @@
 
 The state of a comparison lives in OUTPUT_DIR/reproduction.json (written atomically after each
 change): per step its config fingerprint, status, attempts, accumulated wall time, the load
-average around it, its CPU time, the git commit it ran at and its final results. Run the same command again
-and a finished step (status "done", its artifact on disk, the same config) is skipped; an
-interrupted one resumes from its last checkpoint (the trainers' ``--resume``); a step whose
-config changed since it ran stops the command instead of mixing two configs in one run.
+average around it, its CPU time, the git commit it ran at and its final results. Run the same
+command again and a finished step (status "done", its artifact on disk, the same config) is
+skipped; an interrupted one resumes from its last checkpoint (the trainers' ``--resume``); a
+step whose config changed since it ran stops the command instead of mixing two configs in one run.
 """
+
 import hashlib
 import json
 import logging
@@ -36,12 +37,17 @@ def git_commit() -> str:
     files), or "unknown" outside a git checkout."""
     root = repo_path("")
     try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=30)
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
+        )
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=60)
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip()[:12] + ("+dirty" if dirty.stdout.strip() else "")
@@ -76,7 +82,8 @@ def _changed(step: Step, record: Mapping[str, Any]) -> UsageError:
         f"step {step.name} in {os.path.dirname(step.run_dir)} ran with another config "
         f"(then: {record.get('config_file')} {' '.join(record.get('overrides', []))}; now: "
         f"{step.config_file} {' '.join(step.overrides)}; or the YAML file or the number of GPUs "
-        f"changed). Use another --output-dir, or delete {step.run_dir} to run the step again")
+        f"changed). Use another --output-dir, or delete {step.run_dir} to run the step again"
+    )
 
 
 def _loadavg() -> Optional[float]:
@@ -104,11 +111,20 @@ def _log_to(output_dir: str) -> None:
     setup_logger(os.path.join(output_dir, "log.txt"))
 
 
-def run_comparison(comparison: Comparison, *, output_dir: str, num_gpus: int = 1, pretrain: bool = False,
-                   weights: Optional[Mapping[str, Optional[str]]] = None, opts: Sequence[str] = (),
-                   pretrain_opts: Sequence[str] = (), dist_url: str = "auto",
-                   server_map: Optional[Mapping[str, float]] = None, command: str = "",
-                   dry_run: bool = False) -> Dict[str, str]:
+def run_comparison(
+    comparison: Comparison,
+    *,
+    output_dir: str,
+    num_gpus: int = 1,
+    pretrain: bool = False,
+    weights: Optional[Mapping[str, Optional[str]]] = None,
+    opts: Sequence[str] = (),
+    pretrain_opts: Sequence[str] = (),
+    dist_url: str = "auto",
+    server_map: Optional[Mapping[str, float]] = None,
+    command: str = "",
+    dry_run: bool = False,
+) -> Dict[str, str]:
     """Pretrain and convert (``pretrain``, and always for the demo), train and evaluate both
     backbones of ``comparison``, skipping what a previous call finished, and write
     OUTPUT_DIR/reproduction.md and reproduction.png.
@@ -128,15 +144,24 @@ def run_comparison(comparison: Comparison, *, output_dir: str, num_gpus: int = 1
         {"markdown": path, "figure": path, "state": path} ({} for a dry run).
     """
     output_dir = os.path.abspath(output_dir)
-    steps = plan_steps(comparison, output_dir=output_dir, pretrain=pretrain, weights=weights, opts=opts,
-                       pretrain_opts=pretrain_opts, check_files=not dry_run)
+    steps = plan_steps(
+        comparison,
+        output_dir=output_dir,
+        pretrain=pretrain,
+        weights=weights,
+        opts=opts,
+        pretrain_opts=pretrain_opts,
+        check_files=not dry_run,
+    )
     server_map = dict(server_map or {})
     if server_map and not comparison.server:
         raise UsageError(f"--server-map: table {comparison.key} is evaluated here, not by a server")
     unknown = set(server_map) - {b.slug for b in comparison.backbones}
     if unknown:
-        raise UsageError(f"--server-map: unknown backbone(s) {sorted(unknown)}; use "
-                         f"{[b.slug for b in comparison.backbones]}")
+        raise UsageError(
+            f"--server-map: unknown backbone(s) {sorted(unknown)}; use "
+            f"{[b.slug for b in comparison.backbones]}"
+        )
     if dry_run:
         for step in steps:
             print(f"{step.name}: {step.command(num_gpus)}")
@@ -144,13 +169,16 @@ def run_comparison(comparison: Comparison, *, output_dir: str, num_gpus: int = 1
     os.makedirs(output_dir, exist_ok=True)
     state = load_state(output_dir)
     if state and state.get("comparison") != comparison.key:
-        raise UsageError(f"--output-dir {output_dir} holds the runs of table {state.get('comparison')!r}, "
-                         f"not {comparison.key!r}: use another --output-dir")
+        raise UsageError(
+            f"--output-dir {output_dir} holds the runs of table {state.get('comparison')!r}, "
+            f"not {comparison.key!r}: use another --output-dir"
+        )
     state.setdefault("comparison", comparison.key)
     state.setdefault("steps", {})
     state.setdefault("server_map", {}).update(server_map)
     state.setdefault("invocations", []).append(
-        {"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "num_gpus": num_gpus})
+        {"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "num_gpus": num_gpus}
+    )
     _log_to(output_dir)
     _save_state(output_dir, state)
     try:
@@ -164,7 +192,9 @@ def run_comparison(comparison: Comparison, *, output_dir: str, num_gpus: int = 1
     return dict(paths, state=os.path.join(output_dir, STATE_FILE))
 
 
-def _advance(step: Step, state: Dict[str, Any], output_dir: str, num_gpus: int, dist_url: str) -> None:
+def _advance(
+    step: Step, state: Dict[str, Any], output_dir: str, num_gpus: int, dist_url: str
+) -> None:
     """Skip ``step`` if it is finished, else run (or resume) it, keeping its record."""
     record = state["steps"].setdefault(step.name, {"attempts": 0, "skipped": 0, "wall_s": 0.0})
     fingerprint = _fingerprint(step, num_gpus)
@@ -173,15 +203,28 @@ def _advance(step: Step, state: Dict[str, Any], output_dir: str, num_gpus: int, 
         record["skipped"] += 1
         logger.info("%s: finished in an earlier call (%s), skipped", step.name, step.artifact)
         return
-    started_before = step.kind != "convert" and os.path.isfile(os.path.join(step.run_dir, LAST_CHECKPOINT))
+    started_before = step.kind != "convert" and os.path.isfile(
+        os.path.join(step.run_dir, LAST_CHECKPOINT)
+    )
     if record.get("fingerprint") not in (None, fingerprint) and (done or started_before):
         if step.kind != "convert":
             raise _changed(step, record)
-    logger.info("%s: %s %s", step.name, "resuming" if started_before else "starting", step.command(num_gpus))
-    record.update(kind=step.kind, backbone=step.backbone.slug, config_file=step.config_file,
-                  overrides=list(step.overrides), run_dir=step.run_dir, artifact=step.artifact,
-                  fingerprint=fingerprint, status="running", commit=git_commit(),
-                  started=time.strftime("%Y-%m-%d %H:%M:%S"), load_start=_loadavg())
+    logger.info(
+        "%s: %s %s", step.name, "resuming" if started_before else "starting", step.command(num_gpus)
+    )
+    record.update(
+        kind=step.kind,
+        backbone=step.backbone.slug,
+        config_file=step.config_file,
+        overrides=list(step.overrides),
+        run_dir=step.run_dir,
+        artifact=step.artifact,
+        fingerprint=fingerprint,
+        status="running",
+        commit=git_commit(),
+        started=time.strftime("%Y-%m-%d %H:%M:%S"),
+        load_start=_loadavg(),
+    )
     record["attempts"] += 1
     _save_state(output_dir, state)
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
@@ -191,13 +234,22 @@ def _advance(step: Step, state: Dict[str, Any], output_dir: str, num_gpus: int, 
         record["cpu_s"] = record.get("cpu_s", 0.0) + _cpu_seconds() - cpu0
         # Ctrl-C, or a trainer stopped by a signal after writing its checkpoint (a SystemExit).
         stopped = isinstance(e, (KeyboardInterrupt, SystemExit))
-        record.update(status="interrupted" if stopped else "failed",
-                      wall_s=record["wall_s"] + time.perf_counter() - t0, error=f"{type(e).__name__}: {e}"[:500])
+        record.update(
+            status="interrupted" if stopped else "failed",
+            wall_s=record["wall_s"] + time.perf_counter() - t0,
+            error=f"{type(e).__name__}: {e}"[:500],
+        )
         _save_state(output_dir, state)
         raise
     record.pop("error", None)
     record["cpu_s"] = record.get("cpu_s", 0.0) + _cpu_seconds() - cpu0
-    record.update(status="done", wall_s=record["wall_s"] + time.perf_counter() - t0, results=results,
-                  finished=time.strftime("%Y-%m-%d %H:%M:%S"), load_end=_loadavg(), fingerprint=fingerprint)
+    record.update(
+        status="done",
+        wall_s=record["wall_s"] + time.perf_counter() - t0,
+        results=results,
+        finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+        load_end=_loadavg(),
+        fingerprint=fingerprint,
+    )
     _save_state(output_dir, state)
     logger.info("%s: done in %.0f s: %s", step.name, record["wall_s"], results)

@@ -6,6 +6,7 @@ the demo's) and ``convert_<slug>`` (model_final.pth -> OUTPUT_DIR/weights/<slug>
 Every config is merged here, so a wrong key or value stops the command before the first
 step starts. Each step's folder is under the comparison's OUTPUT_DIR.
 """
+
 import os
 import shlex
 from dataclasses import dataclass
@@ -47,11 +48,29 @@ class Step:
     def command(self, num_gpus: int = 1) -> str:
         """The equivalent command of the project's tools (what a user would type)."""
         if self.kind == "convert":
-            return shlex.join(["python3", "tools/convert_weights.py", self.source, self.artifact,
-                               "--to", "resnet_det"])
+            return shlex.join(
+                [
+                    "python3",
+                    "tools/convert_weights.py",
+                    self.source,
+                    self.artifact,
+                    "--to",
+                    "resnet_det",
+                ]
+            )
         tool = "tools/pretrain_net.py" if self.kind == "pretrain" else "tools/train_net.py"
-        return shlex.join(["python3", tool, "--config-file", self.config_file, "--num-gpus",
-                           str(num_gpus), "--resume", *self.overrides])
+        return shlex.join(
+            [
+                "python3",
+                tool,
+                "--config-file",
+                self.config_file,
+                "--num-gpus",
+                str(num_gpus),
+                "--resume",
+                *self.overrides,
+            ]
+        )
 
 
 def input_contract_overrides(pretrain_cfg: CfgNode) -> List[str]:
@@ -59,9 +78,14 @@ def input_contract_overrides(pretrain_cfg: CfgNode) -> List[str]:
     the mean and std the classifier was normalised with (docs/reproduction.md, "what each
     backbone needs": the weights' input contract)."""
     cls = pretrain_cfg.INPUT.CLS
-    return ["INPUT.FORMAT", pretrain_cfg.INPUT.FORMAT,
-            "MODEL.PIXEL_MEAN", str([float(v) for v in cls.PIXEL_MEAN]),
-            "MODEL.PIXEL_STD", str([float(v) for v in cls.PIXEL_STD])]
+    return [
+        "INPUT.FORMAT",
+        pretrain_cfg.INPUT.FORMAT,
+        "MODEL.PIXEL_MEAN",
+        str([float(v) for v in cls.PIXEL_MEAN]),
+        "MODEL.PIXEL_STD",
+        str([float(v) for v in cls.PIXEL_STD]),
+    ]
 
 
 def _merged(config_file: str, overrides: Sequence[str]) -> CfgNode:
@@ -76,13 +100,22 @@ def _check_opts(opts: Sequence[str], flag: str) -> None:
         raise UsageError(f"{flag}: config overrides come in KEY VALUE pairs, got {list(opts)}")
     for key in opts[::2]:
         if key in ("OUTPUT_DIR", "MODEL.WEIGHTS"):
-            raise UsageError(f"{flag}: {key} is set by the command for each run; use --output-dir "
-                             "and the --weights-* flags instead")
+            raise UsageError(
+                f"{flag}: {key} is set by the command for each run; use --output-dir "
+                "and the --weights-* flags instead"
+            )
 
 
-def plan_steps(comparison: Comparison, *, output_dir: str, pretrain: bool,
-               weights: Optional[Mapping[str, Optional[str]]] = None, opts: Sequence[str] = (),
-               pretrain_opts: Sequence[str] = (), check_files: bool = True) -> List[Step]:
+def plan_steps(
+    comparison: Comparison,
+    *,
+    output_dir: str,
+    pretrain: bool,
+    weights: Optional[Mapping[str, Optional[str]]] = None,
+    opts: Sequence[str] = (),
+    pretrain_opts: Sequence[str] = (),
+    check_files: bool = True,
+) -> List[Step]:
     """The steps of ``comparison``, in the order they run.
 
     Args:
@@ -105,17 +138,37 @@ def plan_steps(comparison: Comparison, *, output_dir: str, pretrain: bool,
         det_overrides: List[str] = ["OUTPUT_DIR", os.path.join(output_dir, f"detect_{b.slug}")]
         if pretrain_b:
             if weights.get(b.slug):
-                raise UsageError(f"{b.weights_flag}: the weights come from our own pretraining here "
-                                 "(--pretrain); give either, not both")
+                raise UsageError(
+                    f"{b.weights_flag}: the weights come from our own pretraining here "
+                    "(--pretrain); give either, not both"
+                )
             run_dir = os.path.join(output_dir, f"pretrain_{b.slug}")
             p_overrides = ("OUTPUT_DIR", run_dir, *pretrain_opts)
             p_cfg = _merged(b.pretrain_config, p_overrides)
             final = os.path.join(run_dir, "model_final.pth")
-            steps.append(Step(f"pretrain_{b.slug}", "pretrain", b, run_dir, final,
-                              b.pretrain_config, p_overrides, p_cfg))
+            steps.append(
+                Step(
+                    f"pretrain_{b.slug}",
+                    "pretrain",
+                    b,
+                    run_dir,
+                    final,
+                    b.pretrain_config,
+                    p_overrides,
+                    p_cfg,
+                )
+            )
             converted = os.path.join(output_dir, "weights", f"{b.slug}.pth")
-            steps.append(Step(f"convert_{b.slug}", "convert", b, os.path.dirname(converted),
-                              converted, source=final))
+            steps.append(
+                Step(
+                    f"convert_{b.slug}",
+                    "convert",
+                    b,
+                    os.path.dirname(converted),
+                    converted,
+                    source=final,
+                )
+            )
             det_overrides += ["MODEL.WEIGHTS", converted, *input_contract_overrides(p_cfg)]
         elif weights.get(b.slug):
             det_overrides += ["MODEL.WEIGHTS", weights[b.slug]]
@@ -125,8 +178,18 @@ def plan_steps(comparison: Comparison, *, output_dir: str, pretrain: bool,
             raise MissingFileError(
                 f"{b.weights_flag}: the {b.name} weights file {cfg.MODEL.WEIGHTS!r} does not exist "
                 f"(the default is {b.detection_config}'s MODEL.WEIGHTS); name the file with "
-                f"{b.weights_flag} PATH, or pass --pretrain to pretrain {b.name} ourselves")
-        steps.append(Step(f"detect_{b.slug}", "detect", b, cfg.OUTPUT_DIR,
-                          os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), b.detection_config,
-                          tuple(det_overrides), cfg))
+                f"{b.weights_flag} PATH, or pass --pretrain to pretrain {b.name} ourselves"
+            )
+        steps.append(
+            Step(
+                f"detect_{b.slug}",
+                "detect",
+                b,
+                cfg.OUTPUT_DIR,
+                os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
+                b.detection_config,
+                tuple(det_overrides),
+                cfg,
+            )
+        )
     return steps

@@ -1,6 +1,7 @@
 """The comparison's report: OUTPUT_DIR/reproduction.md (the paper's numbers and ours side by
 side, the gain of the deeper net in both, every run's config, command, commit, wall time and
 machine load) and OUTPUT_DIR/reproduction.png (the same numbers as bars)."""
+
 import os
 import platform
 import textwrap
@@ -21,7 +22,7 @@ _KIND = {"pretrain": "pretraining", "convert": "conversion", "detect": "detectio
 
 
 def format_seconds(seconds: float) -> str:
-    """"2 h 03 min", "12 min 05 s", "42 s"."""
+    """ "2 h 03 min", "12 min 05 s", "42 s"."""
     seconds = int(round(seconds))
     if seconds >= 3600:
         return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
@@ -58,7 +59,9 @@ def _num(value: Optional[float], signed: bool = False) -> str:
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def _gain(values: Mapping[str, Mapping[str, Optional[float]]], comparison: Comparison, metric: Metric) -> Optional[float]:
+def _gain(
+    values: Mapping[str, Mapping[str, Optional[float]]], comparison: Comparison, metric: Metric
+) -> Optional[float]:
     base, deep = (values[b.slug][metric.label] for b in comparison.backbones)
     return None if base is None or deep is None else deep - base
 
@@ -68,46 +71,71 @@ def _results_line(step: Step, record: Mapping[str, Any], comparison: Comparison)
     if record.get("status") != "done":
         return record.get("status", "not started")
     if step.kind == "convert":
-        return f"{results.get('entries', '?')} tensors -> `{os.path.relpath(step.artifact, os.path.dirname(step.run_dir))}`"
+        artifact = os.path.relpath(step.artifact, os.path.dirname(step.run_dir))
+        return f"{results.get('entries', '?')} tensors -> `{artifact}`"
     if step.kind == "pretrain":
-        parts = [f"{mode}: top-1 error {r['top1_err']:.2f}%" for mode, r in results.items()
-                 if isinstance(r, Mapping) and r.get("top1_err") is not None]
+        parts = [
+            f"{mode}: top-1 error {r['top1_err']:.2f}%"
+            for mode, r in results.items()
+            if isinstance(r, Mapping) and r.get("top1_err") is not None
+        ]
         return "; ".join(parts) or "no evaluation"
     bbox = _bbox(results)
     parts = [f"{m.label} {_num(bbox.get(m.key))}" for m in comparison.metrics if m.key in bbox]
     submission = results.get("voc_submission")
     if submission:  # a test set without annotations (VOC 2012 test): files for the server
-        parts.append(f"{int(submission['detections'])} detections on {int(submission['images'])} "
-                     "images written for the server")
+        parts.append(
+            f"{int(submission['detections'])} detections on {int(submission['images'])} "
+            "images written for the server"
+        )
     return ", ".join(parts) or "evaluated (no box metrics: see the run's log)"
 
 
 def _table(comparison: Comparison, values) -> List[str]:
     base, deep = comparison.backbones
-    lines = [f"| metric | | {base.name} | {deep.name} | gain ({deep.name} − {base.name}) |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"| metric | | {base.name} | {deep.name} | gain ({deep.name} − {base.name}) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for m in comparison.metrics:
         paper_gain = comparison.paper_gain(m)
-        lines.append(f"| {m.label} | paper | {base.paper[m.label]:.1f} | {deep.paper[m.label]:.1f} | "
-                     f"{paper_gain:+.1f} ({100 * paper_gain / base.paper[m.label]:+.0f}%) |")
+        lines.append(
+            f"| {m.label} | paper | {base.paper[m.label]:.1f} | {deep.paper[m.label]:.1f} | "
+            f"{paper_gain:+.1f} ({100 * paper_gain / base.paper[m.label]:+.0f}%) |"
+        )
         gain = _gain(values, comparison, m)
         base_v = values[base.slug][m.label]
         rel = f" ({100 * gain / base_v:+.0f}%)" if gain is not None and base_v else ""
-        lines.append(f"| | ours | {_num(base_v)} | {_num(values[deep.slug][m.label])} | {_num(gain, True)}{rel} |")
+        lines.append(
+            f"| | ours | {_num(base_v)} | {_num(values[deep.slug][m.label])} | "
+            f"{_num(gain, True)}{rel} |"
+        )
     return lines
 
 
 def _environment(num_gpus: int) -> List[str]:
-    device = (", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-              if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)")
+    device = (
+        ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        if torch.cuda.is_available()
+        else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    )
     import torchvision
 
-    return [f"- machine: {platform.node() or 'unknown'}, {device}; {num_gpus} process(es) per run",
-            f"- python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}"]
+    return [
+        f"- machine: {platform.node() or 'unknown'}, {device}; {num_gpus} process(es) per run",
+        f"- python {platform.python_version()}, torch {torch.__version__}, torchvision "
+        f"{torchvision.__version__}",
+    ]
 
 
-def write_report(comparison: Comparison, steps: Sequence[Step], state: Mapping[str, Any], output_dir: str,
-                 *, num_gpus: int = 1) -> Dict[str, str]:
+def write_report(
+    comparison: Comparison,
+    steps: Sequence[Step],
+    state: Mapping[str, Any],
+    output_dir: str,
+    *,
+    num_gpus: int = 1,
+) -> Dict[str, str]:
     """Write reproduction.md and reproduction.png in ``output_dir``; returns their paths."""
     values = ours(comparison, state)
     records = state.get("steps", {})
@@ -119,11 +147,20 @@ def write_report(comparison: Comparison, steps: Sequence[Step], state: Mapping[s
     if comparison.note:
         md += [comparison.note, ""]
     if comparison.server:
-        files = [submission_zip_path(os.path.join(s.run_dir, "inference", name), name)
-                 for s in steps if s.kind == "detect" for name in s.cfg.DATASETS.TEST]
+        files = [
+            submission_zip_path(os.path.join(s.run_dir, "inference", name), name)
+            for s in steps
+            if s.kind == "detect"
+            for name in s.cfg.DATASETS.TEST
+        ]
         md += ["Submission files for the server: " + ", ".join(f"`{f}`" for f in files) + ".", ""]
-    md += ["## Runs", "", "| step | what | config | wall time | CPU time | attempts | load average (start / end) | result |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    md += [
+        "## Runs",
+        "",
+        "| step | what | config | wall time | CPU time | attempts | load average (start / end) | "
+        "result |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     total = cpu = 0.0
     for step in steps:
         r = records.get(step.name, {})
@@ -131,28 +168,48 @@ def write_report(comparison: Comparison, steps: Sequence[Step], state: Mapping[s
         cpu += r.get("cpu_s", 0.0)
         load = f"{r.get('load_start', '—')} / {r.get('load_end', '—')}" if r else "—"
         ran = bool(r.get("attempts"))
-        md.append(f"| {step.name} | {_KIND[step.kind]}, {step.backbone.ours} | "
-                  f"{f'`{step.config_file}`' if step.config_file else '—'} | "
-                  f"{format_seconds(r['wall_s']) if ran else '—'} | "
-                  f"{format_seconds(r.get('cpu_s', 0.0)) if ran else '—'} | {r.get('attempts', 0)} | "
-                  f"{load} | {_results_line(step, r, comparison)} |")
-    md += ["", f"Total wall time: {format_seconds(total)}, CPU time {format_seconds(cpu)} (summed over the "
-           "steps and their attempts; CPU time counts this process and the processes it started; the "
-           "load average is the machine's 1-minute load when a step started and ended).", "",
-           "## Commands", "", "Each step is what these commands of the project's tools do (run in order; "
-           "`--resume` continues an interrupted run):", "", "```bash"]
+        md.append(
+            f"| {step.name} | {_KIND[step.kind]}, {step.backbone.ours} | "
+            f"{f'`{step.config_file}`' if step.config_file else '—'} | "
+            f"{format_seconds(r['wall_s']) if ran else '—'} | "
+            f"{format_seconds(r.get('cpu_s', 0.0)) if ran else '—'} | {r.get('attempts', 0)} | "
+            f"{load} | {_results_line(step, r, comparison)} |"
+        )
+    md += [
+        "",
+        f"Total wall time: {format_seconds(total)}, CPU time {format_seconds(cpu)} (summed over "
+        "the "
+        "steps and their attempts; CPU time counts this process and the processes it started; the "
+        "load average is the machine's 1-minute load when a step started and ended).",
+        "",
+        "## Commands",
+        "",
+        "Each step is what these commands of the project's tools do (run in order; "
+        "`--resume` continues an interrupted run):",
+        "",
+        "```bash",
+    ]
     md += [step.command(num_gpus) for step in steps] + ["```", "", "## Provenance", ""]
     commits = sorted({r["commit"] for r in records.values() if r.get("commit")})
     md += [f"- git commit(s) of the runs: {', '.join(commits) or '—'}"]
-    md += [f"- command: `{inv['command']}` ({inv['started']})" for inv in state.get("invocations", []) if inv.get("command")]
+    md += [
+        f"- command: `{inv['command']}` ({inv['started']})"
+        for inv in state.get("invocations", [])
+        if inv.get("command")
+    ]
     md += _environment(num_gpus)
     md += [f"- report written {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
     md_path = os.path.join(output_dir, "reproduction.md")
     atomic_write_text(md_path, "\n".join(md))
-    return {"markdown": md_path, "figure": plot_comparison(comparison, values, os.path.join(output_dir, "reproduction.png"))}
+    return {
+        "markdown": md_path,
+        "figure": plot_comparison(comparison, values, os.path.join(output_dir, "reproduction.png")),
+    }
 
 
-def plot_comparison(comparison: Comparison, values: Mapping[str, Mapping[str, Optional[float]]], output: str) -> str:
+def plot_comparison(
+    comparison: Comparison, values: Mapping[str, Mapping[str, Optional[float]]], output: str
+) -> str:
     """One panel per metric: the paper's and our numbers for both backbones, with the gains."""
     import matplotlib
 
@@ -164,19 +221,42 @@ def plot_comparison(comparison: Comparison, values: Mapping[str, Mapping[str, Op
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 0.6, 4.4), squeeze=False)
     colors = ("#9e9e9e", "#1f77b4")
     for ax, m in zip(axes[0], comparison.metrics):
-        groups = [("paper", base.paper[m.label], deep.paper[m.label]),
-                  ("ours", values[base.slug][m.label], values[deep.slug][m.label])]
+        groups = [
+            ("paper", base.paper[m.label], deep.paper[m.label]),
+            ("ours", values[base.slug][m.label], values[deep.slug][m.label]),
+        ]
         top = max([v for _, a, b in groups for v in (a, b) if v is not None] + [1.0])
-        for gi, (name, a, b) in enumerate(groups):
+        for gi, (_, a, b) in enumerate(groups):
             for bi, v in enumerate((a, b)):
                 x = gi + (bi - 0.5) * 0.38
                 if v is None:
-                    ax.text(x, top * 0.04, "not\nyet", ha="center", va="bottom", fontsize=8, color="gray")
+                    ax.text(
+                        x,
+                        top * 0.04,
+                        "not\nyet",
+                        ha="center",
+                        va="bottom",
+                        fontsize=8,
+                        color="gray",
+                    )
                     continue
-                ax.bar(x, v, width=0.36, color=colors[bi], label=(base, deep)[bi].name if gi == 0 else None)
+                ax.bar(
+                    x,
+                    v,
+                    width=0.36,
+                    color=colors[bi],
+                    label=(base, deep)[bi].name if gi == 0 else None,
+                )
                 ax.text(x, v + top * 0.01, f"{v:.1f}", ha="center", va="bottom", fontsize=9)
             if a is not None and b is not None:
-                ax.text(gi, top * 1.13, f"gain {b - a:+.1f}", ha="center", fontsize=10, fontweight="bold")
+                ax.text(
+                    gi,
+                    top * 1.13,
+                    f"gain {b - a:+.1f}",
+                    ha="center",
+                    fontsize=10,
+                    fontweight="bold",
+                )
         ax.set_xticks([0, 1])
         ax.set_xticklabels(["paper", "ours"])
         ax.set_ylim(0, top * 1.25)
@@ -184,7 +264,9 @@ def plot_comparison(comparison: Comparison, values: Mapping[str, Mapping[str, Op
         ax.set_title(m.label)
         ax.grid(axis="y", alpha=0.3)
     # Under the first panel, where it hides no bar (tight_layout makes room for it).
-    axes[0][0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.08), ncol=2, fontsize=9, frameon=False)
+    axes[0][0].legend(
+        loc="upper left", bbox_to_anchor=(0.0, -0.08), ncol=2, fontsize=9, frameon=False
+    )
     title = textwrap.fill(comparison.title, width=int(58 * n))
     if any(b.ours != b.name for b in comparison.backbones):
         title += "\nours: " + " vs ".join(b.ours for b in comparison.backbones)

@@ -9,6 +9,7 @@
 - :func:`convert_pretrained`: a pretraining checkpoint to detector weights, as
   tools/convert_weights.py does (``convert_weights_file``).
 """
+
 import json
 import math
 import os
@@ -39,9 +40,11 @@ def _trainer_class(kind: str):
     # Imported here: the detection trainer pulls in the evaluation stack, pretraining does not.
     if kind == "pretrain":
         from ..engine.pretrain import ClassificationTrainer
+
         return ClassificationTrainer
     if kind == "detect":
         from ..engine.detection import DetectionTrainer
+
         return DetectionTrainer
     raise ValueError(f"run kind must be one of {TRAINERS}, got {kind!r}")
 
@@ -55,8 +58,10 @@ def _main(kind: str, cfg: CfgNode) -> Any:
     trainer.resume_or_load(resume=True)
     results = trainer.train()
     if comm.is_main_process():
-        atomic_write_text(os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE),
-                          json.dumps(_plain(results or {}), indent=1) + "\n")
+        atomic_write_text(
+            os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE),
+            json.dumps(_plain(results or {}), indent=1) + "\n",
+        )
     return results
 
 
@@ -69,7 +74,9 @@ def read_results(run_dir: str) -> Dict[str, Any]:
         return json.load(f)
 
 
-def train_and_evaluate(kind: str, cfg: CfgNode, *, num_gpus: int = 1, dist_url: str = "auto") -> Dict[str, Any]:
+def train_and_evaluate(
+    kind: str, cfg: CfgNode, *, num_gpus: int = 1, dist_url: str = "auto"
+) -> Dict[str, Any]:
     """Train ``cfg`` from its OUTPUT_DIR's last checkpoint (or MODEL.WEIGHTS) to MAX_ITER and
     evaluate the final model.
 
@@ -87,7 +94,9 @@ def train_and_evaluate(kind: str, cfg: CfgNode, *, num_gpus: int = 1, dist_url: 
         os.remove(path)  # a previous attempt's: the results read below are this run's
     launch(_main, num_gpus, dist_url=dist_url, args=(kind, cfg))
     if not os.path.isfile(path):
-        raise RuntimeError(f"the {kind} run in {cfg.OUTPUT_DIR} ended without writing {RESULTS_FILE}")
+        raise RuntimeError(
+            f"the {kind} run in {cfg.OUTPUT_DIR} ended without writing {RESULTS_FILE}"
+        )
     return read_results(cfg.OUTPUT_DIR)
 
 

@@ -4,15 +4,25 @@ The schedules are fvcore ParamSchedulers (a multiplier of BASE_LR as a function 
 progress in [0, 1]) driven by a torch LRScheduler, stepped once per iteration by the
 LRScheduler hook. The multiplier at iteration i is applied to the step of iteration i.
 """
+
 import math
 from typing import Any, Dict, List, Optional
 
 import torch
-from fvcore.common.param_scheduler import (CosineParamScheduler, MultiStepParamScheduler,
-                                           ParamScheduler)
+from fvcore.common.param_scheduler import (
+    CosineParamScheduler,
+    MultiStepParamScheduler,
+    ParamScheduler,
+)
 
-__all__ = ["WarmupParamScheduler", "LRMultiplier", "WarmupMultiStepLR", "WarmupCosineLR",
-           "WarmupPlateauLR", "warmup_factor_at_iter"]
+__all__ = [
+    "WarmupParamScheduler",
+    "LRMultiplier",
+    "WarmupMultiStepLR",
+    "WarmupCosineLR",
+    "WarmupPlateauLR",
+    "warmup_factor_at_iter",
+]
 
 
 def warmup_factor_at_iter(method: str, it: int, warmup_iters: int, warmup_factor: float) -> float:
@@ -29,15 +39,23 @@ def warmup_factor_at_iter(method: str, it: int, warmup_iters: int, warmup_factor
     if method == "linear":
         alpha = it / warmup_iters
         return warmup_factor * (1 - alpha) + alpha
-    raise ValueError(f"Unknown warmup method {method!r} (SOLVER.WARMUP_METHOD): use 'linear' "
-                     "or 'constant'")
+    raise ValueError(
+        f"Unknown warmup method {method!r} (SOLVER.WARMUP_METHOD): use 'linear' or 'constant'"
+    )
 
 
 class WarmupParamScheduler(ParamScheduler):
     """``scheduler`` multiplied by a warm-up factor over the first ``warmup_iters``."""
 
-    def __init__(self, scheduler: ParamScheduler, *, warmup_factor: float, warmup_iters: int,
-                 max_iter: int, warmup_method: str = "linear") -> None:
+    def __init__(
+        self,
+        scheduler: ParamScheduler,
+        *,
+        warmup_factor: float,
+        warmup_iters: int,
+        max_iter: int,
+        warmup_method: str = "linear",
+    ) -> None:
         """
         Args:
             scheduler: the main schedule (a function of progress in [0, 1]).
@@ -56,14 +74,20 @@ class WarmupParamScheduler(ParamScheduler):
     def __call__(self, where: float) -> float:
         it = int(round(where * self._max_iter))
         return self._scheduler(where) * warmup_factor_at_iter(
-            self._method, it, self._warmup_iters, self._warmup_factor)
+            self._method, it, self._warmup_iters, self._warmup_factor
+        )
 
 
 class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
     """lr of every param group = its base lr x ``multiplier(iteration / max_iter)``."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, multiplier: ParamScheduler,
-                 max_iter: int, last_iter: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        multiplier: ParamScheduler,
+        max_iter: int,
+        last_iter: int = -1,
+    ) -> None:
         """
         Args:
             optimizer: the optimizer whose groups' "initial_lr" are the base lrs.
@@ -72,8 +96,10 @@ class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
             last_iter: iteration of the last step (-1: fresh start).
         """
         if not isinstance(multiplier, ParamScheduler):
-            raise TypeError(f"LRMultiplier: multiplier must be an fvcore ParamScheduler, got "
-                            f"{type(multiplier).__name__}")
+            raise TypeError(
+                f"LRMultiplier: multiplier must be an fvcore ParamScheduler, got "
+                f"{type(multiplier).__name__}"
+            )
         if max_iter < 1:
             raise ValueError(f"LRMultiplier: max_iter must be >= 1, got {max_iter}")
         self._multiplier = multiplier
@@ -104,10 +130,18 @@ class WarmupMultiStepLR(LRMultiplier):
     """Warm-up, then multiply by ``gamma`` at each of ``milestones`` (the paper's step decay:
     CIFAR-10 lr 0.1 divided by 10 at 32k and 48k iterations, Sec. 4.2)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, milestones: List[int],
-                 max_iter: int, gamma: float = 0.1, warmup_factor: float = 0.001,
-                 warmup_iters: int = 1000, warmup_method: str = "linear",
-                 last_iter: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        milestones: List[int],
+        max_iter: int,
+        gamma: float = 0.1,
+        warmup_factor: float = 0.001,
+        warmup_iters: int = 1000,
+        warmup_method: str = "linear",
+        last_iter: int = -1,
+    ) -> None:
         """
         Args:
             optimizer: the optimizer.
@@ -120,22 +154,38 @@ class WarmupMultiStepLR(LRMultiplier):
         milestones = list(milestones)
         for i, s in enumerate(milestones):
             if s >= max_iter or (i and s <= milestones[i - 1]) or s <= 0:
-                raise ValueError(f"WarmupMultiStepLR: milestones must be increasing, positive "
-                                 f"and < max_iter={max_iter}; got {milestones}")
-        steps = MultiStepParamScheduler(values=[gamma**k for k in range(len(milestones) + 1)],
-                                        milestones=milestones, num_updates=max_iter)
-        sched = WarmupParamScheduler(steps, warmup_factor=warmup_factor,
-                                     warmup_iters=warmup_iters, max_iter=max_iter,
-                                     warmup_method=warmup_method)
+                raise ValueError(
+                    f"WarmupMultiStepLR: milestones must be increasing, positive "
+                    f"and < max_iter={max_iter}; got {milestones}"
+                )
+        steps = MultiStepParamScheduler(
+            values=[gamma**k for k in range(len(milestones) + 1)],
+            milestones=milestones,
+            num_updates=max_iter,
+        )
+        sched = WarmupParamScheduler(
+            steps,
+            warmup_factor=warmup_factor,
+            warmup_iters=warmup_iters,
+            max_iter=max_iter,
+            warmup_method=warmup_method,
+        )
         super().__init__(optimizer, sched, max_iter, last_iter)
 
 
 class WarmupCosineLR(LRMultiplier):
     """Warm-up, then half a cosine from 1 to 0 over ``max_iter`` (the modern recipe)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, max_iter: int,
-                 warmup_factor: float = 0.001, warmup_iters: int = 1000,
-                 warmup_method: str = "linear", last_iter: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        max_iter: int,
+        warmup_factor: float = 0.001,
+        warmup_iters: int = 1000,
+        warmup_method: str = "linear",
+        last_iter: int = -1,
+    ) -> None:
         """
         Args:
             optimizer: the optimizer.
@@ -143,9 +193,13 @@ class WarmupCosineLR(LRMultiplier):
             warmup_factor, warmup_iters, warmup_method: see :func:`warmup_factor_at_iter`.
             last_iter: -1 for a fresh start.
         """
-        sched = WarmupParamScheduler(CosineParamScheduler(1.0, 0.0), warmup_factor=warmup_factor,
-                                     warmup_iters=warmup_iters, max_iter=max_iter,
-                                     warmup_method=warmup_method)
+        sched = WarmupParamScheduler(
+            CosineParamScheduler(1.0, 0.0),
+            warmup_factor=warmup_factor,
+            warmup_iters=warmup_iters,
+            max_iter=max_iter,
+            warmup_method=warmup_method,
+        )
         super().__init__(optimizer, sched, max_iter, last_iter)
 
 
@@ -159,11 +213,21 @@ class WarmupPlateauLR(torch.optim.lr_scheduler.LRScheduler):
     in evaluations).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, max_iter: int, metric: str,
-                 mode: str = "min", gamma: float = 0.1, patience: int = 3,
-                 threshold: float = 1e-4, warmup_factor: float = 0.001,
-                 warmup_iters: int = 0, warmup_method: str = "linear",
-                 last_iter: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        max_iter: int,
+        metric: str,
+        mode: str = "min",
+        gamma: float = 0.1,
+        patience: int = 3,
+        threshold: float = 1e-4,
+        warmup_factor: float = 0.001,
+        warmup_iters: int = 0,
+        warmup_method: str = "linear",
+        last_iter: int = -1,
+    ) -> None:
         """
         Args:
             optimizer: the optimizer.
@@ -225,10 +289,14 @@ class WarmupPlateauLR(torch.optim.lr_scheduler.LRScheduler):
         return [base * m for base in self.base_lrs]
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"base_lrs": list(self.base_lrs), "last_epoch": int(self.last_epoch),
-                "best": self.best, "num_bad_evals": self.num_bad_evals,
-                "num_reductions": self.num_reductions,
-                "last_report_iter": self.last_report_iter}
+        return {
+            "base_lrs": list(self.base_lrs),
+            "last_epoch": int(self.last_epoch),
+            "best": self.best,
+            "num_bad_evals": self.num_bad_evals,
+            "num_reductions": self.num_reductions,
+            "last_report_iter": self.last_report_iter,
+        }
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self.base_lrs = list(state_dict["base_lrs"])

@@ -8,6 +8,7 @@ exits with status 2, argparse's convention for usage errors. Any other exception
 keeps its traceback. Set RESNET_DET_TRACEBACK=1 to get the traceback of a user error too (for
 reporting a bug).
 """
+
 import os
 import sys
 from typing import Callable, TypeVar

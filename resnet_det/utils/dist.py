@@ -3,14 +3,26 @@
 The only home of rank / world-size / gather helpers in the package: data samplers, the
 evaluators, the trainers and the tools all ask here (``resnet_det.engine.comm`` is this module).
 """
+
 import os
 from typing import Any, Dict, List, Tuple
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["get_dist_info", "get_world_size", "get_rank", "get_local_rank", "get_local_size", "is_main_process",
-           "synchronize", "all_gather", "all_reduce_sum", "reduce_dict", "set_local_info"]
+__all__ = [
+    "get_dist_info",
+    "get_world_size",
+    "get_rank",
+    "get_local_rank",
+    "get_local_size",
+    "is_main_process",
+    "synchronize",
+    "all_gather",
+    "all_reduce_sum",
+    "reduce_dict",
+    "set_local_info",
+]
 
 _LOCAL_RANK = None
 _LOCAL_SIZE = None
@@ -95,7 +107,9 @@ def all_reduce_sum(values: List[int]) -> List[int]:
     return [int(v) for v in t.tolist()]
 
 
-def reduce_dict(input_dict: Dict[str, torch.Tensor], average: bool = True) -> Dict[str, torch.Tensor]:
+def reduce_dict(
+    input_dict: Dict[str, torch.Tensor], average: bool = True
+) -> Dict[str, torch.Tensor]:
     """All-reduce a dict of scalar tensors (same keys on every rank); every rank gets the
     mean (or sum). Keys are sorted so that all ranks reduce in the same order."""
     world = get_world_size()

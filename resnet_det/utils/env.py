@@ -1,4 +1,5 @@
 """Environment information for the log (seeding and RNG state live in utils/seeding.py)."""
+
 import sys
 from typing import Optional
 

@@ -6,7 +6,14 @@ subclass also derives from the builtin a caller would naturally catch (ValueErro
 FileNotFoundError, KeyError), so ``except ValueError`` keeps working.
 """
 
-__all__ = ["UserError", "DataError", "WeightsError", "MissingFileError", "UserKeyError", "UsageError"]
+__all__ = [
+    "UserError",
+    "DataError",
+    "WeightsError",
+    "MissingFileError",
+    "UserKeyError",
+    "UsageError",
+]
 
 
 class UserError(Exception):

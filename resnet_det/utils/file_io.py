@@ -3,6 +3,7 @@
 Everything is written to a temporary file in the destination folder (same file system, so
 os.replace is atomic on POSIX and Windows) and only then renamed over the final name.
 """
+
 import contextlib
 import json
 import os

@@ -1,4 +1,5 @@
 """Logging set-up: console on the main process, OUTPUT_DIR/log.txt (log.txt.rank<k> elsewhere)."""
+
 import logging
 import os
 import sys
@@ -9,8 +10,13 @@ __all__ = ["setup_logger"]
 _FORMAT = "[%(asctime)s %(name)s %(levelname)s]: %(message)s"
 
 
-def setup_logger(output: Optional[str] = None, distributed_rank: int = 0, *,
-                 name: str = "resnet_det", level: int = logging.INFO) -> logging.Logger:
+def setup_logger(
+    output: Optional[str] = None,
+    distributed_rank: int = 0,
+    *,
+    name: str = "resnet_det",
+    level: int = logging.INFO,
+) -> logging.Logger:
     """Configure the ``name`` logger (idempotent: handlers are replaced, not stacked).
 
     Args:

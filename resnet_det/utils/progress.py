@@ -10,6 +10,7 @@ time left, as detectron2 logs its inference::
 The mode is chosen by ``mode`` ("auto": bar on a terminal, lines otherwise; "bar"; "log";
 "off") or, for "auto", by the environment variable RESNET_DET_PROGRESS (bar | log | off).
 """
+
 import datetime
 import logging
 import os
@@ -25,7 +26,7 @@ ENV_VAR = "RESNET_DET_PROGRESS"
 
 
 def resolve_mode(mode: str = "auto", stream=None) -> str:
-    """"bar", "log" or "off" for ``mode`` (see the module docstring)."""
+    """ "bar", "log" or "off" for ``mode`` (see the module docstring)."""
     if mode not in PROGRESS_MODES:
         raise ValueError(f"progress mode {mode!r}: choose one of {PROGRESS_MODES}")
     if mode != "auto":
@@ -57,9 +58,17 @@ class Progress:
         enabled: False shows nothing (e.g. on ranks other than 0).
     """
 
-    def __init__(self, total: Optional[int] = None, *, desc: str = "Progress", unit: str = "it",
-                 mode: str = "auto", interval: float = 5.0,
-                 logger: Optional[logging.Logger] = None, enabled: bool = True):
+    def __init__(
+        self,
+        total: Optional[int] = None,
+        *,
+        desc: str = "Progress",
+        unit: str = "it",
+        mode: str = "auto",
+        interval: float = 5.0,
+        logger: Optional[logging.Logger] = None,
+        enabled: bool = True,
+    ):
         self.total, self.desc, self.unit = total, desc, unit
         self.mode = resolve_mode(mode) if enabled else "off"
         self.interval = float(interval)

@@ -7,6 +7,7 @@ end. The readers of annotations (resnet_det.data.segmentation) and of results fi
 pycocotools sees it: 20,000 masks of 640x480 images (6 million characters) in 0.4 s, against
 1.3 s for a Python loop over the characters, measured side by side on a shared 2-core CPU.
 """
+
 from typing import Any, Sequence
 
 import numpy as np
@@ -32,7 +33,7 @@ def compressed_rle_totals(counts: Sequence[str]) -> np.ndarray:
     for i, s in enumerate(counts):
         chars += len(s) if isinstance(s, str) else 0
         if chars >= _CHUNK_CHARS or i == len(counts) - 1:
-            totals[start:i + 1] = _chunk_totals(counts[start:i + 1])
+            totals[start : i + 1] = _chunk_totals(counts[start : i + 1])
             start, chars = i + 1, 0
     return totals
 
@@ -96,7 +97,7 @@ def _chunk_totals(strings: Sequence[Any]) -> np.ndarray:
     for parity in (0, 1):
         runs[parity::2] = _segment_sums(chained[parity::2], num_owner[parity::2])
     runs[first] = x[first]
-    valid[num_owner[(runs < 0) | (runs >= 2 ** 32)]] = False
+    valid[num_owner[(runs < 0) | (runs >= 2**32)]] = False
     sums = np.bincount(num_owner, weights=runs, minlength=n)
     totals[valid] = sums[valid].astype(np.int64)
     return totals

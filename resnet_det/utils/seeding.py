@@ -6,6 +6,7 @@ the very seed that OUTPUT_DIR/config.yaml records; the data order, the augmentat
 sample and the detector's per-image RPN/RoI sampling are then derived from it with
 ``derive_seed``, never from a clock or from per-worker random state.
 """
+
 import contextlib
 import os
 import random
@@ -16,8 +17,15 @@ from typing import Any, Dict, Iterator, Union
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "draw_seed", "resolve_seed", "seed_all_rng", "get_rng_states",
-           "set_rng_states", "rng_preserved"]
+__all__ = [
+    "derive_seed",
+    "draw_seed",
+    "resolve_seed",
+    "seed_all_rng",
+    "get_rng_states",
+    "set_rng_states",
+    "rng_preserved",
+]
 
 SeedPart = Union[int, str]
 
@@ -115,8 +123,15 @@ def set_rng_states(states: Dict[str, Any]) -> None:
             raise KeyError(f"set_rng_states: RNG state '{key}' missing (have {sorted(states)})")
     random.setstate(_to_tuple(states["python"]))
     npst = states["numpy"]
-    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
-                         npst["has_gauss"], npst["cached_gaussian"]))
+    np.random.set_state(
+        (
+            npst["name"],
+            npst["keys"].numpy().astype(np.uint32),
+            npst["pos"],
+            npst["has_gauss"],
+            npst["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])

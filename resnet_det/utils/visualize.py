@@ -10,6 +10,7 @@ a semi-transparent fill in the class colour with a solid outline (:func:`overlay
 size out) for tools that want pixels rather than a figure. Every file is written atomically
 (utils.file_io).
 """
+
 import io
 import os
 import textwrap
@@ -22,12 +23,29 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from .file_io import atomic_open
 
-__all__ = ["DetectionPanel", "plot_detections", "place_labels", "draw_detections",
-           "save_image_grid", "class_color", "overlay_masks"]
+__all__ = [
+    "DetectionPanel",
+    "plot_detections",
+    "place_labels",
+    "draw_detections",
+    "save_image_grid",
+    "class_color",
+    "overlay_masks",
+]
 
 # Distinct colours per class (tab10), cycled for more classes.
-_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+_COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 # Tag font size (points) and the figure's resolution: at 100 dpi a 9 pt tag is 12-13 px high,
 # legible on a 1000-px-wide picture without covering small objects.
 _TAG_FONT = 9
@@ -69,8 +87,9 @@ def _overlap(a: Box, b: Box) -> float:
     return max(w, 0.0) * max(h, 0.0)
 
 
-def place_labels(boxes: Sequence[Box], sizes: Sequence[Tuple[float, float]], width: float,
-                 height: float) -> List[Tuple[float, float]]:
+def place_labels(
+    boxes: Sequence[Box], sizes: Sequence[Tuple[float, float]], width: float, height: float
+) -> List[Tuple[float, float]]:
     """Top-left corners for tags of ``sizes`` (w, h) attached to ``boxes`` (XYXY), inside a
     ``width`` x ``height`` image, placed greedily in the order given (highest score first).
 
@@ -88,21 +107,24 @@ def place_labels(boxes: Sequence[Box], sizes: Sequence[Tuple[float, float]], wid
     for i, ((x0, y0, x1, y1), (w, h)) in enumerate(zip(boxes, sizes)):
         others = [b for j, b in enumerate(boxes) if j != i]
 
-        def clamp(x: float, y: float) -> Tuple[float, float]:
+        def clamp(x: float, y: float, w: float = w, h: float = h) -> Tuple[float, float]:
             return min(max(x, 0.0), max(width - w, 0.0)), min(max(y, 0.0), max(height - h, 0.0))
 
-        def on_tags(x: float, y: float) -> float:
+        def on_tags(x: float, y: float, w: float = w, h: float = h) -> float:
             return sum(_overlap((x, y, x + w, y + h), p) for p in placed)
 
-        def cost(x: float, y: float) -> float:
+        def cost(x: float, y: float, w: float = w, h: float = h, others=others) -> float:
             return 10 * on_tags(x, y) + sum(_overlap((x, y, x + w, y + h), b) for b in others)
 
         candidates = [clamp(x, y) for x in (x0, x1 - w) for y in (y0 - h, y0, y1, y1 - h)]
         best = min(candidates, key=lambda p: cost(*p))  # min keeps the first of equal costs
         if on_tags(*best) > 0:
             for step in range(1, 6):
-                free = [p for p in (clamp(best[0], best[1] + s * step * h) for s in (1, -1))
-                        if on_tags(*p) == 0]
+                free = [
+                    p
+                    for p in (clamp(best[0], best[1] + s * step * h) for s in (1, -1))
+                    if on_tags(*p) == 0
+                ]
                 if free:
                     best = min(free, key=lambda p: cost(*p))
                     break
@@ -114,11 +136,15 @@ def place_labels(boxes: Sequence[Box], sizes: Sequence[Tuple[float, float]], wid
 def _as_hwc(image) -> np.ndarray:
     if isinstance(image, torch.Tensor):
         if image.dim() != 3 or image.shape[0] != 3:
-            raise ValueError(f"plot_detections: a tensor image must be [3, H, W], got {tuple(image.shape)}")
+            raise ValueError(
+                f"plot_detections: a tensor image must be [3, H, W], got {tuple(image.shape)}"
+            )
         image = image.permute(1, 2, 0).numpy()
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"plot_detections: image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+        raise ValueError(
+            f"plot_detections: image must be uint8 [H, W, 3], got {image.dtype} {image.shape}"
+        )
     return image
 
 
@@ -133,16 +159,24 @@ def _as_array(x, shape_tail: Tuple[int, ...] = ()) -> np.ndarray:
 def _binary_masks(masks, height: int, width: int) -> np.ndarray:
     """bool [N, H, W] from [N, 1, H, W] / [N, H, W] probabilities (> 0.5, the evaluation's
     threshold) or bool masks; the size must be the image's."""
-    masks = masks.detach().cpu() if isinstance(masks, torch.Tensor) else torch.as_tensor(np.asarray(masks))
+    masks = (
+        masks.detach().cpu()
+        if isinstance(masks, torch.Tensor)
+        else torch.as_tensor(np.asarray(masks))
+    )
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     if masks.dim() != 3 or tuple(masks.shape[1:]) != (height, width):
-        raise ValueError(f"masks of shape {tuple(masks.shape)} for an image of {height}x{width}: expected "
-                         f"[N, 1, {height}, {width}] or [N, {height}, {width}]")
+        raise ValueError(
+            f"masks of shape {tuple(masks.shape)} for an image of {height}x{width}: expected "
+            f"[N, 1, {height}, {width}] or [N, {height}, {width}]"
+        )
     return (masks > 0.5 if masks.is_floating_point() else masks != 0).numpy()
 
 
-def overlay_masks(image: np.ndarray, masks, labels: Sequence[int], *, alpha: float = _MASK_ALPHA) -> np.ndarray:
+def overlay_masks(
+    image: np.ndarray, masks, labels: Sequence[int], *, alpha: float = _MASK_ALPHA
+) -> np.ndarray:
     """``image`` (uint8 [H, W, 3]) with each mask filled semi-transparently in its class colour
     and outlined in it; later masks on top. Returns a new array.
 
@@ -157,23 +191,34 @@ def overlay_masks(image: np.ndarray, masks, labels: Sequence[int], *, alpha: flo
     if len(masks) != len(labels):
         raise ValueError(f"overlay_masks: {len(masks)} masks for {len(labels)} labels")
     for mask, label in zip(masks, labels):
-        colour = np.array([int(class_color(label)[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float32)
+        colour = np.array(
+            [int(class_color(label)[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float32
+        )
         out[mask] = (1 - alpha) * out[mask] + alpha * colour
         # The outline: mask pixels with a 4-neighbour outside the mask (or on the border).
         inner = np.zeros_like(mask)
-        inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+        inner[1:-1, 1:-1] = (
+            mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+        )
         out[mask & ~inner] = colour
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _text_colour(hex_colour: str) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "white"
 
 
-def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_names: Sequence[str],
-                    score_thresh: float = 0.5, title: Optional[str] = None, ncols: int = 3,
-                    panel_inches: float = 3.3) -> str:
+def plot_detections(
+    panels: Sequence[DetectionPanel],
+    output: str,
+    *,
+    class_names: Sequence[str],
+    score_thresh: float = 0.5,
+    title: Optional[str] = None,
+    ncols: int = 3,
+    panel_inches: float = 3.3,
+) -> str:
     """Draw ``panels`` in a grid and write the PNG ``output`` atomically; returns ``output``.
 
     Args:
@@ -208,7 +253,9 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
         has_gt = has_gt or len(_as_array(panel.gt_boxes, (4,))) > 0
     bad = sorted(c for c in drawn if not 0 <= c < len(class_names))
     if bad:
-        raise ValueError(f"plot_detections: labels {bad[:5]} outside class_names ({len(class_names)} classes)")
+        raise ValueError(
+            f"plot_detections: labels {bad[:5]} outside class_names ({len(class_names)} classes)"
+        )
     drawn = sorted(drawn)
     entries = len(drawn) + has_gt
     legend_cols = max(1, min(entries, int(ncols * panel_inches / 1.8)))
@@ -235,14 +282,19 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
         ax = fig.add_axes((left, bottom, 0.98 / ncols, panel_inches / fig_h))
         image = _as_hwc(panel.image)
         h, w = image.shape[:2]
-        boxes, labels, scores = (_as_array(panel.boxes, (4,)), _as_array(panel.labels).astype(int),
-                                 _as_array(panel.scores))
+        boxes, labels, scores = (
+            _as_array(panel.boxes, (4,)),
+            _as_array(panel.labels).astype(int),
+            _as_array(panel.scores),
+        )
         keep = np.nonzero(scores >= score_thresh)[0]
         keep = keep[np.argsort(-scores[keep], kind="stable")]
         if panel.masks is not None and len(keep):
             masks = _binary_masks(panel.masks, h, w)
             if len(masks) != len(scores):
-                raise ValueError(f"plot_detections: {len(masks)} masks for {len(scores)} detections")
+                raise ValueError(
+                    f"plot_detections: {len(masks)} masks for {len(scores)} detections"
+                )
             order = keep[::-1]  # the best-scored mask on top
             image = overlay_masks(image, masks[order], labels[order])
         ax.imshow(image, interpolation="bilinear")
@@ -256,9 +308,20 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
             ax.set_title(panel.caption, fontsize=8, pad=2)
         for x0, y0, x1, y1 in _as_array(panel.gt_boxes, (4,)):
             # Black under white dashes: visible on light and dark backgrounds alike.
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="black", linewidth=2.6))
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="white",
-                                   linewidth=1.4, linestyle=(0, (3, 2))))
+            ax.add_patch(
+                Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="black", linewidth=2.6)
+            )
+            ax.add_patch(
+                Rectangle(
+                    (x0, y0),
+                    x1 - x0,
+                    y1 - y0,
+                    fill=False,
+                    edgecolor="white",
+                    linewidth=1.4,
+                    linestyle=(0, (3, 2)),
+                )
+            )
         ax.apply_aspect()
         bbox = ax.get_window_extent(renderer)
         per_px = max(w / bbox.width, h / bbox.height)  # image pixels per display pixel
@@ -272,26 +335,58 @@ def plot_detections(panels: Sequence[DetectionPanel], output: str, *, class_name
         for i, text, (tx, ty), (tw, th) in zip(keep, texts, corners, sizes):
             colour = class_color(labels[i])
             x0, y0, x1, y1 = boxes[i]
-            rect = Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=2.0)
+            rect = Rectangle(
+                (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=2.0
+            )
             rect.set_path_effects(halo)
             ax.add_patch(rect)
             # Tags above every box (zorder), so that no later box crosses an earlier tag.
-            ax.add_patch(Rectangle((tx, ty), tw, th, facecolor=colour, edgecolor="black",
-                                   linewidth=0.5, zorder=4))
-            ax.text(tx + pad_px * per_px, ty + th / 2, text, fontproperties=font, va="center",
-                    ha="left", color=_text_colour(colour), zorder=5)
-    handles = [Line2D([], [], color=class_color(c), linewidth=2.5,
-                      path_effects=[patheffects.withStroke(linewidth=4, foreground="black")])
-               for c in drawn]
+            ax.add_patch(
+                Rectangle(
+                    (tx, ty), tw, th, facecolor=colour, edgecolor="black", linewidth=0.5, zorder=4
+                )
+            )
+            ax.text(
+                tx + pad_px * per_px,
+                ty + th / 2,
+                text,
+                fontproperties=font,
+                va="center",
+                ha="left",
+                color=_text_colour(colour),
+                zorder=5,
+            )
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=class_color(c),
+            linewidth=2.5,
+            path_effects=[patheffects.withStroke(linewidth=4, foreground="black")],
+        )
+        for c in drawn
+    ]
     names = [f"{class_names[c]} (prediction)" for c in drawn]
     if has_gt:
-        handles.append((Line2D([], [], color="black", linewidth=2.6),
-                        Line2D([], [], color="white", linewidth=1.4, linestyle=(0, (3, 2)))))
+        handles.append(
+            (
+                Line2D([], [], color="black", linewidth=2.6),
+                Line2D([], [], color="white", linewidth=1.4, linestyle=(0, (3, 2))),
+            )
+        )
         names.append("ground truth")
     if handles:
-        fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 1 - title_h / fig_h),
-                   ncol=legend_cols, fontsize=9, frameon=False, handlelength=2.5,
-                   handler_map={tuple: HandlerTuple(ndivide=1, pad=0)})
+        fig.legend(
+            handles,
+            names,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 1 - title_h / fig_h),
+            ncol=legend_cols,
+            fontsize=9,
+            frameon=False,
+            handlelength=2.5,
+            handler_map={tuple: HandlerTuple(ndivide=1, pad=0)},
+        )
     fig.suptitle(title_text, y=1 - 0.05 / fig_h, va="top", fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI)
@@ -327,30 +422,39 @@ def draw_detections(
         uint8 RGB tensor [3, H, W] with the drawing.
     """
     if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"draw_detections: image must be a uint8 [3, H, W] tensor, got "
-                         f"{image.dtype} {tuple(image.shape)}")
+        raise ValueError(
+            f"draw_detections: image must be a uint8 [3, H, W] tensor, got "
+            f"{image.dtype} {tuple(image.shape)}"
+        )
     out = image
     if gt_boxes is not None and len(gt_boxes):
         out = draw_bounding_boxes(out, gt_boxes.float(), colors="white", width=1)
     keep = scores >= score_thresh
     if masks is not None and bool(keep.any()):
         order = torch.nonzero(keep).flatten()[torch.argsort(scores[keep])]  # best on top
-        drawn = overlay_masks(out.permute(1, 2, 0).numpy(), _binary_masks(masks, *out.shape[1:])[order.numpy()],
-                              [int(c) for c in labels[order]])
+        drawn = overlay_masks(
+            out.permute(1, 2, 0).numpy(),
+            _binary_masks(masks, *out.shape[1:])[order.numpy()],
+            [int(c) for c in labels[order]],
+        )
         out = torch.from_numpy(drawn).permute(2, 0, 1).contiguous()
     boxes, labels, scores = boxes[keep].float(), labels[keep], scores[keep]
     if len(boxes):
         bad = [int(c) for c in labels if not 0 <= int(c) < len(class_names)]
         if bad:
-            raise ValueError(f"draw_detections: labels {bad[:5]} outside class_names "
-                             f"({len(class_names)} classes)")
+            raise ValueError(
+                f"draw_detections: labels {bad[:5]} outside class_names "
+                f"({len(class_names)} classes)"
+            )
         texts = [f"{class_names[int(c)]} {float(s):.2f}" for c, s in zip(labels, scores)]
         colors = [class_color(c) for c in labels]
         out = draw_bounding_boxes(out, boxes, labels=texts, colors=colors, width=2)
     return out
 
 
-def save_image_grid(images: Sequence[torch.Tensor], path: str, *, nrow: int = 2, padding: int = 4) -> str:
+def save_image_grid(
+    images: Sequence[torch.Tensor], path: str, *, nrow: int = 2, padding: int = 4
+) -> str:
     """Tile uint8 RGB images [3, H, W] (padded to a common size) into one PNG at ``path``.
 
     Returns the path written.

@@ -1,4 +1,5 @@
 """The benchmark's timing and table (never a time: shapes, ratios, medians, options)."""
+
 import json
 
 import pytest
@@ -18,8 +19,12 @@ def _cells(line):
 
 def test_time_interleaved_takes_turns_and_counts():
     calls = []
-    times = B.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                               repetitions=3, warmup=2, device=torch.device("cpu"))
+    times = B.time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        repetitions=3,
+        warmup=2,
+        device=torch.device("cpu"),
+    )
     assert calls == ["a", "b"] * 5  # warm-up calls first, then the timed ones alternate
     assert [len(v) for v in times.values()] == [3, 3]
     with pytest.raises(ValueError, match="repetitions"):
@@ -57,7 +62,13 @@ def test_process_clock_counts_work_not_waiting(monkeypatch):
         clocks["wall"] += 4
         clocks["process"] += 1
 
-    row = B.compare("x", work, wait, peer_name="p", opts=B.BenchOptions(repetitions=3, warmup=0, clock="process"))
+    row = B.compare(
+        "x",
+        work,
+        wait,
+        peer_name="p",
+        opts=B.BenchOptions(repetitions=3, warmup=0, clock="process"),
+    )
     assert (row.ours, row.peer, row.ratio) == (1.0, 1.0, 1.0)
     assert (row.extra["ours_wall_s"], row.extra["peer_wall_s"]) == (1.0, 4.0)
     both = B.time_both_clocks({"a": wait}, repetitions=2, warmup=1, device=torch.device("cpu"))
@@ -65,8 +76,10 @@ def test_process_clock_counts_work_not_waiting(monkeypatch):
 
 
 def test_table_shape_and_json():
-    rows = [B.BenchRow("a", "s/iter", 2.0, 4.0, "peer a", 0.5, note="n|1"),
-            B.skipped_row("b", "s/iter", "peer b", "not installed")]
+    rows = [
+        B.BenchRow("a", "s/iter", 2.0, 4.0, "peer a", 0.5, note="n|1"),
+        B.skipped_row("b", "s/iter", "peer b", "not installed"),
+    ]
     lines = B.format_table(rows).splitlines()
     assert _cells(lines[0]) == list(B.TABLE_COLUMNS)
     assert len(lines) == 2 + len(rows)
@@ -98,14 +111,21 @@ def test_machine_header_names_cpus_and_load():
 def test_training_steps_train_and_report_rate():
     model = _tiny()
     before = [p.detach().clone() for p in model.parameters()]
-    out = B.time_training_steps(model, B.BenchOptions(batch=2, size=8, repetitions=2, warmup=1), num_classes=5)
+    out = B.time_training_steps(
+        model, B.BenchOptions(batch=2, size=8, repetitions=2, warmup=1), num_classes=5
+    )
     assert out["images_per_s"] == pytest.approx(2 / out["s_per_step"])
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
 
 
 def test_classifier_rows_one_per_name():
-    rows = B.classifier_rows(["m", "n"], B.BenchOptions(batch=2, size=8, repetitions=1, warmup=0),
-                             ours=lambda n: _tiny(), peer=lambda n: _tiny(), num_classes=5)
+    rows = B.classifier_rows(
+        ["m", "n"],
+        B.BenchOptions(batch=2, size=8, repetitions=1, warmup=0),
+        ours=lambda n: _tiny(),
+        peer=lambda n: _tiny(),
+        num_classes=5,
+    )
     assert [r.row for r in rows] == ["m train step", "n train step"]
     for r in rows:
         assert r.ratio == pytest.approx(r.ours / r.peer)

@@ -1,4 +1,5 @@
 """Every benchmark row runs at tiny sizes on CPU and fills the table (never a time)."""
+
 import importlib.util
 import json
 import os
@@ -39,8 +40,13 @@ def test_fpn_rows_against_torchvision():
 
 def test_neutral_rpn_gives_the_roi_head_its_full_batch():
     # With trained-looking proposals (all anchors) the RoI head samples its whole batch.
-    model = bench_detection.neutral_torchvision_rpn(bench_detection.build_ours(
-        "modern/faster_rcnn_R50_C4_1x.yaml", TINY, ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16"]))
+    model = bench_detection.neutral_torchvision_rpn(
+        bench_detection.build_ours(
+            "modern/faster_rcnn_R50_C4_1x.yaml",
+            TINY,
+            ["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16"],
+        )
+    )
     seen = []
     model.roi_heads.box_head.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
     model.train()(bench_detection.detection_inputs(BenchOptions(batch=1, size=128)))
@@ -62,19 +68,27 @@ def test_c4_rows_against_detectron2():
 
 
 def test_loader_rows(tmp_path):
-    rows = bench_data.loader_rows(str(tmp_path), BenchOptions(batch=2, size=64, repetitions=1, warmup=0),
-                                  batches=1, num_images=4)
+    rows = bench_data.loader_rows(
+        str(tmp_path),
+        BenchOptions(batch=2, size=64, repetitions=1, warmup=0),
+        batches=1,
+        num_images=4,
+    )
     _check(rows, ["classification loader", "detection loader"])
     assert sorted(os.listdir(tmp_path / "imagenet" / "train")) == [f"n{c:08d}" for c in range(4)]
     assert rows[0].extra["ours_images_per_s"] == pytest.approx(1 / rows[0].ours)
 
 
 def test_coco_rows_same_ap_both_sides(tmp_path):
-    rows = bench_coco.coco_rows(str(tmp_path), BenchOptions(repetitions=1, warmup=0),
-                                num_images=12, dets_per_image=6)
+    rows = bench_coco.coco_rows(
+        str(tmp_path), BenchOptions(repetitions=1, warmup=0), num_images=12, dets_per_image=6
+    )
     _check(rows, ["COCO eval, tools/evaluate.py path", "COCO eval, metric only"])
     for r in rows:
-        assert r.extra["ours_AP"] == pytest.approx(r.extra["peer_AP"], abs=1e-4) and r.extra["ours_AP"] > 0
+        assert (
+            r.extra["ours_AP"] == pytest.approx(r.extra["peer_AP"], abs=1e-4)
+            and r.extra["ours_AP"] > 0
+        )
 
 
 def test_segm_problem_masks_match_their_objects(tmp_path):
@@ -88,8 +102,9 @@ def test_segm_problem_masks_match_their_objects(tmp_path):
 
 
 def test_coco_segm_row_same_ap_both_sides(tmp_path):
-    rows = bench_coco.coco_segm_rows(str(tmp_path), BenchOptions(repetitions=1, warmup=0),
-                                     num_images=12, dets_per_image=6)
+    rows = bench_coco.coco_segm_rows(
+        str(tmp_path), BenchOptions(repetitions=1, warmup=0), num_images=12, dets_per_image=6
+    )
     _check(rows, ["COCO segm eval, metric only"])
     assert rows[0].extra["ours_AP"] == pytest.approx(rows[0].extra["peer_AP"], abs=1e-4)
     assert rows[0].extra["ours_AP"] > 0
@@ -98,16 +113,23 @@ def test_coco_segm_row_same_ap_both_sides(tmp_path):
 def test_gpu_rows_run_on_cpu(tmp_path):
     opts = BenchOptions(batch=2, size=32, repetitions=1, warmup=0)
     rows = bench_gpu.resnet50_rows(opts)
-    train = bench_data.write_jpeg_folder(str(tmp_path), num_classes=2, per_class=2, height=48, width=64)
+    train = bench_data.write_jpeg_folder(
+        str(tmp_path), num_classes=2, per_class=2, height=48, width=64
+    )
     rows.append(bench_gpu.jpeg_pipeline_row(train, opts, workers=0, iterations=1))
     _check(rows, ["ResNet-50 train step", "JPEG pipeline + ResNet-50 step"])
     assert rows[0].extra["ours_tflops"] > 0 and "bf16_peak_tflops" not in rows[0].extra  # no card
-    assert rows[1].extra["pipeline_fraction_of_model_rate"] == pytest.approx(rows[1].peer / rows[1].ours)
+    assert rows[1].extra["pipeline_fraction_of_model_rate"] == pytest.approx(
+        rows[1].peer / rows[1].ours
+    )
 
 
 def test_gpu_augment_shape_and_normalisation():
     g = torch.Generator().manual_seed(0)
-    images = [torch.full((3, 40, 60), 124, dtype=torch.uint8), torch.zeros(3, 30, 20, dtype=torch.uint8)]
+    images = [
+        torch.full((3, 40, 60), 124, dtype=torch.uint8),
+        torch.zeros(3, 30, 20, dtype=torch.uint8),
+    ]
     batch = bench_gpu.gpu_augment(images, 16, g)
     assert batch.shape == (2, 3, 16, 16) and batch.dtype == torch.float32
     assert batch[0, 0].abs().max() < 0.02  # 124 is about the red mean
@@ -115,7 +137,9 @@ def test_gpu_augment_shape_and_normalisation():
 
 @pytest.mark.slow
 def test_r101_c4_row_on_cpu():
-    row = bench_gpu.r101_c4_amp_row(BenchOptions(batch=1, size=64, repetitions=1, warmup=0), roi_batch=8)
+    row = bench_gpu.r101_c4_amp_row(
+        BenchOptions(batch=1, size=64, repetitions=1, warmup=0), roi_batch=8
+    )
     assert row.ours > 0 and row.peer is None and "0.619" in row.peer_name
 
 
@@ -127,15 +151,44 @@ def test_tool_prints_the_table_and_writes_json(tmp_path, capsys):
     finally:
         sys.path.remove(tools)
     out = tmp_path / "rows.json"
-    tool.main(["--rows", "classifier", "coco", "--models", "resnet18", "--device", "cpu", "--batch", "2",
-               "--size", "32", "--repetitions", "1", "--warmup", "0", "--coco-images", "6",
-               "--coco-dets", "3", "--coco-repetitions", "1", "--clock", "process", "--output", str(out)])
+    tool.main(
+        [
+            "--rows",
+            "classifier",
+            "coco",
+            "--models",
+            "resnet18",
+            "--device",
+            "cpu",
+            "--batch",
+            "2",
+            "--size",
+            "32",
+            "--repetitions",
+            "1",
+            "--warmup",
+            "0",
+            "--coco-images",
+            "6",
+            "--coco-dets",
+            "3",
+            "--coco-repetitions",
+            "1",
+            "--clock",
+            "process",
+            "--output",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     table = [line for line in printed.splitlines() if line.startswith("|")]
     assert len(table) == 2 + 3  # header, rule, resnet18 + two COCO rows
     data = json.loads(out.read_text())
-    assert [r["row"] for r in data["rows"]] == ["resnet18 train step", "COCO eval, tools/evaluate.py path",
-                                                "COCO eval, metric only"]
+    assert [r["row"] for r in data["rows"]] == [
+        "resnet18 train step",
+        "COCO eval, tools/evaluate.py path",
+        "COCO eval, metric only",
+    ]
     assert data["args"]["rows"] == ["classifier", "coco"] and data["args"]["clock"] == "process"
     assert all("ours_wall_s" in r["extra"] for r in data["rows"])  # the other clock rides along
     assert "load_average" in data and "load_average_at_start" in data and data["cpus"] >= 1

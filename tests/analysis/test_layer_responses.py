@@ -1,10 +1,15 @@
 """Layer responses (Fig. 7): hooks on the 3x3 conv+BN outputs, std by hand."""
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 import resnet_det
-from resnet_det.analysis.layer_responses import layer_response_stds, plot_layer_responses, response_layers
+from resnet_det.analysis.layer_responses import (
+    layer_response_stds,
+    plot_layer_responses,
+    response_layers,
+)
 
 
 def test_layers_are_the_3x3_convs_in_order():
@@ -12,9 +17,15 @@ def test_layers_are_the_3x3_convs_in_order():
     names = [n for n, _ in response_layers(net)]
     # The CIFAR stem's 3x3 conv + 3 stages x 3 blocks x 2 convs = 19 layers (6n+1 for n = 3).
     assert len(names) == 19
-    assert names[0].startswith("stem") and names[1].endswith("0.conv1") and names[-1].endswith("2.conv2")
+    assert (
+        names[0].startswith("stem")
+        and names[1].endswith("0.conv1")
+        and names[-1].endswith("2.conv2")
+    )
     r18 = [n for n, _ in response_layers(resnet_det.create_model("resnet18"))]
-    assert len(r18) == 16 and not any("shortcut" in n for n in r18)  # the 7x7 stem and 1x1 projections excluded
+    assert len(r18) == 16 and not any(
+        "shortcut" in n for n in r18
+    )  # the 7x7 stem and 1x1 projections excluded
 
 
 def test_std_is_after_bn_before_addition_relu():
@@ -36,7 +47,10 @@ def test_std_is_after_bn_before_addition_relu():
         for b in x:
             net(b)
     h.remove()
-    outs = [block.norm(F.conv2d(i, block.weight, block.bias, block.stride, block.padding)) for i in captured]
+    outs = [
+        block.norm(F.conv2d(i, block.weight, block.bias, block.stride, block.padding))
+        for i in captured
+    ]
     flat = torch.cat([o.flatten() for o in outs]).double()
     assert np.isclose(stds[5], flat.std(unbiased=False).item(), rtol=1e-5)
     assert (flat < 0).any()  # pre-ReLU values included
@@ -44,8 +58,10 @@ def test_std_is_after_bn_before_addition_relu():
 
 
 def test_plot_png(tmp_path):
-    out = plot_layer_responses([("plain-20", [1.0, 0.5, 2.0]), ("ResNet-20", [0.5, 0.2, 0.3])],
-                               str(tmp_path / "responses.png"))
+    out = plot_layer_responses(
+        [("plain-20", [1.0, 0.5, 2.0]), ("ResNet-20", [0.5, 0.2, 0.3])],
+        str(tmp_path / "responses.png"),
+    )
     import matplotlib.image as mpimg
 
     assert mpimg.imread(out).shape[0] > 100

@@ -1,5 +1,6 @@
 """FLOPs and parameter counts against the paper (fvcore counts a multiply-add as one flop,
 which is the paper's FLOP; the paper counts conv and fc layers: ``conv_fc_flops``)."""
+
 import pytest
 import torch
 
@@ -10,10 +11,17 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # Table 1, 224x224, paper layout (stride in the first 1x1 of a bottleneck: the default).
-@pytest.mark.parametrize("name,paper_gflops", [
-    ("resnet18", 1.8), ("resnet34", 3.6), ("resnet50", 3.8), ("resnet101", 7.6),
-    ("resnet152", 11.3), ("vgg16", 15.3),
-])
+@pytest.mark.parametrize(
+    "name,paper_gflops",
+    [
+        ("resnet18", 1.8),
+        ("resnet34", 3.6),
+        ("resnet50", 3.8),
+        ("resnet101", 7.6),
+        ("resnet152", 11.3),
+        ("vgg16", 15.3),
+    ],
+)
 def test_flops_match_table_1(name, paper_gflops):
     stats = model_statistics(create_model(name), 224)
     assert stats["conv_fc_flops"] / 1e9 == pytest.approx(paper_gflops, rel=0.03)

@@ -1,4 +1,5 @@
 """Checkpointer: atomic files, last_checkpoint, weights_only loading, resume_or_load."""
+
 import os
 import pickle
 
@@ -36,14 +37,21 @@ def test_save_files_names_and_content(tmp_path):
     path = ck.save("model_0000041", iteration=41)
     assert path == str(tmp_path / "model_0000041.pth")
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000041.pth"
-    data = torch.load(path, weights_only=True)   # plain types and tensors only
+    data = torch.load(path, weights_only=True)  # plain types and tensors only
     assert data["iteration"] == 41
-    assert set(data) == {"model", "optimizer", "scheduler", "grad_scaler", "iteration",
-                         "rng_states"}
+    assert set(data) == {
+        "model",
+        "optimizer",
+        "scheduler",
+        "grad_scaler",
+        "iteration",
+        "rng_states",
+    }
     assert torch.equal(data["model"]["0.weight"], model[0].weight)
     assert data["scheduler"]["last_epoch"] == 1
-    assert len(data["rng_states"]) == 1 and torch.equal(data["rng_states"][0]["torch"],
-                                                        torch.get_rng_state())
+    assert len(data["rng_states"]) == 1 and torch.equal(
+        data["rng_states"][0]["torch"], torch.get_rng_state()
+    )
     assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000041.pth"]
 
 
@@ -82,7 +90,8 @@ def test_resume_restores_model_optimizer_scheduler_rng(tmp_path):
         opt.step()
         sched.step()
     Checkpointer(model, str(tmp_path), optimizer=opt, scheduler=sched).save(
-        "model_0000002", iteration=2)
+        "model_0000002", iteration=2
+    )
     expected_draw = torch.rand(5)
     ref_lr = opt.param_groups[0]["lr"]
 
@@ -90,7 +99,7 @@ def test_resume_restores_model_optimizer_scheduler_rng(tmp_path):
     model2, opt2, sched2 = _parts()
     ck = Checkpointer(model2, str(tmp_path), optimizer=opt2, scheduler=sched2)
     assert ck.resume_or_load("", resume=True) == 3
-    assert torch.equal(torch.rand(5), expected_draw)         # RNG stream continues
+    assert torch.equal(torch.rand(5), expected_draw)  # RNG stream continues
     for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
         assert torch.equal(a, b)
     m1 = opt.state_dict()["state"][0]["momentum_buffer"]
@@ -102,12 +111,13 @@ def test_resume_or_load_uses_weights_loader_without_checkpoint(tmp_path):
     calls = []
     model, opt, _ = _parts()
     wrapped = nn.DataParallel(model)
-    ck = Checkpointer(wrapped, str(tmp_path), optimizer=opt,
-                      weights_loader=lambda m, p: calls.append((m, p)))
-    assert ck.resume_or_load("/weights/r50.pkl", resume=True) == 0   # no last_checkpoint yet
-    assert calls == [(model, "/weights/r50.pkl")]                   # unwrapped model
+    ck = Checkpointer(
+        wrapped, str(tmp_path), optimizer=opt, weights_loader=lambda m, p: calls.append((m, p))
+    )
+    assert ck.resume_or_load("/weights/r50.pkl", resume=True) == 0  # no last_checkpoint yet
+    assert calls == [(model, "/weights/r50.pkl")]  # unwrapped model
     assert ck.resume_or_load("", resume=False) == 0
-    assert len(calls) == 1                                          # "" = from scratch
+    assert len(calls) == 1  # "" = from scratch
     ck.save("model_0000007", iteration=7)
     assert ck.resume_or_load("/weights/r50.pkl", resume=False) == 0  # no --resume: weights
     assert len(calls) == 2
@@ -132,10 +142,12 @@ def test_malicious_checkpoint_does_not_run_code(tmp_path):
     (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
     model, _, _ = _parts()
     # Refused like a damaged file: with no other checkpoint there, an error naming it.
-    with pytest.raises(DamagedCheckpointError, match="model_0000001.pth: unreadable: WeightsFileError.*refused"):
+    with pytest.raises(
+        DamagedCheckpointError, match="model_0000001.pth: unreadable: WeightsFileError.*refused"
+    ):
         Checkpointer(model, str(tmp_path)).resume_or_load("", resume=True)
     assert not marker.exists()
-    with pytest.raises(pickle.UnpicklingError):   # loaded directly, the refusal itself
+    with pytest.raises(pickle.UnpicklingError):  # loaded directly, the refusal itself
         Checkpointer(model, str(tmp_path)).load_checkpoint(str(tmp_path / "model_0000001.pth"))
     assert not marker.exists()
 
@@ -175,9 +187,19 @@ def test_write_checkpoint_writes_the_file_before_the_tag(tmp_path, monkeypatch):
 
     order = []
     real_save, real_text = module.atomic_torch_save, module.atomic_write_text
-    monkeypatch.setattr(module, "atomic_torch_save", lambda d, p: (order.append(os.path.basename(p)), real_save(d, p)))
-    monkeypatch.setattr(module, "atomic_write_text", lambda p, t: (order.append(os.path.basename(p)), real_text(p, t)))
-    path = module.write_checkpoint({"model": {"w": torch.ones(2)}}, str(tmp_path / "new"), "model_final")
+    monkeypatch.setattr(
+        module,
+        "atomic_torch_save",
+        lambda d, p: (order.append(os.path.basename(p)), real_save(d, p)),
+    )
+    monkeypatch.setattr(
+        module,
+        "atomic_write_text",
+        lambda p, t: (order.append(os.path.basename(p)), real_text(p, t)),
+    )
+    path = module.write_checkpoint(
+        {"model": {"w": torch.ones(2)}}, str(tmp_path / "new"), "model_final"
+    )
     assert order == ["model_final.pth", "last_checkpoint"]
     assert path == str(tmp_path / "new" / "model_final.pth")
     assert (tmp_path / "new" / "last_checkpoint").read_text() == "model_final.pth"

@@ -1,5 +1,6 @@
 """Damaged checkpoints and full disks: --resume falls back to the newest intact checkpoint; a
 failed write leaves the previous checkpoint and last_checkpoint as they were."""
+
 import errno
 import logging
 import os
@@ -8,7 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_det.checkpoint import Checkpointer, CheckpointWriteError, DamagedCheckpointError, checkpoint_files
+from resnet_det.checkpoint import (
+    Checkpointer,
+    CheckpointWriteError,
+    DamagedCheckpointError,
+    checkpoint_files,
+)
 from resnet_det.checkpoint import checkpointer as module
 from resnet_det.utils.errors import MissingFileError, UserError
 
@@ -47,8 +53,11 @@ def _same(model, state):
     return all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
-@pytest.mark.parametrize("damage", [_truncate, _flip, lambda p: open(p, "wb").close()],
-                         ids=["truncated", "corrupt", "empty"])
+@pytest.mark.parametrize(
+    "damage",
+    [_truncate, _flip, lambda p: open(p, "wb").close()],
+    ids=["truncated", "corrupt", "empty"],
+)
 def test_damaged_newest_falls_back_to_the_newest_intact_with_a_warning(tmp_path, caplog, damage):
     states = _save_three(tmp_path)
     damage(tmp_path / "model_0000005.pth")
@@ -58,7 +67,10 @@ def test_damaged_newest_falls_back_to_the_newest_intact_with_a_warning(tmp_path,
     assert start == 4 and _same(model, states[3])
     warning = [r.getMessage() for r in caplog.records if "newest intact" in r.getMessage()]
     assert len(warning) == 1
-    assert str(tmp_path / "model_0000003.pth") in warning[0] and str(tmp_path / "model_0000005.pth") in warning[0]
+    assert (
+        str(tmp_path / "model_0000003.pth") in warning[0]
+        and str(tmp_path / "model_0000005.pth") in warning[0]
+    )
 
 
 def test_the_corrupt_file_would_load_without_the_crc_check(tmp_path):
@@ -108,12 +120,14 @@ def test_full_disk_mid_write_keeps_the_previous_checkpoint_and_reports(tmp_path,
     ck.save("model_0000001", iteration=1)
     before = (tmp_path / "model_0000001.pth").read_bytes()
 
-    def half_then_enospc(obj, f):   # the disk fills up half-way through the file
+    def half_then_enospc(obj, f):  # the disk fills up half-way through the file
         f.write(before[: len(before) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     real = module.atomic_torch_save
-    monkeypatch.setattr(module, "atomic_torch_save", lambda d, p: real(d, p, save_fn=half_then_enospc))
+    monkeypatch.setattr(
+        module, "atomic_torch_save", lambda d, p: real(d, p, save_fn=half_then_enospc)
+    )
     with pytest.raises(CheckpointWriteError) as e:
         ck.save("model_0000003", iteration=3)
     assert isinstance(e.value, OSError) and isinstance(e.value, UserError)
@@ -122,7 +136,7 @@ def test_full_disk_mid_write_keeps_the_previous_checkpoint_and_reports(tmp_path,
     assert str(tmp_path / "model_0000003.pth") in msg and "No space left on device" in msg
     assert f"{tmp_path / 'model_0000001.pth'} (named by last_checkpoint) is intact" in msg
     assert "--resume" in msg and "MB free" in msg
-    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000001.pth"]   # no temp file
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000001.pth"]  # no temp file
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"
     assert (tmp_path / "model_0000001.pth").read_bytes() == before
     # The tag write failing (after the file) leaves the tag as it was, too.

@@ -1,6 +1,7 @@
 """Whole-detector checkpoints of torchvision (fasterrcnn / maskrcnn_resnet50_fpn, built at random
 here) and detectron2 (names written below from detectron2's modules, independently of the
 package's mapping) load into our detectors with nothing missing and nothing unexpected."""
+
 import os
 import pickle
 
@@ -28,10 +29,14 @@ def _ours(config, *extra):
     return build_model(cfg)
 
 
-@pytest.mark.parametrize("theirs,config", [
-    (maskrcnn_resnet50_fpn, "mask_rcnn_R50_FPN.yaml"),
-    (fasterrcnn_resnet50_fpn, "modern/faster_rcnn_R50_FPN_1x.yaml"),
-], ids=["maskrcnn", "fasterrcnn"])
+@pytest.mark.parametrize(
+    "theirs,config",
+    [
+        (maskrcnn_resnet50_fpn, "mask_rcnn_R50_FPN.yaml"),
+        (fasterrcnn_resnet50_fpn, "modern/faster_rcnn_R50_FPN_1x.yaml"),
+    ],
+    ids=["maskrcnn", "fasterrcnn"],
+)
 def test_torchvision_detector_loads_whole(theirs, config):
     torch.manual_seed(0)
     sd = theirs(weights=None, weights_backbone=None).state_dict()
@@ -41,7 +46,9 @@ def test_torchvision_detector_loads_whole(theirs, config):
     ours = model.state_dict()
     pairs = {
         "backbone.body.conv1.weight": "backbone.bottom_up.stem.conv1.weight",
-        "backbone.body.layer1.0.bn1.running_var": "backbone.bottom_up.res2.0.conv1.norm.running_var",
+        "backbone.body.layer1.0.bn1.running_var": (
+            "backbone.bottom_up.res2.0.conv1.norm.running_var"
+        ),
         "backbone.body.layer4.0.downsample.0.weight": "backbone.bottom_up.res5.0.shortcut.weight",
         "backbone.fpn.inner_blocks.3.0.weight": "backbone.fpn.inner_blocks.3.0.weight",
         "rpn.head.bbox_pred.weight": "rpn.head.bbox_pred.weight",
@@ -50,8 +57,16 @@ def test_torchvision_detector_loads_whole(theirs, config):
         "roi_heads.box_predictor.cls_score.weight": "roi_heads.box_predictor.cls_score.weight",
     }
     if "mask" in config:
-        pairs.update({k: k for k in ("roi_heads.mask_head.3.0.weight", "roi_heads.mask_predictor.conv5_mask.weight",
-                                     "roi_heads.mask_predictor.mask_fcn_logits.bias")})
+        pairs.update(
+            {
+                k: k
+                for k in (
+                    "roi_heads.mask_head.3.0.weight",
+                    "roi_heads.mask_predictor.conv5_mask.weight",
+                    "roi_heads.mask_predictor.mask_fcn_logits.bias",
+                )
+            }
+        )
     for theirs_key, ours_key in pairs.items():
         assert torch.equal(ours[ours_key], sd[theirs_key]), ours_key
     # Every value came from the file: the number of tensors match (BN's num_batches_tracked aside).
@@ -78,7 +93,11 @@ def to_detectron2(ours, num_sizes, num_ratios):
         if key.startswith("backbone.fpn."):
             kind = "lateral" if parts[2] == "inner_blocks" else "output"
             # in_features res2..res5 -> levels 2..5; <i>.1 would be the norm.
-            new = f"backbone.fpn_{kind}{int(parts[3]) + 2}." + ("norm." if parts[4] == "1" else "") + parts[-1]
+            new = (
+                f"backbone.fpn_{kind}{int(parts[3]) + 2}."
+                + ("norm." if parts[4] == "1" else "")
+                + parts[-1]
+            )
         elif key.startswith("rpn.head.conv.0.0."):
             new = "proposal_generator.rpn_head.conv." + parts[-1]
         elif key.startswith("rpn.head.cls_logits."):
@@ -87,7 +106,7 @@ def to_detectron2(ours, num_sizes, num_ratios):
             new = "proposal_generator.rpn_head.anchor_deltas." + parts[-1]
             v = v.reshape(-1, 4, *v.shape[1:])[d2_to_ours].reshape(v.shape)
         elif key.startswith("roi_heads.box_head.res5."):
-            new = "roi_heads." + key[len("roi_heads.box_head."):]
+            new = "roi_heads." + key[len("roi_heads.box_head.") :]
         elif key.startswith("roi_heads.box_head.fcs."):
             new = f"roi_heads.box_head.fc{int(parts[3]) + 1}.{parts[-1]}"
         elif key.startswith("roi_heads.box_predictor.cls_score."):
@@ -112,21 +131,31 @@ def _random_state(model, seed):
     g = torch.Generator().manual_seed(seed)
     sd = model.state_dict()
     with torch.no_grad():
-        for key, t in sd.items():
+        for t in sd.values():
             t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-        for key in ("roi_heads.box_predictor.bbox_pred.weight", "roi_heads.box_predictor.bbox_pred.bias"):
+        for key in (
+            "roi_heads.box_predictor.bbox_pred.weight",
+            "roi_heads.box_predictor.bbox_pred.bias",
+        ):
             sd[key][:4] = 0
-        for key in ("roi_heads.mask_predictor.mask_fcn_logits.weight", "roi_heads.mask_predictor.mask_fcn_logits.bias"):
+        for key in (
+            "roi_heads.mask_predictor.mask_fcn_logits.weight",
+            "roi_heads.mask_predictor.mask_fcn_logits.bias",
+        ):
             if key in sd:
                 sd[key][:1] = 0
     return model.state_dict()
 
 
-@pytest.mark.parametrize("base", [
-    FPN + MASK + ["MODEL.ROI_MASK_HEAD.NUM_CONV", "4"],
-    C4 + MASK,  # 3 anchor sizes x 3 ratios: detectron2's anchor order differs
-    FPN,
-], ids=["mask-FPN", "mask-C4", "faster-FPN"])
+@pytest.mark.parametrize(
+    "base",
+    [
+        FPN + MASK + ["MODEL.ROI_MASK_HEAD.NUM_CONV", "4"],
+        C4 + MASK,  # 3 anchor sizes x 3 ratios: detectron2's anchor order differs
+        FPN,
+    ],
+    ids=["mask-FPN", "mask-C4", "faster-FPN"],
+)
 def test_detectron2_detector_loads_whole(base, tmp_path):
     torch.manual_seed(0)
     source = build_model(tiny_cfg(base))
@@ -136,8 +165,12 @@ def test_detectron2_detector_loads_whole(base, tmp_path):
     d2 = to_detectron2(expected, len(sizes), len(ratios))
     assert detect_detector_layout(d2) == "detectron2"
     if "roi_heads.box_head.res5.0.conv1.weight" in expected:
-        assert "roi_heads.res5.0.conv1.weight" in d2 and not any(k.startswith("roi_heads.mask_head.res5") for k in d2)
-        assert {"roi_heads.mask_head.deconv.weight", "roi_heads.mask_head.predictor.weight"} <= set(d2)
+        assert "roi_heads.res5.0.conv1.weight" in d2 and not any(
+            k.startswith("roi_heads.mask_head.res5") for k in d2
+        )
+        assert {"roi_heads.mask_head.deconv.weight", "roi_heads.mask_head.predictor.weight"} <= set(
+            d2
+        )
     path = tmp_path / "model_final.pkl"
     with open(path, "wb") as f:
         pickle.dump({"model": d2, "__author__": "Detectron2 Model Zoo"}, f)
@@ -158,8 +191,12 @@ def test_detectron2_class_agnostic_mask_and_box_regression():
     source = build_model(tiny_cfg(base))
     expected = _random_state(source, 1)
     d2 = to_detectron2(expected, 1, len(source.rpn.anchor_generator.aspect_ratios[0]))
-    d2["roi_heads.mask_head.predictor.weight"] = expected["roi_heads.mask_predictor.mask_fcn_logits.weight"].numpy()
-    d2["roi_heads.mask_head.predictor.bias"] = expected["roi_heads.mask_predictor.mask_fcn_logits.bias"].numpy()
+    d2["roi_heads.mask_head.predictor.weight"] = expected[
+        "roi_heads.mask_predictor.mask_fcn_logits.weight"
+    ].numpy()
+    d2["roi_heads.mask_head.predictor.bias"] = expected[
+        "roi_heads.mask_predictor.mask_fcn_logits.bias"
+    ].numpy()
     # Class-agnostic box regression (4 deltas in all): the same deltas for every class.
     deltas = torch.randn(4, expected["roi_heads.box_predictor.bbox_pred.weight"].shape[1])
     d2["roi_heads.box_predictor.bbox_pred.weight"] = deltas.numpy()
@@ -170,4 +207,4 @@ def test_detectron2_class_agnostic_mask_and_box_regression():
     assert sd["roi_heads.mask_predictor.mask_fcn_logits.weight"].shape[0] == 1
     pred = sd["roi_heads.box_predictor.bbox_pred.weight"]
     assert pred.shape[0] == 16 and torch.equal(pred[:4], torch.zeros_like(deltas))
-    assert all(torch.equal(pred[4 * c: 4 * c + 4], deltas) for c in range(1, 4))
+    assert all(torch.equal(pred[4 * c : 4 * c + 4], deltas) for c in range(1, 4))

@@ -1,4 +1,5 @@
 """The restricted unpickler reads numpy weights and refuses anything that could run code."""
+
 import os
 import pickle
 
@@ -14,8 +15,15 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_numpy_arrays_and_containers_load(tmp_path, protocol):
-    data = {"blobs": {"conv1_w": np.arange(6, dtype=np.float32).reshape(2, 3),
-                      "scalar": np.float32(1.5), "n": 3, "name": "x", "t": (1, [2.0])}}
+    data = {
+        "blobs": {
+            "conv1_w": np.arange(6, dtype=np.float32).reshape(2, 3),
+            "scalar": np.float32(1.5),
+            "n": 3,
+            "name": "x",
+            "t": (1, [2.0]),
+        }
+    }
     path = tmp_path / "w.pkl"
     path.write_bytes(pickle.dumps(data, protocol=protocol))
     loaded = safe_load(path)

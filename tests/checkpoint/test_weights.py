@@ -1,5 +1,6 @@
 """load_weights: layout detection (torchvision, detectron2, MSRA/Caffe2, resnet_det), strict
 checks, clear errors, conversion."""
+
 import importlib.util
 import os
 import pickle
@@ -11,8 +12,12 @@ import torch
 import torchvision
 
 from resnet_det import create_model, load_weights
-from resnet_det.checkpoint import (WeightsMismatchError, convert_state_dict, read_checkpoint,
-                                   safe_load)
+from resnet_det.checkpoint import (
+    WeightsMismatchError,
+    convert_state_dict,
+    read_checkpoint,
+    safe_load,
+)
 from resnet_det.modeling import FrozenBatchNorm2d
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -26,8 +31,10 @@ def _randomized(model):
     with torch.no_grad():
         for name, t in model.state_dict().items():
             if t.dtype.is_floating_point:
-                t.copy_(torch.rand(t.shape, generator=g) * (0.5 if "running_var" in name else 0.1)
-                        + (0.75 if "running_var" in name or name.endswith("norm.weight") else 0))
+                t.copy_(
+                    torch.rand(t.shape, generator=g) * (0.5 if "running_var" in name else 0.1)
+                    + (0.75 if "running_var" in name or name.endswith("norm.weight") else 0)
+                )
     return model.eval()
 
 
@@ -85,14 +92,17 @@ def test_detectron2_prefixed_checkpoint(tmp_path, r50):
     sd["proposal_generator.rpn_head.conv.weight"] = torch.zeros(3, 3, 3, 3)
     path = tmp_path / "d2.pth"
     torch.save({"model": sd, "__author__": "detectron2"}, path)
-    target = create_model("resnet50", norm="FrozenBN", num_classes=None,
-                          out_features=["res4", "res5"])
+    target = create_model(
+        "resnet50", norm="FrozenBN", num_classes=None, out_features=["res4", "res5"]
+    )
     with pytest.raises(WeightsMismatchError, match="proposal_generator"):
         load_weights(target, path)  # strict: the RPN weights have no place here
     result = load_weights(target, path, strict=False)
     assert result.layout == "detectron2" and result.missing_keys == []
     assert result.unexpected_keys == ["proposal_generator.rpn_head.conv.weight"]
-    reference = create_model("resnet50", norm="FrozenBN", num_classes=None, out_features=["res4", "res5"])
+    reference = create_model(
+        "resnet50", norm="FrozenBN", num_classes=None, out_features=["res4", "res5"]
+    )
     load_weights(reference, model.state_dict(), strict=False)
     with torch.no_grad():
         got, want = target(x), reference(x)
@@ -130,8 +140,11 @@ def test_msra_caffe2_pkl_gives_identical_outputs(tmp_path, r50):
 def test_caffe2_affine_only_bn_fills_statistics(tmp_path, r50):
     # MSRA's released pkls store frozen BN as scale and bias only.
     model, x, _ = r50
-    blobs = {to_caffe2(k): v.numpy() for k, v in model.state_dict().items()
-             if not k.endswith(("running_mean", "running_var"))}
+    blobs = {
+        to_caffe2(k): v.numpy()
+        for k, v in model.state_dict().items()
+        if not k.endswith(("running_mean", "running_var"))
+    }
     target = _randomized(create_model("resnet50", norm="FrozenBN"))
     result = load_weights(target, blobs)
     assert result.missing_keys == []
@@ -165,7 +178,9 @@ def test_different_architecture_error(tmp_path):
     with pytest.raises(WeightsMismatchError, match="looks like a different architecture") as e:
         load_weights(create_model("resnet18"), path)
     assert "resnet50.pth" in str(e.value) and "bottleneck" in str(e.value)
-    assert "res2.0.conv1.weight is (64, 64, 1, 1) in the checkpoint but (64, 64, 3, 3)" in str(e.value)
+    assert "res2.0.conv1.weight is (64, 64, 1, 1) in the checkpoint but (64, 64, 3, 3)" in str(
+        e.value
+    )
     with pytest.raises(WeightsMismatchError, match="different architecture"):
         load_weights(create_model("resnet18"), path, strict=False)
     # VGG weights name nothing in a ResNet: never a silent no-op.
@@ -228,7 +243,8 @@ def test_torchvision_conversion_rejects_cifar_names():
 
 def _convert_tool():
     spec = importlib.util.spec_from_file_location(
-        "convert_weights_tool", os.path.join(REPO, "tools", "convert_weights.py"))
+        "convert_weights_tool", os.path.join(REPO, "tools", "convert_weights.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -241,8 +257,21 @@ def test_convert_weights_tool(tmp_path, capsys):
     torch.save(tv.state_dict(), src)
     tool = _convert_tool()
     out_pkl = tmp_path / "r18_d2.pkl"
-    assert tool.main([str(src), str(out_pkl), "--to", "detectron2", "--check-model", "resnet18",
-                      "--stride-in-1x1", "false"]) == 0
+    assert (
+        tool.main(
+            [
+                str(src),
+                str(out_pkl),
+                "--to",
+                "detectron2",
+                "--check-model",
+                "resnet18",
+                "--stride-in-1x1",
+                "false",
+            ]
+        )
+        == 0
+    )
     data = safe_load(out_pkl)
     assert data["__author__"] == "resnet_det" and data["matching_heuristics"] is True
     assert isinstance(data["model"]["stem.conv1.weight"], np.ndarray)
@@ -263,13 +292,18 @@ def test_convert_weights_tool(tmp_path, capsys):
 def test_caffe2_name_map():
     from resnet_det.checkpoint.layouts import caffe2_to_resnet_det, detect_layout
 
-    names = {"conv1_w": "stem.conv1.weight", "res_conv1_bn_s": "stem.conv1.norm.weight",
-             "res2_0_branch1_w": "res2.0.shortcut.weight",
-             "res2_0_branch1_bn_b": "res2.0.shortcut.norm.bias",
-             "res4_22_branch2b_bn_rm": "res4.22.conv2.norm.running_mean",
-             "res5_2_branch2c_gn_s": "res5.2.conv3.norm.weight",
-             "fc1000_w": "linear.weight", "pred_b": "linear.bias",
-             "conv5_3_w": "vgg_block5.conv5_3.weight", "fc6_b": "fc6.bias"}
+    names = {
+        "conv1_w": "stem.conv1.weight",
+        "res_conv1_bn_s": "stem.conv1.norm.weight",
+        "res2_0_branch1_w": "res2.0.shortcut.weight",
+        "res2_0_branch1_bn_b": "res2.0.shortcut.norm.bias",
+        "res4_22_branch2b_bn_rm": "res4.22.conv2.norm.running_mean",
+        "res5_2_branch2c_gn_s": "res5.2.conv3.norm.weight",
+        "fc1000_w": "linear.weight",
+        "pred_b": "linear.bias",
+        "conv5_3_w": "vgg_block5.conv5_3.weight",
+        "fc6_b": "fc6.bias",
+    }
     sd = {k: torch.zeros(1) for k in names}
     assert detect_layout(sd) == "caffe2"
     assert list(caffe2_to_resnet_det(sd)) == list(names.values())

@@ -1,12 +1,20 @@
 """Config system: _BASE_ inheritance, overrides, and errors that name key, file, suggestion."""
+
 import os
 import textwrap
 
 import pytest
 import yaml
 
-from resnet_det.config import (CfgNode, ConfigError, ConfigKeyError, ConfigTypeError, get_cfg,
-                               save_config, validate_cfg)
+from resnet_det.config import (
+    CfgNode,
+    ConfigError,
+    ConfigKeyError,
+    ConfigTypeError,
+    get_cfg,
+    save_config,
+    validate_cfg,
+)
 
 
 def _write(path, text):
@@ -25,25 +33,31 @@ def test_get_cfg_is_fresh_copy_of_our_class():
 
 def test_base_inheritance_relative_to_file(tmp_path):
     (tmp_path / "sub").mkdir()
-    _write(tmp_path / "Base.yaml", """
+    _write(
+        tmp_path / "Base.yaml",
+        """
         MODEL:
           RESNETS: {DEPTH: 101, NORM: GN}
         SOLVER: {BASE_LR: 0.02, STEPS: [100, 200], MAX_ITER: 300}
-        """)
-    child = _write(tmp_path / "sub" / "child.yaml", """
+        """,
+    )
+    child = _write(
+        tmp_path / "sub" / "child.yaml",
+        """
         _BASE_: ../Base.yaml
         SOLVER: {BASE_LR: 0.5}
         MODEL:
           RESNETS: {DEPTH: 18, RES2_OUT_CHANNELS: 64}
-        """)
+        """,
+    )
     cfg = get_cfg()
     cfg.merge_from_file(child)
-    assert cfg.MODEL.RESNETS.DEPTH == 18           # child overrides base
-    assert cfg.MODEL.RESNETS.NORM == "GN"          # inherited from base
+    assert cfg.MODEL.RESNETS.DEPTH == 18  # child overrides base
+    assert cfg.MODEL.RESNETS.NORM == "GN"  # inherited from base
     assert cfg.SOLVER.BASE_LR == 0.5
-    assert cfg.SOLVER.STEPS == (100, 200)          # list in YAML, tuple like the default
+    assert cfg.SOLVER.STEPS == (100, 200)  # list in YAML, tuple like the default
     assert cfg.SOLVER.MAX_ITER == 300
-    assert cfg.SOLVER.MOMENTUM == 0.9              # untouched default
+    assert cfg.SOLVER.MOMENTUM == 0.9  # untouched default
     validate_cfg(cfg)
 
 
@@ -51,9 +65,20 @@ def test_overrides_from_command_line_after_file(tmp_path):
     f = _write(tmp_path / "c.yaml", "SOLVER: {BASE_LR: 0.02}\n")
     cfg = get_cfg()
     cfg.merge_from_file(f)
-    cfg.merge_from_list(["SOLVER.BASE_LR", "0.1", "SOLVER.STEPS", "(10, 20)",
-                         "MODEL.WEIGHTS", "/tmp/w.pth", "SOLVER.AMP.ENABLED", "True",
-                         "SOLVER.MAX_ITER", "30"])
+    cfg.merge_from_list(
+        [
+            "SOLVER.BASE_LR",
+            "0.1",
+            "SOLVER.STEPS",
+            "(10, 20)",
+            "MODEL.WEIGHTS",
+            "/tmp/w.pth",
+            "SOLVER.AMP.ENABLED",
+            "True",
+            "SOLVER.MAX_ITER",
+            "30",
+        ]
+    )
     assert cfg.SOLVER.BASE_LR == 0.1
     assert cfg.SOLVER.STEPS == (10, 20)
     assert cfg.MODEL.WEIGHTS == "/tmp/w.pth"
@@ -74,8 +99,8 @@ def test_typo_in_file_names_key_suggestion_and_file(tmp_path):
     msg = str(e.value)
     assert "MODEL.RESNET.DEPTH" in msg
     assert "did you mean MODEL.RESNETS.DEPTH" in msg
-    assert base in msg                       # the file the key came from (the base, not child)
-    assert cfg.MODEL.RESNETS.DEPTH == 50     # nothing half-merged
+    assert base in msg  # the file the key came from (the base, not child)
+    assert cfg.MODEL.RESNETS.DEPTH == 50  # nothing half-merged
 
 
 def test_typo_on_command_line():
@@ -104,8 +129,9 @@ def test_wrong_type_names_key_expected_and_given(tmp_path):
 
 def test_yaml_python_tags_are_refused(tmp_path):
     marker = tmp_path / "pwned"
-    f = _write(tmp_path / "evil.yaml",
-               f"OUTPUT_DIR: !!python/object/apply:os.system ['touch {marker}']\n")
+    f = _write(
+        tmp_path / "evil.yaml", f"OUTPUT_DIR: !!python/object/apply:os.system ['touch {marker}']\n"
+    )
     cfg = get_cfg()
     with pytest.raises(ConfigError, match="evil.yaml"):
         cfg.merge_from_file(f)
@@ -153,25 +179,37 @@ def test_save_config_roundtrip_and_atomic(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["config.yaml"]
 
 
-@pytest.mark.parametrize("overrides,key", [
-    (["MODEL.RESNETS.DEPTH", "42"], "MODEL.RESNETS.DEPTH"),
-    (["MODEL.RESNETS.SHORTCUT", "D"], "MODEL.RESNETS.SHORTCUT"),
-    (["MODEL.RESNETS.NORM", "BatchNorm"], "MODEL.RESNETS.NORM"),
-    (["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
-      "MODEL.RESNETS.NUM_GROUPS", "32"], "MODEL.RESNETS.NUM_GROUPS"),
-    (["MODEL.RESNETS.DEPTH", "34"], "MODEL.RESNETS.RES2_OUT_CHANNELS"),
-    (["SOLVER.STEPS", "(20, 10)", "SOLVER.MAX_ITER", "30"], "SOLVER.STEPS"),
-    (["SOLVER.STEPS", "(10, 30)", "SOLVER.MAX_ITER", "30"], "SOLVER.STEPS"),
-    (["MODEL.META_ARCHITECTURE", "RetinaNet"], "MODEL.META_ARCHITECTURE"),
-    (["INPUT.FORMAT", "YUV"], "INPUT.FORMAT"),
-    (["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone"], "MODEL.ROI_HEADS.NAME"),
-    (["MODEL.BACKBONE.NAME", "build_vgg_backbone"], "MODEL.ROI_HEADS.NAME"),
-    (["DATALOADER.ON_BAD_IMAGE", "ignore"], "DATALOADER.ON_BAD_IMAGE"),
-    (["ENGINE", "mmdet"], "ENGINE"),
-    (["SOLVER.WARMUP_METHOD", "exp"], "SOLVER.WARMUP_METHOD"),
-    (["SOLVER.LR_SCHEDULER_NAME", "ReduceLROnPlateau"], "SOLVER.PLATEAU_METRIC"),
-    (["SOLVER.PLATEAU_MODE", "up"], "SOLVER.PLATEAU_MODE"),
-])
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        (["MODEL.RESNETS.DEPTH", "42"], "MODEL.RESNETS.DEPTH"),
+        (["MODEL.RESNETS.SHORTCUT", "D"], "MODEL.RESNETS.SHORTCUT"),
+        (["MODEL.RESNETS.NORM", "BatchNorm"], "MODEL.RESNETS.NORM"),
+        (
+            [
+                "MODEL.RESNETS.DEPTH",
+                "18",
+                "MODEL.RESNETS.RES2_OUT_CHANNELS",
+                "64",
+                "MODEL.RESNETS.NUM_GROUPS",
+                "32",
+            ],
+            "MODEL.RESNETS.NUM_GROUPS",
+        ),
+        (["MODEL.RESNETS.DEPTH", "34"], "MODEL.RESNETS.RES2_OUT_CHANNELS"),
+        (["SOLVER.STEPS", "(20, 10)", "SOLVER.MAX_ITER", "30"], "SOLVER.STEPS"),
+        (["SOLVER.STEPS", "(10, 30)", "SOLVER.MAX_ITER", "30"], "SOLVER.STEPS"),
+        (["MODEL.META_ARCHITECTURE", "RetinaNet"], "MODEL.META_ARCHITECTURE"),
+        (["INPUT.FORMAT", "YUV"], "INPUT.FORMAT"),
+        (["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone"], "MODEL.ROI_HEADS.NAME"),
+        (["MODEL.BACKBONE.NAME", "build_vgg_backbone"], "MODEL.ROI_HEADS.NAME"),
+        (["DATALOADER.ON_BAD_IMAGE", "ignore"], "DATALOADER.ON_BAD_IMAGE"),
+        (["ENGINE", "mmdet"], "ENGINE"),
+        (["SOLVER.WARMUP_METHOD", "exp"], "SOLVER.WARMUP_METHOD"),
+        (["SOLVER.LR_SCHEDULER_NAME", "ReduceLROnPlateau"], "SOLVER.PLATEAU_METRIC"),
+        (["SOLVER.PLATEAU_MODE", "up"], "SOLVER.PLATEAU_MODE"),
+    ],
+)
 def test_validation_names_the_key(overrides, key):
     cfg = get_cfg()
     cfg.merge_from_list(overrides)
@@ -183,10 +221,20 @@ def test_validation_names_the_key(overrides, key):
 def test_valid_combinations_pass_and_batch_divisibility():
     cfg = get_cfg()
     validate_cfg(cfg)
-    cfg.merge_from_list(["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone",
-                         "MODEL.ROI_HEADS.NAME", "StandardROIHeads",
-                         "MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
-                         "SOLVER.IMS_PER_BATCH", "6"])
+    cfg.merge_from_list(
+        [
+            "MODEL.BACKBONE.NAME",
+            "build_resnet_fpn_backbone",
+            "MODEL.ROI_HEADS.NAME",
+            "StandardROIHeads",
+            "MODEL.RESNETS.DEPTH",
+            "18",
+            "MODEL.RESNETS.RES2_OUT_CHANNELS",
+            "64",
+            "SOLVER.IMS_PER_BATCH",
+            "6",
+        ]
+    )
     validate_cfg(cfg, world_size=3)
     with pytest.raises(ConfigError, match="SOLVER.IMS_PER_BATCH"):
         validate_cfg(cfg, world_size=4)

@@ -1,5 +1,6 @@
 """The ImageNet and CIFAR-10 configs cite only numbers their own settings target, and build the
 nets those numbers belong to (He et al. 2015, Tables 2, 3 and 6; He et al. 2016, Table 4)."""
+
 import glob
 import os
 import re
@@ -13,8 +14,11 @@ from resnet_det.config import get_cfg
 from resnet_det.modeling.classifier import build_classifier
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CONFIGS = sorted(os.path.relpath(p, ROOT) for sub in ("imagenet", "cifar10")
-                 for p in glob.glob(os.path.join(ROOT, "configs", sub, "*.yaml")))
+CONFIGS = sorted(
+    os.path.relpath(p, ROOT)
+    for sub in ("imagenet", "cifar10")
+    for p in glob.glob(os.path.join(ROOT, "configs", sub, "*.yaml"))
+)
 
 # The papers' numbers, each with the net and shortcut option it was measured on (None: a
 # plain net, no shortcuts). Table 2 (10-crop top-1) and Table 3 (10-crop top-1 / top-5) on
@@ -52,7 +56,9 @@ def _setting(cfg):
 
 def _cited(path):
     """Two-decimal numbers in the file's comments (the papers' errors are written so)."""
-    comments = " ".join(line.split("#", 1)[1] for line in open(os.path.join(ROOT, path)) if "#" in line)
+    comments = " ".join(
+        line.split("#", 1)[1] for line in open(os.path.join(ROOT, path)) if "#" in line
+    )
     return set(re.findall(r"(?<![\d.])\d+\.\d\d(?![\d.])", comments))
 
 
@@ -64,13 +70,17 @@ def test_numbers_cited_for_a_net_are_its_own_settings(path):
         # Numbers of another net are a comparison; of the same net, they must be this option's.
         if other_arch == arch and other_shortcut != shortcut:
             assert not cited & set(numbers), (
-                f"{path} builds {arch} with shortcut {shortcut} but cites {sorted(cited & set(numbers))}, "
-                f"measured with shortcut {other_shortcut}")
+                f"{path} builds {arch} with shortcut {shortcut} but cites "
+                f"{sorted(cited & set(numbers))}, "
+                f"measured with shortcut {other_shortcut}"
+            )
     # A config that quotes the papers at all quotes its own net's result (bases and the modern
     # recipe quote none).
     own = PAPER_NUMBERS.get((arch, shortcut))
     if own is not None and cited & {n for numbers in PAPER_NUMBERS.values() for n in numbers}:
-        assert own[0] in cited, f"{path} builds {arch} ({shortcut}) and should cite its result {own[0]}"
+        assert own[0] in cited, (
+            f"{path} builds {arch} ({shortcut}) and should cite its result {own[0]}"
+        )
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if os.sep + "cifar10" + os.sep in p])
@@ -78,9 +88,15 @@ def test_cifar_configs_train_on_the_50k_training_set_and_test_on_the_test_set(pa
     # Sec. 4.2: "trained on the training set and evaluated on the test set"; the 45k/5k split
     # only fixed the schedule.
     cfg = _cfg(path)
-    assert list(cfg.DATASETS.TRAIN) == ["cifar10_trainval"] and list(cfg.DATASETS.TEST) == ["cifar10_test"]
-    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR, list(cfg.SOLVER.STEPS), cfg.SOLVER.MAX_ITER) == \
-        (128, 0.1, [32000, 48000], 64000)
+    assert list(cfg.DATASETS.TRAIN) == ["cifar10_trainval"] and list(cfg.DATASETS.TEST) == [
+        "cifar10_test"
+    ]
+    assert (
+        cfg.SOLVER.IMS_PER_BATCH,
+        cfg.SOLVER.BASE_LR,
+        list(cfg.SOLVER.STEPS),
+        cfg.SOLVER.MAX_ITER,
+    ) == (128, 0.1, [32000, 48000], 64000)
 
 
 def _num_params(module):
@@ -125,7 +141,9 @@ def test_preact_resnet1001_config_builds_the_authors_layout(preact1001):
     for stage in ("res3", "res4"):
         assert strides[f"{stage}.0.conv1"] == (2, 2) and strides[f"{stage}.0.conv2"] == (1, 1)
         assert strides[f"{stage}.0.shortcut"] == (2, 2)
-    assert shapes["res4.110.conv3.weight"] == (256, 64, 1, 1) and "res4.111.conv1.weight" not in shapes
+    assert (
+        shapes["res4.110.conv3.weight"] == (256, 64, 1, 1) and "res4.111.conv1.weight" not in shapes
+    )
 
 
 def test_preact_resnet1001_config_and_api_have_the_same_parameters(preact1001):

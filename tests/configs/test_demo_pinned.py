@@ -14,6 +14,7 @@ section says, then ``python3 tests/configs/test_demo_pinned.py --record`` (rewri
 and data part of the record) and update the record's results, README.md's table and fingerprint
 and the config's header together.
 """
+
 import hashlib
 import json
 import os
@@ -48,14 +49,18 @@ def demo_config_values():
     cfg = get_cfg()
     cfg.merge_from_file(DEMO)
     flat = _flatten(cfg)
-    values = {k: v for k, v in flat.items() if k.startswith(SECTIONS) and not k.startswith(NOT_DEMO)}
+    values = {
+        k: v for k, v in flat.items() if k.startswith(SECTIONS) and not k.startswith(NOT_DEMO)
+    }
     # Nested tuples (anchor sizes) as lists, as JSON stores them.
     return json.loads(json.dumps(values))
 
 
 def fingerprint(record) -> str:
     """12 hex digits of SHA-256 over the record's config values and data digest."""
-    blob = json.dumps({"config": record["config"], "shapes_digest": record["shapes_digest"]}, sort_keys=True)
+    blob = json.dumps(
+        {"config": record["config"], "shapes_digest": record["shapes_digest"]}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -67,11 +72,18 @@ def _record():
 def test_demo_config_is_as_measured():
     recorded = _record()["config"]
     live = demo_config_values()
-    changed = {k: (v, live.get(k, "<missing>")) for k, v in recorded.items() if live.get(k, "<missing>") != v}
+    changed = {
+        k: (v, live.get(k, "<missing>"))
+        for k, v in recorded.items()
+        if live.get(k, "<missing>") != v
+    }
     assert not changed, (
-        f"configs/demo/faster_rcnn_shapes.yaml (or a default it inherits) no longer resolves to the "
-        f"values README.md's demo numbers were measured with: {{key: (measured, now)}} = {changed}. "
-        f"See this test's docstring for how to re-measure and re-record.")
+        "configs/demo/faster_rcnn_shapes.yaml (or a default it inherits) no longer resolves to "
+        "the "
+        f"values README.md's demo numbers were measured with: {{key: (measured, now)}} = "
+        f"{changed}. "
+        f"See this test's docstring for how to re-measure and re-record."
+    )
 
 
 def test_demo_data_is_as_measured():
@@ -79,7 +91,8 @@ def test_demo_data_is_as_measured():
 
     assert shapes_digest() == _record()["shapes_digest"], (
         "the shapes generator no longer draws the data README.md's demo numbers were measured on "
-        "(pixels, boxes or classes changed; see this test's docstring)")
+        "(pixels, boxes or classes changed; see this test's docstring)"
+    )
 
 
 def _demo_section(text: str) -> str:
@@ -90,7 +103,7 @@ def _demo_section(text: str) -> str:
 
 def _results_table(section: str):
     """Rows of the table after the <!-- demo-results --> marker: {seed: {column: cell}}."""
-    lines = section[section.index("<!-- demo-results -->"):].splitlines()[1:]
+    lines = section[section.index("<!-- demo-results -->") :].splitlines()[1:]
     rows = [ln for ln in lines if ln.startswith("|")]
     header = [c.strip() for c in rows[0].strip("|").split("|")]
     out = {}
@@ -106,7 +119,8 @@ def test_readme_quotes_the_measurement():
         section = _demo_section(f.read())
     assert f"`{fingerprint(record)}`" in section, (
         f"README.md's demo section must quote the demo fingerprint `{fingerprint(record)}` of "
-        f"tests/configs/demo_measured.json")
+        f"tests/configs/demo_measured.json"
+    )
     table = _results_table(section)
     results = record["results"]
     assert sorted(table) == sorted(results) == ["0", "1", "2"]
@@ -114,7 +128,9 @@ def test_readme_quotes_the_measurement():
         row = table[seed]
         for column in ("AP50", "AP", "AP75"):
             assert float(row[column]) == round(measured[column], 1), (seed, column)
-        assert measured["AP50"] >= PROMISED_AP50, f"SEED {seed}: AP50 {measured['AP50']} < {PROMISED_AP50}"
+        assert measured["AP50"] >= PROMISED_AP50, (
+            f"SEED {seed}: AP50 {measured['AP50']} < {PROMISED_AP50}"
+        )
 
 
 def test_record_notices_a_changed_value(monkeypatch):
@@ -147,5 +163,7 @@ if __name__ == "__main__":
     with open(RECORD, "w") as f:
         json.dump(record, f, indent=1, sort_keys=True)
         f.write("\n")
-    print(f"wrote {RECORD}; fingerprint {fingerprint(record)}: update README.md's demo section and "
-          f"the record's results from the new measurement")
+    print(
+        f"wrote {RECORD}; fingerprint {fingerprint(record)}: update README.md's demo section and "
+        f"the record's results from the new measurement"
+    )

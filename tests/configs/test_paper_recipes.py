@@ -6,6 +6,7 @@ table each backbone's. A config value that disagrees with its row, a key a paper
 from the default without a row, or a difference between the two configs of one comparison
 outside the backbone's keys fails here.
 """
+
 import os
 import re
 from typing import Dict, List
@@ -22,10 +23,19 @@ DOC = os.path.join(ROOT, "docs", "reproduction.md")
 # (its builder, its depth, the feature map the heads read, the box head, and the weights with
 # their input contract), and where the run writes.
 ALLOWED_DIFFERENCES = {
-    "MODEL.BACKBONE.NAME", "MODEL.RESNETS.DEPTH", "MODEL.RPN.IN_FEATURES",
-    "MODEL.ROI_HEADS.NAME", "MODEL.ROI_HEADS.IN_FEATURES", "MODEL.ROI_BOX_HEAD.NAME",
-    "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", "MODEL.ROI_BOX_HEAD.FC_DIM", "MODEL.WEIGHTS",
-    "MODEL.PIXEL_MEAN", "MODEL.PIXEL_STD", "INPUT.FORMAT", "OUTPUT_DIR",
+    "MODEL.BACKBONE.NAME",
+    "MODEL.RESNETS.DEPTH",
+    "MODEL.RPN.IN_FEATURES",
+    "MODEL.ROI_HEADS.NAME",
+    "MODEL.ROI_HEADS.IN_FEATURES",
+    "MODEL.ROI_BOX_HEAD.NAME",
+    "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION",
+    "MODEL.ROI_BOX_HEAD.FC_DIM",
+    "MODEL.WEIGHTS",
+    "MODEL.PIXEL_MEAN",
+    "MODEL.PIXEL_STD",
+    "INPUT.FORMAT",
+    "OUTPUT_DIR",
 }
 # Keys that say where and how often a run writes, not how it trains.
 NOT_RECIPE = {"OUTPUT_DIR", "SOLVER.CHECKPOINT_PERIOD"}
@@ -41,14 +51,15 @@ def _tables(text: str) -> Dict[str, List[Dict[str, str]]]:
         if not m:
             continue
         block = []
-        for row in lines[i + 1:]:
+        for row in lines[i + 1 :]:
             if not row.startswith("|"):
                 break
             block.append([c.strip() for c in row.strip().strip("|").split("|")])
         header, rows = block[0], block[2:]
         assert all(len(r) == len(header) for r in rows), f"ragged table after <!-- {m.group(1)} -->"
-        tables[m.group(1)] = [{h: re.sub(r"^`(.*)`$", r"\1", c) for h, c in zip(header, r)}
-                              for r in rows]
+        tables[m.group(1)] = [
+            {h: re.sub(r"^`(.*)`$", r"\1", c) for h, c in zip(header, r)} for r in rows
+        ]
     return tables
 
 
@@ -98,12 +109,18 @@ def _expected(row: Dict[str, str], column: str):
 
 def test_the_document_names_both_backbones_of_each_comparison():
     assert set(CONFIGS) >= {
-        "configs/faster_rcnn_R101.yaml", "configs/faster_rcnn_VGG16.yaml",
-        "configs/voc/faster_rcnn_R101.yaml", "configs/voc/faster_rcnn_VGG16.yaml",
-        "configs/voc/faster_rcnn_R101_07++12.yaml", "configs/voc/faster_rcnn_VGG16_07++12.yaml",
+        "configs/faster_rcnn_R101.yaml",
+        "configs/faster_rcnn_VGG16.yaml",
+        "configs/voc/faster_rcnn_R101.yaml",
+        "configs/voc/faster_rcnn_VGG16.yaml",
+        "configs/voc/faster_rcnn_R101_07++12.yaml",
+        "configs/voc/faster_rcnn_VGG16_07++12.yaml",
     }
     for comparison in COMPARISONS:
-        assert sorted(r["backbone"] for r in PAPER if r["comparison"] == comparison) == ["ResNet-101", "VGG-16"]
+        assert sorted(r["backbone"] for r in PAPER if r["comparison"] == comparison) == [
+            "ResNet-101",
+            "VGG-16",
+        ]
     # Every comparison has a column in the shared table, every backbone one in the other.
     assert set(COMPARISONS) <= set(SHARED[0]) and {"ResNet-101", "VGG-16"} <= set(BACKBONE[0])
     assert not {r["key"] for r in SHARED} & {r["key"] for r in BACKBONE}
@@ -129,8 +146,10 @@ def test_paper_config_changes_no_key_the_tables_omit(row):
     listed = {r["key"] for r in SHARED} | {r["key"] for r in BACKBONE} | NOT_RECIPE
     got, default = _flatten(_load(row["config"])), _flatten(get_cfg())
     unlisted = sorted(k for k in got if k not in listed and got[k] != default[k])
-    assert not unlisted, (f"{row['config']} sets {unlisted} away from the defaults; give each a row "
-                          "in docs/reproduction.md (value, source, departure)")
+    assert not unlisted, (
+        f"{row['config']} sets {unlisted} away from the defaults; give each a row "
+        "in docs/reproduction.md (value, source, departure)"
+    )
 
 
 @pytest.mark.parametrize("comparison", COMPARISONS)
@@ -139,7 +158,8 @@ def test_backbones_of_one_comparison_differ_only_in_backbone_keys(comparison):
     differing = {k for k in a if a[k] != b[k]}
     assert differing <= ALLOWED_DIFFERENCES, (
         f"{comparison}: the VGG-16 and ResNet-101 configs also differ in "
-        f"{sorted(differing - ALLOWED_DIFFERENCES)}; only the backbone's keys may")
+        f"{sorted(differing - ALLOWED_DIFFERENCES)}; only the backbone's keys may"
+    )
 
 
 def test_allowed_differences_are_minimal_and_documented():
@@ -148,6 +168,8 @@ def test_allowed_differences_are_minimal_and_documented():
         a, b = (_flatten(_load(r["config"])) for r in PAPER if r["comparison"] == comparison)
         used |= {k for k in a if a[k] != b[k]}
     # Extra differences fail the test above; here: no allowed key goes unused.
-    assert ALLOWED_DIFFERENCES <= used, (f"no paper config pair differs in "
-                                         f"{sorted(ALLOWED_DIFFERENCES - used)}: drop them from the list")
+    assert ALLOWED_DIFFERENCES <= used, (
+        f"no paper config pair differs in "
+        f"{sorted(ALLOWED_DIFFERENCES - used)}: drop them from the list"
+    )
     assert ALLOWED_DIFFERENCES - NOT_RECIPE <= {r["key"] for r in BACKBONE}

@@ -1,6 +1,7 @@
 """Every pretraining YAML (configs/imagenet, configs/cifar10, configs/digits) loads, builds its
 classifier on CPU and runs one training step on the embedded digits set (real datasets swapped
 for digits by override, small crops), with a finite loss that moves the weights."""
+
 import glob
 import os
 
@@ -22,10 +23,18 @@ PRETRAIN_CONFIGS = sorted(
 
 def test_pretrain_configs_are_found():
     names = set(PRETRAIN_CONFIGS)
-    for required in ("imagenet/resnet50.yaml", "imagenet/resnet50_modern.yaml",
-                     "imagenet/resnet34_shortcut_A.yaml", "imagenet/plain34.yaml",
-                     "imagenet/vgg16.yaml", "cifar10/resnet110.yaml", "cifar10/resnet1202.yaml",
-                     "cifar10/plain56.yaml", "cifar10/preact_resnet1001.yaml", "digits/resnet20.yaml"):
+    for required in (
+        "imagenet/resnet50.yaml",
+        "imagenet/resnet50_modern.yaml",
+        "imagenet/resnet34_shortcut_A.yaml",
+        "imagenet/plain34.yaml",
+        "imagenet/vgg16.yaml",
+        "cifar10/resnet110.yaml",
+        "cifar10/resnet1202.yaml",
+        "cifar10/plain56.yaml",
+        "cifar10/preact_resnet1001.yaml",
+        "digits/resnet20.yaml",
+    ):
         assert required.replace("/", os.sep) in names
 
 
@@ -35,16 +44,33 @@ def test_pretrain_config_builds_and_trains_one_step(name):
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(ROOT, name))
     arch = cfg.MODEL.CLASSIFIER.ARCH
-    cfg.merge_from_list([
-        "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu",
-        "MODEL.CLASSIFIER.NUM_CLASSES", "10",
-        "DATASETS.TRAIN", "['digits_train']", "DATASETS.TEST", "['digits_test']",
-        # VGG's five poolings need 32 pixels; the others run at the digits' own 16.
-        "INPUT.CLS.CROP_SIZE", "32" if arch.startswith("vgg") else "16",
-        "INPUT.CLS.SCALE_RANGE", "[36, 40]" if arch.startswith("vgg") else "[]",
-        "INPUT.CLS.TEST_RESIZE", "0", "INPUT.CLS.PAD", "2",
-        "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0",
-    ])
+    cfg.merge_from_list(
+        [
+            "MODEL.WEIGHTS",
+            "",
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.CLASSIFIER.NUM_CLASSES",
+            "10",
+            "DATASETS.TRAIN",
+            "['digits_train']",
+            "DATASETS.TEST",
+            "['digits_test']",
+            # VGG's five poolings need 32 pixels; the others run at the digits' own 16.
+            "INPUT.CLS.CROP_SIZE",
+            "32" if arch.startswith("vgg") else "16",
+            "INPUT.CLS.SCALE_RANGE",
+            "[36, 40]" if arch.startswith("vgg") else "[]",
+            "INPUT.CLS.TEST_RESIZE",
+            "0",
+            "INPUT.CLS.PAD",
+            "2",
+            "SOLVER.IMS_PER_BATCH",
+            "2",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+        ]
+    )
     model = build_classifier(cfg)
     model.train()
     batch = next(iter(build_classification_train_loader(cfg)))

@@ -1,4 +1,5 @@
 """Fixtures of the detectron2 plugin tests (only torch here: the file loads without detectron2)."""
+
 import os
 
 import pytest
@@ -35,12 +36,15 @@ def random_norms():
 def d2_zoo_config(name: str) -> str:
     """Path of detectron2's model-zoo config ``name`` (e.g.
     "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml") in the installed detectron2 (its
-    package copy, else the source tree it was installed from); skips the test when neither has it."""
+    package copy, else the source tree it was installed from); skips the test when neither has
+    it."""
     import detectron2
 
     package = os.path.dirname(detectron2.__file__)
-    for folder in (os.path.join(package, "model_zoo", "configs"),
-                   os.path.join(os.path.dirname(package), "configs")):
+    for folder in (
+        os.path.join(package, "model_zoo", "configs"),
+        os.path.join(os.path.dirname(package), "configs"),
+    ):
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             return path
@@ -77,5 +81,6 @@ def register_first2() -> None:
         return
     meta = D2MetadataCatalog.get("shapes_val")
     D2DatasetCatalog.register("shapes_val_first2", lambda: D2DatasetCatalog.get("shapes_val")[:2])
-    D2MetadataCatalog.get("shapes_val_first2").set(json_file=meta.json_file, image_root=meta.image_root,
-                                                   evaluator_type="coco")
+    D2MetadataCatalog.get("shapes_val_first2").set(
+        json_file=meta.json_file, image_root=meta.image_root, evaluator_type="coco"
+    )

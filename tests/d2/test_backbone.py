@@ -1,6 +1,7 @@
 """resnet_det's backbones and heads in detectron2: registration (and its table in
 docs/detectron2.md), shapes, equality with detectron2's own ResNet, and our block options
 reaching the C4 head."""
+
 import os
 
 import pytest
@@ -10,8 +11,13 @@ pytest.importorskip("detectron2")
 import torch  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.layers import ShapeSpec  # noqa: E402
-from detectron2.modeling import BACKBONE_REGISTRY, ROI_HEADS_REGISTRY, Backbone  # noqa: E402
-from detectron2.modeling import build_backbone, build_model  # noqa: E402
+from detectron2.modeling import (  # noqa: E402  # noqa: E402
+    BACKBONE_REGISTRY,
+    ROI_HEADS_REGISTRY,
+    Backbone,
+    build_backbone,
+    build_model,
+)
 from detectron2.modeling.backbone.fpn import FPN  # noqa: E402
 from detectron2.modeling.roi_heads import ROI_BOX_HEAD_REGISTRY  # noqa: E402
 
@@ -33,7 +39,11 @@ def _cfg(**resnets):
 
 
 def test_names_registered():
-    for name in ("build_resnet_det_backbone", "build_resnet_det_fpn_backbone", "build_vgg16_backbone"):
+    for name in (
+        "build_resnet_det_backbone",
+        "build_resnet_det_fpn_backbone",
+        "build_vgg16_backbone",
+    ):
         assert name in BACKBONE_REGISTRY
     assert "ResNetDetRes5ROIHeads" in ROI_HEADS_REGISTRY
     assert "VGGFCHead" in ROI_BOX_HEAD_REGISTRY
@@ -54,9 +64,12 @@ def test_docs_table_names_every_registered_entry():
             registry, names = (c.strip() for c in line.strip("|").split("|")[:2])
             rows.setdefault(registry.strip("`"), []).append(names)
     live = {spec.d2_name or spec.name for spec in BACKBONES}
-    registries = {"BACKBONE_REGISTRY": BACKBONE_REGISTRY, "ROI_HEADS_REGISTRY": ROI_HEADS_REGISTRY,
-                  "ROI_BOX_HEAD_REGISTRY": ROI_BOX_HEAD_REGISTRY,
-                  "ROI_MASK_HEAD_REGISTRY": ROI_MASK_HEAD_REGISTRY}
+    registries = {
+        "BACKBONE_REGISTRY": BACKBONE_REGISTRY,
+        "ROI_HEADS_REGISTRY": ROI_HEADS_REGISTRY,
+        "ROI_BOX_HEAD_REGISTRY": ROI_BOX_HEAD_REGISTRY,
+        "ROI_MASK_HEAD_REGISTRY": ROI_MASK_HEAD_REGISTRY,
+    }
     found = 0
     for title, registry in registries.items():
         for name, obj in registry:
@@ -81,8 +94,14 @@ def test_same_res4_res5_as_detectron2_resnet(depth, random_norms):
     cfg.MODEL.BACKBONE.NAME = "build_resnet_det_backbone"
     ours = build_backbone(cfg).eval()
     assert isinstance(ours, Backbone) and type(ours).__name__ == "ResNetDetBackbone"
-    assert ours.output_shape() == theirs.output_shape() == {
-        "res4": ShapeSpec(channels=1024, stride=16), "res5": ShapeSpec(channels=2048, stride=32)}
+    assert (
+        ours.output_shape()
+        == theirs.output_shape()
+        == {
+            "res4": ShapeSpec(channels=1024, stride=16),
+            "res5": ShapeSpec(channels=2048, stride=32),
+        }
+    )
     assert isinstance(ours.output_shape()["res4"], ShapeSpec)
     # weights through our loader (detectron2 layout detected), strict: every tensor placed
     result = resnet_det.load_weights(ours, theirs.state_dict())
@@ -113,7 +132,7 @@ def test_c4_backbone_stops_at_res4_and_vgg_fpn_shapes():
     cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
     fpn = build_backbone(cfg)
     assert isinstance(fpn, FPN) and type(fpn.bottom_up).__name__ == "ResNetDetBackbone"
-    assert fpn.output_shape() == {f"p{i}": ShapeSpec(channels=32, stride=2 ** i) for i in range(2, 7)}
+    assert fpn.output_shape() == {f"p{i}": ShapeSpec(channels=32, stride=2**i) for i in range(2, 7)}
     out = fpn(torch.zeros(1, 3, 64, 64))
     assert out["p2"].shape == (1, 32, 16, 16) and out["p6"].shape == (1, 32, 1, 1)
 
@@ -147,8 +166,11 @@ def test_block_options_reach_the_res5_head():
 
     option_c = _c4_model(DEPTH=50, SHORTCUT="C", STRIDE_IN_1X1=False)
     keys = set(option_c.state_dict())
-    assert {"roi_heads.res5.1.shortcut.weight", "roi_heads.res5.2.shortcut.weight",
-            "backbone.res3.1.shortcut.weight"} <= keys
+    assert {
+        "roi_heads.res5.1.shortcut.weight",
+        "roi_heads.res5.2.shortcut.weight",
+        "backbone.res3.1.shortcut.weight",
+    } <= keys
     assert option_c.roi_heads.res5[0].conv2.stride == (2, 2)
 
     plain = _c4_model(DEPTH=50, PLAIN=True)
@@ -156,8 +178,11 @@ def test_block_options_reach_the_res5_head():
     x = torch.randn(2, 1024, 14, 14)
     block = plain.roi_heads.res5[1].eval()
     with torch.no_grad():  # no identity added: the block is its branch alone
-        branch = torch.relu(block.conv3(torch.relu(block.conv2(torch.relu(block.conv1(
-            plain.roi_heads.res5[0].eval()(x)))))))
+        branch = torch.relu(
+            block.conv3(
+                torch.relu(block.conv2(torch.relu(block.conv1(plain.roi_heads.res5[0].eval()(x)))))
+            )
+        )
         assert torch.allclose(block(plain.roi_heads.res5[0](x)), branch)
 
     r18 = _c4_model(DEPTH=18, RES2_OUT_CHANNELS=64)
@@ -174,11 +199,25 @@ def test_invalid_options_name_the_key():
         _c4_model(DEPTH=50, DEFORM_ON_PER_STAGE=[False, False, True, True])
 
 
-@pytest.mark.parametrize("opts", [
-    ["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64", "MODEL.RESNETS.NORM", "BN",
-     "MODEL.RESNETS.SHORTCUT", "C", "MODEL.BACKBONE.FREEZE_AT", "1"],
-    ["MODEL.BACKBONE.NAME", "build_vgg_backbone", "MODEL.VGG.NORM", "GN"],
-], ids=["resnet", "vgg"])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        [
+            "MODEL.RESNETS.DEPTH",
+            "18",
+            "MODEL.RESNETS.RES2_OUT_CHANNELS",
+            "64",
+            "MODEL.RESNETS.NORM",
+            "BN",
+            "MODEL.RESNETS.SHORTCUT",
+            "C",
+            "MODEL.BACKBONE.FREEZE_AT",
+            "1",
+        ],
+        ["MODEL.BACKBONE.NAME", "build_vgg_backbone", "MODEL.VGG.NORM", "GN"],
+    ],
+    ids=["resnet", "vgg"],
+)
 def test_plugin_builds_the_builtin_engines_backbone(opts):
     """Same registry entry, same kwargs, same init order: with one seed the plugin's backbone
     equals the built-in engine's, parameter names and values (checkpoints move between them)."""
@@ -207,7 +246,11 @@ def test_registry_entries_added_later_reach_detectron2():
         def __init__(self, *, in_channels: int = 3):
             super().__init__()
             self.conv = torch.nn.Conv2d(in_channels, 8, 3, stride=4, padding=1)
-            self._out_features, self._out_feature_channels, self._out_feature_strides = ["t"], {"t": 8}, {"t": 4}
+            self._out_features, self._out_feature_channels, self._out_feature_strides = (
+                ["t"],
+                {"t": 8},
+                {"t": 4},
+            )
 
         def forward(self, x):
             return {"t": self.conv(x)}
@@ -221,18 +264,27 @@ def test_registry_entries_added_later_reach_detectron2():
     try:
         assert "tiny_for_d2_test" in BACKBONE_REGISTRY  # registered after the plugin's import
         net = build_backbone(cfg)
-        assert isinstance(net, Backbone) and isinstance(net, Tiny) and list(net.state_dict()) == [
-            "conv.weight", "conv.bias"]  # a subclass, not a wrapper: the names are Tiny's
+        assert (
+            isinstance(net, Backbone)
+            and isinstance(net, Tiny)
+            and list(net.state_dict()) == ["conv.weight", "conv.bias"]
+        )  # a subclass, not a wrapper: the names are Tiny's
         assert net.output_shape() == {"t": ShapeSpec(channels=8, stride=4)}
         # A function builder cannot be given detectron2's base class: a clear error, not a crash.
         BACKBONES.unregister("tiny_for_d2_test")
-        BACKBONES.register("tiny_for_d2_test", build=lambda **kw: Tiny(**kw), from_config=tiny_kwargs)
+        BACKBONES.register(
+            "tiny_for_d2_test", build=lambda **kw: Tiny(**kw), from_config=tiny_kwargs
+        )
         with pytest.raises(ConfigError, match="MODEL.BACKBONE.NAME"):
             build_backbone(cfg)
     finally:
         BACKBONES.unregister("tiny_for_d2_test")
     # detectron2's own names are not taken over, and the entry is not half-registered
     with pytest.raises(ConfigError, match="build_retinanet_resnet_fpn_backbone"):
-        BACKBONES.register("tiny_for_d2_test", d2_name="build_retinanet_resnet_fpn_backbone",
-                           build=Tiny, from_config=tiny_kwargs)
+        BACKBONES.register(
+            "tiny_for_d2_test",
+            d2_name="build_retinanet_resnet_fpn_backbone",
+            build=Tiny,
+            from_config=tiny_kwargs,
+        )
     assert "tiny_for_d2_test" not in BACKBONES

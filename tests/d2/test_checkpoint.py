@@ -3,6 +3,7 @@ detectron2's own ResNet; the MSRA/Caffe2 .pkl layout loads into ours through the
 unpickler; the plugin's checkpointer never runs code from a file and writes atomically; and
 detectron2's whole Mask R-CNN checkpoints (R50-FPN, R50-C4) load into the built-in engine's
 Mask R-CNN and compute what detectron2 computes."""
+
 import os
 import pickle
 import re
@@ -168,9 +169,16 @@ def test_torchvision_layout_imagenet_weights_reach_backbone(tmp_path):
 # ------------------------------------------------- detectron2 Mask R-CNN -> the built-in engine
 MASK_ZOO = {
     # detectron2's model-zoo config -> our built-in engine's YAML of the same architecture
-    "R50-FPN": ("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml", "mask_rcnn_R50_FPN.yaml", []),
-    "R50-C4": ("COCO-InstanceSegmentation/mask_rcnn_R_50_C4_1x.yaml", "mask_rcnn_R101.yaml",
-               ["MODEL.RESNETS.DEPTH", "50"]),
+    "R50-FPN": (
+        "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
+        "mask_rcnn_R50_FPN.yaml",
+        [],
+    ),
+    "R50-C4": (
+        "COCO-InstanceSegmentation/mask_rcnn_R_50_C4_1x.yaml",
+        "mask_rcnn_R101.yaml",
+        ["MODEL.RESNETS.DEPTH", "50"],
+    ),
 }
 
 
@@ -185,8 +193,9 @@ def _anchor_permutation(ours_cells, theirs_cells):
 
 
 @pytest.mark.parametrize("name", sorted(MASK_ZOO))
-def test_detectron2_mask_rcnn_checkpoint_loads_into_the_builtin_model(name, tmp_path, random_norms,
-                                                                       single_thread):
+def test_detectron2_mask_rcnn_checkpoint_loads_into_the_builtin_model(
+    name, tmp_path, random_norms, single_thread
+):
     """A detectron2 Mask R-CNN checkpoint (a randomly initialised model of its model-zoo config,
     saved by its DetectionCheckpointer) is MODEL.WEIGHTS for our built-in Mask R-CNN: every key
     placed, none left over, and the same numbers wherever the two architectures compute the
@@ -196,15 +205,18 @@ def test_detectron2_mask_rcnn_checkpoint_loads_into_the_builtin_model(name, tmp_
     zoo, yaml, opts = MASK_ZOO[name]
     cfg = get_cfg()
     cfg.merge_from_file(d2_zoo_config(zoo), allow_unsafe=False)
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.ROI_HEADS.NUM_CLASSES", "3"])
+    cfg.merge_from_list(
+        ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.ROI_HEADS.NUM_CLASSES", "3"]
+    )
     torch.manual_seed(0)
     theirs = d2_build_model(cfg).eval()
     random_norms(theirs)
     DetectionCheckpointer(theirs, save_dir=str(tmp_path)).save("d2_mask_rcnn")
     ours_cfg = our_cfg()
     ours_cfg.merge_from_file(os.path.join(ROOT, "configs", yaml))
-    ours_cfg.merge_from_list(opts + ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "",
-                                     "MODEL.ROI_HEADS.NUM_CLASSES", "3"])
+    ours_cfg.merge_from_list(
+        opts + ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.ROI_HEADS.NUM_CLASSES", "3"]
+    )
     ours = build_model(ours_cfg).eval()
     result = load_pretrained_weights(ours, str(tmp_path / "d2_mask_rcnn.pth"))
     assert result.missing_keys == [] and result.unexpected_keys == []  # strict: all placed
@@ -223,18 +235,24 @@ def test_detectron2_mask_rcnn_checkpoint_loads_into_the_builtin_model(name, tmp_
         rpn_in = [fa[f] for f in theirs.proposal_generator.in_features]
         logits_a, deltas_a = theirs.proposal_generator.rpn_head(rpn_in)
         logits_b, deltas_b = ours.rpn.head(rpn_in)
-        perm = _anchor_permutation(ours.rpn.anchor_generator.cell_anchors[0],
-                                   next(iter(theirs.proposal_generator.anchor_generator.cell_anchors)))
+        perm = _anchor_permutation(
+            ours.rpn.anchor_generator.cell_anchors[0],
+            next(iter(theirs.proposal_generator.anchor_generator.cell_anchors)),
+        )
         for la, da, lb, db in zip(logits_a, deltas_a, logits_b, deltas_b):
             torch.testing.assert_close(lb, la[:, perm], rtol=0, atol=1e-4)
             n, _, h, w = da.shape
-            torch.testing.assert_close(db, da.view(n, -1, 4, h, w)[:, perm].view(n, -1, h, w),
-                                       rtol=0, atol=1e-4)
+            torch.testing.assert_close(
+                db, da.view(n, -1, 4, h, w)[:, perm].view(n, -1, h, w), rtol=0, atol=1e-4
+            )
 
         proposals, _ = theirs.proposal_generator(images, fa)
         expected = theirs.roi_heads(images, fa, proposals)[0][0]
-        got = ours.roi_heads({f: fa[f] for f in ours.roi_in_features},
-                             [proposals[0].proposal_boxes.tensor], list(images.image_sizes))[0][0]
+        got = ours.roi_heads(
+            {f: fa[f] for f in ours.roi_in_features},
+            [proposals[0].proposal_boxes.tensor],
+            list(images.image_sizes),
+        )[0][0]
     assert len(expected) > 10 and len(got["boxes"]) == len(expected)
     torch.testing.assert_close(got["boxes"], expected.pred_boxes.tensor, rtol=0, atol=1e-4)
     torch.testing.assert_close(got["scores"], expected.scores, rtol=0, atol=1e-4)

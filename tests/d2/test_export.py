@@ -3,6 +3,7 @@ equivalent model scripts: FPN with StandardROIHeads, with and without masks, and
 not the C4 Res5ROIHeads without masks, whose inference refers to a mask_head it lacks, so
 detectron2's own R50-C4 Faster R-CNN does not script either), TracingAdapter and
 DefaultPredictor."""
+
 import os
 
 import pytest
@@ -22,12 +23,31 @@ from resnet_det.d2.train import setup_cfg  # noqa: E402
 from .conftest import randomize_norms  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-SMALL = ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TEST", "96",
-         "INPUT.MAX_SIZE_TEST", "128", "MODEL.RPN.PRE_NMS_TOPK_TEST", "300",
-         "MODEL.RPN.POST_NMS_TOPK_TEST", "50", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
-         "TEST.DETECTIONS_PER_IMAGE", "20"]
-FIELDS = {"proposal_boxes": Boxes, "objectness_logits": torch.Tensor, "pred_boxes": Boxes,
-          "scores": torch.Tensor, "pred_classes": torch.Tensor}
+SMALL = [
+    "MODEL.DEVICE",
+    "cpu",
+    "MODEL.WEIGHTS",
+    "",
+    "INPUT.MIN_SIZE_TEST",
+    "96",
+    "INPUT.MAX_SIZE_TEST",
+    "128",
+    "MODEL.RPN.PRE_NMS_TOPK_TEST",
+    "300",
+    "MODEL.RPN.POST_NMS_TOPK_TEST",
+    "50",
+    "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+    "0.0",
+    "TEST.DETECTIONS_PER_IMAGE",
+    "20",
+]
+FIELDS = {
+    "proposal_boxes": Boxes,
+    "objectness_logits": torch.Tensor,
+    "pred_boxes": Boxes,
+    "scores": torch.Tensor,
+    "pred_classes": torch.Tensor,
+}
 
 
 MASK = ["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.NUM_CONV", "4"]  # detectron2's FPN mask head
@@ -48,13 +68,20 @@ def _image(h=96, w=128):
     return img
 
 
-@pytest.mark.parametrize("config, extra", [
-    ("configs/modern/faster_rcnn_R50_FPN_1x.yaml", []),
-    ("configs/modern/faster_rcnn_R50_FPN_1x.yaml", MASK),  # Mask R-CNN, as detectron2's own scripts
-    # C4 Mask R-CNN (our res5 shared by box and mask heads), as detectron2's mask_rcnn_R_50_C4
-    ("configs/faster_rcnn_R101.yaml", ["MODEL.MASK_ON", "True"]),
-    ("configs/faster_rcnn_VGG16.yaml", []),
-], ids=["R50-FPN", "R50-FPN-mask", "R101-C4-mask", "VGG16"])
+@pytest.mark.parametrize(
+    "config, extra",
+    [
+        ("configs/modern/faster_rcnn_R50_FPN_1x.yaml", []),
+        (
+            "configs/modern/faster_rcnn_R50_FPN_1x.yaml",
+            MASK,
+        ),  # Mask R-CNN, as detectron2's own scripts
+        # C4 Mask R-CNN (our res5 shared by box and mask heads), as detectron2's mask_rcnn_R_50_C4
+        ("configs/faster_rcnn_R101.yaml", ["MODEL.MASK_ON", "True"]),
+        ("configs/faster_rcnn_VGG16.yaml", []),
+    ],
+    ids=["R50-FPN", "R50-FPN-mask", "R101-C4-mask", "VGG16"],
+)
 def test_scripting_with_instances_matches_eager(config, extra, single_thread):
     _, model = _model(config, extra)
     fields = dict(FIELDS, pred_masks=torch.Tensor) if extra else FIELDS
@@ -75,6 +102,7 @@ def test_scripting_with_instances_matches_eager(config, extra, single_thread):
 
 def test_tracing_adapter_and_default_predictor_still_work(single_thread):
     cfg, model = _model("configs/modern/faster_rcnn_R50_FPN_1x.yaml")
+
     def inference(model, image):
         return model.inference([{"image": image}], do_postprocess=False)[0]
 

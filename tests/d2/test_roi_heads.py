@@ -2,6 +2,7 @@
 own with the same weights (R50-C4: our res5 in ResNetDetRes5ROIHeads, shared by the box and
 mask heads; R50-FPN: StandardROIHeads on our bottom-up ResNet), and the C4 mask head runs on
 our res5 whatever its block options."""
+
 import pytest
 
 pytest.importorskip("detectron2")
@@ -18,11 +19,19 @@ from resnet_det.d2 import ResNetDetBackbone, ResNetDetRes5ROIHeads  # noqa: E402
 
 from .conftest import d2_zoo_config, randomize_norms  # noqa: E402
 
-ZOO = {"R50-C4": "COCO-InstanceSegmentation/mask_rcnn_R_50_C4_1x.yaml",
-       "R50-FPN": "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml"}
-SMALL = {"MODEL.DEVICE": "cpu", "MODEL.WEIGHTS": "", "MODEL.ROI_HEADS.NUM_CLASSES": 3,
-         "MODEL.RPN.PRE_NMS_TOPK_TEST": 300, "MODEL.RPN.POST_NMS_TOPK_TEST": 30,
-         "MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0, "TEST.DETECTIONS_PER_IMAGE": 20}
+ZOO = {
+    "R50-C4": "COCO-InstanceSegmentation/mask_rcnn_R_50_C4_1x.yaml",
+    "R50-FPN": "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
+}
+SMALL = {
+    "MODEL.DEVICE": "cpu",
+    "MODEL.WEIGHTS": "",
+    "MODEL.ROI_HEADS.NUM_CLASSES": 3,
+    "MODEL.RPN.PRE_NMS_TOPK_TEST": 300,
+    "MODEL.RPN.POST_NMS_TOPK_TEST": 30,
+    "MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0,
+    "TEST.DETECTIONS_PER_IMAGE": 20,
+}
 
 
 def _zoo_cfg(name, ours: bool):
@@ -31,7 +40,9 @@ def _zoo_cfg(name, ours: bool):
     cfg.merge_from_file(d2_zoo_config(ZOO[name]), allow_unsafe=False)
     for key, value in SMALL.items():
         cfg.merge_from_list([key, str(value)])
-    if ours:  # detectron2's names -> the plugin's, as tools/train_net.py --engine detectron2 maps them
+    if (
+        ours
+    ):  # detectron2's names -> the plugin's, as tools/train_net.py --engine detectron2 maps them
         resnet_det.d2.resolve_for_detectron2(cfg)
     return cfg
 
@@ -51,7 +62,9 @@ def test_mask_rcnn_on_our_backbone_equals_detectron2s_own(name, single_thread):
     randomize_norms(theirs)
     ours = build_model(_zoo_cfg(name, ours=True)).eval()
     if name == "R50-C4":
-        assert type(theirs.roi_heads) is Res5ROIHeads and type(ours.roi_heads) is ResNetDetRes5ROIHeads
+        assert (
+            type(theirs.roi_heads) is Res5ROIHeads and type(ours.roi_heads) is ResNetDetRes5ROIHeads
+        )
         assert isinstance(ours.backbone, ResNetDetBackbone)
     else:
         assert isinstance(ours.backbone.bottom_up, ResNetDetBackbone)

@@ -1,6 +1,7 @@
 """configs/faster_rcnn_R101.yaml and configs/faster_rcnn_VGG16.yaml under detectron2's trainer
 on the demo data: a detectron2 GeneralizedRCNN with our parts, a couple of iterations (finite
 losses, weights change), COCO bbox AP as the built-in engine reports it, ENGINE saved."""
+
 import os
 
 import pytest
@@ -15,17 +16,56 @@ from resnet_det.d2 import train as d2train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Tiny CPU run: small images, few proposals and RoIs, 2 iterations, 2 validation images.
-SMALL = ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.NUM_CLASSES", "3",
-         "DATASETS.TRAIN", "('shapes_train',)", "DATASETS.TEST", "('shapes_val_first2',)",
-         "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "96",
-         "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "96",
-         "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "()",
-         "SOLVER.WARMUP_ITERS", "0", "SOLVER.BASE_LR", "0.001", "SOLVER.CHECKPOINT_PERIOD", "100",
-         "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "200", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32",
-         "MODEL.RPN.PRE_NMS_TOPK_TEST", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "4",
-         "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16", "DATALOADER.NUM_WORKERS", "0",
-         "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",  # after 2 iterations scores are low
-         "LOG_PERIOD", "1", "SEED", "3"]
+SMALL = [
+    "MODEL.WEIGHTS",
+    "",
+    "MODEL.DEVICE",
+    "cpu",
+    "MODEL.ROI_HEADS.NUM_CLASSES",
+    "3",
+    "DATASETS.TRAIN",
+    "('shapes_train',)",
+    "DATASETS.TEST",
+    "('shapes_val_first2',)",
+    "INPUT.MIN_SIZE_TRAIN",
+    "(64,)",
+    "INPUT.MAX_SIZE_TRAIN",
+    "96",
+    "INPUT.MIN_SIZE_TEST",
+    "64",
+    "INPUT.MAX_SIZE_TEST",
+    "96",
+    "SOLVER.IMS_PER_BATCH",
+    "2",
+    "SOLVER.MAX_ITER",
+    "2",
+    "SOLVER.STEPS",
+    "()",
+    "SOLVER.WARMUP_ITERS",
+    "0",
+    "SOLVER.BASE_LR",
+    "0.001",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "100",
+    "MODEL.RPN.PRE_NMS_TOPK_TRAIN",
+    "200",
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+    "32",
+    "MODEL.RPN.PRE_NMS_TOPK_TEST",
+    "100",
+    "MODEL.RPN.POST_NMS_TOPK_TEST",
+    "4",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+    "16",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+    "0.0",  # after 2 iterations scores are low
+    "LOG_PERIOD",
+    "1",
+    "SEED",
+    "3",
+]
 CASES = {
     # Random weights with FrozenBN: zero-init residuals keep ResNet-101's activations finite
     # (each block starts as the identity); it also shows our block options reach detectron2.
@@ -45,7 +85,9 @@ def trained(request, tmp_path_factory, datasets_root):
     name = request.param
     yaml, extra = CASES[name]
     out = str(tmp_path_factory.mktemp(f"out_{name}"))
-    cfg = d2train.setup_cfg(os.path.join(ROOT, "configs", yaml), SMALL + extra + ["OUTPUT_DIR", out])
+    cfg = d2train.setup_cfg(
+        os.path.join(ROOT, "configs", yaml), SMALL + extra + ["OUTPUT_DIR", out]
+    )
     d2train.setup(cfg)
     d2train.register_datasets(cfg.DATASETS.TRAIN)
     trainer = d2train.Trainer(cfg)
@@ -68,7 +110,9 @@ def test_model_is_detectron2_rcnn_with_our_parts(trained):
         assert isinstance(model.roi_heads.box_head, VGGFCHead)
         assert model.roi_heads.box_head.fc6.in_features == 512 * 7 * 7
         assert model.roi_heads.box_head.fc7.out_features == 4096
-        assert type(model.roi_heads.box_pooler.level_poolers[0]).__name__ == "RoIPool"  # torchvision op
+        assert (
+            type(model.roi_heads.box_pooler.level_poolers[0]).__name__ == "RoIPool"
+        )  # torchvision op
 
 
 def test_training_losses_finite_and_weights_change(trained):

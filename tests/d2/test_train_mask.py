@@ -3,6 +3,7 @@ build detectron2's Mask R-CNN on our ResNet (FPN: StandardROIHeads with MaskRCNN
 C4: our res5 shared by the box and mask heads), train a couple of iterations on the demo shapes
 (whose COCO json holds instance masks: polygons and RLE) and report COCO "segm" AP beside
 "bbox"; the run ends with its curves and the next commands, which work."""
+
 import importlib.util
 import os
 import shlex
@@ -23,20 +24,64 @@ from resnet_det.d2 import train as d2train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A short CPU run: 2 iterations, evaluation on 2 validation images with every detection kept.
-SHORT = ["MODEL.DEVICE", "cpu", "DATASETS.TEST", "('shapes_val_first2',)",
-         "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "0", "SOLVER.CHECKPOINT_PERIOD", "100",
-         "TEST.EVAL_PERIOD", "0", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
-         "DATALOADER.NUM_WORKERS", "0", "LOG_PERIOD", "1", "SEED", "3"]
+SHORT = [
+    "MODEL.DEVICE",
+    "cpu",
+    "DATASETS.TEST",
+    "('shapes_val_first2',)",
+    "SOLVER.MAX_ITER",
+    "2",
+    "SOLVER.WARMUP_ITERS",
+    "0",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "100",
+    "TEST.EVAL_PERIOD",
+    "0",
+    "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+    "0.0",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "LOG_PERIOD",
+    "1",
+    "SEED",
+    "3",
+]
 # The C4 model at a small size: small images, few proposals and RoIs.
-SMALL_C4 = ["MODEL.WEIGHTS", "", "MODEL.ROI_HEADS.NUM_CLASSES", "3",
-            "DATASETS.TRAIN", "('shapes_train',)", "INPUT.MIN_SIZE_TRAIN", "(64,)",
-            "INPUT.MAX_SIZE_TRAIN", "96", "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "96",
-            "SOLVER.IMS_PER_BATCH", "2", "SOLVER.STEPS", "()", "SOLVER.BASE_LR", "0.001",
-            "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "200", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32",
-            "MODEL.RPN.PRE_NMS_TOPK_TEST", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "4",
-            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16",
-            # random weights with FrozenBN: zero-init residuals keep ResNet-101 finite
-            "MODEL.RESNETS.ZERO_INIT_RESIDUAL", "True"]
+SMALL_C4 = [
+    "MODEL.WEIGHTS",
+    "",
+    "MODEL.ROI_HEADS.NUM_CLASSES",
+    "3",
+    "DATASETS.TRAIN",
+    "('shapes_train',)",
+    "INPUT.MIN_SIZE_TRAIN",
+    "(64,)",
+    "INPUT.MAX_SIZE_TRAIN",
+    "96",
+    "INPUT.MIN_SIZE_TEST",
+    "64",
+    "INPUT.MAX_SIZE_TEST",
+    "96",
+    "SOLVER.IMS_PER_BATCH",
+    "2",
+    "SOLVER.STEPS",
+    "()",
+    "SOLVER.BASE_LR",
+    "0.001",
+    "MODEL.RPN.PRE_NMS_TOPK_TRAIN",
+    "200",
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+    "32",
+    "MODEL.RPN.PRE_NMS_TOPK_TEST",
+    "100",
+    "MODEL.RPN.POST_NMS_TOPK_TEST",
+    "4",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+    "16",
+    # random weights with FrozenBN: zero-init residuals keep ResNet-101 finite
+    "MODEL.RESNETS.ZERO_INIT_RESIDUAL",
+    "True",
+]
 CASES = {
     # The Mask R-CNN demo as it is (R18-FPN from scratch, detectron2's FPN mask head made small).
     "demo-R18-FPN": ("demo/mask_rcnn_shapes.yaml", []),
@@ -56,7 +101,9 @@ def trained(request, tmp_path_factory):
     name = request.param
     yaml, extra = CASES[name]
     out = str(tmp_path_factory.mktemp(f"out_mask_{name}"))
-    cfg = d2train.setup_cfg(os.path.join(ROOT, "configs", yaml), extra + SHORT + ["OUTPUT_DIR", out])
+    cfg = d2train.setup_cfg(
+        os.path.join(ROOT, "configs", yaml), extra + SHORT + ["OUTPUT_DIR", out]
+    )
     d2train.setup(cfg)
     d2train.register_datasets(list(cfg.DATASETS.TRAIN))
     trainer = d2train.Trainer(cfg)
@@ -74,7 +121,9 @@ def test_the_model_is_detectron2_mask_rcnn_on_our_backbone(trained):
     assert isinstance(head, MaskRCNNConvUpsampleHead)
     assert head.predictor.out_channels == 3  # one mask per class
     if name == "demo-R18-FPN":
-        assert isinstance(model.backbone, FPN) and isinstance(model.backbone.bottom_up, ResNetDetBackbone)
+        assert isinstance(model.backbone, FPN) and isinstance(
+            model.backbone.bottom_up, ResNetDetBackbone
+        )
         assert len(model.backbone.bottom_up.res2) == 2  # ResNet-18
         assert type(model.roi_heads) is StandardROIHeads
         assert len(head.conv_norm_relus) == 2 and head.deconv.in_channels == 64  # the demo's head
@@ -112,7 +161,9 @@ def test_evaluation_reports_segm_ap_beside_bbox(trained):
 
 
 def _train_net():
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(ROOT, "tools", "train_net.py"))
+    spec = importlib.util.spec_from_file_location(
+        "train_net", os.path.join(ROOT, "tools", "train_net.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -125,7 +176,9 @@ def test_finish_run_draws_curves_and_its_evaluate_command_works(trained, capsys)
     curves = os.path.join(out, "training_curves.png")
     assert os.path.isfile(curves) and os.path.getsize(curves) > 1000
     assert curves in text.split("Next:")[0]
-    assert os.path.join(out, "model_final.pth") in text and os.path.join(out, "metrics.json") in text
+    assert (
+        os.path.join(out, "model_final.pth") in text and os.path.join(out, "metrics.json") in text
+    )
     assert text.count("--engine detectron2") == 2  # evaluate again, resume
     assert "tools/plot_curves.py" in text
     if name != "R101-C4":
@@ -138,7 +191,9 @@ def test_finish_run_draws_curves_and_its_evaluate_command_works(trained, capsys)
     printed = capsys.readouterr().out
     assert "segm: AP" in printed and "bbox: AP" in printed
     for task in ("bbox", "segm"):
-        assert results[task]["AP"] == pytest.approx(trainer._last_eval_results[task]["AP"], abs=1e-6)
+        assert results[task]["AP"] == pytest.approx(
+            trainer._last_eval_results[task]["AP"], abs=1e-6
+        )
 
 
 def test_mask_format_follows_the_annotations():
@@ -149,12 +204,22 @@ def test_mask_format_follows_the_annotations():
     assert len(segms) > 100 and all(segms)  # the demo json holds a mask for every object
     assert any(isinstance(s, dict) for s in segms) and any(isinstance(s, list) for s in segms)
     assert d2train.mask_format_for(cfg, records) == "bitmask"  # RLE circles
-    polygons_only = [{**r, "annotations": [a for a in r["annotations"]
-                                           if isinstance(a["segmentation"], list)]} for r in records]
+    polygons_only = [
+        {**r, "annotations": [a for a in r["annotations"] if isinstance(a["segmentation"], list)]}
+        for r in records
+    ]
     assert d2train.mask_format_for(cfg, polygons_only) == "polygon"
     # RLE on a crowd region is dropped by training, so it does not need the bitmask format
-    crowd = [{**r, "annotations": [{**a, "iscrowd": 1} if isinstance(a["segmentation"], dict) else a
-                                   for a in r["annotations"]]} for r in records]
+    crowd = [
+        {
+            **r,
+            "annotations": [
+                {**a, "iscrowd": 1} if isinstance(a["segmentation"], dict) else a
+                for a in r["annotations"]
+            ],
+        }
+        for r in records
+    ]
     assert d2train.mask_format_for(cfg, crowd) == "polygon"
     assert d2train.evaluation_tasks(cfg) == ("bbox", "segm")
     cfg.defrost()

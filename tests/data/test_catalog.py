@@ -76,7 +76,7 @@ def test_metadata_set_get_conflict_and_lazy(name):
     with pytest.raises(ValueError, match="thing_classes"):
         meta.set(thing_classes=["b", "a"])
     with pytest.raises(AttributeError, match="json_file"):
-        meta.json_file
+        _ = meta.json_file
     assert meta.get("json_file", "default") == "default"
     state = {"root": "/one"}
     meta.set(json_file=Lazy(lambda: state["root"] + "/x.json"))

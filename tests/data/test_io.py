@@ -1,4 +1,5 @@
 """The one read_image, datasets_root and bad-image error of both tasks."""
+
 import os
 import pickle
 
@@ -7,8 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_det.data.io import (BadImageError, MissingImageError, check_on_bad_image,
-                                datasets_root, read_image)
+from resnet_det.data.io import (
+    BadImageError,
+    MissingImageError,
+    check_on_bad_image,
+    datasets_root,
+    read_image,
+)
 from resnet_det.utils.errors import DataError, MissingFileError, UserError
 
 

@@ -1,5 +1,6 @@
 """The training stream (seeded, epoch-wise, split across ranks, resumable), its batches, the
 inference shards and the seeding of loader workers."""
+
 import itertools
 import random
 
@@ -7,8 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_det.data.samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler,
-                                      WorkerSeeder, loader_seeding)
+from resnet_det.data.samplers import (
+    InferenceSampler,
+    TrainBatchSampler,
+    TrainingSampler,
+    WorkerSeeder,
+    loader_seeding,
+)
 from resnet_det.utils.seeding import derive_seed
 
 
@@ -21,7 +27,7 @@ def test_training_stream_is_seeded_and_epochwise_permuted():
     assert a == _take(TrainingSampler(10, seed=1), 30)
     assert a != _take(TrainingSampler(10, seed=2), 30)
     for e in range(3):
-        assert sorted(a[10 * e:10 * e + 10]) == list(range(10))
+        assert sorted(a[10 * e : 10 * e + 10]) == list(range(10))
     assert a[:10] != a[10:20]  # reshuffled each epoch
     assert _take(TrainingSampler(4, shuffle=False), 6) == [0, 1, 2, 3, 0, 1]
 
@@ -36,14 +42,18 @@ def test_resume_offset_continues_the_same_stream():
 def test_ranks_split_the_global_stream():
     world = 3
     full = _take(TrainingSampler(11, seed=0, rank=0, world_size=1), 60)
-    shares = [_take(TrainingSampler(11, seed=0, rank=r, world_size=world), 20)
-              for r in range(world)]
+    shares = [
+        _take(TrainingSampler(11, seed=0, rank=r, world_size=world), 20) for r in range(world)
+    ]
     for r in range(world):
         assert shares[r] == full[r::world]
     # One epoch's positions (0..10) are covered exactly once across ranks.
-    epoch = [(p, i) for r in range(world)
-             for p, i in _take(TrainingSampler(11, seed=0, rank=r, world_size=world)
-                               .iter_positions(), 4) if p < 11]
+    epoch = [
+        (p, i)
+        for r in range(world)
+        for p, i in _take(TrainingSampler(11, seed=0, rank=r, world_size=world).iter_positions(), 4)
+        if p < 11
+    ]
     assert sorted(p for p, _ in epoch) == list(range(11))
     assert sorted(i for _, i in epoch) == list(range(11))
 
@@ -54,8 +64,7 @@ def test_inference_shards_disjoint_contiguous_covering(size, world):
     assert sum(shards, []) == list(range(size))
     lengths = [len(s) for s in shards]
     assert max(lengths) - min(lengths) <= 1
-    assert [len(InferenceSampler(size, rank=r, world_size=world)) for r in range(world)] == \
-        lengths
+    assert [len(InferenceSampler(size, rank=r, world_size=world)) for r in range(world)] == lengths
 
 
 def test_invalid_rank():
@@ -90,14 +99,22 @@ class _Draws(torch.utils.data.Dataset):
         return 4
 
     def __getitem__(self, i):
-        return (torch.utils.data.get_worker_info().id, random.random(), float(np.random.rand()),
-                float(torch.rand(1)))
+        return (
+            torch.utils.data.get_worker_info().id,
+            random.random(),
+            float(np.random.rand()),
+            float(torch.rand(1)),
+        )
 
 
 def _worker_draws(seeder, generator_seed):
-    loader = torch.utils.data.DataLoader(_Draws(), batch_size=None, num_workers=2,
-                                         worker_init_fn=seeder,
-                                         generator=torch.Generator().manual_seed(generator_seed))
+    loader = torch.utils.data.DataLoader(
+        _Draws(),
+        batch_size=None,
+        num_workers=2,
+        worker_init_fn=seeder,
+        generator=torch.Generator().manual_seed(generator_seed),
+    )
     return list(loader)  # in order: items 0, 2 from worker 0, items 1, 3 from worker 1
 
 

@@ -45,37 +45,47 @@ def test_compressed_counts_are_decoded_as_pycocotools_encodes():
     assert problem is not None and "compressed" in problem[0]
 
 
-@pytest.mark.parametrize("segm", [
-    [[1, 1, 10, 1, 10, 10]],
-    [[1.5, 1, 10, 1, 10, 10, 1, 10], [20, 20, 30, 20, 25, 28]],
-    "rle", "uncompressed",
-])
+@pytest.mark.parametrize(
+    "segm",
+    [
+        [[1, 1, 10, 1, 10, 10]],
+        [[1.5, 1, 10, 1, 10, 10, 1, 10], [20, 20, 30, 20, 25, 28]],
+        "rle",
+        "uncompressed",
+    ],
+)
 def test_usable_masks_pass(segm):
     m = _bitmap(5, 10, 5, 20)
-    segm = {"rle": _rle(m), "uncompressed": _uncompressed(m)}.get(segm, segm) \
-        if isinstance(segm, str) else segm
+    segm = (
+        {"rle": _rle(m), "uncompressed": _uncompressed(m)}.get(segm, segm)
+        if isinstance(segm, str)
+        else segm
+    )
     assert check_segmentation(segm, H, W) is None
 
 
-@pytest.mark.parametrize("segm, iscrowd, words", [
-    ([[1, 1, 10, 1]], 0, "polygon 0 of 4 numbers (2 points)"),
-    ([[1, 1, 10, 1, 10, 10, 3]], 0, "7 numbers (3 points and a stray number)"),
-    ([[1, 1, 10, 1, 10, float("nan")]], 0, "not a list of finite numbers"),
-    ([[1, 1, 10, 1, 10, "a"]], 0, "not a list of finite numbers"),
-    ([[1, 1, 10, 1, 10, True]], 0, "not a list of finite numbers"),
-    ([[1, 1, 10, 1, 10, 10], 5], 0, "polygon 1 that is not a list"),
-    ([], 0, "empty polygon list"),
-    ([[1, 1, 10, 1, 10, 1e9]], 0, "far outside its 40x30 image"),
-    ([[1, 1, 10, 1, 10, 10]], 1, "crowd region (iscrowd 1) whose 'segmentation' is polygons"),
-    ({"size": [H + 1, W], "counts": "0"}, 0, f"RLE mask of size [{H + 1}, {W}]"),
-    ({"size": [H, W]}, 0, "'counts' is NoneType"),
-    ({"size": "30x40", "counts": "0"}, 0, "'size' is '30x40'"),
-    ({"size": [H, W], "counts": [1, -2]}, 0, "neither a list of non-negative ints"),
-    ({"size": [H, W], "counts": [5, 6]}, 0, f"cover 11 pixels, not the {H * W}"),
-    ({"size": [H, W], "counts": "0~"}, 0, "not pycocotools' compressed encoding"),
-    ("polygon", 0, "of type str"),
-    (7, 0, "of type int"),
-])
+@pytest.mark.parametrize(
+    "segm, iscrowd, words",
+    [
+        ([[1, 1, 10, 1]], 0, "polygon 0 of 4 numbers (2 points)"),
+        ([[1, 1, 10, 1, 10, 10, 3]], 0, "7 numbers (3 points and a stray number)"),
+        ([[1, 1, 10, 1, 10, float("nan")]], 0, "not a list of finite numbers"),
+        ([[1, 1, 10, 1, 10, "a"]], 0, "not a list of finite numbers"),
+        ([[1, 1, 10, 1, 10, True]], 0, "not a list of finite numbers"),
+        ([[1, 1, 10, 1, 10, 10], 5], 0, "polygon 1 that is not a list"),
+        ([], 0, "empty polygon list"),
+        ([[1, 1, 10, 1, 10, 1e9]], 0, "far outside its 40x30 image"),
+        ([[1, 1, 10, 1, 10, 10]], 1, "crowd region (iscrowd 1) whose 'segmentation' is polygons"),
+        ({"size": [H + 1, W], "counts": "0"}, 0, f"RLE mask of size [{H + 1}, {W}]"),
+        ({"size": [H, W]}, 0, "'counts' is NoneType"),
+        ({"size": "30x40", "counts": "0"}, 0, "'size' is '30x40'"),
+        ({"size": [H, W], "counts": [1, -2]}, 0, "neither a list of non-negative ints"),
+        ({"size": [H, W], "counts": [5, 6]}, 0, f"cover 11 pixels, not the {H * W}"),
+        ({"size": [H, W], "counts": "0~"}, 0, "not pycocotools' compressed encoding"),
+        ("polygon", 0, "of type str"),
+        (7, 0, "of type int"),
+    ],
+)
 def test_unusable_masks_say_what_is_wrong(segm, iscrowd, words):
     bad = check_segmentation(segm, H, W, iscrowd)
     assert bad is not None and words in bad[0], bad
@@ -94,8 +104,8 @@ def test_crowd_rle_passes_and_normal_form():
 
 
 def test_instance_masks_polygons_and_rle_follow_resize_and_flip():
-    square = [[10.0, 5.0, 20.0, 5.0, 20.0, 15.0, 10.0, 15.0]]   # pixels x 10..19, y 5..14
-    bitmap = _bitmap(20, 30, 0, 8)                                # pixels x 0..7, y 20..29
+    square = [[10.0, 5.0, 20.0, 5.0, 20.0, 15.0, 10.0, 15.0]]  # pixels x 10..19, y 5..14
+    bitmap = _bitmap(20, 30, 0, 8)  # pixels x 0..7, y 20..29
     masks = InstanceMasks([square, _rle(bitmap)], H, W)
     t = masks.to_tensor()
     assert t.dtype == torch.uint8 and t.shape == (2, H, W)

@@ -3,6 +3,7 @@
 Importable by name (the tests put this folder on sys.path) because spawned processes must
 unpickle ``ddp_worker`` by module name.
 """
+
 import itertools
 import os
 import signal
@@ -63,7 +64,7 @@ def loader_factory(batch_size: int, rank: int = 0, world_size: int = 1):
     def make(start_iter: int):
         for it in itertools.count(start_iter):
             x, y = batch_at(it, batch_size)
-            yield x[rank * per:(rank + 1) * per], y[rank * per:(rank + 1) * per]
+            yield x[rank * per : (rank + 1) * per], y[rank * per : (rank + 1) * per]
 
     return make
 
@@ -101,9 +102,11 @@ def train_linear(output_dir: str, max_iter: int, batch_size: int):
     torch.manual_seed(123)  # the same initial weights everywhere (DDP also broadcasts them)
     cfg = toy_cfg(output_dir, max_iter=max_iter, IMS_PER_BATCH=batch_size, MOMENTUM=0.9)
     cfg.SOLVER.CHECKPOINT_PERIOD = 1000
-    trainer = DefaultTrainer(cfg, model=LinearMSE(),
-                             data_loader=loader_factory(batch_size, comm.get_rank(),
-                                                        comm.get_world_size()))
+    trainer = DefaultTrainer(
+        cfg,
+        model=LinearMSE(),
+        data_loader=loader_factory(batch_size, comm.get_rank(), comm.get_world_size()),
+    )
     trainer.resume_or_load(resume=False)
     trainer.train()
     return trainer
@@ -114,11 +117,16 @@ def ddp_worker(output_dir: str, max_iter: int, batch_size: int):
     model = trainer.model
     gathered = comm.all_gather(comm.get_rank())
     reduced = comm.reduce_dict({"a": torch.tensor(float(comm.get_rank()))})
-    info = {"wrapped": type(model).__name__, "world": comm.get_world_size(),
-            "gathered": gathered, "reduced_a": float(reduced["a"])}
+    info = {
+        "wrapped": type(model).__name__,
+        "world": comm.get_world_size(),
+        "gathered": gathered,
+        "reduced_a": float(reduced["a"]),
+    }
     state = {k: v.detach().clone() for k, v in trainer.checkpointer.model.state_dict().items()}
-    torch.save({"state": state, "info": info},
-               os.path.join(output_dir, f"rank{comm.get_rank()}.pt"))
+    torch.save(
+        {"state": state, "info": info}, os.path.join(output_dir, f"rank{comm.get_rank()}.pt")
+    )
 
 
 # ---------------------------------------------------------------- faults (pre-emption, deaths)
@@ -167,17 +175,32 @@ class IterationDataset(torch.utils.data.Dataset):
 
 def worker_loader_factory(batch_size: int, num_workers: int = 1):
     """f(start_iter) -> a torch DataLoader with worker processes yielding batch_at(it)."""
+
     def make(start_iter: int):
         # Its own generator, as the project's loaders have: iter(loader) draws the workers'
         # base seed from it, not from the process-wide stream the model's dropout uses.
-        return torch.utils.data.DataLoader(IterationDataset(batch_size), batch_size=None,
-                                           sampler=range(start_iter, 10**9), num_workers=num_workers,
-                                           generator=torch.Generator().manual_seed(0))
+        return torch.utils.data.DataLoader(
+            IterationDataset(batch_size),
+            batch_size=None,
+            sampler=range(start_iter, 10**9),
+            num_workers=num_workers,
+            generator=torch.Generator().manual_seed(0),
+        )
+
     return make
 
 
-def run_noisy(output_dir: str, max_iter: int, *, resume: bool = False, sleep: float = 0.0,
-              workers: int = 0, period: int = 1000, extra_hooks=(), **solver):
+def run_noisy(
+    output_dir: str,
+    max_iter: int,
+    *,
+    resume: bool = False,
+    sleep: float = 0.0,
+    workers: int = 0,
+    period: int = 1000,
+    extra_hooks=(),
+    **solver,
+):
     """Train NoisyRegressor (dropout + noise: exact resume needs the RNG streams) without
     evaluation; checkpoints every ``period``; ``solver``: more SOLVER keys. Returns the trainer."""
     torch.manual_seed(0)
@@ -193,8 +216,7 @@ def run_noisy(output_dir: str, max_iter: int, *, resume: bool = False, sleep: fl
     return trainer
 
 
-def ddp_fault_worker(output_dir: str, max_iter: int, batch_size: int, resume: bool,
-                     fault=None):
+def ddp_fault_worker(output_dir: str, max_iter: int, batch_size: int, resume: bool, fault=None):
     """LinearMSE under DDP with checkpoints every 2 iterations; ``fault`` = (kind, rank, it):
     "term" sends SIGTERM to that rank after iteration it, "kill" SIGKILLs it there. Writes
     rank<r>.pt (final weights) or stopped<r>.txt (the iteration a stop happened after)."""
@@ -203,12 +225,16 @@ def ddp_fault_worker(output_dir: str, max_iter: int, batch_size: int, resume: bo
     torch.manual_seed(123)
     cfg = toy_cfg(output_dir, max_iter=max_iter, IMS_PER_BATCH=batch_size, MOMENTUM=0.9)
     cfg.SOLVER.CHECKPOINT_PERIOD = 2
-    trainer = DefaultTrainer(cfg, model=LinearMSE(),
-                             data_loader=loader_factory(batch_size, comm.get_rank(),
-                                                        comm.get_world_size()))
+    trainer = DefaultTrainer(
+        cfg,
+        model=LinearMSE(),
+        data_loader=loader_factory(batch_size, comm.get_rank(), comm.get_world_size()),
+    )
     if fault is not None:
         kind, rank, it = fault
-        trainer.register_hooks([SignalAt(it, signal.SIGTERM if kind == "term" else signal.SIGKILL, rank)])
+        trainer.register_hooks(
+            [SignalAt(it, signal.SIGTERM if kind == "term" else signal.SIGKILL, rank)]
+        )
     trainer.resume_or_load(resume=resume)
     try:
         trainer.train()

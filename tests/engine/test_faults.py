@@ -1,5 +1,6 @@
 """Faults during training: non-finite losses (named terms and image ids, skipping), a full disk
 while saving, a damaged newest checkpoint at --resume, CHECKPOINT_KEEP_LAST."""
+
 import errno
 import json
 import os
@@ -60,17 +61,20 @@ def test_nonfinite_loss_names_iteration_terms_and_image_ids_and_keeps_the_checkp
     msg = str(e.value)
     assert "at iteration 5" in msg and "loss_cls = nan" in msg and "loss_box_reg = 0.5" in msg
     assert "['img_5_0', 'img_5_1']" in msg and "SOLVER.BASE_LR" in msg
-    assert torch.isfinite(model.w).all()                        # never reached the weights
+    assert torch.isfinite(model.w).all()  # never reached the weights
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000003.pth"
     last_good = torch.load(tmp_path / "model_0000003.pth", weights_only=True)
     assert last_good["iteration"] == 3
-    assert not (tmp_path / "model_0000005.pth").exists() and not (tmp_path / "model_final.pth").exists()
+    assert (
+        not (tmp_path / "model_0000005.pth").exists()
+        and not (tmp_path / "model_final.pth").exists()
+    )
 
 
 def test_skip_nonfinite_iters_skips_counts_and_then_stops(tmp_path):
     trainer, model = _nan_trainer(tmp_path / "a", {3, 5}, SKIP_NONFINITE_ITERS=2)
     trainer.resume_or_load(resume=False)
-    trainer.train()                                             # two skipped, run completes
+    trainer.train()  # two skipped, run completes
     assert torch.isfinite(model.w).all()
     rows = [json.loads(line) for line in open(tmp_path / "a" / "metrics.json")]
     skipped = {r["iteration"]: r["nonfinite_skipped"] for r in rows if "nonfinite_skipped" in r}
@@ -90,8 +94,14 @@ def test_skipped_iteration_leaves_weights_and_optimizer_as_they_were(tmp_path):
     w2 = torch.load(tmp_path / "model_0000002.pth", weights_only=True)
     w3 = torch.load(tmp_path / "model_0000003.pth", weights_only=True)
     assert torch.equal(w2["model"]["w"], w3["model"]["w"])
-    assert torch.equal(w2["optimizer"]["state"][0]["momentum_buffer"], w3["optimizer"]["state"][0]["momentum_buffer"])
-    assert not torch.equal(w3["model"]["w"], torch.load(tmp_path / "model_0000004.pth", weights_only=True)["model"]["w"])
+    assert torch.equal(
+        w2["optimizer"]["state"][0]["momentum_buffer"],
+        w3["optimizer"]["state"][0]["momentum_buffer"],
+    )
+    assert not torch.equal(
+        w3["model"]["w"],
+        torch.load(tmp_path / "model_0000004.pth", weights_only=True)["model"]["w"],
+    )
 
 
 def _ref(tmp_path):
@@ -116,7 +126,9 @@ def test_full_disk_during_training_then_resume_is_exact(tmp_path, monkeypatch):
         real(data, path)
 
     monkeypatch.setattr(ckpt_module, "atomic_torch_save", second_save_fails)
-    with pytest.raises(CheckpointWriteError, match="model_0000005.pth failed: No space left on device"):
+    with pytest.raises(
+        CheckpointWriteError, match="model_0000005.pth failed: No space left on device"
+    ):
         toys.run_noisy(out, N, period=3)
     monkeypatch.undo()
     assert open(os.path.join(out, "last_checkpoint")).read() == "model_0000002.pth"
@@ -142,6 +154,9 @@ def test_checkpoint_keep_last(tmp_path):
     out = tmp_path / "run"
     toys.run_noisy(str(out), N, period=2, CHECKPOINT_KEEP_LAST=2)
     assert sorted(n for n in os.listdir(out) if n.endswith(".pth")) == [
-        "model_0000009.pth", "model_0000011.pth", "model_final.pth"]
+        "model_0000009.pth",
+        "model_0000011.pth",
+        "model_final.pth",
+    ]
     toys.run_noisy(str(tmp_path / "all"), N, period=2)
-    assert len([n for n in os.listdir(tmp_path / "all") if n.endswith(".pth")]) == 7   # 0 keeps all
+    assert len([n for n in os.listdir(tmp_path / "all") if n.endswith(".pth")]) == 7  # 0 keeps all

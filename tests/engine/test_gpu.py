@@ -1,5 +1,6 @@
 """CUDA-only paths of the trainer: AMP float16 (GradScaler) / bfloat16, channels_last, and
 exact resume including the CUDA RNG. Deselected in CI (-m "not gpu")."""
+
 import os
 import sys
 
@@ -12,8 +13,10 @@ import engine_toys as toys  # noqa: E402
 
 from resnet_det.engine import DefaultTrainer, HookBase, JSONWriter, SimpleTrainer  # noqa: E402
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
 
 
 class ConvNet(nn.Module):
@@ -46,11 +49,19 @@ def test_amp_on_cuda(dtype, scaled):
     model = ConvNet().cuda()
     before = model.conv.weight.detach().clone()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    t = SimpleTrainer(model, _conv_loader(0), opt, amp_enabled=True, amp_dtype=dtype,
-                      channels_last=True, grad_clip_type="norm", grad_clip_value=1.0)
+    t = SimpleTrainer(
+        model,
+        _conv_loader(0),
+        opt,
+        amp_enabled=True,
+        amp_dtype=dtype,
+        channels_last=True,
+        grad_clip_type="norm",
+        grad_clip_value=1.0,
+    )
     assert (t.grad_scaler is not None) == scaled
     t.train(0, 5)
-    assert model.seen_dtype == getattr(torch, dtype)          # autocast was on
+    assert model.seen_dtype == getattr(torch, dtype)  # autocast was on
     assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not torch.equal(model.conv.weight, before)
     assert torch.isfinite(model.conv.weight).all()

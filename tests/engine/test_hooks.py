@@ -1,4 +1,5 @@
 """Hooks wired together: plateau schedule fed by evaluation, console log, eval result checks."""
+
 import os
 import sys
 
@@ -8,10 +9,14 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import engine_toys as toys  # noqa: E402
 
-from resnet_det.engine import (DefaultTrainer, EventStorage,  # noqa: E402
-                               SimpleTrainer, flatten_results_dict, get_event_storage)
+from resnet_det.engine import (  # noqa: E402
+    DefaultTrainer,
+    EventStorage,
+    SimpleTrainer,
+    flatten_results_dict,
+    get_event_storage,
+)
 from resnet_det.utils.logger import setup_logger  # noqa: E402
-
 
 # top-1 error "measured" after each evaluated iteration (EVAL_PERIOD 2) and at the end (12)
 _ERRS = {1: 50.0, 3: 40.0, 5: 40.0, 7: 40.0, 9: 40.0, 12: 40.0}
@@ -19,13 +24,23 @@ _ERRS = {1: 50.0, 3: 40.0, 5: 40.0, 7: 40.0, 9: 40.0, 12: 40.0}
 
 def _plateau_trainer(out):
     torch.manual_seed(0)
-    cfg = toys.toy_cfg(str(out), max_iter=12, LR_SCHEDULER_NAME="ReduceLROnPlateau",
-                       PLATEAU_METRIC="val/top1_err", PLATEAU_PATIENCE=1, WARMUP_ITERS=0,
-                       BASE_LR=0.1, CHECKPOINT_PERIOD=4)
+    cfg = toys.toy_cfg(
+        str(out),
+        max_iter=12,
+        LR_SCHEDULER_NAME="ReduceLROnPlateau",
+        PLATEAU_METRIC="val/top1_err",
+        PLATEAU_PATIENCE=1,
+        WARMUP_ITERS=0,
+        BASE_LR=0.1,
+        CHECKPOINT_PERIOD=4,
+    )
     cfg.TEST.EVAL_PERIOD = 2
-    return DefaultTrainer(cfg, model=toys.LinearMSE(), data_loader=toys.loader_factory(8),
-                          evaluate_fn=lambda m: {"val": {"top1_err":
-                                                         _ERRS[get_event_storage().iter]}})
+    return DefaultTrainer(
+        cfg,
+        model=toys.LinearMSE(),
+        data_loader=toys.loader_factory(8),
+        evaluate_fn=lambda m: {"val": {"top1_err": _ERRS[get_event_storage().iter]}},
+    )
 
 
 def test_plateau_schedule_driven_by_eval_results_and_resumed(tmp_path):
@@ -59,7 +74,7 @@ def test_console_log_has_eta_losses_lr(tmp_path):
     cfg = toys.toy_cfg(str(tmp_path), max_iter=6)
     trainer = DefaultTrainer(cfg, model=toys.NoisyRegressor(), data_loader=toys.loader_factory(8))
     trainer.resume_or_load(resume=False)
-    assert trainer.train() is None                     # no evaluation configured
+    assert trainer.train() is None  # no evaluation configured
     log = (tmp_path / "log.txt").read_text()
     line = [ln for ln in log.splitlines() if "iter: 5" in ln][0]
     for part in ("eta:", "total_loss:", "loss_mse:", "loss_l1:", "time:", "data_time:", "lr:"):
@@ -69,7 +84,10 @@ def test_console_log_has_eta_losses_lr(tmp_path):
 
 def test_flatten_results_names_bad_entries():
     assert flatten_results_dict({"bbox": {"AP": 40, "AP50": 60.5}, "top1": 3}) == {
-        "bbox/AP": 40.0, "bbox/AP50": 60.5, "top1": 3.0}
+        "bbox/AP": 40.0,
+        "bbox/AP50": 60.5,
+        "top1": 3.0,
+    }
     with pytest.raises(TypeError, match="bbox/per_class"):
         flatten_results_dict({"bbox": {"per_class": [1, 2]}})
 
@@ -88,7 +106,7 @@ def test_storage_smoothing_and_latest():
             s.put_scalar("lr", v, smoothing_hint=False)
             s.step()
         assert s.latest()["loss"] == (3.0, 7)
-        assert s.latest_with_smoothing_hint(3)["loss"] == (3.0, 7)   # median of 1, 100, 3
+        assert s.latest_with_smoothing_hint(3)["loss"] == (3.0, 7)  # median of 1, 100, 3
         assert s.latest_with_smoothing_hint(2)["loss"][0] == pytest.approx(51.5)
         assert s.latest_with_smoothing_hint(3)["lr"] == (3.0, 7)
         with pytest.raises(ValueError, match="loss"):

@@ -1,5 +1,6 @@
 """ClassificationTrainer on the embedded digits: exact resume, the metrics it writes, bad
 images skipped or stopping the run, and export of a checkpoint to a detection backbone."""
+
 import json
 import os
 
@@ -19,9 +20,25 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 def tiny_cfg(out, *opts):
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(ROOT, "configs", "digits", "resnet20.yaml"))
-    cfg.merge_from_list(["SOLVER.IMS_PER_BATCH", "8", "SOLVER.MAX_ITER", "6", "SOLVER.STEPS", "[4]",
-                         "SOLVER.CHECKPOINT_PERIOD", "3", "TEST.EVAL_PERIOD", "0", "LOG_PERIOD", "1",
-                         "OUTPUT_DIR", str(out), *opts])
+    cfg.merge_from_list(
+        [
+            "SOLVER.IMS_PER_BATCH",
+            "8",
+            "SOLVER.MAX_ITER",
+            "6",
+            "SOLVER.STEPS",
+            "[4]",
+            "SOLVER.CHECKPOINT_PERIOD",
+            "3",
+            "TEST.EVAL_PERIOD",
+            "0",
+            "LOG_PERIOD",
+            "1",
+            "OUTPUT_DIR",
+            str(out),
+            *opts,
+        ]
+    )
     return cfg
 
 
@@ -53,7 +70,8 @@ def test_resume_gives_the_same_weights(tmp_path):
     torch.set_num_threads(1)
     full = train(tiny_cfg(tmp_path / "full"))
     ref = {k: v.clone() for k, v in full.model.state_dict().items()}
-    # Interrupted after iteration 3 (checkpoint model_0000002 written after iteration 2), then resumed.
+    # Interrupted after iteration 3 (checkpoint model_0000002 written after iteration 2), then
+    # resumed.
     part = tiny_cfg(tmp_path / "part")
     train(part, stop_after=3)
     assert os.path.exists(tmp_path / "part" / "model_0000002.pth")
@@ -75,7 +93,14 @@ def test_metrics_and_eval(tmp_path):
     trainer = train(cfg)
     recs = [json.loads(line) for line in open(tmp_path / "metrics.json")]
     keys = set().union(*recs)
-    assert {"train_top1_err", "images_per_sec", "loss_cls", "lr", "center/top1_err", "center/top5_err"} <= keys
+    assert {
+        "train_top1_err",
+        "images_per_sec",
+        "loss_cls",
+        "lr",
+        "center/top1_err",
+        "center/top5_err",
+    } <= keys
     errs = [r["train_top1_err"] for r in recs if "train_top1_err" in r]
     assert all(0.0 <= e <= 100.0 for e in errs)
     # The last evaluation equals a fresh evaluation of the final weights.
@@ -89,7 +114,9 @@ def _bad_tree(root):
     for k, wnid in enumerate(["n01", "n02"]):
         os.makedirs(os.path.join(root, wnid))
         for i in range(3):
-            Image.new("RGB", (20, 18), (100 * k, 50 * i, 30)).save(os.path.join(root, wnid, f"{i}.JPEG"))
+            Image.new("RGB", (20, 18), (100 * k, 50 * i, 30)).save(
+                os.path.join(root, wnid, f"{i}.JPEG")
+            )
     bad = os.path.join(root, "n02", "corrupt.JPEG")
     with open(bad, "wb") as f:
         f.write(b"\xff\xd8\xff\xe0 definitely not a jpeg")
@@ -98,13 +125,28 @@ def _bad_tree(root):
 
 @pytest.mark.parametrize("policy", ["skip", "stop"])
 def test_bad_image_policy(tmp_path, policy):
-    bad = _bad_tree(str(tmp_path / "tree"))
+    _bad_tree(str(tmp_path / "tree"))
     name = f"_test_bad_tree_{policy}"
     register_classification_dataset(
-        name, lambda on_bad_image="stop": load_image_folder(str(tmp_path / "tree"), on_bad_image=on_bad_image))
+        name,
+        lambda on_bad_image="stop": load_image_folder(
+            str(tmp_path / "tree"), on_bad_image=on_bad_image
+        ),
+    )
     # One batch = the whole epoch of 7 images, so the corrupt one is met in iteration 0.
-    cfg = tiny_cfg(tmp_path / "out", "DATASETS.TRAIN", f"['{name}']", "DATALOADER.ON_BAD_IMAGE", policy,
-                   "SOLVER.IMS_PER_BATCH", "7", "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "[]")
+    cfg = tiny_cfg(
+        tmp_path / "out",
+        "DATASETS.TRAIN",
+        f"['{name}']",
+        "DATALOADER.ON_BAD_IMAGE",
+        policy,
+        "SOLVER.IMS_PER_BATCH",
+        "7",
+        "SOLVER.MAX_ITER",
+        "2",
+        "SOLVER.STEPS",
+        "[]",
+    )
     if policy == "stop":
         with pytest.raises(BadImageError, match="corrupt.JPEG"):
             train(cfg)

@@ -1,5 +1,6 @@
 """Pretraining on CUDA: bf16 autocast and channels_last reach the classifier through the
 generic engine, and the evaluation modes run on the GPU."""
+
 import json
 import math
 import os
@@ -20,10 +21,32 @@ def test_amp_bf16_channels_last(tmp_path):
 
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(ROOT, "configs", "digits", "resnet20.yaml"))
-    cfg.merge_from_list(["MODEL.DEVICE", "cuda", "SOLVER.AMP.ENABLED", "True", "SOLVER.AMP.DTYPE", "bfloat16",
-                         "SOLVER.CHANNELS_LAST", "True", "SOLVER.MAX_ITER", "20", "SOLVER.STEPS", "[15]",
-                         "TEST.EVAL_PERIOD", "0", "LOG_PERIOD", "5", "TEST.CLS_MODES", "['center', '10crop']",
-                         "INPUT.CLS.TEST_RESIZE", "18", "OUTPUT_DIR", str(tmp_path)])
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cuda",
+            "SOLVER.AMP.ENABLED",
+            "True",
+            "SOLVER.AMP.DTYPE",
+            "bfloat16",
+            "SOLVER.CHANNELS_LAST",
+            "True",
+            "SOLVER.MAX_ITER",
+            "20",
+            "SOLVER.STEPS",
+            "[15]",
+            "TEST.EVAL_PERIOD",
+            "0",
+            "LOG_PERIOD",
+            "5",
+            "TEST.CLS_MODES",
+            "['center', '10crop']",
+            "INPUT.CLS.TEST_RESIZE",
+            "18",
+            "OUTPUT_DIR",
+            str(tmp_path),
+        ]
+    )
     seed_all_rng(0)
     trainer = ClassificationTrainer(cfg)
     net = trainer.model.net

@@ -1,5 +1,6 @@
 """Pre-emption: SIGTERM / SIGINT finish the iteration, write its checkpoint, exit with status 3;
 --resume then continues bit-exactly (engine/signals.py)."""
+
 import logging
 import os
 import random
@@ -42,11 +43,11 @@ def test_stop_request_records_the_first_signal_and_restores_the_handlers():
     with StopRequest() as stop:
         assert signal.getsignal(signal.SIGTERM) is not before
         assert not stop.agreed()
-        os.kill(os.getpid(), signal.SIGINT)    # handled: no KeyboardInterrupt
-        os.kill(os.getpid(), signal.SIGTERM)   # a repeat changes nothing
+        os.kill(os.getpid(), signal.SIGINT)  # handled: no KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGTERM)  # a repeat changes nothing
         assert stop.agreed() and stop.describe() == "SIGINT"
     assert signal.getsignal(signal.SIGTERM) is before
-    with StopRequest(()) as none:               # no signals: nothing installed
+    with StopRequest(()) as none:  # no signals: nothing installed
         assert signal.getsignal(signal.SIGTERM) is before
         none.request()
         assert none.agreed() and none.describe() == "SIGTERM"
@@ -60,18 +61,20 @@ def _fork_sleeper():
     return pid
 
 
-@pytest.mark.skipif(not hasattr(os, "register_at_fork") or not hasattr(signal, "sigwaitinfo"),
-                    reason="POSIX fork hooks")
+@pytest.mark.skipif(
+    not hasattr(os, "register_at_fork") or not hasattr(signal, "sigwaitinfo"),
+    reason="POSIX fork hooks",
+)
 def test_children_forked_while_training_leave_a_foreign_sigterm_to_the_main_process():
     # What a DataLoader worker (training or periodic evaluation) does when SLURM signals the
     # whole job: it keeps working, so that the main process can finish its iteration.
     with StopRequest():
         child = _fork_sleeper()
-    time.sleep(0.5)                                      # its hook has run by now
-    subprocess.run(["kill", "-TERM", str(child)], check=True)   # sent by another process
+    time.sleep(0.5)  # its hook has run by now
+    subprocess.run(["kill", "-TERM", str(child)], check=True)  # sent by another process
     time.sleep(0.5)
-    assert os.waitpid(child, os.WNOHANG) == (0, 0)       # still running
-    os.kill(child, signal.SIGTERM)                       # from its parent: it ends at once
+    assert os.waitpid(child, os.WNOHANG) == (0, 0)  # still running
+    os.kill(child, signal.SIGTERM)  # from its parent: it ends at once
     _, status = os.waitpid(child, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     # Control: forked outside the training loop, the same foreign SIGTERM kills it.
@@ -83,7 +86,9 @@ def test_children_forked_while_training_leave_a_foreign_sigterm_to_the_main_proc
 
 
 @pytest.mark.parametrize("signum,stop_at", [(signal.SIGTERM, 4), (signal.SIGINT, 6)])
-def test_signal_stops_after_the_iteration_with_its_checkpoint_and_resume_is_exact(tmp_path, signum, stop_at):
+def test_signal_stops_after_the_iteration_with_its_checkpoint_and_resume_is_exact(
+    tmp_path, signum, stop_at
+):
     ref = _final(toys.run_noisy(str(tmp_path / "ref"), N, period=3).cfg.OUTPUT_DIR)
     out = str(tmp_path / "run")
     with pytest.raises(TrainingPreempted) as e:
@@ -97,7 +102,7 @@ def test_signal_stops_after_the_iteration_with_its_checkpoint_and_resume_is_exac
     # The handlers are gone once training stopped: the test process is as before.
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
     resumed = toys.run_noisy(out, N, period=3, resume=True)
-    assert resumed.start_iter == stop_at + 1          # no iteration lost, none repeated
+    assert resumed.start_iter == stop_at + 1  # no iteration lost, none repeated
     _assert_same(_final(out), ref)
 
 
@@ -108,11 +113,12 @@ def test_stop_on_a_periodic_checkpoint_iteration_writes_it_once(tmp_path, caplog
         toys.run_noisy(out, N, period=3, extra_hooks=[toys.SignalAt(5, signal.SIGTERM)])
     assert e.value.iteration == 5 and _tag(out) == "model_0000005.pth"
     assert [r.getMessage() for r in caplog.records].count(
-        f"Saved checkpoint to {os.path.join(out, 'model_0000005.pth')}") == 1
+        f"Saved checkpoint to {os.path.join(out, 'model_0000005.pth')}"
+    ) == 1
 
 
-RANDOM_N = 60            # toy iterations, 0.05 s of sleep each: a signal within 0.4 s lands mid-run
-RANDOM_SIGNALS_CI = 3    # SIGTERMs at random moments in CI
+RANDOM_N = 60  # toy iterations, 0.05 s of sleep each: a signal within 0.4 s lands mid-run
+RANDOM_SIGNALS_CI = 3  # SIGTERMs at random moments in CI
 RANDOM_SIGNALS_SOAK = 10  # SIGTERM / SIGINT alternating, in the slow soak
 
 
@@ -121,8 +127,18 @@ def _env():
 
 
 def _toy_cmd(out, resume):
-    return [sys.executable, "-u", os.path.join(ROOT, "tests", "engine", "engine_toys.py"), out,
-            "--max-iter", str(RANDOM_N), "--sleep", "0.05", "--workers", "1"] + (["--resume"] if resume else [])
+    return [
+        sys.executable,
+        "-u",
+        os.path.join(ROOT, "tests", "engine", "engine_toys.py"),
+        out,
+        "--max-iter",
+        str(RANDOM_N),
+        "--sleep",
+        "0.05",
+        "--workers",
+        "1",
+    ] + (["--resume"] if resume else [])
 
 
 def _interrupt_then_resume(cmd, out, signals, rng, *, ready, delay, env):
@@ -133,10 +149,17 @@ def _interrupt_then_resume(cmd, out, signals, rng, *, ready, delay, env):
     for attempt, signum in enumerate(signals):
         # Its own session: the signal goes to the process group, as SLURM (every process of
         # the job) and Ctrl-C (the terminal's foreground group) deliver it, loader workers too.
-        proc = subprocess.Popen(cmd(attempt > 0), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd(attempt > 0),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         lines = []
-        for line in proc.stdout:              # wait until the loop runs
+        for line in proc.stdout:  # wait until the loop runs
             lines.append(line)
             if ready in line:
                 break
@@ -147,16 +170,23 @@ def _interrupt_then_resume(cmd, out, signals, rng, *, ready, delay, env):
         name = signal.Signals(signum).name
         assert proc.returncode == EXIT_PREEMPTED, f"attempt {attempt} ({name}):\n{log}"
         assert f"Stopped by {name} after iteration" in log and "DataLoader worker" not in log, log
-        stops.append(int(_tag(out)[len("model_"):-len(".pth")]))
-    proc = subprocess.run(cmd(True), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=1200)
+        stops.append(int(_tag(out)[len("model_") : -len(".pth")]))
+    proc = subprocess.run(
+        cmd(True),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout
     return stops
 
 
 def _seeded_rng():
     seed = int(os.environ.get("RESNET_DET_TEST_SEED", random.randrange(10**6)))
-    print(f"RESNET_DET_TEST_SEED={seed}")   # shown on failure, to repeat the same moments
+    print(f"RESNET_DET_TEST_SEED={seed}")  # shown on failure, to repeat the same moments
     return random.Random(seed)
 
 
@@ -165,11 +195,25 @@ def _random_signals(tmp_path, signals):
     # The reference runs as a process too: the same process state (threads, flush-denormal
     # mode, which earlier tests in this process may have changed) as the runs it is compared to.
     ref = str(tmp_path / "ref")
-    subprocess.run(_toy_cmd(ref, False), cwd=ROOT, env=_env(), check=True, stdout=subprocess.DEVNULL, timeout=600)
+    subprocess.run(
+        _toy_cmd(ref, False),
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=600,
+    )
     ref_state = _final(ref)
     out = str(tmp_path / "run")
-    stops = _interrupt_then_resume(lambda resume: _toy_cmd(out, resume), out, signals, rng,
-                                   ready="TRAINING", delay=0.4, env=_env())
+    stops = _interrupt_then_resume(
+        lambda resume: _toy_cmd(out, resume),
+        out,
+        signals,
+        rng,
+        ready="TRAINING",
+        delay=0.4,
+        env=_env(),
+    )
     assert stops == sorted(set(stops)) and stops[-1] < RANDOM_N - 1, stops
     _assert_same(_final(out), ref_state)
 
@@ -192,22 +236,69 @@ def test_detector_run_interrupted_twice_by_train_net_then_resumed_is_exact(tmp_p
     env = _env()
     env.setdefault("RESNET_DET_DATASETS", str(tmp_path / "datasets"))
     # R18-FPN with GroupNorm on 64 px images: a few CPU iterations a second.
-    opts = ["MODEL.RESNETS.NORM", "GN", "MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
-            "INPUT.MIN_SIZE_TRAIN", "[64]", "INPUT.MAX_SIZE_TRAIN", "96",
-            "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "32", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32",
-            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.01",
-            "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "[30]", "SOLVER.MAX_ITER", "40",
-            "SOLVER.CHECKPOINT_PERIOD", "1000", "DATALOADER.NUM_WORKERS", "1", "DATASETS.TEST", "[]"]
+    opts = [
+        "MODEL.RESNETS.NORM",
+        "GN",
+        "MODEL.FPN.OUT_CHANNELS",
+        "64",
+        "MODEL.ROI_BOX_HEAD.FC_DIM",
+        "64",
+        "INPUT.MIN_SIZE_TRAIN",
+        "[64]",
+        "INPUT.MAX_SIZE_TRAIN",
+        "96",
+        "MODEL.RPN.BATCH_SIZE_PER_IMAGE",
+        "32",
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+        "32",
+        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+        "16",
+        "SOLVER.IMS_PER_BATCH",
+        "2",
+        "SOLVER.BASE_LR",
+        "0.01",
+        "SOLVER.WARMUP_ITERS",
+        "2",
+        "SOLVER.STEPS",
+        "[30]",
+        "SOLVER.MAX_ITER",
+        "40",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "1000",
+        "DATALOADER.NUM_WORKERS",
+        "1",
+        "DATASETS.TEST",
+        "[]",
+    ]
 
     def cmd(out):
-        return lambda resume: ([sys.executable, "-u", os.path.join(ROOT, "tools", "train_net.py"),
-                                "--config-file", DEMO_CONFIG] + (["--resume"] if resume else []) + opts + ["OUTPUT_DIR", out])
+        return lambda resume: (
+            [
+                sys.executable,
+                "-u",
+                os.path.join(ROOT, "tools", "train_net.py"),
+                "--config-file",
+                DEMO_CONFIG,
+            ]
+            + (["--resume"] if resume else [])
+            + opts
+            + ["OUTPUT_DIR", out]
+        )
 
     ref = str(tmp_path / "ref")
-    subprocess.run(cmd(ref)(False), cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    subprocess.run(
+        cmd(ref)(False), cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800
+    )
     out = str(tmp_path / "run")
-    stops = _interrupt_then_resume(cmd(out), out, [signal.SIGTERM, signal.SIGINT], _seeded_rng(),
-                                   ready="Starting training", delay=5.0, env=env)
+    stops = _interrupt_then_resume(
+        cmd(out),
+        out,
+        [signal.SIGTERM, signal.SIGINT],
+        _seeded_rng(),
+        ready="Starting training",
+        delay=5.0,
+        env=env,
+    )
     assert stops == sorted(set(stops)), stops
     _assert_same(_final(out), _final(ref))
 
@@ -215,8 +306,15 @@ def test_detector_run_interrupted_twice_by_train_net_then_resumed_is_exact(tmp_p
 def test_reliability_doc_states_these_counts():
     doc = open(os.path.join(ROOT, "docs", "reliability.md")).read()
     assert f"| signals at random moments in CI | {RANDOM_SIGNALS_CI} SIGTERMs" in doc
-    assert f"| signals at random moments in the slow soak | {RANDOM_SIGNALS_SOAK} (SIGTERM and SIGINT" in doc
+    assert (
+        f"| signals at random moments in the slow soak | {RANDOM_SIGNALS_SOAK} (SIGTERM and SIGINT"
+        in doc
+    )
     table = doc.split("## Fault table\n", 1)[1].split("\n## ", 1)[0]
-    ours = [line for line in table.splitlines() if "`tests/engine/" in line or "test_checkpointer_faults" in line]
+    ours = [
+        line
+        for line in table.splitlines()
+        if "`tests/engine/" in line or "test_checkpointer_faults" in line
+    ]
     count = int(doc.split("| training and cluster faults | ", 1)[1].split(" rows", 1)[0])
     assert len(ours) == count

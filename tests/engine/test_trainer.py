@@ -1,4 +1,5 @@
 """Training loop: exact resume, metrics.json, NaN detection, clipping, hooks, set-up."""
+
 import json
 import os
 import sys
@@ -10,11 +11,17 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(__file__))
 import engine_toys as toys  # noqa: E402
 
-from resnet_det.config import get_cfg  # noqa: E402
-from resnet_det.engine import (DefaultTrainer, HookBase, SimpleTrainer,  # noqa: E402
-                               auto_scale_workers, default_argument_parser, default_setup,
-                               launch)
 import resnet_det.checkpoint.checkpointer as ckpt_mod  # noqa: E402
+from resnet_det.config import get_cfg  # noqa: E402
+from resnet_det.engine import (  # noqa: E402
+    DefaultTrainer,
+    HookBase,
+    SimpleTrainer,
+    auto_scale_workers,
+    default_argument_parser,
+    default_setup,
+    launch,
+)
 from resnet_det.utils.errors import UsageError  # noqa: E402
 
 N = 8  # iterations
@@ -32,8 +39,9 @@ def _run(out, *, crash_at=None, resume=False, seed=0):
     torch.manual_seed(seed)
     cfg = toys.toy_cfg(str(out), max_iter=N)
     cfg.TEST.EVAL_PERIOD = 2
-    trainer = DefaultTrainer(cfg, model=toys.NoisyRegressor(), data_loader=toys.loader_factory(8),
-                             evaluate_fn=_eval_fn)
+    trainer = DefaultTrainer(
+        cfg, model=toys.NoisyRegressor(), data_loader=toys.loader_factory(8), evaluate_fn=_eval_fn
+    )
     if crash_at is not None:
         trainer.register_hooks([toys.CrashAt(crash_at)])
     trainer.resume_or_load(resume=resume)
@@ -74,15 +82,21 @@ def test_resume_after_interruption_is_exact(tmp_path, monkeypatch):
 def test_metrics_json_and_output_files(tmp_path):
     _run(tmp_path)
     names = set(os.listdir(tmp_path))
-    assert {"metrics.json", "last_checkpoint", "model_0000002.pth", "model_0000005.pth",
-            "model_final.pth"} <= names
+    assert {
+        "metrics.json",
+        "last_checkpoint",
+        "model_0000002.pth",
+        "model_0000005.pth",
+        "model_final.pth",
+    } <= names
     assert any(n.startswith("events.out.tfevents") for n in names)
     rows = [json.loads(line) for line in open(tmp_path / "metrics.json")]
     train_rows = [r for r in rows if "total_loss" in r]
-    assert [r["iteration"] for r in train_rows] == [1, 3, 5, 7]   # LOG_PERIOD 2 and the last
+    assert [r["iteration"] for r in train_rows] == [1, 3, 5, 7]  # LOG_PERIOD 2 and the last
     for r in train_rows:
-        assert {"iteration", "total_loss", "loss_mse", "loss_l1", "lr", "time",
-                "data_time"} <= set(r)
+        assert {"iteration", "total_loss", "loss_mse", "loss_l1", "lr", "time", "data_time"} <= set(
+            r
+        )
         assert r["total_loss"] > 0
     assert "eta_seconds" in train_rows[0]
     # lr of iteration 1: warm-up factor 0.1 * (1 - 1/2) + 1/2 = 0.55 of BASE_LR 0.05;
@@ -119,7 +133,7 @@ def test_nan_loss_raises_naming_iteration_and_losses():
         trainer.train(0, 10)
     assert "iteration 3" in str(e.value)
     assert "loss_cls" in str(e.value) and "nan" in str(e.value)
-    assert torch.isfinite(model.w).all()          # the NaN never reached the weights
+    assert torch.isfinite(model.w).all()  # the NaN never reached the weights
 
 
 def test_gradient_clipping_by_value_and_norm():
@@ -131,13 +145,19 @@ def test_gradient_clipping_by_value_and_norm():
         def forward(self, batch):
             return {"loss": (self.w * torch.tensor([100.0, -100.0, 0.5, 0.0])).sum()}
 
-    for clip_type, expected in (("value", torch.tensor([-1.0, 1.0, -0.5, 0.0])),
-                                ("norm", -torch.tensor([100.0, -100.0, 0.5, 0.0])
-                                 / torch.tensor([100.0, -100.0, 0.5, 0.0]).norm())):
+    for clip_type, expected in (
+        ("value", torch.tensor([-1.0, 1.0, -0.5, 0.0])),
+        (
+            "norm",
+            -torch.tensor([100.0, -100.0, 0.5, 0.0])
+            / torch.tensor([100.0, -100.0, 0.5, 0.0]).norm(),
+        ),
+    ):
         model = Big()
         opt = torch.optim.SGD(model.parameters(), lr=1.0)
-        t = SimpleTrainer(model, iter(lambda: None, 1), opt, grad_clip_type=clip_type,
-                          grad_clip_value=1.0)
+        t = SimpleTrainer(
+            model, iter(lambda: None, 1), opt, grad_clip_type=clip_type, grad_clip_value=1.0
+        )
         t.train(0, 1)
         assert torch.allclose(model.w.detach(), expected, atol=1e-6), clip_type
 
@@ -145,13 +165,17 @@ def test_gradient_clipping_by_value_and_norm():
 def test_amp_on_cpu_is_ignored_with_one_warning():
     model = nn.Linear(2, 1)
     with pytest.warns(UserWarning, match="AMP") as rec:
-        t = SimpleTrainer(model, None, torch.optim.SGD(model.parameters(), lr=0.1),
-                          amp_enabled=True, amp_dtype="bfloat16")
+        t = SimpleTrainer(
+            model,
+            None,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            amp_enabled=True,
+            amp_dtype="bfloat16",
+        )
     assert len(rec) == 1
     assert t.amp_enabled is False and t.grad_scaler is None
     with pytest.raises(ValueError, match="amp_dtype"):
-        SimpleTrainer(model, None, torch.optim.SGD(model.parameters(), lr=0.1),
-                      amp_dtype="float8")
+        SimpleTrainer(model, None, torch.optim.SGD(model.parameters(), lr=0.1), amp_dtype="float8")
 
 
 def test_hook_call_order():
@@ -174,8 +198,14 @@ def test_hook_call_order():
     t = SimpleTrainer(model, toys.loader_factory(4)(0), torch.optim.SGD(model.parameters(), 0.1))
     t.register_hooks([Rec()])
     t.train(0, 2)
-    assert calls == ["before_train", "before_step0", "after_step0", "before_step1",
-                     "after_step1", "after_train2"]
+    assert calls == [
+        "before_train",
+        "before_step0",
+        "after_step0",
+        "before_step1",
+        "after_step1",
+        "after_train2",
+    ]
     assert t.storage.history("total_loss").values()[-1][1] == 1
 
 
@@ -186,7 +216,7 @@ def test_default_setup_writes_config_log_and_seed(tmp_path):
     seed = default_setup(cfg, args)
     saved = get_cfg()
     saved.merge_from_file(str(tmp_path / "run" / "config.yaml"))
-    assert saved.SEED == seed >= 0            # the drawn seed is recorded
+    assert saved.SEED == seed >= 0  # the drawn seed is recorded
     assert saved.SOLVER.MAX_ITER == N
     log = (tmp_path / "run" / "log.txt").read_text()
     assert f"drew seed {seed}" in log and "torchvision" in log and "engine: builtin" in log
@@ -209,9 +239,23 @@ def test_default_setup_flushes_subnormal_floats(tmp_path):
 
 def test_argument_parser_flags():
     args = default_argument_parser().parse_args(
-        ["--config-file", "c.yaml", "--resume", "--eval-only", "--num-gpus", "2",
-         "--num-machines", "2", "--machine-rank", "1", "SOLVER.BASE_LR", "0.1",
-         "MODEL.WEIGHTS", "w.pth"])
+        [
+            "--config-file",
+            "c.yaml",
+            "--resume",
+            "--eval-only",
+            "--num-gpus",
+            "2",
+            "--num-machines",
+            "2",
+            "--machine-rank",
+            "1",
+            "SOLVER.BASE_LR",
+            "0.1",
+            "MODEL.WEIGHTS",
+            "w.pth",
+        ]
+    )
     assert args.config_file == "c.yaml" and args.resume and args.eval_only
     assert (args.num_gpus, args.num_machines, args.machine_rank) == (2, 2, 1)
     assert args.opts == ["SOLVER.BASE_LR", "0.1", "MODEL.WEIGHTS", "w.pth"]
@@ -239,5 +283,5 @@ def test_auto_scale_workers():
     new = auto_scale_workers(cfg, 4)
     assert new.SOLVER.IMS_PER_BATCH == 8 and new.SOLVER.BASE_LR == pytest.approx(0.025)
     assert new.SOLVER.MAX_ITER == 2000 and new.SOLVER.STEPS == (1200, 1600)
-    assert cfg.SOLVER.MAX_ITER == 1000                 # the input is not modified
+    assert cfg.SOLVER.MAX_ITER == 1000  # the input is not modified
     assert auto_scale_workers(cfg, 8) is cfg

@@ -1,5 +1,6 @@
 """A randomised Mask R-CNN evaluation problem (ground truth json and model outputs) and its
 reference mask AP from pycocotools alone; shared by the segm tests of this folder."""
+
 import contextlib
 import io
 
@@ -35,8 +36,11 @@ def polygon(rng, x, y, w, h):
 def decode(segm, h, w):
     if isinstance(segm, list):
         return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(segm, h, w))).astype(bool)
-    rle = mask_utils.frPyObjects(segm, h, w) if isinstance(segm["counts"], list) else \
-        {"size": segm["size"], "counts": segm["counts"].encode()}
+    rle = (
+        mask_utils.frPyObjects(segm, h, w)
+        if isinstance(segm["counts"], list)
+        else {"size": segm["size"], "counts": segm["counts"].encode()}
+    )
     return mask_utils.decode(rle).astype(bool)
 
 
@@ -50,10 +54,18 @@ def random_problem(seed, num_images=8, max_gt=6, max_dets=25):
         gt_masks = []
         for _ in range(int(rng.integers(0, max_gt + 1))):
             # sqrt(area) of the box on both sides of 32 and 96 (COCO's area borders).
-            side = float(rng.choice([rng.uniform(4, 30), rng.uniform(34, 90), rng.uniform(100, 140)]))
-            bw, bh = min(side * rng.uniform(0.7, 1.4), w - 1), min(side * rng.uniform(0.7, 1.4), h - 1)
+            side = float(
+                rng.choice([rng.uniform(4, 30), rng.uniform(34, 90), rng.uniform(100, 140)])
+            )
+            bw, bh = (
+                min(side * rng.uniform(0.7, 1.4), w - 1),
+                min(side * rng.uniform(0.7, 1.4), h - 1),
+            )
             x, y = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
-            kind = rng.choice(["polygon", "two polygons", "rle", "uncompressed", "crowd"], p=[.35, .15, .2, .15, .15])
+            kind = rng.choice(
+                ["polygon", "two polygons", "rle", "uncompressed", "crowd"],
+                p=[0.35, 0.15, 0.2, 0.15, 0.15],
+            )
             if kind == "polygon":
                 segm = [polygon(rng, x, y, bw, bh)]
             elif kind == "two polygons":
@@ -69,10 +81,17 @@ def random_problem(seed, num_images=8, max_gt=6, max_dets=25):
             if not mask.any():
                 continue
             rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "segmentation": segm,
-                         "category_id": int(rng.choice(CATEGORY_IDS)), "iscrowd": int(kind == "crowd"),
-                         "area": float(mask_utils.area(rle)),
-                         "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "segmentation": segm,
+                    "category_id": int(rng.choice(CATEGORY_IDS)),
+                    "iscrowd": int(kind == "crowd"),
+                    "area": float(mask_utils.area(rle)),
+                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                }
+            )
             gt_masks.append((mask, anns[-1]["category_id"]))
         probs, labels = [], []
         for _ in range(int(rng.integers(0, max_dets + 1))):
@@ -84,7 +103,14 @@ def random_problem(seed, num_images=8, max_gt=6, max_dets=25):
                 if rng.random() > 0.85:
                     cat = int(rng.choice(CATEGORY_IDS))
             elif r < 0.9:
-                mask = ellipse(h, w, rng.uniform(0, h), rng.uniform(0, w), rng.uniform(2, h / 2), rng.uniform(2, w / 2))
+                mask = ellipse(
+                    h,
+                    w,
+                    rng.uniform(0, h),
+                    rng.uniform(0, w),
+                    rng.uniform(2, h / 2),
+                    rng.uniform(2, w / 2),
+                )
                 cat = int(rng.choice(CATEGORY_IDS))
             else:  # nothing above 0.5: an empty mask
                 mask, cat = np.zeros((h, w), dtype=bool), int(rng.choice(CATEGORY_IDS))
@@ -94,11 +120,18 @@ def random_problem(seed, num_images=8, max_gt=6, max_dets=25):
             probs.append(np.where(mask, inside, outside).astype(np.float32))
             labels.append(CATEGORY_IDS.index(cat))
         n = len(probs)
-        scores = torch.from_numpy(np.round(rng.random(n), 1 if seed % 2 else 6).astype(np.float32))  # ties
+        scores = torch.from_numpy(
+            np.round(rng.random(n), 1 if seed % 2 else 6).astype(np.float32)
+        )  # ties
         masks = torch.from_numpy(np.stack(probs)[:, None]) if n else torch.zeros((0, 1, h, w))
         # Sorted: x0 <= y0 <= x1 <= y1, a valid XYXY box (boxes do not enter mask AP).
         boxes = torch.tensor(rng.uniform(0, 50, (n, 4)), dtype=torch.float32).sort(dim=1).values
-        out = {"boxes": boxes, "scores": scores, "labels": torch.tensor(labels, dtype=torch.int64), "masks": masks}
+        out = {
+            "boxes": boxes,
+            "scores": scores,
+            "labels": torch.tensor(labels, dtype=torch.int64),
+            "masks": masks,
+        }
         outputs[image_id] = ({"image_id": image_id, "height": h, "width": w}, out)
     categories = [{"id": c, "name": f"c{c}"} for c in CATEGORY_IDS]
     return {"images": images, "annotations": anns, "categories": categories}, outputs
@@ -109,10 +142,18 @@ def reference(json_file, outputs):
     COCOeval(iouType="segm")."""
     results = []
     for inp, out in outputs.values():
-        for prob, score, label in zip(out["masks"][:, 0].numpy(), out["scores"].tolist(), out["labels"].tolist()):
+        for prob, score, label in zip(
+            out["masks"][:, 0].numpy(), out["scores"].tolist(), out["labels"].tolist()
+        ):
             rle = mask_utils.encode(np.asfortranarray((prob > 0.5).astype(np.uint8)))
-            results.append({"image_id": inp["image_id"], "category_id": CATEGORY_IDS[label], "score": score,
-                            "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
+            results.append(
+                {
+                    "image_id": inp["image_id"],
+                    "category_id": CATEGORY_IDS[label],
+                    "score": score,
+                    "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
+                }
+            )
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(json_file)
         ev = COCOeval(gt, gt.loadRes(results), iouType="segm")
@@ -120,5 +161,3 @@ def reference(json_file, outputs):
         ev.accumulate()
         ev.summarize()
     return ev, results
-
-

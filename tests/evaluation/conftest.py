@@ -1,5 +1,6 @@
 """Tiny datasets registered for the evaluation tests (removed again afterwards): boxes (COCO),
 and randomised masks (segm_dataset)."""
+
 import json
 import uuid
 
@@ -35,7 +36,7 @@ COCO_IMAGES = [
 ]
 # XYWH boxes, all 20x20 (small objects).
 COCO_ANNOTATIONS = [
-    {"id": 1, "image_id": 11, "category_id": 7, "bbox": [0, 0, 20, 20]},   # cat G1
+    {"id": 1, "image_id": 11, "category_id": 7, "bbox": [0, 0, 20, 20]},  # cat G1
     {"id": 2, "image_id": 12, "category_id": 7, "bbox": [50, 50, 20, 20]},  # cat G2
     {"id": 3, "image_id": 11, "category_id": 3, "bbox": [10, 40, 20, 20]},  # dog G3
 ]
@@ -55,20 +56,34 @@ def coco_dicts():
     for img in COCO_IMAGES:
         anns = [
             {
-                "bbox": [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]],
+                "bbox": [
+                    a["bbox"][0],
+                    a["bbox"][1],
+                    a["bbox"][0] + a["bbox"][2],
+                    a["bbox"][1] + a["bbox"][3],
+                ],
                 "category_id": contiguous[a["category_id"]],
                 "iscrowd": 0,
             }
             for a in COCO_ANNOTATIONS
             if a["image_id"] == img["id"]
         ]
-        out.append({"file_name": img["file_name"], "image_id": img["id"], "height": 100, "width": 100, "annotations": anns})
+        out.append(
+            {
+                "file_name": img["file_name"],
+                "image_id": img["id"],
+                "height": 100,
+                "width": 100,
+                "annotations": anns,
+            }
+        )
     return out
 
 
 @pytest.fixture
 def coco_dataset(tmp_path, register):
-    """A registered COCO-format dataset (metadata as register_coco_instances + load_coco_json set it)."""
+    """A registered COCO-format dataset (metadata as register_coco_instances + load_coco_json
+    set it)."""
     json_file = write_coco_json(tmp_path / "instances.json")
     return register(
         "eval_coco",
@@ -91,11 +106,24 @@ def segm_dataset(tmp_path, register):
         data, outputs = random_problem(seed)
         json_file = tmp_path / f"instances_{seed}.json"
         json_file.write_text(json.dumps(data))
-        dicts = [{"file_name": i["file_name"], "image_id": i["id"], "height": i["height"],
-                  "width": i["width"], "annotations": []} for i in data["images"]]
-        name = register("segm", lambda: dicts, json_file=str(json_file), evaluator_type="coco",
-                        thing_classes=[f"c{c}" for c in CATEGORY_IDS],
-                        thing_dataset_id_to_contiguous_id={c: i for i, c in enumerate(CATEGORY_IDS)})
+        dicts = [
+            {
+                "file_name": i["file_name"],
+                "image_id": i["id"],
+                "height": i["height"],
+                "width": i["width"],
+                "annotations": [],
+            }
+            for i in data["images"]
+        ]
+        name = register(
+            "segm",
+            lambda: dicts,
+            json_file=str(json_file),
+            evaluator_type="coco",
+            thing_classes=[f"c{c}" for c in CATEGORY_IDS],
+            thing_dataset_id_to_contiguous_id={c: i for i, c in enumerate(CATEGORY_IDS)},
+        )
         return name, str(json_file), outputs
 
     return make

@@ -1,4 +1,5 @@
 """COCOEvaluator against pycocotools on a hand-worked two-image case."""
+
 import json
 import logging
 import math
@@ -51,7 +52,9 @@ PREDICTIONS = {
 
 def test_hand_worked_ap_through_pycocotools(coco_dataset, tmp_path):
     out_dir = tmp_path / "out"
-    metrics = _run(COCOEvaluator(coco_dataset, output_dir=str(out_dir), distributed=False), PREDICTIONS)
+    metrics = _run(
+        COCOEvaluator(coco_dataset, output_dir=str(out_dir), distributed=False), PREDICTIONS
+    )
     assert metrics["AP-cat"] == pytest.approx(CAT_AP, abs=1e-6)
     assert metrics["AP-dog"] == pytest.approx(DOG_AP, abs=1e-6)
     assert metrics["AP"] == pytest.approx((CAT_AP + DOG_AP) / 2, abs=1e-6)

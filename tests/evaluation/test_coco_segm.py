@@ -10,6 +10,7 @@ binarised masks (> 0.5) are encoded with pycocotools.mask.encode, and loadRes ge
 without "bbox" (with one, loadRes would take the box's area for small / medium / large; our
 evaluator leaves the box out for mask AP, as detectron2 does).
 """
+
 import contextlib
 import io
 import json
@@ -44,8 +45,13 @@ def test_mask_ap_equals_pycocotools_cocoeval(segm_dataset, tmp_path, seed, backe
     assert any(a["iscrowd"] for a in json.load(open(json_file))["annotations"])
 
     out_dir = tmp_path / f"out_{backend}"
-    evaluator = COCOEvaluator(name, output_dir=str(out_dir), distributed=False, backend=_backend(backend),
-                              tasks=("bbox", "segm"))
+    evaluator = COCOEvaluator(
+        name,
+        output_dir=str(out_dir),
+        distributed=False,
+        backend=_backend(backend),
+        tasks=("bbox", "segm"),
+    )
     evaluator.reset()
     for inp, out in outputs.values():
         evaluator.process([inp], [out])
@@ -115,8 +121,18 @@ def test_ground_truth_without_masks_is_named(coco_dataset):
     evaluator = COCOEvaluator(coco_dataset, distributed=False, tasks=("bbox", "segm"))
     masks = torch.zeros((1, 1, 100, 100))
     masks[0, 0, :20, :20] = 1
-    evaluator.process([{"image_id": 11, "height": 100, "width": 100}],
-                      [{"boxes": torch.tensor([[0.0, 0, 20, 20]]), "scores": torch.tensor([0.9]),
-                        "labels": torch.tensor([1]), "masks": masks}])
-    with pytest.raises(ValueError, match=r"instances.json: annotation id 1 \(image id 11\) has no 'segmentation'"):
+    evaluator.process(
+        [{"image_id": 11, "height": 100, "width": 100}],
+        [
+            {
+                "boxes": torch.tensor([[0.0, 0, 20, 20]]),
+                "scores": torch.tensor([0.9]),
+                "labels": torch.tensor([1]),
+                "masks": masks,
+            }
+        ],
+    )
+    with pytest.raises(
+        ValueError, match=r"instances.json: annotation id 1 \(image id 11\) has no 'segmentation'"
+    ):
         evaluator.evaluate()

@@ -1,5 +1,6 @@
 """tools/evaluate.py end to end on tiny COCO and VOC datasets registered here, and the VOC
 evaluator on a hand-worked case."""
+
 import importlib.util
 import json
 import os
@@ -8,7 +9,12 @@ import uuid
 
 import pytest
 
-from resnet_det.data import DatasetCatalog, MetadataCatalog, register_coco_instances, register_pascal_voc
+from resnet_det.data import (
+    DatasetCatalog,
+    MetadataCatalog,
+    register_coco_instances,
+    register_pascal_voc,
+)
 from resnet_det.evaluation import load_results_file
 
 from .conftest import write_coco_json
@@ -17,7 +23,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location("evaluate_tool", os.path.join(ROOT, "tools", "evaluate.py"))
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_tool", os.path.join(ROOT, "tools", "evaluate.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -101,7 +109,12 @@ def _write_results(path, results):
 
 @pytest.mark.parametrize(
     "year,flag,circle",
-    [(2007, [], CIRCLE_07), (2012, [], CIRCLE_AUC), (2012, ["--voc-07-metric"], CIRCLE_07), (2007, ["--no-voc-07-metric"], CIRCLE_AUC)],
+    [
+        (2007, [], CIRCLE_07),
+        (2012, [], CIRCLE_AUC),
+        (2012, ["--voc-07-metric"], CIRCLE_07),
+        (2007, ["--no-voc-07-metric"], CIRCLE_AUC),
+    ],
 )
 def test_voc_end_to_end(tool, voc_dataset, tmp_path, capsys, year, flag, circle):
     name = voc_dataset(year)
@@ -132,14 +145,38 @@ def test_voc_evaluator_ground_truth_reads_back_the_xml_values(voc_dataset):
 @pytest.mark.parametrize(
     "entry,match",
     [
-        ({"image_id": "000009", "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}, r"entry 1 has image_id '000009'"),
-        ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}, r"entry 1 has image_id 1,.*file stems"),
-        ({"image_id": "000001", "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5}, r"entry 1 has category_id 3"),
-        ({"image_id": "000001", "category_id": 0, "bbox": [0, 0, 5, 5], "score": 0.5}, r"entry 1 has category_id 0"),
-        ({"image_id": "000001", "category_id": 1, "bbox": [0, 0, 5, 5]}, r"entry 1 lacks key\(s\) \['score'\]"),
-        ({"image_id": "000001", "category_id": 1, "bbox": [0, 0, -5, 5], "score": 0.5}, r"entry 1 has bbox .*negative"),
-        ({"image_id": "000001", "category_id": 1, "bbox": [0, 0, 5], "score": 0.5}, r"entry 1 has bbox"),
-        ({"image_id": "000001", "category_id": 1, "bbox": [0, 0, 5, 5], "score": "high"}, r"entry 1 has score"),
+        (
+            {"image_id": "000009", "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5},
+            r"entry 1 has image_id '000009'",
+        ),
+        (
+            {"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5},
+            r"entry 1 has image_id 1,.*file stems",
+        ),
+        (
+            {"image_id": "000001", "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5},
+            r"entry 1 has category_id 3",
+        ),
+        (
+            {"image_id": "000001", "category_id": 0, "bbox": [0, 0, 5, 5], "score": 0.5},
+            r"entry 1 has category_id 0",
+        ),
+        (
+            {"image_id": "000001", "category_id": 1, "bbox": [0, 0, 5, 5]},
+            r"entry 1 lacks key\(s\) \['score'\]",
+        ),
+        (
+            {"image_id": "000001", "category_id": 1, "bbox": [0, 0, -5, 5], "score": 0.5},
+            r"entry 1 has bbox .*negative",
+        ),
+        (
+            {"image_id": "000001", "category_id": 1, "bbox": [0, 0, 5], "score": 0.5},
+            r"entry 1 has bbox",
+        ),
+        (
+            {"image_id": "000001", "category_id": 1, "bbox": [0, 0, 5, 5], "score": "high"},
+            r"entry 1 has score",
+        ),
     ],
 )
 def test_bad_results_entry_is_named(tool, voc_dataset, tmp_path, capsys, entry, match):
@@ -179,7 +216,16 @@ def test_coco_end_to_end(tool, tmp_path, names, capsys):
         {"image_id": 11, "category_id": 3, "bbox": [10, 40, 20, 13.6], "score": 0.7},
     ]
     out = tmp_path / "out"
-    tool.main(["--dataset", name, "--results", _write_results(tmp_path / "d.json", results), "--output", str(out)])
+    tool.main(
+        [
+            "--dataset",
+            name,
+            "--results",
+            _write_results(tmp_path / "d.json", results),
+            "--output",
+            str(out),
+        ]
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["bbox/AP-cat"] == pytest.approx(100.0)
     assert metrics["bbox/AP-dog"] == pytest.approx(40.0)
@@ -196,8 +242,9 @@ def test_coco_end_to_end(tool, tmp_path, names, capsys):
     assert "entry 2 has category_id 5" in capsys.readouterr().err
 
 
-def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tool, voc_dataset, tmp_path, names, capsys,
-                                                                 monkeypatch):
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(
+    tool, voc_dataset, tmp_path, names, capsys, monkeypatch
+):
     from resnet_det.utils.errors import DataError, MissingFileError
 
     name = voc_dataset(2007)
@@ -216,7 +263,9 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tool, voc_datase
     results = _write_results(tmp_path / "dets.json", VOC_RESULTS)
     with pytest.raises(SystemExit):
         tool.main(["--dataset", cls, "--results", results])
-    assert "ClassificationEvaluator, which does not score detection results" in capsys.readouterr().err
+    assert (
+        "ClassificationEvaluator, which does not score detection results" in capsys.readouterr().err
+    )
     # Anything that is not a user error is a bug: it is not turned into one line.
     with pytest.raises(DataError):
         load_results_file(_write_results(tmp_path / "obj.json", {"a": 1}))

@@ -1,4 +1,5 @@
 """inference_on_dataset, DatasetEvaluators, result printing, and gathering across 2 processes."""
+
 import json
 import os
 import subprocess
@@ -14,10 +15,10 @@ import resnet_det.evaluation as evaluation
 from resnet_det.evaluation import (
     ClassificationEvaluator,
     COCOEvaluator,
-    PascalVOCDetectionEvaluator,
-    build_evaluator,
     DatasetEvaluator,
     DatasetEvaluators,
+    PascalVOCDetectionEvaluator,
+    build_evaluator,
     format_metrics_table,
     inference_on_dataset,
     print_csv_format,
@@ -37,7 +38,13 @@ class FixedDetector(nn.Module):
 
     def forward(self, inputs):
         self.seen.append((self.training, torch.is_grad_enabled()))
-        return [{k: v * self.weight if k != "labels" else v for k, v in self.per_image[i["image_id"]].items()} for i in inputs]
+        return [
+            {
+                k: v * self.weight if k != "labels" else v
+                for k, v in self.per_image[i["image_id"]].items()
+            }
+            for i in inputs
+        ]
 
 
 def _det(boxes, scores, labels):
@@ -73,7 +80,12 @@ class Recorder(DatasetEvaluator):
 
 
 def _loader():
-    return [[{"image_id": 11, "height": 100, "width": 100}, {"image_id": 12, "height": 100, "width": 100}]]
+    return [
+        [
+            {"image_id": 11, "height": 100, "width": 100},
+            {"image_id": 12, "height": 100, "width": 100},
+        ]
+    ]
 
 
 def test_inference_runs_in_eval_mode_without_grad_and_restores_mode(coco_dataset):
@@ -81,7 +93,9 @@ def test_inference_runs_in_eval_mode_without_grad_and_restores_mode(coco_dataset
     model.train()
     recorder = Recorder("count")
     results = inference_on_dataset(
-        model, _loader(), DatasetEvaluators([COCOEvaluator(coco_dataset, distributed=False), recorder])
+        model,
+        _loader(),
+        DatasetEvaluators([COCOEvaluator(coco_dataset, distributed=False), recorder]),
     )
     assert model.seen == [(False, False)]
     assert model.training is True
@@ -116,14 +130,20 @@ def test_two_evaluators_reporting_the_same_task_is_an_error():
 def test_print_csv_format_and_table():
     results = OrderedDict(bbox={"AP": 12.5, "AP50": 30.0, "AP75": float("nan"), "AP-cat": 1.0})
     text = print_csv_format(results)
-    assert text.splitlines() == ["copypaste: Task: bbox", "copypaste: AP,AP50,AP75", "copypaste: 12.5000,30.0000,nan"]
+    assert text.splitlines() == [
+        "copypaste: Task: bbox",
+        "copypaste: AP,AP50,AP75",
+        "copypaste: 12.5000,30.0000,nan",
+    ]
     table = format_metrics_table(results)
     assert "AP-cat" in table and "12.5000" in table and "nan" in table
 
 
 def test_build_evaluator_chooses_by_evaluator_type(coco_dataset, register):
     assert isinstance(build_evaluator(coco_dataset), COCOEvaluator)
-    voc = register("eval_voc_meta", lambda: [], evaluator_type="voc", thing_classes=["a"], year=2012)
+    voc = register(
+        "eval_voc_meta", lambda: [], evaluator_type="voc", thing_classes=["a"], year=2012
+    )
     assert isinstance(build_evaluator(voc), PascalVOCDetectionEvaluator)
     other = register("eval_other", lambda: [], evaluator_type="lvis")
     with pytest.raises(ValueError, match=f"{other}.*'lvis'"):
@@ -199,9 +219,18 @@ def test_two_processes_gather_predictions_and_rank0_evaluates(tmp_path):
 
     json_file = write_coco_json(tmp_path / "instances.json")
     script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(root=ROOT, init=str(tmp_path / "init"), json_file=json_file, out=str(tmp_path)))
+    script.write_text(
+        WORKER.format(
+            root=ROOT, init=str(tmp_path / "init"), json_file=json_file, out=str(tmp_path)
+        )
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, str(script), str(r)], env=env, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(r)], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for r in range(2)
+    ]
     errs = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     rank0 = json.loads((tmp_path / "rank0.json").read_text())

@@ -3,6 +3,7 @@ per-category APs, on randomised datasets (crowd and ignore flags, small/medium/l
 areas on the range borders, more than 100 detections per image, tied scores, images without
 ground truth or without detections, categories without ground truth), for boxes and masks.
 Speed is measured in tools/benchmark.py, not here."""
+
 import contextlib
 import copy
 import io
@@ -29,7 +30,9 @@ def _coco(dataset):
 
 def _side(rng):
     # sqrt(area) on both sides of COCO's area range borders (32 and 96), and on them.
-    return float(rng.choice([rng.uniform(2, 31), 32.0, rng.uniform(33, 95), 96.0, rng.uniform(97, 150)]))
+    return float(
+        rng.choice([rng.uniform(2, 31), 32.0, rng.uniform(33, 95), 96.0, rng.uniform(97, 150)])
+    )
 
 
 def _polygon(x, y, w, h):
@@ -43,15 +46,23 @@ def _random_problem(seed, *, num_images, num_cats, max_gt, max_dets, tied_scores
     width, height = 200, 160
     images, anns, results = [], [], []
     for image_id in range(1, num_images + 1):
-        images.append({"id": image_id, "width": width, "height": height, "file_name": f"{image_id}.jpg"})
+        images.append(
+            {"id": image_id, "width": width, "height": height, "file_name": f"{image_id}.jpg"}
+        )
         gts = []
         for _ in range(int(rng.integers(0, max_gt + 1))):
             side = _side(rng)
             w = min(side * rng.uniform(0.6, 1.6), width - 1)
             h = min(side * side / w, height - 1)
             x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
-            ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": 3 * int(rng.integers(1, num_cats + 1)),
-                   "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(rng.random() < 0.1)}
+            ann = {
+                "id": len(anns) + 1,
+                "image_id": image_id,
+                "category_id": 3 * int(rng.integers(1, num_cats + 1)),
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "iscrowd": int(rng.random() < 0.1),
+            }
             if masks:
                 ann["segmentation"] = _polygon(x, y, w, h)
                 ann["area"] = w * h / 2
@@ -64,7 +75,11 @@ def _random_problem(seed, *, num_images, num_cats, max_gt, max_dets, tied_scores
                 g = gts[int(rng.integers(len(gts)))]
                 box = np.asarray(g["bbox"]) * (1 + rng.normal(0, 0.1, 4))
                 box[2:] = np.abs(box[2:]) + 0.5
-                cat = g["category_id"] if rng.random() < 0.9 else 3 * int(rng.integers(1, num_cats + 1))
+                cat = (
+                    g["category_id"]
+                    if rng.random() < 0.9
+                    else 3 * int(rng.integers(1, num_cats + 1))
+                )
             else:
                 w, h = rng.uniform(1, 150, 2)
                 box = [rng.uniform(0, width - 1), rng.uniform(0, height - 1), w, h]
@@ -85,11 +100,11 @@ def _random_problem(seed, *, num_images, num_cats, max_gt, max_dets, tied_scores
 
 CASES = [  # (seed, images, categories, max gt per image, max detections per image, tied scores)
     (0, 30, 4, 6, 8, False),
-    (1, 12, 3, 6, 150, True),     # > 100 detections per image: maxDets cuts, ties broken alike
-    (2, 25, 5, 1, 30, False),     # many images without ground truth
+    (1, 12, 3, 6, 150, True),  # > 100 detections per image: maxDets cuts, ties broken alike
+    (2, 25, 5, 1, 30, False),  # many images without ground truth
     (3, 8, 1, 8, 150, False),
-    (4, 20, 6, 3, 2, True),       # few detections: many images without any
-    (5, 1, 2, 5, 120, False),     # a single image
+    (4, 20, 6, 3, 2, True),  # few detections: many images without any
+    (5, 1, 2, 5, 120, False),  # a single image
 ]
 
 
@@ -106,15 +121,23 @@ def _assert_equal(gt, results, iou_type):
 @pytest.mark.parametrize("case", CASES, ids=[f"seed{c[0]}" for c in CASES])
 def test_box_ap_equal_to_pycocotools(case):
     seed, num_images, num_cats, max_gt, max_dets, tied = case
-    gt, results = _random_problem(seed, num_images=num_images, num_cats=num_cats, max_gt=max_gt,
-                                  max_dets=max_dets, tied_scores=tied)
+    gt, results = _random_problem(
+        seed,
+        num_images=num_images,
+        num_cats=num_cats,
+        max_gt=max_gt,
+        max_dets=max_dets,
+        tied_scores=tied,
+    )
     ref = _assert_equal(gt, results, "bbox")
     # The cases are not degenerate: some AP is neither 0 nor undefined.
     assert ref.stats[0] > 0
 
     # The evaluator's own metrics (percent, per category, NaN for undefined) agree too.
-    by_backend = {b: evaluate_coco_results(_coco(gt), results, backend=b)
-                  for b in ("pycocotools", "faster-coco-eval")}
+    by_backend = {
+        b: evaluate_coco_results(_coco(gt), results, backend=b)
+        for b in ("pycocotools", "faster-coco-eval")
+    }
     ref_m, fast_m = by_backend["pycocotools"], by_backend["faster-coco-eval"]
     assert list(ref_m) == list(fast_m)
     for key in ref_m:
@@ -125,15 +148,26 @@ def test_box_ap_equal_to_pycocotools(case):
 
 
 def test_category_without_ground_truth_is_nan_in_both():
-    gt, results = _random_problem(7, num_images=10, num_cats=3, max_gt=4, max_dets=10, tied_scores=False)
+    gt, results = _random_problem(
+        7, num_images=10, num_cats=3, max_gt=4, max_dets=10, tied_scores=False
+    )
     gt["annotations"] = [a for a in gt["annotations"] if a["category_id"] != 9]
-    metrics = {b: evaluate_coco_results(_coco(gt), results, backend=b) for b in ("pycocotools", "faster-coco-eval")}
-    assert math.isnan(metrics["pycocotools"]["AP-c3"]) and math.isnan(metrics["faster-coco-eval"]["AP-c3"])
-    assert metrics["faster-coco-eval"]["AP"] == pytest.approx(metrics["pycocotools"]["AP"], abs=1e-4)
+    metrics = {
+        b: evaluate_coco_results(_coco(gt), results, backend=b)
+        for b in ("pycocotools", "faster-coco-eval")
+    }
+    assert math.isnan(metrics["pycocotools"]["AP-c3"]) and math.isnan(
+        metrics["faster-coco-eval"]["AP-c3"]
+    )
+    assert metrics["faster-coco-eval"]["AP"] == pytest.approx(
+        metrics["pycocotools"]["AP"], abs=1e-4
+    )
 
 
 def test_only_crowd_ground_truth():
-    gt, results = _random_problem(8, num_images=6, num_cats=2, max_gt=5, max_dets=20, tied_scores=False)
+    gt, results = _random_problem(
+        8, num_images=6, num_cats=2, max_gt=5, max_dets=20, tied_scores=False
+    )
     for a in gt["annotations"]:
         a["iscrowd"] = 1
     ref = _assert_equal(gt, results, "bbox")
@@ -142,8 +176,15 @@ def test_only_crowd_ground_truth():
 
 @pytest.mark.parametrize("seed", [10, 11])
 def test_mask_ap_equal_to_pycocotools(seed):
-    gt, results = _random_problem(seed, num_images=10, num_cats=3, max_gt=5, max_dets=30,
-                                  tied_scores=bool(seed % 2), masks=True)
+    gt, results = _random_problem(
+        seed,
+        num_images=10,
+        num_cats=3,
+        max_gt=5,
+        max_dets=30,
+        tied_scores=bool(seed % 2),
+        masks=True,
+    )
     ref = _assert_equal(gt, results, "segm")
     assert ref.stats[0] > 0
 
@@ -158,7 +199,9 @@ def test_empty_results_same_for_both_backends():
 
 
 def test_results_and_ground_truth_not_modified():
-    gt, results = _random_problem(13, num_images=5, num_cats=2, max_gt=3, max_dets=5, tied_scores=False)
+    gt, results = _random_problem(
+        13, num_images=5, num_cats=2, max_gt=3, max_dets=5, tied_scores=False
+    )
     api, before = _coco(gt), copy.deepcopy(results)
     anns_before = copy.deepcopy(api.dataset["annotations"])
     run_coco_eval(api, results, backend="faster-coco-eval")
@@ -171,6 +214,8 @@ def test_backend_names():
     assert resolve_backend("pycocotools") == "pycocotools"
     with pytest.raises(ValueError, match="pycocotools"):
         resolve_backend("fast")
-    gt, results = _random_problem(14, num_images=2, num_cats=1, max_gt=2, max_dets=2, tied_scores=False)
+    gt, results = _random_problem(
+        14, num_images=2, num_cats=1, max_gt=2, max_dets=2, tied_scores=False
+    )
     with pytest.raises(ValueError, match="iou_type"):
         run_coco_eval(_coco(gt), results, iou_type="keypoints")

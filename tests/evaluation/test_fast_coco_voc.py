@@ -2,6 +2,7 @@
 it replaced (kept below as the reference): recall, precision and AP equal to 1e-12 (in fact bit
 for bit) on randomised cases with difficult boxes, duplicate hits, tied scores, images without
 boxes and every IoU threshold the evaluator uses."""
+
 import numpy as np
 import pytest
 
@@ -23,25 +24,40 @@ def _reference(detections, annotations, thresholds, metric):
         npos += int((~difficult).sum())
     scores = np.array([float(d[1]) for d in detections], dtype=np.float64)
     order = np.argsort(-scores, kind="stable")
-    best_iou, best_gt, image_of = np.full(len(order), -np.inf), np.zeros(len(order), dtype=np.int64), []
+    best_iou, best_gt, image_of = (
+        np.full(len(order), -np.inf),
+        np.zeros(len(order), dtype=np.int64),
+        [],
+    )
     for rank, d in enumerate(order):
         image_id, _, box = detections[d]
         image_of.append(image_id)
         gts = gt[image_id][0]
         if len(gts):
             box = np.asarray(box, dtype=np.float64)
-            iw = np.maximum(np.minimum(gts[:, 2], box[2]) - np.maximum(gts[:, 0], box[0]) + 1.0, 0.0)
-            ih = np.maximum(np.minimum(gts[:, 3], box[3]) - np.maximum(gts[:, 1], box[1]) + 1.0, 0.0)
+            iw = np.maximum(
+                np.minimum(gts[:, 2], box[2]) - np.maximum(gts[:, 0], box[0]) + 1.0, 0.0
+            )
+            ih = np.maximum(
+                np.minimum(gts[:, 3], box[3]) - np.maximum(gts[:, 1], box[1]) + 1.0, 0.0
+            )
             inter = iw * ih
-            union = ((box[2] - box[0] + 1.0) * (box[3] - box[1] + 1.0)
-                     + (gts[:, 2] - gts[:, 0] + 1.0) * (gts[:, 3] - gts[:, 1] + 1.0) - inter)
+            union = (
+                (box[2] - box[0] + 1.0) * (box[3] - box[1] + 1.0)
+                + (gts[:, 2] - gts[:, 0] + 1.0) * (gts[:, 3] - gts[:, 1] + 1.0)
+                - inter
+            )
             overlaps = inter / union
             best_gt[rank] = int(np.argmax(overlaps))
             best_iou[rank] = overlaps[best_gt[rank]]
     out = []
     for thresh in thresholds:
         matched = {i: np.zeros(len(g[0]), dtype=bool) for i, g in gt.items()}
-        tp, fp, counted = np.zeros(len(order)), np.zeros(len(order)), np.ones(len(order), dtype=bool)
+        tp, fp, counted = (
+            np.zeros(len(order)),
+            np.zeros(len(order)),
+            np.ones(len(order), dtype=bool),
+        )
         for rank in range(len(order)):
             image_id = image_of[rank]
             if best_iou[rank] > thresh:
@@ -70,12 +86,18 @@ def _case(seed):
         for _ in range(int(rng.integers(0, 6))):
             x0, y0 = rng.integers(0, 80, 2)
             w, h = rng.integers(1, 60, 2)
-            objs.append({"bbox": [float(x0), float(y0), float(x0 + w), float(y0 + h)],
-                         "difficult": bool(rng.random() < 0.2)})
+            objs.append(
+                {
+                    "bbox": [float(x0), float(y0), float(x0 + w), float(y0 + h)],
+                    "difficult": bool(rng.random() < 0.2),
+                }
+            )
         annotations[image_id] = objs
         for _ in range(int(rng.integers(0, 12))):
             if objs and rng.random() < 0.7:  # near a box (duplicates happen)
-                box = np.asarray(objs[int(rng.integers(len(objs)))]["bbox"]) + rng.integers(-6, 7, 4)
+                box = np.asarray(objs[int(rng.integers(len(objs)))]["bbox"]) + rng.integers(
+                    -6, 7, 4
+                )
             else:
                 x0, y0 = rng.integers(0, 80, 2)
                 box = np.array([x0, y0, x0 + rng.integers(1, 60), y0 + rng.integers(1, 60)])
@@ -108,7 +130,13 @@ def test_cases_exercise_every_branch():
     for seed in range(12):
         detections, annotations = _case(seed)
         rec, prec, _ = _voc_eval_thresholds(detections, annotations, [0.5], "area")[0]
-        tps += int(np.round(rec[-1] * sum(not o["difficult"] for v in annotations.values() for o in v))) if len(rec) else 0
+        tps += (
+            int(
+                np.round(rec[-1] * sum(not o["difficult"] for v in annotations.values() for o in v))
+            )
+            if len(rec)
+            else 0
+        )
         dups += int(len(prec) and prec[-1] < 1)
         ignored += len(detections) - len(rec)
     assert tps > 0 and dups > 0 and ignored > 0
@@ -116,4 +144,6 @@ def test_cases_exercise_every_branch():
 
 def test_detection_on_unknown_image_is_named():
     with pytest.raises(KeyError, match="'b'"):
-        _voc_eval_thresholds([("a", 0.9, [0, 0, 1, 1]), ("b", 0.5, [0, 0, 1, 1])], {"a": []}, [0.5], "area")
+        _voc_eval_thresholds(
+            [("a", 0.9, [0, 0, 1, 1]), ("b", 0.5, [0, 0, 1, 1])], {"a": []}, [0.5], "area"
+        )

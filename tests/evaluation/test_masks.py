@@ -1,4 +1,5 @@
 """Masks in COCO's results format: binarising, RLE encoding (pycocotools' own bytes)."""
+
 import numpy as np
 import pytest
 import torch
@@ -31,6 +32,8 @@ def test_encode_gives_pycocotools_rle_and_decodes_back(seed, random_masks):
         assert rle["counts"] == ref["counts"].decode("ascii")
         decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
         assert np.array_equal(decoded.astype(bool), mask)
-    np.testing.assert_array_equal(rle_boxes(rles), mask_utils.toBbox(
-        [{"size": r["size"], "counts": r["counts"].encode()} for r in rles]))
+    np.testing.assert_array_equal(
+        rle_boxes(rles),
+        mask_utils.toBbox([{"size": r["size"], "counts": r["counts"].encode()} for r in rles]),
+    )
     assert encode_masks(torch.zeros(0, 1, h, w)) == []

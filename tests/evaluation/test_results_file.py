@@ -1,6 +1,7 @@
 """Results files with masks: tools/evaluate.py scores a file whose entries carry an RLE
 "segmentation" as mask AP ("segm") beside box AP, with the numbers the evaluator gives the same
 detections from a model; bad mask entries are named by file and entry index."""
+
 import copy
 import importlib.util
 import json
@@ -10,7 +11,12 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from resnet_det.evaluation import COCOEvaluator, evaluate_results_file, load_results_file, print_csv_format
+from resnet_det.evaluation import (
+    COCOEvaluator,
+    evaluate_results_file,
+    load_results_file,
+    print_csv_format,
+)
 
 from ._segm_problem import reference
 
@@ -18,7 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("evaluate_tool", os.path.join(ROOT, "tools", "evaluate.py"))
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_tool", os.path.join(ROOT, "tools", "evaluate.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -36,7 +44,9 @@ def test_tool_scores_a_segm_results_file_like_the_evaluator(segm_dataset, tmp_pa
     direct = _evaluator_run(name, outputs, tmp_path / "run")
     results_file = tmp_path / "run" / "coco_instances_results.json"
 
-    metrics = _tool().main(["--dataset", name, "--results", str(results_file), "--output", str(tmp_path / "tool")])
+    metrics = _tool().main(
+        ["--dataset", name, "--results", str(results_file), "--output", str(tmp_path / "tool")]
+    )
     printed = capsys.readouterr().out
     assert list(metrics) == ["bbox", "segm"]
     for task in ("bbox", "segm"):
@@ -64,10 +74,15 @@ def test_segm_only_entries_and_uncompressed_rle_are_accepted(segm_dataset, tmp_p
         del e["bbox"]
         if k % 3 == 0:
             h, w = sizes[e["image_id"]]
-            mask = mask_utils.decode({"size": [h, w], "counts": e["segmentation"]["counts"].encode()})
+            mask = mask_utils.decode(
+                {"size": [h, w], "counts": e["segmentation"]["counts"].encode()}
+            )
             flat = mask.flatten(order="F")
             bounds = np.r_[0, np.flatnonzero(np.diff(flat)) + 1, flat.size]
-            e["segmentation"] = {"size": [h, w], "counts": ([0] if flat[0] else []) + np.diff(bounds).tolist()}
+            e["segmentation"] = {
+                "size": [h, w],
+                "counts": ([0] if flat[0] else []) + np.diff(bounds).tolist(),
+            }
     path = tmp_path / "segm_only.json"
     path.write_text(json.dumps(entries))
     metrics = evaluate_results_file(name, str(path))
@@ -95,20 +110,41 @@ def test_bad_masks_are_named_by_file_and_entry(segm_entries, tmp_path):
     h, w = entries[4]["segmentation"]["size"]
     counts = entries[4]["segmentation"]["counts"]
     cases = [
-        (_bad(entries, 4, size=[h + 1, w]), rf"entry 4 has an RLE mask of size \[{h + 1}, {w}\].*{h}x{w}"),
-        (_bad(entries, 4, counts=counts + "1"), r"entry 4 has an RLE mask whose 'counts' covers \d+ pixels"),
-        (_bad(entries, 4, counts=counts[:-1] + "~"), r"entry 4 .*not pycocotools' compressed encoding"),
-        (_bad(entries, 4, counts=[h * w - 1]), rf"entry 4 .*covers {h * w - 1} pixels, not the {h * w}"),
+        (
+            _bad(entries, 4, size=[h + 1, w]),
+            rf"entry 4 has an RLE mask of size \[{h + 1}, {w}\].*{h}x{w}",
+        ),
+        (
+            _bad(entries, 4, counts=counts + "1"),
+            r"entry 4 has an RLE mask whose 'counts' covers \d+ pixels",
+        ),
+        (
+            _bad(entries, 4, counts=counts[:-1] + "~"),
+            r"entry 4 .*not pycocotools' compressed encoding",
+        ),
+        (
+            _bad(entries, 4, counts=[h * w - 1]),
+            rf"entry 4 .*covers {h * w - 1} pixels, not the {h * w}",
+        ),
         (_bad(entries, 4, counts=[-1, h * w + 1]), r"entry 4 has RLE 'counts'"),
         (_bad(entries, 4, size=[h]), r"entry 4 has an RLE 'size'"),
-        ([dict(e) for e in entries[:4]] + [dict(entries[4], segmentation=[[0, 0, 5, 0, 5, 5]])],
-         r"entry 4 has a polygon 'segmentation'"),
-        ([dict(e) for e in entries[:4]] + [dict(entries[4], segmentation={"counts": counts})],
-         r"entry 4 has 'segmentation'.*exactly 'size' and 'counts'"),
-        ([dict(e) for e in entries[:3]] + [{k: v for k, v in entries[3].items() if k != "segmentation"}],
-         r"entry 0 has a 'segmentation' but entry 3 has none"),
-        ([{k: v for k, v in entries[0].items() if k not in ("segmentation", "bbox")}],
-         r"entry 0 lacks key\(s\) \['bbox'\]"),
+        (
+            [dict(e) for e in entries[:4]] + [dict(entries[4], segmentation=[[0, 0, 5, 0, 5, 5]])],
+            r"entry 4 has a polygon 'segmentation'",
+        ),
+        (
+            [dict(e) for e in entries[:4]] + [dict(entries[4], segmentation={"counts": counts})],
+            r"entry 4 has 'segmentation'.*exactly 'size' and 'counts'",
+        ),
+        (
+            [dict(e) for e in entries[:3]]
+            + [{k: v for k, v in entries[3].items() if k != "segmentation"}],
+            r"entry 0 has a 'segmentation' but entry 3 has none",
+        ),
+        (
+            [{k: v for k, v in entries[0].items() if k not in ("segmentation", "bbox")}],
+            r"entry 0 lacks key\(s\) \['bbox'\]",
+        ),
     ]
     for k, (results, message) in enumerate(cases):
         path = tmp_path / f"bad_{k}.json"
@@ -139,7 +175,8 @@ def test_masks_of_a_boxes_only_evaluator_are_ignored_with_a_warning(segm_entries
     name, entries = segm_entries
     assert COCOEvaluator(name, distributed=False).scores_masks()
     with caplog.at_level("WARNING"):
-        result = score_results(COCOEvaluator(name, distributed=False, tasks=("bbox",)), name, entries,
-                               source="x.json")
+        result = score_results(
+            COCOEvaluator(name, distributed=False, tasks=("bbox",)), name, entries, source="x.json"
+        )
     assert list(result) == ["bbox"]
     assert "x.json: the masks ('segmentation') are not scored" in caplog.text

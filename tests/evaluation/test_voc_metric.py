@@ -1,4 +1,5 @@
 """The devkit's VOC metric on hand-worked cases (voc_ap, voc_eval_class)."""
+
 import math
 
 import numpy as np
@@ -79,7 +80,9 @@ def test_duplicate_detection_is_fp():
     np.testing.assert_allclose(prec, [1.0, 0.5, 2 / 3])
     # AUC: .5 * 1 + .5 * 2/3 = 5/6. 11-point: t = 0...5 -> 1 (6), t = .6...1 -> 2/3 (5).
     assert ap == pytest.approx(5 / 6)
-    assert voc_eval_class(dets, ann, 0.5, use_07_metric=True)[2] == pytest.approx((6 + 5 * 2 / 3) / 11)
+    assert voc_eval_class(dets, ann, 0.5, use_07_metric=True)[2] == pytest.approx(
+        (6 + 5 * 2 / 3) / 11
+    )
 
 
 def test_detections_sorted_by_score_across_images():
@@ -96,7 +99,9 @@ def test_inclusive_pixel_iou_decides_a_match():
     # detection 1..10 x 1..5.2 covers 10 x 5.2 = 52 of them: inclusive IoU 0.52 > 0.5, a TP.
     # In continuous coordinates (no +1) the same numbers give 9 * 4.2 / 81 = 0.467: a FP.
     gt_box, det_box = [1, 1, 10, 10], [1, 1, 10, 5.2]
-    continuous = box_iou(torch.tensor([det_box], dtype=torch.float64), torch.tensor([gt_box], dtype=torch.float64))
+    continuous = box_iou(
+        torch.tensor([det_box], dtype=torch.float64), torch.tensor([gt_box], dtype=torch.float64)
+    )
     assert continuous.item() == pytest.approx(9 * 4.2 / 81) and continuous.item() < 0.5
     rec, prec, ap = voc_eval_class([("a", 1.0, det_box)], {"a": _gt(gt_box)}, 0.5)
     assert (rec.tolist(), prec.tolist(), ap) == ([1.0], [1.0], 1.0)

@@ -3,6 +3,7 @@ bit for bit: against a re-statement of that algorithm on randomized cases, among
 of exactly 0.3, 0.6 and 0.7 (where np.arange's levels and exact tenths part), and against
 detectron2's own voc_eval on the same cases written as VOC files when detectron2 is
 installed."""
+
 import os
 
 import numpy as np
@@ -29,11 +30,18 @@ def reference_voc_eval(dets, gts, ovthresh, use_07_metric):
         boxes, difficult = gts[image_id]
         ovmax, jmax = -np.inf, -1
         if boxes.size:
-            iw = np.maximum(np.minimum(boxes[:, 2], bb[2]) - np.maximum(boxes[:, 0], bb[0]) + 1.0, 0.0)
-            ih = np.maximum(np.minimum(boxes[:, 3], bb[3]) - np.maximum(boxes[:, 1], bb[1]) + 1.0, 0.0)
+            iw = np.maximum(
+                np.minimum(boxes[:, 2], bb[2]) - np.maximum(boxes[:, 0], bb[0]) + 1.0, 0.0
+            )
+            ih = np.maximum(
+                np.minimum(boxes[:, 3], bb[3]) - np.maximum(boxes[:, 1], bb[1]) + 1.0, 0.0
+            )
             inter = iw * ih
-            union = ((bb[2] - bb[0] + 1.0) * (bb[3] - bb[1] + 1.0)
-                     + (boxes[:, 2] - boxes[:, 0] + 1.0) * (boxes[:, 3] - boxes[:, 1] + 1.0) - inter)
+            union = (
+                (bb[2] - bb[0] + 1.0) * (bb[3] - bb[1] + 1.0)
+                + (boxes[:, 2] - boxes[:, 0] + 1.0) * (boxes[:, 3] - boxes[:, 1] + 1.0)
+                - inter
+            )
             overlaps = inter / union
             ovmax, jmax = np.max(overlaps), np.argmax(overlaps)
         if ovmax > ovthresh:
@@ -82,18 +90,27 @@ def random_case(rng, found):
     hard = [o for o in objects if o[2]]
     hits = [plain[i] for i in rng.permutation(len(plain))[:found]]
     dets = []
-    for image_id, box, _ in hits + hits[: int(rng.integers(0, 3))] + hard[: int(rng.integers(0, 3))]:
+    for image_id, box, _ in (
+        hits + hits[: int(rng.integers(0, 3))] + hard[: int(rng.integers(0, 3))]
+    ):
         dets.append((image_id, box + rng.uniform(-3, 3, 4)))
     for _ in range(int(rng.integers(0, 12))):
         x0 = rng.uniform(1, 400, 2)
-        dets.append((f"{int(rng.integers(0, n_images)):06d}", np.concatenate([x0, x0 + rng.uniform(5, 100, 2)])))
+        dets.append(
+            (
+                f"{int(rng.integers(0, n_images)):06d}",
+                np.concatenate([x0, x0 + rng.uniform(5, 100, 2)]),
+            )
+        )
     scores = rng.permutation(len(dets)) / len(dets) + rng.uniform(0, 1e-3, len(dets))
     return [(i, float(s), [float(v) for v in b]) for (i, b), s in zip(dets, scores)], gts
 
 
 def _ours(dets, gts, thresh, **kw):
-    annotations = {k: [{"bbox": b.tolist(), "difficult": bool(d)} for b, d in zip(boxes, diff)]
-                   for k, (boxes, diff) in gts.items()}
+    annotations = {
+        k: [{"bbox": b.tolist(), "difficult": bool(d)} for b, d in zip(boxes, diff)]
+        for k, (boxes, diff) in gts.items()
+    }
     return voc_eval_class(dets, annotations, thresh, **kw)[2]
 
 
@@ -124,7 +141,9 @@ def test_recall_of_exactly_three_tenths_misses_the_level():
         assert len(dets) == found
         assert _ours(dets, gts, 0.5, use_07_metric=True) == reference_voc_eval(dets, gts, 0.5, True)
         assert _ours(dets, gts, 0.5, use_07_metric=True) == pytest.approx(levels / 11, abs=1e-15)
-        assert _ours(dets, gts, 0.5, metric="11point_exact") == pytest.approx((levels + 1) / 11, abs=1e-15)
+        assert _ours(dets, gts, 0.5, metric="11point_exact") == pytest.approx(
+            (levels + 1) / 11, abs=1e-15
+        )
 
 
 def _write_voc_case(root, dets, gts, classname="cat"):
@@ -134,7 +153,9 @@ def _write_voc_case(root, dets, gts, classname="cat"):
             f"<object><name>{classname}</name><pose>Left</pose><truncated>0</truncated>"
             f"<difficult>{int(d)}</difficult><bndbox>"
             f"<xmin>{int(b[0])}</xmin><ymin>{int(b[1])}</ymin><xmax>{int(b[2])}</xmax>"
-            f"<ymax>{int(b[3])}</ymax></bndbox></object>" for b, d in zip(boxes, difficult))
+            f"<ymax>{int(b[3])}</ymax></bndbox></object>"
+            for b, d in zip(boxes, difficult)
+        )
         with open(os.path.join(root, "Annotations", image_id + ".xml"), "w") as f:
             f.write(f"<annotation>{objs}</annotation>")
     with open(os.path.join(root, "test.txt"), "w") as f:
@@ -142,8 +163,11 @@ def _write_voc_case(root, dets, gts, classname="cat"):
     with open(os.path.join(root, f"{classname}.txt"), "w") as f:
         # repr: the exact float values, so both sides see the same detections.
         f.write("\n".join(f"{i} {s!r} " + " ".join(repr(v) for v in b) for i, s, b in dets))
-    return (os.path.join(root, "{}.txt"), os.path.join(root, "Annotations", "{}.xml"),
-            os.path.join(root, "test.txt"))
+    return (
+        os.path.join(root, "{}.txt"),
+        os.path.join(root, "Annotations", "{}.xml"),
+        os.path.join(root, "test.txt"),
+    )
 
 
 def test_equals_detectron2_voc_eval(tmp_path):

@@ -1,6 +1,7 @@
 """voc_2012_test's evaluator writes the PASCAL server's submission (comp4_det_test_<class>.txt
 per class in results/VOC2012/Main/, zipped) instead of computing AP; boxes go back to the
 xml's 1-based pixel values (xmin / ymin + 1, as the reader took 1 off)."""
+
 import os
 import zipfile
 
@@ -14,17 +15,22 @@ from resnet_det.utils.errors import DataError
 
 
 def _output(boxes, scores, labels):
-    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "scores": torch.tensor(scores), "labels": torch.tensor(labels)}
+    return {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "scores": torch.tensor(scores),
+        "labels": torch.tensor(labels),
+    }
 
 
 def _xml(root, image_id, box):
     os.makedirs(os.path.join(root, "Annotations"), exist_ok=True)
     os.makedirs(os.path.join(root, "ImageSets", "Main"), exist_ok=True)
     with open(os.path.join(root, "Annotations", image_id + ".xml"), "w") as f:
-        f.write("<annotation><size><width>500</width><height>375</height></size><object>"
-                "<name>cat</name><bndbox><xmin>%d</xmin><ymin>%d</ymin><xmax>%d</xmax>"
-                "<ymax>%d</ymax></bndbox></object></annotation>" % tuple(box))
+        f.write(
+            "<annotation><size><width>500</width><height>375</height></size><object>"
+            "<name>cat</name><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax>"
+            "<ymax>{}</ymax></bndbox></object></annotation>".format(*box)
+        )
     with open(os.path.join(root, "ImageSets", "Main", "x.txt"), "w") as f:
         f.write(image_id + "\n")
 
@@ -40,9 +46,13 @@ def test_writes_the_servers_files_and_zip(tmp_path):
     assert read_box == [9.0, 19.0, 110.0, 220.0]
     cat, dog = VOC_CLASSES.index("cat"), VOC_CLASSES.index("dog")
     writer.reset()
-    writer.process([{"image_id": "2008_000002"}], [_output([[0.5, 1.25, 30.0, 40.0]], [0.25], [dog])])
-    writer.process([{"image_id": "2008_000001"}],
-                   [_output([read_box, [5, 5, 50, 60]], [0.5, 0.875], [cat, cat])])
+    writer.process(
+        [{"image_id": "2008_000002"}], [_output([[0.5, 1.25, 30.0, 40.0]], [0.25], [dog])]
+    )
+    writer.process(
+        [{"image_id": "2008_000001"}],
+        [_output([read_box, [5, 5, 50, 60]], [0.5, 0.875], [cat, cat])],
+    )
     result = writer.evaluate()
     assert result == {"voc_submission": {"detections": 3.0, "images": 2.0}}
 
@@ -50,8 +60,9 @@ def test_writes_the_servers_files_and_zip(tmp_path):
     assert sorted(os.listdir(main)) == sorted(f"comp4_det_test_{c}.txt" for c in VOC_CLASSES)
     with open(os.path.join(main, "comp4_det_test_cat.txt")) as f:
         # <image id> <confidence> <xmin> <ymin> <xmax> <ymax>, per image by decreasing score.
-        assert f.read() == ("2008_000001 0.875000 6.0 6.0 50.0 60.0\n"
-                            "2008_000001 0.500000 10.0 20.0 110.0 220.0\n")
+        assert f.read() == (
+            "2008_000001 0.875000 6.0 6.0 50.0 60.0\n2008_000001 0.500000 10.0 20.0 110.0 220.0\n"
+        )
     with open(os.path.join(main, "comp4_det_test_dog.txt")) as f:
         assert f.read() == "2008_000002 0.250000 1.5 2.2 30.0 40.0\n"
     with open(os.path.join(main, "comp4_det_test_bird.txt")) as f:

@@ -1,6 +1,7 @@
 """Detectors with random weights for the export tests: the configs' own architectures at tiny
 input sizes, their norms randomized but tamed so that activations stay O(1) (a random deep net's
 features grow large and make float rounding, not the export, decide borderline detections)."""
+
 import os
 
 import pytest
@@ -20,9 +21,22 @@ CONFIGS = {
 }
 # Few proposals and detections keep each export and run to seconds on a CPU; a score threshold
 # of 0 makes random weights detect something to compare.
-TINY = ["MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "128",
-        "MODEL.RPN.PRE_NMS_TOPK_TEST", "300", "MODEL.RPN.POST_NMS_TOPK_TEST", "50",
-        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE", "30"]
+TINY = [
+    "MODEL.WEIGHTS",
+    "",
+    "INPUT.MIN_SIZE_TEST",
+    "96",
+    "INPUT.MAX_SIZE_TEST",
+    "128",
+    "MODEL.RPN.PRE_NMS_TOPK_TEST",
+    "300",
+    "MODEL.RPN.POST_NMS_TOPK_TEST",
+    "50",
+    "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+    "0.0",
+    "MODEL.ROI_HEADS.DETECTIONS_PER_IMAGE",
+    "30",
+]
 
 
 def tame(model: nn.Module, seed: int = 0) -> None:
@@ -32,7 +46,9 @@ def tame(model: nn.Module, seed: int = 0) -> None:
             if isinstance(m, (FrozenBatchNorm2d, nn.BatchNorm2d)):
                 n = m.running_mean.numel()
                 last = name.endswith(("conv3.norm", "conv2.norm")) and ".res" in "." + name
-                m.weight.copy_(torch.empty(n).uniform_(*((0.05, 0.2) if last else (0.5, 1.0)), generator=g))
+                m.weight.copy_(
+                    torch.empty(n).uniform_(*((0.05, 0.2) if last else (0.5, 1.0)), generator=g)
+                )
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
                 m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
                 m.running_var.copy_(torch.empty(n).uniform_(0.5, 1.5, generator=g))

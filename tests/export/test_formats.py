@@ -1,5 +1,6 @@
 """TorchScript, ONNX (onnxruntime) and torch.export artifacts of the demo detector and of the
 R50-FPN and R101-C4 configs reproduce the eager detector on two image sizes."""
+
 import os
 import sys
 
@@ -13,10 +14,17 @@ sys.path.insert(0, os.path.dirname(__file__))
 from conftest import two_images  # noqa: E402
 
 # torch.export takes tens of seconds per detector on a CPU: the demo family in CI, the others slow.
-CASES = [(family, fmt) for family in ("demo", "R50-FPN", "R101-C4")
-         for fmt in ("torchscript", "onnx", "torch_export")]
-CASES = [pytest.param(f, fmt, marks=pytest.mark.slow) if fmt == "torch_export" and f != "demo"
-         else (f, fmt) for f, fmt in CASES]
+CASES = [
+    (family, fmt)
+    for family in ("demo", "R50-FPN", "R101-C4")
+    for fmt in ("torchscript", "onnx", "torch_export")
+]
+CASES = [
+    pytest.param(f, fmt, marks=pytest.mark.slow)
+    if fmt == "torch_export" and f != "demo"
+    else (f, fmt)
+    for f, fmt in CASES
+]
 
 
 @pytest.mark.parametrize("family,fmt", CASES)
@@ -37,9 +45,13 @@ def test_artifact_reproduces_eager_on_two_sizes(family, fmt, detectors, tmp_path
         assert eager["boxes"].shape[0] > 0
         got = run(image)
         assert [t.dtype for t in got] == [torch.float32, torch.float32, torch.int64]
-        comparison = compare_detections((eager["boxes"], eager["scores"], eager["labels"]), got,
-                                        size=tuple(image.shape[-2:]), score_thresh=0.0,
-                                        max_detections=30)
+        comparison = compare_detections(
+            (eager["boxes"], eager["scores"], eager["labels"]),
+            got,
+            size=tuple(image.shape[-2:]),
+            score_thresh=0.0,
+            max_detections=30,
+        )
         assert comparison.passed, comparison.describe()
         assert comparison.num_matched >= comparison.num_eager - 1
         assert comparison.max_box_diff <= DEFAULT_TOLERANCE.boxes
@@ -57,7 +69,9 @@ def test_export_module_equals_the_detectors_own_inference(detectors, single_thre
 
 def test_fixed_size_onnx_records_the_size(detectors, tmp_path, single_thread):
     image = two_images()[0]
-    sizes = export_artifact(detectors("demo"), "onnx", image, str(tmp_path / "m.onnx"), dynamic=False)
+    sizes = export_artifact(
+        detectors("demo"), "onnx", image, str(tmp_path / "m.onnx"), dynamic=False
+    )
     assert sizes == {"height": 96, "width": 128}
     import onnx
 
@@ -89,9 +103,12 @@ def test_mask_rcnn_artifact_carries_the_masks(fmt, detectors, tmp_path, single_t
         assert len(got) == 4 and got[3].dtype == torch.float32
         n = len(eager[0])
         assert n > 0 and got[3].shape == (len(got[0]), 1, 28, 28)
-        torch.testing.assert_close(paste_masks_in_image(eager[3], eager[0], tuple(image.shape[-2:])), pasted)
-        comparison = compare_detections(eager[:3], got[:3], size=tuple(image.shape[-2:]), score_thresh=0.0,
-                                        max_detections=30)
+        torch.testing.assert_close(
+            paste_masks_in_image(eager[3], eager[0], tuple(image.shape[-2:])), pasted
+        )
+        comparison = compare_detections(
+            eager[:3], got[:3], size=tuple(image.shape[-2:]), score_thresh=0.0, max_detections=30
+        )
         assert comparison.passed, comparison.describe()
         # The same detections in the same order (measured: onnxruntime's masks within 6e-8).
         assert len(got[0]) == n and torch.equal(got[2], eager[2])

@@ -1,4 +1,5 @@
 """Pairing exported detections with eager ones (resnet_det.export.verify)."""
+
 import torch
 
 from resnet_det.export import Tolerance, compare_detections

@@ -1,4 +1,5 @@
 """Folding FrozenBN / eval-mode BN into the preceding convolution (resnet_det.modeling.fuse)."""
+
 import pytest
 import torch
 from torch import nn
@@ -27,11 +28,22 @@ def randomize_norm_statistics(model, seed=0):
                 m.running_var.copy_(torch.empty(n).uniform_(0.5, 1.5, generator=g))
 
 
-@pytest.mark.parametrize("base,norm", [(C4, "FrozenBN"), (FPN, "BN")], ids=["C4_FrozenBN", "FPN_BN"])
+@pytest.mark.parametrize(
+    "base,norm", [(C4, "FrozenBN"), (FPN, "BN")], ids=["C4_FrozenBN", "FPN_BN"]
+)
 def test_fused_detector_matches_unfused(base, norm, single_thread):
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(base, "MODEL.RESNETS.NORM", norm, "MODEL.BACKBONE.FREEZE_AT", "0",
-                                 "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0")).eval()
+    model = build_model(
+        tiny_cfg(
+            base,
+            "MODEL.RESNETS.NORM",
+            norm,
+            "MODEL.BACKBONE.FREEZE_AT",
+            "0",
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+            "0.0",
+        )
+    ).eval()
     randomize_norm_statistics(model)
     batch = [{"image": x["image"]} for x in synthetic_batch(2)]
     with torch.no_grad():
@@ -62,9 +74,19 @@ def test_fold_keeps_gn_and_refuses_training_mode():
 def test_fused_mask_rcnn_matches_unfused(base, single_thread):
     """Mask R-CNN too: C4's mask head runs the box head's res5 (folded once, used twice)."""
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(base, "MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.CONV_DIM", "32",
-                                 "MODEL.ROI_MASK_HEAD.NUM_CONV", "0" if base is C4 else "2",
-                                 "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0")).eval()
+    model = build_model(
+        tiny_cfg(
+            base,
+            "MODEL.MASK_ON",
+            "True",
+            "MODEL.ROI_MASK_HEAD.CONV_DIM",
+            "32",
+            "MODEL.ROI_MASK_HEAD.NUM_CONV",
+            "0" if base is C4 else "2",
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+            "0.0",
+        )
+    ).eval()
     randomize_norm_statistics(model)
     batch = [{"image": x["image"]} for x in synthetic_batch(2)]
     with torch.no_grad():

@@ -1,4 +1,5 @@
 """Every listed model builds, runs forward and backward, and reports its feature shapes."""
+
 import pytest
 import torch
 
@@ -59,17 +60,24 @@ def test_forward_backward_and_output_shape(name):
 
 
 def test_imagenet_feature_strides():
-    backbone = create_model("resnet50", num_classes=None,
-                            out_features=["stem", "res2", "res3", "res4", "res5"])
+    backbone = create_model(
+        "resnet50", num_classes=None, out_features=["stem", "res2", "res3", "res4", "res5"]
+    )
     assert {k: v.stride for k, v in backbone.output_shape().items()} == {
-        "stem": 4, "res2": 4, "res3": 8, "res4": 16, "res5": 32}
+        "stem": 4,
+        "res2": 4,
+        "res3": 8,
+        "res4": 16,
+        "res5": 32,
+    }
     assert backbone.output_shape()["res5"].channels == 2048
 
 
 @pytest.mark.parametrize("name", ["resnet50", "resnet18"])
 def test_res5_dilation_keeps_stride_16(name):
-    backbone = create_model(name, num_classes=None, out_features=["res4", "res5"],
-                            res5_dilation=2).eval()
+    backbone = create_model(
+        name, num_classes=None, out_features=["res4", "res5"], res5_dilation=2
+    ).eval()
     assert backbone.output_shape()["res5"].stride == 16
     with torch.no_grad():
         feats = backbone(torch.randn(1, 3, 96, 96))

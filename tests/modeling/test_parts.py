@@ -1,11 +1,20 @@
 """Stems, blocks, shortcuts, norms, freezing, zero-init, the res5 head."""
+
 import pytest
 import torch
 from torch import nn
 
 from resnet_det import create_model
-from resnet_det.modeling import (BasicBlock, BottleneckBlock, Conv2dNorm, FrozenBatchNorm2d,
-                                 ShortcutA, build_res5_head, build_resnet, get_norm)
+from resnet_det.modeling import (
+    BasicBlock,
+    BottleneckBlock,
+    Conv2dNorm,
+    FrozenBatchNorm2d,
+    ShortcutA,
+    build_res5_head,
+    build_resnet,
+    get_norm,
+)
 from resnet_det.modeling.norm import convert_frozen_batchnorm
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -13,14 +22,27 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 def test_detectron2_parameter_names():
     names = set(create_model("resnet50").state_dict())
-    for key in ["stem.conv1.weight", "stem.conv1.norm.running_var", "res2.0.conv1.weight",
-                "res2.0.conv3.norm.bias", "res2.0.shortcut.weight", "res2.0.shortcut.norm.weight",
-                "res5.2.conv2.weight", "linear.weight", "linear.bias"]:
+    for key in [
+        "stem.conv1.weight",
+        "stem.conv1.norm.running_var",
+        "res2.0.conv1.weight",
+        "res2.0.conv3.norm.bias",
+        "res2.0.shortcut.weight",
+        "res2.0.shortcut.norm.weight",
+        "res5.2.conv2.weight",
+        "linear.weight",
+        "linear.bias",
+    ]:
         assert key in names, key
     assert "res2.1.shortcut.weight" not in names  # option B: identity where shapes agree
     vgg = set(create_model("vgg16").state_dict())
-    assert {"vgg_block1.conv1_1.weight", "vgg_block5.conv5_3.bias", "fc6.weight", "fc7.weight",
-            "fc8.weight"} <= vgg
+    assert {
+        "vgg_block1.conv1_1.weight",
+        "vgg_block5.conv5_3.bias",
+        "fc6.weight",
+        "fc7.weight",
+        "fc8.weight",
+    } <= vgg
 
 
 def test_shortcut_a_pads_zeros_and_subsamples():
@@ -33,7 +55,9 @@ def test_shortcut_a_pads_zeros_and_subsamples():
     assert list(sc.parameters()) == []
 
 
-@pytest.mark.parametrize("shortcut,expected", [("A", ShortcutA), ("B", Conv2dNorm), ("C", Conv2dNorm)])
+@pytest.mark.parametrize(
+    "shortcut,expected", [("A", ShortcutA), ("B", Conv2dNorm), ("C", Conv2dNorm)]
+)
 def test_shortcut_options_in_blocks(shortcut, expected):
     down = BasicBlock(16, 32, stride=2, shortcut=shortcut)
     same = BasicBlock(32, 32, shortcut=shortcut)
@@ -57,8 +81,15 @@ def test_stride_in_1x1_position():
     assert tv.conv1.stride == (1, 1) and tv.conv2.stride == (2, 2)
 
 
-@pytest.mark.parametrize("norm,cls", [("BN", nn.BatchNorm2d), ("FrozenBN", FrozenBatchNorm2d),
-                                      ("SyncBN", nn.SyncBatchNorm), ("GN", nn.GroupNorm)])
+@pytest.mark.parametrize(
+    "norm,cls",
+    [
+        ("BN", nn.BatchNorm2d),
+        ("FrozenBN", FrozenBatchNorm2d),
+        ("SyncBN", nn.SyncBatchNorm),
+        ("GN", nn.GroupNorm),
+    ],
+)
 def test_norms(norm, cls):
     model = create_model("resnet18", norm=norm)
     assert isinstance(model.res2[0].conv1.norm, cls)
@@ -138,7 +169,8 @@ def test_res5_head_matches_backbone_res5():
     assert head[0].conv1.in_channels == 1024 and head[0].stride == 2
     backbone_res5 = build_resnet(depth=50).res5
     assert {k: v.shape for k, v in head.state_dict().items()} == {
-        k: v.shape for k, v in backbone_res5.state_dict().items()}
+        k: v.shape for k, v in backbone_res5.state_dict().items()
+    }
     head.eval()
     assert head(torch.randn(2, 1024, 14, 14)).shape == (2, 2048, 7, 7)
     small = build_res5_head(depth=18)
@@ -161,9 +193,14 @@ def test_cifar_structure_matches_section_4_2():
     assert [len(s) for s in model.stages] == [9, 9, 9]
     assert [s[-1].out_channels for s in model.stages] == [16, 32, 64]
     assert isinstance(model.res3[0].shortcut, ShortcutA)
-    assert {k: v.stride for k, v in create_model(
-        "resnet20_cifar", num_classes=None, out_features=["res2", "res3", "res4"]
-    ).output_shape().items()} == {"res2": 1, "res3": 2, "res4": 4}
+    assert {
+        k: v.stride
+        for k, v in create_model(
+            "resnet20_cifar", num_classes=None, out_features=["res2", "res3", "res4"]
+        )
+        .output_shape()
+        .items()
+    } == {"res2": 1, "res3": 2, "res4": 4}
 
 
 def test_resnext_and_wide_widths():

@@ -1,6 +1,7 @@
 """The model registries: a backbone registered in one place (this file) is checked by
 validate_cfg, built by build_model, trained by the built-in engine and, when detectron2 is
 installed, by the detectron2 plugin. docs/internals.md ("Adding a backbone") cites this file."""
+
 import json
 import os
 
@@ -28,8 +29,13 @@ class ToyBackbone(Backbone):
     def __init__(self, *, in_channels: int = 3, width: int = 16):
         super().__init__()
         chans = [in_channels] + [width] * 4
-        self.body = nn.Sequential(*[m for i in range(4) for m in (
-            make_conv(chans[i], chans[i + 1], 3, stride=2), nn.ReLU())])
+        self.body = nn.Sequential(
+            *[
+                m
+                for i in range(4)
+                for m in (make_conv(chans[i], chans[i + 1], 3, stride=2), nn.ReLU())
+            ]
+        )
         self._out_features = ["toy"]
         self._out_feature_channels = {"toy": width}
         self._out_feature_strides = {"toy": 16}
@@ -41,8 +47,10 @@ class ToyBackbone(Backbone):
 def toy_kwargs(cfg) -> dict:
     """The toy's one config -> kwargs function: it has nothing to freeze."""
     if cfg.MODEL.BACKBONE.FREEZE_AT != 0:
-        raise ConfigError(f"config MODEL.BACKBONE.FREEZE_AT={cfg.MODEL.BACKBONE.FREEZE_AT}: "
-                          "the toy backbone has nothing to freeze; set 0")
+        raise ConfigError(
+            f"config MODEL.BACKBONE.FREEZE_AT={cfg.MODEL.BACKBONE.FREEZE_AT}: "
+            "the toy backbone has nothing to freeze; set 0"
+        )
     return dict(in_channels=len(cfg.MODEL.PIXEL_MEAN), width=16)
 
 
@@ -55,18 +63,61 @@ def toy_backbone():
 
 
 # A detector on the toy: one feature map for the RPN and the RoI heads, tiny sizes.
-TOY_DETECTOR = ["MODEL.BACKBONE.NAME", "toy_backbone", "MODEL.BACKBONE.FREEZE_AT", "0",
-                "MODEL.RPN.IN_FEATURES", "['toy']", "MODEL.ANCHOR_GENERATOR.SIZES", "[[16, 32, 64]]",
-                "MODEL.ROI_HEADS.NAME", "StandardROIHeads", "MODEL.ROI_HEADS.IN_FEATURES", "['toy']",
-                "MODEL.ROI_HEADS.NUM_CLASSES", "3", "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", "7",
-                "MODEL.ROI_BOX_HEAD.FC_DIM", "32", "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "32",
-                "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16"]
+TOY_DETECTOR = [
+    "MODEL.BACKBONE.NAME",
+    "toy_backbone",
+    "MODEL.BACKBONE.FREEZE_AT",
+    "0",
+    "MODEL.RPN.IN_FEATURES",
+    "['toy']",
+    "MODEL.ANCHOR_GENERATOR.SIZES",
+    "[[16, 32, 64]]",
+    "MODEL.ROI_HEADS.NAME",
+    "StandardROIHeads",
+    "MODEL.ROI_HEADS.IN_FEATURES",
+    "['toy']",
+    "MODEL.ROI_HEADS.NUM_CLASSES",
+    "3",
+    "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION",
+    "7",
+    "MODEL.ROI_BOX_HEAD.FC_DIM",
+    "32",
+    "MODEL.RPN.BATCH_SIZE_PER_IMAGE",
+    "32",
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+    "32",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+    "16",
+]
 # Two iterations on the generated demo shapes (3 classes), 64-pixel images.
-TWO_ITERATIONS = ["DATASETS.TRAIN", "('shapes_train',)", "DATASETS.TEST", "()",
-                  "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "96",
-                  "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.01", "SOLVER.MAX_ITER", "2",
-                  "SOLVER.STEPS", "()", "SOLVER.WARMUP_ITERS", "0", "SOLVER.CHECKPOINT_PERIOD", "100",
-                  "DATALOADER.NUM_WORKERS", "0", "LOG_PERIOD", "1", "SEED", "3"]
+TWO_ITERATIONS = [
+    "DATASETS.TRAIN",
+    "('shapes_train',)",
+    "DATASETS.TEST",
+    "()",
+    "INPUT.MIN_SIZE_TRAIN",
+    "(64,)",
+    "INPUT.MAX_SIZE_TRAIN",
+    "96",
+    "SOLVER.IMS_PER_BATCH",
+    "2",
+    "SOLVER.BASE_LR",
+    "0.01",
+    "SOLVER.MAX_ITER",
+    "2",
+    "SOLVER.STEPS",
+    "()",
+    "SOLVER.WARMUP_ITERS",
+    "0",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "100",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "LOG_PERIOD",
+    "1",
+    "SEED",
+    "3",
+]
 
 
 def _cfg(*opts):
@@ -99,14 +150,23 @@ def test_one_registration_reaches_validation_and_the_detector(toy_backbone):
         validate_cfg(_cfg(*TOY_DETECTOR, "MODEL.BACKBONE.FREEZE_AT", "2"))
     # The heads' requirements are the entry's flags: the toy has no res5 to run on the RoIs.
     with pytest.raises(ConfigError, match=r"MODEL\.ROI_HEADS\.NAME"):
-        validate_cfg(_cfg(*TOY_DETECTOR, "MODEL.ROI_HEADS.NAME", "Res5ROIHeads",
-                          "MODEL.ROI_HEADS.IN_FEATURES", "['res4']"))
+        validate_cfg(
+            _cfg(
+                *TOY_DETECTOR,
+                "MODEL.ROI_HEADS.NAME",
+                "Res5ROIHeads",
+                "MODEL.ROI_HEADS.IN_FEATURES",
+                "['res4']",
+            )
+        )
 
 
 def test_an_unregistered_name_is_refused_naming_the_key():
     assert "toy_backbone" not in BACKBONES
     for check in (validate_cfg, build_model):
-        with pytest.raises(ConfigError, match=r"MODEL\.BACKBONE\.NAME.*toy_backbone.*build_resnet_backbone"):
+        with pytest.raises(
+            ConfigError, match=r"MODEL\.BACKBONE\.NAME.*toy_backbone.*build_resnet_backbone"
+        ):
             check(_cfg(*TOY_DETECTOR))
 
 
@@ -134,7 +194,9 @@ def test_toy_backbone_trains_under_the_detectron2_plugin(toy_backbone, demo_data
     from resnet_det.d2 import train as d2train
 
     # The same config keys as under the built-in engine.
-    cfg = d2train.setup_cfg("", TOY_DETECTOR + TWO_ITERATIONS + ["MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path)])
+    cfg = d2train.setup_cfg(
+        "", TOY_DETECTOR + TWO_ITERATIONS + ["MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path)]
+    )
     d2train.setup(cfg)
     d2train.register_datasets(cfg.DATASETS.TRAIN)
     trainer = d2train.Trainer(cfg)
@@ -153,45 +215,102 @@ def test_toy_backbone_trains_under_the_detectron2_plugin(toy_backbone, demo_data
 # --------------------------------------------------------------- the built-in entries
 def test_builtin_names_and_the_zoo():
     # (other packages may add entries: only the built-in ones are asserted)
-    assert {"build_resnet_backbone", "build_resnet_fpn_backbone", "build_vgg_backbone",
-            # the detectron2 plugin's spellings select the same entries
-            "build_resnet_det_backbone", "build_resnet_det_fpn_backbone", "build_vgg16_backbone",
-            } <= set(BACKBONES.names())
+    assert {
+        "build_resnet_backbone",
+        "build_resnet_fpn_backbone",
+        "build_vgg_backbone",
+        # the detectron2 plugin's spellings select the same entries
+        "build_resnet_det_backbone",
+        "build_resnet_det_fpn_backbone",
+        "build_vgg16_backbone",
+    } <= set(BACKBONES.names())
     assert BACKBONES.get("build_resnet_det_backbone") is BACKBONES.get("build_resnet_backbone")
     # every create_model name is a MODEL.CLASSIFIER.ARCH, first and in the zoo's order
-    assert CLASSIFIERS.names()[:len(list_models())] == list_models()
-    cfg = _cfg("MODEL.META_ARCHITECTURE", "ImageClassifier", "MODEL.RESNETS.NORM", "BN",
-               "MODEL.CLASSIFIER.ARCH", "resnet20_cifar")
+    assert CLASSIFIERS.names()[: len(list_models())] == list_models()
+    cfg = _cfg(
+        "MODEL.META_ARCHITECTURE",
+        "ImageClassifier",
+        "MODEL.RESNETS.NORM",
+        "BN",
+        "MODEL.CLASSIFIER.ARCH",
+        "resnet20_cifar",
+    )
     torch.manual_seed(0)
     net = CLASSIFIERS.build(cfg)
     torch.manual_seed(0)
     # the config's values (the defaults: 1000 classes, SHORTCUT B, STRIDE_IN_1X1 True) as overrides
-    ref = create_model("resnet20_cifar", num_classes=1000, norm="BN", shortcut="B", stride_in_1x1=True,
-                       zero_init_residual=False)
+    ref = create_model(
+        "resnet20_cifar",
+        num_classes=1000,
+        norm="BN",
+        shortcut="B",
+        stride_in_1x1=True,
+        zero_init_residual=False,
+    )
     assert list(net.state_dict()) == list(ref.state_dict())
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), ref.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(net.state_dict().values(), ref.state_dict().values())
+    )
 
 
 def test_validation_accepts_every_norm_vgg_builds():
-    vgg = ["MODEL.BACKBONE.NAME", "build_vgg_backbone", "MODEL.ROI_HEADS.NAME", "StandardROIHeads",
-           "MODEL.ROI_HEADS.IN_FEATURES", "['vgg_conv5']", "MODEL.RPN.IN_FEATURES", "['vgg_conv5']"]
+    vgg = [
+        "MODEL.BACKBONE.NAME",
+        "build_vgg_backbone",
+        "MODEL.ROI_HEADS.NAME",
+        "StandardROIHeads",
+        "MODEL.ROI_HEADS.IN_FEATURES",
+        "['vgg_conv5']",
+        "MODEL.RPN.IN_FEATURES",
+        "['vgg_conv5']",
+    ]
     for norm in ("none", "BN", "GN", "SyncBN", "FrozenBN"):
         validate_cfg(_cfg(*vgg, "MODEL.VGG.NORM", norm))
     with pytest.raises(ConfigError, match=r"MODEL\.VGG\.NORM"):
         validate_cfg(_cfg(*vgg, "MODEL.VGG.NORM", "LayerNorm"))
 
 
-@pytest.mark.parametrize("opts, key", [
-    (["MODEL.RESNETS.DEPTH", "42"], "MODEL.RESNETS.DEPTH"),
-    (["MODEL.RESNETS.NORM", "BatchNorm"], "MODEL.RESNETS.NORM"),
-    (["MODEL.BACKBONE.FREEZE_AT", "6"], "MODEL.BACKBONE.FREEZE_AT"),
-    (["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
-      "MODEL.RESNETS.WIDTH_PER_GROUP", "4"], "MODEL.RESNETS.WIDTH_PER_GROUP"),
-    (["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone", "MODEL.ROI_HEADS.NAME", "StandardROIHeads",
-      "MODEL.FPN.NORM", "Group"], "MODEL.FPN.NORM"),
-    (["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone", "MODEL.ROI_HEADS.NAME", "StandardROIHeads",
-      "MODEL.RESNETS.RES5_DILATION", "2"], "MODEL.RESNETS.RES5_DILATION"),
-])
+@pytest.mark.parametrize(
+    "opts, key",
+    [
+        (["MODEL.RESNETS.DEPTH", "42"], "MODEL.RESNETS.DEPTH"),
+        (["MODEL.RESNETS.NORM", "BatchNorm"], "MODEL.RESNETS.NORM"),
+        (["MODEL.BACKBONE.FREEZE_AT", "6"], "MODEL.BACKBONE.FREEZE_AT"),
+        (
+            [
+                "MODEL.RESNETS.DEPTH",
+                "18",
+                "MODEL.RESNETS.RES2_OUT_CHANNELS",
+                "64",
+                "MODEL.RESNETS.WIDTH_PER_GROUP",
+                "4",
+            ],
+            "MODEL.RESNETS.WIDTH_PER_GROUP",
+        ),
+        (
+            [
+                "MODEL.BACKBONE.NAME",
+                "build_resnet_fpn_backbone",
+                "MODEL.ROI_HEADS.NAME",
+                "StandardROIHeads",
+                "MODEL.FPN.NORM",
+                "Group",
+            ],
+            "MODEL.FPN.NORM",
+        ),
+        (
+            [
+                "MODEL.BACKBONE.NAME",
+                "build_resnet_fpn_backbone",
+                "MODEL.ROI_HEADS.NAME",
+                "StandardROIHeads",
+                "MODEL.RESNETS.RES5_DILATION",
+                "2",
+            ],
+            "MODEL.RESNETS.RES5_DILATION",
+        ),
+    ],
+)
 def test_validation_and_the_builder_raise_the_same_error(opts, key):
     """One function checks a backbone's keys, whether a run is being validated or built."""
     errors = []
@@ -202,13 +321,16 @@ def test_validation_and_the_builder_raise_the_same_error(opts, key):
     assert errors[0] == errors[1]
 
 
-@pytest.mark.parametrize("opts, key", [
-    (["MODEL.CLASSIFIER.ARCH", "resnet51"], "MODEL.CLASSIFIER.ARCH"),
-    (["MODEL.RESNETS.NORM", "FrozenBN"], "MODEL.RESNETS.NORM"),
-    (["MODEL.CLASSIFIER.ARCH", "vgg16", "MODEL.VGG.NORM", "FrozenBN"], "MODEL.VGG.NORM"),
-    (["MODEL.RESNETS.PLAIN", "True"], "MODEL.RESNETS.PLAIN"),
-    (["MODEL.CLASSIFIER.NUM_CLASSES", "0"], "MODEL.CLASSIFIER.NUM_CLASSES"),
-])
+@pytest.mark.parametrize(
+    "opts, key",
+    [
+        (["MODEL.CLASSIFIER.ARCH", "resnet51"], "MODEL.CLASSIFIER.ARCH"),
+        (["MODEL.RESNETS.NORM", "FrozenBN"], "MODEL.RESNETS.NORM"),
+        (["MODEL.CLASSIFIER.ARCH", "vgg16", "MODEL.VGG.NORM", "FrozenBN"], "MODEL.VGG.NORM"),
+        (["MODEL.RESNETS.PLAIN", "True"], "MODEL.RESNETS.PLAIN"),
+        (["MODEL.CLASSIFIER.NUM_CLASSES", "0"], "MODEL.CLASSIFIER.NUM_CLASSES"),
+    ],
+)
 def test_classifier_keys_are_checked_by_validation_and_the_builder(opts, key):
     from resnet_det.modeling.classifier import build_classifier
 
@@ -225,11 +347,14 @@ def test_provided_names_register_on_first_lookup():
     import subprocess
     import sys
 
-    code = ("import sys\n"
-            "from resnet_det.modeling.registry import BACKBONES, CLASSIFIERS\n"
-            "assert 'resnet_det.reproduce' not in sys.modules\n"
-            "assert 'build_vgg16_quarter_backbone' not in BACKBONES\n"
-            "print(BACKBONES.get('build_vgg16_quarter_backbone').name, CLASSIFIERS.get('vgg16_quarter').name)\n")
+    code = (
+        "import sys\n"
+        "from resnet_det.modeling.registry import BACKBONES, CLASSIFIERS\n"
+        "assert 'resnet_det.reproduce' not in sys.modules\n"
+        "assert 'build_vgg16_quarter_backbone' not in BACKBONES\n"
+        "print(BACKBONES.get('build_vgg16_quarter_backbone').name, "
+        "CLASSIFIERS.get('vgg16_quarter').name)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["build_vgg16_quarter_backbone", "vgg16_quarter"]

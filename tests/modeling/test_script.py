@@ -1,5 +1,6 @@
 """TorchScript: the backbones and the three detector families script with torch.jit.script and
 give the eager outputs (docs/deployment.md)."""
+
 import io
 import warnings
 
@@ -34,10 +35,15 @@ def reload(scripted):
 
 
 BACKBONES = {
-    "resnet18_c4_frozen": lambda: build_resnet(depth=18, out_features=["res4"], norm="FrozenBN", freeze_at=2),
-    "resnet50_all_stages": lambda: build_resnet(depth=50, out_features=["stem", "res2", "res3", "res4", "res5"]),
-    "resnet18_fpn": lambda: build_resnet_fpn(depth=18, in_features=["res2", "res3", "res4", "res5"],
-                                             out_channels=32),
+    "resnet18_c4_frozen": lambda: build_resnet(
+        depth=18, out_features=["res4"], norm="FrozenBN", freeze_at=2
+    ),
+    "resnet50_all_stages": lambda: build_resnet(
+        depth=50, out_features=["stem", "res2", "res3", "res4", "res5"]
+    ),
+    "resnet18_fpn": lambda: build_resnet_fpn(
+        depth=18, in_features=["res2", "res3", "res4", "res5"], out_channels=32
+    ),
     "vgg16_conv5": lambda: build_vgg(depth=16, out_features=["vgg_conv3", "vgg_conv5"]),
     "resnet18_classifier": lambda: build_resnet(depth=18, num_classes=10),
     "cifar_preact": lambda: build_cifar_resnet(depth=20, num_classes=10, preact=True),
@@ -59,12 +65,20 @@ def test_backbone_scripts_and_matches_eager(name, single_thread):
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
 
 
-MASK_FPN = FPN + ["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.NUM_CONV", "2", "MODEL.ROI_MASK_HEAD.CONV_DIM", "32"]
+MASK_FPN = FPN + [
+    "MODEL.MASK_ON",
+    "True",
+    "MODEL.ROI_MASK_HEAD.NUM_CONV",
+    "2",
+    "MODEL.ROI_MASK_HEAD.CONV_DIM",
+    "32",
+]
 MASK_C4 = C4 + ["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.CONV_DIM", "32"]
 
 
-@pytest.mark.parametrize("base", [C4, FPN, VGG, MASK_FPN, MASK_C4],
-                         ids=["C4", "FPN", "VGG", "mask_FPN", "mask_C4"])
+@pytest.mark.parametrize(
+    "base", [C4, FPN, VGG, MASK_FPN, MASK_C4], ids=["C4", "FPN", "VGG", "mask_FPN", "mask_C4"]
+)
 def test_detector_scripts_and_matches_eager(base, single_thread):
     """Every detector family scripts; with MODEL.MASK_ON the masks are pasted into the original
     image inside the script, and the C4 mask head's shared res5 stays one module."""
@@ -73,8 +87,14 @@ def test_detector_scripts_and_matches_eager(base, single_thread):
     scripted = reload(script(model))
     batch = synthetic_batch(2, size=(96, 128), scale=1.5)
     # The scripted detector takes Dict[str, Tensor]: "height"/"width" as 0-dim tensors.
-    script_batch = [{"image": x["image"], "height": torch.tensor(x["height"]),
-                     "width": torch.tensor(x["width"])} for x in batch]
+    script_batch = [
+        {
+            "image": x["image"],
+            "height": torch.tensor(x["height"]),
+            "width": torch.tensor(x["width"]),
+        }
+        for x in batch
+    ]
     with torch.no_grad():
         expected = model([{k: x[k] for k in ("image", "height", "width")} for x in batch])
         got = scripted(script_batch)
@@ -102,5 +122,3 @@ def test_scripting_leaves_training_unchanged(single_thread):
     with torch.no_grad():
         out = scripted.eval()([{"image": synthetic_batch(1)[0]["image"]}])
     assert isinstance(out, list) and set(out[0]) == {"boxes", "scores", "labels"}
-
-

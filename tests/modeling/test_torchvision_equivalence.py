@@ -3,6 +3,7 @@
 torchvision's ResNets put the stride in the 3x3 conv ("v1.5"), so ours are built with
 stride_in_1x1=False here; the paper's layout (the default) differs only in that.
 """
+
 import pytest
 import torch
 import torchvision
@@ -25,10 +26,19 @@ def _randomize_norms(model):
                 m.bias.copy_(torch.rand(c, generator=g) - 0.5)
 
 
-@pytest.mark.parametrize("name,side", [
-    ("resnet18", 64), ("resnet34", 64), ("resnet50", 64), ("resnet101", 32), ("resnet152", 32),
-    ("resnext50_32x4d", 64), ("wide_resnet50_2", 32), ("vgg16", 32),
-])
+@pytest.mark.parametrize(
+    "name,side",
+    [
+        ("resnet18", 64),
+        ("resnet34", 64),
+        ("resnet50", 64),
+        ("resnet101", 32),
+        ("resnet152", 32),
+        ("resnext50_32x4d", 64),
+        ("wide_resnet50_2", 32),
+        ("vgg16", 32),
+    ],
+)
 def test_same_logits_as_torchvision(name, side):
     torch.manual_seed(0)
     theirs = getattr(torchvision.models, name)().eval()

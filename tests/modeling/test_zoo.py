@@ -1,23 +1,47 @@
 """Model names, parameter counts against torchvision and the paper, and argument errors."""
+
 import pytest
 import torch
 import torchvision
 
 import resnet_det
-from resnet_det.modeling import build_resnet, create_model, list_models
+from resnet_det.modeling import build_resnet, create_model
 from resnet_det.modeling.cifar import CifarResNet
 from resnet_det.modeling.vgg import VGG
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 ALL_NAMES = [
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet200",
-    "plain18", "plain34", "plain50", "plain101", "plain152",
-    "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2",
-    "vgg16", "vgg19",
-    "resnet20_cifar", "resnet32_cifar", "resnet44_cifar", "resnet56_cifar", "resnet110_cifar",
-    "resnet1202_cifar", "plain20_cifar", "plain32_cifar", "plain44_cifar", "plain56_cifar",
-    "plain110_cifar", "preact_resnet110_cifar", "preact_resnet1001_cifar",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet200",
+    "plain18",
+    "plain34",
+    "plain50",
+    "plain101",
+    "plain152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+    "vgg16",
+    "vgg19",
+    "resnet20_cifar",
+    "resnet32_cifar",
+    "resnet44_cifar",
+    "resnet56_cifar",
+    "resnet110_cifar",
+    "resnet1202_cifar",
+    "plain20_cifar",
+    "plain32_cifar",
+    "plain44_cifar",
+    "plain56_cifar",
+    "plain110_cifar",
+    "preact_resnet110_cifar",
+    "preact_resnet1001_cifar",
 ]
 
 
@@ -30,9 +54,19 @@ def test_list_models_is_the_design_list():
     assert resnet_det.create_model is create_model
 
 
-TORCHVISION_NAMES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-                     "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2",
-                     "wide_resnet101_2", "vgg16", "vgg19"]
+TORCHVISION_NAMES = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+    "vgg16",
+    "vgg19",
+]
 
 
 @pytest.mark.parametrize("name", TORCHVISION_NAMES)
@@ -46,10 +80,17 @@ def test_param_count_equals_torchvision(name):
 
 
 # Table 6 of the paper (CIFAR-10 parameter counts).
-@pytest.mark.parametrize("name,paper_m", [
-    ("resnet20_cifar", 0.27), ("resnet32_cifar", 0.46), ("resnet44_cifar", 0.66),
-    ("resnet56_cifar", 0.85), ("resnet110_cifar", 1.7), ("resnet1202_cifar", 19.4),
-])
+@pytest.mark.parametrize(
+    "name,paper_m",
+    [
+        ("resnet20_cifar", 0.27),
+        ("resnet32_cifar", 0.46),
+        ("resnet44_cifar", 0.66),
+        ("resnet56_cifar", 0.85),
+        ("resnet110_cifar", 1.7),
+        ("resnet1202_cifar", 19.4),
+    ],
+)
 def test_cifar_param_counts_match_paper(name, paper_m):
     with torch.device("meta"):
         model = create_model(name)
@@ -132,15 +173,18 @@ def test_cifar_depth_errors():
         CifarResNet(depth=110 + 1, bottleneck=True)
 
 
-@pytest.mark.parametrize("kwargs,arg", [
-    (dict(res5_dilation=3), "res5_dilation"),
-    (dict(num_classes=None, out_features=["res6"]), "out_features"),
-    (dict(out_features=["res4"]), "out_features"),  # features need num_classes=None
-    (dict(freeze_at=6), "freeze_at"),
-    (dict(num_classes=0), "num_classes"),
-    (dict(in_channels=0), "in_channels"),
-    (dict(stride_in_1x1="yes"), "stride_in_1x1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,arg",
+    [
+        (dict(res5_dilation=3), "res5_dilation"),
+        (dict(num_classes=None, out_features=["res6"]), "out_features"),
+        (dict(out_features=["res4"]), "out_features"),  # features need num_classes=None
+        (dict(freeze_at=6), "freeze_at"),
+        (dict(num_classes=0), "num_classes"),
+        (dict(in_channels=0), "in_channels"),
+        (dict(stride_in_1x1="yes"), "stride_in_1x1"),
+    ],
+)
 def test_argument_errors_name_the_argument(kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         create_model("resnet50", **kwargs)
@@ -164,12 +208,15 @@ def test_import_is_light_and_never_imports_detectron2():
     import sys
 
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = ("import sys, resnet_det\n"
-            "assert 'torch' not in sys.modules, 'import resnet_det imported torch'\n"
-            "m = resnet_det.create_model('resnet20_cifar')\n"
-            "assert callable(resnet_det.load_weights) and 'resnet18' in resnet_det.list_models()\n"
-            "assert 'detectron2' not in sys.modules\n"
-            "print('ok')\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True,
-                          timeout=300)
+    code = (
+        "import sys, resnet_det\n"
+        "assert 'torch' not in sys.modules, 'import resnet_det imported torch'\n"
+        "m = resnet_det.create_model('resnet20_cifar')\n"
+        "assert callable(resnet_det.load_weights) and 'resnet18' in resnet_det.list_models()\n"
+        "assert 'detectron2' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -1,4 +1,5 @@
 """Fixtures of the predictor tests: a tiny registered dataset and a random demo checkpoint."""
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """predict.py's outputs: ids of predictions.json entries, their masks, and pictures with masks."""
+
 import json
 
 import numpy as np
@@ -8,15 +9,20 @@ from pycocotools import mask as mask_utils
 
 from resnet_det.predictor.outputs import ResultsIds, draw_prediction
 
-RESULT = {"boxes": torch.tensor([[10.0, 10.0, 60.0, 50.0]]), "scores": torch.tensor([0.9]),
-          "labels": torch.tensor([1])}
+RESULT = {
+    "boxes": torch.tensor([[10.0, 10.0, 60.0, 50.0]]),
+    "scores": torch.tensor([0.9]),
+    "labels": torch.tensor([1]),
+}
 
 
 def test_ids_without_a_dataset_are_stems_and_1_based_classes():
     ids = ResultsIds(3)
     (entry,) = ids.entries("some/dir/photo_7.jpg", RESULT)
     assert entry["image_id"] == "photo_7" and entry["category_id"] == 2
-    assert entry["bbox"] == [10.0, 10.0, 50.0, 40.0] and entry["file_name"] == "some/dir/photo_7.jpg"
+    assert (
+        entry["bbox"] == [10.0, 10.0, 50.0, 40.0] and entry["file_name"] == "some/dir/photo_7.jpg"
+    )
 
 
 def test_ids_of_a_dataset_by_path_then_by_file_name(demo, tmp_path, caplog):
@@ -35,10 +41,22 @@ def test_masks_are_drawn_under_the_boxes(tmp_path):
     image = torch.full((3, 80, 100), 128, dtype=torch.uint8)
     masks = torch.zeros((1, 1, 80, 100))
     masks[0, 0, 20:40, 20:50] = 0.9
-    plain = draw_prediction(image, RESULT, str(tmp_path / "plain.png"), class_names=["a", "b", "c"],
-                            score_thresh=0.5, title="x")
-    with_mask = draw_prediction(image, dict(RESULT, masks=masks), str(tmp_path / "mask.png"),
-                                class_names=["a", "b", "c"], score_thresh=0.5, title="x")
+    plain = draw_prediction(
+        image,
+        RESULT,
+        str(tmp_path / "plain.png"),
+        class_names=["a", "b", "c"],
+        score_thresh=0.5,
+        title="x",
+    )
+    with_mask = draw_prediction(
+        image,
+        dict(RESULT, masks=masks),
+        str(tmp_path / "mask.png"),
+        class_names=["a", "b", "c"],
+        score_thresh=0.5,
+        title="x",
+    )
     a, b = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (plain, with_mask))
     assert a.shape == b.shape
     changed = np.abs(a - b).sum(axis=2) > 30

@@ -1,4 +1,5 @@
 """resnet_det.Predictor: the evaluation's detections for one's own images, in every input type."""
+
 import logging
 
 import numpy as np
@@ -87,8 +88,11 @@ def test_weights_are_found_or_the_error_says_how_to_make_them(demo, tmp_path, si
     (tmp_path / "model_final.pth").write_bytes(open(weights, "rb").read())
     assert Predictor(cfg).weights == str(tmp_path / "model_final.pth")
     # ImageNet weights are a training initialisation, not a detector.
-    backbone_only = {k[len("backbone.bottom_up."):]: v for k, v in torch.load(weights)["model"].items()
-                     if k.startswith("backbone.bottom_up.")}
+    backbone_only = {
+        k[len("backbone.bottom_up.") :]: v
+        for k, v in torch.load(weights)["model"].items()
+        if k.startswith("backbone.bottom_up.")
+    }
     torch.save({"model": backbone_only}, tmp_path / "imagenet.pth")
     with pytest.raises(WeightsError, match="ImageNet weights for the backbone only"):
         Predictor(cfg, weights=str(tmp_path / "imagenet.pth"))

@@ -1,11 +1,14 @@
 """Predictor speed options on a GPU: fp16 / bf16 autocast, channels_last, torch.compile."""
+
 import pytest
 import torch
 
 from resnet_det.predictor import Predictor
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
 
 
 def test_gpu_predictions_match_cpu_and_reduced_precision_runs(demo):
@@ -21,5 +24,7 @@ def test_gpu_predictions_match_cpu_and_reduced_precision_runs(demo):
         assert torch.isfinite(out["boxes"]).all() and torch.isfinite(out["scores"]).all()
         h, w = out["image_size"]
         assert out["boxes"][:, 2].max() <= w and out["boxes"][:, 3].max() <= h
-    fast = Predictor(make_cfg(), device="cuda", channels_last=True, fuse=True, compile=True)(files[0])
+    fast = Predictor(make_cfg(), device="cuda", channels_last=True, fuse=True, compile=True)(
+        files[0]
+    )
     torch.testing.assert_close(fast["boxes"], gpu["boxes"], rtol=0, atol=1e-2)

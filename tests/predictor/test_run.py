@@ -3,6 +3,7 @@ predictions.json whose RLE masks tools/evaluate.py scores as mask AP ("segm").
 
 The model is the random demo detector with a mask output added (each box filled, torchvision's
 [N, 1, H, W] probabilities in the original image), so the test needs no Mask R-CNN weights."""
+
 import json
 import os
 import sys
@@ -55,7 +56,9 @@ def test_masks_drawn_and_written_as_rle_that_evaluate_scores(mask_demo, tmp_path
     out = tmp_path / "out"
     summary = predict_files(predictor, files, str(out), dataset=name, batch_size=2)
     assert summary.images == 3 and not summary.skipped
-    assert sorted(os.listdir(out)) == sorted([os.path.basename(f) for f in files] + ["predictions.json"])
+    assert sorted(os.listdir(out)) == sorted(
+        [os.path.basename(f) for f in files] + ["predictions.json"]
+    )
     entries = json.loads((out / "predictions.json").read_text())
     sizes = {f: list(Image.open(f).size[::-1]) for f in files}  # [height, width]
     assert entries and all(e["segmentation"]["size"] == sizes[e["file_name"]] for e in entries)
@@ -68,4 +71,7 @@ def test_masks_drawn_and_written_as_rle_that_evaluate_scores(mask_demo, tmp_path
     plain = predict_files(predictor, files[:1], str(tmp_path / "plain"))
     with_masks = np.asarray(Image.open(out / os.path.basename(files[0])).convert("RGB")).astype(int)
     without = np.asarray(Image.open(plain.pictures[0]).convert("RGB")).astype(int)
-    assert with_masks.shape == without.shape and (np.abs(with_masks - without).sum(-1) > 30).mean() > 0.001
+    assert (
+        with_masks.shape == without.shape
+        and (np.abs(with_masks - without).sum(-1) > 30).mean() > 0.001
+    )

@@ -7,6 +7,7 @@ annotation id; under "skip" the loader goes on and its SkipCountingLoader counts
 reason (what reaches metrics.json), or, for a fault that always stops, the same error comes.
 CASES lists the (fault, reader) pairs; docs/reliability.md states their number.
 """
+
 import json
 import os
 import pickle
@@ -18,8 +19,13 @@ import pytest
 from PIL import Image
 
 from resnet_det.config import ConfigError, get_cfg
-from resnet_det.data import (DatasetCatalog, MetadataCatalog, register_classification_dataset,
-                             register_coco_instances, register_pascal_voc)
+from resnet_det.data import (
+    DatasetCatalog,
+    MetadataCatalog,
+    register_classification_dataset,
+    register_coco_instances,
+    register_pascal_voc,
+)
 from resnet_det.data.classification import build_classification_train_loader
 from resnet_det.data.datasets.cifar import load_cifar10
 from resnet_det.data.datasets.imagenet import load_image_folder
@@ -80,11 +86,21 @@ class Detection:
         for k, i in enumerate(self.ids):
             _jpeg(os.path.join(img_dir, i + ".jpg"), k)
         self.coco = {
-            "images": [{"id": k + 1, "file_name": i + ".jpg", "height": H, "width": W}
-                       for k, i in enumerate(self.ids)],
+            "images": [
+                {"id": k + 1, "file_name": i + ".jpg", "height": H, "width": W}
+                for k, i in enumerate(self.ids)
+            ],
             "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}],
-            "annotations": [{"id": k + 1, "image_id": k + 1, "category_id": 1 + k % 2,
-                             "bbox": [5, 4, 20, 15], "iscrowd": 0} for k in range(3)],
+            "annotations": [
+                {
+                    "id": k + 1,
+                    "image_id": k + 1,
+                    "category_id": 1 + k % 2,
+                    "bbox": [5, 4, 20, 15],
+                    "iscrowd": 0,
+                }
+                for k in range(3)
+            ],
         }
         self.split = list(self.ids)
         self.json_file = os.path.join(self.root, "instances.json")
@@ -116,27 +132,50 @@ class Detection:
         for img, anns in zip(self.coco["images"], self._anns_by_image()):
             stem = os.path.splitext(img["file_name"])[0]
             objects = "".join(
-                f"<object><name>{CLASSES[a['category_id'] - 1] if a['category_id'] <= 2 else 'unicorn'}"
+                "<object><name>"
+                f"{CLASSES[a['category_id'] - 1] if a['category_id'] <= 2 else 'unicorn'}"
                 f"</name><bndbox><xmin>{a['bbox'][0] + 1}</xmin><ymin>{a['bbox'][1] + 1}</ymin>"
                 f"<xmax>{a['bbox'][0] + a['bbox'][2]}</xmax><ymax>{a['bbox'][1] + a['bbox'][3]}"
-                f"</ymax></bndbox></object>" for a in anns)
+                f"</ymax></bndbox></object>"
+                for a in anns
+            )
             with open(os.path.join(self.root, "Annotations", stem + ".xml"), "w") as f:
-                f.write(f"<annotation><size><width>{img['width']}</width><height>"
-                        f"{img['height']}</height></size>{objects}</annotation>")
+                f.write(
+                    f"<annotation><size><width>{img['width']}</width><height>"
+                    f"{img['height']}</height></size>{objects}</annotation>"
+                )
 
     def _anns_by_image(self):
-        return [[a for a in self.coco["annotations"] if a["image_id"] == img["id"]]
-                for img in self.coco["images"]]
+        return [
+            [a for a in self.coco["annotations"] if a["image_id"] == img["id"]]
+            for img in self.coco["images"]
+        ]
 
     def load(self, policy, batches=4, mask_on=False):
         """The train loader after ``batches`` batches of 2 (every image met at least once);
         ``mask_on``: as for Mask R-CNN (MODEL.MASK_ON)."""
         cfg = get_cfg()
         cfg.MODEL.MASK_ON = mask_on
-        cfg.merge_from_list(["DATASETS.TRAIN", f"['{self.name}']", "DATALOADER.ON_BAD_IMAGE",
-                             policy, "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "2",
-                             "DATALOADER.ASPECT_RATIO_GROUPING", "False", "SEED", "1",
-                             "INPUT.MIN_SIZE_TRAIN", "(30,)", "INPUT.MAX_SIZE_TRAIN", "64"])
+        cfg.merge_from_list(
+            [
+                "DATASETS.TRAIN",
+                f"['{self.name}']",
+                "DATALOADER.ON_BAD_IMAGE",
+                policy,
+                "DATALOADER.NUM_WORKERS",
+                "0",
+                "SOLVER.IMS_PER_BATCH",
+                "2",
+                "DATALOADER.ASPECT_RATIO_GROUPING",
+                "False",
+                "SEED",
+                "1",
+                "INPUT.MIN_SIZE_TRAIN",
+                "(30,)",
+                "INPUT.MAX_SIZE_TRAIN",
+                "64",
+            ]
+        )
         loader = build_detection_train_loader(cfg)
         it = iter(loader)
         for _ in range(batches):
@@ -168,10 +207,16 @@ class Classification:
 
         def read(on_bad_image="stop", skip_counts=None):
             if layout == "imagenet":
-                return load_image_folder(self.root, class_names=self.class_names,
-                                         on_bad_image=on_bad_image, skip_counts=skip_counts)
-            return load_cifar10(self.root, "trainval", on_bad_image=on_bad_image,
-                                skip_counts=skip_counts)
+                return load_image_folder(
+                    self.root,
+                    class_names=self.class_names,
+                    on_bad_image=on_bad_image,
+                    skip_counts=skip_counts,
+                )
+            return load_cifar10(
+                self.root, "trainval", on_bad_image=on_bad_image, skip_counts=skip_counts
+            )
+
         register_classification_dataset(self.name, read)
 
     def image(self, c, i, ext=".JPEG"):
@@ -186,9 +231,20 @@ class Classification:
     def load(self, policy):
         cfg = get_cfg()
         cfg.merge_from_file(os.path.join(ROOT, "configs", "digits", "resnet20.yaml"))
-        cfg.merge_from_list(["DATASETS.TRAIN", f"['{self.name}']", "DATALOADER.ON_BAD_IMAGE",
-                             policy, "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "4",
-                             "SEED", "1"])
+        cfg.merge_from_list(
+            [
+                "DATASETS.TRAIN",
+                f"['{self.name}']",
+                "DATALOADER.ON_BAD_IMAGE",
+                policy,
+                "DATALOADER.NUM_WORKERS",
+                "0",
+                "SOLVER.IMS_PER_BATCH",
+                "4",
+                "SEED",
+                "1",
+            ]
+        )
         loader = build_classification_train_loader(cfg)
         it = iter(loader)
         for _ in range(5):  # 20 samples: every image at least once
@@ -237,8 +293,11 @@ def _image_id(d):
 def test_zero_byte_image(make, reader):
     d = make(reader)
     open(_first_image(d), "wb").close()
-    with pytest.raises(BadImageError, match=rf"{re.escape(_first_image(d))} \(image id {_image_id(d)}\).*"
-                                            r"DATALOADER.ON_BAD_IMAGE skip"):
+    with pytest.raises(
+        BadImageError,
+        match=rf"{re.escape(_first_image(d))} \(image id {_image_id(d)}\).*"
+        r"DATALOADER.ON_BAD_IMAGE skip",
+    ):
         d.load("stop")
     assert _skipped(d.load("skip"), "unreadable") == (1, 1)
 
@@ -260,7 +319,9 @@ def test_missing_image(make, reader):
     os.remove(_first_image(d))
     if reader == "imagenet":  # a folder scan lists what exists: a link to a file now gone
         os.symlink(_first_image(d) + ".gone", _first_image(d))
-    with pytest.raises(MissingImageError, match=rf"{re.escape(_first_image(d))} \(image id {_image_id(d)}\)"):
+    with pytest.raises(
+        MissingImageError, match=rf"{re.escape(_first_image(d))} \(image id {_image_id(d)}\)"
+    ):
         d.load("stop")
     assert _skipped(d.load("skip"), "missing") == (1, 1)
 
@@ -270,8 +331,11 @@ def test_size_mismatch(make, reader):
     d = make(reader)
     d.coco["images"][0]["height"] = H + 10  # COCO height, VOC <size><height>
     d.write()
-    with pytest.raises(ImageSizeError, match=rf"{re.escape(d.image(0))} \(image id {d.image_id(0)}\) is "
-                                             rf"{W}x{H} .* says {W}x{H + 10}; fix"):
+    with pytest.raises(
+        ImageSizeError,
+        match=rf"{re.escape(d.image(0))} \(image id {d.image_id(0)}\) is "
+        rf"{W}x{H} .* says {W}x{H + 10}; fix",
+    ):
         d.load("stop")
     assert _skipped(d.load("skip"), "size mismatch") == (1, 1)
 
@@ -303,13 +367,17 @@ def test_unknown_category(make, reader, caplog):
     if reader in ("coco", "voc"):
         d.coco["annotations"][2]["category_id"] = 9  # VOC: the class name "unicorn"
         d.write()
-        where = (rf"annotation id 3 \(image id 3\) has category_id 9" if reader == "coco"
-                 else rf"{re.escape(d.xml(2))} \(image id 000003\): unknown class name 'unicorn'")
+        where = (
+            r"annotation id 3 \(image id 3\) has category_id 9"
+            if reader == "coco"
+            else rf"{re.escape(d.xml(2))} \(image id 000003\): unknown class name 'unicorn'"
+        )
         with pytest.raises(DataError, match=where):
             d.load("stop")
         assert _dropped(d.load("skip"), "unknown category") == (1, 1)
-        assert any("dropped 1 annotation: 1 unknown category" in r.getMessage()
-                   for r in caplog.records)
+        assert any(
+            "dropped 1 annotation: 1 unknown category" in r.getMessage() for r in caplog.records
+        )
     elif reader == "imagenet":
         d.class_names = ["n01"]  # n02 is a folder of a class the list does not have
         with pytest.raises(DataError, match=r"class folder n02 is not in the class list"):
@@ -349,10 +417,14 @@ def test_malformed_annotation_file(make, reader):
     open(path, "w").write(text[:37])
     if reader == "coco":  # one file for every image: always stops, with the position
         for policy in POLICIES:
-            with pytest.raises(DataError, match=rf"{re.escape(path)} is not valid json: .*line 1 column"):
+            with pytest.raises(
+                DataError, match=rf"{re.escape(path)} is not valid json: .*line 1 column"
+            ):
                 d.load(policy)
     else:  # one xml per image: that image
-        with pytest.raises(DataError, match=rf"{re.escape(path)} \(image id 000001\): not valid xml: .*line 1"):
+        with pytest.raises(
+            DataError, match=rf"{re.escape(path)} \(image id 000001\): not valid xml: .*line 1"
+        ):
             d.load("stop")
         assert _skipped(d.load("skip"), "bad annotation") == (1, 1)
 
@@ -362,7 +434,9 @@ def test_missing_annotation_file(make, reader):
     d = make(reader)
     if reader == "voc":
         os.remove(d.xml(1))
-        with pytest.raises(MissingFileError, match=rf"{re.escape(d.xml(1))} \(image id 000002\) does not exist"):
+        with pytest.raises(
+            MissingFileError, match=rf"{re.escape(d.xml(1))} \(image id 000002\) does not exist"
+        ):
             d.load("stop")
         assert _skipped(d.load("skip"), "bad annotation") == (1, 1)
         return
@@ -407,8 +481,11 @@ def test_empty_after_skipping(make, reader):
             os.remove(d.xml(k))
     if reader == "coco":
         d.write()
-    with pytest.raises(DataError, match=r"the dataset has no image after leaving out what was "
-                                        r"bad \(skipped 3 images: 3 "):
+    with pytest.raises(
+        DataError,
+        match=r"the dataset has no image after leaving out what was "
+        r"bad \(skipped 3 images: 3 ",
+    ):
         d.load("skip")
 
 
@@ -433,7 +510,9 @@ def test_hostile_pickle(make, reader, policy, tmp_path):
 def test_malformed_results_file(tmp_path, reader):
     path = tmp_path / "results.json"
     path.write_text('[{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}')
-    with pytest.raises(DataError, match=rf"{re.escape(str(path))}.*not valid JSON: .*line 1 column"):
+    with pytest.raises(
+        DataError, match=rf"{re.escape(str(path))}.*not valid JSON: .*line 1 column"
+    ):
         load_results_file(str(path))
     path.write_text('[{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3], "score": 0.5}]')
     with pytest.raises(DataError, match=rf"{re.escape(str(path))}: entry 0 has bbox \[1, 2, 3\]"):
@@ -444,7 +523,10 @@ def test_malformed_results_file(tmp_path, reader):
 def test_malformed_yaml_config(tmp_path, reader):
     path = tmp_path / "cfg.yaml"
     path.write_text("SOLVER:\n  BASE_LR: [0.1\n")
-    with pytest.raises(ConfigError, match=rf"(?s)Cannot parse config file {re.escape(str(path))}:.*line 3, column 1"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"(?s)Cannot parse config file {re.escape(str(path))}:.*line 3, column 1",
+    ):
         get_cfg().merge_from_file(str(path))
     path.write_text("MODEL: &m {RESNETS: *m}\n")
     with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: a value contains itself"):
@@ -475,8 +557,12 @@ def _mask_fault(d, k, segm, words):
 
 @_cases("short_polygon")
 def test_short_polygon(make, reader):
-    _mask_fault(make(reader), 1, [[5, 4, 25, 4]],
-                r"has polygon 0 of 4 numbers \(2 points\); a polygon needs at least 3 points")
+    _mask_fault(
+        make(reader),
+        1,
+        [[5, 4, 25, 4]],
+        r"has polygon 0 of 4 numbers \(2 points\); a polygon needs at least 3 points",
+    )
 
 
 @_cases("rle_size_mismatch")
@@ -486,18 +572,26 @@ def test_rle_size_mismatch(make, reader):
     m = np.zeros((H + 10, W), np.uint8)
     m[4:19, 5:25] = 1
     rle = mask_util.encode(np.asfortranarray(m))
-    _mask_fault(make(reader), 0, {"size": [H + 10, W], "counts": rle["counts"].decode()},
-                rf"has an RLE mask of size \[{H + 10}, {W}\] \(\[height, width\]\) on an image "
-                rf"of {H}x{W}")
+    _mask_fault(
+        make(reader),
+        0,
+        {"size": [H + 10, W], "counts": rle["counts"].decode()},
+        rf"has an RLE mask of size \[{H + 10}, {W}\] \(\[height, width\]\) on an image "
+        rf"of {H}x{W}",
+    )
 
 
 @_cases("crowd_polygon")
 def test_crowd_polygon(make, reader):
     d = make(reader)
     d.coco["annotations"][2]["iscrowd"] = 1
-    _mask_fault(d, 2, [[5, 4, 25, 4, 25, 19, 5, 19]],
-                r"is a crowd region \(iscrowd 1\) whose 'segmentation' is polygons; COCO gives "
-                r"crowd regions as RLE")
+    _mask_fault(
+        d,
+        2,
+        [[5, 4, 25, 4, 25, 19, 5, 19]],
+        r"is a crowd region \(iscrowd 1\) whose 'segmentation' is polygons; COCO gives "
+        r"crowd regions as RLE",
+    )
 
 
 @_cases("missing_mask")
@@ -505,8 +599,11 @@ def test_crowd_polygon(make, reader):
 def test_missing_mask(make, reader, policy):
     d = make(reader)
     if reader == "voc":  # VOC xml has no masks: the whole set has none, always a stop
-        with pytest.raises(DataError, match=rf"{re.escape(d.root)}: dataset '{d.name}' has no "
-                                            r"instance masks .*MODEL.MASK_ON"):
+        with pytest.raises(
+            DataError,
+            match=rf"{re.escape(d.root)}: dataset '{d.name}' has no "
+            r"instance masks .*MODEL.MASK_ON",
+        ):
             d.load(policy, mask_on=True)
         return
     _masked(d)
@@ -514,8 +611,11 @@ def test_missing_mask(make, reader, policy):
     d.write()
     assert d.load(policy).counts().num_images == 0  # boxes alone need no mask
     if policy == "stop":
-        with pytest.raises(DataError, match=rf"{re.escape(d.json_file)}: annotation id 1 of "
-                                            r"image id 1 \(.*000001\.jpg\) has no 'segmentation'"):
+        with pytest.raises(
+            DataError,
+            match=rf"{re.escape(d.json_file)}: annotation id 1 of "
+            r"image id 1 \(.*000001\.jpg\) has no 'segmentation'",
+        ):
             d.load(policy, mask_on=True)
     else:
         assert _skipped(d.load(policy, mask_on=True), "missing mask") == (1, 1)
@@ -524,7 +624,7 @@ def test_missing_mask(make, reader, policy):
 def test_cases_are_all_run():
     """Every (fault, reader) pair of CASES is a test above: the count in docs/reliability.md
     is the number of cases pytest runs."""
-    names = {n[len("test_"):] for n in globals() if n.startswith("test_")}
+    names = {n[len("test_") :] for n in globals() if n.startswith("test_")}
     assert set(CASES) <= names
 
 
@@ -542,18 +642,56 @@ def test_skipped_data_reaches_the_log_and_metrics_json(make, tmp_path):
     d.coco["annotations"][2]["bbox"] = [5, 5, 0, 3]
     d.write()
     cfg = get_cfg()
-    cfg.merge_from_list([
-        "MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
-        "MODEL.ROI_HEADS.NUM_CLASSES", "2", "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "32",
-        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "8", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32",
-        "MODEL.ANCHOR_GENERATOR.SIZES", "[[16, 32]]", "MODEL.DEVICE", "cpu",
-        "DATASETS.TRAIN", f"['{d.name}']", "DATASETS.TEST", "[]",
-        "DATALOADER.ON_BAD_IMAGE", "skip", "DATALOADER.NUM_WORKERS", "0",
-        "DATALOADER.FILTER_EMPTY_ANNOTATIONS", "False", "SOLVER.IMS_PER_BATCH", "2",
-        "SOLVER.MAX_ITER", "3", "SOLVER.STEPS", "[]", "SOLVER.BASE_LR", "0.001",
-        "SOLVER.CHECKPOINT_PERIOD", "100", "LOG_PERIOD", "1", "SEED", "3",
-        "INPUT.MIN_SIZE_TRAIN", "(32,)", "INPUT.MAX_SIZE_TRAIN", "64",
-        "OUTPUT_DIR", str(tmp_path / "out")])
+    cfg.merge_from_list(
+        [
+            "MODEL.RESNETS.DEPTH",
+            "18",
+            "MODEL.RESNETS.RES2_OUT_CHANNELS",
+            "64",
+            "MODEL.ROI_HEADS.NUM_CLASSES",
+            "2",
+            "MODEL.RPN.BATCH_SIZE_PER_IMAGE",
+            "32",
+            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+            "8",
+            "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+            "32",
+            "MODEL.ANCHOR_GENERATOR.SIZES",
+            "[[16, 32]]",
+            "MODEL.DEVICE",
+            "cpu",
+            "DATASETS.TRAIN",
+            f"['{d.name}']",
+            "DATASETS.TEST",
+            "[]",
+            "DATALOADER.ON_BAD_IMAGE",
+            "skip",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "DATALOADER.FILTER_EMPTY_ANNOTATIONS",
+            "False",
+            "SOLVER.IMS_PER_BATCH",
+            "2",
+            "SOLVER.MAX_ITER",
+            "3",
+            "SOLVER.STEPS",
+            "[]",
+            "SOLVER.BASE_LR",
+            "0.001",
+            "SOLVER.CHECKPOINT_PERIOD",
+            "100",
+            "LOG_PERIOD",
+            "1",
+            "SEED",
+            "3",
+            "INPUT.MIN_SIZE_TRAIN",
+            "(32,)",
+            "INPUT.MAX_SIZE_TRAIN",
+            "64",
+            "OUTPUT_DIR",
+            str(tmp_path / "out"),
+        ]
+    )
     default_setup(cfg)
     trainer = DetectionTrainer(cfg)
     trainer.resume_or_load(resume=False)
@@ -568,5 +706,7 @@ def test_skipped_data_reaches_the_log_and_metrics_json(make, tmp_path):
     assert first["iteration"] == 0  # the read-time counts are written with the first step
     log = open(tmp_path / "out" / "log.txt").read()
     assert f"{d.json_file}: dropped 1 annotation: 1 degenerate box" in log
-    assert ("Training data: skipped 2 images: 1 size mismatch, 1 unreadable; dropped 1 "
-            "annotation: 1 degenerate box") in log
+    assert (
+        "Training data: skipped 2 images: 1 size mismatch, 1 unreadable; dropped 1 "
+        "annotation: 1 degenerate box"
+    ) in log

@@ -11,6 +11,7 @@ decode with pycocotools at their image's size (its C code trusts its input). CI 
 inputs per test, derandomized so that CI is stable; the slow soak SOAK_EXAMPLES per test with
 a random seed. docs/reliability.md states these counts and a test there holds it to them.
 """
+
 import copy
 import json
 import math
@@ -28,19 +29,25 @@ from resnet_det.data.segmentation import InstanceMasks, check_segmentation
 from resnet_det.evaluation.results_file import REQUIRED_KEYS, load_results_file
 from resnet_det.utils.errors import UserError
 
-CI_EXAMPLES = 100     # inputs per fuzz test in CI (8 tests: 200 per reader)
+CI_EXAMPLES = 100  # inputs per fuzz test in CI (8 tests: 200 per reader)
 SOAK_EXAMPLES = 2000  # inputs per fuzz test in the slow soak
 READERS = ("coco_json", "voc_xml", "results_file", "yaml_config")
 
 # Any json value, numbers at the edges included (NaN, inf, ints beyond float range).
 _SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70), st.integers(-3, 300),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.integers(-3, 300),
     # No subnormals: a run before this one may have set flush-to-zero (default_setup does).
-    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False), st.text(max_size=8),
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False),
+    st.text(max_size=8),
 )
 JSON_VALUES = st.recursive(
     _SCALARS,
-    lambda c: st.one_of(st.lists(c, max_size=5), st.dictionaries(st.text(max_size=6), c, max_size=4)),
+    lambda c: st.one_of(
+        st.lists(c, max_size=5), st.dictionaries(st.text(max_size=6), c, max_size=4)
+    ),
     max_leaves=8,
 )
 
@@ -55,8 +62,13 @@ def _run(check, strategy, max_examples):
     _OUTCOMES.clear()
     soak = max_examples > CI_EXAMPLES
 
-    @settings(max_examples=max_examples, deadline=None, derandomize=not soak, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=not soak,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def run(x):
         calls.append(1)
@@ -111,7 +123,9 @@ def _mutated(draw, base, sections):
             if op == "delete":
                 entry.pop(key, None)
             else:
-                entry[key] = draw(st.one_of(JSON_VALUES, st.lists(_SCALARS, min_size=3, max_size=5)))
+                entry[key] = draw(
+                    st.one_of(JSON_VALUES, st.lists(_SCALARS, min_size=3, max_size=5))
+                )
     return doc
 
 
@@ -125,11 +139,32 @@ def _byte_edits(draw, text: bytes):
         if op == "truncate":
             del data[pos:]
         elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8) | st.sampled_from(
-                [b"{", b"}", b"[", b"]", b",", b'"', b":", b"<", b">", b"&", b"\xff", b"- ",
-                 b"\n  ", b"*a", b"&a ", b"!!python/object:os.system", b"NaN"]))
+            data[pos:pos] = draw(
+                st.binary(min_size=1, max_size=8)
+                | st.sampled_from(
+                    [
+                        b"{",
+                        b"}",
+                        b"[",
+                        b"]",
+                        b",",
+                        b'"',
+                        b":",
+                        b"<",
+                        b">",
+                        b"&",
+                        b"\xff",
+                        b"- ",
+                        b"\n  ",
+                        b"*a",
+                        b"&a ",
+                        b"!!python/object:os.system",
+                        b"NaN",
+                    ]
+                )
+            )
         elif op == "delete":
-            del data[pos:pos + draw(st.integers(1, 16))]
+            del data[pos : pos + draw(st.integers(1, 16))]
         elif pos < len(data):
             data[pos] = draw(st.integers(0, 255))
     return bytes(data)
@@ -137,17 +172,37 @@ def _byte_edits(draw, text: bytes):
 
 # ----------------------------------------------------------------------------------- COCO
 COCO_BASE = {
-    "images": [{"id": 1, "file_name": "a.jpg", "height": 40, "width": 60},
-               {"id": 2, "file_name": "b.jpg", "height": 50, "width": 30}],
+    "images": [
+        {"id": 1, "file_name": "a.jpg", "height": 40, "width": 60},
+        {"id": 2, "file_name": "b.jpg", "height": 50, "width": 30},
+    ],
     "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
     "annotations": [
-        {"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 20, 10], "iscrowd": 0,
-         "segmentation": [[5, 5, 25, 5, 25, 15, 5, 15]]},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 3,
+            "bbox": [5, 5, 20, 10],
+            "iscrowd": 0,
+            "segmentation": [[5, 5, 25, 5, 25, 15, 5, 15]],
+        },
         # A crowd region as compressed RLE (its box's pixels), an object as uncompressed RLE.
-        {"id": 2, "image_id": 2, "category_id": 7, "bbox": [1, 2, 3, 4], "iscrowd": 1,
-         "segmentation": {"size": [50, 30], "counts": "d14^1000bX1"}},
-        {"id": 3, "image_id": 1, "category_id": 7, "bbox": [50, 30, 30, 30], "iscrowd": 0,
-         "segmentation": {"size": [40, 60], "counts": [2030] + [10, 30] * 9 + [10]}},
+        {
+            "id": 2,
+            "image_id": 2,
+            "category_id": 7,
+            "bbox": [1, 2, 3, 4],
+            "iscrowd": 1,
+            "segmentation": {"size": [50, 30], "counts": "d14^1000bX1"},
+        },
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 7,
+            "bbox": [50, 30, 30, 30],
+            "iscrowd": 0,
+            "segmentation": {"size": [40, 60], "counts": [2030] + [10, 30] * 9 + [10]},
+        },
     ],
 }
 
@@ -161,7 +216,10 @@ def _check_detection_dicts(dicts, num_classes):
             assert 0 <= x0 < x1 <= d["width"] and 0 <= y0 < y1 <= d["height"]
             assert 0 <= a["category_id"] < num_classes and a["iscrowd"] in (0, 1)
             if "segmentation" in a:  # a checked mask that pycocotools decodes at its image's size
-                assert check_segmentation(a["segmentation"], d["height"], d["width"], a["iscrowd"]) is None
+                assert (
+                    check_segmentation(a["segmentation"], d["height"], d["width"], a["iscrowd"])
+                    is None
+                )
                 masks = InstanceMasks([a["segmentation"]], d["height"], d["width"]).to_tensor()
                 assert masks.shape == (1, d["height"], d["width"])
 
@@ -171,10 +229,12 @@ def _check_coco_file(tmp, raw: bytes):
     with open(path, "wb") as f:
         f.write(raw)
     for policy in ("stop", "skip"):
-        dicts = _expect_data_or_our_error(path, lambda: load_coco_json(path, "/img", on_bad_image=policy))
+        dicts = _expect_data_or_our_error(
+            path, lambda policy=policy: load_coco_json(path, "/img", on_bad_image=policy)
+        )
         if dicts is not None:
             assert dicts, "an empty dataset must raise"
-            _check_detection_dicts(dicts, num_classes=10 ** 6)
+            _check_detection_dicts(dicts, num_classes=10**6)
             assert len({d["image_id"] for d in dicts}) == len(dicts)
     api = _expect_data_or_our_error(path, lambda: read_coco_api(path))
     if api is not None:  # pycocotools can answer queries on what read_coco_api accepted
@@ -190,10 +250,16 @@ def _check_coco_file(tmp, raw: bytes):
 # lists that do or do not add up to the image's pixels; and any json value.
 _SEGMENTATIONS = st.one_of(
     st.lists(st.lists(st.one_of(st.integers(-100, 100), _SCALARS), max_size=9), max_size=3),
-    st.fixed_dictionaries({
-        "size": st.one_of(st.sampled_from([[40, 60], [50, 30]]), JSON_VALUES),
-        "counts": st.one_of(st.text(st.characters(min_codepoint=40, max_codepoint=115), max_size=12),
-                            st.lists(st.integers(-5, 2400), max_size=4), JSON_VALUES)}),
+    st.fixed_dictionaries(
+        {
+            "size": st.one_of(st.sampled_from([[40, 60], [50, 30]]), JSON_VALUES),
+            "counts": st.one_of(
+                st.text(st.characters(min_codepoint=40, max_codepoint=115), max_size=12),
+                st.lists(st.integers(-5, 2400), max_size=4),
+                JSON_VALUES,
+            ),
+        }
+    ),
     JSON_VALUES,
 )
 
@@ -211,13 +277,19 @@ def _with_segmentations(draw, docs):
 
 
 def _coco_structured(tmp_path, n):
-    return _run(lambda doc: _check_coco_file(str(tmp_path), json.dumps(doc, allow_nan=True).encode()),
-         _with_segmentations(_mutated(COCO_BASE, ["images", "categories", "annotations"])), n)
+    return _run(
+        lambda doc: _check_coco_file(str(tmp_path), json.dumps(doc, allow_nan=True).encode()),
+        _with_segmentations(_mutated(COCO_BASE, ["images", "categories", "annotations"])),
+        n,
+    )
 
 
 def _coco_bytes(tmp_path, n):
-    return _run(lambda raw: _check_coco_file(str(tmp_path), raw),
-         _byte_edits(json.dumps(COCO_BASE, indent=1).encode()), n)
+    return _run(
+        lambda raw: _check_coco_file(str(tmp_path), raw),
+        _byte_edits(json.dumps(COCO_BASE, indent=1).encode()),
+        n,
+    )
 
 
 # ------------------------------------------------------------------------------------ VOC
@@ -225,16 +297,29 @@ def _voc_xml(fields):
     objects = "".join(
         f"<object><name>{o['name']}</name><difficult>{o['difficult']}</difficult><bndbox>"
         f"<xmin>{o['xmin']}</xmin><ymin>{o['ymin']}</ymin><xmax>{o['xmax']}</xmax>"
-        f"<ymax>{o['ymax']}</ymax></bndbox></object>" for o in fields["objects"])
-    return (f"<annotation><size><width>{fields['width']}</width><height>{fields['height']}"
-            f"</height></size>{objects}</annotation>").encode()
+        f"<ymax>{o['ymax']}</ymax></bndbox></object>"
+        for o in fields["objects"]
+    )
+    return (
+        f"<annotation><size><width>{fields['width']}</width><height>{fields['height']}"
+        f"</height></size>{objects}</annotation>"
+    ).encode()
 
 
-VOC_BASE = {"width": "60", "height": "40", "objects": [
-    {"name": "cat", "difficult": "0", "xmin": "5", "ymin": "6", "xmax": "30", "ymax": "20"},
-    {"name": "dog", "difficult": "1", "xmin": "1", "ymin": "1", "xmax": "60", "ymax": "40"}]}
-_XML_TEXT = st.one_of(st.text(max_size=10), st.sampled_from(
-    ["", "0", "-1", "1e400", "nan", "inf", "3.5", "61", "&amp;", "<x/>", "cat", "ünï"]))
+VOC_BASE = {
+    "width": "60",
+    "height": "40",
+    "objects": [
+        {"name": "cat", "difficult": "0", "xmin": "5", "ymin": "6", "xmax": "30", "ymax": "20"},
+        {"name": "dog", "difficult": "1", "xmin": "1", "ymin": "1", "xmax": "60", "ymax": "40"},
+    ],
+}
+_XML_TEXT = st.one_of(
+    st.text(max_size=10),
+    st.sampled_from(
+        ["", "0", "-1", "1e400", "nan", "inf", "3.5", "61", "&amp;", "<x/>", "cat", "ünï"]
+    ),
+)
 
 
 @st.composite
@@ -271,7 +356,11 @@ def _check_voc_tree(root, xmls, split):
         f.write("".join(s + "\n" for s in split))
     for policy in ("stop", "skip"):
         dicts = _expect_data_or_our_error(
-            root, lambda: load_voc_instances(root, "train", ("cat", "dog"), on_bad_image=policy))
+            root,
+            lambda policy=policy: load_voc_instances(
+                root, "train", ("cat", "dog"), on_bad_image=policy
+            ),
+        )
         if dicts is not None:
             assert dicts
             _check_detection_dicts(dicts, num_classes=2)
@@ -284,12 +373,16 @@ def _voc_structured(tmp_path, n):
 
 def _voc_bytes(tmp_path, n):
     root = str(tmp_path / "voc")
-    return _run(lambda raw: _check_voc_tree(root, {"a": raw}, ["a"]), _byte_edits(_voc_xml(VOC_BASE)), n)
+    return _run(
+        lambda raw: _check_voc_tree(root, {"a": raw}, ["a"]), _byte_edits(_voc_xml(VOC_BASE)), n
+    )
 
 
 # ---------------------------------------------------------------------------- results file
-RESULTS_BASE = [{"image_id": 1, "category_id": 3, "bbox": [1.0, 2.0, 10.5, 4.0], "score": 0.9},
-                {"image_id": "000005", "category_id": 7, "bbox": [0, 0, 1, 1], "score": 0.1}]
+RESULTS_BASE = [
+    {"image_id": 1, "category_id": 3, "bbox": [1.0, 2.0, 10.5, 4.0], "score": 0.9},
+    {"image_id": "000005", "category_id": 7, "bbox": [0, 0, 1, 1], "score": 0.1},
+]
 
 
 def _check_results_file(tmp, raw: bytes):
@@ -305,28 +398,50 @@ def _check_results_file(tmp, raw: bytes):
 
 
 def _results_structured(tmp_path, n):
-    return _run(lambda doc: _check_results_file(str(tmp_path), json.dumps(doc, allow_nan=True).encode()),
-         _mutated({"results": RESULTS_BASE}, ["results"]).map(lambda d: d.get("results", d)), n)
+    return _run(
+        lambda doc: _check_results_file(str(tmp_path), json.dumps(doc, allow_nan=True).encode()),
+        _mutated({"results": RESULTS_BASE}, ["results"]).map(lambda d: d.get("results", d)),
+        n,
+    )
 
 
 def _results_bytes(tmp_path, n):
-    return _run(lambda raw: _check_results_file(str(tmp_path), raw),
-         _byte_edits(json.dumps(RESULTS_BASE).encode()), n)
+    return _run(
+        lambda raw: _check_results_file(str(tmp_path), raw),
+        _byte_edits(json.dumps(RESULTS_BASE).encode()),
+        n,
+    )
 
 
 # ------------------------------------------------------------------------------ YAML config
-YAML_BASE = {"MODEL": {"RESNETS": {"DEPTH": 50, "OUT_FEATURES": ["res4"]}, "WEIGHTS": ""},
-             "SOLVER": {"BASE_LR": 0.02, "STEPS": [10, 20], "MAX_ITER": 30},
-             "DATALOADER": {"ON_BAD_IMAGE": "skip"}, "INPUT": {"MIN_SIZE_TRAIN": [600]}}
+YAML_BASE = {
+    "MODEL": {"RESNETS": {"DEPTH": 50, "OUT_FEATURES": ["res4"]}, "WEIGHTS": ""},
+    "SOLVER": {"BASE_LR": 0.02, "STEPS": [10, 20], "MAX_ITER": 30},
+    "DATALOADER": {"ON_BAD_IMAGE": "skip"},
+    "INPUT": {"MIN_SIZE_TRAIN": [600]},
+}
 # What YAML has beyond json: anchors and aliases (a mapping that contains itself), tags (a
 # python object that safe_load must refuse), sets, dates, merge keys, a _BASE_ of any kind.
-_YAML_SNIPPETS = st.sampled_from([
-    "MODEL: &m {RESNETS: *m}\n", "a: &a [*a]\n", "MODEL: !!python/object/apply:os.system [ls]\n",
-    "SOLVER: {STEPS: !!set {1: null}}\n", "SOLVER: {BASE_LR: 2020-01-01}\n",
-    "x: &b {DEPTH: 50}\nMODEL: {RESNETS: {<<: *b}}\n", "_BASE_: 3\n", "_BASE_: [null]\n",
-    "_BASE_: nowhere.yaml\n", "_BASE_: config.yaml\n", "_BASE_: {a: 1}\n", "--- a\n--- b\n",
-    "? [a, b]\n: 1\n", "\t\n", "%YAML 9.9\n---\n", "MODEL: {RESNETS: {DEPTH: 1e400}}\n",
-])
+_YAML_SNIPPETS = st.sampled_from(
+    [
+        "MODEL: &m {RESNETS: *m}\n",
+        "a: &a [*a]\n",
+        "MODEL: !!python/object/apply:os.system [ls]\n",
+        "SOLVER: {STEPS: !!set {1: null}}\n",
+        "SOLVER: {BASE_LR: 2020-01-01}\n",
+        "x: &b {DEPTH: 50}\nMODEL: {RESNETS: {<<: *b}}\n",
+        "_BASE_: 3\n",
+        "_BASE_: [null]\n",
+        "_BASE_: nowhere.yaml\n",
+        "_BASE_: config.yaml\n",
+        "_BASE_: {a: 1}\n",
+        "--- a\n--- b\n",
+        "? [a, b]\n: 1\n",
+        "\t\n",
+        "%YAML 9.9\n---\n",
+        "MODEL: {RESNETS: {DEPTH: 1e400}}\n",
+    ]
+)
 
 
 @st.composite
@@ -355,8 +470,11 @@ def _yaml_structured(tmp_path, n):
 
 
 def _yaml_bytes(tmp_path, n):
-    return _run(lambda raw: _check_yaml_file(str(tmp_path), raw),
-         _byte_edits(yaml.safe_dump(YAML_BASE).encode()), n)
+    return _run(
+        lambda raw: _check_yaml_file(str(tmp_path), raw),
+        _byte_edits(yaml.safe_dump(YAML_BASE).encode()),
+        n,
+    )
 
 
 FUZZERS = {

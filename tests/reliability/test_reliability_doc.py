@@ -1,5 +1,6 @@
 """docs/reliability.md cannot drift from the tests: every test its fault table names exists,
 every data fault the matrix injects has its row, and the counts it states are the tests'."""
+
 import ast
 import importlib.util
 import os
@@ -10,8 +11,9 @@ DOC = os.path.join(ROOT, "docs", "reliability.md")
 
 
 def _module(rel):
-    spec = importlib.util.spec_from_file_location("_doc_" + os.path.basename(rel)[:-3],
-                                                  os.path.join(ROOT, rel))
+    spec = importlib.util.spec_from_file_location(
+        "_doc_" + os.path.basename(rel)[:-3], os.path.join(ROOT, rel)
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -23,8 +25,11 @@ def _section(text, title):
 
 
 def _rows(section):
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
-            for line in section.splitlines() if line.startswith("|")]
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("|")
+    ]
     return rows[2:]  # header and separator
 
 
@@ -34,7 +39,9 @@ def _defined(path, name):
     *outer, leaf = name.split("::")
     scopes = [tree]
     for cls in outer:
-        scopes = [n for s in scopes for n in s.body if isinstance(n, ast.ClassDef) and n.name == cls]
+        scopes = [
+            n for s in scopes for n in s.body if isinstance(n, ast.ClassDef) and n.name == cls
+        ]
     return any(isinstance(n, ast.FunctionDef) and n.name == leaf for s in scopes for n in s.body)
 
 
@@ -60,12 +67,17 @@ def test_counts_are_those_the_tests_run():
     counts = _section(open(DOC).read(), "Counts")
     faults = _module("tests/reliability/test_data_faults.py")
     fuzz = _module("tests/reliability/test_fuzz_readers.py")
-    n_faults, n_cases = map(int, re.search(r"(\d+) faults in (\d+) \(fault, reader\) cases",
-                                           counts).groups())
+    n_faults, n_cases = map(
+        int, re.search(r"(\d+) faults in (\d+) \(fault, reader\) cases", counts).groups()
+    )
     assert (n_faults, n_cases) == (len(faults.CASES), sum(map(len, faults.CASES.values())))
     assert int(re.search(r"\| fuzzed readers \| (\d+) \|", counts).group(1)) == len(fuzz.READERS)
-    per_reader, per_test = map(int, re.search(
-        r"in CI \| (\d+) \(a structured and a byte-edit test of (\d+) inputs", counts).groups())
+    per_reader, per_test = map(
+        int,
+        re.search(
+            r"in CI \| (\d+) \(a structured and a byte-edit test of (\d+) inputs", counts
+        ).groups(),
+    )
     assert (per_reader, per_test) == (2 * fuzz.CI_EXAMPLES, fuzz.CI_EXAMPLES)
     per_reader, per_test = map(int, re.search(r"soak \| (\d+) \(2 x (\d+)", counts).groups())
     assert (per_reader, per_test) == (2 * fuzz.SOAK_EXAMPLES, fuzz.SOAK_EXAMPLES)

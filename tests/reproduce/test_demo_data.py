@@ -1,4 +1,5 @@
 """The demo's pretraining set: crops of generated shapes, none from the detection sets."""
+
 import numpy as np
 
 from resnet_det.data import DatasetCatalog, MetadataCatalog
@@ -14,8 +15,9 @@ def test_a_crop_per_named_object_and_one_of_background():
         h, w = image.shape[:2]
         named = [(box, label) for box, label in crops if label < 3]
         assert sorted(label for _, label in named) == sorted(
-            o[0] for o in objects if o[3] - o[1] >= demo_data.DIFFICULT_SIZE)
-        for box, label in crops:
+            o[0] for o in objects if o[3] - o[1] >= demo_data.DIFFICULT_SIZE
+        )
+        for box, _label in crops:
             assert box[2] - box[0] == box[3] - box[1] > 0, "square"
             assert 0 <= box[0] and 0 <= box[1] and box[2] <= w and box[3] <= h, "inside the image"
         for box, label in named:
@@ -31,7 +33,12 @@ def test_a_crop_per_named_object_and_one_of_background():
 
 
 def test_registered_splits_are_disjoint_images_of_other_seeds():
-    assert MetadataCatalog.get("shapes_crops_train").thing_classes == ["circle", "square", "triangle", "background"]
+    assert MetadataCatalog.get("shapes_crops_train").thing_classes == [
+        "circle",
+        "square",
+        "triangle",
+        "background",
+    ]
     train = DatasetCatalog.get("shapes_crops_train")
     test = DatasetCatalog.get("shapes_crops_test")
     assert 1500 < len(train) < 2500 and 350 < len(test) < 650

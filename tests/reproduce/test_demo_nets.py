@@ -1,5 +1,6 @@
 """The demo's VGG-style net: VGG-16's layout and parameter names at a quarter width, so its
 pretraining checkpoint loads into its detector as a real VGG-16's does."""
+
 import pytest
 import torch
 

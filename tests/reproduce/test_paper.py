@@ -1,5 +1,6 @@
 """The comparisons tools/reproduce.py runs hold the paper's numbers and configs as
 docs/reproduction.md states them (one source for both)."""
+
 import os
 import re
 
@@ -16,7 +17,7 @@ def _paper_config_rows():
     start = lines.index("<!-- paper-configs -->") + 1
     header = [c.strip() for c in lines[start].strip("|").split("|")]
     rows = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
@@ -47,5 +48,12 @@ def test_configs_exist_and_the_baseline_comes_first(comparison):
 
 
 def test_paper_gains():
-    gains = {(k, m.label): round(c.paper_gain(m), 1) for k, c in COMPARISONS.items() for m in c.metrics}
-    assert gains == {("7", "mAP"): 3.2, ("voc12", "mAP"): 3.4, ("8", "mAP@.5"): 6.9, ("8", "mAP@[.5,.95]"): 6.0}
+    gains = {
+        (k, m.label): round(c.paper_gain(m), 1) for k, c in COMPARISONS.items() for m in c.metrics
+    }
+    assert gains == {
+        ("7", "mAP"): 3.2,
+        ("voc12", "mAP"): 3.4,
+        ("8", "mAP@.5"): 6.9,
+        ("8", "mAP@[.5,.95]"): 6.0,
+    }

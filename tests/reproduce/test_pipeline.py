@@ -1,13 +1,13 @@
 """run_comparison's bookkeeping with the runs replaced by a fake: skipping finished steps,
 resuming an interrupted one, refusing a changed config, the report after every call."""
+
 import json
 import os
 import re
 
 import pytest
 
-from resnet_det.reproduce import COMPARISONS, DEMO, load_state, run_comparison
-from resnet_det.reproduce import pipeline
+from resnet_det.reproduce import COMPARISONS, DEMO, load_state, pipeline, run_comparison
 from resnet_det.utils.errors import UsageError
 
 NUMBERS = {"vgg16q": {"AP50": 40.0, "AP": 20.0}, "r18": {"AP50": 47.5, "AP": 26.25}}
@@ -40,12 +40,21 @@ def test_second_call_skips_every_finished_step(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "_run_step", fake)
     out = str(tmp_path / "demo")
     paths = run_comparison(DEMO, output_dir=out, command="tools/reproduce.py --demo")
-    assert fake.calls == ["pretrain_vgg16q", "convert_vgg16q", "detect_vgg16q",
-                          "pretrain_r18", "convert_r18", "detect_r18"]
+    assert fake.calls == [
+        "pretrain_vgg16q",
+        "convert_vgg16q",
+        "detect_vgg16q",
+        "pretrain_r18",
+        "convert_r18",
+        "detect_r18",
+    ]
     run_comparison(DEMO, output_dir=out)
     assert len(fake.calls) == 6  # nothing ran again
     state = load_state(out)
-    assert all(r["attempts"] == 1 and r["skipped"] == 1 and r["status"] == "done" for r in state["steps"].values())
+    assert all(
+        r["attempts"] == 1 and r["skipped"] == 1 and r["status"] == "done"
+        for r in state["steps"].values()
+    )
     assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?|unknown", state["steps"]["detect_r18"]["commit"])
     text = open(paths["markdown"]).read()
     # Paper and ours side by side, with both gains (48.4 - 41.5 and 47.5 - 40.0).
@@ -81,7 +90,9 @@ def test_changed_config_of_a_started_step_stops(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_comparison(DEMO, output_dir=out)
     # Both the finished VGG run and the started ResNet run would mix two configs.
-    with pytest.raises(UsageError, match="detect_vgg16q .*ran with another config.*SOLVER.BASE_LR 0.5"):
+    with pytest.raises(
+        UsageError, match="detect_vgg16q .*ran with another config.*SOLVER.BASE_LR 0.5"
+    ):
         run_comparison(DEMO, output_dir=out, opts=["SOLVER.BASE_LR", "0.5"])
 
 
@@ -105,9 +116,18 @@ def test_voc12_reports_the_servers_numbers(tmp_path, monkeypatch):
     text = open(paths["markdown"]).read()
     assert "| | ours | — | — | — |" in text
     assert "10 detections on 5 images written for the server" in text
-    assert os.path.join(out, "detect_r101", "inference", "voc_2012_test", "voc_2012_test_submission.zip") in text
-    paths = run_comparison(COMPARISONS["voc12"], output_dir=out, weights=weights,
-                           server_map={"vgg16": 70.0, "r101": 73.5})
+    assert (
+        os.path.join(
+            out, "detect_r101", "inference", "voc_2012_test", "voc_2012_test_submission.zip"
+        )
+        in text
+    )
+    paths = run_comparison(
+        COMPARISONS["voc12"],
+        output_dir=out,
+        weights=weights,
+        server_map={"vgg16": 70.0, "r101": 73.5},
+    )
     text = open(paths["markdown"]).read()
     assert "| mAP | paper | 70.4 | 73.8 | +3.4 (+5%) |" in text
     assert "| | ours | 70.0 | 73.5 | +3.5 (+5%) |" in text

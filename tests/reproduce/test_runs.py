@@ -1,4 +1,5 @@
 """train_and_evaluate: one engine run with --resume semantics, its final evaluation read back."""
+
 import json
 import os
 
@@ -28,11 +29,34 @@ def demo_datasets(tmp_path_factory):
 def _cfg(out, max_iter):
     cfg = get_cfg()
     cfg.merge_from_file(repo_path("configs/reproduce_demo/faster_rcnn_vgg16_quarter.yaml"))
-    cfg.merge_from_list(["OUTPUT_DIR", out, "MODEL.WEIGHTS", "", "SOLVER.MAX_ITER", str(max_iter),
-                         "SOLVER.STEPS", "[]", "SOLVER.WARMUP_ITERS", "0", "LOG_PERIOD", "1",
-                         "INPUT.MIN_SIZE_TRAIN", "[64]", "INPUT.MAX_SIZE_TRAIN", "96",
-                         "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "96",
-                         "MODEL.RPN.POST_NMS_TOPK_TEST", "8", "DATASETS.TEST", f"['{VAL_SUBSET}']"])
+    cfg.merge_from_list(
+        [
+            "OUTPUT_DIR",
+            out,
+            "MODEL.WEIGHTS",
+            "",
+            "SOLVER.MAX_ITER",
+            str(max_iter),
+            "SOLVER.STEPS",
+            "[]",
+            "SOLVER.WARMUP_ITERS",
+            "0",
+            "LOG_PERIOD",
+            "1",
+            "INPUT.MIN_SIZE_TRAIN",
+            "[64]",
+            "INPUT.MAX_SIZE_TRAIN",
+            "96",
+            "INPUT.MIN_SIZE_TEST",
+            "64",
+            "INPUT.MAX_SIZE_TEST",
+            "96",
+            "MODEL.RPN.POST_NMS_TOPK_TEST",
+            "8",
+            "DATASETS.TEST",
+            f"['{VAL_SUBSET}']",
+        ]
+    )
     return cfg
 
 
@@ -41,7 +65,9 @@ def _trained_iterations(out):
         return [r["iteration"] for r in map(json.loads, f) if "total_loss" in r]
 
 
-def test_a_run_continues_from_its_checkpoint_and_a_finished_one_only_evaluates(tmp_path, single_thread):
+def test_a_run_continues_from_its_checkpoint_and_a_finished_one_only_evaluates(
+    tmp_path, single_thread
+):
     out = str(tmp_path / "run")
     first = train_and_evaluate("detect", _cfg(out, 1))
     assert set(first["bbox"]) >= {"AP", "AP50"}

@@ -1,6 +1,7 @@
 """SOLVER.BIAS_LR_FACTOR / WEIGHT_DECAY_BIAS (detectron2's keys; Caffe's lr_mult 2 on biases):
 biases get their own learning rate and decay, the schedule scales them like the others, and
 the defaults keep the two groups (and optimizer checkpoints) of before."""
+
 import pytest
 import torch
 from torch import nn
@@ -21,8 +22,14 @@ def test_defaults_keep_two_groups():
 
 def test_bias_groups_get_factor_and_decay():
     m = _model()
-    opt = build_sgd(m, base_lr=0.01, weight_decay=5e-4, weight_decay_norm=0.0, bias_lr_factor=2.0,
-                    weight_decay_bias=0.0)
+    opt = build_sgd(
+        m,
+        base_lr=0.01,
+        weight_decay=5e-4,
+        weight_decay_norm=0.0,
+        bias_lr_factor=2.0,
+        weight_decay_bias=0.0,
+    )
     ids = lambda ps: {id(p) for p in ps}  # noqa: E731
     other, norm, bias, norm_bias = opt.param_groups
     assert ids(other["params"]) == ids([m[0].weight, m[2].weight])
@@ -32,19 +39,39 @@ def test_bias_groups_get_factor_and_decay():
     assert (norm["lr"], norm["weight_decay"]) == (0.01, 0.0)
     assert (bias["lr"], bias["weight_decay"]) == (0.02, 0.0) and norm_bias["lr"] == 0.02
     # Factor 2 with the weights' decay: Caffe's lr_mult 2 on a bias with decay_mult 1.
-    groups = get_param_groups(m, weight_decay=5e-4, weight_decay_norm=0.0, base_lr=0.01,
-                              bias_lr_factor=2.0)
+    groups = get_param_groups(
+        m, weight_decay=5e-4, weight_decay_norm=0.0, base_lr=0.01, bias_lr_factor=2.0
+    )
     assert [(g["weight_decay"], g.get("lr")) for g in groups] == [
-        (5e-4, None), (0.0, None), (5e-4, 0.02), (0.0, 0.02)]
+        (5e-4, None),
+        (0.0, None),
+        (5e-4, 0.02),
+        (0.0, 0.02),
+    ]
     with pytest.raises(ValueError, match="needs base_lr"):
         get_param_groups(m, weight_decay=0.0, weight_decay_norm=0.0, bias_lr_factor=2.0)
 
 
 def test_from_config_and_scheduled():
     cfg = get_cfg()
-    cfg.merge_from_list(["SOLVER.BASE_LR", "0.001", "SOLVER.STEPS", "(2,)", "SOLVER.MAX_ITER", "4",
-                         "SOLVER.WARMUP_ITERS", "0", "SOLVER.BIAS_LR_FACTOR", "2.0",
-                         "SOLVER.WEIGHT_DECAY_BIAS", "0.0005", "SOLVER.WEIGHT_DECAY", "0.0005"])
+    cfg.merge_from_list(
+        [
+            "SOLVER.BASE_LR",
+            "0.001",
+            "SOLVER.STEPS",
+            "(2,)",
+            "SOLVER.MAX_ITER",
+            "4",
+            "SOLVER.WARMUP_ITERS",
+            "0",
+            "SOLVER.BIAS_LR_FACTOR",
+            "2.0",
+            "SOLVER.WEIGHT_DECAY_BIAS",
+            "0.0005",
+            "SOLVER.WEIGHT_DECAY",
+            "0.0005",
+        ]
+    )
     m = nn.Linear(2, 2)
     opt = build_optimizer(cfg, m)
     sched = build_lr_scheduler(cfg, opt)
@@ -62,4 +89,6 @@ def test_from_config_and_scheduled():
     opt = build_optimizer(cfg, m)
     m.weight.grad, m.bias.grad = torch.ones(1, 1), torch.ones(1)
     opt.step()
-    assert m.bias.item() == pytest.approx(2 * m.weight.item()) and m.weight.item() == pytest.approx(-0.001)
+    assert m.bias.item() == pytest.approx(2 * m.weight.item()) and m.weight.item() == pytest.approx(
+        -0.001
+    )

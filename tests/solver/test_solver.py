@@ -1,4 +1,5 @@
 """Optimizer param groups and lr schedules at hand-computed iterations, with exact resume."""
+
 import math
 
 import pytest
@@ -6,8 +7,14 @@ import torch
 from torch import nn
 
 from resnet_det.config import get_cfg
-from resnet_det.solver import (WarmupCosineLR, WarmupMultiStepLR, WarmupPlateauLR,
-                               build_lr_scheduler, build_optimizer, build_sgd)
+from resnet_det.solver import (
+    WarmupCosineLR,
+    WarmupMultiStepLR,
+    WarmupPlateauLR,
+    build_lr_scheduler,
+    build_optimizer,
+    build_sgd,
+)
 
 
 def _opt(lr=1.0):
@@ -26,8 +33,15 @@ def _lrs(opt, sched, n):
 
 def test_warmup_multistep_hand_values():
     opt = _opt(0.1)
-    sched = WarmupMultiStepLR(opt, milestones=[6, 8], max_iter=10, gamma=0.1,
-                              warmup_factor=0.001, warmup_iters=4, warmup_method="linear")
+    sched = WarmupMultiStepLR(
+        opt,
+        milestones=[6, 8],
+        max_iter=10,
+        gamma=0.1,
+        warmup_factor=0.001,
+        warmup_iters=4,
+        warmup_method="linear",
+    )
     lrs = _lrs(opt, sched, 10)
     # linear warmup: factor(i) = 0.001 * (1 - i/4) + i/4
     expected = [0.1 * (0.001 * (1 - i / 4) + i / 4) for i in range(4)]
@@ -39,8 +53,15 @@ def test_warmup_multistep_hand_values():
 def test_constant_warmup_as_resnet110():
     # Sec. 4.2: ResNet-110 trains at 0.01 (0.1 x 0.1) for the first ~400 iterations.
     opt = _opt(0.1)
-    sched = WarmupMultiStepLR(opt, milestones=[6], max_iter=8, gamma=0.1, warmup_factor=0.1,
-                              warmup_iters=3, warmup_method="constant")
+    sched = WarmupMultiStepLR(
+        opt,
+        milestones=[6],
+        max_iter=8,
+        gamma=0.1,
+        warmup_factor=0.1,
+        warmup_iters=3,
+        warmup_method="constant",
+    )
     assert _lrs(opt, sched, 8) == pytest.approx([0.01, 0.01, 0.01, 0.1, 0.1, 0.1, 0.01, 0.01])
 
 
@@ -50,7 +71,7 @@ def test_cosine_values_and_end():
     lrs = _lrs(opt, sched, 8)
     expected = [2.0 * 0.5 * (1 + math.cos(math.pi * i / 8)) for i in range(8)]
     assert lrs == pytest.approx(expected)
-    assert lrs[4] == pytest.approx(1.0)     # half way: half the lr
+    assert lrs[4] == pytest.approx(1.0)  # half way: half the lr
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # at max_iter: 0
 
 
@@ -80,20 +101,21 @@ def test_milestones_checked():
 
 def test_plateau_divides_by_10_after_patience_and_resumes():
     opt = _opt(0.1)
-    sched = WarmupPlateauLR(opt, max_iter=100, metric="top1_err", mode="min", gamma=0.1,
-                            patience=1, warmup_iters=0)
+    sched = WarmupPlateauLR(
+        opt, max_iter=100, metric="top1_err", mode="min", gamma=0.1, patience=1, warmup_iters=0
+    )
     lr = lambda: opt.param_groups[0]["lr"]  # noqa: E731
     sched.report(50.0, iteration=9)
     assert lr() == pytest.approx(0.1)
-    sched.report(40.0, iteration=19)          # better
-    sched.report(40.0, iteration=29)          # 1 bad evaluation: within patience
+    sched.report(40.0, iteration=19)  # better
+    sched.report(40.0, iteration=29)  # 1 bad evaluation: within patience
     assert lr() == pytest.approx(0.1)
     state = sched.state_dict()
-    sched.report(41.0, iteration=39)          # 2 bad > patience 1: divide by 10
+    sched.report(41.0, iteration=39)  # 2 bad > patience 1: divide by 10
     assert lr() == pytest.approx(0.01)
     for _ in range(5):
         opt.step()
-        sched.step()                          # iteration steps keep the reduced rate
+        sched.step()  # iteration steps keep the reduced rate
     assert lr() == pytest.approx(0.01)
 
     opt2 = _opt(0.1)
@@ -106,8 +128,9 @@ def test_plateau_divides_by_10_after_patience_and_resumes():
 
 def test_plateau_mode_max():
     opt = _opt(1.0)
-    sched = WarmupPlateauLR(opt, max_iter=10, metric="bbox/AP", mode="max", patience=0,
-                            warmup_iters=0)
+    sched = WarmupPlateauLR(
+        opt, max_iter=10, metric="bbox/AP", mode="max", patience=0, warmup_iters=0
+    )
     sched.report(10.0)
     sched.report(20.0)
     assert opt.param_groups[0]["lr"] == pytest.approx(1.0)
@@ -116,20 +139,22 @@ def test_plateau_mode_max():
 
 
 def test_build_sgd_groups_norm_decay_and_frozen():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.GroupNorm(2, 4),
-                          nn.Conv2d(4, 4, 1))
-    model[3].weight.requires_grad_(False)   # frozen: not optimized
-    opt = build_sgd(model, base_lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,
-                    weight_decay_norm=0.0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.GroupNorm(2, 4), nn.Conv2d(4, 4, 1)
+    )
+    model[3].weight.requires_grad_(False)  # frozen: not optimized
+    opt = build_sgd(
+        model, base_lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, weight_decay_norm=0.0
+    )
     assert len(opt.param_groups) == 2
     decay, norm = opt.param_groups
     assert decay["weight_decay"] == 1e-4 and norm["weight_decay"] == 0.0
     ids = lambda ps: {id(p) for p in ps}  # noqa: E731
     assert ids(decay["params"]) == ids([model[0].weight, model[0].bias, model[3].bias])
-    assert ids(norm["params"]) == ids([model[1].weight, model[1].bias, model[2].weight,
-                                        model[2].bias])
-    assert all(g["momentum"] == 0.9 and g["nesterov"] and g["lr"] == 0.1
-               for g in opt.param_groups)
+    assert ids(norm["params"]) == ids(
+        [model[1].weight, model[1].bias, model[2].weight, model[2].bias]
+    )
+    assert all(g["momentum"] == 0.9 and g["nesterov"] and g["lr"] == 0.1 for g in opt.param_groups)
 
 
 def test_no_decay_on_norm_changes_the_update():
@@ -140,14 +165,24 @@ def test_no_decay_on_norm_changes_the_update():
         p.grad = torch.zeros_like(p)
     w, g = model[0].weight.detach().clone(), model[1].weight.detach().clone()
     opt.step()
-    assert torch.allclose(model[0].weight, w * 0.5)   # decayed: w - lr * wd * w
-    assert torch.equal(model[1].weight, g)            # norm scale untouched
+    assert torch.allclose(model[0].weight, w * 0.5)  # decayed: w - lr * wd * w
+    assert torch.equal(model[1].weight, g)  # norm scale untouched
 
 
 def test_builders_from_cfg():
     cfg = get_cfg()
-    cfg.merge_from_list(["SOLVER.BASE_LR", "0.2", "SOLVER.MAX_ITER", "20", "SOLVER.STEPS",
-                         "(10,)", "SOLVER.WARMUP_ITERS", "0"])
+    cfg.merge_from_list(
+        [
+            "SOLVER.BASE_LR",
+            "0.2",
+            "SOLVER.MAX_ITER",
+            "20",
+            "SOLVER.STEPS",
+            "(10,)",
+            "SOLVER.WARMUP_ITERS",
+            "0",
+        ]
+    )
     model = nn.Linear(2, 2)
     opt = build_optimizer(cfg, model)
     sched = build_lr_scheduler(cfg, opt)

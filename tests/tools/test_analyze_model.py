@@ -1,4 +1,5 @@
 """tools/analyze_model.py end to end (subprocess)."""
+
 import os
 import re
 import subprocess
@@ -14,8 +15,14 @@ def _run(*args):
     # One OpenMP thread: the machine's few cores are shared, and spinning threads only slow
     # the tiny single-image forward down.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, TOOL, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env=env,
+    )
 
 
 def test_resnet18_params_and_gflops():

@@ -1,6 +1,7 @@
 """tools/train_net.py and tools/pretrain_net.py always go through engine.launch: a run started
 by torchrun joins its process group even with the default --num-gpus 1, and a one-process run
 returns main's result."""
+
 import importlib.util
 import os
 
@@ -21,8 +22,11 @@ def _tool(name):
 
 def _record_main(tool, monkeypatch):
     def main(args):
-        return {"distributed": dist.is_initialized(),
-                "world": dist.get_world_size() if dist.is_initialized() else 1}
+        return {
+            "distributed": dist.is_initialized(),
+            "world": dist.get_world_size() if dist.is_initialized() else 1,
+        }
+
     monkeypatch.setattr(tool, "main", main)
 
 

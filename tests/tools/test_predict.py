@@ -1,5 +1,6 @@
 """tools/predict.py end to end: pictures and a predictions.json that tools/evaluate.py scores;
 bad inputs named and left out; the demo default and its message when untrained."""
+
 import importlib.util
 import json
 import os
@@ -15,7 +16,9 @@ import _demo  # noqa: E402
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("predict", os.path.join(ROOT, "tools", "predict.py"))
+    spec = importlib.util.spec_from_file_location(
+        "predict", os.path.join(ROOT, "tools", "predict.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -37,15 +40,33 @@ def _run(argv, capsys):
     return code, out.out, out.err
 
 
-def test_pictures_and_predictions_json_that_evaluate_accepts(setup, tmp_path, capsys, single_thread):
+def test_pictures_and_predictions_json_that_evaluate_accepts(
+    setup, tmp_path, capsys, single_thread
+):
     from resnet_det.evaluation import evaluate_results_file
 
     name, files, weights, folder = setup
     out = tmp_path / "out"
-    code, stdout, _ = _run(["--config-file", _demo.DEMO_CONFIG, "--input", str(folder / "images"),
-                            "--output", str(out), "--dataset", name, "--confidence-threshold", "0.0",
-                            "--batch-size", "2", "--opts"] + _demo.SMALL + ["MODEL.WEIGHTS", weights],
-                           capsys)
+    code, stdout, _ = _run(
+        [
+            "--config-file",
+            _demo.DEMO_CONFIG,
+            "--input",
+            str(folder / "images"),
+            "--output",
+            str(out),
+            "--dataset",
+            name,
+            "--confidence-threshold",
+            "0.0",
+            "--batch-size",
+            "2",
+            "--opts",
+        ]
+        + _demo.SMALL
+        + ["MODEL.WEIGHTS", weights],
+        capsys,
+    )
     assert code == 0
     assert "3 images in" in stdout and "images/s" in stdout
     pictures = sorted(p for p in os.listdir(out) if p.endswith(".png"))
@@ -71,19 +92,39 @@ def test_bad_inputs_are_named_and_the_others_processed(setup, tmp_path, capsys, 
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])).save(bad / "alpha.png")
     (bad / "empty.jpg").write_bytes(b"")
     (bad / "text.png").write_text("not an image")
-    inputs = [files[0], str(bad / "missing.jpg"), str(bad / "empty.jpg"), str(bad / "text.png"),
-              str(bad / "grey.png"), str(bad / "alpha.png"), str(bad / "*.nothing")]
+    inputs = [
+        files[0],
+        str(bad / "missing.jpg"),
+        str(bad / "empty.jpg"),
+        str(bad / "text.png"),
+        str(bad / "grey.png"),
+        str(bad / "alpha.png"),
+        str(bad / "*.nothing"),
+    ]
     out = tmp_path / "out"
-    code, stdout, stderr = _run(["--config-file", _demo.DEMO_CONFIG, "--input"] + inputs +
-                                ["--output", str(out), "--opts"] + _demo.SMALL +
-                                ["MODEL.WEIGHTS", weights], capsys)
+    code, stdout, stderr = _run(
+        ["--config-file", _demo.DEMO_CONFIG, "--input"]
+        + inputs
+        + ["--output", str(out), "--opts"]
+        + _demo.SMALL
+        + ["MODEL.WEIGHTS", weights],
+        capsys,
+    )
     assert code == 1
-    for name, reason in (("missing.jpg", "does not exist"), ("empty.jpg", "empty (0 bytes)"),
-                         ("text.png", "UnidentifiedImageError"), ("*.nothing", "matches no file")):
+    for name, reason in (
+        ("missing.jpg", "does not exist"),
+        ("empty.jpg", "empty (0 bytes)"),
+        ("text.png", "UnidentifiedImageError"),
+        ("*.nothing", "matches no file"),
+    ):
         line = next(x for x in stderr.splitlines() if name in x)
         assert reason in line, line
     assert "DATALOADER.ON_BAD_IMAGE" not in stderr  # dataset advice does not apply here
-    assert sorted(p for p in os.listdir(out) if p.endswith(".png")) == ["000000.png", "alpha.png", "grey.png"]
+    assert sorted(p for p in os.listdir(out) if p.endswith(".png")) == [
+        "000000.png",
+        "alpha.png",
+        "grey.png",
+    ]
     assert "3 images in" in stdout and "3 inputs skipped" in stdout
 
 
@@ -96,8 +137,9 @@ def test_single_picture_output_and_video_without_opencv(setup, tmp_path, capsys,
         import cv2  # noqa: F401
     except ImportError:
         (tmp_path / "clip.mp4").write_bytes(b"\x00" * 16)
-        code, _, stderr = _run(["--input", str(tmp_path / "clip.mp4"), "--output", str(tmp_path / "v")]
-                               + args, capsys)
+        code, _, stderr = _run(
+            ["--input", str(tmp_path / "clip.mp4"), "--output", str(tmp_path / "v")] + args, capsys
+        )
         assert code == 1 and "clip.mp4" in stderr and "OpenCV" in stderr
 
 
@@ -105,7 +147,9 @@ def test_demo_default_says_how_to_train_it(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no output/demo_shapes/model_final.pth here
     from resnet_det.utils.errors import MissingFileError
 
-    with pytest.raises(MissingFileError, match=r"output/demo_shapes/model_final.pth.*tools/train_net.py"):
+    with pytest.raises(
+        MissingFileError, match=r"output/demo_shapes/model_final.pth.*tools/train_net.py"
+    ):
         _tool().main(["--input", str(tmp_path)])
 
 
@@ -117,13 +161,32 @@ def test_mask_rcnn_pictures_and_predictions_json_with_masks(tmp_path, capsys, si
     files, json_file = _demo.write_images(str(tmp_path / "images"), masks=True)
     name = _demo.register(str(tmp_path / "images"), json_file)
     try:
-        weights = _demo.save_random_checkpoint(str(tmp_path / "model_final.pth"), config=_demo.MASK_DEMO_CONFIG)
+        weights = _demo.save_random_checkpoint(
+            str(tmp_path / "model_final.pth"), config=_demo.MASK_DEMO_CONFIG
+        )
         out = tmp_path / "out"
-        code, stdout, _ = _run(["--config-file", _demo.MASK_DEMO_CONFIG, "--input", str(tmp_path / "images"),
-                                "--output", str(out), "--dataset", name, "--confidence-threshold", "0.0",
-                                "--opts"] + _demo.SMALL + ["MODEL.WEIGHTS", weights], capsys)
+        code, stdout, _ = _run(
+            [
+                "--config-file",
+                _demo.MASK_DEMO_CONFIG,
+                "--input",
+                str(tmp_path / "images"),
+                "--output",
+                str(out),
+                "--dataset",
+                name,
+                "--confidence-threshold",
+                "0.0",
+                "--opts",
+            ]
+            + _demo.SMALL
+            + ["MODEL.WEIGHTS", weights],
+            capsys,
+        )
         assert code == 0 and "3 images in" in stdout
-        assert sorted(p for p in os.listdir(out) if p.endswith(".png")) == [os.path.basename(f) for f in files]
+        assert sorted(p for p in os.listdir(out) if p.endswith(".png")) == [
+            os.path.basename(f) for f in files
+        ]
         entries = json.loads((out / "predictions.json").read_text())
         sizes = {f: list(Image.open(f).size[::-1]) for f in files}
         assert entries and all(e["segmentation"]["size"] == sizes[e["file_name"]] for e in entries)

@@ -1,6 +1,7 @@
 """tools/pretrain_net.py end to end on the embedded digits (train, --resume, --eval-only), and
 export: a pretraining checkpoint converted by tools/convert_weights.py loads into the backbone
 (and res5 head) of a detection config's model with no missing key."""
+
 import importlib.util
 import json
 import os
@@ -8,8 +9,8 @@ import os
 import pytest
 import torch
 
-from resnet_det.config import get_cfg
 from resnet_det.checkpoint import Checkpointer
+from resnet_det.config import get_cfg
 from resnet_det.modeling.classifier import build_classifier
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -34,12 +35,33 @@ def run_tool(capsys, out, *args):
 def test_train_resume_eval_only(tmp_path, capsys):
     out = str(tmp_path / "run")
     cfg_file = os.path.join(ROOT, "configs", "digits", "resnet20.yaml")
-    opts = ["SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "[2]",
-            "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "0", "LOG_PERIOD", "2", "OUTPUT_DIR", out]
+    opts = [
+        "SOLVER.IMS_PER_BATCH",
+        "16",
+        "SOLVER.MAX_ITER",
+        "4",
+        "SOLVER.STEPS",
+        "[2]",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "2",
+        "TEST.EVAL_PERIOD",
+        "0",
+        "LOG_PERIOD",
+        "2",
+        "OUTPUT_DIR",
+        out,
+    ]
     log = run_tool(capsys, out, "--config-file", cfg_file, *opts)
     assert "center: top-1 error" in log and "Training throughput" in log
     assert "iter: 3  images/s:" in log  # the periodic throughput line
-    for f in ("config.yaml", "log.txt", "metrics.json", "last_checkpoint", "model_final.pth", "model_0000001.pth"):
+    for f in (
+        "config.yaml",
+        "log.txt",
+        "metrics.json",
+        "last_checkpoint",
+        "model_final.pth",
+        "model_0000001.pth",
+    ):
         assert os.path.exists(os.path.join(out, f)), f
     recs = [json.loads(line) for line in open(os.path.join(out, "metrics.json"))]
     assert any(r["iteration"] == 3 and "train_top1_err" in r for r in recs)
@@ -47,9 +69,20 @@ def test_train_resume_eval_only(tmp_path, capsys):
     # --resume with everything done: starts after the last checkpoint and ends at once.
     log = run_tool(capsys, out, "--config-file", cfg_file, "--resume", *opts)
     assert "Starting training from iteration 4" in log
-    log = run_tool(capsys, out, "--config-file", cfg_file, "--eval-only",
-                   *opts, "MODEL.WEIGHTS", os.path.join(out, "model_final.pth"),
-                   "TEST.CLS_MODES", "['center', '10crop']", "INPUT.CLS.TEST_RESIZE", "18")
+    log = run_tool(
+        capsys,
+        out,
+        "--config-file",
+        cfg_file,
+        "--eval-only",
+        *opts,
+        "MODEL.WEIGHTS",
+        os.path.join(out, "model_final.pth"),
+        "TEST.CLS_MODES",
+        "['center', '10crop']",
+        "INPUT.CLS.TEST_RESIZE",
+        "18",
+    )
     assert "center: top-1 error" in log and "10crop: top-1 error" in log
 
 
@@ -59,8 +92,8 @@ def _convert(src, dst, to):
 
 @pytest.mark.parametrize("depth", [18, pytest.param(50, marks=pytest.mark.slow)])
 def test_export_to_detection_backbone(tmp_path, depth):
-    from resnet_det.modeling import build_model
     from resnet_det.checkpoint import load_pretrained_weights
+    from resnet_det.modeling import build_model
 
     torch.manual_seed(0)
     ccfg = get_cfg()
@@ -76,8 +109,16 @@ def test_export_to_detection_backbone(tmp_path, depth):
     dcfg.merge_from_file(os.path.join(ROOT, "configs", "modern", "faster_rcnn_R50_C4_1x.yaml"))
     if depth == 18:
         # configs/imagenet/resnet18.yaml builds Table 2's option A (no projection shortcuts).
-        dcfg.merge_from_list(["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
-                              "MODEL.RESNETS.SHORTCUT", "A"])
+        dcfg.merge_from_list(
+            [
+                "MODEL.RESNETS.DEPTH",
+                "18",
+                "MODEL.RESNETS.RES2_OUT_CHANNELS",
+                "64",
+                "MODEL.RESNETS.SHORTCUT",
+                "A",
+            ]
+        )
     want = classifier.state_dict()
     for weights in ("backbone.pth", "backbone.pkl"):
         dcfg.MODEL.WEIGHTS = str(tmp_path / weights)

@@ -1,5 +1,6 @@
 """tools/train_net.py end to end on the demo data with a tiny detector: outputs of a run,
 --eval-only, exact --resume, the embedded default config and the detectron2 engine switch."""
+
 import importlib.util
 import json
 import os
@@ -13,7 +14,9 @@ DEMO = os.path.join(ROOT, "configs", "demo", "faster_rcnn_shapes.yaml")
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(ROOT, "tools", "train_net.py"))
+    spec = importlib.util.spec_from_file_location(
+        "train_net", os.path.join(ROOT, "tools", "train_net.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,14 +46,46 @@ def demo_datasets(tmp_path_factory):
 
 # A detector small enough for a few CPU iterations a second: R18-FPN with GroupNorm (no
 # dependence on the per-process batch), 64 px images.
-TINY = ["MODEL.RESNETS.NORM", "GN", "MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
-        "INPUT.MIN_SIZE_TRAIN", "[64]", "INPUT.MAX_SIZE_TRAIN", "96",
-        "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "96",
-        "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "32", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "32",
-        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16", "SOLVER.IMS_PER_BATCH", "2",
-        "SOLVER.BASE_LR", "0.01", "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "[3]",
-        "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2", "LOG_PERIOD", "1",
-        "DATALOADER.NUM_WORKERS", "0", "DATASETS.TEST", f"['{VAL_SUBSET}']"]
+TINY = [
+    "MODEL.RESNETS.NORM",
+    "GN",
+    "MODEL.FPN.OUT_CHANNELS",
+    "64",
+    "MODEL.ROI_BOX_HEAD.FC_DIM",
+    "64",
+    "INPUT.MIN_SIZE_TRAIN",
+    "[64]",
+    "INPUT.MAX_SIZE_TRAIN",
+    "96",
+    "INPUT.MIN_SIZE_TEST",
+    "64",
+    "INPUT.MAX_SIZE_TEST",
+    "96",
+    "MODEL.RPN.BATCH_SIZE_PER_IMAGE",
+    "32",
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+    "32",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+    "16",
+    "SOLVER.IMS_PER_BATCH",
+    "2",
+    "SOLVER.BASE_LR",
+    "0.01",
+    "SOLVER.WARMUP_ITERS",
+    "2",
+    "SOLVER.STEPS",
+    "[3]",
+    "SOLVER.MAX_ITER",
+    "4",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "2",
+    "LOG_PERIOD",
+    "1",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "DATASETS.TEST",
+    f"['{VAL_SUBSET}']",
+]
 
 
 def _metrics(out):
@@ -63,14 +98,30 @@ def test_train_then_eval_only(tmp_path, capsys):
     out = str(tmp_path / "run")
     results = tool.cli(["--config-file", DEMO, *TINY, "OUTPUT_DIR", out])
     assert set(results["bbox"]) >= {"AP", "AP50", "AP75"}
-    for name in ("config.yaml", "log.txt", "metrics.json", "last_checkpoint", "model_final.pth",
-                 "model_0000001.pth", "detections.png", "training_curves.png"):
+    for name in (
+        "config.yaml",
+        "log.txt",
+        "metrics.json",
+        "last_checkpoint",
+        "model_final.pth",
+        "model_0000001.pth",
+        "detections.png",
+        "training_curves.png",
+    ):
         assert os.path.isfile(os.path.join(out, name)), name
     # The run ends by saying where its outputs are and what to type next.
     printed = capsys.readouterr().out
-    summary = printed[printed.index("Outputs of this run:"):]
-    for name in ("model_final.pth", "metrics.json", "detections.png", "training_curves.png", "--eval-only",
-                 "tools/predict.py", "--resume", "tensorboard --logdir"):
+    summary = printed[printed.index("Outputs of this run:") :]
+    for name in (
+        "model_final.pth",
+        "metrics.json",
+        "detections.png",
+        "training_curves.png",
+        "--eval-only",
+        "tools/predict.py",
+        "--resume",
+        "tensorboard --logdir",
+    ):
         assert name in summary, name
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out))
     with open(os.path.join(out, "config.yaml")) as f:
@@ -85,8 +136,18 @@ def test_train_then_eval_only(tmp_path, capsys):
     with Image.open(os.path.join(out, "detections.png")) as im:
         assert im.size[0] >= 2 * 64 and im.size[1] >= 64
     # --eval-only with the trained weights reproduces the final evaluation.
-    again = tool.cli(["--config-file", DEMO, "--eval-only", *TINY, "OUTPUT_DIR", str(tmp_path / "eval"),
-                      "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")])
+    again = tool.cli(
+        [
+            "--config-file",
+            DEMO,
+            "--eval-only",
+            *TINY,
+            "OUTPUT_DIR",
+            str(tmp_path / "eval"),
+            "MODEL.WEIGHTS",
+            os.path.join(out, "model_final.pth"),
+        ]
+    )
     assert again["bbox"]["AP"] == pytest.approx(results["bbox"]["AP"], abs=1e-6)
     assert again["bbox"]["AP50"] == pytest.approx(results["bbox"]["AP50"], abs=1e-6)
 
@@ -125,14 +186,18 @@ def test_no_config_file_runs_the_embedded_demo():
     args.engine = None
     cfg = tool.load_cfg(args)
     assert os.path.samefile(tool.DEFAULT_CONFIG, DEMO)
-    assert tuple(cfg.DATASETS.TRAIN) == ("shapes_train",) and tuple(cfg.DATASETS.TEST) == ("shapes_val",)
+    assert tuple(cfg.DATASETS.TRAIN) == ("shapes_train",) and tuple(cfg.DATASETS.TEST) == (
+        "shapes_val",
+    )
     assert cfg.OUTPUT_DIR == "./output/demo_shapes" and cfg.MODEL.WEIGHTS == ""
 
 
 def test_detectron2_engine_without_detectron2_says_how_to_install(capsys):
     try:
         import detectron2  # noqa: F401
+
         import resnet_det.d2.train  # noqa: F401
+
         pytest.skip("detectron2 and the plugin are installed")
     except ImportError:
         pass
@@ -165,8 +230,14 @@ def test_seed_minus_one_run_is_reproduced_from_its_config_yaml(tmp_path):
 
     def losses(out):
         rows = [r for r in _metrics(out) if "total_loss" in r]
-        return [{k: v for k, v in r.items() if k.startswith("loss") or k in ("total_loss", "lr", "iteration")}
-                for r in rows]
+        return [
+            {
+                k: v
+                for k, v in r.items()
+                if k.startswith("loss") or k in ("total_loss", "lr", "iteration")
+            }
+            for r in rows
+        ]
 
     def weights(out):
         return torch.load(os.path.join(out, "model_final.pth"), weights_only=True)["model"]

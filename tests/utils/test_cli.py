@@ -25,8 +25,15 @@ def test_user_error_prints_one_line_and_exits_2(capsys, monkeypatch):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("exc", [DataError("bad box in a.json"), WeightsError("shape of res2.0"),
-                                 MissingFileError("no such file x.yaml"), ConfigError("SOLVER.STEPS")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        DataError("bad box in a.json"),
+        WeightsError("shape of res2.0"),
+        MissingFileError("no such file x.yaml"),
+        ConfigError("SOLVER.STEPS"),
+    ],
+)
 def test_every_user_error_type_is_one_line(capsys, monkeypatch, exc):
     monkeypatch.delenv("RESNET_DET_TRACEBACK", raising=False)
     with pytest.raises(SystemExit) as e:
@@ -35,7 +42,9 @@ def test_every_user_error_type_is_one_line(capsys, monkeypatch, exc):
     assert f"tool.py: error: {type(exc).__name__}: {exc}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("exc", [ValueError("x"), KeyError("k"), FileNotFoundError("f"), TypeError("t")])
+@pytest.mark.parametrize(
+    "exc", [ValueError("x"), KeyError("k"), FileNotFoundError("f"), TypeError("t")]
+)
 def test_builtin_errors_are_bugs_and_keep_their_traceback(monkeypatch, exc):
     # A ValueError from deep inside torch or our own code is a bug to report, not a user error.
     monkeypatch.delenv("RESNET_DET_TRACEBACK", raising=False)
@@ -57,8 +66,12 @@ def test_bugs_keep_their_traceback(monkeypatch):
 
 def test_train_net_config_typo_names_key_and_suggestion_without_traceback():
     env = {k: v for k, v in os.environ.items() if k != "RESNET_DET_TRACEBACK"}
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_net.py"),
-                        "SOLVER.BASE_LRR", "0.1"], capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "SOLVER.BASE_LRR", "0.1"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 2
     assert "SOLVER.BASE_LRR" in p.stderr and "did you mean SOLVER.BASE_LR" in p.stderr
     assert "Traceback" not in p.stderr

@@ -1,4 +1,5 @@
 """utils.file_io, the package's one atomic writer: all or nothing, synced before the rename."""
+
 import json
 import os
 
@@ -37,12 +38,23 @@ def test_checkpoint_and_weights_writers_go_through_it(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd)))
-    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(os.path.basename(b)), real_replace(a, b)))
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: (events.append(os.path.basename(b)), real_replace(a, b))
+    )
     sd = {"linear.weight": torch.ones(2, 2)}
     save_weights(sd, tmp_path / "w.pkl")
     save_weights(sd, tmp_path / "w.pth")
     Checkpointer(torch.nn.Linear(2, 2), str(tmp_path)).save("model_final")
-    assert events == ["fsync", "w.pkl", "fsync", "w.pth", "fsync", "model_final.pth", "fsync", "last_checkpoint"]
+    assert events == [
+        "fsync",
+        "w.pkl",
+        "fsync",
+        "w.pth",
+        "fsync",
+        "model_final.pth",
+        "fsync",
+        "last_checkpoint",
+    ]
 
 
 def test_written_files_get_a_new_files_usual_mode(tmp_path):

@@ -1,4 +1,5 @@
 """Progress reporting: bars on a terminal, periodic log lines elsewhere (utils.progress)."""
+
 import io
 import logging
 
@@ -57,16 +58,22 @@ def test_log_mode_writes_detectron2_style_lines_every_interval(monkeypatch):
         clock[0] += 2.0  # 2 s per image: a line at the 3rd, 6th and 9th image
         p.update()
     p.close()
-    assert lines == ["Inference done 3/10. 2.0000 s / img. ETA=0:00:14",
-                     "Inference done 6/10. 2.0000 s / img. ETA=0:00:08",
-                     "Inference done 9/10. 2.0000 s / img. ETA=0:00:02"]
+    assert lines == [
+        "Inference done 3/10. 2.0000 s / img. ETA=0:00:14",
+        "Inference done 6/10. 2.0000 s / img. ETA=0:00:08",
+        "Inference done 9/10. 2.0000 s / img. ETA=0:00:02",
+    ]
     assert not any("\r" in line for line in lines)
 
 
 def test_off_and_disabled_show_nothing(capsys):
     logger, lines = _logger("off")
     assert list(track(range(3), mode="off", interval=0.0, logger=logger)) == [0, 1, 2]
-    assert list(track(range(3), mode="log", interval=0.0, enabled=False, logger=logger)) == [0, 1, 2]
+    assert list(track(range(3), mode="log", interval=0.0, enabled=False, logger=logger)) == [
+        0,
+        1,
+        2,
+    ]
     assert not lines and capsys.readouterr().err == ""
     assert list(track(range(2), mode="log", interval=0.0, desc="X", logger=logger)) == [0, 1]
     assert [line.split(".")[0] for line in lines] == ["X done 1/2", "X done 2/2"]

@@ -1,5 +1,6 @@
 """The vectorised decoding of pycocotools' compressed RLE strings against pycocotools' own
 encoder and decoder (the check annotation and results-file readers run before pycocotools)."""
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -28,13 +29,13 @@ def test_bad_strings_are_minus_one_and_do_not_spoil_their_neighbours():
     good = mask_utils.encode(np.asfortranarray(np.eye(5, dtype=np.uint8)))["counts"].decode("ascii")
     cases = [
         good,
-        good[:-1] + "p",        # 'p' is beyond 'o' (63)
-        "3" + chr(0x20 + 48),   # ends inside a number (continuation bit on the last character)
-        "/0",                   # below '0'
-        "0000000000",           # zeros: valid runs of 0 (total 0)
-        "\u00e9",               # not ASCII
-        "P" * 8 + "0",          # a number of 9 characters
-        "61O",                  # a third count of -1 (sign bit on)
+        good[:-1] + "p",  # 'p' is beyond 'o' (63)
+        "3" + chr(0x20 + 48),  # ends inside a number (continuation bit on the last character)
+        "/0",  # below '0'
+        "0000000000",  # zeros: valid runs of 0 (total 0)
+        "\u00e9",  # not ASCII
+        "P" * 8 + "0",  # a number of 9 characters
+        "61O",  # a third count of -1 (sign bit on)
         good,
         "",
     ]
@@ -51,8 +52,10 @@ def test_chunks_give_the_same_totals(monkeypatch, random_masks):
     from resnet_det.utils import rle
 
     rng = np.random.default_rng(3)
-    strings = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode("ascii")
-               for m in random_masks(rng, 30, 20, 30)]
+    strings = [
+        mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode("ascii")
+        for m in random_masks(rng, 30, 20, 30)
+    ]
     strings[7] = strings[7] + "P"  # a bad one inside a chunk
     whole = compressed_rle_totals(strings)
     monkeypatch.setattr(rle, "_CHUNK_CHARS", 40)

@@ -1,11 +1,18 @@
 """Pictures of detections: tag placement, what plot_detections draws, the tensor drawing."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from resnet_det.utils.visualize import (DetectionPanel, class_color, draw_detections, overlay_masks,
-                                        place_labels, plot_detections)
+from resnet_det.utils.visualize import (
+    DetectionPanel,
+    class_color,
+    draw_detections,
+    overlay_masks,
+    place_labels,
+    plot_detections,
+)
 
 CLASSES = ("circle", "square", "triangle")
 
@@ -31,7 +38,7 @@ def test_tags_of_duplicate_boxes_do_not_overlap_and_touch_their_box():
 
 def test_tag_stays_inside_the_image_at_its_edges():
     # A box touching the top-right corner: "above" would leave the image.
-    (x, y), = place_labels([(170, 0, 200, 30)], [(50, 12)], 200, 150)
+    ((x, y),) = place_labels([(170, 0, 200, 30)], [(50, 12)], 200, 150)
     assert 0 <= x <= 150 and 0 <= y <= 138
     with pytest.raises(ValueError, match="2 boxes but 1 sizes"):
         place_labels([(0, 0, 1, 1)] * 2, [(1, 1)], 10, 10)
@@ -39,7 +46,7 @@ def test_tag_stays_inside_the_image_at_its_edges():
 
 def _colour_pixels(path, hex_colour, tol=12):
     img = np.asarray(Image.open(path).convert("RGB")).astype(int)
-    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
     return int((np.abs(img - rgb).sum(-1) <= tol).sum())
 
 
@@ -51,8 +58,9 @@ def test_detections_below_the_threshold_are_not_drawn(tmp_path):
 
     def draw(scores, name):
         panel = DetectionPanel(image, boxes, labels, torch.tensor(scores), gt, "image 1")
-        return plot_detections([panel], str(tmp_path / name), class_names=CLASSES, score_thresh=0.5,
-                               title="test set")
+        return plot_detections(
+            [panel], str(tmp_path / name), class_names=CLASSES, score_thresh=0.5, title="test set"
+        )
 
     shown = draw([0.9, 0.8], "shown.png")
     hidden = draw([0.9, 0.3], "hidden.png")
@@ -69,8 +77,15 @@ def test_detections_below_the_threshold_are_not_drawn(tmp_path):
 
 
 def test_grid_and_bad_input(tmp_path):
-    panels = [DetectionPanel(torch.zeros(3, 50, 70, dtype=torch.uint8), torch.zeros(0, 4), torch.zeros(0),
-                             torch.zeros(0)) for _ in range(5)]
+    panels = [
+        DetectionPanel(
+            torch.zeros(3, 50, 70, dtype=torch.uint8),
+            torch.zeros(0, 4),
+            torch.zeros(0),
+            torch.zeros(0),
+        )
+        for _ in range(5)
+    ]
     out = plot_detections(panels, str(tmp_path / "grid.png"), class_names=CLASSES, ncols=3)
     with Image.open(out) as im:
         w, h = im.size
@@ -88,22 +103,30 @@ def test_grid_and_bad_input(tmp_path):
 def test_legend_lists_the_drawn_classes_only(tmp_path):
     # A COCO model's 80 classes must not bury one image under an 80-entry legend.
     panel = DetectionPanel(np.zeros((100, 100, 3), np.uint8), [[10, 10, 50, 50]], [5], [0.9])
-    few = plot_detections([panel], str(tmp_path / "few.png"), class_names=[f"c{i}" for i in range(6)], ncols=1)
-    many = plot_detections([panel], str(tmp_path / "many.png"), class_names=[f"class {i}" for i in range(80)],
-                           ncols=1)
+    few = plot_detections(
+        [panel], str(tmp_path / "few.png"), class_names=[f"c{i}" for i in range(6)], ncols=1
+    )
+    many = plot_detections(
+        [panel], str(tmp_path / "many.png"), class_names=[f"class {i}" for i in range(80)], ncols=1
+    )
     with Image.open(few) as a, Image.open(many) as b:
         assert a.size == b.size
 
 
 def test_draw_detections_keeps_the_image_size():
     image = torch.zeros(3, 40, 60, dtype=torch.uint8)
-    out = draw_detections(image, torch.tensor([[5.0, 5.0, 30.0, 30.0]]), torch.tensor([1]),
-                          torch.tensor([0.9]), CLASSES)
+    out = draw_detections(
+        image,
+        torch.tensor([[5.0, 5.0, 30.0, 30.0]]),
+        torch.tensor([1]),
+        torch.tensor([0.9]),
+        CLASSES,
+    )
     assert out.shape == image.shape and out.dtype == torch.uint8 and out.sum() > 0
 
 
 def _rgb(hex_colour):
-    return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
 
 
 def test_overlay_masks_fills_inside_and_outlines_only_the_mask():
@@ -130,8 +153,12 @@ def test_plot_detections_fills_masks_in_the_class_colour(tmp_path):
     masks[0, 0, 30:70, 20:80] = 0.8
 
     def draw(name, m, score=0.9):
-        panel = DetectionPanel(image, boxes, torch.tensor([1]), torch.tensor([score]), caption="x", masks=m)
-        path = plot_detections([panel], str(tmp_path / name), class_names=CLASSES, ncols=1, panel_inches=4)
+        panel = DetectionPanel(
+            image, boxes, torch.tensor([1]), torch.tensor([score]), caption="x", masks=m
+        )
+        path = plot_detections(
+            [panel], str(tmp_path / name), class_names=CLASSES, ncols=1, panel_inches=4
+        )
         return np.asarray(Image.open(path).convert("RGB")).astype(int)
 
     plain, filled = draw("plain.png", None), draw("mask.png", masks)
@@ -143,7 +170,9 @@ def test_plot_detections_fills_masks_in_the_class_colour(tmp_path):
         return picture[int(y0 + (row + 0.5) * sy), int(x0 + (col + 0.5) * sx)]
 
     expected = 0.55 * np.array(base) + 0.45 * _rgb(class_color(1))
-    assert np.abs(at(filled, 50, 50) - expected).max() <= 3  # inside the mask: the class colour's fill
+    assert (
+        np.abs(at(filled, 50, 50) - expected).max() <= 3
+    )  # inside the mask: the class colour's fill
     np.testing.assert_array_equal(at(filled, 90, 120), base)  # inside the box, outside the mask
     np.testing.assert_array_equal(at(plain, 50, 50), base)
     # Below the threshold the mask is not drawn, as its box is not.
@@ -157,7 +186,13 @@ def test_draw_detections_draws_masks_under_the_boxes():
     image = torch.zeros(3, 40, 60, dtype=torch.uint8)
     masks = torch.zeros((1, 40, 60), dtype=torch.bool)
     masks[0, 15:25, 30:45] = True
-    args = (image, torch.tensor([[5.0, 5.0, 20.0, 20.0]]), torch.tensor([0]), torch.tensor([0.9]), CLASSES)
+    args = (
+        image,
+        torch.tensor([[5.0, 5.0, 20.0, 20.0]]),
+        torch.tensor([0]),
+        torch.tensor([0.9]),
+        CLASSES,
+    )
     plain, drawn = draw_detections(*args), draw_detections(*args, masks=masks)
     changed = (plain != drawn).any(0)
     assert changed[15:25, 30:45].all() and changed.sum() == 10 * 15

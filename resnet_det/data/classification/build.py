@@ -6,6 +6,7 @@ seed derived from (seed, p); rank r takes positions r, r + world_size, ... So th
 not depend on the number of workers or processes, and a run resumed at iteration k sees
 exactly the batches an uninterrupted run sees (docs/reproducibility.md).
 """
+
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -17,15 +18,25 @@ from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
 from ..catalog import DatasetCatalog, common_thing_classes
 from ..io import check_on_bad_image
+from ..samplers import (
+    InferenceSampler,
+    TrainBatchSampler,
+    TrainingSampler,
+    WorkerSeeder,
+    loader_seeding,
+    resolve_dist,
+)
 from ..skips import SkipCountingLoader, SkipCounts
-from ..samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, WorkerSeeder,
-                        loader_seeding, resolve_dist)
 from .dataset import ClassificationTestDataset, ClassificationTrainDataset, collate_classification
 from .transforms import TEST_MODES, build_classification_transform
 
-__all__ = ["classification_train_loader", "classification_test_loader",
-           "get_classification_dicts", "build_classification_train_loader",
-           "build_classification_test_loader"]
+__all__ = [
+    "classification_train_loader",
+    "classification_test_loader",
+    "get_classification_dicts",
+    "build_classification_train_loader",
+    "build_classification_test_loader",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +67,17 @@ def classification_train_loader(
     """
     rank, world_size = resolve_dist(rank, world_size)
     if global_batch_size <= 0 or global_batch_size % world_size:
-        raise ConfigError(f"SOLVER.IMS_PER_BATCH ({global_batch_size}) must be a positive "
-                          f"multiple of the world size ({world_size})")
+        raise ConfigError(
+            f"SOLVER.IMS_PER_BATCH ({global_batch_size}) must be a positive "
+            f"multiple of the world size ({world_size})"
+        )
     dataset = ClassificationTrainDataset(dicts, transform=transform, on_bad_image=on_bad_image)
     sampler = TrainingSampler(len(dicts), seed=seed, rank=rank, world_size=world_size)
     return torch.utils.data.DataLoader(
         dataset,
-        batch_sampler=TrainBatchSampler(sampler, global_batch_size // world_size,
-                                        start_iter=start_iter),
+        batch_sampler=TrainBatchSampler(
+            sampler, global_batch_size // world_size, start_iter=start_iter
+        ),
         num_workers=num_workers,
         collate_fn=collate_classification,
         persistent_workers=num_workers > 0,
@@ -97,9 +111,9 @@ def classification_test_loader(
     )
 
 
-def get_classification_dicts(names: Sequence[str], *, on_bad_image: str = "stop",
-                             skip_counts: Optional[SkipCounts] = None
-                             ) -> List[Dict[str, Any]]:
+def get_classification_dicts(
+    names: Sequence[str], *, on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None
+) -> List[Dict[str, Any]]:
     """The concatenated dicts of registered classification datasets; ``on_bad_image`` and
     ``skip_counts`` go to the readers that take them (a folder scan skipping an unreadable
     class folder, counting it)."""
@@ -113,8 +127,9 @@ def get_classification_dicts(names: Sequence[str], *, on_bad_image: str = "stop"
         if not dicts:
             raise DataError(f"dataset {name!r} is empty")
         if "label" not in dicts[0]:
-            raise DataError(f"dataset {name!r} is not a classification dataset (no 'label' in "
-                            f"its dicts)")
+            raise DataError(
+                f"dataset {name!r} is not a classification dataset (no 'label' in its dicts)"
+            )
         out.extend(dicts)
     return out
 
@@ -122,8 +137,10 @@ def get_classification_dicts(names: Sequence[str], *, on_bad_image: str = "stop"
 def _check_labels(dicts: List[Dict[str, Any]], num_classes: int, names: Sequence[str]) -> None:
     top = max(int(d["label"]) for d in dicts)
     if top >= num_classes:
-        raise ConfigError(f"datasets {list(names)} have label {top} but "
-                          f"MODEL.CLASSIFIER.NUM_CLASSES is {num_classes}")
+        raise ConfigError(
+            f"datasets {list(names)} have label {top} but "
+            f"MODEL.CLASSIFIER.NUM_CLASSES is {num_classes}"
+        )
 
 
 def _transform_kwargs(cfg) -> Dict[str, Any]:
@@ -131,18 +148,27 @@ def _transform_kwargs(cfg) -> Dict[str, Any]:
     if c.CROP_SIZE < 1:
         raise ConfigError(f"INPUT.CLS.CROP_SIZE must be >= 1, got {c.CROP_SIZE}")
     if len(c.SCALE_RANGE) not in (0, 2) or (
-            c.SCALE_RANGE and not 0 < c.SCALE_RANGE[0] <= c.SCALE_RANGE[1]):
-        raise ConfigError(f"INPUT.CLS.SCALE_RANGE must be [] or [min, max] with "
-                          f"0 < min <= max, got {list(c.SCALE_RANGE)}")
+        c.SCALE_RANGE and not 0 < c.SCALE_RANGE[0] <= c.SCALE_RANGE[1]
+    ):
+        raise ConfigError(
+            f"INPUT.CLS.SCALE_RANGE must be [] or [min, max] with "
+            f"0 < min <= max, got {list(c.SCALE_RANGE)}"
+        )
     if c.PAD < 0 or c.PCA_LIGHTING < 0 or c.TEST_RESIZE < 0:
-        raise ConfigError(f"INPUT.CLS.PAD ({c.PAD}), PCA_LIGHTING ({c.PCA_LIGHTING}) and "
-                          f"TEST_RESIZE ({c.TEST_RESIZE}) must be >= 0")
+        raise ConfigError(
+            f"INPUT.CLS.PAD ({c.PAD}), PCA_LIGHTING ({c.PCA_LIGHTING}) and "
+            f"TEST_RESIZE ({c.TEST_RESIZE}) must be >= 0"
+        )
     if c.TEST_RESIZE and c.TEST_RESIZE < c.CROP_SIZE:
-        raise ConfigError(f"INPUT.CLS.TEST_RESIZE ({c.TEST_RESIZE}) is smaller than "
-                          f"INPUT.CLS.CROP_SIZE ({c.CROP_SIZE})")
+        raise ConfigError(
+            f"INPUT.CLS.TEST_RESIZE ({c.TEST_RESIZE}) is smaller than "
+            f"INPUT.CLS.CROP_SIZE ({c.CROP_SIZE})"
+        )
     if len(c.PIXEL_MEAN) != 3 or len(c.PIXEL_STD) != 3 or any(x <= 0 for x in c.PIXEL_STD):
-        raise ConfigError(f"INPUT.CLS.PIXEL_MEAN / PIXEL_STD need 3 values, std > 0; got "
-                          f"{list(c.PIXEL_MEAN)} / {list(c.PIXEL_STD)}")
+        raise ConfigError(
+            f"INPUT.CLS.PIXEL_MEAN / PIXEL_STD need 3 values, std > 0; got "
+            f"{list(c.PIXEL_MEAN)} / {list(c.PIXEL_STD)}"
+        )
     bad = [m for m in cfg.TEST.CLS_MODES if m not in TEST_MODES]
     if bad:
         raise ConfigError(f"TEST.CLS_MODES: unknown mode(s) {bad}; choose from {TEST_MODES}")
@@ -169,8 +195,9 @@ def build_classification_train_loader(cfg, start_iter: int = 0) -> SkipCountingL
     The data order and augmentation derive from the resolved SEED (SEED < 0 is drawn and
     recorded in ``cfg.SEED``, as build_detection_train_loader does).
     """
-    on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
-                                      ConfigError)
+    on_bad_image = check_on_bad_image(
+        cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE", ConfigError
+    )
     names = list(cfg.DATASETS.TRAIN)
     read_counts = SkipCounts()
     dicts = get_classification_dicts(names, on_bad_image=on_bad_image, skip_counts=read_counts)
@@ -180,24 +207,29 @@ def build_classification_train_loader(cfg, start_iter: int = 0) -> SkipCountingL
     seed = resolve_seed(cfg)
     if drawn:
         logger.warning("SEED < 0: drew seed %d for the training data (now in cfg.SEED)", seed)
-    return SkipCountingLoader(classification_train_loader(
-        dicts,
-        transform=build_classification_transform(is_train=True, **_transform_kwargs(cfg)),
-        global_batch_size=cfg.SOLVER.IMS_PER_BATCH,
-        seed=seed,
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
-        start_iter=start_iter,
-        on_bad_image=on_bad_image,
-    ), read_counts)
+    return SkipCountingLoader(
+        classification_train_loader(
+            dicts,
+            transform=build_classification_transform(is_train=True, **_transform_kwargs(cfg)),
+            global_batch_size=cfg.SOLVER.IMS_PER_BATCH,
+            seed=seed,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+            start_iter=start_iter,
+            on_bad_image=on_bad_image,
+        ),
+        read_counts,
+    )
 
 
-def build_classification_test_loader(cfg, dataset_name: str,
-                                     mode: str = "center") -> torch.utils.data.DataLoader:
+def build_classification_test_loader(
+    cfg, dataset_name: str, mode: str = "center"
+) -> torch.utils.data.DataLoader:
     """Test loader of one dataset for a TEST.CLS_MODES mode."""
     if mode not in TEST_MODES:
         raise ConfigError(f"TEST.CLS_MODES: unknown mode {mode!r}; choose from {TEST_MODES}")
-    on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
-                                      ConfigError)
+    on_bad_image = check_on_bad_image(
+        cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE", ConfigError
+    )
     dicts = get_classification_dicts([dataset_name], on_bad_image=on_bad_image)
     _check_labels(dicts, cfg.MODEL.CLASSIFIER.NUM_CLASSES, [dataset_name])
     if cfg.DATASETS.TRAIN:
@@ -206,8 +238,9 @@ def build_classification_test_loader(cfg, dataset_name: str,
     batch_size = 1 if mode == "multiscale" else cfg.TEST.IMS_PER_BATCH
     return classification_test_loader(
         dicts,
-        transform=build_classification_transform(is_train=False, test_mode=mode,
-                                                  **_transform_kwargs(cfg)),
+        transform=build_classification_transform(
+            is_train=False, test_mode=mode, **_transform_kwargs(cfg)
+        ),
         batch_size=batch_size,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         on_bad_image=on_bad_image,

@@ -9,6 +9,7 @@ A batch is ``{"image": float Tensor[B, 3, H, W], "label": int64 Tensor[B], "imag
 "skipped": list of SkippedImage (reason, file, id) of the images left out under
 on_bad_image="skip"}``.
 """
+
 import logging
 from typing import Any, Callable, Dict, List, Tuple, Union
 
@@ -18,8 +19,12 @@ import torch
 from ..io import BadImageError, check_on_bad_image, read_image
 from ..skips import SkippedImage
 
-__all__ = ["load_classification_image", "ClassificationTrainDataset",
-           "ClassificationTestDataset", "collate_classification"]
+__all__ = [
+    "load_classification_image",
+    "ClassificationTrainDataset",
+    "ClassificationTestDataset",
+    "collate_classification",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +36,12 @@ def load_classification_image(d: Dict[str, Any]) -> torch.Tensor:
         arr = np.asarray(d["image"])
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
             image_id = d.get("image_id")
-            raise BadImageError(f"in-memory image (image id {image_id}) must be uint8 HxWx3, "
-                                f"got {arr.dtype} {arr.shape}", path=str(image_id),
-                                image_id=image_id)
+            raise BadImageError(
+                f"in-memory image (image id {image_id}) must be uint8 HxWx3, "
+                f"got {arr.dtype} {arr.shape}",
+                path=str(image_id),
+                image_id=image_id,
+            )
         # A copy: in-memory sets are shared, read-only arrays.
         return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)
     return read_image(d["file_name"], "RGB", image_id=d.get("image_id"))
@@ -64,8 +72,9 @@ class ClassificationTrainDataset(torch.utils.data.Dataset):
             ``{"skipped": SkippedImage}``.
     """
 
-    def __init__(self, dicts: List[Dict[str, Any]], *, transform: Callable,
-                 on_bad_image: str = "stop"):
+    def __init__(
+        self, dicts: List[Dict[str, Any]], *, transform: Callable, on_bad_image: str = "stop"
+    ):
         if not dicts:
             raise ValueError("ClassificationTrainDataset: the dataset is empty")
         check_on_bad_image(on_bad_image)
@@ -99,8 +108,9 @@ class ClassificationTestDataset(torch.utils.data.Dataset):
         on_bad_image: as in ClassificationTrainDataset.
     """
 
-    def __init__(self, dicts: List[Dict[str, Any]], *, transform: Callable,
-                 on_bad_image: str = "stop"):
+    def __init__(
+        self, dicts: List[Dict[str, Any]], *, transform: Callable, on_bad_image: str = "stop"
+    ):
         check_on_bad_image(on_bad_image)
         self.dicts = dicts
         self.transform = transform
@@ -114,8 +124,11 @@ class ClassificationTestDataset(torch.utils.data.Dataset):
         img = _read_or_skip(d, self.on_bad_image)
         if isinstance(img, dict):
             return img
-        return {"image": self.transform(img), "label": int(d["label"]),
-                "image_id": d.get("image_id")}
+        return {
+            "image": self.transform(img),
+            "label": int(d["label"]),
+            "image_id": d.get("image_id"),
+        }
 
 
 def collate_classification(items: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -124,8 +137,9 @@ def collate_classification(items: List[Dict[str, Any]]) -> Dict[str, Any]:
     kept = [it for it in items if "skipped" not in it]
     batch: Dict[str, Any] = {"skipped": [it["skipped"] for it in items if "skipped" in it]}
     images = [it["image"] for it in kept]
-    if images and all(isinstance(im, torch.Tensor) and im.shape == images[0].shape
-                      for im in images):
+    if images and all(
+        isinstance(im, torch.Tensor) and im.shape == images[0].shape for im in images
+    ):
         batch["image"] = torch.stack(images)
     else:
         batch["image"] = images

@@ -6,14 +6,20 @@ centre crop, ten crops, or the whole image at several scales. CIFAR-10 (Sec. 4.2
 zero padding, a 32x32 crop and a flip. The random ops draw from torch's global generator; the
 training dataset seeds it per sample (classification/dataset.py).
 """
+
 from typing import Any, Callable, List, Sequence
 
 import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
-__all__ = ["IMAGENET_PCA_EIGVAL", "IMAGENET_PCA_EIGVEC", "TEST_MODES", "PCALighting",
-           "build_classification_transform"]
+__all__ = [
+    "IMAGENET_PCA_EIGVAL",
+    "IMAGENET_PCA_EIGVEC",
+    "TEST_MODES",
+    "PCALighting",
+    "build_classification_transform",
+]
 
 # AlexNet's PCA of ImageNet RGB pixels (values in [0, 1]); the colour augmentation adds
 # eigvec @ (alpha * eigval) with alpha ~ N(0, 0.1) per image (Krizhevsky et al. 2012, Sec. 4.1;

@@ -7,6 +7,7 @@ in real annotation files and cannot be trained on, so dropping them is the usefu
 (detectron2 and mmdetection drop them too); they are never dropped silently: the reader's
 summary line and metrics.json count them.
 """
+
 from typing import Optional, Sequence, Tuple
 
 from ..skips import FaultPolicy

@@ -7,6 +7,7 @@ when the package is imported, so it can be set after ``import resnet_det``. Layo
 of the official archives (see datasets/README.md). Importing this module has no side effect
 besides defining functions (``resnet_det.data`` calls ``register_all_builtin()``).
 """
+
 import os
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -14,7 +15,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from ..catalog import DatasetCatalog, Lazy, MetadataCatalog
 from ..io import datasets_root
 from ..skips import SkipCounts
-from .cifar import CIFAR10_CLASSES, SPLITS as CIFAR10_SPLITS, load_cifar10
+from .cifar import CIFAR10_CLASSES, load_cifar10
+from .cifar import SPLITS as CIFAR10_SPLITS
 from .coco import load_coco_json
 from .digits import DIGITS_CLASSES, load_digits_split
 from .imagenet import load_imagenet
@@ -23,28 +25,96 @@ from .voc import VOC_CLASSES, load_voc_instances
 from .voc_images import load_voc_images
 
 __all__ = [
-    "register_coco_instances", "register_pascal_voc", "register_pascal_voc_images",
-    "register_classification_dataset", "register_all_builtin", "COCO_CATEGORIES",
+    "register_coco_instances",
+    "register_pascal_voc",
+    "register_pascal_voc_images",
+    "register_classification_dataset",
+    "register_all_builtin",
+    "COCO_CATEGORIES",
 ]
 
 # (COCO category id, name) of the 80 COCO thing classes; contiguous id = position here.
 COCO_CATEGORIES = (
-    (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "airplane"), (6, "bus"),
-    (7, "train"), (8, "truck"), (9, "boat"), (10, "traffic light"), (11, "fire hydrant"),
-    (13, "stop sign"), (14, "parking meter"), (15, "bench"), (16, "bird"), (17, "cat"),
-    (18, "dog"), (19, "horse"), (20, "sheep"), (21, "cow"), (22, "elephant"), (23, "bear"),
-    (24, "zebra"), (25, "giraffe"), (27, "backpack"), (28, "umbrella"), (31, "handbag"),
-    (32, "tie"), (33, "suitcase"), (34, "frisbee"), (35, "skis"), (36, "snowboard"),
-    (37, "sports ball"), (38, "kite"), (39, "baseball bat"), (40, "baseball glove"),
-    (41, "skateboard"), (42, "surfboard"), (43, "tennis racket"), (44, "bottle"),
-    (46, "wine glass"), (47, "cup"), (48, "fork"), (49, "knife"), (50, "spoon"), (51, "bowl"),
-    (52, "banana"), (53, "apple"), (54, "sandwich"), (55, "orange"), (56, "broccoli"),
-    (57, "carrot"), (58, "hot dog"), (59, "pizza"), (60, "donut"), (61, "cake"), (62, "chair"),
-    (63, "couch"), (64, "potted plant"), (65, "bed"), (67, "dining table"), (70, "toilet"),
-    (72, "tv"), (73, "laptop"), (74, "mouse"), (75, "remote"), (76, "keyboard"),
-    (77, "cell phone"), (78, "microwave"), (79, "oven"), (80, "toaster"), (81, "sink"),
-    (82, "refrigerator"), (84, "book"), (85, "clock"), (86, "vase"), (87, "scissors"),
-    (88, "teddy bear"), (89, "hair drier"), (90, "toothbrush"),
+    (1, "person"),
+    (2, "bicycle"),
+    (3, "car"),
+    (4, "motorcycle"),
+    (5, "airplane"),
+    (6, "bus"),
+    (7, "train"),
+    (8, "truck"),
+    (9, "boat"),
+    (10, "traffic light"),
+    (11, "fire hydrant"),
+    (13, "stop sign"),
+    (14, "parking meter"),
+    (15, "bench"),
+    (16, "bird"),
+    (17, "cat"),
+    (18, "dog"),
+    (19, "horse"),
+    (20, "sheep"),
+    (21, "cow"),
+    (22, "elephant"),
+    (23, "bear"),
+    (24, "zebra"),
+    (25, "giraffe"),
+    (27, "backpack"),
+    (28, "umbrella"),
+    (31, "handbag"),
+    (32, "tie"),
+    (33, "suitcase"),
+    (34, "frisbee"),
+    (35, "skis"),
+    (36, "snowboard"),
+    (37, "sports ball"),
+    (38, "kite"),
+    (39, "baseball bat"),
+    (40, "baseball glove"),
+    (41, "skateboard"),
+    (42, "surfboard"),
+    (43, "tennis racket"),
+    (44, "bottle"),
+    (46, "wine glass"),
+    (47, "cup"),
+    (48, "fork"),
+    (49, "knife"),
+    (50, "spoon"),
+    (51, "bowl"),
+    (52, "banana"),
+    (53, "apple"),
+    (54, "sandwich"),
+    (55, "orange"),
+    (56, "broccoli"),
+    (57, "carrot"),
+    (58, "hot dog"),
+    (59, "pizza"),
+    (60, "donut"),
+    (61, "cake"),
+    (62, "chair"),
+    (63, "couch"),
+    (64, "potted plant"),
+    (65, "bed"),
+    (67, "dining table"),
+    (70, "toilet"),
+    (72, "tv"),
+    (73, "laptop"),
+    (74, "mouse"),
+    (75, "remote"),
+    (76, "keyboard"),
+    (77, "cell phone"),
+    (78, "microwave"),
+    (79, "oven"),
+    (80, "toaster"),
+    (81, "sink"),
+    (82, "refrigerator"),
+    (84, "book"),
+    (85, "clock"),
+    (86, "vase"),
+    (87, "scissors"),
+    (88, "teddy bear"),
+    (89, "hair drier"),
+    (90, "toothbrush"),
 )
 
 PathArg = Union[str, Callable[[], str]]
@@ -58,8 +128,9 @@ def _lazy(path: PathArg):
     return Lazy(path) if callable(path) else path
 
 
-def register_coco_instances(name: str, metadata: Dict, json_file: PathArg, image_root: PathArg
-                            ) -> None:
+def register_coco_instances(
+    name: str, metadata: Dict, json_file: PathArg, image_root: PathArg
+) -> None:
     """Register a COCO-format instance dataset under ``name``.
 
     Args:
@@ -70,17 +141,25 @@ def register_coco_instances(name: str, metadata: Dict, json_file: PathArg, image
             (resolved when used).
         image_root: folder of the images, or a function returning it.
     """
+
     def read(on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None):
-        return load_coco_json(_resolve(json_file), _resolve(image_root), name,
-                              on_bad_image=on_bad_image, skip_counts=skip_counts)
+        return load_coco_json(
+            _resolve(json_file),
+            _resolve(image_root),
+            name,
+            on_bad_image=on_bad_image,
+            skip_counts=skip_counts,
+        )
 
     DatasetCatalog.register(name, read)
-    MetadataCatalog.get(name).set(json_file=_lazy(json_file), image_root=_lazy(image_root),
-                                  evaluator_type="coco", **metadata)
+    MetadataCatalog.get(name).set(
+        json_file=_lazy(json_file), image_root=_lazy(image_root), evaluator_type="coco", **metadata
+    )
 
 
-def register_pascal_voc(name: str, dirname: PathArg, split: str, year: int,
-                        class_names: Sequence[str] = VOC_CLASSES) -> None:
+def register_pascal_voc(
+    name: str, dirname: PathArg, split: str, year: int, class_names: Sequence[str] = VOC_CLASSES
+) -> None:
     """Register a PASCAL VOC-layout dataset under ``name``.
 
     Args:
@@ -94,16 +173,27 @@ def register_pascal_voc(name: str, dirname: PathArg, split: str, year: int,
     class_names = tuple(class_names)
 
     def read(on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None):
-        return load_voc_instances(_resolve(dirname), split, class_names,
-                                  on_bad_image=on_bad_image, skip_counts=skip_counts)
+        return load_voc_instances(
+            _resolve(dirname),
+            split,
+            class_names,
+            on_bad_image=on_bad_image,
+            skip_counts=skip_counts,
+        )
 
     DatasetCatalog.register(name, read)
-    MetadataCatalog.get(name).set(thing_classes=list(class_names), dirname=_lazy(dirname),
-                                  split=split, year=year, evaluator_type="voc")
+    MetadataCatalog.get(name).set(
+        thing_classes=list(class_names),
+        dirname=_lazy(dirname),
+        split=split,
+        year=year,
+        evaluator_type="voc",
+    )
 
 
-def register_pascal_voc_images(name: str, dirname: PathArg, split: str, year: int,
-                               class_names: Sequence[str] = VOC_CLASSES) -> None:
+def register_pascal_voc_images(
+    name: str, dirname: PathArg, split: str, year: int, class_names: Sequence[str] = VOC_CLASSES
+) -> None:
     """Register a VOC-layout image set without annotations (e.g. VOC 2012 test), whose
     detections are written in the PASCAL evaluation server's format instead of being scored
     (evaluator_type "voc_submission", resnet_det.evaluation.voc_submission).
@@ -119,16 +209,23 @@ def register_pascal_voc_images(name: str, dirname: PathArg, split: str, year: in
     class_names = tuple(class_names)
 
     def read(on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None):
-        return load_voc_images(_resolve(dirname), split, on_bad_image=on_bad_image,
-                               skip_counts=skip_counts)
+        return load_voc_images(
+            _resolve(dirname), split, on_bad_image=on_bad_image, skip_counts=skip_counts
+        )
 
     DatasetCatalog.register(name, read)
-    MetadataCatalog.get(name).set(thing_classes=list(class_names), dirname=_lazy(dirname),
-                                  split=split, year=year, evaluator_type="voc_submission")
+    MetadataCatalog.get(name).set(
+        thing_classes=list(class_names),
+        dirname=_lazy(dirname),
+        split=split,
+        year=year,
+        evaluator_type="voc_submission",
+    )
 
 
-def register_classification_dataset(name: str, func: Callable[..., List[Dict[str, Any]]],
-                                    **metadata: Any) -> None:
+def register_classification_dataset(
+    name: str, func: Callable[..., List[Dict[str, Any]]], **metadata: Any
+) -> None:
     """Register an image-classification dataset under ``name``.
 
     Args:
@@ -147,6 +244,7 @@ def register_classification_dataset(name: str, func: Callable[..., List[Dict[str
 def _under_root(*parts: str) -> Callable[[], str]:
     def path() -> str:
         return os.path.join(datasets_root(), *parts)
+
     path.__name__ = "<RESNET_DET_DATASETS>/" + "/".join(parts)
     return path
 
@@ -162,19 +260,23 @@ def _shapes(layout: str, *parts: str) -> Callable[[], str]:
         # Both layouts at once: they share the images, which are drawn only once.
         ensure_shapes_datasets({k: os.path.join(root, v) for k, v in _SHAPES_FOLDERS.items()})
         return os.path.join(root, folder, *parts)
+
     path.__name__ = f"<RESNET_DET_DATASETS>/{folder}/" + "/".join(parts)
     return path
 
 
-def _folder_reader(load: Callable[..., List[Dict[str, Any]]], folder: str, split: str
-                   ) -> Callable[..., List[Dict[str, Any]]]:
+def _folder_reader(
+    load: Callable[..., List[Dict[str, Any]]], folder: str, split: str
+) -> Callable[..., List[Dict[str, Any]]]:
     """``load(<RESNET_DET_DATASETS>/folder, split, on_bad_image=..., skip_counts=...)``, the
     root read when the data is."""
     dirname = _under_root(folder)
 
-    def read(on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None
-             ) -> List[Dict[str, Any]]:
+    def read(
+        on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None
+    ) -> List[Dict[str, Any]]:
         return load(dirname(), split, on_bad_image=on_bad_image, skip_counts=skip_counts)
+
     return read
 
 
@@ -199,29 +301,41 @@ def register_all_builtin() -> None:
 def _register_detection() -> None:
     coco_meta = {
         "thing_classes": [n for _, n in COCO_CATEGORIES],
-        "thing_dataset_id_to_contiguous_id": {cid: i for i, (cid, _) in
-                                              enumerate(COCO_CATEGORIES)},
+        "thing_dataset_id_to_contiguous_id": {cid: i for i, (cid, _) in enumerate(COCO_CATEGORIES)},
     }
     for split in ("train", "val"):
         register_coco_instances(
-            f"coco_2017_{split}", dict(coco_meta),
+            f"coco_2017_{split}",
+            dict(coco_meta),
             _under_root("coco", "annotations", f"instances_{split}2017.json"),
-            _under_root("coco", f"{split}2017"))
+            _under_root("coco", f"{split}2017"),
+        )
     # The 2014 split the paper trains and tests on (Appendix A: the 80k train images, the 40k
     # val images), with detectron2's names; minival / valminusminival are Detectron's 5k / 35k
     # split of val2014 (their json files come with Detectron, not with COCO).
-    for name, images, json_name in (("train", "train2014", "train2014"),
-                                    ("val", "val2014", "val2014"),
-                                    ("minival", "val2014", "minival2014"),
-                                    ("valminusminival", "val2014", "valminusminival2014")):
+    for name, images, json_name in (
+        ("train", "train2014", "train2014"),
+        ("val", "val2014", "val2014"),
+        ("minival", "val2014", "minival2014"),
+        ("valminusminival", "val2014", "valminusminival2014"),
+    ):
         register_coco_instances(
-            f"coco_2014_{name}", dict(coco_meta),
+            f"coco_2014_{name}",
+            dict(coco_meta),
             _under_root("coco", "annotations", f"instances_{json_name}.json"),
-            _under_root("coco", images))
+            _under_root("coco", images),
+        )
     # detectron2's VOC names. voc_2007_test has public annotations, so it also serves as
     # training data ("07++12": voc_2007_trainval + voc_2007_test + voc_2012_trainval).
-    for year, split in ((2007, "trainval"), (2007, "train"), (2007, "val"), (2007, "test"),
-                        (2012, "trainval"), (2012, "train"), (2012, "val")):
+    for year, split in (
+        (2007, "trainval"),
+        (2007, "train"),
+        (2007, "val"),
+        (2007, "test"),
+        (2012, "trainval"),
+        (2012, "train"),
+        (2012, "val"),
+    ):
         register_pascal_voc(f"voc_{year}_{split}", _under_root(f"VOC{year}"), split, year)
     register_pascal_voc_images("voc_2012_test", _under_root("VOC2012"), "test", 2012)
 
@@ -231,26 +345,32 @@ def _register_detection() -> None:
     }
     for split in ("train", "val"):
         register_coco_instances(
-            f"shapes_{split}", dict(shapes_meta),
+            f"shapes_{split}",
+            dict(shapes_meta),
             _shapes("coco", "annotations", f"instances_{split}.json"),
-            _shapes("coco", split))
+            _shapes("coco", split),
+        )
         # year 2007: the demo is evaluated like VOC07 (11-point AP when TEST.VOC_USE_07_METRIC).
-        register_pascal_voc(f"shapes_voc_{split}", _shapes("voc"), split, 2007,
-                            class_names=SHAPE_CLASSES)
+        register_pascal_voc(
+            f"shapes_voc_{split}", _shapes("voc"), split, 2007, class_names=SHAPE_CLASSES
+        )
 
 
 def _register_classification() -> None:
     for split in ("train", "val"):
         # No thing_classes: the label order is that of the class folders found on disk.
-        register_classification_dataset(f"imagenet_{split}",
-                                        _folder_reader(load_imagenet, "imagenet", split),
-                                        num_classes=1000)
+        register_classification_dataset(
+            f"imagenet_{split}", _folder_reader(load_imagenet, "imagenet", split), num_classes=1000
+        )
     # The paper's Sec. 4.2 split: cifar10_train 45k, cifar10_val 5k, trainval 50k, test 10k.
     for split in CIFAR10_SPLITS:
         register_classification_dataset(
-            f"cifar10_{split}", _folder_reader(load_cifar10, "cifar-10-batches-py", split),
-            thing_classes=list(CIFAR10_CLASSES))
+            f"cifar10_{split}",
+            _folder_reader(load_cifar10, "cifar-10-batches-py", split),
+            thing_classes=list(CIFAR10_CLASSES),
+        )
     for split in ("train", "test"):
         # Embedded: nothing under the root; partial keeps the on_bad_image keyword.
-        register_classification_dataset(f"digits_{split}", partial(load_digits_split, split),
-                                        thing_classes=list(DIGITS_CLASSES))
+        register_classification_dataset(
+            f"digits_{split}", partial(load_digits_split, split), thing_classes=list(DIGITS_CLASSES)
+        )

@@ -7,6 +7,7 @@ internet must not be able to run code). Splits follow the paper (Sec. 4.2): the 
 images are split 45k/5k into train/val (the first 45k in batch order / the last 5k), and test
 is test_batch.
 """
+
 import logging
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -22,7 +23,16 @@ __all__ = ["CIFAR10_CLASSES", "SPLITS", "load_cifar10", "read_cifar_batch", "rea
 logger = logging.getLogger(__name__)
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 SPLITS = ("train", "val", "trainval", "test")
@@ -53,7 +63,9 @@ def read_cifar_batch(path: str, *, check_labels: bool = True) -> Tuple[np.ndarra
     them, image by image).
     """
     if not os.path.isfile(path):
-        raise MissingFileError(f"CIFAR-10 batch {path} does not exist (see datasets/README.md, 'CIFAR-10')")
+        raise MissingFileError(
+            f"CIFAR-10 batch {path} does not exist (see datasets/README.md, 'CIFAR-10')"
+        )
     d = _safe_load(path)
     if not isinstance(d, dict):
         raise DataError(f"{path}: expected a dict, got {type(d).__name__}")
@@ -81,14 +93,19 @@ def read_cifar_meta(dirname: str) -> List[str]:
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
-def load_cifar10(dirname: str, split: str, *, on_bad_image: str = "stop",
-                 skip_counts: Optional[SkipCounts] = None) -> List[Dict[str, Any]]:
+def load_cifar10(
+    dirname: str,
+    split: str,
+    *,
+    on_bad_image: str = "stop",
+    skip_counts: Optional[SkipCounts] = None,
+) -> List[Dict[str, Any]]:
     """Reads a split of cifar-10-batches-py.
 
     Args:
         dirname: the cifar-10-batches-py folder.
-        split: "train" (the first 45k training images, 90%), "val" (the last 5k), "trainval" (all 50k) or
-            "test" (test_batch).
+        split: "train" (the first 45k training images, 90%), "val" (the last 5k), "trainval"
+            (all 50k) or "test" (test_batch).
         on_bad_image: an image whose label is outside 0..9 raises DataError naming the batch
             and index under "stop", and is left out and counted under "skip"; the split is
             taken by position first, so it stays the paper's. Batch files are all-or-nothing:
@@ -105,7 +122,10 @@ def load_cifar10(dirname: str, split: str, *, on_bad_image: str = "stop",
     dicts: List[Dict[str, Any]] = []
     for b in names:
         images, labels = read_cifar_batch(os.path.join(dirname, b), check_labels=False)
-        dicts.extend({"image": images[i], "label": labels[i], "image_id": f"{b}/{i}"} for i in range(len(labels)))
+        dicts.extend(
+            {"image": images[i], "label": labels[i], "image_id": f"{b}/{i}"}
+            for i in range(len(labels))
+        )
     # 45k/5k of the official 50k: the first 90% in batch order train, the last 10% validate.
     num_train = len(dicts) * 9 // 10
     if split == "train":
@@ -117,8 +137,11 @@ def load_cifar10(dirname: str, split: str, *, on_bad_image: str = "stop",
         if 0 <= d["label"] < len(CIFAR10_CLASSES):
             kept.append(d)
         else:
-            policy.image("unknown category", f"image {d['image_id']} has label {d['label']}, "
-                         f"outside 0..9", image_id=d["image_id"],
-                         fix="replace the batch file with the official one")
+            policy.image(
+                "unknown category",
+                f"image {d['image_id']} has label {d['label']}, outside 0..9",
+                image_id=d["image_id"],
+                fix="replace the batch file with the official one",
+            )
     policy.finish(len(kept))
     return kept

@@ -6,9 +6,10 @@ Each 8x8 image (values 0-16) is scaled to 0-255, resized bilinearly to 14x14 and
 to 16x16 (as MNIST pads its 20x20 digits to 28x28), grey replicated to RGB. The CIFAR networks
 of the paper's Sec. 4.2 are fully convolutional up to their global pooling, so they run on it
 unchanged; 16x16 (final maps 4x4) rather than CIFAR's 32x32 carries all the information of
-the 8x8 originals at a quarter of the computation, which keeps CPU training within minutes. Fixed split: a
-permutation seeded with 2015 puts 1500 images in digits_train and 297 in digits_test.
+the 8x8 originals at a quarter of the computation, which keeps CPU training within minutes.
+Fixed split: a permutation seeded with 2015 puts 1500 images in digits_train and 297 in digits_test.
 """
+
 from functools import lru_cache
 from typing import Any, Dict, List, Tuple
 

@@ -20,6 +20,7 @@ each object's instance mask ("segmentation": polygons for squares and triangles,
 circles; shapes_draw.py), so the COCO copy serves Mask R-CNN; its "area" stays the box's, as
 before masks, so box AP by object size is unchanged.
 """
+
 import hashlib
 import io
 import json
@@ -38,8 +39,15 @@ from ...utils.file_io import atomic_open
 from .shapes_draw import SHAPE_CLASSES, draw_shape, shape_mask, shape_segmentation
 
 __all__ = [
-    "SHAPE_CLASSES", "DIFFICULT_SIZE", "render_shapes_image", "shape_mask", "shape_segmentation",
-    "write_shapes_datasets", "ensure_shapes_dataset", "ensure_shapes_datasets", "shapes_digest",
+    "SHAPE_CLASSES",
+    "DIFFICULT_SIZE",
+    "render_shapes_image",
+    "shape_mask",
+    "shape_segmentation",
+    "write_shapes_datasets",
+    "ensure_shapes_dataset",
+    "ensure_shapes_datasets",
+    "shapes_digest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,8 +88,9 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     base = rng.integers(30, 226, size=3).astype(np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h) * rng.uniform(-_RAMP_AMPLITUDE,
-                                                                      _RAMP_AMPLITUDE)
+    ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h) * rng.uniform(
+        -_RAMP_AMPLITUDE, _RAMP_AMPLITUDE
+    )
     freq = rng.uniform(0.02, 0.12, size=2)
     texture = np.sin(2 * np.pi * (freq[0] * xx + freq[1] * yy)) * rng.uniform(*_TEXTURE_AMPLITUDE)
     img = base[None, None, :] + (ramp + texture)[:, :, None]
@@ -120,8 +129,10 @@ def render_shapes_image(seed: int, index: int, split: str) -> Tuple[np.ndarray, 
             x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
             box = (x0, y0, x0 + side, y0 + side)
             # Keep a 2 px gap between objects: occlusion would make the box labels ambiguous.
-            if all(box[0] >= o[3] + 2 or box[2] + 2 <= o[1] or box[1] >= o[4] + 2
-                   or box[3] + 2 <= o[2] for o in objects):
+            if all(
+                box[0] >= o[3] + 2 or box[2] + 2 <= o[1] or box[1] >= o[4] + 2 or box[3] + 2 <= o[2]
+                for o in objects
+            ):
                 break
         else:
             continue
@@ -132,8 +143,9 @@ def render_shapes_image(seed: int, index: int, split: str) -> Tuple[np.ndarray, 
     return np.clip(img + 0.5, 0, 255).astype(np.uint8), objects
 
 
-def shapes_digest(seed: int = DEFAULT_SEED, num_train: int = DEFAULT_NUM_TRAIN,
-                  num_val: int = DEFAULT_NUM_VAL) -> str:
+def shapes_digest(
+    seed: int = DEFAULT_SEED, num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL
+) -> str:
     """SHA-256 (hex) of what a detector trained on the demo set sees: every image's pixels as
     drawn (before JPEG encoding, which belongs to the installed libjpeg, not to this code) and
     every object's class and box, in order, for both splits.
@@ -153,8 +165,9 @@ def shapes_digest(seed: int = DEFAULT_SEED, num_train: int = DEFAULT_NUM_TRAIN,
     return h.hexdigest()
 
 
-def _iter_images(seed: int, num_train: int, num_val: int
-                 ) -> Iterator[Tuple[str, int, bytes, int, int, List[ShapeObject]]]:
+def _iter_images(
+    seed: int, num_train: int, num_val: int
+) -> Iterator[Tuple[str, int, bytes, int, int, List[ShapeObject]]]:
     """Yield (split, image number (1-based, global), jpeg bytes, width, height, objects)."""
     number = 0
     for split, count in (("train", num_train), ("val", num_val)):
@@ -196,9 +209,14 @@ def _voc_xml(stem: str, width: int, height: int, objects: List[ShapeObject]) -> 
     return ET.tostring(root, encoding="utf-8") + b"\n"
 
 
-def write_shapes_datasets(coco_dir: str = None, voc_dir: str = None, *, seed: int = DEFAULT_SEED,
-                          num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL
-                          ) -> None:
+def write_shapes_datasets(
+    coco_dir: str = None,
+    voc_dir: str = None,
+    *,
+    seed: int = DEFAULT_SEED,
+    num_train: int = DEFAULT_NUM_TRAIN,
+    num_val: int = DEFAULT_NUM_VAL,
+) -> None:
     """Write the demo set into ``coco_dir`` (COCO layout) and/or ``voc_dir`` (VOC layout).
 
     The folders are written in place (use :func:`ensure_shapes_dataset` for the atomic,
@@ -214,8 +232,9 @@ def write_shapes_datasets(coco_dir: str = None, voc_dir: str = None, *, seed: in
     if coco_dir is None and voc_dir is None:
         raise ValueError("write_shapes_datasets: give coco_dir and/or voc_dir")
     if num_train < 0 or num_val < 0:
-        raise ValueError(f"write_shapes_datasets: num_train={num_train}, num_val={num_val} "
-                         f"must be >= 0")
+        raise ValueError(
+            f"write_shapes_datasets: num_train={num_train}, num_val={num_val} must be >= 0"
+        )
     coco: Dict[str, dict] = {}
     voc_ids: Dict[str, List[str]] = {"train": [], "val": []}
     if coco_dir is not None:
@@ -223,13 +242,20 @@ def write_shapes_datasets(coco_dir: str = None, voc_dir: str = None, *, seed: in
         for split in ("train", "val"):
             os.makedirs(os.path.join(coco_dir, split), exist_ok=True)
             coco[split] = {
-                "info": {"description": "resnet_det demo shapes", "version": "1.0",
-                         "seed": seed},
-                "licenses": [{"id": 1, "name": "CC0 1.0", "url":
-                              "https://creativecommons.org/publicdomain/zero/1.0/"}],
-                "images": [], "annotations": [],
-                "categories": [{"id": i + 1, "name": n, "supercategory": "shape"}
-                               for i, n in enumerate(SHAPE_CLASSES)],
+                "info": {"description": "resnet_det demo shapes", "version": "1.0", "seed": seed},
+                "licenses": [
+                    {
+                        "id": 1,
+                        "name": "CC0 1.0",
+                        "url": "https://creativecommons.org/publicdomain/zero/1.0/",
+                    }
+                ],
+                "images": [],
+                "annotations": [],
+                "categories": [
+                    {"id": i + 1, "name": n, "supercategory": "shape"}
+                    for i, n in enumerate(SHAPE_CLASSES)
+                ],
             }
     if voc_dir is not None:
         for sub in ("Annotations", "JPEGImages", os.path.join("ImageSets", "Main")):
@@ -240,34 +266,57 @@ def write_shapes_datasets(coco_dir: str = None, voc_dir: str = None, *, seed: in
         stem = _stem(number)
         if coco_dir is not None:
             _write_bytes(os.path.join(coco_dir, split, stem + ".jpg"), jpeg)
-            coco[split]["images"].append({"id": number, "file_name": stem + ".jpg",
-                                          "width": width, "height": height, "license": 1})
+            coco[split]["images"].append(
+                {
+                    "id": number,
+                    "file_name": stem + ".jpg",
+                    "width": width,
+                    "height": height,
+                    "license": 1,
+                }
+            )
             for cls, x0, y0, x1, y1 in objects:
                 ann_id += 1
-                coco[split]["annotations"].append({
-                    "id": ann_id, "image_id": number, "category_id": cls + 1,
-                    "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                    "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0,
-                    "segmentation": shape_segmentation(cls, x0, y0, x1, y1, height, width),
-                })
+                coco[split]["annotations"].append(
+                    {
+                        "id": ann_id,
+                        "image_id": number,
+                        "category_id": cls + 1,
+                        "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                        "area": float((x1 - x0) * (y1 - y0)),
+                        "iscrowd": 0,
+                        "segmentation": shape_segmentation(cls, x0, y0, x1, y1, height, width),
+                    }
+                )
         if voc_dir is not None:
             _write_bytes(os.path.join(voc_dir, "JPEGImages", stem + ".jpg"), jpeg)
-            _write_bytes(os.path.join(voc_dir, "Annotations", stem + ".xml"),
-                         _voc_xml(stem, width, height, objects))
+            _write_bytes(
+                os.path.join(voc_dir, "Annotations", stem + ".xml"),
+                _voc_xml(stem, width, height, objects),
+            )
             voc_ids[split].append(stem)
     if coco_dir is not None:
         for split, data in coco.items():
-            _write_bytes(os.path.join(coco_dir, "annotations", f"instances_{split}.json"),
-                         json.dumps(data).encode("utf-8"))
+            _write_bytes(
+                os.path.join(coco_dir, "annotations", f"instances_{split}.json"),
+                json.dumps(data).encode("utf-8"),
+            )
     if voc_dir is not None:
         for split, ids in voc_ids.items():
-            _write_bytes(os.path.join(voc_dir, "ImageSets", "Main", split + ".txt"),
-                         "".join(i + "\n" for i in ids).encode("utf-8"))
+            _write_bytes(
+                os.path.join(voc_dir, "ImageSets", "Main", split + ".txt"),
+                "".join(i + "\n" for i in ids).encode("utf-8"),
+            )
 
 
-def ensure_shapes_dataset(folder: str, layout: str, *, seed: int = DEFAULT_SEED,
-                          num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL
-                          ) -> str:
+def ensure_shapes_dataset(
+    folder: str,
+    layout: str,
+    *,
+    seed: int = DEFAULT_SEED,
+    num_train: int = DEFAULT_NUM_TRAIN,
+    num_val: int = DEFAULT_NUM_VAL,
+) -> str:
     """Generate the demo set into ``folder`` unless it is already there and complete.
 
     Safe when several processes call it at once: each writes a private temporary folder next
@@ -287,25 +336,42 @@ def ensure_shapes_dataset(folder: str, layout: str, *, seed: int = DEFAULT_SEED,
     Returns:
         ``folder``.
     """
-    return ensure_shapes_datasets({layout: folder}, seed=seed, num_train=num_train,
-                                  num_val=num_val)[layout]
+    return ensure_shapes_datasets(
+        {layout: folder}, seed=seed, num_train=num_train, num_val=num_val
+    )[layout]
 
 
-def ensure_shapes_datasets(folders: Dict[str, str], *, seed: int = DEFAULT_SEED,
-                           num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL
-                           ) -> Dict[str, str]:
+def ensure_shapes_datasets(
+    folders: Dict[str, str],
+    *,
+    seed: int = DEFAULT_SEED,
+    num_train: int = DEFAULT_NUM_TRAIN,
+    num_val: int = DEFAULT_NUM_VAL,
+) -> Dict[str, str]:
     """:func:`ensure_shapes_dataset` for several layouts at once ({"coco": folder, "voc":
     folder}); the missing ones are generated in one pass (the images are drawn once)."""
     for layout in folders:
         if layout not in ("coco", "voc"):
-            raise ValueError(f"ensure_shapes_dataset: layout must be 'coco' or 'voc', got "
-                             f"{layout!r}")
-    params = {layout: {"layout": layout, "seed": seed, "num_train": num_train,
-                       "num_val": num_val, "version": GENERATOR_VERSION} for layout in folders}
+            raise ValueError(
+                f"ensure_shapes_dataset: layout must be 'coco' or 'voc', got {layout!r}"
+            )
+    params = {
+        layout: {
+            "layout": layout,
+            "seed": seed,
+            "num_train": num_train,
+            "num_val": num_val,
+            "version": GENERATOR_VERSION,
+        }
+        for layout in folders
+    }
     if "coco" in params:
         params["coco"]["masks"] = MASKS_VERSION
-    missing = {layout: folder for layout, folder in folders.items()
-               if not _check_complete(folder, params[layout])}
+    missing = {
+        layout: folder
+        for layout, folder in folders.items()
+        if not _check_complete(folder, params[layout])
+    }
     if not missing:
         return dict(folders)
     tmps = {}
@@ -313,11 +379,13 @@ def ensure_shapes_datasets(folders: Dict[str, str], *, seed: int = DEFAULT_SEED,
         parent = os.path.dirname(os.path.abspath(folder))
         os.makedirs(parent, exist_ok=True)
         tmps[layout] = os.path.join(
-            parent, f".{os.path.basename(folder)}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+            parent, f".{os.path.basename(folder)}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
+        )
         logger.info("Generating the demo %s dataset in %s ...", layout, folder)
     try:
-        write_shapes_datasets(tmps.get("coco"), tmps.get("voc"), seed=seed,
-                              num_train=num_train, num_val=num_val)
+        write_shapes_datasets(
+            tmps.get("coco"), tmps.get("voc"), seed=seed, num_train=num_train, num_val=num_val
+        )
         for layout, tmp in tmps.items():
             _write_bytes(os.path.join(tmp, _MARKER), json.dumps(params[layout]).encode("utf-8"))
             try:
@@ -353,8 +421,10 @@ def _check_complete(folder: str, params: dict) -> bool:
         _add_masks(folder, params)
         return True
     if found != params:
-        raise DataError(f"Demo dataset folder {folder} was generated with {found}, but "
-                           f"{params} was requested; delete it to regenerate.")
+        raise DataError(
+            f"Demo dataset folder {folder} was generated with {found}, but "
+            f"{params} was requested; delete it to regenerate."
+        )
     return True
 
 
@@ -367,8 +437,10 @@ def _add_masks(folder: str, params: dict) -> None:
     generator before masks: same images and boxes), then record ``params`` in its marker.
     Each file is replaced atomically and the marker last, so an interruption leaves a folder
     that is completed again next time; processes doing it at once write the same bytes."""
-    logger.info("Adding instance masks to the demo dataset in %s (generated before the json "
-                "had masks) ...", folder)
+    logger.info(
+        "Adding instance masks to the demo dataset in %s (generated before the json had masks) ...",
+        folder,
+    )
     for split in ("train", "val"):
         path = os.path.join(folder, "annotations", f"instances_{split}.json")
         try:
@@ -377,11 +449,14 @@ def _add_masks(folder: str, params: dict) -> None:
             sizes = {img["id"]: (img["height"], img["width"]) for img in data["images"]}
             for ann in data["annotations"]:
                 x, y, w, h = (int(v) for v in ann["bbox"])
-                ann["segmentation"] = shape_segmentation(ann["category_id"] - 1, x, y, x + w,
-                                                         y + h, *sizes[ann["image_id"]])
+                ann["segmentation"] = shape_segmentation(
+                    ann["category_id"] - 1, x, y, x + w, y + h, *sizes[ann["image_id"]]
+                )
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
-            raise DataError(f"Demo dataset folder {folder}: cannot add masks to {path} "
-                            f"({type(e).__name__}: {e}); delete the folder to regenerate it") from e
+            raise DataError(
+                f"Demo dataset folder {folder}: cannot add masks to {path} "
+                f"({type(e).__name__}: {e}); delete the folder to regenerate it"
+            ) from e
         with atomic_open(path, "wb") as f:
             f.write(json.dumps(data).encode("utf-8"))
     with atomic_open(os.path.join(folder, _MARKER), "wb") as f:

@@ -3,6 +3,7 @@
 Kept apart from the generator (shapes.py) so that the pixels a shape fills and the mask
 written for it come from the same drawing call.
 """
+
 from typing import Any, Dict, List, Union
 
 import numpy as np
@@ -14,8 +15,7 @@ __all__ = ["SHAPE_CLASSES", "draw_shape", "shape_mask", "shape_segmentation"]
 SHAPE_CLASSES = ("circle", "square", "triangle")
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, cls: int, x0: int, y0: int, side: int,
-               fill) -> None:
+def draw_shape(draw: ImageDraw.ImageDraw, cls: int, x0: int, y0: int, side: int, fill) -> None:
     """Draw shape ``cls`` filling the pixels of the box [x0, x0 + side) x [y0, y0 + side)."""
     x1, y1 = x0 + side - 1, y0 + side - 1  # PIL coordinates are inclusive pixel indices
     if SHAPE_CLASSES[cls] == "circle":
@@ -26,8 +26,7 @@ def draw_shape(draw: ImageDraw.ImageDraw, cls: int, x0: int, y0: int, side: int,
         draw.polygon([(x0, y1), (x1, y1), (x0 + (side - 1) // 2, y0)], fill=fill)
 
 
-def shape_mask(cls: int, x0: int, y0: int, x1: int, y1: int, height: int, width: int
-               ) -> np.ndarray:
+def shape_mask(cls: int, x0: int, y0: int, x1: int, y1: int, height: int, width: int) -> np.ndarray:
     """The pixels the generator fills for object (cls, x0, y0, x1, y1) of a height x width
     image, as a uint8 array (1 inside)."""
     canvas = Image.new("L", (width, height), 0)
@@ -35,8 +34,9 @@ def shape_mask(cls: int, x0: int, y0: int, x1: int, y1: int, height: int, width:
     return np.asarray(canvas, dtype=np.uint8)
 
 
-def shape_segmentation(cls: int, x0: int, y0: int, x1: int, y1: int, height: int, width: int
-                       ) -> Union[List[List[float]], Dict[str, Any]]:
+def shape_segmentation(
+    cls: int, x0: int, y0: int, x1: int, y1: int, height: int, width: int
+) -> Union[List[List[float]], Dict[str, Any]]:
     """The COCO "segmentation" of object (cls, x0, y0, x1, y1) of a height x width image.
 
     Squares and triangles are polygons in continuous pixel coordinates, whose pycocotools

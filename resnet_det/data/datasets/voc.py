@@ -1,4 +1,5 @@
 """PASCAL VOC xml annotations -> dataset dicts (detectron2's reading conventions)."""
+
 import logging
 import math
 import os
@@ -17,9 +18,26 @@ logger = logging.getLogger(__name__)
 
 # VOC's class order: contiguous id = index here (0-based); results files add 1.
 VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 
 
@@ -48,8 +66,10 @@ def _number(node: ET.Element, path: str) -> float:
 def read_voc_split(split_file: str) -> List[str]:
     """The image ids (first word of each line) of an ImageSets/Main/<split>.txt file."""
     if not g_pathmgr.isfile(split_file):
-        raise MissingFileError(f"VOC split file {split_file} does not exist (layouts under "
-                               f"$RESNET_DET_DATASETS: docs/datasets.md)")
+        raise MissingFileError(
+            f"VOC split file {split_file} does not exist (layouts under "
+            f"$RESNET_DET_DATASETS: docs/datasets.md)"
+        )
     try:
         with g_pathmgr.open(split_file, "r") as f:
             return [line.split()[0] for line in f if line.strip()]
@@ -83,9 +103,14 @@ def _object(obj: ET.Element) -> Tuple[str, Tuple[float, float, float, float], in
     return name, box, int(text or 0)
 
 
-def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = VOC_CLASSES, *,
-                       on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None
-                       ) -> List[dict]:
+def load_voc_instances(
+    dirname: str,
+    split: str,
+    class_names: Sequence[str] = VOC_CLASSES,
+    *,
+    on_bad_image: str = "stop",
+    skip_counts: Optional[SkipCounts] = None,
+) -> List[dict]:
     """Read a VOC-layout folder into dataset dicts (docs/internals.md).
 
     Boxes are read as (xmin - 1, ymin - 1, xmax, ymax): VOC's 1-based inclusive pixel indices
@@ -120,48 +145,75 @@ def load_voc_instances(dirname: str, split: str, class_names: Sequence[str] = VO
     for img_id in ids:
         xml_file = os.path.join(dirname, "Annotations", img_id + ".xml")
         if img_id in seen:
-            policy.image("duplicate id", f"image id {img_id} is listed twice in {split_file}",
-                         image_id=img_id, fix="list each image once")
+            policy.image(
+                "duplicate id",
+                f"image id {img_id} is listed twice in {split_file}",
+                image_id=img_id,
+                fix="list each image once",
+            )
             continue
         seen.add(img_id)
         if not g_pathmgr.isfile(xml_file):
-            policy.image("bad annotation", f"VOC annotation {xml_file} (image id {img_id}) "
-                         f"does not exist (listed in {split_file})", image_id=img_id,
-                         fix="add the xml or remove the id from the split file",
-                         error=MissingFileError)
+            policy.image(
+                "bad annotation",
+                f"VOC annotation {xml_file} (image id {img_id}) "
+                f"does not exist (listed in {split_file})",
+                image_id=img_id,
+                fix="add the xml or remove the id from the split file",
+                error=MissingFileError,
+            )
             continue
         try:
             root, width, height = _parse_xml(xml_file)
         except _Malformed as e:
-            policy.image("bad annotation", f"VOC annotation {xml_file} (image id {img_id}): "
-                         f"{e}", image_id=img_id, fix="correct the xml")
+            policy.image(
+                "bad annotation",
+                f"VOC annotation {xml_file} (image id {img_id}): {e}",
+                image_id=img_id,
+                fix="correct the xml",
+            )
             continue
         annos = []
         for k, obj in enumerate(root.findall("object")):
             try:
                 name, (x0, y0, x1, y1), difficult = _object(obj)
             except _Malformed as e:
-                policy.annotation("malformed", f"VOC annotation {xml_file} (image id {img_id}),"
-                                  f" object {k}: {e}", image_id=img_id, fix="correct the xml")
+                policy.annotation(
+                    "malformed",
+                    f"VOC annotation {xml_file} (image id {img_id}), object {k}: {e}",
+                    image_id=img_id,
+                    fix="correct the xml",
+                )
                 continue
             if name not in class_index:
                 policy.annotation(
-                    "unknown category", f"VOC annotation {xml_file} (image id {img_id}): "
+                    "unknown category",
+                    f"VOC annotation {xml_file} (image id {img_id}): "
                     f"unknown class name {name[:50]!r} (known: {list(class_names)})",
-                    image_id=img_id, fix="correct the name or pass class_names with it")
+                    image_id=img_id,
+                    fix="correct the name or pass class_names with it",
+                )
                 continue
             box = sanitize([x0 - 1.0, y0 - 1.0, x1, y1], width, height, img_id)
             if box is None:
                 continue
-            annos.append({"bbox": list(box), "category_id": class_index[name], "iscrowd": 0,
-                          "difficult": difficult})
-        dicts.append({
-            "file_name": os.path.join(dirname, "JPEGImages", img_id + ".jpg"),
-            "image_id": img_id,
-            "height": height,
-            "width": width,
-            "annotations": annos,
-        })
+            annos.append(
+                {
+                    "bbox": list(box),
+                    "category_id": class_index[name],
+                    "iscrowd": 0,
+                    "difficult": difficult,
+                }
+            )
+        dicts.append(
+            {
+                "file_name": os.path.join(dirname, "JPEGImages", img_id + ".jpg"),
+                "image_id": img_id,
+                "height": height,
+                "width": width,
+                "annotations": annos,
+            }
+        )
     policy.finish(len(dicts))
     logger.info("Loaded %d images from %s (split %s)", len(dicts), dirname, split)
     return dicts

@@ -6,6 +6,7 @@ therefore carry no "annotations"; "height"/"width" come from each JPEG's header 
 orientation, as resnet_det.data.read_image decodes it), so that detections can be mapped back
 to the original image before the whole image is read.
 """
+
 import logging
 import os
 from typing import List, Optional, Tuple
@@ -36,8 +37,13 @@ def _displayed_size(file_name: str) -> Tuple[int, int]:
     return width, height
 
 
-def load_voc_images(dirname: str, split: str, *, on_bad_image: str = "stop",
-                    skip_counts: Optional[SkipCounts] = None) -> List[dict]:
+def load_voc_images(
+    dirname: str,
+    split: str,
+    *,
+    on_bad_image: str = "stop",
+    skip_counts: Optional[SkipCounts] = None,
+) -> List[dict]:
     """Read the images of ImageSets/Main/<split>.txt of a VOC-layout folder, without
     annotations (docs/datasets.md, ``voc_2012_test``).
 
@@ -61,25 +67,35 @@ def load_voc_images(dirname: str, split: str, *, on_bad_image: str = "stop",
     dicts, seen = [], set()
     for img_id in ids:
         if img_id in seen:
-            policy.image("duplicate id", f"image id {img_id} is listed twice in {split_file}",
-                         image_id=img_id, fix="list each image once")
+            policy.image(
+                "duplicate id",
+                f"image id {img_id} is listed twice in {split_file}",
+                image_id=img_id,
+                fix="list each image once",
+            )
             continue
         seen.add(img_id)
         file_name = os.path.join(dirname, "JPEGImages", img_id + ".jpg")
         if not g_pathmgr.isfile(file_name):
-            policy.image("missing", f"image {file_name} (image id {img_id}, listed in "
-                         f"{split_file}) does not exist", image_id=img_id,
-                         fix="add the image or remove the id from the split file",
-                         error=MissingFileError)
+            policy.image(
+                "missing",
+                f"image {file_name} (image id {img_id}, listed in {split_file}) does not exist",
+                image_id=img_id,
+                fix="add the image or remove the id from the split file",
+                error=MissingFileError,
+            )
             continue
         try:
             width, height = _displayed_size(file_name)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-            policy.image("unreadable", f"image {file_name} (image id {img_id}) cannot be read: "
-                         f"{type(e).__name__}: {e}", image_id=img_id, fix="replace or remove it")
+            policy.image(
+                "unreadable",
+                f"image {file_name} (image id {img_id}) cannot be read: {type(e).__name__}: {e}",
+                image_id=img_id,
+                fix="replace or remove it",
+            )
             continue
-        dicts.append({"file_name": file_name, "image_id": img_id, "height": height,
-                      "width": width})
+        dicts.append({"file_name": file_name, "image_id": img_id, "height": height, "width": width})
     policy.finish(len(dicts))
     logger.info("Loaded %d images (no annotations) from %s (split %s)", len(dicts), dirname, split)
     return dicts

@@ -5,6 +5,7 @@ only turn config keys into the keyword arguments of ``build_train_loader`` /
 ``build_test_loader`` and check them. A batch is a list of mapped dicts (no collation: images
 have different sizes; the detector pads them).
 """
+
 import logging
 from typing import Callable, Iterable, List, Optional, Sequence
 
@@ -16,16 +17,29 @@ from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
 from ..catalog import DatasetCatalog, MetadataCatalog, common_thing_classes
 from ..io import check_on_bad_image
+from ..samplers import (
+    InferenceSampler,
+    TrainBatchSampler,
+    TrainingSampler,
+    WorkerSeeder,
+    loader_seeding,
+    resolve_dist,
+)
 from ..skips import FaultPolicy, SkipCountingLoader, SkipCounts, SkippedImage
-from ..samplers import (InferenceSampler, TrainBatchSampler, TrainingSampler, WorkerSeeder,
-                        loader_seeding, resolve_dist)
 from .dataset import MapDataset
 from .mapper import DatasetMapper
 
 __all__ = [
-    "get_detection_dataset_dicts", "filter_images_without_annotations", "require_masks",
-    "TestLoader", "MappedBatch", "trivial_batch_collator", "build_train_loader", "build_test_loader",
-    "build_detection_train_loader", "build_detection_test_loader",
+    "get_detection_dataset_dicts",
+    "filter_images_without_annotations",
+    "require_masks",
+    "TestLoader",
+    "MappedBatch",
+    "trivial_batch_collator",
+    "build_train_loader",
+    "build_test_loader",
+    "build_detection_train_loader",
+    "build_detection_test_loader",
 ]
 
 logger = logging.getLogger(__name__)
@@ -34,17 +48,24 @@ logger = logging.getLogger(__name__)
 def filter_images_without_annotations(dataset_dicts: List[dict]) -> List[dict]:
     """Keep images with at least one non-crowd annotation (the others give no training
     signal to Faster R-CNN), logging how many were removed."""
-    kept = [d for d in dataset_dicts
-            if any(a.get("iscrowd", 0) == 0 for a in d.get("annotations", []))]
+    kept = [
+        d for d in dataset_dicts if any(a.get("iscrowd", 0) == 0 for a in d.get("annotations", []))
+    ]
     removed = len(dataset_dicts) - len(kept)
     if removed:
-        logger.info("Removed %d images without (non-crowd) annotations; %d left.", removed,
-                    len(kept))
+        logger.info(
+            "Removed %d images without (non-crowd) annotations; %d left.", removed, len(kept)
+        )
     return kept
 
 
-def require_masks(dataset_dicts: List[dict], name: str, *, on_bad_image: str = "stop",
-                  skip_counts: Optional[SkipCounts] = None) -> List[dict]:
+def require_masks(
+    dataset_dicts: List[dict],
+    name: str,
+    *,
+    on_bad_image: str = "stop",
+    skip_counts: Optional[SkipCounts] = None,
+) -> List[dict]:
     """The images of dataset ``name`` whose every non-crowd object has a "segmentation",
     for Mask R-CNN training (MODEL.MASK_ON; crowd regions are not trained on).
 
@@ -56,32 +77,46 @@ def require_masks(dataset_dicts: List[dict], name: str, *, on_bad_image: str = "
     """
     meta = MetadataCatalog.get(name)
     source = meta.get("json_file") or meta.get("dirname") or f"dataset {name!r}"
-    objects = [(d, i, a) for d in dataset_dicts
-               for i, a in enumerate(d.get("annotations", ())) if not a.get("iscrowd", 0)]
+    objects = [
+        (d, i, a)
+        for d in dataset_dicts
+        for i, a in enumerate(d.get("annotations", ()))
+        if not a.get("iscrowd", 0)
+    ]
     if objects and all(a.get("segmentation") is None for _, _, a in objects):
-        raise DataError(f"{source}: dataset {name!r} has no instance masks (no annotation has "
-                        f"a 'segmentation'), but MODEL.MASK_ON trains masks; train Mask R-CNN "
-                        f"on a set with masks (COCO json polygons or RLE: docs/datasets.md), or "
-                        f"set MODEL.MASK_ON False")
+        raise DataError(
+            f"{source}: dataset {name!r} has no instance masks (no annotation has "
+            f"a 'segmentation'), but MODEL.MASK_ON trains masks; train Mask R-CNN "
+            f"on a set with masks (COCO json polygons or RLE: docs/datasets.md), or "
+            f"set MODEL.MASK_ON False"
+        )
     policy = FaultPolicy(source, on_bad_image, skip_counts)
     bad = set()
     for d, i, a in objects:
         if a.get("segmentation") is None and id(d) not in bad:
             bad.add(id(d))
             what = f"annotation id {a['id']}" if "id" in a else f"annotation {i} (bbox {a['bbox']})"
-            policy.image("missing mask", f"{what} of image id {d.get('image_id')} "
-                         f"({d.get('file_name')}) has no 'segmentation', which MODEL.MASK_ON "
-                         f"needs for every non-crowd object", image_id=d.get("image_id"),
-                         fix="add its mask or remove the annotation")
+            policy.image(
+                "missing mask",
+                f"{what} of image id {d.get('image_id')} "
+                f"({d.get('file_name')}) has no 'segmentation', which MODEL.MASK_ON "
+                f"needs for every non-crowd object",
+                image_id=d.get("image_id"),
+                fix="add its mask or remove the annotation",
+            )
     kept = [d for d in dataset_dicts if id(d) not in bad]
     policy.finish(len(kept))
     return kept
 
 
-def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True, *,
-                                on_bad_image: str = "stop",
-                                skip_counts: Optional[SkipCounts] = None,
-                                mask_on: bool = False) -> List[dict]:
+def get_detection_dataset_dicts(
+    names: Sequence[str],
+    filter_empty: bool = True,
+    *,
+    on_bad_image: str = "stop",
+    skip_counts: Optional[SkipCounts] = None,
+    mask_on: bool = False,
+) -> List[dict]:
     """Concatenate the registered datasets ``names``.
 
     Args:
@@ -100,16 +135,17 @@ def get_detection_dataset_dicts(names: Sequence[str], filter_empty: bool = True,
     if isinstance(names, str):
         names = [names]
     if len(names) == 0:
-        raise ConfigError("get_detection_dataset_dicts: no dataset names given "
-                          "(DATASETS.TRAIN / DATASETS.TEST is empty)")
+        raise ConfigError(
+            "get_detection_dataset_dicts: no dataset names given "
+            "(DATASETS.TRAIN / DATASETS.TEST is empty)"
+        )
     all_dicts = []
     for name in names:
         dicts = DatasetCatalog.get(name, on_bad_image=on_bad_image, skip_counts=skip_counts)
         if not dicts:
             raise DataError(f"Dataset {name!r} is empty")
         if mask_on:
-            dicts = require_masks(dicts, name, on_bad_image=on_bad_image,
-                                  skip_counts=skip_counts)
+            dicts = require_masks(dicts, name, on_bad_image=on_bad_image, skip_counts=skip_counts)
         all_dicts.extend(dicts)
     # After loading: a COCO json records its classes in the metadata when it is read.
     common_thing_classes(names)
@@ -149,15 +185,24 @@ def _aspect_group_ids(dataset: List[dict]) -> List[int]:
     try:
         return [int(d["width"] > d["height"]) for d in dataset]
     except KeyError as e:
-        raise DataError(f"aspect-ratio grouping needs 'height' and 'width' in every dataset "
-                        f"dict; missing {e}") from e
+        raise DataError(
+            f"aspect-ratio grouping needs 'height' and 'width' in every dataset dict; missing {e}"
+        ) from e
 
 
-def build_train_loader(dataset: List[dict], *, mapper: Callable, total_batch_size: int,
-                       seed: int, aspect_ratio_grouping: bool = True, num_workers: int = 0,
-                       start_iter: int = 0, shuffle: bool = True,
-                       rank: Optional[int] = None, world_size: Optional[int] = None
-                       ) -> DataLoader:
+def build_train_loader(
+    dataset: List[dict],
+    *,
+    mapper: Callable,
+    total_batch_size: int,
+    seed: int,
+    aspect_ratio_grouping: bool = True,
+    num_workers: int = 0,
+    start_iter: int = 0,
+    shuffle: bool = True,
+    rank: Optional[int] = None,
+    world_size: Optional[int] = None,
+) -> DataLoader:
     """Infinite training loader yielding lists of ``total_batch_size / world_size`` mapped
     dicts; batch i on rank r is a function of (seed, i, r) only.
 
@@ -174,15 +219,19 @@ def build_train_loader(dataset: List[dict], *, mapper: Callable, total_batch_siz
     """
     rank, world_size = resolve_dist(rank, world_size)
     if total_batch_size <= 0 or total_batch_size % world_size:
-        raise ValueError(f"total batch size {total_batch_size} must be a positive multiple of "
-                         f"the number of processes {world_size}")
+        raise ValueError(
+            f"total batch size {total_batch_size} must be a positive multiple of "
+            f"the number of processes {world_size}"
+        )
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
     group_ids = _aspect_group_ids(dataset) if aspect_ratio_grouping else None
-    sampler = TrainingSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank,
-                              world_size=world_size)
-    batch_sampler = TrainBatchSampler(sampler, total_batch_size // world_size,
-                                      group_ids=group_ids, start_iter=start_iter)
+    sampler = TrainingSampler(
+        len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size
+    )
+    batch_sampler = TrainBatchSampler(
+        sampler, total_batch_size // world_size, group_ids=group_ids, start_iter=start_iter
+    )
     return DataLoader(
         MapDataset(dataset, mapper, group_ids=group_ids),
         batch_sampler=batch_sampler,
@@ -217,17 +266,24 @@ class TestLoader:
                 yield batch
         self.skip_counts = counts
         if counts:
-            logger.warning("Evaluating %s: %s (DATALOADER.ON_BAD_IMAGE=skip)", self.name,
-                           counts.summary())
+            logger.warning(
+                "Evaluating %s: %s (DATALOADER.ON_BAD_IMAGE=skip)", self.name, counts.summary()
+            )
 
     def __len__(self) -> int:
         return len(self.loader)
 
 
-def build_test_loader(dataset: List[dict], *, mapper: Callable, batch_size: int = 1,
-                      num_workers: int = 0, rank: Optional[int] = None,
-                      world_size: Optional[int] = None, name: str = "the test set"
-                      ) -> "TestLoader":
+def build_test_loader(
+    dataset: List[dict],
+    *,
+    mapper: Callable,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    rank: Optional[int] = None,
+    world_size: Optional[int] = None,
+    name: str = "the test set",
+) -> "TestLoader":
     """Finite loader over this rank's contiguous shard of ``dataset``, in order.
 
     Args:
@@ -255,8 +311,9 @@ def build_test_loader(dataset: List[dict], *, mapper: Callable, batch_size: int 
     return TestLoader(loader, name)
 
 
-def build_detection_train_loader(cfg, start_iter: int = 0, *,
-                                 mapper: Optional[Callable] = None) -> SkipCountingLoader:
+def build_detection_train_loader(
+    cfg, start_iter: int = 0, *, mapper: Optional[Callable] = None
+) -> SkipCountingLoader:
     """Training loader for cfg.DATASETS.TRAIN (reads DATALOADER.*, SOLVER.IMS_PER_BATCH,
     SEED, INPUT.* through DatasetMapper.from_config); with MODEL.MASK_ON only images whose
     objects all have masks (require_masks), and the mapper adds them.
@@ -267,39 +324,59 @@ def build_detection_train_loader(cfg, start_iter: int = 0, *,
     wrapped in a SkipCountingLoader holding what DATALOADER.ON_BAD_IMAGE left out.
     """
     if cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler":
-        raise ConfigError(f"DATALOADER.SAMPLER_TRAIN={cfg.DATALOADER.SAMPLER_TRAIN!r} is not "
-                          f"supported; use 'TrainingSampler'")
-    on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
-                                      ConfigError)
+        raise ConfigError(
+            f"DATALOADER.SAMPLER_TRAIN={cfg.DATALOADER.SAMPLER_TRAIN!r} is not "
+            f"supported; use 'TrainingSampler'"
+        )
+    on_bad_image = check_on_bad_image(
+        cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE", ConfigError
+    )
     check_batch_divisible(cfg, get_world_size())
     read_counts = SkipCounts()
     dataset = get_detection_dataset_dicts(
-        cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
-        on_bad_image=on_bad_image, skip_counts=read_counts,
-        mask_on=cfg.MODEL.MASK_ON)
+        cfg.DATASETS.TRAIN,
+        filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+        on_bad_image=on_bad_image,
+        skip_counts=read_counts,
+        mask_on=cfg.MODEL.MASK_ON,
+    )
     if mapper is None:
         mapper = DatasetMapper.from_config(cfg, is_train=True)
     drawn = cfg.SEED < 0
     seed = resolve_seed(cfg)
     if drawn:
         logger.warning("SEED < 0: drew seed %d for the training data (now in cfg.SEED)", seed)
-    return SkipCountingLoader(build_train_loader(
-        dataset, mapper=mapper, total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
-        seed=seed,
-        aspect_ratio_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
-        num_workers=cfg.DATALOADER.NUM_WORKERS, start_iter=start_iter,
-    ), read_counts)
+    return SkipCountingLoader(
+        build_train_loader(
+            dataset,
+            mapper=mapper,
+            total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
+            seed=seed,
+            aspect_ratio_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+            start_iter=start_iter,
+        ),
+        read_counts,
+    )
 
 
-def build_detection_test_loader(cfg, dataset_name: str, *,
-                                mapper: Optional[Callable] = None) -> "TestLoader":
+def build_detection_test_loader(
+    cfg, dataset_name: str, *, mapper: Optional[Callable] = None
+) -> "TestLoader":
     """Test loader for one registered dataset (reads TEST.IMS_PER_BATCH, DATALOADER.NUM_WORKERS,
     INPUT.* through DatasetMapper.from_config)."""
-    on_bad_image = check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE",
-                                      ConfigError)
-    dataset = get_detection_dataset_dicts([dataset_name], filter_empty=False,
-                                          on_bad_image=on_bad_image)
+    on_bad_image = check_on_bad_image(
+        cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE", ConfigError
+    )
+    dataset = get_detection_dataset_dicts(
+        [dataset_name], filter_empty=False, on_bad_image=on_bad_image
+    )
     if mapper is None:
         mapper = DatasetMapper.from_config(cfg, is_train=False)
-    return build_test_loader(dataset, mapper=mapper, batch_size=cfg.TEST.IMS_PER_BATCH,
-                             num_workers=cfg.DATALOADER.NUM_WORKERS, name=dataset_name)
+    return build_test_loader(
+        dataset,
+        mapper=mapper,
+        batch_size=cfg.TEST.IMS_PER_BATCH,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        name=dataset_name,
+    )

@@ -1,5 +1,6 @@
 """The detection training/test dataset: dataset dicts kept in one pickled buffer, mapped on
 access, with a seeded replacement for an image skipped as unreadable."""
+
 import pickle
 import random
 from typing import Callable, List, Optional, Sequence
@@ -23,8 +24,10 @@ class SerializedList:
     """
 
     def __init__(self, items: List[dict]) -> None:
-        blobs = [np.frombuffer(pickle.dumps(x, protocol=pickle.HIGHEST_PROTOCOL), np.uint8)
-                 for x in items]
+        blobs = [
+            np.frombuffer(pickle.dumps(x, protocol=pickle.HIGHEST_PROTOCOL), np.uint8)
+            for x in items
+        ]
         self._addr = np.cumsum([len(b) for b in blobs], dtype=np.int64)
         self._data = np.concatenate(blobs) if blobs else np.zeros(0, np.uint8)
 
@@ -33,7 +36,7 @@ class SerializedList:
 
     def __getitem__(self, idx: int) -> dict:
         start = 0 if idx == 0 else int(self._addr[idx - 1])
-        return pickle.loads(memoryview(self._data[start:int(self._addr[idx])]))
+        return pickle.loads(memoryview(self._data[start : int(self._addr[idx])]))
 
 
 class MapDataset(Dataset):
@@ -54,9 +57,15 @@ class MapDataset(Dataset):
         max_retries: replacements tried before giving up.
     """
 
-    def __init__(self, dataset: List[dict], mapper: Callable, *,
-                 group_ids: Optional[Sequence[int]] = None, serialize: bool = True,
-                 max_retries: int = 50) -> None:
+    def __init__(
+        self,
+        dataset: List[dict],
+        mapper: Callable,
+        *,
+        group_ids: Optional[Sequence[int]] = None,
+        serialize: bool = True,
+        max_retries: int = 50,
+    ) -> None:
         self._dataset = SerializedList(dataset) if serialize else list(dataset)
         self.mapper = mapper
         self.max_retries = max_retries
@@ -83,13 +92,21 @@ class MapDataset(Dataset):
                 if skipped:
                     out["skipped"] = skipped
                 return out
-            skipped.append(out if out is not None else
-                           SkippedImage("other", d.get("file_name", ""), d.get("image_id")))
+            skipped.append(
+                out
+                if out is not None
+                else SkippedImage("other", d.get("file_name", ""), d.get("image_id"))
+            )
             rng = random.Random(derive_seed(seed, attempt))
-            pool = (self._groups[self._group_ids[first]] if self._groups is not None
-                    else range(len(self._dataset)))
+            pool = (
+                self._groups[self._group_ids[first]]
+                if self._groups is not None
+                else range(len(self._dataset))
+            )
             index = pool[rng.randrange(len(pool))]
             seed = derive_seed(seed, attempt, 1)
-        raise DataError(f"MapDataset: {self.max_retries + 1} images in a row could not be "
-                           f"read (first: {self._dataset[first]['file_name']}); see the "
-                           f"warnings above")
+        raise DataError(
+            f"MapDataset: {self.max_retries + 1} images in a row could not be "
+            f"read (first: {self._dataset[first]['file_name']}); see the "
+            f"warnings above"
+        )

@@ -1,4 +1,5 @@
 """Dataset dict -> model input (docs/internals.md "The train mapper")."""
+
 import copy
 import logging
 import random
@@ -57,14 +58,25 @@ class DatasetMapper:
         mask_on: add the instance masks in training (Mask R-CNN).
     """
 
-    def __init__(self, *, is_train: bool, min_size_train: Sequence[int] = (600,),
-                 min_size_train_sampling: str = "choice", max_size_train: int = 1000,
-                 min_size_test: int = 600, max_size_test: int = 1000,
-                 image_format: str = "BGR", flip_prob: float = 0.5,
-                 on_bad_image: str = "stop", mask_on: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        is_train: bool,
+        min_size_train: Sequence[int] = (600,),
+        min_size_train_sampling: str = "choice",
+        max_size_train: int = 1000,
+        min_size_test: int = 600,
+        max_size_test: int = 1000,
+        image_format: str = "BGR",
+        flip_prob: float = 0.5,
+        on_bad_image: str = "stop",
+        mask_on: bool = False,
+    ) -> None:
         if image_format not in SUPPORTED_FORMATS:
-            raise ValueError(f"DatasetMapper: image_format must be one of {SUPPORTED_FORMATS}, "
-                             f"got {image_format!r}")
+            raise ValueError(
+                f"DatasetMapper: image_format must be one of {SUPPORTED_FORMATS}, "
+                f"got {image_format!r}"
+            )
         check_on_bad_image(on_bad_image, "DatasetMapper: on_bad_image")
         self.is_train = bool(is_train)
         self.image_format = image_format
@@ -72,8 +84,9 @@ class DatasetMapper:
         self.mask_on = bool(mask_on)
         self.transforms: List = []
         if self.is_train:
-            self.transforms.append(ResizeShortestEdge(min_size_train, max_size_train,
-                                                      min_size_train_sampling))
+            self.transforms.append(
+                ResizeShortestEdge(min_size_train, max_size_train, min_size_train_sampling)
+            )
             self.transforms.append(RandomFlip(flip_prob))
         elif min_size_test > 0:
             self.transforms.append(ResizeShortestEdge((min_size_test,), max_size_test, "choice"))
@@ -87,17 +100,22 @@ class DatasetMapper:
             min_size_train = (min_size_train,)
         sampling = cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
         if sampling not in ("choice", "range"):
-            raise ConfigError(f"INPUT.MIN_SIZE_TRAIN_SAMPLING must be 'choice' or 'range', "
-                              f"got {sampling!r}")
+            raise ConfigError(
+                f"INPUT.MIN_SIZE_TRAIN_SAMPLING must be 'choice' or 'range', got {sampling!r}"
+            )
         if sampling == "range" and len(min_size_train) != 2:
-            raise ConfigError(f"INPUT.MIN_SIZE_TRAIN must have two values [min, max] when "
-                              f"INPUT.MIN_SIZE_TRAIN_SAMPLING is 'range', got {min_size_train}")
+            raise ConfigError(
+                f"INPUT.MIN_SIZE_TRAIN must have two values [min, max] when "
+                f"INPUT.MIN_SIZE_TRAIN_SAMPLING is 'range', got {min_size_train}"
+            )
         if cfg.INPUT.FORMAT not in SUPPORTED_FORMATS:
-            raise ConfigError(f"INPUT.FORMAT must be one of {SUPPORTED_FORMATS}, got "
-                              f"{cfg.INPUT.FORMAT!r}")
+            raise ConfigError(
+                f"INPUT.FORMAT must be one of {SUPPORTED_FORMATS}, got {cfg.INPUT.FORMAT!r}"
+            )
         if not 0.0 <= cfg.INPUT.RANDOM_FLIP_PROB <= 1.0:
-            raise ConfigError(f"INPUT.RANDOM_FLIP_PROB must be in [0, 1], got "
-                              f"{cfg.INPUT.RANDOM_FLIP_PROB}")
+            raise ConfigError(
+                f"INPUT.RANDOM_FLIP_PROB must be in [0, 1], got {cfg.INPUT.RANDOM_FLIP_PROB}"
+            )
         check_on_bad_image(cfg.DATALOADER.ON_BAD_IMAGE, "DATALOADER.ON_BAD_IMAGE", ConfigError)
         return cls(
             is_train=is_train,
@@ -112,8 +130,7 @@ class DatasetMapper:
             mask_on=cfg.MODEL.MASK_ON,
         )
 
-    def __call__(self, dataset_dict: dict, seed: Optional[int] = None
-                 ) -> Union[dict, SkippedImage]:
+    def __call__(self, dataset_dict: dict, seed: Optional[int] = None) -> Union[dict, SkippedImage]:
         """Map one dataset dict (not modified).
 
         Args:
@@ -130,20 +147,24 @@ class DatasetMapper:
             height = dataset_dict.get("height", h)
             width = dataset_dict.get("width", w)
             if (h, w) != (height, width):
-                raise ImageSizeError.mismatch(file_name, (w, h), (width, height),
-                                              image_id=image_id)
+                raise ImageSizeError.mismatch(file_name, (w, h), (width, height), image_id=image_id)
         except BadImageError as e:
             return self._skip(e, e.reason, file_name, image_id)
 
-        annos = [a for a in dataset_dict.get("annotations", [])
-                 if not (self.is_train and a.get("iscrowd", 0))]
+        annos = [
+            a
+            for a in dataset_dict.get("annotations", [])
+            if not (self.is_train and a.get("iscrowd", 0))
+        ]
         masks = None
         if self.is_train and self.mask_on:
             fault = _mask_fault(annos, int(h), int(w))
             if fault is not None:
                 reason, problem, fix = fault
-                error = DataError(f"{file_name} (image id {image_id}): {problem}; {fix}, or set "
-                                  f"DATALOADER.ON_BAD_IMAGE skip to leave such images out")
+                error = DataError(
+                    f"{file_name} (image id {image_id}): {problem}; {fix}, or set "
+                    f"DATALOADER.ON_BAD_IMAGE skip to leave such images out"
+                )
                 return self._skip(error, reason, file_name, image_id)
             masks = InstanceMasks([a["segmentation"] for a in annos], int(h), int(w))
         boxes = torch.tensor([a["bbox"] for a in annos], dtype=torch.float32).reshape(-1, 4)
@@ -172,18 +193,20 @@ class DatasetMapper:
         if self.on_bad_image == "stop":
             raise error
         self.num_skipped += 1
-        logger.warning("Skipping image (%d skipped so far in this process): %s",
-                       self.num_skipped, error)
+        logger.warning(
+            "Skipping image (%d skipped so far in this process): %s", self.num_skipped, error
+        )
         return SkippedImage(reason, file_name, image_id)
 
     def __repr__(self) -> str:
-        return (f"DatasetMapper(is_train={self.is_train}, transforms={self.transforms}, "
-                f"image_format={self.image_format!r}, mask_on={self.mask_on}, "
-                f"on_bad_image={self.on_bad_image!r})")
+        return (
+            f"DatasetMapper(is_train={self.is_train}, transforms={self.transforms}, "
+            f"image_format={self.image_format!r}, mask_on={self.mask_on}, "
+            f"on_bad_image={self.on_bad_image!r})"
+        )
 
 
-def _mask_fault(annos: Sequence[dict], height: int, width: int
-                ) -> Optional[Tuple[str, str, str]]:
+def _mask_fault(annos: Sequence[dict], height: int, width: int) -> Optional[Tuple[str, str, str]]:
     """(skip reason, what is wrong, fix) for the first training annotation whose mask is
     missing or unusable, else None. The readers check masks already; a custom dataset's dicts
     reach pycocotools' decoder only through this check."""
@@ -191,9 +214,12 @@ def _mask_fault(annos: Sequence[dict], height: int, width: int
         name = f"annotation {a['id']}" if "id" in a else f"annotation {i} (bbox {a['bbox']})"
         segm = a.get("segmentation")
         if segm is None:
-            return ("missing mask", f"{name} has no 'segmentation'; mask training "
-                    f"(MODEL.MASK_ON) needs one for every non-crowd object",
-                    "add its mask or remove the annotation")
+            return (
+                "missing mask",
+                f"{name} has no 'segmentation'; mask training "
+                f"(MODEL.MASK_ON) needs one for every non-crowd object",
+                "add its mask or remove the annotation",
+            )
         bad = check_segmentation(segm, height, width)
         if bad is not None:
             return "bad annotation", f"{name} {bad[0]}", bad[1]

@@ -8,6 +8,7 @@ from an explicit ``random.Random`` so the data loader can make every sample a fu
 (seed, position in the stream); the masks never draw from it, so the draws, and the image and
 boxes, are the same with or without masks.
 """
+
 import random
 import sys
 from typing import Optional, Sequence, Tuple, Union
@@ -20,8 +21,7 @@ from ..segmentation import InstanceMasks
 
 __all__ = ["ResizeShortestEdge", "RandomFlip", "apply_transforms"]
 
-Result = Union[Tuple[torch.Tensor, torch.Tensor],
-               Tuple[torch.Tensor, torch.Tensor, InstanceMasks]]
+Result = Union[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor, InstanceMasks]]
 
 
 def _as_boxes(boxes: torch.Tensor, height: int, width: int) -> tv_tensors.BoundingBoxes:
@@ -42,21 +42,31 @@ class ResizeShortestEdge:
         sample_style: "choice" or "range".
     """
 
-    def __init__(self, short_edge_length: Sequence[int], max_size: int = sys.maxsize,
-                 sample_style: str = "choice") -> None:
+    def __init__(
+        self,
+        short_edge_length: Sequence[int],
+        max_size: int = sys.maxsize,
+        sample_style: str = "choice",
+    ) -> None:
         if isinstance(short_edge_length, int):
             short_edge_length = (short_edge_length,)
         short_edge_length = tuple(int(s) for s in short_edge_length)
         if sample_style not in ("choice", "range"):
-            raise ValueError(f"ResizeShortestEdge: sample_style must be 'choice' or 'range', "
-                             f"got {sample_style!r}")
+            raise ValueError(
+                f"ResizeShortestEdge: sample_style must be 'choice' or 'range', "
+                f"got {sample_style!r}"
+            )
         if not short_edge_length or any(s <= 0 for s in short_edge_length):
-            raise ValueError(f"ResizeShortestEdge: short_edge_length must be positive "
-                             f"lengths, got {short_edge_length}")
-        if sample_style == "range" and (len(short_edge_length) != 2
-                                        or short_edge_length[0] > short_edge_length[1]):
-            raise ValueError(f"ResizeShortestEdge: 'range' needs [min, max], got "
-                             f"{short_edge_length}")
+            raise ValueError(
+                f"ResizeShortestEdge: short_edge_length must be positive "
+                f"lengths, got {short_edge_length}"
+            )
+        if sample_style == "range" and (
+            len(short_edge_length) != 2 or short_edge_length[0] > short_edge_length[1]
+        ):
+            raise ValueError(
+                f"ResizeShortestEdge: 'range' needs [min, max], got {short_edge_length}"
+            )
         if max_size <= 0:
             raise ValueError(f"ResizeShortestEdge: max_size must be positive, got {max_size}")
         self.short_edge_length = short_edge_length
@@ -69,16 +79,22 @@ class ResizeShortestEdge:
         return self.short_edge_length[rng.randrange(len(self.short_edge_length))]
 
     @staticmethod
-    def get_output_shape(height: int, width: int, short_edge: int, max_size: int
-                         ) -> Tuple[int, int]:
+    def get_output_shape(
+        height: int, width: int, short_edge: int, max_size: int
+    ) -> Tuple[int, int]:
         """(new_height, new_width), rounded to the nearest integer, as detectron2 computes."""
         scale = short_edge / min(height, width)
         if max(height, width) * scale > max_size:
             scale = max_size / max(height, width)
         return int(height * scale + 0.5), int(width * scale + 0.5)
 
-    def __call__(self, image: torch.Tensor, boxes: torch.Tensor, rng: random.Random,
-                 masks: Optional[InstanceMasks] = None) -> Result:
+    def __call__(
+        self,
+        image: torch.Tensor,
+        boxes: torch.Tensor,
+        rng: random.Random,
+        masks: Optional[InstanceMasks] = None,
+    ) -> Result:
         """(image, boxes) resized, and ``masks`` too when given (then a triple)."""
         h, w = image.shape[-2:]
         new_h, new_w = self.get_output_shape(h, w, self.sample_length(rng), self.max_size)
@@ -90,8 +106,10 @@ class ResizeShortestEdge:
         return _result(image, boxes, None if masks is None else masks.resize(new_h, new_w))
 
     def __repr__(self) -> str:
-        return (f"ResizeShortestEdge(short_edge_length={self.short_edge_length}, "
-                f"max_size={self.max_size}, sample_style={self.sample_style!r})")
+        return (
+            f"ResizeShortestEdge(short_edge_length={self.short_edge_length}, "
+            f"max_size={self.max_size}, sample_style={self.sample_style!r})"
+        )
 
 
 class RandomFlip:
@@ -106,8 +124,13 @@ class RandomFlip:
             raise ValueError(f"RandomFlip: prob must be in [0, 1], got {prob}")
         self.prob = float(prob)
 
-    def __call__(self, image: torch.Tensor, boxes: torch.Tensor, rng: random.Random,
-                 masks: Optional[InstanceMasks] = None) -> Result:
+    def __call__(
+        self,
+        image: torch.Tensor,
+        boxes: torch.Tensor,
+        rng: random.Random,
+        masks: Optional[InstanceMasks] = None,
+    ) -> Result:
         """(image, boxes) maybe flipped, and ``masks`` with them when given (then a triple)."""
         # Always draw, so the random stream does not depend on prob's value.
         if rng.random() >= self.prob:
@@ -121,8 +144,13 @@ class RandomFlip:
         return f"RandomFlip(prob={self.prob})"
 
 
-def apply_transforms(transforms: Sequence, image: torch.Tensor, boxes: torch.Tensor,
-                     rng: random.Random, masks: Optional[InstanceMasks] = None) -> Result:
+def apply_transforms(
+    transforms: Sequence,
+    image: torch.Tensor,
+    boxes: torch.Tensor,
+    rng: random.Random,
+    masks: Optional[InstanceMasks] = None,
+) -> Result:
     """Apply each transform in order to (image [C, H, W], boxes [N, 4] XYXY), and to
     ``masks`` (the same N instances) when given: returns (image, boxes), or (image, boxes,
     masks) with masks."""

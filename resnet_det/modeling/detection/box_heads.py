@@ -52,7 +52,14 @@ class VGGFCHead(nn.Module):
         dropout: dropout after each fc in training (0.5, as VGG and Fast R-CNN train them).
     """
 
-    def __init__(self, *, in_channels: int = 512, pooler_resolution: int = 7, fc_dim: int = 4096, dropout: float = 0.5):
+    def __init__(
+        self,
+        *,
+        in_channels: int = 512,
+        pooler_resolution: int = 7,
+        fc_dim: int = 4096,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.fc6 = nn.Linear(in_channels * pooler_resolution * pooler_resolution, fc_dim)
         self.fc7 = nn.Linear(fc_dim, fc_dim)
@@ -83,7 +90,9 @@ class FastRCNNConvFCHead(nn.Module):
         fc_dim: width of each fc layer (1024).
     """
 
-    def __init__(self, *, in_channels: int, pooler_resolution: int = 7, num_fc: int = 2, fc_dim: int = 1024):
+    def __init__(
+        self, *, in_channels: int, pooler_resolution: int = 7, num_fc: int = 2, fc_dim: int = 1024
+    ):
         super().__init__()
         if num_fc < 1:
             raise ValueError(f"FastRCNNConvFCHead: num_fc={num_fc} must be >= 1")

@@ -1,5 +1,6 @@
 """FPN backbone (Lin et al., 2017) on top of a ResNet: torchvision's FeaturePyramidNetwork with
 LastLevelMaxPool, exposed under the Backbone contract with detectron2's names p2..p6."""
+
 import math
 from collections import OrderedDict
 from typing import Dict, Sequence
@@ -39,7 +40,8 @@ class FPNBackbone(Backbone):
         missing = [f for f in in_features if f not in shapes]
         if missing:
             raise ValueError(
-                f"FPNBackbone: bottom-up backbone does not output {missing}; it gives {list(shapes)}"
+                f"FPNBackbone: bottom-up backbone does not output {missing}; it gives "
+                f"{list(shapes)}"
             )
         self.bottom_up = bottom_up
         self.in_features = list(in_features)
@@ -78,8 +80,9 @@ class FPNBackbone(Backbone):
         return outputs
 
 
-def build_resnet_fpn(*, in_features: Sequence[str], out_channels: int = 256, fpn_norm: NormArg = "",
-                     **resnet_kwargs) -> FPNBackbone:
+def build_resnet_fpn(
+    *, in_features: Sequence[str], out_channels: int = 256, fpn_norm: NormArg = "", **resnet_kwargs
+) -> FPNBackbone:
     """FPNBackbone (p2..p6) on a ResNet that outputs ``in_features``.
 
     Args:
@@ -90,5 +93,6 @@ def build_resnet_fpn(*, in_features: Sequence[str], out_channels: int = 256, fpn
             out_features, which is ``in_features``).
     """
     bottom_up = build_resnet(out_features=list(in_features), **resnet_kwargs)
-    return FPNBackbone(bottom_up=bottom_up, in_features=in_features, out_channels=out_channels,
-                       norm=fpn_norm)
+    return FPNBackbone(
+        bottom_up=bottom_up, in_features=in_features, out_channels=out_channels, norm=fpn_norm
+    )

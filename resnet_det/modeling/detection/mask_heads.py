@@ -13,6 +13,7 @@ Class-agnostic masks (MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK) predict one channel
 ``MaskPredictor`` broadcasts to every class so that torchvision's loss and inference, which
 pick the channel of the box's class, use it for every class.
 """
+
 from typing import Optional
 
 import torch
@@ -24,7 +25,9 @@ from ..norm import get_norm
 __all__ = ["build_mask_convs", "MaskPredictor", "Res5MaskHead"]
 
 
-def build_mask_convs(*, in_channels: int, num_conv: int, conv_dim: int, norm: str = "") -> MaskRCNNHeads:
+def build_mask_convs(
+    *, in_channels: int, num_conv: int, conv_dim: int, norm: str = ""
+) -> MaskRCNNHeads:
     """``num_conv`` 3x3 convs (stride 1, ReLU, an optional norm after each) of ``conv_dim``
     channels: torchvision's MaskRCNNHeads, named ``<i>.0`` (conv) and ``<i>.1`` (norm).
     With ``num_conv`` 0 it passes its input through.
@@ -36,7 +39,9 @@ def build_mask_convs(*, in_channels: int, num_conv: int, conv_dim: int, norm: st
         norm: "" / "none" for none (convs then have a bias, as in detectron2), or a norm name.
     """
     if num_conv < 0 or conv_dim < 1:
-        raise ValueError(f"build_mask_convs: num_conv={num_conv} must be >= 0, conv_dim={conv_dim} >= 1")
+        raise ValueError(
+            f"build_mask_convs: num_conv={num_conv} must be >= 0, conv_dim={conv_dim} >= 1"
+        )
     norm_layer = None
     if norm and norm != "none":
         norm_layer = lambda c: get_norm(norm, c)  # noqa: E731 (torchvision calls it with channels)
@@ -56,7 +61,9 @@ class MaskPredictor(MaskRCNNPredictor):
         class_agnostic: predict one mask per box whatever its class.
     """
 
-    def __init__(self, *, in_channels: int, conv_dim: int, num_classes: int, class_agnostic: bool = False):
+    def __init__(
+        self, *, in_channels: int, conv_dim: int, num_classes: int, class_agnostic: bool = False
+    ):
         super().__init__(in_channels, conv_dim, 1 if class_agnostic else num_classes)
         self.num_classes = int(num_classes)
         self.class_agnostic = bool(class_agnostic)

@@ -5,6 +5,7 @@ and always uses the unaligned RoIAlign; detectron2's "ROIAlignV2" (the default h
 at pixel centres (aligned=True), and the original Faster R-CNN used RoIPool. The level
 assignment for several levels reuses torchvision's LevelMapper (FPN paper, Eq. 1).
 """
+
 import math
 from typing import Dict, List, Sequence, Tuple
 
@@ -43,22 +44,33 @@ class RoIPooler(nn.Module):
     ):
         super().__init__()
         if pooler_type not in POOLER_TYPES:
-            raise ValueError(f"RoIPooler: pooler_type={pooler_type!r}, choose one of {POOLER_TYPES}")
+            raise ValueError(
+                f"RoIPooler: pooler_type={pooler_type!r}, choose one of {POOLER_TYPES}"
+            )
         if len(in_features) != len(strides) or not in_features:
-            raise ValueError(f"RoIPooler: in_features {list(in_features)} and strides {list(strides)} must match")
+            raise ValueError(
+                f"RoIPooler: in_features {list(in_features)} and strides {list(strides)} must match"
+            )
         levels = [math.log2(s) for s in strides]
         if any(abs(lv - round(lv)) > 1e-6 for lv in levels):
             raise ValueError(f"RoIPooler: strides must be powers of two, got {list(strides)}")
         levels = [int(round(lv)) for lv in levels]
         if levels != list(range(levels[0], levels[0] + len(levels))):
-            raise ValueError(f"RoIPooler: strides must be consecutive powers of two, got {list(strides)}")
+            raise ValueError(
+                f"RoIPooler: strides must be consecutive powers of two, got {list(strides)}"
+            )
         self.in_features = list(in_features)
         self.scales = [1.0 / s for s in strides]
         self.output_size = (int(output_size), int(output_size))
         self.pooler_type = pooler_type
         self.sampling_ratio = int(sampling_ratio)
         self.level_mapper = (
-            LevelMapper(levels[0], levels[-1], canonical_scale=canonical_box_size, canonical_level=canonical_level)
+            LevelMapper(
+                levels[0],
+                levels[-1],
+                canonical_scale=canonical_box_size,
+                canonical_level=canonical_level,
+            )
             if len(levels) > 1
             else None
         )
@@ -67,16 +79,23 @@ class RoIPooler(nn.Module):
         if self.pooler_type == "ROIPool":
             return roi_pool(x, rois, self.output_size, spatial_scale=scale)
         return roi_align(
-            x, rois, self.output_size, spatial_scale=scale, sampling_ratio=self.sampling_ratio,
+            x,
+            rois,
+            self.output_size,
+            spatial_scale=scale,
+            sampling_ratio=self.sampling_ratio,
             aligned=self.pooler_type == "ROIAlignV2",
         )
 
-    def forward(self, features: Dict[str, Tensor], boxes: List[Tensor], image_shapes: List[Tuple[int, int]]) -> Tensor:
+    def forward(
+        self, features: Dict[str, Tensor], boxes: List[Tensor], image_shapes: List[Tuple[int, int]]
+    ) -> Tensor:
         """Same call as torchvision's MultiScaleRoIAlign (RoIHeads' box_roi_pool)."""
         xs = [features[name] for name in self.in_features]
         # rois: (K, 5) rows (batch index, x0, y0, x1, y1), as torchvision.ops expects.
         rois = torch.cat(
-            [torch.cat([torch.full_like(b[:, :1], i), b], dim=1) for i, b in enumerate(boxes)], dim=0
+            [torch.cat([torch.full_like(b[:, :1], i), b], dim=1) for i, b in enumerate(boxes)],
+            dim=0,
         )
         if self.level_mapper is None:
             return self._pool(xs[0], rois, self.scales[0])

@@ -11,6 +11,7 @@ Model I/O follows docs/internals.md ("Detector I/O"): a list of mapper dicts in;
 dict of losses with detectron2's names, in eval one dict per image with "boxes" (XYXY, original
 image coordinates), "scores", 0-based "labels" and, with masks, "masks".
 """
+
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -60,12 +61,14 @@ def _fill_shared_keys(model: nn.Module, state_dict, prefix: str, *args) -> None:
     """load_state_dict pre-hook: the shared module's entries for its other paths too."""
     for alias, canonical in _shared_modules(model).items():
         for key in [k for k in state_dict if k.startswith(prefix + canonical)]:
-            state_dict.setdefault(prefix + alias + key[len(prefix + canonical):], state_dict[key])
+            state_dict.setdefault(prefix + alias + key[len(prefix + canonical) :], state_dict[key])
 
 
 def _bad_image_message(i: int, x: Dict, img: Tensor) -> str:
-    return (f"GeneralizedRCNN: input {i} (image_id {x.get('image_id')!r}) 'image' must be a "
-            f"[3, H, W] tensor, got shape {tuple(img.shape)}")
+    return (
+        f"GeneralizedRCNN: input {i} (image_id {x.get('image_id')!r}) 'image' must be a "
+        f"[3, H, W] tensor, got shape {tuple(img.shape)}"
+    )
 
 
 class GeneralizedRCNN(nn.Module):
@@ -112,17 +115,26 @@ class GeneralizedRCNN(nn.Module):
         self.input_format = input_format
         self.size_divisibility = int(size_divisibility)
         if len(pixel_mean) != 3 or len(pixel_std) != 3:
-            raise ValueError(f"GeneralizedRCNN: pixel_mean {pixel_mean} / pixel_std {pixel_std} need 3 values")
+            raise ValueError(
+                f"GeneralizedRCNN: pixel_mean {pixel_mean} / pixel_std {pixel_std} need 3 values"
+            )
         # Not persistent: they come from the config, not from a checkpoint.
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False
+        )
         self.sampling_seed = sampling_seed
         # Training iteration mixed into the sampler seeds; the trainer sets it before each step
         # (so a resumed run continues the same sequence), otherwise it counts forwards.
         self.sampling_iteration = 0
         for part, sampler in (("rpn", rpn.fg_bg_sampler), ("roi_heads", roi_heads.fg_bg_sampler)):
             if sampling_seed is not None and not isinstance(sampler, SeededBalancedSampler):
-                raise TypeError(f"GeneralizedRCNN: sampling_seed needs {part}.fg_bg_sampler to be a SeededBalancedSampler")
+                raise TypeError(
+                    f"GeneralizedRCNN: sampling_seed needs {part}.fg_bg_sampler to be a "
+                    "SeededBalancedSampler"
+                )
         # The C4 mask head runs the box head's res5 (shared weights): checkpoints list its
         # tensors once (under roi_heads.box_head.res5.), as detectron2's do.
         self._register_state_dict_hook(_drop_shared_keys)
@@ -145,7 +157,9 @@ class GeneralizedRCNN(nn.Module):
             img = x["image"]
             if img.dim() != 3 or img.shape[0] != 3:
                 if torch.jit.is_scripting():
-                    raise ValueError("GeneralizedRCNN: each input's 'image' must be a [3, H, W] tensor")
+                    raise ValueError(
+                        "GeneralizedRCNN: each input's 'image' must be a [3, H, W] tensor"
+                    )
                 raise ValueError(_bad_image_message(i, x, img))
             images.append((img.to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std)
         sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
@@ -168,7 +182,9 @@ class GeneralizedRCNN(nn.Module):
                     f"GeneralizedRCNN: training input {i} (image_id {x.get('image_id')!r}) lacks "
                     "'boxes'/'labels' (docs/internals.md, the train mapper's output)"
                 )
-            boxes = torch.as_tensor(x["boxes"], dtype=torch.float32, device=self.device).reshape(-1, 4)
+            boxes = torch.as_tensor(x["boxes"], dtype=torch.float32, device=self.device).reshape(
+                -1, 4
+            )
             labels = torch.as_tensor(x["labels"], dtype=torch.int64, device=self.device).reshape(-1)
             # torchvision's RoIHeads reserves class 0 for background; our labels are 0-based.
             target = {"boxes": boxes, "labels": labels + 1}
@@ -181,14 +197,18 @@ class GeneralizedRCNN(nn.Module):
         """x["masks"]: one uint8 [H, W] mask per box, in the input image's pixels."""
         where = f"GeneralizedRCNN: training input {i} (image_id {x.get('image_id')!r})"
         if "masks" not in x:
-            raise ValueError(f"{where} lacks 'masks', which Mask R-CNN (MODEL.MASK_ON) trains on: "
-                             "the mapper gives them when built with mask_on=True from annotations "
-                             "with 'segmentation' (docs/internals.md)")
+            raise ValueError(
+                f"{where} lacks 'masks', which Mask R-CNN (MODEL.MASK_ON) trains on: "
+                "the mapper gives them when built with mask_on=True from annotations "
+                "with 'segmentation' (docs/internals.md)"
+            )
         masks = torch.as_tensor(x["masks"], device=self.device)
         size = tuple(x["image"].shape[-2:])
         if masks.dim() != 3 or masks.shape[0] != num_boxes or tuple(masks.shape[-2:]) != size:
-            raise ValueError(f"{where} 'masks' must be [{num_boxes}, {size[0]}, {size[1]}] (one per "
-                             f"box, at the image's size), got {tuple(masks.shape)}")
+            raise ValueError(
+                f"{where} 'masks' must be [{num_boxes}, {size[0]}, {size[1]}] (one per "
+                f"box, at the image's size), got {tuple(masks.shape)}"
+            )
         return masks.to(torch.uint8)
 
     def _set_sampler_seeds(self, batched_inputs: Optional[List[Dict]]) -> None:
@@ -225,9 +245,14 @@ class GeneralizedRCNN(nn.Module):
         targets = self._targets(batched_inputs)
         self._set_sampler_seeds(batched_inputs)
         try:
-            proposals, rpn_losses = self.rpn(images, {f: features[f] for f in self.rpn_in_features}, targets)
+            proposals, rpn_losses = self.rpn(
+                images, {f: features[f] for f in self.rpn_in_features}, targets
+            )
             detections, roi_losses = self.roi_heads(
-                {f: features[f] for f in self.roi_in_features}, proposals, images.image_sizes, targets
+                {f: features[f] for f in self.roi_in_features},
+                proposals,
+                images.image_sizes,
+                targets,
             )
         finally:
             self._set_sampler_seeds(None)
@@ -240,13 +265,17 @@ class GeneralizedRCNN(nn.Module):
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensors)
         proposals, _ = self.rpn(images, {f: features[f] for f in self.rpn_in_features})
-        detections, _ = self.roi_heads({f: features[f] for f in self.roi_in_features}, proposals,
-                                       images.image_sizes)
+        detections, _ = self.roi_heads(
+            {f: features[f] for f in self.roi_in_features}, proposals, images.image_sizes
+        )
         return self.postprocess(detections, batched_inputs, images.image_sizes)
 
     @staticmethod
-    def postprocess(detections: List[Dict[str, Tensor]], batched_inputs: List[Dict[str, Tensor]],
-                    image_sizes: List[Tuple[int, int]]) -> List[Dict[str, Tensor]]:
+    def postprocess(
+        detections: List[Dict[str, Tensor]],
+        batched_inputs: List[Dict[str, Tensor]],
+        image_sizes: List[Tuple[int, int]],
+    ) -> List[Dict[str, Tensor]]:
         """Scale boxes from the resized input back to the original image ("height"/"width"),
         make labels 0-based and paste masks into the original image (torchvision's
         paste_masks_in_image, as its MaskRCNN returns them: float [N, 1, H, W])."""
@@ -256,8 +285,12 @@ class GeneralizedRCNN(nn.Module):
             out_w = int(x["width"]) if "width" in x else w
             boxes = det["boxes"].clone()
             # Ratios as float32 tensors: torchvision's resize_boxes, to the bit.
-            boxes[:, 0::2] *= torch.tensor(out_w, dtype=torch.float32) / torch.tensor(w, dtype=torch.float32)
-            boxes[:, 1::2] *= torch.tensor(out_h, dtype=torch.float32) / torch.tensor(h, dtype=torch.float32)
+            boxes[:, 0::2] *= torch.tensor(out_w, dtype=torch.float32) / torch.tensor(
+                w, dtype=torch.float32
+            )
+            boxes[:, 1::2] *= torch.tensor(out_h, dtype=torch.float32) / torch.tensor(
+                h, dtype=torch.float32
+            )
             result = {"boxes": boxes, "scores": det["scores"], "labels": det["labels"] - 1}
             if "masks" in det:
                 # Pasted with the scaled boxes before clamping, as torchvision does.

@@ -6,6 +6,7 @@ one-process run and a multi-process run with the batch split across processes (a
 resume) needs each image's draws to depend only on (seed, iteration, image), which is what
 ``SeededBalancedSampler`` gives when the detector hands it per-image seeds.
 """
+
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -20,7 +21,9 @@ __all__ = ["SeededBalancedSampler", "image_seed"]
 def image_seed(seed: int, iteration: int, image_id, salt: str) -> int:
     """A 63-bit seed that depends only on (seed, iteration, image_id, salt): the package's one
     seed mixer (``resnet_det.utils.seeding.derive_seed``), which hashes string ids stably."""
-    return derive_seed(seed, iteration, image_id if isinstance(image_id, (int, str)) else repr(image_id), salt)
+    return derive_seed(
+        seed, iteration, image_id if isinstance(image_id, (int, str)) else repr(image_id), salt
+    )
 
 
 class SeededBalancedSampler(BalancedPositiveNegativeSampler):

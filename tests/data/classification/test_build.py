@@ -1,5 +1,6 @@
 """The classification training stream and loaders: determinism across workers, resume offsets,
 process shards, SEED < 0 resolved and recorded, config errors that name the key."""
+
 import itertools
 import os
 
@@ -7,10 +8,12 @@ import pytest
 import torch
 
 from resnet_det.config import ConfigError, get_cfg
-from resnet_det.data.classification import (build_classification_train_loader,
-                                            build_classification_transform,
-                                            classification_test_loader,
-                                            classification_train_loader)
+from resnet_det.data.classification import (
+    build_classification_train_loader,
+    build_classification_transform,
+    classification_test_loader,
+    classification_train_loader,
+)
 from resnet_det.data.datasets.digits import load_digits_split
 from resnet_det.data.samplers import TrainingSampler
 
@@ -66,12 +69,22 @@ def test_process_shards_make_up_the_global_batch():
 def test_test_loader_shards_cover_the_set_in_order():
     dicts = load_digits_split("test")
     t = build_classification_transform(is_train=False, crop_size=16)
-    ids = [i for b in classification_test_loader(dicts, transform=t, batch_size=64)
-           for i in b["image_id"]]
+    ids = [
+        i
+        for b in classification_test_loader(dicts, transform=t, batch_size=64)
+        for i in b["image_id"]
+    ]
     assert ids == [d["image_id"] for d in dicts]
-    shards = [[i for b in classification_test_loader(dicts, transform=t, batch_size=64, rank=r,
-                                                     world_size=2) for i in b["image_id"]]
-              for r in range(2)]
+    shards = [
+        [
+            i
+            for b in classification_test_loader(
+                dicts, transform=t, batch_size=64, rank=r, world_size=2
+            )
+            for i in b["image_id"]
+        ]
+        for r in range(2)
+    ]
     assert shards[0] + shards[1] == ids and len(shards[0]) - len(shards[1]) == 1
 
 
@@ -93,10 +106,12 @@ def test_negative_seed_is_resolved_into_the_config():
 
 
 def test_config_errors_name_the_key():
-    for key, value, match in (("INPUT.CLS.SCALE_RANGE", "[480, 256]", "INPUT.CLS.SCALE_RANGE"),
-                              ("TEST.CLS_MODES", "['center', '12crop']", "12crop"),
-                              ("INPUT.CLS.TEST_RESIZE", "8", "INPUT.CLS.TEST_RESIZE"),
-                              ("MODEL.CLASSIFIER.NUM_CLASSES", "5", "NUM_CLASSES"),
-                              ("DATALOADER.ON_BAD_IMAGE", "ignore", "DATALOADER.ON_BAD_IMAGE")):
+    for key, value, match in (
+        ("INPUT.CLS.SCALE_RANGE", "[480, 256]", "INPUT.CLS.SCALE_RANGE"),
+        ("TEST.CLS_MODES", "['center', '12crop']", "12crop"),
+        ("INPUT.CLS.TEST_RESIZE", "8", "INPUT.CLS.TEST_RESIZE"),
+        ("MODEL.CLASSIFIER.NUM_CLASSES", "5", "NUM_CLASSES"),
+        ("DATALOADER.ON_BAD_IMAGE", "ignore", "DATALOADER.ON_BAD_IMAGE"),
+    ):
         with pytest.raises(ConfigError, match=match):
             build_classification_train_loader(_digits_cfg(key, value))

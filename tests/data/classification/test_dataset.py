@@ -1,5 +1,6 @@
 """Classification datasets on generated JPEGs: bad images stop or are skipped by name, the
 per-sample seed drives the augmentation, EXIF orientation is applied, collation."""
+
 import os
 
 import numpy as np
@@ -7,13 +8,16 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_det.data.classification import (ClassificationTestDataset,
-                                            ClassificationTrainDataset,
-                                            build_classification_transform,
-                                            classification_train_loader, collate_classification,
-                                            load_classification_image)
-from resnet_det.data.skips import SkippedImage
+from resnet_det.data.classification import (
+    ClassificationTestDataset,
+    ClassificationTrainDataset,
+    build_classification_transform,
+    classification_train_loader,
+    collate_classification,
+    load_classification_image,
+)
 from resnet_det.data.io import BadImageError, MissingImageError
+from resnet_det.data.skips import SkippedImage
 from resnet_det.utils.errors import DataError
 
 
@@ -53,11 +57,13 @@ def test_corrupt_jpeg_skip_goes_on_and_counts(tmp_path):
     dicts = make_files(str(tmp_path))
     path = _corrupt(dicts)
     n = len(dicts)
-    t = build_classification_transform(is_train=True, crop_size=32, scale_range=[36, 48],
-                                       pca_lighting=0.1)
+    t = build_classification_transform(
+        is_train=True, crop_size=32, scale_range=[36, 48], pca_lighting=0.1
+    )
     # One batch of n positions is one epoch: it meets the broken file exactly once.
-    loader = classification_train_loader(dicts, transform=t, global_batch_size=n, seed=3,
-                                         on_bad_image="skip")
+    loader = classification_train_loader(
+        dicts, transform=t, global_batch_size=n, seed=3, on_bad_image="skip"
+    )
     batch = next(iter(loader))
     assert [(s.reason, s.file_name) for s in batch["skipped"]] == [("unreadable", path)]
     assert batch["image"].shape == (n - 1, 3, 32, 32) and batch["label"].shape == (n - 1,)
@@ -68,15 +74,21 @@ def test_missing_file_is_a_bad_image(tmp_path):
     with pytest.raises(MissingImageError, match=r"gone\.jpg.*image id 5"):
         load_classification_image(d)
     t = build_classification_transform(is_train=False, crop_size=8)
-    assert ClassificationTestDataset([d], transform=t, on_bad_image="skip")[0] == \
-        {"skipped": SkippedImage("missing", d["file_name"], 5)}
+    assert ClassificationTestDataset([d], transform=t, on_bad_image="skip")[0] == {
+        "skipped": SkippedImage("missing", d["file_name"], 5)
+    }
 
 
 def test_seed_drives_the_augmentation(tmp_path):
     dicts = make_files(str(tmp_path), size=(60, 50))
     t = build_classification_transform(
-        is_train=True, crop_size=40, scale_range=[44, 56], flip_prob=0.5, pca_lighting=0.1,
-        pixel_mean=[120, 110, 100], pixel_std=[60, 60, 60],
+        is_train=True,
+        crop_size=40,
+        scale_range=[44, 56],
+        flip_prob=0.5,
+        pca_lighting=0.1,
+        pixel_mean=[120, 110, 100],
+        pixel_std=[60, 60, 60],
     )
     ds = ClassificationTrainDataset(dicts, transform=t)
     a, b, again = ds[(2, 11)], ds[(2, 12)], ds[(2, 11)]
@@ -110,13 +122,16 @@ def test_in_memory_images_and_collation():
     img = load_classification_image(good)
     assert img.shape == (3, 4, 5) and int(img[0, 0, 0]) == 7
     with pytest.raises(BadImageError, match="image id 9"):
-        load_classification_image({"image": np.zeros((4, 5), np.uint8), "label": 0,
-                                   "image_id": 9})
-    items = [{"image": torch.zeros(3, 2, 2), "label": 1, "image_id": "a"}, {"skipped": "b.jpg"},
-             {"image": torch.ones(3, 2, 2), "label": 2, "image_id": "c"}]
+        load_classification_image({"image": np.zeros((4, 5), np.uint8), "label": 0, "image_id": 9})
+    items = [
+        {"image": torch.zeros(3, 2, 2), "label": 1, "image_id": "a"},
+        {"skipped": "b.jpg"},
+        {"image": torch.ones(3, 2, 2), "label": 2, "image_id": "c"},
+    ]
     batch = collate_classification(items)
     assert batch["image"].shape == (2, 3, 2, 2) and batch["label"].tolist() == [1, 2]
     assert batch["image_id"] == ["a", "c"] and batch["skipped"] == ["b.jpg"]
-    ragged = collate_classification([items[0], {"image": torch.zeros(3, 4, 4), "label": 0,
-                                                "image_id": "d"}])
+    ragged = collate_classification(
+        [items[0], {"image": torch.zeros(3, 4, 4), "label": 0, "image_id": "d"}]
+    )
     assert isinstance(ragged["image"], list) and len(ragged["image"]) == 2

@@ -1,11 +1,16 @@
 """Classification transforms: PCA lighting by hand, the scale augmentation range (Sec. 3.4),
 CIFAR's pad + crop (Sec. 4.2), test views."""
+
 import pytest
 import torch
 import torchvision.transforms.v2 as T
 
-from resnet_det.data.classification import (IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC,
-                                            PCALighting, build_classification_transform)
+from resnet_det.data.classification import (
+    IMAGENET_PCA_EIGVAL,
+    IMAGENET_PCA_EIGVEC,
+    PCALighting,
+    build_classification_transform,
+)
 
 
 def test_pca_lighting_shift_by_hand():
@@ -19,8 +24,13 @@ def test_pca_lighting_shift_by_hand():
     out = pca(img)
     torch.manual_seed(0)
     alpha = torch.randn(3) * 0.1
-    manual = sum(255 * alpha[j] * IMAGENET_PCA_EIGVAL[j] * torch.tensor([IMAGENET_PCA_EIGVEC[r][j] for r in range(3)])
-                 for j in range(3))
+    manual = sum(
+        255
+        * alpha[j]
+        * IMAGENET_PCA_EIGVAL[j]
+        * torch.tensor([IMAGENET_PCA_EIGVEC[r][j] for r in range(3)])
+        for j in range(3)
+    )
     assert torch.allclose(out[:, 0, 0] - 100.0, manual, atol=1e-4)
     assert torch.equal(PCALighting(alphastd=0.0)(img), img)
 
@@ -44,7 +54,12 @@ def test_cifar_pad_crop_flip_is_a_shifted_view():
     for s in range(5):
         torch.manual_seed(s)
         out = t(img)
-        hits = [(i, j) for i in range(9) for j in range(9) if torch.equal(padded[:, i:i + 32, j:j + 32], out)]
+        hits = [
+            (i, j)
+            for i in range(9)
+            for j in range(9)
+            if torch.equal(padded[:, i : i + 32, j : j + 32], out)
+        ]
         assert hits, "the output is not a 32x32 window of the 4-pixel zero-padded image"
 
 
@@ -60,8 +75,9 @@ def test_test_views():
     # flipped top-right one, its centre the flipped centre.
     assert torch.equal(ten[5], ten[1].flip(-1)) and torch.equal(ten[9], ten[4].flip(-1))
     assert torch.equal(ten[4], center)
-    multi = build_classification_transform(test_mode="multiscale", multiscale_sizes=[20, 30],
-                                           **kw)(img)
+    multi = build_classification_transform(test_mode="multiscale", multiscale_sizes=[20, 30], **kw)(
+        img
+    )
     assert [tuple(m.shape) for m in multi] == [(3, 20, 30), (3, 30, 45)]
     with pytest.raises(ValueError, match="12crop"):
         build_classification_transform(test_mode="12crop", **kw)

@@ -1,5 +1,6 @@
 """The built-in dataset names (docs/datasets.md): registered by importing resnet_det.data,
 with their metadata, paths resolved under $RESNET_DET_DATASETS when used."""
+
 import os
 
 import pytest
@@ -11,13 +12,36 @@ from resnet_det.data.datasets.shapes import SHAPE_CLASSES
 from resnet_det.data.datasets.voc import VOC_CLASSES
 from resnet_det.utils.errors import MissingFileError, UserKeyError
 
-DETECTION = ["coco_2017_train", "coco_2017_val", "coco_2014_train", "coco_2014_val",
-             "coco_2014_minival", "coco_2014_valminusminival", "voc_2007_trainval",
-             "voc_2007_train", "voc_2007_val", "voc_2007_test", "voc_2012_trainval",
-             "voc_2012_train", "voc_2012_val", "voc_2012_test", "shapes_train", "shapes_val",
-             "shapes_voc_train", "shapes_voc_val"]
-CLASSIFICATION = ["imagenet_train", "imagenet_val", "cifar10_train", "cifar10_val",
-                  "cifar10_trainval", "cifar10_test", "digits_train", "digits_test"]
+DETECTION = [
+    "coco_2017_train",
+    "coco_2017_val",
+    "coco_2014_train",
+    "coco_2014_val",
+    "coco_2014_minival",
+    "coco_2014_valminusminival",
+    "voc_2007_trainval",
+    "voc_2007_train",
+    "voc_2007_val",
+    "voc_2007_test",
+    "voc_2012_trainval",
+    "voc_2012_train",
+    "voc_2012_val",
+    "voc_2012_test",
+    "shapes_train",
+    "shapes_val",
+    "shapes_voc_train",
+    "shapes_voc_val",
+]
+CLASSIFICATION = [
+    "imagenet_train",
+    "imagenet_val",
+    "cifar10_train",
+    "cifar10_val",
+    "cifar10_trainval",
+    "cifar10_test",
+    "digits_train",
+    "digits_test",
+]
 
 
 def test_every_name_registered_on_import_with_its_task():
@@ -44,10 +68,12 @@ def test_builtin_names_registered_with_metadata():
 
 
 # detectron2's file names: (dataset, image folder, annotation json).
-COCO_2014 = [("coco_2014_train", "train2014", "instances_train2014.json"),
-             ("coco_2014_val", "val2014", "instances_val2014.json"),
-             ("coco_2014_minival", "val2014", "instances_minival2014.json"),
-             ("coco_2014_valminusminival", "val2014", "instances_valminusminival2014.json")]
+COCO_2014 = [
+    ("coco_2014_train", "train2014", "instances_train2014.json"),
+    ("coco_2014_val", "val2014", "instances_val2014.json"),
+    ("coco_2014_minival", "val2014", "instances_minival2014.json"),
+    ("coco_2014_valminusminival", "val2014", "instances_valminusminival2014.json"),
+]
 
 
 @pytest.mark.parametrize("name,images,json_name", COCO_2014)
@@ -56,19 +82,23 @@ def test_coco_2014_names_use_detectron2s_files(monkeypatch, tmp_path, name, imag
     meta = MetadataCatalog.get(name)
     assert meta.image_root == str(tmp_path / "coco" / images)
     assert meta.json_file == str(tmp_path / "coco" / "annotations" / json_name)
-    assert meta.evaluator_type == "coco" and meta.thing_classes == MetadataCatalog.get(
-        "coco_2017_val").thing_classes
+    assert (
+        meta.evaluator_type == "coco"
+        and meta.thing_classes == MetadataCatalog.get("coco_2017_val").thing_classes
+    )
     with pytest.raises(MissingFileError, match=json_name):
         DatasetCatalog.get(name)
 
 
 def test_root_is_read_when_used(monkeypatch, tmp_path):
     monkeypatch.setenv("RESNET_DET_DATASETS", str(tmp_path / "one"))
-    assert MetadataCatalog.get("coco_2017_train").json_file == \
-        os.path.join(str(tmp_path / "one"), "coco", "annotations", "instances_train2017.json")
+    assert MetadataCatalog.get("coco_2017_train").json_file == os.path.join(
+        str(tmp_path / "one"), "coco", "annotations", "instances_train2017.json"
+    )
     monkeypatch.setenv("RESNET_DET_DATASETS", str(tmp_path / "two"))
-    assert MetadataCatalog.get("voc_2007_test").dirname == os.path.join(str(tmp_path / "two"),
-                                                                        "VOC2007")
+    assert MetadataCatalog.get("voc_2007_test").dirname == os.path.join(
+        str(tmp_path / "two"), "VOC2007"
+    )
     with pytest.raises(MissingFileError, match=str(tmp_path / "two" / "VOC2007")):
         DatasetCatalog.get("voc_2007_test")
     with pytest.raises(MissingFileError, match="instances_val2017.json"):

@@ -1,6 +1,7 @@
 """voc_2012_test: the VOC 2012 test images (ImageSets/Main/test.txt, no annotations) read by
 load_voc_images, with sizes from the JPEG headers (EXIF orientation applied) and the
 bad-input policy."""
+
 import os
 
 import pytest
@@ -28,8 +29,11 @@ def _voc_test_layout(root, sizes, orientation=None):
 def test_voc_2012_test_reads_images_without_annotations(monkeypatch, tmp_path):
     monkeypatch.setenv("RESNET_DET_DATASETS", str(tmp_path))
     # 2008_000001 is stored 40 x 30 with EXIF orientation 6 (rotate 90): displayed 30 x 40.
-    _voc_test_layout(str(tmp_path / "VOC2012"), {"2008_000001": (40, 30), "2008_000002": (50, 20)},
-                     orientation={"2008_000001": 6})
+    _voc_test_layout(
+        str(tmp_path / "VOC2012"),
+        {"2008_000001": (40, 30), "2008_000002": (50, 20)},
+        orientation={"2008_000001": 6},
+    )
     dicts = DatasetCatalog.get("voc_2012_test")
     assert [d["image_id"] for d in dicts] == ["2008_000001", "2008_000002"]
     assert all("annotations" not in d for d in dicts)

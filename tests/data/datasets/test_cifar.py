@@ -1,4 +1,5 @@
 """CIFAR-10 python batches: a small fake cifar-10-batches-py, the restricted unpickler."""
+
 import os
 import pickle
 
@@ -18,13 +19,33 @@ def write_fake_cifar(root, per_batch=PER_BATCH):
     for b in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data = rng.randint(0, 256, size=(per_batch, 3072)).astype(np.uint8)
         labels = [int(x) for x in rng.randint(0, 10, size=per_batch)]
-        d = {b"batch_label": b.encode(), b"labels": labels, b"data": data,
-             b"filenames": [f"{b}_{i}.png".encode() for i in range(per_batch)]}
+        d = {
+            b"batch_label": b.encode(),
+            b"labels": labels,
+            b"data": data,
+            b"filenames": [f"{b}_{i}.png".encode() for i in range(per_batch)],
+        }
         with open(os.path.join(root, b), "wb") as f:
             pickle.dump(d, f, protocol=2)
-    meta = {b"label_names": [n.encode() for n in ["airplane", "automobile", "bird", "cat", "deer",
-                                                   "dog", "frog", "horse", "ship", "truck"]],
-            b"num_cases_per_batch": per_batch, b"num_vis": 3072}
+    meta = {
+        b"label_names": [
+            n.encode()
+            for n in [
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ]
+        ],
+        b"num_cases_per_batch": per_batch,
+        b"num_vis": 3072,
+    }
     with open(os.path.join(root, "batches.meta"), "wb") as f:
         pickle.dump(meta, f, protocol=2)
     return root
@@ -49,7 +70,11 @@ def test_pixel_layout_is_rgb_planes(tmp_path):
     row = raw[b"data"][7]
     # Pixel (r, c) of image 7: R at r*32+c, G at 1024 + r*32+c, B at 2048 + r*32+c.
     for r, c in [(0, 0), (5, 17), (31, 31)]:
-        assert tuple(images[7, r, c]) == (row[r * 32 + c], row[1024 + r * 32 + c], row[2048 + r * 32 + c])
+        assert tuple(images[7, r, c]) == (
+            row[r * 32 + c],
+            row[1024 + r * 32 + c],
+            row[2048 + r * 32 + c],
+        )
     assert labels == list(raw[b"labels"])
 
 
@@ -65,7 +90,11 @@ def test_pickle_cannot_run_code(tmp_path):
     root = write_fake_cifar(str(tmp_path / "c"))
     marker = str(tmp_path / "pwned")
     with open(os.path.join(root, "data_batch_3"), "wb") as f:
-        pickle.dump({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"x": _Evil(marker)}, f, protocol=2)
+        pickle.dump(
+            {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"x": _Evil(marker)},
+            f,
+            protocol=2,
+        )
     with pytest.raises(DataError, match="data_batch_3.*refusing"):
         load_cifar10(root, "train")
     assert not os.path.exists(marker)

@@ -51,8 +51,9 @@ def test_boxes_ids_and_metadata(tmp_path, caplog):
         ]
         # Partly outside: [90, 70, 110, 90] clipped to the 100x80 image; the zero-width and the
         # entirely outside boxes are dropped.
-        assert b["annotations"] == [{"bbox": [90.0, 70.0, 100.0, 80.0], "category_id": 0,
-                                     "iscrowd": 0, "id": 3}]
+        assert b["annotations"] == [
+            {"bbox": [90.0, 70.0, 100.0, 80.0], "category_id": 0, "iscrowd": 0, "id": 3}
+        ]
         assert empty["annotations"] == []
         meta = MetadataCatalog.get(name)
         assert meta.thing_classes == ["cat", "dog"]
@@ -110,22 +111,29 @@ def test_agrees_with_pycocotools(tmp_path):
         ref = []
         for ann in api.loadAnns(api.getAnnIds(imgIds=img_id)):
             x, y, w, h = ann["bbox"]
-            ref.append(([x, y, min(x + w, img["width"]), min(y + h, img["height"])],
-                        cats.index(ann["category_id"])))
+            ref.append(
+                (
+                    [x, y, min(x + w, img["width"]), min(y + h, img["height"])],
+                    cats.index(ann["category_id"]),
+                )
+            )
         got = [(a["bbox"], a["category_id"]) for a in dicts[img_id]["annotations"]]
         assert sorted(got) == sorted(ref)
 
 
-@pytest.mark.parametrize("where, value, reason", [
-    (("images", 0, "height"), None, "bad annotation"),
-    (("images", 1, "file_name"), "", "bad annotation"),
-    (("images", 2, "id"), "9", "bad annotation"),
-    (("annotations", 0, "bbox"), [1, 2, float("nan"), 4], "malformed"),
-    (("annotations", 0, "bbox"), [1, 2, 3], "malformed"),
-    (("annotations", 1, "iscrowd"), 2, "malformed"),
-    (("annotations", 1, "id"), 1, "duplicate id"),
-    (("annotations", 2, "image_id"), 77, "unknown image"),
-])
+@pytest.mark.parametrize(
+    "where, value, reason",
+    [
+        (("images", 0, "height"), None, "bad annotation"),
+        (("images", 1, "file_name"), "", "bad annotation"),
+        (("images", 2, "id"), "9", "bad annotation"),
+        (("annotations", 0, "bbox"), [1, 2, float("nan"), 4], "malformed"),
+        (("annotations", 0, "bbox"), [1, 2, 3], "malformed"),
+        (("annotations", 1, "iscrowd"), 2, "malformed"),
+        (("annotations", 1, "id"), 1, "duplicate id"),
+        (("annotations", 2, "image_id"), 77, "unknown image"),
+    ],
+)
 def test_entry_faults_stop_or_skip_by_policy(tmp_path, where, value, reason):
     data = _coco()
     section, i, key = where
@@ -145,9 +153,11 @@ def test_entry_faults_stop_or_skip_by_policy(tmp_path, where, value, reason):
 
 
 def test_categories_are_checked_whatever_the_policy(tmp_path):
-    for cats, match in [([{"id": 1, "name": "a"}, {"id": 1, "name": "b"}], "duplicate category"),
-                        ([{"id": "1", "name": "a"}], r"categories\[0\] must be"),
-                        ([], "'categories' is empty")]:
+    for cats, match in [
+        ([{"id": 1, "name": "a"}, {"id": 1, "name": "b"}], "duplicate category"),
+        ([{"id": "1", "name": "a"}], r"categories\[0\] must be"),
+        ([], "'categories' is empty"),
+    ]:
         data = dict(_coco(), categories=cats)
         json_file = _write(tmp_path / "c.json", data)
         with pytest.raises(DataError, match=match):
@@ -210,8 +220,10 @@ def test_masks_are_kept_in_a_normal_form(tmp_path):
     json_file = _write(tmp_path / "inst.json", data)
     dicts = {d["image_id"]: d for d in load_coco_json(json_file, "/imgs")}
     a0, a1 = dicts[2]["annotations"]
-    assert a0["segmentation"] == [[10.0, 20.0, 40.0, 20.0, 40.0, 60.0],
-                                  [10.0, 25.0, 20.0, 50.0, 12.0, 55.5]]
+    assert a0["segmentation"] == [
+        [10.0, 20.0, 40.0, 20.0, 40.0, 60.0],
+        [10.0, 25.0, 20.0, 50.0, 12.0, 55.5],
+    ]
     assert a1["iscrowd"] == 1 and a1["segmentation"] == _rle(crowd)  # compressed
     assert dicts[5]["annotations"][0]["segmentation"] == _rle(square)
     # Masks are optional: the set without them reads as before.
@@ -223,15 +235,25 @@ def test_masks_are_kept_in_a_normal_form(tmp_path):
     assert (api.annToMask(api.loadAnns(3)[0]) == square).all()
 
 
-@pytest.mark.parametrize("ann, segm, words", [
-    (0, [[10, 20, 40, 20]], "polygon 0 of 4 numbers (2 points); a polygon needs at least 3 points"),
-    (2, {"size": [60, 100], "counts": "PQ`0"},
-     "RLE mask of size [60, 100] ([height, width]) on an image of 80x100"),
-    (1, [[0, 0, 5, 0, 5, 5]], "a crowd region (iscrowd 1) whose 'segmentation' is polygons"),
-    (0, "M0", "'segmentation' of type str"),
-    (0, {"counts": [5]}, "'size' is None"),
-    (0, [[10, 20, 40, 20, 40, "x"]], "polygon 0 that is not a list of finite numbers"),
-])
+@pytest.mark.parametrize(
+    "ann, segm, words",
+    [
+        (
+            0,
+            [[10, 20, 40, 20]],
+            "polygon 0 of 4 numbers (2 points); a polygon needs at least 3 points",
+        ),
+        (
+            2,
+            {"size": [60, 100], "counts": "PQ`0"},
+            "RLE mask of size [60, 100] ([height, width]) on an image of 80x100",
+        ),
+        (1, [[0, 0, 5, 0, 5, 5]], "a crowd region (iscrowd 1) whose 'segmentation' is polygons"),
+        (0, "M0", "'segmentation' of type str"),
+        (0, {"counts": [5]}, "'size' is None"),
+        (0, [[10, 20, 40, 20, 40, "x"]], "polygon 0 that is not a list of finite numbers"),
+    ],
+)
 def test_mask_faults_name_file_and_ids_and_follow_the_policy(tmp_path, ann, segm, words):
     data, _, _ = _with_masks()
     data["annotations"][ann]["segmentation"] = segm

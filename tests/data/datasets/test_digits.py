@@ -1,4 +1,5 @@
 """The embedded digits set: fixed split, sizes, determinism."""
+
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -1,5 +1,6 @@
 """ImageNet folder reader on a generated tree of JPEGs: label order, class lists, missing and
 unreadable folders, the registered names."""
+
 import os
 import shutil
 
@@ -20,7 +21,9 @@ def make_tree(root, per_class=3, size=(48, 40)):
         os.makedirs(os.path.join(root, wnid))
         for i in range(per_class):
             colour = (40 * k + 10 * i, 200 - 50 * k, 30 * i)
-            Image.new("RGB", size, colour).save(os.path.join(root, wnid, f"{wnid}_{i}.JPEG"), quality=95)
+            Image.new("RGB", size, colour).save(
+                os.path.join(root, wnid, f"{wnid}_{i}.JPEG"), quality=95
+            )
     with open(os.path.join(root, WNIDS[0], "notes.txt"), "w") as f:
         f.write("not an image")
     return root
@@ -40,7 +43,9 @@ def test_labels_follow_sorted_wnids(tmp_path):
 
 def test_given_class_list_and_unknown_folder(tmp_path):
     root = make_tree(str(tmp_path / "val"))
-    dicts = load_image_folder(root, class_names=["n03000134", "n02102040", "n01440764", "n09999999"])
+    dicts = load_image_folder(
+        root, class_names=["n03000134", "n02102040", "n01440764", "n09999999"]
+    )
     assert {d["label"] for d in dicts if "n03000134" in d["file_name"]} == {0}
     with pytest.raises(DataError, match="n02102040"):
         load_image_folder(root, class_names=["n03000134", "n01440764"])

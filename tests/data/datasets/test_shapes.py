@@ -7,11 +7,16 @@ import pytest
 from PIL import Image
 
 from resnet_det.data.datasets.coco import load_coco_json
-from resnet_det.data.datasets.shapes import (DIFFICULT_SIZE, SHAPE_CLASSES,
-                                             ensure_shapes_dataset, ensure_shapes_datasets,
-                                             render_shapes_image, write_shapes_datasets)
-from resnet_det.utils.errors import DataError
+from resnet_det.data.datasets.shapes import (
+    DIFFICULT_SIZE,
+    SHAPE_CLASSES,
+    ensure_shapes_dataset,
+    ensure_shapes_datasets,
+    render_shapes_image,
+    write_shapes_datasets,
+)
 from resnet_det.data.datasets.voc import load_voc_instances
+from resnet_det.utils.errors import DataError
 
 SMALL = dict(num_train=6, num_val=3)
 
@@ -68,8 +73,9 @@ def test_both_layouts_read_back_identically(tmp_path):
         assert [d["image_id"] for d in c] == [int(d["image_id"]) for d in v]
         for dc, dv in zip(c, v):
             assert (dc["height"], dc["width"]) == (dv["height"], dv["width"])
-            assert [(a["bbox"], a["category_id"]) for a in dc["annotations"]] == \
-                [(a["bbox"], a["category_id"]) for a in dv["annotations"]]
+            assert [(a["bbox"], a["category_id"]) for a in dc["annotations"]] == [
+                (a["bbox"], a["category_id"]) for a in dv["annotations"]
+            ]
             for a in dv["annotations"]:
                 assert a["difficult"] == int(a["bbox"][2] - a["bbox"][0] < DIFFICULT_SIZE)
             with open(dc["file_name"], "rb") as f1, open(dv["file_name"], "rb") as f2:
@@ -80,7 +86,7 @@ def test_boxes_enclose_the_drawn_shape():
     """The object's colour fills its box's centre and reaches its edges (not off by one)."""
     for index in range(5):
         arr, objects = render_shapes_image(0, index, "val")
-        for cls, x0, y0, x1, y1 in objects:
+        for _cls, x0, y0, x1, y1 in objects:
             if x1 - x0 < 24:
                 continue
             centre = arr[(y0 + y1) // 2, (x0 + x1) // 2].astype(int)
@@ -143,6 +149,7 @@ def test_digest_follows_pixels_boxes_and_classes_only(monkeypatch):
             if (split, index) == ("val", 2):
                 arr, objects = change(arr.copy(), list(objects))
             return arr, objects
+
         monkeypatch.setattr(shapes, "render_shapes_image", render)
         try:
             return shapes.shapes_digest(seed=0, **SMALL)
@@ -175,10 +182,11 @@ def test_coco_json_has_a_mask_for_every_object(tmp_path):
     for split in ("train", "val"):
         path = tmp_path / "c" / "annotations" / f"instances_{split}.json"
         data = json.loads(path.read_text())
-        kinds = {SHAPE_CLASSES[a["category_id"] - 1]: type(a["segmentation"]).__name__
-                 for a in data["annotations"]}
-        assert set(kinds.items()) <= {("circle", "dict"), ("square", "list"),
-                                      ("triangle", "list")}
+        kinds = {
+            SHAPE_CLASSES[a["category_id"] - 1]: type(a["segmentation"]).__name__
+            for a in data["annotations"]
+        }
+        assert set(kinds.items()) <= {("circle", "dict"), ("square", "list"), ("triangle", "list")}
         dicts = load_coco_json(str(path), str(tmp_path / "c" / split))
         assert all("segmentation" in a for d in dicts for a in d["annotations"])
 

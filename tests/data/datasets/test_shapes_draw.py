@@ -1,4 +1,5 @@
 """The demo shapes' instance masks match the pixels the generator draws."""
+
 import numpy as np
 import pytest
 from pycocotools import mask as mask_util
@@ -8,8 +9,12 @@ from resnet_det.data.datasets.shapes_draw import SHAPE_CLASSES, shape_mask, shap
 from resnet_det.data.segmentation import check_segmentation
 
 # 80 images, and some with tiny objects (sides 10-15: a circle, a square and two triangles).
-IMAGES = ([(split, i) for split in ("train", "val") for i in range(40)]
-          + [("train", 146), ("train", 42), ("train", 200), ("val", 47)])
+IMAGES = [(split, i) for split in ("train", "val") for i in range(40)] + [
+    ("train", 146),
+    ("train", 42),
+    ("train", 200),
+    ("val", 47),
+]
 
 
 def _raster(segm, h, w):
@@ -68,7 +73,7 @@ def test_masks_match_the_rendered_image():
         h, w = arr.shape[:2]
         mask = _raster(shape_segmentation(cls, x0, y0, x1, y1, h, w), h, w).astype(bool)
         ring = np.zeros_like(mask)
-        ring[max(y0 - 3, 0):y1 + 3, max(x0 - 3, 0):x1 + 3] = True
+        ring[max(y0 - 3, 0) : y1 + 3, max(x0 - 3, 0) : x1 + 3] = True
         img = arr.astype(np.float32)
         inside, outside = np.median(img[mask], 0), np.median(img[ring & ~mask], 0)
         near = (np.abs(img - inside).sum(-1) < np.abs(img - outside).sum(-1)) & ring

@@ -24,18 +24,24 @@ def _tree(tmp_path, images, split="trainval"):
     (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
     for stem, (w, h, objs) in images.items():
         (tmp_path / "Annotations" / f"{stem}.xml").write_text(
-            XML.format(stem=stem, w=w, h=h, objects="\n".join(objs)))
-    (tmp_path / "ImageSets" / "Main" / f"{split}.txt").write_text(
-        "".join(s + "\n" for s in images))
+            XML.format(stem=stem, w=w, h=h, objects="\n".join(objs))
+        )
+    (tmp_path / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(s + "\n" for s in images))
     return str(tmp_path)
 
 
 def test_minus_one_convention_difficult_and_ids(tmp_path):
-    dirname = _tree(tmp_path, {
-        "000005": (500, 375, [_obj("chair", (263, 211, 324, 339), 0),
-                              _obj("tvmonitor", (1, 1, 500, 375), 1)]),
-        "000007": (300, 200, [_obj("aeroplane", (10, 20, 30, 40))]),  # no <difficult> tag
-    })
+    dirname = _tree(
+        tmp_path,
+        {
+            "000005": (
+                500,
+                375,
+                [_obj("chair", (263, 211, 324, 339), 0), _obj("tvmonitor", (1, 1, 500, 375), 1)],
+            ),
+            "000007": (300, 200, [_obj("aeroplane", (10, 20, 30, 40))]),  # no <difficult> tag
+        },
+    )
     dicts = load_voc_instances(dirname, "trainval", VOC_CLASSES)
     assert [d["image_id"] for d in dicts] == ["000005", "000007"]
     d = dicts[0]
@@ -47,7 +53,8 @@ def test_minus_one_convention_difficult_and_ids(tmp_path):
         {"bbox": [0.0, 0.0, 500.0, 375.0], "category_id": 19, "iscrowd": 0, "difficult": 1},
     ]
     assert dicts[1]["annotations"] == [
-        {"bbox": [9.0, 19.0, 30.0, 40.0], "category_id": 0, "iscrowd": 0, "difficult": 0}]
+        {"bbox": [9.0, 19.0, 30.0, 40.0], "category_id": 0, "iscrowd": 0, "difficult": 0}
+    ]
 
 
 def test_custom_class_names(tmp_path):
@@ -77,15 +84,21 @@ def test_unknown_class_names_file_and_class(tmp_path):
     assert "000003.xml" in str(e.value) and "'unicorn'" in str(e.value)
 
 
-@pytest.mark.parametrize("xml, reason", [
-    ("<annotation><size><width>0</width><height>5</height></size></annotation>",
-     "bad annotation"),
-    ("<annotation><size><width>5</width></size></annotation>", "bad annotation"),
-    ("<annotation><size><width>a</width>", "bad annotation"),
-])
+@pytest.mark.parametrize(
+    "xml, reason",
+    [
+        (
+            "<annotation><size><width>0</width><height>5</height></size></annotation>",
+            "bad annotation",
+        ),
+        ("<annotation><size><width>5</width></size></annotation>", "bad annotation"),
+        ("<annotation><size><width>a</width>", "bad annotation"),
+    ],
+)
 def test_image_faults_stop_or_skip_by_policy(tmp_path, xml, reason):
-    dirname = _tree(tmp_path, {"000001": (50, 50, [_obj("cat", (2, 2, 10, 10))]),
-                               "000002": (50, 50, [])})
+    dirname = _tree(
+        tmp_path, {"000001": (50, 50, [_obj("cat", (2, 2, 10, 10))]), "000002": (50, 50, [])}
+    )
     with open(f"{dirname}/Annotations/000002.xml", "w") as f:
         f.write(xml)
     with pytest.raises(DataError, match=r"000002\.xml \(image id 000002\)"):
@@ -95,13 +108,17 @@ def test_image_faults_stop_or_skip_by_policy(tmp_path, xml, reason):
     assert [d["image_id"] for d in dicts] == ["000001"] and counts.images == {reason: 1}
 
 
-@pytest.mark.parametrize("difficult, box", [(2, (2, 2, 10, 10)), (0, ("x", 2, 10, 10)),
-                                            (0, (2, 2, "inf", 10))])
+@pytest.mark.parametrize(
+    "difficult, box", [(2, (2, 2, 10, 10)), (0, ("x", 2, 10, 10)), (0, (2, 2, "inf", 10))]
+)
 def test_object_faults_drop_the_object_under_skip(tmp_path, difficult, box):
-    dirname = _tree(tmp_path, {"000001": (50, 50, [_obj("cat", box, difficult),
-                                                   _obj("dog", (3, 3, 9, 9))])})
+    dirname = _tree(
+        tmp_path, {"000001": (50, 50, [_obj("cat", box, difficult), _obj("dog", (3, 3, 9, 9))])}
+    )
     with pytest.raises(DataError, match=r"000001\.xml \(image id 000001\), object 0"):
         load_voc_instances(dirname, "trainval")
     counts = SkipCounts()
-    d, = load_voc_instances(dirname, "trainval", on_bad_image="skip", skip_counts=counts)
-    assert [a["category_id"] for a in d["annotations"]] == [11] and counts.annotations == {"malformed": 1}
+    (d,) = load_voc_instances(dirname, "trainval", on_bad_image="skip", skip_counts=counts)
+    assert [a["category_id"] for a in d["annotations"]] == [11] and counts.annotations == {
+        "malformed": 1
+    }

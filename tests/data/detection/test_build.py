@@ -11,9 +11,13 @@ from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
 from resnet_det.data.datasets.builtin import register_coco_instances
 from resnet_det.data.datasets.coco import load_coco_json
 from resnet_det.data.datasets.shapes import write_shapes_datasets
-from resnet_det.data.detection.build import (build_detection_test_loader,
-                                             build_detection_train_loader, build_test_loader,
-                                             build_train_loader, get_detection_dataset_dicts)
+from resnet_det.data.detection.build import (
+    build_detection_test_loader,
+    build_detection_train_loader,
+    build_test_loader,
+    build_train_loader,
+    get_detection_dataset_dicts,
+)
 from resnet_det.data.detection.mapper import DatasetMapper
 from resnet_det.data.io import MissingImageError
 from resnet_det.data.skips import SkipCounts
@@ -27,8 +31,9 @@ def tiny(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("tiny_shapes"))
     write_shapes_datasets(root, None, seed=1, num_train=12, num_val=5)
     for split in ("train", "val"):
-        register_coco_instances(f"{NAME}_{split}", {},
-                                f"{root}/annotations/instances_{split}.json", f"{root}/{split}")
+        register_coco_instances(
+            f"{NAME}_{split}", {}, f"{root}/annotations/instances_{split}.json", f"{root}/{split}"
+        )
     yield root
     for split in ("train", "val"):
         DatasetCatalog.remove(f"{NAME}_{split}")
@@ -36,8 +41,9 @@ def tiny(tmp_path_factory):
 
 
 def _mapper(**kw):
-    return DatasetMapper(is_train=True, min_size_train=(64, 80), max_size_train=128,
-                         flip_prob=0.5, **kw)
+    return DatasetMapper(
+        is_train=True, min_size_train=(64, 80), max_size_train=128, flip_prob=0.5, **kw
+    )
 
 
 def _batches(loader, n):
@@ -45,8 +51,9 @@ def _batches(loader, n):
 
 
 def _key(batches):
-    return [[(d["image_id"], d["image"].sum().item(), d["boxes"].tolist()) for d in b]
-            for b in batches]
+    return [
+        [(d["image_id"], d["image"].sum().item(), d["boxes"].tolist()) for d in b] for b in batches
+    ]
 
 
 def _dicts(root):
@@ -76,8 +83,9 @@ def test_batches_do_not_depend_on_workers_and_resume(tiny):
     ref = _key(_batches(build_train_loader(dicts, num_workers=0, **kw), 8))
     assert _key(_batches(build_train_loader(dicts, num_workers=2, **kw), 8)) == ref
     assert _key(_batches(build_train_loader(dicts, start_iter=5, **kw), 3)) == ref[5:]
-    other = _key(_batches(build_train_loader(dicts, mapper=_mapper(), total_batch_size=2,
-                                             seed=6), 8))
+    other = _key(
+        _batches(build_train_loader(dicts, mapper=_mapper(), total_batch_size=2, seed=6), 8)
+    )
     assert other != ref
 
 
@@ -85,8 +93,9 @@ def test_ranks_get_their_share(tiny):
     dicts = _dicts(tiny)
     kw = dict(mapper=_mapper(), total_batch_size=4, seed=0, aspect_ratio_grouping=False)
     single = _key(_batches(build_train_loader(dicts, **kw), 4))
-    per_rank = [_key(_batches(build_train_loader(dicts, rank=r, world_size=2, **kw), 8))
-                for r in range(2)]
+    per_rank = [
+        _key(_batches(build_train_loader(dicts, rank=r, world_size=2, **kw), 8)) for r in range(2)
+    ]
     for r in range(2):
         assert all(len(b) == 2 for b in per_rank[r])
     # Without grouping, rank r's stream is positions r, r+2, ... of the single-process stream.
@@ -94,8 +103,9 @@ def test_ranks_get_their_share(tiny):
     for r in range(2):
         assert [x for b in per_rank[r] for x in b][:8] == flat[r::2][:8]
     with pytest.raises(ValueError, match="multiple of the number of processes"):
-        build_train_loader(dicts, mapper=_mapper(), total_batch_size=3, seed=0, rank=0,
-                           world_size=2)
+        build_train_loader(
+            dicts, mapper=_mapper(), total_batch_size=3, seed=0, rank=0, world_size=2
+        )
 
 
 def test_skip_bad_images_draws_others(tiny, tmp_path):
@@ -103,18 +113,33 @@ def test_skip_bad_images_draws_others(tiny, tmp_path):
     bad = dict(dicts[0], file_name=str(tmp_path / "missing.jpg"))
     dicts = [bad] + dicts[1:]
     mapper = _mapper(on_bad_image="skip")
-    loader = build_train_loader(dicts, mapper=mapper, total_batch_size=2, seed=0,
-                                aspect_ratio_grouping=False, shuffle=False)
+    loader = build_train_loader(
+        dicts, mapper=mapper, total_batch_size=2, seed=0, aspect_ratio_grouping=False, shuffle=False
+    )
     batches = _batches(loader, 3)
     assert all(len(b) == 2 for b in batches)
     assert all(d["file_name"] != bad["file_name"] for b in batches for d in b)
     assert mapper.num_skipped >= 1
-    again = _batches(build_train_loader(dicts, mapper=_mapper(on_bad_image="skip"),
-                                        total_batch_size=2, seed=0, shuffle=False,
-                                        aspect_ratio_grouping=False), 3)
+    again = _batches(
+        build_train_loader(
+            dicts,
+            mapper=_mapper(on_bad_image="skip"),
+            total_batch_size=2,
+            seed=0,
+            shuffle=False,
+            aspect_ratio_grouping=False,
+        ),
+        3,
+    )
     assert _key(again) == _key(batches)
-    stop = build_train_loader(dicts, mapper=_mapper(), total_batch_size=2, seed=0,
-                              aspect_ratio_grouping=False, shuffle=False)
+    stop = build_train_loader(
+        dicts,
+        mapper=_mapper(),
+        total_batch_size=2,
+        seed=0,
+        aspect_ratio_grouping=False,
+        shuffle=False,
+    )
     with pytest.raises(MissingImageError, match=r"missing\.jpg.*image id 1\b"):
         _batches(stop, 1)
 
@@ -122,12 +147,16 @@ def test_skip_bad_images_draws_others(tiny, tmp_path):
 def test_test_loader_order_shards_and_skip(tiny, tmp_path):
     dicts = load_coco_json(f"{tiny}/annotations/instances_val.json", f"{tiny}/val")
     mapper = DatasetMapper(is_train=False, min_size_test=32, max_size_test=64)
-    ids = [d["image_id"] for b in build_test_loader(dicts, mapper=mapper, batch_size=2)
-           for d in b]
+    ids = [d["image_id"] for b in build_test_loader(dicts, mapper=mapper, batch_size=2) for d in b]
     assert ids == [d["image_id"] for d in dicts]
-    shards = [[d["image_id"] for b in build_test_loader(dicts, mapper=mapper, rank=r,
-                                                         world_size=2) for d in b]
-              for r in range(2)]
+    shards = [
+        [
+            d["image_id"]
+            for b in build_test_loader(dicts, mapper=mapper, rank=r, world_size=2)
+            for d in b
+        ]
+        for r in range(2)
+    ]
     assert shards[0] + shards[1] == ids and len(shards[0]) == 3
     broken = [dict(dicts[0], file_name=str(tmp_path / "gone.jpg"))] + dicts[1:]
     skip = DatasetMapper(is_train=False, min_size_test=32, on_bad_image="skip")
@@ -160,8 +189,9 @@ def test_negative_seed_is_resolved_into_the_config(tiny):
 def test_cfg_builders(tiny):
     cfg = _cfg()
     batch = next(iter(build_detection_train_loader(cfg)))
-    assert len(batch) == 3 and all(min(d["image"].shape[1:]) == 64 or
-                                   max(d["image"].shape[1:]) == 96 for d in batch)
+    assert len(batch) == 3 and all(
+        min(d["image"].shape[1:]) == 64 or max(d["image"].shape[1:]) == 96 for d in batch
+    )
     resumed = next(iter(build_detection_train_loader(cfg, start_iter=2)))
     ref = _batches(build_detection_train_loader(cfg), 3)[2]
     assert [d["image_id"] for d in resumed] == [d["image_id"] for d in ref]
@@ -185,6 +215,7 @@ def test_dataset_dicts_filter_and_errors(tiny, tmp_path):
     root = str(tmp_path / "copy")
     shutil.copytree(tiny, root)
     import json
+
     path = f"{root}/annotations/instances_train.json"
     data = json.load(open(path))
     data["annotations"] = [a for a in data["annotations"] if a["image_id"] != 1]
@@ -201,9 +232,10 @@ def test_dataset_dicts_filter_and_errors(tiny, tmp_path):
 
 
 def test_concatenating_datasets_with_different_classes_is_refused(tiny):
-    DatasetCatalog.register("test_build_other_classes",
-                            lambda: [{"file_name": "x.jpg", "image_id": 1, "height": 2,
-                                      "width": 2, "annotations": []}])
+    DatasetCatalog.register(
+        "test_build_other_classes",
+        lambda: [{"file_name": "x.jpg", "image_id": 1, "height": 2, "width": 2, "annotations": []}],
+    )
     MetadataCatalog.get("test_build_other_classes").set(thing_classes=["cat", "dog", "cow"])
     try:
         # Loading the shapes set records its classes (circle, square, triangle).
@@ -222,7 +254,10 @@ def test_mask_on_loader_gives_a_mask_per_box(tiny):
     assert _key(masked) == _key(plain)  # same stream, same images and boxes
     for d in (d for b in masked for d in b):
         masks = d["masks"]
-        assert masks.dtype == torch.uint8 and masks.shape == (len(d["boxes"]), *d["image"].shape[1:])
+        assert masks.dtype == torch.uint8 and masks.shape == (
+            len(d["boxes"]),
+            *d["image"].shape[1:],
+        )
         for m, box in zip(masks, d["boxes"].tolist()):
             ys, xs = torch.nonzero(m, as_tuple=True)
             got = [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
@@ -231,6 +266,7 @@ def test_mask_on_loader_gives_a_mask_per_box(tiny):
 
 def _register_copy(tiny, tmp_path, name, edit):
     import json
+
     root = str(tmp_path / name)
     shutil.copytree(tiny, root)
     path = f"{root}/annotations/instances_train.json"
@@ -252,21 +288,27 @@ def test_mask_on_needs_a_mask_for_every_object(tiny, tmp_path):
     try:
         path = _register_copy(tiny, tmp_path, "test_build_one_mask_less", drop_one)
         ann = json.load(open(path))["annotations"][3]
-        with pytest.raises(DataError, match=rf"{path}: annotation id {ann['id']} of image id "
-                                            rf"{ann['image_id']} \(.*\) has no 'segmentation'"):
+        with pytest.raises(
+            DataError,
+            match=rf"{path}: annotation id {ann['id']} of image id "
+            rf"{ann['image_id']} \(.*\) has no 'segmentation'",
+        ):
             get_detection_dataset_dicts(["test_build_one_mask_less"], mask_on=True)
         counts = SkipCounts()
-        kept = get_detection_dataset_dicts(["test_build_one_mask_less"], mask_on=True,
-                                           on_bad_image="skip", skip_counts=counts)
+        kept = get_detection_dataset_dicts(
+            ["test_build_one_mask_less"], mask_on=True, on_bad_image="skip", skip_counts=counts
+        )
         assert counts.images == {"missing mask": 1} and len(kept) == 11
         assert ann["image_id"] not in [d["image_id"] for d in kept]
         assert len(get_detection_dataset_dicts(["test_build_one_mask_less"])) == 12
         # No mask at all: a set without masks (e.g. VOC) stops under either policy.
         path = _register_copy(tiny, tmp_path, "test_build_no_masks", drop_all)
-        with pytest.raises(DataError, match=rf"{path}: dataset 'test_build_no_masks' has no "
-                                            r"instance masks.*MODEL.MASK_ON"):
-            get_detection_dataset_dicts(["test_build_no_masks"], mask_on=True,
-                                        on_bad_image="skip")
+        with pytest.raises(
+            DataError,
+            match=rf"{path}: dataset 'test_build_no_masks' has no "
+            r"instance masks.*MODEL.MASK_ON",
+        ):
+            get_detection_dataset_dicts(["test_build_no_masks"], mask_on=True, on_bad_image="skip")
     finally:
         for name in ("test_build_one_mask_less", "test_build_no_masks"):
             if name in DatasetCatalog:

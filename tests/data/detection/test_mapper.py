@@ -3,8 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_det.config import get_cfg
-from resnet_det.config import ConfigError
+from resnet_det.config import ConfigError, get_cfg
 from resnet_det.data.detection.mapper import DatasetMapper
 from resnet_det.data.io import BadImageError, ImageSizeError, MissingImageError
 from resnet_det.data.skips import SkippedImage
@@ -21,18 +20,23 @@ def _image(tmp_path, w=40, h=20, name="img.png"):
 
 
 def _dict(file_name, h=20, w=40):
-    return {"file_name": file_name, "image_id": 17, "height": h, "width": w,
-            "annotations": [
-                {"bbox": [4.0, 2.0, 12.0, 10.0], "category_id": 2, "iscrowd": 0},
-                {"bbox": [0.0, 0.0, 40.0, 20.0], "category_id": 0, "iscrowd": 1},
-                {"bbox": [20.0, 10.0, 40.0, 20.0], "category_id": 1, "iscrowd": 0,
-                 "difficult": 1},
-            ]}
+    return {
+        "file_name": file_name,
+        "image_id": 17,
+        "height": h,
+        "width": w,
+        "annotations": [
+            {"bbox": [4.0, 2.0, 12.0, 10.0], "category_id": 2, "iscrowd": 0},
+            {"bbox": [0.0, 0.0, 40.0, 20.0], "category_id": 0, "iscrowd": 1},
+            {"bbox": [20.0, 10.0, 40.0, 20.0], "category_id": 1, "iscrowd": 0, "difficult": 1},
+        ],
+    }
 
 
 def _mapper(**kw):
-    args = dict(is_train=True, min_size_train=(40,), max_size_train=1000, flip_prob=0.0,
-                image_format="RGB")
+    args = dict(
+        is_train=True, min_size_train=(40,), max_size_train=1000, flip_prob=0.0, image_format="RGB"
+    )
     args.update(kw)
     return DatasetMapper(**args)
 
@@ -54,8 +58,7 @@ def test_train_output_contract(tmp_path):
 
 def test_bgr_and_test_mode(tmp_path):
     d = _dict(_image(tmp_path))
-    out = DatasetMapper(is_train=False, min_size_test=10, max_size_test=1000,
-                        image_format="BGR")(d)
+    out = DatasetMapper(is_train=False, min_size_test=10, max_size_test=1000, image_format="BGR")(d)
     assert out["image"].shape == (3, 10, 20)
     assert out["image"][:, 5, 5].tolist() == [10, 0, 200]
     assert "boxes" not in out and (out["height"], out["width"]) == (20, 40)
@@ -169,8 +172,16 @@ def _mask_box(mask):
 def test_masks_contract_one_per_box_at_the_image_size(tmp_path):
     d = _masked_dict(_image(tmp_path))
     out = _mapper(mask_on=True)(d, seed=0)
-    assert set(out) == {"image", "boxes", "labels", "masks", "image_id", "height", "width",
-                        "file_name"}
+    assert set(out) == {
+        "image",
+        "boxes",
+        "labels",
+        "masks",
+        "image_id",
+        "height",
+        "width",
+        "file_name",
+    }
     masks = out["masks"]
     assert masks.dtype == torch.uint8 and masks.shape == (2, 40, 80)
     assert set(masks.unique().tolist()) == {0, 1}
@@ -212,8 +223,11 @@ def test_flipped_and_resized_masks_line_up_with_their_boxes(tmp_path, seed):
 def test_missing_or_bad_mask_stops_or_skips(tmp_path):
     d = _masked_dict(_image(tmp_path))
     del d["annotations"][2]["segmentation"]
-    with pytest.raises(DataError, match=r"img\.png \(image id 17\): annotation 102 has no "
-                                        r"'segmentation'.*MODEL.MASK_ON.*ON_BAD_IMAGE skip"):
+    with pytest.raises(
+        DataError,
+        match=r"img\.png \(image id 17\): annotation 102 has no "
+        r"'segmentation'.*MODEL.MASK_ON.*ON_BAD_IMAGE skip",
+    ):
         _mapper(mask_on=True)(d, seed=0)
     skip = _mapper(mask_on=True, on_bad_image="skip")
     assert skip(d, seed=0) == SkippedImage("missing mask", d["file_name"], 17)

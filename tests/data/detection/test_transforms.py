@@ -66,9 +66,14 @@ def test_range_sampling_and_determinism():
     assert a == t(img, torch.zeros(0, 4), random.Random(5))[0].shape
 
 
-@pytest.mark.parametrize("kwargs", [dict(short_edge_length=(), max_size=10),
-                                    dict(short_edge_length=(1, 2, 3), sample_style="range"),
-                                    dict(short_edge_length=(5,), sample_style="uniform")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(short_edge_length=(), max_size=10),
+        dict(short_edge_length=(1, 2, 3), sample_style="range"),
+        dict(short_edge_length=(5,), sample_style="uniform"),
+    ],
+)
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="ResizeShortestEdge"):
         ResizeShortestEdge(**kwargs)
@@ -86,11 +91,15 @@ def test_masks_follow_the_pixels_and_take_no_draw():
     boxes = torch.tensor([box], dtype=torch.float32)
     for seed in range(6):
         out, b = apply_transforms(t, img, boxes, random.Random(seed))
-        out2, b2, masks = apply_transforms(t, img, boxes, random.Random(seed),
-                                           InstanceMasks([polygon], 80, 120))
+        out2, b2, masks = apply_transforms(
+            t, img, boxes, random.Random(seed), InstanceMasks([polygon], 80, 120)
+        )
         assert torch.equal(out, out2) and torch.equal(b, b2)
         m = masks.to_tensor()
         assert m.shape == (1, *out.shape[-2:])
         ys, xs = torch.nonzero(m[0], as_tuple=True)
-        assert [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1] == \
-            _bright_extent(out) == [round(v) for v in b[0].tolist()]
+        assert (
+            [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+            == _bright_extent(out)
+            == [round(v) for v in b[0].tolist()]
+        )

@@ -8,8 +8,14 @@ from torchvision.models.detection.rpn import RegionProposalNetwork
 
 from resnet_det.config import ConfigError
 from resnet_det.modeling.build import build_backbone, build_model
-from resnet_det.modeling.detection import (FastRCNNConvFCHead, FPNBackbone, GeneralizedRCNN,
-                                           Res5BoxHead, SeededBalancedSampler, VGGFCHead)
+from resnet_det.modeling.detection import (
+    FastRCNNConvFCHead,
+    FPNBackbone,
+    GeneralizedRCNN,
+    Res5BoxHead,
+    SeededBalancedSampler,
+    VGGFCHead,
+)
 from resnet_det.modeling.norm import FrozenBatchNorm2d
 from resnet_det.modeling.resnet import ResNet, build_res5_head
 
@@ -44,7 +50,13 @@ def test_fpn_levels_and_head():
     model = build_model(tiny_cfg(FPN))
     assert isinstance(model.backbone, FPNBackbone)
     shapes = model.backbone.output_shape()
-    assert {k: v.stride for k, v in shapes.items()} == {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64}
+    assert {k: v.stride for k, v in shapes.items()} == {
+        "p2": 4,
+        "p3": 8,
+        "p4": 16,
+        "p5": 32,
+        "p6": 64,
+    }
     feats = model.backbone(torch.zeros(1, 3, 128, 192))
     for name, f in feats.items():
         assert f.shape[1] == 64
@@ -85,17 +97,20 @@ def test_build_backbone_returns_named_features():
     assert list(out) == ["res4"] and out["res4"].shape == (1, 256, 4, 4)
 
 
-@pytest.mark.parametrize("overrides,key", [
-    (FPN + ["MODEL.ROI_HEADS.NAME", "Res5ROIHeads"], "MODEL.ROI_HEADS.NAME"),
-    (VGG + ["MODEL.ROI_HEADS.NAME", "Res5ROIHeads"], "MODEL.ROI_HEADS.NAME"),
-    (C4 + ["MODEL.ROI_HEADS.IN_FEATURES", "['res3']"], "MODEL.ROI_HEADS.IN_FEATURES"),
-    (C4 + ["MODEL.RESNETS.DEPTH", "42"], "MODEL.RESNETS.DEPTH"),
-    (C4 + ["MODEL.RPN.IN_FEATURES", "['res5']"], "MODEL.RPN.IN_FEATURES"),
-    (FPN + ["MODEL.ANCHOR_GENERATOR.SIZES", "[[32], [64]]"], "MODEL.ANCHOR_GENERATOR.SIZES"),
-    (FPN + ["MODEL.ROI_BOX_HEAD.NAME", "VGGFCHead"], "MODEL.ROI_BOX_HEAD.NAME"),
-    (C4 + ["MODEL.ROI_BOX_HEAD.POOLER_TYPE", "ROIMagic"], "MODEL.ROI_BOX_HEAD.POOLER_TYPE"),
-    (C4 + ["MODEL.RESNETS.RES2_OUT_CHANNELS", "256"], "MODEL.RESNETS.RES2_OUT_CHANNELS"),
-])
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        (FPN + ["MODEL.ROI_HEADS.NAME", "Res5ROIHeads"], "MODEL.ROI_HEADS.NAME"),
+        (VGG + ["MODEL.ROI_HEADS.NAME", "Res5ROIHeads"], "MODEL.ROI_HEADS.NAME"),
+        (C4 + ["MODEL.ROI_HEADS.IN_FEATURES", "['res3']"], "MODEL.ROI_HEADS.IN_FEATURES"),
+        (C4 + ["MODEL.RESNETS.DEPTH", "42"], "MODEL.RESNETS.DEPTH"),
+        (C4 + ["MODEL.RPN.IN_FEATURES", "['res5']"], "MODEL.RPN.IN_FEATURES"),
+        (FPN + ["MODEL.ANCHOR_GENERATOR.SIZES", "[[32], [64]]"], "MODEL.ANCHOR_GENERATOR.SIZES"),
+        (FPN + ["MODEL.ROI_BOX_HEAD.NAME", "VGGFCHead"], "MODEL.ROI_BOX_HEAD.NAME"),
+        (C4 + ["MODEL.ROI_BOX_HEAD.POOLER_TYPE", "ROIMagic"], "MODEL.ROI_BOX_HEAD.POOLER_TYPE"),
+        (C4 + ["MODEL.RESNETS.RES2_OUT_CHANNELS", "256"], "MODEL.RESNETS.RES2_OUT_CHANNELS"),
+    ],
+)
 def test_bad_combinations_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build_model(tiny_cfg(overrides))

@@ -1,6 +1,7 @@
 """Two CPU processes (gloo, DDP) with one image each train exactly as one process with both
 images (docs/reproducibility.md): the per-image seeded fg/bg samplers give every image the
 same draws wherever it runs, and FrozenBN does not depend on the per-process batch."""
+
 import os
 
 import torch
@@ -16,7 +17,9 @@ OVERRIDES = C4 + ["MODEL.PIXEL_STD", "[57.0, 57.0, 57.0]", "SEED", "7"]
 
 
 def _train(model, batch, steps):
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.002, momentum=0.9)
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.002, momentum=0.9
+    )
     history = []
     for _ in range(steps):
         losses = model(batch)
@@ -34,9 +37,12 @@ def _worker(rank, world, init_file, out_dir):
         torch.manual_seed(0)
         model = build_model(tiny_cfg(OVERRIDES)).train()
         ddp = torch.nn.parallel.DistributedDataParallel(model)
-        batch = synthetic_batch(2, size=(128, 128))[rank:rank + 1]
+        batch = synthetic_batch(2, size=(128, 128))[rank : rank + 1]
         history = _train(ddp, batch, STEPS)
-        torch.save({"losses": history, "weights": model.state_dict()}, os.path.join(out_dir, f"rank{rank}.pth"))
+        torch.save(
+            {"losses": history, "weights": model.state_dict()},
+            os.path.join(out_dir, f"rank{rank}.pth"),
+        )
     finally:
         dist.destroy_process_group()
 

@@ -1,5 +1,6 @@
 """Mask R-CNN in the built-in engine: the mask branches (FPN / VGG convs, C4 on the box head's
 own res5), their losses, outputs, config checks and state dicts."""
+
 import pytest
 import torch
 
@@ -52,8 +53,11 @@ def test_eval_masks_are_probabilities_pasted_into_the_original_image(base, side)
         # The head's own resolution: 28x28 (FPN, 14x14 RoIs + deconv), 14x14 (C4, res5 halves).
         images = model.preprocess_image(batch)
         feats = model.backbone(images.tensors)
-        pooled = model.roi_heads.mask_roi_pool({f: feats[f] for f in model.roi_in_features},
-                                               [outs[0]["boxes"][:3] / 1.5], images.image_sizes[:1])
+        pooled = model.roi_heads.mask_roi_pool(
+            {f: feats[f] for f in model.roi_in_features},
+            [outs[0]["boxes"][:3] / 1.5],
+            images.image_sizes[:1],
+        )
         logits = model.roi_heads.mask_predictor(model.roi_heads.mask_head(pooled))
     assert logits.shape[-2:] == (side, side) and logits.shape[1] == 4  # 3 classes + background
     for out in outs:
@@ -66,7 +70,12 @@ def test_eval_masks_are_probabilities_pasted_into_the_original_image(base, side)
         ys, xs = torch.nonzero(out["masks"][0, 0] > 0, as_tuple=True)
         x0, y0, x1, y1 = out["boxes"][0].tolist()
         mx, my = (x1 - x0) / side + 2, (y1 - y0) / side + 2
-        assert xs.min() >= x0 - mx and xs.max() <= x1 + mx and ys.min() >= y0 - my and ys.max() <= y1 + my
+        assert (
+            xs.min() >= x0 - mx
+            and xs.max() <= x1 + mx
+            and ys.min() >= y0 - my
+            and ys.max() <= y1 + my
+        )
 
 
 def test_faster_rcnn_outputs_no_masks_and_needs_none():
@@ -86,8 +95,10 @@ def test_c4_mask_head_runs_the_box_heads_res5_listed_once():
     sd = model.state_dict()
     assert "roi_heads.box_head.res5.0.conv1.weight" in sd
     assert not any(k.startswith("roi_heads.mask_head.") for k in sd)
-    assert {"roi_heads.mask_predictor.conv5_mask.weight",
-            "roi_heads.mask_predictor.mask_fcn_logits.weight"} <= set(sd)
+    assert {
+        "roi_heads.mask_predictor.conv5_mask.weight",
+        "roi_heads.mask_predictor.mask_fcn_logits.weight",
+    } <= set(sd)
     # Parameters once too (what the optimizer sees).
     names = [n for n, _ in model.named_parameters()]
     assert not any(n.startswith("roi_heads.mask_head.") for n in names)
@@ -95,7 +106,9 @@ def test_c4_mask_head_runs_the_box_heads_res5_listed_once():
     torch.manual_seed(1)
     other = build_model(tiny_cfg(C4_MASK))
     other.load_state_dict(sd, strict=True)
-    assert torch.equal(other.roi_heads.mask_head.res5[0].conv1.weight, sd["roi_heads.box_head.res5.0.conv1.weight"])
+    assert torch.equal(
+        other.roi_heads.mask_head.res5[0].conv1.weight, sd["roi_heads.box_head.res5.0.conv1.weight"]
+    )
     assert other.roi_heads.mask_head.res5 is other.roi_heads.box_head.res5
     # The mask loss reaches res5 (detectron2's Res5ROIHeads trains res5 on both losses).
     model.train()
@@ -112,8 +125,11 @@ def test_c4_mask_convs_follow_res5():
 
 
 def test_fpn_mask_head_layers_and_norm():
-    model = build_model(tiny_cfg(FPN_MASK, "MODEL.ROI_MASK_HEAD.NORM", "GN",
-                                 "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION", "7"))
+    model = build_model(
+        tiny_cfg(
+            FPN_MASK, "MODEL.ROI_MASK_HEAD.NORM", "GN", "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION", "7"
+        )
+    )
     sd = model.state_dict()
     # torchvision's MaskRCNNHeads: <i>.0 conv (no bias under a norm, as detectron2), <i>.1 norm.
     assert sd["roi_heads.mask_head.0.0.weight"].shape == (32, 64, 3, 3)
@@ -124,8 +140,15 @@ def test_fpn_mask_head_layers_and_norm():
 
 def test_class_agnostic_masks():
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(FPN_MASK, "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK", "True",
-                                 "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"))
+    model = build_model(
+        tiny_cfg(
+            FPN_MASK,
+            "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK",
+            "True",
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+            "0.0",
+        )
+    )
     predictor = model.roi_heads.mask_predictor
     assert isinstance(predictor, MaskPredictor) and predictor.mask_fcn_logits.out_channels == 1
     logits = predictor(torch.randn(2, 32, 14, 14))
@@ -138,7 +161,10 @@ def test_class_agnostic_masks():
 def test_images_without_objects_train():
     model = build_model(tiny_cfg(FPN_MASK)).train()
     batch = with_masks(synthetic_batch(2))
-    batch[1]["boxes"], batch[1]["labels"] = torch.zeros((0, 4)), torch.zeros((0,), dtype=torch.int64)
+    batch[1]["boxes"], batch[1]["labels"] = (
+        torch.zeros((0, 4)),
+        torch.zeros((0,), dtype=torch.int64),
+    )
     batch[1]["masks"] = torch.zeros((0, 96, 128), dtype=torch.uint8)
     assert torch.isfinite(model(batch)["loss_mask"])
 
@@ -156,11 +182,19 @@ def test_missing_or_misshapen_masks_name_the_image():
 
 R50 = ["MODEL.RESNETS.DEPTH", "50", "MODEL.RESNETS.RES2_OUT_CHANNELS", "256"]
 OPTIONS = {
-    "shortcut-A": (["MODEL.RESNETS.SHORTCUT", "A"], lambda r: not any("shortcut" in k for k in r.state_dict())),
-    "shortcut-C": (["MODEL.RESNETS.SHORTCUT", "C"], lambda r: "1.shortcut.weight" in r.state_dict()),
+    "shortcut-A": (
+        ["MODEL.RESNETS.SHORTCUT", "A"],
+        lambda r: not any("shortcut" in k for k in r.state_dict()),
+    ),
+    "shortcut-C": (
+        ["MODEL.RESNETS.SHORTCUT", "C"],
+        lambda r: "1.shortcut.weight" in r.state_dict(),
+    ),
     "plain": (["MODEL.RESNETS.PLAIN", "True"], lambda r: not r[0].residual),
-    "stride-in-3x3": (R50 + ["MODEL.RESNETS.STRIDE_IN_1X1", "False"],
-                      lambda r: r[0].conv1.stride == (1, 1) and r[0].conv2.stride == (2, 2)),
+    "stride-in-3x3": (
+        R50 + ["MODEL.RESNETS.STRIDE_IN_1X1", "False"],
+        lambda r: r[0].conv1.stride == (1, 1) and r[0].conv2.stride == (2, 2),
+    ),
     "stride-in-1x1": (R50, lambda r: r[0].conv1.stride == (2, 2) and r[0].conv2.stride == (1, 1)),
     "GN": (["MODEL.RESNETS.NORM", "GN"], lambda r: isinstance(r[0].conv1.norm, torch.nn.GroupNorm)),
 }
@@ -178,13 +212,16 @@ def test_backbone_options_reach_the_c4_mask_branch(option):
     assert torch.isfinite(losses["loss_mask"])
 
 
-@pytest.mark.parametrize("overrides,key", [
-    (["MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNPointRendHead"], "MODEL.ROI_MASK_HEAD.NAME"),
-    (["MODEL.ROI_MASK_HEAD.NUM_CONV", "-1"], "MODEL.ROI_MASK_HEAD.NUM_CONV"),
-    (["MODEL.ROI_MASK_HEAD.CONV_DIM", "0"], "MODEL.ROI_MASK_HEAD.CONV_DIM"),
-    (["MODEL.ROI_MASK_HEAD.NORM", "LN"], "MODEL.ROI_MASK_HEAD.NORM"),
-    (["MODEL.ROI_MASK_HEAD.POOLER_TYPE", "ROIMax"], "MODEL.ROI_MASK_HEAD.POOLER_TYPE"),
-])
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        (["MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNPointRendHead"], "MODEL.ROI_MASK_HEAD.NAME"),
+        (["MODEL.ROI_MASK_HEAD.NUM_CONV", "-1"], "MODEL.ROI_MASK_HEAD.NUM_CONV"),
+        (["MODEL.ROI_MASK_HEAD.CONV_DIM", "0"], "MODEL.ROI_MASK_HEAD.CONV_DIM"),
+        (["MODEL.ROI_MASK_HEAD.NORM", "LN"], "MODEL.ROI_MASK_HEAD.NORM"),
+        (["MODEL.ROI_MASK_HEAD.POOLER_TYPE", "ROIMax"], "MODEL.ROI_MASK_HEAD.POOLER_TYPE"),
+    ],
+)
 def test_bad_mask_settings_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         check_detector_cfg(tiny_cfg(FPN_MASK, *overrides))

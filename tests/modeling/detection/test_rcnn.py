@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import resnet_det
-from resnet_det.modeling.build import build_model
 from resnet_det.checkpoint import WeightsMismatchError, load_pretrained_weights
+from resnet_det.modeling.build import build_model
 
 from ._tiny import C4, FPN, VGG, synthetic_batch, tiny_cfg
 
@@ -68,8 +68,9 @@ def test_boxes_are_returned_in_original_image_coordinates():
 
 
 def test_preprocess_normalises_in_format_order_and_pads():
-    model = build_model(tiny_cfg(C4, "MODEL.PIXEL_MEAN", "[10.0, 20.0, 30.0]",
-                                 "MODEL.PIXEL_STD", "[1.0, 2.0, 4.0]"))
+    model = build_model(
+        tiny_cfg(C4, "MODEL.PIXEL_MEAN", "[10.0, 20.0, 30.0]", "MODEL.PIXEL_STD", "[1.0, 2.0, 4.0]")
+    )
     a = {"image": torch.full((3, 50, 70), 50, dtype=torch.uint8)}
     b = {"image": torch.full((3, 66, 40), 50, dtype=torch.uint8)}
     images = model.preprocess_image([a, b])
@@ -77,7 +78,10 @@ def test_preprocess_normalises_in_format_order_and_pads():
     assert images.tensors.shape == (2, 3, 80, 80)
     assert images.image_sizes == [(50, 70), (66, 40)]
     torch.testing.assert_close(images.tensors[0, :, 0, 0], torch.tensor([40.0, 15.0, 5.0]))
-    assert images.tensors[0, :, 50:, :].abs().sum() == 0 and images.tensors[1, :, :, 40:].abs().sum() == 0
+    assert (
+        images.tensors[0, :, 50:, :].abs().sum() == 0
+        and images.tensors[1, :, :, 40:].abs().sum() == 0
+    )
 
 
 def test_imagenet_weights_load_into_backbone_and_res5_head():
@@ -91,7 +95,9 @@ def test_imagenet_weights_load_into_backbone_and_res5_head():
     msd = model.state_dict()
     torch.testing.assert_close(msd["backbone.res4.1.conv2.weight"], sd["res4.1.conv2.weight"])
     torch.testing.assert_close(msd["backbone.stem.conv1.weight"], sd["stem.conv1.weight"])
-    torch.testing.assert_close(msd["roi_heads.box_head.res5.0.conv1.weight"], sd["res5.0.conv1.weight"])
+    torch.testing.assert_close(
+        msd["roi_heads.box_head.res5.0.conv1.weight"], sd["res5.0.conv1.weight"]
+    )
     # A source without res5 (an R18 truncated after res4) leaves the head random: refused.
     partial = {k: v for k, v in sd.items() if not k.startswith("res5.")}
     with pytest.raises(WeightsMismatchError, match="res5"):
@@ -116,6 +122,8 @@ def test_vgg_imagenet_weights_fill_convs_and_fc6_fc7():
     msd = model.state_dict()
     torch.testing.assert_close(msd["roi_heads.box_head.fc6.weight"], sd["fc6.weight"])
     torch.testing.assert_close(msd["roi_heads.box_head.fc7.bias"], sd["fc7.bias"])
-    torch.testing.assert_close(msd["backbone.vgg_block5.conv5_3.weight"], sd["vgg_block5.conv5_3.weight"])
+    torch.testing.assert_close(
+        msd["backbone.vgg_block5.conv5_3.weight"], sd["vgg_block5.conv5_3.weight"]
+    )
     # fc8 (the 1000-way ImageNet classifier) has no place in the detector.
     assert set(result.unexpected_keys) == {"fc8.weight", "fc8.bias"}
