@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles between resnet_det modules, no oversized module, and no
-citation of a document that is not in the repository.
+"""The package's shape: no import cycles between resnet_det modules, no oversized module, no
+citation of a document that is not in the repository, and tools/ run from the installed package
+(no sys.path edits).
 
 The import graph is read from the source with ``ast`` (nothing is imported), so a cycle is
 found even where the import order of the test run happens to hide it.
@@ -14,6 +15,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "resnet_det"
+TOOLS = os.path.join(ROOT, "tools")
 # One concept per module; this is only a backstop against a module that grew two.
 MAX_MODULE_LINES = 800
 
@@ -309,3 +311,68 @@ def test_one_atomic_file_writer():
         if found:
             copies[module] = found
     assert not copies, f"atomic writers besides resnet_det.utils.file_io: {copies}"
+
+
+# --------------------------------------------------------------------------------------------
+# tools/: applications of the installed package
+# --------------------------------------------------------------------------------------------
+_PATH_EDITS = ("insert", "append", "extend", "remove", "pop", "clear")
+
+
+def _is_sys_path(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "path"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+    )
+
+
+def sys_path_edits(source: str) -> List[int]:
+    """Line numbers where ``source`` changes the import path: sys.path.insert/append/...,
+    an assignment to sys.path or one of its items, or site.addsitedir."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            func = node.func
+            if _is_sys_path(func.value) and func.attr in _PATH_EDITS:
+                lines.append(node.lineno)
+            elif func.attr == "addsitedir":
+                lines.append(node.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if _is_sys_path(t) or (isinstance(t, ast.Subscript) and _is_sys_path(t.value)):
+                    lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_path_edit_checker_finds_every_form():
+    edits = (
+        "import sys, site\n"
+        "sys.path.insert(0, '..')\n"
+        "sys.path.append('x')\n"
+        "sys.path = ['y']\n"
+        "sys.path[0:0] = ['z']\n"
+        "sys.path += ['w']\n"
+        "site.addsitedir('v')\n"
+    )
+    assert sys_path_edits(edits) == [2, 3, 4, 5, 6, 7]
+    # Reading the path is not editing it.
+    assert sys_path_edits("import sys\nprint(sys.path[0], list(sys.path))\n") == []
+
+
+def test_no_tool_edits_sys_path():
+    # The tools import the installed package (pip install -e .) and, by name, their helper
+    # packages beside them in tools/ (Python puts a script's folder first on sys.path).
+    offenders = {}
+    for folder, dirs, files in os.walk(TOOLS):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8") as f:
+                found = sys_path_edits(f.read())
+            if found:
+                offenders[os.path.relpath(path, ROOT)] = found
+    assert os.path.isfile(os.path.join(TOOLS, "train_net.py"))
+    assert not offenders, f"files under tools/ editing sys.path (file: lines): {offenders}"

@@ -9,12 +9,9 @@ python tools/analyze_model.py --config-file configs/faster_rcnn_R101.yaml [KEY V
 
 import argparse
 import ast
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from resnet_det.analysis.model_stats import (  # noqa: E402
+from resnet_det.analysis.model_stats import (
     family_table,
     format_table,
     input_size_for,

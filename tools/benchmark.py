@@ -23,14 +23,12 @@ Prints a Markdown table; --output writes the rows as JSON.
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from resnet_det.analysis import benchmark as B  # noqa: E402
-from resnet_det.analysis.bench_run import ROWS, run_rows  # noqa: E402
+from resnet_det.analysis import benchmark as B
+from resnet_det.analysis.bench_run import ROWS, run_rows
 
 
 def parse_args(argv=None):

@@ -17,12 +17,9 @@ give it:  --input-format RGB --pixel-mean 123.675 116.28 103.53 --pixel-std 58.3
 """
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from resnet_det.checkpoint import (  # noqa: E402
+from resnet_det.checkpoint import (
     InputContract,
     contract_of,
     convert_weights_file,

@@ -17,16 +17,14 @@ import argparse
 import json
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from resnet_det.evaluation import (  # noqa: E402
+from resnet_det.evaluation import (
     evaluate_results_file,
     flatten_results,
     format_metrics_table,
     print_csv_format,
 )
-from resnet_det.utils.cli import USER_ERRORS, format_user_error  # noqa: E402
+from resnet_det.utils.cli import USER_ERRORS, format_user_error
 
 
 def main(argv=None):

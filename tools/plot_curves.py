@@ -14,12 +14,9 @@ Runs compared as in the paper's Fig. 4 / Fig. 6: training error (thin, dashed) a
 """
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from resnet_det.analysis.curves import (  # noqa: E402
+from resnet_det.analysis.curves import (
     DEFAULT_TEST_KEY,
     DEFAULT_TRAIN_KEY,
     plot_run_curves,

@@ -9,16 +9,13 @@ before the addition / ReLU) on test images, per layer in network order and sorte
 """
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from resnet_det.analysis.layer_responses import layer_response_stds, plot_layer_responses  # noqa: E402
-from resnet_det.checkpoint import load_weights  # noqa: E402
-from resnet_det.config import get_cfg  # noqa: E402
-from resnet_det.data.classification import build_classification_test_loader  # noqa: E402
-from resnet_det.modeling.classifier import build_classifier  # noqa: E402
+from resnet_det.analysis.layer_responses import layer_response_stds, plot_layer_responses
+from resnet_det.checkpoint import load_weights
+from resnet_det.config import get_cfg
+from resnet_det.data.classification import build_classification_test_loader
+from resnet_det.modeling.classifier import build_classifier
 
 
 def stds_of(config_file, weights, dataset, num_images, opts):

@@ -20,8 +20,6 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
 DEMO_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "demo", "faster_rcnn_shapes.yaml"
 )

@@ -13,20 +13,17 @@ Then tools/convert_weights.py turns model_final.pth into detection backbone weig
 
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from resnet_det.checkpoint import Checkpointer  # noqa: E402
-from resnet_det.config import get_cfg  # noqa: E402
-from resnet_det.engine import (  # noqa: E402
-    comm,  # noqa: E402
+from resnet_det.checkpoint import Checkpointer
+from resnet_det.config import get_cfg
+from resnet_det.engine import (
+    comm,
     default_argument_parser,
     default_setup,
     launch,
 )
-from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
-from resnet_det.engine.pretrain import ClassificationTrainer  # noqa: E402
+from resnet_det.engine.defaults import auto_scale_workers
+from resnet_det.engine.pretrain import ClassificationTrainer
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "digits", "resnet20.yaml"

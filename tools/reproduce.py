@@ -20,16 +20,14 @@ import os
 import shlex
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from resnet_det.reproduce import (  # noqa: E402
+from resnet_det.reproduce import (
     COMPARISONS,
     DEMO,
     FAST_DETECT_OPTS,
     FAST_PRETRAIN_OPTS,
     run_comparison,
 )
-from resnet_det.utils.errors import UsageError  # noqa: E402
+from resnet_det.utils.errors import UsageError
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -17,15 +17,13 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from resnet_det.analysis.curves import plot_run_curves  # noqa: E402
-from resnet_det.checkpoint import Checkpointer  # noqa: E402
-from resnet_det.config import get_cfg  # noqa: E402
-from resnet_det.engine import comm, default_argument_parser, default_setup, launch  # noqa: E402
-from resnet_det.engine.defaults import auto_scale_workers  # noqa: E402
-from resnet_det.engine.detection import DetectionTrainer, visualize_detections  # noqa: E402
-from resnet_det.engine.run_summary import format_run_summary  # noqa: E402
+from resnet_det.analysis.curves import plot_run_curves
+from resnet_det.checkpoint import Checkpointer
+from resnet_det.config import get_cfg
+from resnet_det.engine import comm, default_argument_parser, default_setup, launch
+from resnet_det.engine.defaults import auto_scale_workers
+from resnet_det.engine.detection import DetectionTrainer, visualize_detections
+from resnet_det.engine.run_summary import format_run_summary
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "demo", "faster_rcnn_shapes.yaml"
