@@ -376,3 +376,37 @@ def test_no_tool_edits_sys_path():
                 offenders[os.path.relpath(path, ROOT)] = found
     assert os.path.isfile(os.path.join(TOOLS, "train_net.py"))
     assert not offenders, f"files under tools/ editing sys.path (file: lines): {offenders}"
+
+
+def test_no_benchmark_module_inside_the_package():
+    # Benchmark rows are applications (tools/benchmarks/), not part of what users import.
+    benches = [
+        module
+        for module in package_modules()
+        if any(part.startswith("bench") for part in module.split(".")[1:])
+    ]
+    assert not benches, f"benchmark modules inside {PACKAGE}: {benches}"
+    assert os.path.isfile(os.path.join(TOOLS, "benchmarks", "rows.py"))
+
+
+def test_the_package_imports_nothing_from_tools():
+    # Imports run one way: tools/ import resnet_det, never the reverse (inside functions too).
+    tool_names = {
+        name[: -len(".py")] if name.endswith(".py") else name
+        for name in os.listdir(TOOLS)
+        if name.endswith(".py") or os.path.isfile(os.path.join(TOOLS, name, "__init__.py"))
+    }
+    assert {"benchmarks", "train_net"} <= tool_names
+    offenders = {}
+    for module, path in package_modules().items():
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+        for node in collect_imports(tree, deferred=True):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                names = [node.module] if node.level == 0 and node.module else []
+            found = [n for n in names if n.split(".")[0] in tool_names | {"tools"}]
+            if found:
+                offenders.setdefault(module, []).extend(found)
+    assert not offenders, f"{PACKAGE} modules importing tools' code: {offenders}"

@@ -11,7 +11,9 @@ import argparse
 import ast
 import sys
 
-from resnet_det.analysis.model_stats import (
+from resnet_det.config import get_cfg
+from resnet_det.modeling.statistics import (
+    config_statistics,
     family_table,
     format_table,
     input_size_for,
@@ -82,9 +84,6 @@ def main(argv=None) -> int:
 
 
 def _from_config(path, opts) -> int:
-    from resnet_det.analysis.model_stats import config_statistics
-    from resnet_det.config import get_cfg
-
     cfg = get_cfg()
     cfg.merge_from_file(path)
     cfg.merge_from_list(opts)

@@ -27,8 +27,8 @@ import tempfile
 
 import torch
 
-from resnet_det.analysis import benchmark as B
-from resnet_det.analysis.bench_run import ROWS, run_rows
+from benchmarks import harness as B
+from benchmarks.rows import ROWS, run_rows
 
 
 def parse_args(argv=None):

@@ -31,6 +31,9 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
   ls .whl; exit 0
 fi
 out="${OUT:-./output/gpu_check}"; mkdir -p "$out"
+# The checkout travels to the GPU machine without being pip-installed there: the tools import
+# resnet_det from it.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg RESNET_DET_DATASETS="$out/datasets"
 status=()
 step() {  # step NAME TIMEOUT_S CMD...

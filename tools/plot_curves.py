@@ -16,7 +16,7 @@ Runs compared as in the paper's Fig. 4 / Fig. 6: training error (thin, dashed) a
 import argparse
 import sys
 
-from resnet_det.analysis.curves import (
+from resnet_det.engine.curves import (
     DEFAULT_TEST_KEY,
     DEFAULT_TRAIN_KEY,
     plot_run_curves,

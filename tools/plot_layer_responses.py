@@ -11,11 +11,11 @@ before the addition / ReLU) on test images, per layer in network order and sorte
 import argparse
 import sys
 
-from resnet_det.analysis.layer_responses import layer_response_stds, plot_layer_responses
 from resnet_det.checkpoint import load_weights
 from resnet_det.config import get_cfg
 from resnet_det.data.classification import build_classification_test_loader
 from resnet_det.modeling.classifier import build_classifier
+from resnet_det.modeling.layer_responses import layer_response_stds, plot_layer_responses
 
 
 def stds_of(config_file, weights, dataset, num_images, opts):

@@ -17,10 +17,10 @@ import logging
 import os
 import sys
 
-from resnet_det.analysis.curves import plot_run_curves
 from resnet_det.checkpoint import Checkpointer
 from resnet_det.config import get_cfg
 from resnet_det.engine import comm, default_argument_parser, default_setup, launch
+from resnet_det.engine.curves import plot_run_curves
 from resnet_det.engine.defaults import auto_scale_workers
 from resnet_det.engine.detection import DetectionTrainer, visualize_detections
 from resnet_det.engine.run_summary import format_run_summary

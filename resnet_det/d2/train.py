@@ -42,9 +42,9 @@ from detectron2.utils.collect_env import collect_env_info
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
-from ..analysis.curves import plot_run_curves
 from ..checkpoint.detector import resolve_weights_contract
 from ..config import ConfigError
+from ..engine.curves import plot_run_curves
 from ..engine.run_summary import format_run_summary
 from ..utils.errors import UserError
 from ..utils.file_io import atomic_write_text

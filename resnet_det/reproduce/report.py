@@ -10,9 +10,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from ..analysis.curves import finish_figure
 from ..evaluation.voc_submission import submission_zip_path
 from ..utils.file_io import atomic_write_text
+from ..utils.visualize import finish_figure
 from .paper import Comparison, Metric
 from .plan import Step
 

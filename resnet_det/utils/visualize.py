@@ -31,6 +31,8 @@ __all__ = [
     "save_image_grid",
     "class_color",
     "overlay_masks",
+    "finish_figure",
+    "save_figure",
 ]
 
 # Distinct colours per class (tab10), cycled for more classes.
@@ -388,12 +390,7 @@ def plot_detections(
             handler_map={tuple: HandlerTuple(ndivide=1, pad=0)},
         )
     fig.suptitle(title_text, y=1 - 0.05 / fig_h, va="top", fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI)
-    plt.close(fig)
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with atomic_open(output, "wb") as f:
-        f.write(buf.getvalue())
+    save_figure(fig, output, dpi=_DPI)
     return output
 
 
@@ -475,3 +472,27 @@ def save_image_grid(
     with atomic_open(path, "wb") as f:
         f.write(buf.getvalue())
     return path
+
+
+def save_figure(fig, output: str, *, dpi: int = 120) -> str:
+    """Renders ``fig`` as a PNG, writes it to ``output`` with the one atomic writer
+    (utils.file_io.atomic_open, which also makes the folder) and closes the figure; returns
+    ``output``."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    with atomic_open(output, "wb") as f:
+        f.write(buf.getvalue())
+    return output
+
+
+def finish_figure(fig, title_ax, title: Optional[str], output: str) -> str:
+    """Titles ``title_ax`` (when ``title``), lays ``fig`` out and saves it (:func:`save_figure`,
+    120 dpi); returns ``output``. The plots of curves, layer responses and comparisons end
+    with it."""
+    if title:
+        title_ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, output)

@@ -45,3 +45,10 @@ def test_all_prints_the_family_table():
     assert proc.returncode == 0, proc.stderr
     for name in ("resnet152", "vgg19", "resnet1202_cifar", "preact_resnet1001_cifar"):
         assert name in proc.stdout
+
+
+def test_config_file_with_overrides_measures_its_network():
+    proc = _run("--config-file", "configs/digits/resnet20.yaml", "INPUT.CLS.CROP_SIZE", "32")
+    assert proc.returncode == 0, proc.stderr
+    assert "input: 3x32x32" in proc.stdout
+    assert "0.27M" in proc.stdout

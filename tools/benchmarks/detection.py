@@ -22,7 +22,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from .benchmark import BenchOptions, BenchRow, autocast, compare, skipped_row
+from resnet_det.config import get_cfg
+from resnet_det.modeling import build_model
+from resnet_det.utils.errors import MissingFileError
+
+from .harness import BenchOptions, BenchRow, autocast, compare, skipped_row
 
 __all__ = [
     "detection_inputs",
@@ -68,13 +72,8 @@ def detection_inputs(
 
 def build_ours(config_name: str, opts: BenchOptions, overrides: Sequence[str] = ()):
     """Our detector from ``configs/<config_name>`` (no weights) on the options' device."""
-    from ..config import get_cfg
-    from ..modeling import build_model
-
     path = os.path.join(CONFIGS_DIR, config_name)
     if not os.path.isfile(path):
-        from ..utils.errors import MissingFileError
-
         raise MissingFileError(
             f"config {path} not found: the detector rows read the repository's configs/"
         )

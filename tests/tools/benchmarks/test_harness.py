@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_det.analysis import benchmark as B
+from benchmarks import harness as B
 
 
 def _tiny():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from resnet_det import create_model
-from resnet_det.analysis import family_table, format_table, model_statistics
+from resnet_det.modeling.statistics import family_table, format_table, model_statistics
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -5,7 +5,7 @@ import json
 import matplotlib.image as mpimg
 import pytest
 
-from resnet_det.analysis.curves import (
+from resnet_det.engine.curves import (
     RUN_CURVES_NAME,
     eval_keys,
     load_metrics,

@@ -3,13 +3,17 @@
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 
 import pytest
 import torch
 
-from resnet_det.analysis import bench_coco, bench_data, bench_detection, bench_gpu
-from resnet_det.analysis.benchmark import TABLE_COLUMNS, BenchOptions, format_table
+from benchmarks import coco as bench_coco
+from benchmarks import data as bench_data
+from benchmarks import detection as bench_detection
+from benchmarks import gpu as bench_gpu
+from benchmarks.harness import TABLE_COLUMNS, BenchOptions, format_table
 
 TINY = BenchOptions(batch=1, size=64, repetitions=1, warmup=0)
 HAS_D2 = importlib.util.find_spec("detectron2") is not None
@@ -143,52 +147,38 @@ def test_r101_c4_row_on_cpu():
     assert row.ours > 0 and row.peer is None and "0.619" in row.peer_name
 
 
-def test_tool_prints_the_table_and_writes_json(tmp_path, capsys):
-    tools = os.path.join(os.path.dirname(__file__), "..", "..", "tools")
-    sys.path.insert(0, tools)
-    try:
-        import benchmark as tool
-    finally:
-        sys.path.remove(tools)
-    out = tmp_path / "rows.json"
-    tool.main(
-        [
-            "--rows",
-            "classifier",
-            "coco",
-            "--models",
-            "resnet18",
-            "--device",
-            "cpu",
-            "--batch",
-            "2",
-            "--size",
-            "32",
-            "--repetitions",
-            "1",
-            "--warmup",
-            "0",
-            "--coco-images",
-            "6",
-            "--coco-dets",
-            "3",
-            "--coco-repetitions",
-            "1",
-            "--clock",
-            "process",
-            "--output",
-            str(out),
-        ]
+# tools/gpu_check.sh's GPU machine has torch and torchvision but not fvcore, iopath or
+# pycocotools: the ResNet-50 and JPEG pipeline rows must import and run without them.
+_WITHOUT_CONFIG_DEPS = """
+import sys
+
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("fvcore", "iopath", "pycocotools", "faster_coco_eval"):
+            raise ImportError(f"{name} is not installed here")
+
+sys.meta_path.insert(0, Missing())
+sys.path.insert(0, sys.argv[1])
+from benchmarks.harness import BenchOptions
+from benchmarks.rows import run_rows
+
+opts = BenchOptions(batch=2, size=32, repetitions=1, warmup=0)
+rows = run_rows(["gpu_resnet50", "gpu_pipeline"], opts, opts, work_dir=sys.argv[2],
+                gpu_workers=0, gpu_images=8)
+print([r.row for r in rows], "fvcore" in sys.modules, "pycocotools" in sys.modules)
+"""
+
+
+def test_resnet50_and_pipeline_rows_need_no_config_dependencies(tmp_path):
+    tools = os.path.join(os.path.dirname(__file__), "..", "..", "..", "tools")
+    out = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CONFIG_DEPS, tools, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    printed = capsys.readouterr().out
-    table = [line for line in printed.splitlines() if line.startswith("|")]
-    assert len(table) == 2 + 3  # header, rule, resnet18 + two COCO rows
-    data = json.loads(out.read_text())
-    assert [r["row"] for r in data["rows"]] == [
-        "resnet18 train step",
-        "COCO eval, tools/evaluate.py path",
-        "COCO eval, metric only",
-    ]
-    assert data["args"]["rows"] == ["classifier", "coco"] and data["args"]["clock"] == "process"
-    assert all("ours_wall_s" in r["extra"] for r in data["rows"])  # the other clock rides along
-    assert "load_average" in data and "load_average_at_start" in data and data["cpus"] >= 1
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[-2] == (
+        "['ResNet-50 train step', 'JPEG pipeline + ResNet-50 step'] False False"
+    )

@@ -27,7 +27,13 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from .benchmark import BenchOptions, BenchRow, compare
+from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
+from resnet_det.data.datasets.builtin import register_coco_instances
+from resnet_det.evaluation.coco_evaluation import COCOEvaluator, load_coco_gt
+from resnet_det.evaluation.fast_coco import run_coco_eval
+from resnet_det.evaluation.results_file import load_results_file, score_results
+
+from .harness import BenchOptions, BenchRow, compare
 
 __all__ = ["make_coco_problem", "make_segm_problem", "coco_rows", "coco_segm_rows"]
 
@@ -164,8 +170,6 @@ def make_segm_problem(
 
 def _tool_path(dataset_name: str, results_file: str, backend: str) -> Dict[str, float]:
     """tools/evaluate.py's work (evaluate_results_file) with the given COCO backend."""
-    from ..evaluation.coco_evaluation import COCOEvaluator
-    from ..evaluation.results_file import load_results_file, score_results
 
     evaluator = COCOEvaluator(dataset_name, distributed=False, backend=backend)
     return score_results(
@@ -192,10 +196,6 @@ def coco_rows(
     folder: str, opts: BenchOptions, *, num_images: int = 2000, dets_per_image: int = 100
 ) -> List[BenchRow]:
     """Both COCO rows on a problem generated under ``folder``."""
-    from ..data.catalog import DatasetCatalog, MetadataCatalog
-    from ..data.datasets.builtin import register_coco_instances
-    from ..evaluation.coco_evaluation import load_coco_gt
-    from ..evaluation.fast_coco import run_coco_eval
 
     gt_path, res_path = make_coco_problem(
         folder, num_images=num_images, dets_per_image=dets_per_image
@@ -259,8 +259,6 @@ def coco_segm_rows(
 ) -> List[BenchRow]:
     """Mask AP ("segm"): ``run_coco_eval(iou_type="segm")`` against pycocotools' own COCO /
     loadRes / COCOeval on a generated problem (:func:`make_segm_problem`)."""
-    from ..evaluation.coco_evaluation import load_coco_gt
-    from ..evaluation.fast_coco import run_coco_eval
 
     gt_path, res_path = make_segm_problem(
         folder, num_images=num_images, dets_per_image=dets_per_image

@@ -14,7 +14,18 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-__all__ = ["model_statistics", "family_table", "format_table", "PAPER_NUMBERS", "input_size_for"]
+from .build import build_model
+from .classifier import build_classifier
+from .zoo import create_model, list_models
+
+__all__ = [
+    "model_statistics",
+    "family_table",
+    "format_table",
+    "config_statistics",
+    "PAPER_NUMBERS",
+    "input_size_for",
+]
 
 # Operators fvcore names for convolutions and fully-connected layers.
 _CONV_FC_OPS = ("conv", "linear", "addmm", "mm", "matmul", "bmm", "einsum")
@@ -159,8 +170,6 @@ def family_table(names: Optional[Iterable[str]] = None, **overrides) -> List[Dic
         names: model names; default all.
         **overrides: passed to ``create_model`` for every model.
     """
-    from ..modeling.zoo import create_model, list_models
-
     rows = []
     for name in names or list_models():
         model = create_model(name, **overrides)
@@ -227,14 +236,10 @@ def config_statistics(cfg) -> Dict:
     """
     arch = cfg.MODEL.META_ARCHITECTURE
     if arch == "ImageClassifier":
-        from ..modeling.classifier import build_classifier
-
         model = build_classifier(cfg)
         stats = model_statistics(model.net, int(cfg.INPUT.CLS.CROP_SIZE))
         stats.update(what=f"classifier {cfg.MODEL.CLASSIFIER.ARCH}", model_params=stats["params"])
         return stats
-    from ..modeling.build import build_model
-
     detector = build_model(cfg)
     detector_params = sum(p.numel() for p in detector.parameters())
     stats = model_statistics(detector.backbone, int(cfg.INPUT.MIN_SIZE_TEST))

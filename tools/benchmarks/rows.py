@@ -1,11 +1,18 @@
-"""Which rows tools/benchmark.py runs, by name (the rows themselves are in the bench_* modules)."""
+"""Which rows tools/benchmark.py runs, by name (the rows themselves are in the modules beside
+this one)."""
 
 from __future__ import annotations
 
 import os
 from typing import List, Optional, Sequence
 
-from .benchmark import BenchOptions, BenchRow, classifier_rows
+import torchvision
+
+from resnet_det.modeling.zoo import create_model
+
+from .data import loader_rows, write_jpeg_folder
+from .gpu import jpeg_pipeline_row, r101_c4_amp_row, resnet50_rows
+from .harness import BenchOptions, BenchRow, classifier_rows
 
 __all__ = ["ROWS", "run_rows"]
 
@@ -58,10 +65,6 @@ def run_rows(
     out: List[BenchRow] = []
     coco_opts = BenchOptions(repetitions=coco_repetitions, warmup=0, clock=opts.clock)
     if "classifier" in rows:
-        import torchvision
-
-        from ..modeling.zoo import create_model
-
         # torchvision's layout puts the stride in the 3x3 conv ("v1.5"); compare like with like.
         out += classifier_rows(
             models,
@@ -69,24 +72,25 @@ def run_rows(
             peer=lambda n: getattr(torchvision.models, n)(),
             ours=lambda n: create_model(n, **({} if "vgg" in n else {"stride_in_1x1": False})),
         )
+    # The detector and COCO rows import resnet_det's config and evaluation, which need fvcore,
+    # iopath and pycocotools; imported here, so that the ResNet-50 and JPEG pipeline rows run
+    # where those are not installed (tools/gpu_check.sh's GPU machine).
     if "detector" in rows:
-        from .bench_detection import fpn_rows
+        from .detection import fpn_rows
 
         out += fpn_rows(det, roi_batch=roi_batch)
     if "c4" in rows:
-        from .bench_detection import c4_rows
+        from .detection import c4_rows
 
         out += c4_rows(det, roi_batch=roi_batch, test_proposals=test_proposals)
     if "loaders" in rows:
-        from .bench_data import loader_rows
-
         out += loader_rows(
             os.path.join(work_dir, "loaders"),
             BenchOptions(**{**vars(opts), "device": "cpu"}),
             batches=loader_batches,
         )
     if "coco" in rows:
-        from .bench_coco import coco_rows
+        from .coco import coco_rows
 
         # No warm-up: an evaluation has nothing to tune, and one call takes seconds to minutes.
         out += coco_rows(
@@ -96,7 +100,7 @@ def run_rows(
             dets_per_image=coco_dets,
         )
     if "coco_segm" in rows:
-        from .bench_coco import coco_segm_rows
+        from .coco import coco_segm_rows
 
         out += coco_segm_rows(
             os.path.join(work_dir, "coco_segm"),
@@ -105,19 +109,12 @@ def run_rows(
             dets_per_image=coco_dets,
         )
     if "gpu_resnet50" in rows:
-        from .bench_gpu import resnet50_rows
-
         out += resnet50_rows(opts)
     if "gpu_pipeline" in rows:
-        from .bench_data import write_jpeg_folder
-        from .bench_gpu import jpeg_pipeline_row
-
         train = write_jpeg_folder(
             os.path.join(work_dir, "imagenet"), num_classes=8, per_class=max(1, gpu_images // 8)
         )
         out.append(jpeg_pipeline_row(train, opts, workers=gpu_workers))
     if "gpu_r101_c4" in rows:
-        from .bench_gpu import r101_c4_amp_row
-
         out.append(r101_c4_amp_row(det, roi_batch=roi_batch))
     return out

@@ -11,6 +11,8 @@ torchvision's own reading of the same JPEG files.
   flip of the image and its ``BoundingBoxes``.
 
 ``num_workers=0``: the loader runs in the timing process, so the rate is one worker's.
+The rows import resnet_det.data when they run (it needs fvcore and pycocotools):
+``write_jpeg_folder``, which the GPU pipeline row also uses, needs neither.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from .benchmark import BenchOptions, BenchRow, compare
+from .harness import BenchOptions, BenchRow, compare
 
 __all__ = ["write_jpeg_folder", "write_detection_images", "loader_rows"]
 
@@ -110,9 +112,9 @@ def classification_row(folder: str, opts: BenchOptions, batches: int) -> BenchRo
     import torchvision
     from torchvision import transforms as T
 
-    from ..data.classification.build import classification_train_loader
-    from ..data.classification.transforms import build_classification_transform
-    from ..data.datasets.imagenet import load_image_folder
+    from resnet_det.data.classification.build import classification_train_loader
+    from resnet_det.data.classification.transforms import build_classification_transform
+    from resnet_det.data.datasets.imagenet import load_image_folder
 
     dicts = load_image_folder(folder)
     transform = build_classification_transform(
@@ -191,8 +193,8 @@ def _torchvision_detection_reader(dicts: List[Dict[str, Any]], size: int, max_si
 
 
 def detection_row(dicts: List[Dict[str, Any]], opts: BenchOptions, batches: int) -> BenchRow:
-    from ..data.detection.build import build_train_loader
-    from ..data.detection.mapper import DatasetMapper
+    from resnet_det.data.detection.build import build_train_loader
+    from resnet_det.data.detection.mapper import DatasetMapper
 
     max_size = int(opts.size * 1333 / 800)
     mapper = DatasetMapper(is_train=True, min_size_train=(opts.size,), max_size_train=max_size)

@@ -26,7 +26,9 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from .benchmark import (
+from resnet_det.modeling.zoo import create_model
+
+from .harness import (
     BenchOptions,
     BenchRow,
     autocast,
@@ -107,8 +109,6 @@ def resnet50_rows(opts: BenchOptions) -> List[BenchRow]:
     """ResNet-50 training step, ours against torchvision's (module doc)."""
     import torchvision
 
-    from ..modeling.zoo import create_model
-
     # torchvision's layout puts the stride in the 3x3 conv ("v1.5"): compare like with like.
     ours = prepare_classifier(create_model("resnet50", stride_in_1x1=False), opts)
     peer = prepare_classifier(torchvision.models.resnet50(), opts)
@@ -184,8 +184,6 @@ def jpeg_pipeline_row(
     the model-only step on a fixed batch (module doc)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from ..modeling.zoo import create_model
-
     files, labels = _list_folder(train_folder)
     device = opts.torch_device
     loader = torch.utils.data.DataLoader(
@@ -231,7 +229,9 @@ def jpeg_pipeline_row(
 
 def r101_c4_amp_row(opts: BenchOptions, *, roi_batch: int = 512) -> BenchRow:
     """Our R101-C4 training iteration (16 images, shorter side 600 on a GPU) and peak memory."""
-    from .bench_detection import (
+    # Imported here: the detector rows need resnet_det's config (fvcore), the other GPU rows
+    # do not (module docstring).
+    from .detection import (
         build_ours,
         detection_inputs,
         neutral_torchvision_rpn,

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import resnet_det
-from resnet_det.analysis.layer_responses import (
+from resnet_det.modeling.layer_responses import (
     layer_response_stds,
     plot_layer_responses,
     response_layers,

@@ -8,13 +8,12 @@ resnet_det.engine's JSONWriter writes them).
   against iterations; every detection run writes it as OUTPUT_DIR/training_curves.png.
 """
 
-import io
 import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..utils.errors import DataError, MissingFileError
-from ..utils.file_io import atomic_open
+from ..utils.visualize import finish_figure
 
 __all__ = [
     "load_metrics",
@@ -23,7 +22,6 @@ __all__ = [
     "plot_run_curves",
     "loss_keys",
     "eval_keys",
-    "finish_figure",
     "DEFAULT_TRAIN_KEY",
     "DEFAULT_TEST_KEY",
     "RUN_CURVES_NAME",
@@ -219,24 +217,3 @@ def plot_run_curves(run: str, output: Optional[str] = None, *, title: Optional[s
             )
     ax_eval.set_xlim(0, last * 1.03 + 1)
     return finish_figure(fig, ax_loss, title or os.path.basename(os.path.abspath(folder)), output)
-
-
-def finish_figure(fig, title_ax, title: Optional[str], output: str) -> str:
-    """Titles ``title_ax`` (when ``title``), lays out ``fig``, writes it to ``output`` as a PNG
-    (see ``_save_png``) and closes it; returns ``output``."""
-    import matplotlib.pyplot as plt
-
-    if title:
-        title_ax.set_title(title)
-    fig.tight_layout()
-    _save_png(fig, output)
-    plt.close(fig)
-    return output
-
-
-def _save_png(fig, output: str) -> None:
-    """Renders ``fig`` and writes it with the one atomic writer (utils.file_io.atomic_open)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    with atomic_open(output, "wb") as f:
-        f.write(buf.getvalue())

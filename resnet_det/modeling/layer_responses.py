@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..modeling.layers import Conv2dNorm
-from .curves import finish_figure
+from ..utils.visualize import finish_figure
+from .layers import Conv2dNorm
 
 __all__ = ["response_layers", "layer_response_stds", "plot_layer_responses"]
 

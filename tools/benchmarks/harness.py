@@ -10,10 +10,10 @@ spent: on a machine shared with other jobs the wall clock also counts the time t
 waited for a core, the process clock only its own work; a row records the other clock's
 medians too.
 
-This module holds the timing and the table; the rows live beside it: ``bench_detection``
-(detectors against torchvision and detectron2), ``bench_data`` (data loaders),
-``bench_coco`` (COCO evaluation against pycocotools) and ``bench_gpu`` (the GPU rows:
-ResNet-50 training at scale, the JPEG pipeline, detectors with AMP).
+This module holds the timing, the table and the classifier rows; the other rows live beside
+it: ``detection`` (detectors against torchvision and detectron2), ``data`` (data loaders),
+``coco`` (COCO evaluation against pycocotools) and ``gpu`` (the GPU rows: ResNet-50 training at
+scale, the JPEG pipeline, detectors with AMP); ``rows`` runs them by name.
 """
 
 from __future__ import annotations
