@@ -20,7 +20,7 @@ import os
 import shlex
 import sys
 
-from resnet_det.reproduce import (
+from reproduction import (
     COMPARISONS,
     DEMO,
     FAST_DETECT_OPTS,

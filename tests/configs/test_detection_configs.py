@@ -25,7 +25,7 @@ DETECTION_CONFIGS = sorted(
     os.path.relpath(p, ROOT)
     for p in glob.glob(os.path.join(ROOT, "**", "*.yaml"), recursive=True)
     if os.path.relpath(p, ROOT).split(os.sep)[0] not in NOT_DETECTION
-    # tools/reproduce.py --demo's pretraining stage (tested in tests/reproduce).
+    # tools/reproduce.py --demo's pretraining stage (tested in tests/tools/reproduction).
     and not os.path.basename(p).lower().startswith(("pretrain", "base-pretrain"))
 )
 # Bases only hold shared values; a run starts from a leaf config.

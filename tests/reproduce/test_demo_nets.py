@@ -5,12 +5,12 @@ import pytest
 import torch
 
 import resnet_det
+from reproduction.paper import repo_path
 from resnet_det.checkpoint import load_pretrained_weights
 from resnet_det.config import ConfigError, get_cfg
 from resnet_det.modeling.build import build_model
 from resnet_det.modeling.classifier import build_classifier
 from resnet_det.reproduce.demo_nets import QUARTER_CHANNELS, NarrowVGG
-from resnet_det.reproduce.paper import repo_path
 
 
 def _cfg(name, *opts):

@@ -5,7 +5,7 @@ scale, so a user sees every step work before booking GPUs.
 - pretraining: shapes_crops_train / _test (demo_data.py), configs/reproduce_demo/pretrain_*.yaml;
 - detection: shapes_train / shapes_val, configs/reproduce_demo/faster_rcnn_*.yaml;
 - networks: ResNet-18 in the paper's C4 layout and VGG-16's layout at a quarter width
-  (demo_nets.py), the stand-ins for ResNet-101 and VGG-16.
+  (resnet_det.reproduce.demo_nets), the stand-ins for ResNet-101 and VGG-16.
 
 Its table sits beside Table 8's numbers (the same metrics, COCO's mAP@.5 and mAP@[.5,.95]);
 the numbers are not comparable, the chain is the same.
@@ -13,9 +13,10 @@ the numbers are not comparable, the chain is the same.
 
 from typing import List
 
+from resnet_det.reproduce.demo_nets import register_demo_nets
+
 from .demo_data import register_demo_data
-from .demo_nets import register_demo_nets
-from .paper import COCO_METRICS, COMPARISONS, Backbone, Comparison
+from .paper import COCO_METRICS, COMPARISONS, ComparedBackbone, Comparison
 
 __all__ = ["DEMO", "FAST_PRETRAIN_OPTS", "FAST_DETECT_OPTS", "register_demo"]
 
@@ -27,7 +28,7 @@ DEMO = Comparison(
     "beside the paper's Table 8 (MS COCO val2014)",
     metrics=COCO_METRICS,
     backbones=(
-        Backbone(
+        ComparedBackbone(
             "VGG-16",
             "vgg16q",
             "configs/reproduce_demo/faster_rcnn_vgg16_quarter.yaml",
@@ -36,7 +37,7 @@ DEMO = Comparison(
             _T8["vgg16"],
             label="VGG-16 layout at 1/4 width",
         ),
-        Backbone(
+        ComparedBackbone(
             "ResNet-101",
             "r18",
             "configs/reproduce_demo/faster_rcnn_resnet18.yaml",
@@ -48,8 +49,9 @@ DEMO = Comparison(
     ),
     note="The demo's small networks, images and schedules make its numbers incomparable to the "
     "paper's; it runs the paper's chain (pretraining, conversion, fine-tuning, evaluation) "
-    "on generated data. Its data sets (shapes_crops_*) and VGG-style net (vgg16_quarter) are "
-    "registered by resnet_det.reproduce, which the commands below import when a config names them.",
+    "on generated data. Its pretraining sets (shapes_crops_*) are registered inside "
+    "tools/reproduce.py, so its pretraining steps run through `tools/reproduce.py --demo` "
+    "rather than the pretraining commands below; the other commands run as they are.",
 )
 
 # --demo --fast: a few iterations per stage (detection on tiny images; the 32 px crops are

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from resnet_det.reproduce import COMPARISONS, DEMO, load_state, pipeline, run_comparison
+from reproduction import COMPARISONS, DEMO, load_state, pipeline, run_comparison
 from resnet_det.utils.errors import UsageError
 
 NUMBERS = {"vgg16q": {"AP50": 40.0, "AP": 20.0}, "r18": {"AP50": 47.5, "AP": 26.25}}

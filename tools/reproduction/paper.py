@@ -3,21 +3,22 @@ which metric each reports, and the numbers the paper gives (docs/reproduction.md
 
 A :class:`Comparison` pairs the VGG-16 baseline with ResNet-101 (the order of ``backbones``:
 the gain is the second minus the first). ``COMPARISONS`` holds the paper's three; the demo
-chain's comparison (generated data) is built in resnet_det/reproduce/demo.py on the same type.
+chain's comparison (generated data) is built in demo.py on the same type.
 """
 
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
 
-__all__ = ["Metric", "Backbone", "Comparison", "COMPARISONS", "COCO_METRICS", "repo_path"]
+__all__ = ["Metric", "ComparedBackbone", "Comparison", "COMPARISONS", "COCO_METRICS", "repo_path"]
 
-_REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# tools/ sits in the repository beside configs/, which holds the comparisons' configs.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def repo_path(relative: str) -> str:
-    """``relative`` (e.g. "configs/voc/faster_rcnn_R101.yaml") under this checkout's root."""
-    return os.path.join(_REPO, relative)
+    """``relative`` (e.g. "configs/voc/faster_rcnn_R101.yaml") under the repository's root."""
+    return os.path.join(REPO_ROOT, relative)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Metric:
 
 
 @dataclass(frozen=True)
-class Backbone:
+class ComparedBackbone:
     """One side of a comparison.
 
     Args:
@@ -78,11 +79,11 @@ class Comparison:
     key: str
     title: str
     metrics: Tuple[Metric, ...]
-    backbones: Tuple[Backbone, Backbone]
+    backbones: Tuple[ComparedBackbone, ComparedBackbone]
     server: bool = False
     note: str = ""
 
-    def backbone(self, slug: str) -> Backbone:
+    def backbone(self, slug: str) -> ComparedBackbone:
         for b in self.backbones:
             if b.slug == slug:
                 return b
@@ -103,9 +104,11 @@ VOC_METRICS = (Metric("mAP", "AP50"),)
 _IMAGENET = {"vgg16": "configs/imagenet/vgg16.yaml", "r101": "configs/imagenet/resnet101.yaml"}
 
 
-def _pair(configs: Dict[str, str], paper: Dict[str, Dict[str, float]]) -> Tuple[Backbone, Backbone]:
+def _pair(
+    configs: Dict[str, str], paper: Dict[str, Dict[str, float]]
+) -> Tuple[ComparedBackbone, ComparedBackbone]:
     return (
-        Backbone(
+        ComparedBackbone(
             "VGG-16",
             "vgg16",
             configs["vgg16"],
@@ -113,7 +116,7 @@ def _pair(configs: Dict[str, str], paper: Dict[str, Dict[str, float]]) -> Tuple[
             "--weights-vgg16",
             paper["vgg16"],
         ),
-        Backbone(
+        ComparedBackbone(
             "ResNet-101",
             "r101",
             configs["r101"],

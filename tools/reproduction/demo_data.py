@@ -19,10 +19,10 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
-from ..data.catalog import DatasetCatalog
-from ..data.datasets.builtin import register_classification_dataset
-from ..data.datasets.shapes import DIFFICULT_SIZE, SHAPE_CLASSES, render_shapes_image
-from ..data.io import check_on_bad_image
+from resnet_det.data.catalog import DatasetCatalog
+from resnet_det.data.datasets.builtin import register_classification_dataset
+from resnet_det.data.datasets.shapes import DIFFICULT_SIZE, SHAPE_CLASSES, render_shapes_image
+from resnet_det.data.io import check_on_bad_image
 
 __all__ = [
     "CROP_CLASSES",

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
+from reproduction.paper import repo_path
+from reproduction.runs import RESULTS_FILE, train_and_evaluate
 from resnet_det.config import get_cfg
 from resnet_det.data import DatasetCatalog, MetadataCatalog
-from resnet_det.reproduce.paper import repo_path
-from resnet_det.reproduce.runs import RESULTS_FILE, train_and_evaluate
 
 VAL_SUBSET = "shapes_val_first8_runs"
 

@@ -16,10 +16,11 @@ import subprocess
 import time
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from ..checkpoint import LAST_CHECKPOINT
-from ..utils.errors import UsageError
-from ..utils.file_io import atomic_write_text
-from ..utils.logger import setup_logger
+from resnet_det.checkpoint import LAST_CHECKPOINT
+from resnet_det.utils.errors import UsageError
+from resnet_det.utils.file_io import atomic_write_text
+from resnet_det.utils.logger import setup_logger
+
 from .paper import Comparison, repo_path
 from .plan import Step, plan_steps
 from .report import write_report
@@ -27,7 +28,8 @@ from .runs import convert_pretrained, train_and_evaluate
 
 __all__ = ["STATE_FILE", "run_comparison", "load_state", "git_commit"]
 
-logger = logging.getLogger(__name__)
+# Under the package logger, which every run (and _log_to below) points at a log.txt.
+logger = logging.getLogger("resnet_det.reproduction")
 
 STATE_FILE = "reproduction.json"
 

@@ -10,9 +10,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from ..evaluation.voc_submission import submission_zip_path
-from ..utils.file_io import atomic_write_text
-from ..utils.visualize import finish_figure
+from resnet_det.evaluation.voc_submission import submission_zip_path
+from resnet_det.utils.file_io import atomic_write_text
+from resnet_det.utils.visualize import finish_figure
+
 from .paper import Comparison, Metric
 from .plan import Step
 

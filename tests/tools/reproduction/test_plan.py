@@ -2,9 +2,9 @@
 
 import pytest
 
+from reproduction import COMPARISONS, DEMO, plan_steps
+from reproduction.paper import repo_path
 from resnet_det.config import get_cfg
-from resnet_det.reproduce import COMPARISONS, DEMO, plan_steps
-from resnet_det.reproduce.paper import repo_path
 from resnet_det.utils.errors import MissingFileError, UsageError
 
 

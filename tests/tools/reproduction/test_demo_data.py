@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from reproduction import demo_data
 from resnet_det.data import DatasetCatalog, MetadataCatalog
 from resnet_det.data.datasets.shapes import render_shapes_image
-from resnet_det.reproduce import demo_data
 
 
 def test_a_crop_per_named_object_and_one_of_background():

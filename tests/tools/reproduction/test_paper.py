@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from resnet_det.reproduce import COMPARISONS, DEMO
-from resnet_det.reproduce.paper import repo_path
+from reproduction import COMPARISONS, DEMO
+from reproduction.paper import repo_path
 
 
 def _paper_config_rows():

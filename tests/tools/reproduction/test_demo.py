@@ -1,9 +1,9 @@
 """The demo's configs: like the paper's pairs, its two detectors differ only in the backbone's
 keys and its two pretrainings only in the network; --fast only shortens them."""
 
+from reproduction import DEMO, FAST_DETECT_OPTS, FAST_PRETRAIN_OPTS
+from reproduction.paper import repo_path
 from resnet_det.config import get_cfg
-from resnet_det.reproduce import DEMO, FAST_DETECT_OPTS, FAST_PRETRAIN_OPTS
-from resnet_det.reproduce.paper import repo_path
 
 
 def _flat(node, prefix=""):

@@ -1,7 +1,7 @@
 """The report's numbers: which results count as ours, and how times read."""
 
-from resnet_det.reproduce import COMPARISONS
-from resnet_det.reproduce.report import format_seconds, ours
+from reproduction import COMPARISONS
+from reproduction.report import format_seconds, ours
 
 
 def test_ours_reads_the_detection_runs_box_metrics():

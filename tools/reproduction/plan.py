@@ -12,9 +12,10 @@ import shlex
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Sequence, Tuple
 
-from ..config import CfgNode, get_cfg
-from ..utils.errors import MissingFileError, UsageError
-from .paper import Backbone, Comparison, repo_path
+from resnet_det.config import CfgNode, get_cfg
+from resnet_det.utils.errors import MissingFileError, UsageError
+
+from .paper import ComparedBackbone, Comparison, repo_path
 
 __all__ = ["Step", "plan_steps", "input_contract_overrides"]
 
@@ -37,7 +38,7 @@ class Step:
 
     name: str
     kind: str
-    backbone: Backbone
+    backbone: ComparedBackbone
     run_dir: str
     artifact: str
     config_file: Optional[str] = None

@@ -16,11 +16,11 @@ import os
 from collections.abc import Mapping
 from typing import Any, Dict
 
-from ..checkpoint import convert_weights_file
-from ..config import CfgNode
-from ..engine import comm, default_setup, launch
-from ..engine.defaults import auto_scale_workers
-from ..utils.file_io import atomic_write_text
+from resnet_det.checkpoint import convert_weights_file
+from resnet_det.config import CfgNode
+from resnet_det.engine import comm, default_setup, launch
+from resnet_det.engine.defaults import auto_scale_workers
+from resnet_det.utils.file_io import atomic_write_text
 
 __all__ = ["RESULTS_FILE", "TRAINERS", "train_and_evaluate", "convert_pretrained", "read_results"]
 
@@ -39,11 +39,11 @@ def _plain(results: Any) -> Any:
 def _trainer_class(kind: str):
     # Imported here: the detection trainer pulls in the evaluation stack, pretraining does not.
     if kind == "pretrain":
-        from ..engine.pretrain import ClassificationTrainer
+        from resnet_det.engine.pretrain import ClassificationTrainer
 
         return ClassificationTrainer
     if kind == "detect":
-        from ..engine.detection import DetectionTrainer
+        from resnet_det.engine.detection import DetectionTrainer
 
         return DetectionTrainer
     raise ValueError(f"run kind must be one of {TRAINERS}, got {kind!r}")
