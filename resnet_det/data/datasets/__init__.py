@@ -24,8 +24,7 @@ from .shapes import (
     render_shapes_image,
     write_shapes_datasets,
 )
-from .voc import VOC_CLASSES, load_voc_instances, read_voc_split
-from .voc_images import load_voc_images
+from .voc import VOC_CLASSES, load_voc_images, load_voc_instances, read_voc_split
 
 __all__ = [
     "BoxSanitizer",

@@ -21,8 +21,7 @@ from .coco import load_coco_json
 from .digits import DIGITS_CLASSES, load_digits_split
 from .imagenet import load_imagenet
 from .shapes import SHAPE_CLASSES, ensure_shapes_datasets
-from .voc import VOC_CLASSES, load_voc_instances
-from .voc_images import load_voc_images
+from .voc import VOC_CLASSES, load_voc_images, load_voc_instances
 
 __all__ = [
     "register_coco_instances",

@@ -17,8 +17,9 @@ Train images are numbered 1..num_train and val images follow, so COCO image id =
 int(VOC file stem). Objects smaller than ``DIFFICULT_SIZE`` pixels are marked difficult in the
 VOC copy (COCO has no such flag; there they are ordinary objects). The COCO json also holds
 each object's instance mask ("segmentation": polygons for squares and triangles, RLE for
-circles; shapes_draw.py), so the COCO copy serves Mask R-CNN; its "area" stays the box's, as
-before masks, so box AP by object size is unchanged.
+circles; :func:`shape_segmentation`), so the COCO copy serves Mask R-CNN; its "area" is the
+box's, so that box AP by object size does not depend on the masks. An object's pixels and its
+mask come from the same drawing call (:func:`draw_shape`).
 """
 
 import hashlib
@@ -29,19 +30,20 @@ import os
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
-from typing import Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
+from pycocotools import mask as mask_util
 
 from ...utils.errors import DataError
 from ...utils.file_io import atomic_open
-from .shapes_draw import SHAPE_CLASSES, draw_shape, shape_mask, shape_segmentation
 
 __all__ = [
     "SHAPE_CLASSES",
     "DIFFICULT_SIZE",
     "render_shapes_image",
+    "draw_shape",
     "shape_mask",
     "shape_segmentation",
     "write_shapes_datasets",
@@ -52,16 +54,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+SHAPE_CLASSES = ("circle", "square", "triangle")
 # Side (pixels) below which an object is "difficult" in the VOC copy.
 DIFFICULT_SIZE = 16
 DEFAULT_SEED = 0
 DEFAULT_NUM_TRAIN = 400
 DEFAULT_NUM_VAL = 100
-# Difficulty knobs (see _background / render_shapes_image). Chosen by training the demo config
-# (R18-FPN, 300 iterations of 4 images) on variants: strong colour contrast, sides >= 28 px and
-# mild texture/noise gave the best COCO AP50 (0.47 vs 0.30 for a busier version on one GPU
-# run each, with sides capped at 0.4 of the image; 0.45 here keeps a few COCO "large"
-# objects); the texture and noise stay so that boxes are not found by flat-colour contrast.
+# Difficulty knobs (see _background / render_shapes_image), set so that the demo config (R18-FPN,
+# 300 iterations of 4 images) learns within a CPU's minutes: strong colour contrast, sides
+# >= 28 px and mild texture/noise train it to a higher AP50 than busier variants; sides up to
+# 0.45 of the image keep a few COCO "large" objects; the texture and noise stay so that boxes
+# are not found by flat-colour contrast.
 _RAMP_AMPLITUDE = 50.0
 _TEXTURE_AMPLITUDE = (3.0, 12.0)
 _NOISE_SIGMA = (3.0, 8.0)
@@ -80,6 +83,45 @@ _SPLIT_CODE = {"train": 0, "val": 1}
 
 # One object: (class index, x0, y0, x1, y1) with x1/y1 exclusive (continuous pixel box).
 ShapeObject = Tuple[int, int, int, int, int]
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, cls: int, x0: int, y0: int, side: int, fill) -> None:
+    """Draw shape ``cls`` filling the pixels of the box [x0, x0 + side) x [y0, y0 + side)."""
+    x1, y1 = x0 + side - 1, y0 + side - 1  # PIL coordinates are inclusive pixel indices
+    if SHAPE_CLASSES[cls] == "circle":
+        draw.ellipse([x0, y0, x1, y1], fill=fill)
+    elif SHAPE_CLASSES[cls] == "square":
+        draw.rectangle([x0, y0, x1, y1], fill=fill)
+    else:
+        draw.polygon([(x0, y1), (x1, y1), (x0 + (side - 1) // 2, y0)], fill=fill)
+
+
+def shape_mask(cls: int, x0: int, y0: int, x1: int, y1: int, height: int, width: int) -> np.ndarray:
+    """The pixels the generator fills for object (cls, x0, y0, x1, y1) of a height x width
+    image, as a uint8 array (1 inside)."""
+    canvas = Image.new("L", (width, height), 0)
+    draw_shape(ImageDraw.Draw(canvas), cls, x0, y0, x1 - x0, 1)
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def shape_segmentation(
+    cls: int, x0: int, y0: int, x1: int, y1: int, height: int, width: int
+) -> Union[List[List[float]], Dict[str, Any]]:
+    """The COCO "segmentation" of object (cls, x0, y0, x1, y1) of a height x width image.
+
+    Squares and triangles are polygons in continuous pixel coordinates, whose pycocotools
+    rasterisation gives the generator's pixels (a square exactly; a triangle up to its slanted
+    edges); circles are RLE (compressed counts) of the very pixels the generator fills, which a
+    polygon would only approximate. Each mask spans the object's box.
+    """
+    shape = SHAPE_CLASSES[cls]
+    if shape == "square":
+        return [[float(v) for v in (x0, y0, x1, y0, x1, y1, x0, y1)]]
+    if shape == "triangle":
+        apex = x0 + (x1 - x0 - 1) // 2 + 0.5  # the centre of the apex pixel
+        return [[float(x0), float(y1), float(x1), float(y1), apex, float(y0)]]
+    rle = mask_util.encode(np.asfortranarray(shape_mask(cls, x0, y0, x1, y1, height, width)))
+    return {"size": [int(height), int(width)], "counts": rle["counts"].decode("ascii")}
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from resnet_det.data import DatasetCatalog, read_image
-from resnet_det.data.datasets.voc_images import load_voc_images
+from resnet_det.data.datasets.voc import load_voc_images
 from resnet_det.data.skips import SkipCounts
 from resnet_det.utils.errors import DataError, MissingFileError
 
