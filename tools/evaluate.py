@@ -41,6 +41,13 @@ def main(argv=None):
         help="VOC datasets: 11-point AP (VOC2007) or area under the curve; default by the "
         "dataset's year (2007: 11-point)",
     )
+    p.add_argument(
+        "--errors",
+        action="store_true",
+        help="COCO datasets: also the error analysis: TIDE's dAP per error type (bbox/dAP/cls, "
+        "...) in metrics.json, cocoapi's analyze curves, pictures and report.html in --output "
+        "(docs/error_analysis.md)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
 
@@ -48,7 +55,11 @@ def main(argv=None):
 
     try:
         results = evaluate_results_file(
-            args.dataset, args.results, output_dir=args.output, use_07_metric=args.voc_07_metric
+            args.dataset,
+            args.results,
+            output_dir=args.output,
+            use_07_metric=args.voc_07_metric,
+            error_analysis=args.errors,
         )
     except USER_ERRORS as e:  # a bad results file, an unknown dataset...: one line, status 1
         p.exit(1, format_user_error(p.prog, e) + "\n")
@@ -56,6 +67,8 @@ def main(argv=None):
     print_csv_format(results)
     if args.output:
         print(f"Metrics written to {os.path.join(args.output, 'metrics.json')}")
+        if args.errors:
+            print(f"Error analysis: {os.path.join(args.output, 'report.html')}")
     else:
         print(json.dumps(flatten_results(results)))
     return results

@@ -63,9 +63,16 @@ def _coco(
     output_dir: Optional[str],
     distributed: bool,
     tasks: Optional[Sequence[str]] = None,
+    error_analysis: bool = False,
     **_: Any,
 ) -> DatasetEvaluator:
-    return COCOEvaluator(dataset_name, output_dir=output_dir, distributed=distributed, tasks=tasks)
+    return COCOEvaluator(
+        dataset_name,
+        output_dir=output_dir,
+        distributed=distributed,
+        tasks=tasks,
+        error_analysis=error_analysis,
+    )
 
 
 def _voc(
@@ -115,6 +122,7 @@ def build_evaluator(
     distributed: bool = True,
     use_07_metric: Optional[bool] = None,
     tasks: Optional[Sequence[str]] = None,
+    error_analysis: bool = False,
 ) -> DatasetEvaluator:
     """The evaluator for a registered dataset, chosen by its metadata's ``evaluator_type``.
 
@@ -127,6 +135,8 @@ def build_evaluator(
         tasks: COCO only: ("bbox",) or ("bbox", "segm") for a model with masks
             (MODEL.MASK_ON); None: "segm" too when the outputs carry masks. Other evaluators
             score boxes only (their ``scores_masks()`` is False).
+        error_analysis: COCO only: also the error analyses (TIDE's dAP, cocoapi's analyze
+            curves, pictures and report.html in ``output_dir``; error_analysis.py).
     """
     # Imported here so that the metrics themselves need nothing from the data package.
     from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
@@ -146,6 +156,14 @@ def build_evaluator(
     )
     if tasks is not None:
         options["tasks"] = tuple(tasks)
+    if error_analysis:
+        if evaluator_type != "coco":
+            raise DataError(
+                f"Dataset {dataset_name!r} has evaluator_type={evaluator_type!r}: the error "
+                "analysis (tools/evaluate.py --errors, TEST.ERROR_ANALYSIS) runs on COCO-format "
+                "datasets (evaluator_type 'coco') only"
+            )
+        options["error_analysis"] = True
     return factory(dataset_name, **options)
 
 
@@ -156,6 +174,7 @@ def evaluate_results(
     output_dir: Optional[str] = None,
     use_07_metric: Optional[bool] = None,
     source: str = "results",
+    error_analysis: bool = False,
 ) -> "OrderedDict[str, Dict[str, float]]":
     """Score COCO-format results entries (docs/results_files.md) against a registered dataset
     with the evaluator its metadata names.
@@ -166,9 +185,14 @@ def evaluate_results(
         output_dir: where the COCO evaluator writes coco_instances_results.json (None: not).
         use_07_metric: VOC only, see PascalVOCDetectionEvaluator.
         source: how errors refer to the results (e.g. the file name).
+        error_analysis: COCO only: also the error analyses (see build_evaluator).
     """
     evaluator = build_evaluator(
-        dataset_name, output_dir, distributed=False, use_07_metric=use_07_metric
+        dataset_name,
+        output_dir,
+        distributed=False,
+        use_07_metric=use_07_metric,
+        error_analysis=error_analysis,
     )
     return score_results(evaluator, dataset_name, results, source=source)
 
@@ -179,6 +203,7 @@ def evaluate_results_file(
     *,
     output_dir: Optional[str] = None,
     use_07_metric: Optional[bool] = None,
+    error_analysis: bool = False,
 ) -> "OrderedDict[str, Dict[str, float]]":
     """Score a COCO-format results file against a registered dataset.
 
@@ -190,6 +215,8 @@ def evaluate_results_file(
         results_file: path of the JSON results file.
         output_dir: folder for metrics.json (and coco_instances_results.json for COCO).
         use_07_metric: VOC only: True 11-point, False area under the curve, None by year.
+        error_analysis: COCO only: also the error analyses: the dAP metrics (bbox/dAP/cls,
+            ...) join metrics.json, the pictures and report.html go to ``output_dir``.
     """
     results = load_results_file(results_file)
     metrics = evaluate_results(
@@ -198,6 +225,7 @@ def evaluate_results_file(
         output_dir=output_dir,
         use_07_metric=use_07_metric,
         source=results_file,
+        error_analysis=error_analysis,
     )
     if output_dir:
         atomic_write_json(os.path.join(output_dir, "metrics.json"), flatten_results(metrics))

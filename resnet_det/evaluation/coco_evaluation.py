@@ -218,6 +218,7 @@ class COCOEvaluator(DatasetEvaluator):
         *,
         backend: str = "auto",
         tasks: Optional[Sequence[str]] = None,
+        error_analysis: bool = False,
     ):
         """
         Args:
@@ -230,6 +231,9 @@ class COCOEvaluator(DatasetEvaluator):
             tasks: ("bbox",) or ("bbox", "segm") (a Mask R-CNN, MODEL.MASK_ON): "segm" then
                 needs masks in every output. None: "bbox", and "segm" when the outputs carry
                 masks.
+            error_analysis: also run the error analyses of each task (error_analysis.py):
+                the dAP metrics join the task's metrics, ``error_analyses`` keeps the rest,
+                and with ``output_dir`` the pictures and report.html are written there.
         """
         from resnet_det.data.catalog import MetadataCatalog
 
@@ -262,6 +266,8 @@ class COCOEvaluator(DatasetEvaluator):
         self._coco_gt: Optional[COCO] = None  # read lazily: only rank 0 needs it
         self._predictions: List[Dict[str, Any]] = []
         self._mask_flags: List[Tuple[Any, bool]] = []  # (image id, whether its output had masks)
+        self._error_analysis = bool(error_analysis)
+        self.error_analyses: Dict[str, Any] = {}  # task -> ErrorAnalysis of the last evaluate()
 
     def results_category_ids(self) -> List[int]:
         """Dataset category id of each contiguous label, from the metadata the COCO reader
@@ -395,4 +401,24 @@ class COCOEvaluator(DatasetEvaluator):
                 metrics["AP"],
             )
             results[task] = dict(metrics)
+        if self._error_analysis:
+            self._analyze_errors(predictions, class_names, results)
         return results
+
+    def _analyze_errors(self, predictions, class_names, results) -> None:
+        """The error analyses of each task: dAP metrics into ``results``, pictures and
+        report.html into the output folder."""
+        from .error_analysis import analyze_errors
+        from .error_report import write_error_report
+
+        self.error_analyses = {}
+        for task in results:
+            analysis = analyze_errors(
+                self._coco_gt, predictions, iou_type=task, class_names=class_names
+            )
+            results[task].update(analysis.metrics())
+            self.error_analyses[task] = analysis
+        if self._output_dir:
+            write_error_report(
+                self.error_analyses, results, self._output_dir, title=self._dataset_name
+            )
