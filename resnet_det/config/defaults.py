@@ -325,6 +325,11 @@ DEFAULTS.TEST = _FvCfgNode()
 DEFAULTS.TEST.EVAL_PERIOD = 0
 # VOC metric: True = the 2007 11-point AP, False = area under the curve (2010+).
 DEFAULTS.TEST.VOC_USE_07_METRIC = True
+# COCO-format test sets: also run the error analysis at each evaluation (TIDE's dAP per error
+# type as the metrics bbox/dAP/cls ..., cocoapi's analysis plots and report.html in
+# OUTPUT_DIR/inference/<dataset>, each category's PR curve in TensorBoard):
+# docs/error_analysis.md. Off by default: the pictures take a few seconds per evaluation.
+DEFAULTS.TEST.ERROR_ANALYSIS = False
 # Classification test modes, any of "center", "10crop", "multiscale".
 DEFAULTS.TEST.CLS_MODES = ["center"]
 # Shorter sides of the paper's fully-convolutional multi-scale test.

@@ -64,6 +64,9 @@ RESTRICTED_KEYS: Dict[str, Tuple] = {
     "SOLVER.CHECKPOINT_KEEP_LAST": (0,),
     # detectron2's trainer raises FloatingPointError at the first non-finite loss, i.e. 0.
     "SOLVER.SKIP_NONFINITE_ITERS": (0,),
+    # The error analysis runs in the built-in engine's evaluation; for a detectron2 run, score
+    # its coco_instances_results.json with tools/evaluate.py --errors.
+    "TEST.ERROR_ANALYSIS": (False,),
 }
 _CLASSIFICATION = "classification pretraining only (tools/pretrain_net.py, built-in engine)"
 _PLATEAU = (

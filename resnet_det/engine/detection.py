@@ -31,13 +31,19 @@ from ..data import (
 )
 from ..data.detection import DatasetMapper
 from ..data.skips import SkippedImage
-from ..evaluation import build_evaluator, inference_on_dataset, print_csv_format
+from ..evaluation import (
+    build_evaluator,
+    check_error_analysis,
+    inference_on_dataset,
+    print_csv_format,
+)
 from ..modeling.build import build_model as _build_detector
 from ..modeling.detection import GeneralizedRCNN
 from ..modeling.registry import BACKBONES
 from ..utils import dist as comm
 from ..utils.visualize import DetectionPanel, plot_detections
 from .defaults import DefaultTrainer
+from .events import put_pr_curves
 from .preflight import may_resume, warn_frozen_from_scratch
 from .train_loop import HookBase
 
@@ -103,6 +109,9 @@ class DetectionTrainer(DefaultTrainer):
         freezes norms or stages that only pretrained weights could fill (the backbone's own
         kwargs say which)."""
         super().preflight(cfg, train=train, test=test, resume=resume)
+        if test and cfg.TEST.ERROR_ANALYSIS:
+            for name in cfg.DATASETS.TEST:
+                check_error_analysis(name, key="TEST.ERROR_ANALYSIS")
         if not (resume is not False and may_resume(cfg.OUTPUT_DIR)):
             check_weights_contract(cfg)
         spec = BACKBONES.lookup(cfg)
@@ -144,6 +153,7 @@ class DetectionTrainer(DefaultTrainer):
                 distributed=comm.get_world_size() > 1,
                 use_07_metric=cfg.TEST.VOC_USE_07_METRIC,
                 tasks=("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",),
+                error_analysis=cfg.TEST.ERROR_ANALYSIS,
             )
             if cfg.MODEL.MASK_ON and not evaluator.scores_masks():
                 logger.warning(
@@ -155,6 +165,7 @@ class DetectionTrainer(DefaultTrainer):
             if comm.is_main_process():
                 logger.info("Evaluation results for %s:", name)
                 print_csv_format(res)
+                put_pr_curves(name, getattr(evaluator, "error_analyses", {}))
             results[name] = res
         if len(results) == 1:
             return next(iter(results.values()))

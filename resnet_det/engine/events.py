@@ -1,5 +1,5 @@
-"""EventStorage (scalars per iteration) and the writers that drain it: metrics.json,
-TensorBoard and the console, with detectron2's key names."""
+"""EventStorage (scalars per iteration, and precision-recall curves for TensorBoard) and the
+writers that drain it: metrics.json, TensorBoard and the console, with detectron2's key names."""
 
 import datetime
 import json
@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from fvcore.common.history_buffer import HistoryBuffer
@@ -15,6 +15,8 @@ from fvcore.common.history_buffer import HistoryBuffer
 __all__ = [
     "EventStorage",
     "get_event_storage",
+    "current_event_storage",
+    "put_pr_curves",
     "EventWriter",
     "JSONWriter",
     "TensorboardXWriter",
@@ -34,6 +36,11 @@ def get_event_storage() -> "EventStorage":
     return _CURRENT_STORAGE_STACK[-1]
 
 
+def current_event_storage() -> Optional["EventStorage"]:
+    """The storage of the training loop currently running, or None outside one."""
+    return _CURRENT_STORAGE_STACK[-1] if _CURRENT_STORAGE_STACK else None
+
+
 class EventStorage:
     """Scalar histories keyed by name, each value tagged with the iteration it belongs to."""
 
@@ -45,6 +52,7 @@ class EventStorage:
         self._history: Dict[str, HistoryBuffer] = defaultdict(HistoryBuffer)
         self._smoothing_hints: Dict[str, bool] = {}
         self._latest_scalars: Dict[str, Tuple[float, int]] = {}
+        self._pr_curves: List[Tuple[str, Dict[str, Any], int]] = []
         self.iter = start_iter
 
     def put_scalar(self, name: str, value, smoothing_hint: bool = True) -> None:
@@ -66,6 +74,17 @@ class EventStorage:
     def put_scalars(self, *, smoothing_hint: bool = True, **kwargs) -> None:
         for k, v in kwargs.items():
             self.put_scalar(k, v, smoothing_hint=smoothing_hint)
+
+    def put_pr_curve(self, name: str, **counts) -> None:
+        """Record a precision-recall curve at the current iteration for TensorBoard's PR-curve
+        plugin (``SummaryWriter.add_pr_curve_raw``): counts are arrays over thresholds,
+        ``true_positive_counts``, ``false_positive_counts``, ``true_negative_counts``,
+        ``false_negative_counts``, ``precision``, ``recall``."""
+        self._pr_curves.append((name, dict(counts), self.iter))
+
+    def pr_curves(self, start: int = 0) -> List[Tuple[str, Dict[str, Any], int]]:
+        """The curves put from the ``start``-th on: (name, counts, iteration)."""
+        return self._pr_curves[start:]
 
     def history(self, name: str) -> HistoryBuffer:
         if name not in self._history:
@@ -99,6 +118,18 @@ class EventStorage:
     def __exit__(self, *exc) -> None:
         assert _CURRENT_STORAGE_STACK[-1] is self
         _CURRENT_STORAGE_STACK.pop()
+
+
+def put_pr_curves(dataset_name: str, analyses: Mapping[str, Any]) -> None:
+    """Each category's PR curve at IoU 0.5 (from an evaluation's error analyses, task ->
+    ErrorAnalysis) into the running trainer's storage, as "<dataset>/<task>/PR50/<category>";
+    nothing outside a training loop."""
+    storage = current_event_storage()
+    if storage is None:
+        return
+    for task, analysis in analyses.items():
+        for category, counts in analysis.pr_curves().items():
+            storage.put_pr_curve(f"{dataset_name}/{task}/PR50/{category}", **counts)
 
 
 class EventWriter:
@@ -151,7 +182,8 @@ class JSONWriter(EventWriter):
 
 
 class TensorboardXWriter(EventWriter):
-    """Scalars to TensorBoard event files in ``log_dir`` (torch.utils.tensorboard)."""
+    """Scalars and precision-recall curves to TensorBoard event files in ``log_dir``
+    (torch.utils.tensorboard)."""
 
     def __init__(self, log_dir: str, window_size: int = 20, **kwargs) -> None:
         """
@@ -165,6 +197,7 @@ class TensorboardXWriter(EventWriter):
         self._writer = SummaryWriter(log_dir, **kwargs)
         self._window_size = window_size
         self._last_write = -1
+        self._pr_written = 0
 
     def write(self) -> None:
         storage = get_event_storage()
@@ -174,6 +207,13 @@ class TensorboardXWriter(EventWriter):
                 self._writer.add_scalar(k, v, itr)
                 new_last = max(new_last, itr)
         self._last_write = new_last
+        curves = storage.pr_curves(self._pr_written)
+        for name, counts, itr in curves:
+            num_thresholds = len(counts["precision"])
+            self._writer.add_pr_curve_raw(
+                name, **counts, global_step=itr, num_thresholds=num_thresholds
+            )
+        self._pr_written += len(curves)
         self._writer.flush()
 
     def close(self) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "EVALUATORS",
     "register_evaluator",
     "build_evaluator",
+    "check_error_analysis",
     "print_csv_format",
     "format_metrics_table",
     "COCOEvaluator",
@@ -115,6 +116,22 @@ def register_evaluator(evaluator_type: str, factory: EvaluatorFactory) -> None:
     EVALUATORS[evaluator_type] = factory
 
 
+def check_error_analysis(dataset_name: str, key: str = "error_analysis") -> None:
+    """Raise DataError (naming ``key``) unless the dataset is scored by the COCO evaluator,
+    the one that runs the error analysis."""
+    from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
+
+    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if evaluator_type is None and dataset_name not in DatasetCatalog:
+        DatasetCatalog.get(dataset_name)  # raises the catalog's "not registered" error
+    if evaluator_type != "coco":
+        raise DataError(
+            f"{key}: dataset {dataset_name!r} has evaluator_type={evaluator_type!r}; the error "
+            "analysis (tools/evaluate.py --errors, TEST.ERROR_ANALYSIS) runs on COCO-format "
+            "datasets (evaluator_type 'coco') only"
+        )
+
+
 def build_evaluator(
     dataset_name: str,
     output_dir: Optional[str] = None,
@@ -157,12 +174,7 @@ def build_evaluator(
     if tasks is not None:
         options["tasks"] = tuple(tasks)
     if error_analysis:
-        if evaluator_type != "coco":
-            raise DataError(
-                f"Dataset {dataset_name!r} has evaluator_type={evaluator_type!r}: the error "
-                "analysis (tools/evaluate.py --errors, TEST.ERROR_ANALYSIS) runs on COCO-format "
-                "datasets (evaluator_type 'coco') only"
-            )
+        check_error_analysis(dataset_name)
         options["error_analysis"] = True
     return factory(dataset_name, **options)
 

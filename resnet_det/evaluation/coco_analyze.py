@@ -59,6 +59,27 @@ class PRCounts:
     fp: np.ndarray
     num_gt: int
 
+    def threshold_counts(self, num_thresholds: int = 101) -> Dict[str, np.ndarray]:
+        """TensorBoard's PR-curve counts at the score thresholds 0, 1/(n-1), ..., 1: true and
+        false positives scoring at least the threshold, the ground truth they miss (false
+        negatives; true negatives are 0, detection has none), precision and recall (0 where
+        undefined, as TensorBoard's add_pr_curve does)."""
+        thresholds = np.linspace(0.0, 1.0, num_thresholds)
+        # Scores are descending: the detections at or above t are a prefix.
+        upto = np.searchsorted(-self.scores, -thresholds, side="right")
+        tp = np.concatenate([[0], np.cumsum(self.tp)])[upto].astype(np.float64)
+        fp = np.concatenate([[0], np.cumsum(self.fp)])[upto].astype(np.float64)
+        fn = self.num_gt - tp
+        tiny = 1e-7  # torch.utils.tensorboard's _MINIMUM_COUNT
+        return {
+            "true_positive_counts": tp,
+            "false_positive_counts": fp,
+            "true_negative_counts": np.zeros(num_thresholds),
+            "false_negative_counts": fn,
+            "precision": tp / np.maximum(tp + fp, tiny),
+            "recall": tp / np.maximum(tp + fn, tiny),
+        }
+
 
 @dataclass
 class AnalyzeCurves:
@@ -128,7 +149,6 @@ def _match(data: ErrorAnalysisData, keep, rank):
     group = data.dt_image[kept] * K + data.dt_cat[kept]
     groups, inverse, counts = np.unique(group, return_inverse=True, return_counts=True)
     g_image, g_cat = groups // K, groups % K
-    ng = data.gt_counts()
     # Each image's annotations by category, file order within (COCOeval's useCats=0 order).
     gt_order = np.lexsort((np.arange(len(data.gt_cat)), data.gt_cat, data.gt_image))
     gt_pos = np.empty(len(gt_order), np.int64)
@@ -141,11 +161,35 @@ def _match(data: ErrorAnalysisData, keep, rank):
     lo = np.tile(np.array([r[0] for r in AREA_RANGES]), _MATCHED_CURVES)
     hi = np.tile(np.array([r[1] for r in AREA_RANGES]), _MATCHED_CURVES)
 
-    cost = counts * np.maximum(ng[g_image], 1) * S
-    for chunk in image_chunks(cost, budget=8_000_000):
+    # Annotations that can match a group's detections: IoU >= the lowest threshold with one of
+    # them. Groups with none match nothing (their detections are false positives, or ignored
+    # outside the area range); the others are matched with only those columns.
+    pair_det, pair_gt = data.pairs()
+    group_of = np.full(n_dt, -1, np.int64)
+    group_of[kept] = inverse
+    near = (data.iou >= min(_THRESHOLDS)) & (group_of[pair_det] >= 0)
+    near_pairs = np.unique(group_of[pair_det[near]] * len(data.gt_cat) + pair_gt[near])
+    n_near = np.bincount(near_pairs // max(len(data.gt_cat), 1), minlength=len(groups))
+    lonely = kept[n_near[inverse] == 0]
+    d_area = data.dt_area[lonely][:, None]
+    fp_out[lonely] = ~((d_area < lo[None, :]) | (d_area > hi[None, :]))
+
+    # Each group's near annotations in COCOeval's order (by category, file order within).
+    near_group, near_gt = (
+        near_pairs // max(len(data.gt_cat), 1),
+        near_pairs % max(len(data.gt_cat), 1),
+    )
+    by_order = np.lexsort((gt_pos[near_gt], near_group))
+    near_group, near_gt = near_group[by_order], near_gt[by_order]
+    near_rank = np.arange(len(near_group)) - np.searchsorted(near_group, near_group)
+
+    matched_groups = np.flatnonzero(n_near > 0)
+    cost = counts[matched_groups] * n_near[matched_groups] * S
+    for chunk in image_chunks(cost, budget=4_000_000):
+        chunk = matched_groups[chunk]
         # Groups with the most detections first, so that rank r's groups are a prefix.
         chunk = chunk[np.argsort(-counts[chunk], kind="stable")]
-        n, D, G = len(chunk), int(counts[chunk].max()), int(max(ng[g_image[chunk]].max(), 1))
+        n, D, G = len(chunk), int(counts[chunk].max()), int(n_near[chunk].max())
         row_of = np.full(len(groups), -1, np.int64)
         row_of[chunk] = np.arange(n)
         sel = kept[row_of[inverse] >= 0]
@@ -153,22 +197,10 @@ def _match(data: ErrorAnalysisData, keep, rank):
         dt_glob = padded(sel, rows, cols, (n, D), -1)
         dt_loc = padded(dt_local[sel], rows, cols, (n, D), -1)
         imgs = g_image[chunk]
-        # Every annotation of the group's image, in COCOeval's order.
-        g_rows_img = np.full(data.num_images, -1, np.int64)
-        in_chunk = np.zeros(data.num_images, bool)
-        in_chunk[imgs] = True
-        gsel = np.flatnonzero(in_chunk[data.gt_image])
-        # An image may have several groups (categories): fill per image, then copy by row.
-        uimg = np.unique(imgs)
-        g_rows_img[uimg] = np.arange(len(uimg))
-        per_img_glob = np.full((len(uimg), G), -1, np.int64)
-        per_img_loc = np.full((len(uimg), G), -1, np.int64)
-        r_img = g_rows_img[data.gt_image[gsel]]
-        per_img_glob[r_img, gt_pos[gsel]] = gsel
-        per_img_loc[r_img, gt_pos[gsel]] = gt_local[gsel]
-        gt_glob = per_img_glob[g_rows_img[imgs]]
-        gt_loc = per_img_loc[g_rows_img[imgs]]
-
+        in_chunk = row_of[near_group] >= 0
+        g_rows, g_cols = row_of[near_group[in_chunk]], near_rank[in_chunk]
+        gt_glob = padded(near_gt[in_chunk], g_rows, g_cols, (n, G), -1)
+        gt_loc = padded(gt_local[near_gt[in_chunk]], g_rows, g_cols, (n, G), -1)
         iou = data.gather_iou(imgs, dt_loc, gt_loc)  # [n, D, G], -1 pads
         valid_g = gt_glob >= 0
         gi = np.maximum(gt_glob, 0)
@@ -198,9 +230,7 @@ def _match(data: ErrorAnalysisData, keep, rank):
             rr, ss = np.nonzero(m >= 0)
             used[rr, ss, m[rr, ss]] = True
         valid_d = dt_glob >= 0
-        matched = (match >= 0) & np.take_along_axis(
-            gid_nonzero[:, None, :].repeat(S, 1), np.maximum(match, 0), 2
-        )
+        matched = (match >= 0) & gid_nonzero[np.arange(n)[:, None, None], np.maximum(match, 0)]
         d_area = np.where(valid_d, data.dt_area[np.maximum(dt_glob, 0)], 0.0)[:, None, :]
         outside = (d_area < lo[None, :, None]) | (d_area > hi[None, :, None])
         dt_ign = dt_ign | (~matched & outside)

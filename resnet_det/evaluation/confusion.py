@@ -24,13 +24,7 @@ def confusion_matrix(
     """[K + 1, K + 1] counts (see the module docstring)."""
     K = data.num_categories
     cm = np.zeros((K + 1, K + 1), np.int64)
-    nd, ng = data.dt_counts(), data.gt_counts()
-    sizes = nd * ng
-    # Every (detection, annotation) pair of an image, in the order of data.iou.
-    pair_img = np.repeat(np.arange(data.num_images), sizes)
-    within = np.arange(len(data.iou)) - np.repeat(data.iou_start[:-1], sizes)
-    d = data.dt_start[pair_img] + within // np.maximum(ng[pair_img], 1)
-    g = data.gt_start[pair_img] + within % np.maximum(ng[pair_img], 1)
+    d, g = data.pairs()
     hit = (data.iou >= iou_threshold) & ~data.gt_crowd[g] & (data.dt_score[d] >= score_threshold)
     d, g = d[hit], g[hit]
     np.add.at(cm, (data.gt_cat[g], data.dt_cat[d]), 1)

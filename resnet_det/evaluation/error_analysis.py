@@ -61,6 +61,14 @@ class ErrorAnalysis:
             (f"dAP/{k}", float(self.tide.dap[k])) for k in TIDE_MAIN_ERRORS + TIDE_SPECIAL_ERRORS
         )
 
+    def pr_curves(self, num_thresholds: int = 101) -> Dict[str, Dict[str, np.ndarray]]:
+        """Category name -> its PR curve at IoU 0.5 as TensorBoard's PR-curve counts
+        (coco_analyze.PRCounts.threshold_counts)."""
+        return OrderedDict(
+            (name, pr.threshold_counts(num_thresholds))
+            for name, pr in zip(self.class_names, self.curves.pr)
+        )
+
     def to_json(self) -> Dict[str, Any]:
         """Everything as plain JSON (error_analysis.json)."""
         return {

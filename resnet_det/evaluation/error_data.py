@@ -113,6 +113,15 @@ class ErrorAnalysisData:
     def dt_counts(self) -> np.ndarray:
         return np.diff(self.dt_start)
 
+    def pairs(self):
+        """(detection, annotation) global indices of every entry of ``iou``."""
+        nd, ng = self.dt_counts(), self.gt_counts()
+        sizes = nd * ng
+        pair_img = np.repeat(np.arange(self.num_images), sizes)
+        within = np.arange(len(self.iou)) - np.repeat(self.iou_start[:-1], sizes)
+        ngp = np.maximum(ng[pair_img], 1)
+        return self.dt_start[pair_img] + within // ngp, self.gt_start[pair_img] + within % ngp
+
     def gather_iou(self, images: np.ndarray, dt_local: np.ndarray, gt_local: np.ndarray):
         """IoU [n, D, G] of detections ``dt_local`` [n, D] and annotations ``gt_local`` [n, G]
         (positions within their image ``images`` [n]; -1 pads, whose IoU is -1)."""
@@ -158,6 +167,12 @@ class ErrorAnalysisData:
         gt_image = a_img[a_order]
         gt_cat = np.array([cat_index[int(a["category_id"])] for a in anns], dtype=np.int64)
         gt_crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
+        missing = next((a for a in anns if "area" not in a), None)
+        if missing is not None:
+            raise DataError(
+                f"annotation id {missing.get('id')!r} has no 'area': COCO's object sizes (and "
+                "the analysis by size) need it"
+            )
         gt_area = np.array([float(a["area"]) for a in anns], dtype=np.float64)
         gt_id = np.array([a["id"] for a in anns], dtype=np.int64)
         gt_start = np.searchsorted(gt_image, np.arange(len(image_ids) + 1))

@@ -95,3 +95,18 @@ def test_hand_worked():
     # TensorBoard's counts come from C50: d1, d2 true positives, 3 objects.
     pr = curves.pr[0]
     assert pr.num_gt == 3 and pr.tp.tolist() == [True, True, False, False, False, False]
+
+
+def test_pr_counts_for_tensorboard():
+    """The hand-worked case's C50 detections (scores .9 ... .4; d1, d2 true) as TensorBoard's
+    counts at the thresholds 0, .05, ..., 1."""
+    curves = analyze_curves(ErrorAnalysisData.build(_coco(HAND_GT), HAND_RESULTS))
+    c = curves.pr[0].threshold_counts(21)
+    t = {round(x, 2): i for i, x in enumerate(np.linspace(0, 1, 21))}
+    assert (c["true_positive_counts"][t[0.0]], c["false_positive_counts"][t[0.0]]) == (2, 4)
+    assert (c["true_positive_counts"][t[0.45]], c["false_positive_counts"][t[0.45]]) == (2, 3)
+    assert (c["true_positive_counts"][t[0.85]], c["false_positive_counts"][t[0.85]]) == (1, 0)
+    assert c["true_positive_counts"][t[0.95]] == 0 and c["precision"][t[0.95]] == 0
+    np.testing.assert_array_equal(c["false_negative_counts"], 3 - c["true_positive_counts"])
+    assert c["precision"][t[0.45]] == pytest.approx(2 / 5)
+    assert c["recall"][t[0.85]] == pytest.approx(1 / 3)
