@@ -227,7 +227,7 @@ def skipped_in_batch(batch: Any) -> List[SkippedImage]:
     """The SkippedImage entries a batch carries: a classification batch's "skipped" list, a
     detection batch's ``skipped`` attribute (resnet_det.data.detection.MappedBatch)."""
     items = batch.get("skipped", ()) if isinstance(batch, dict) else getattr(batch, "skipped", ())
-    # A path alone (an older custom dataset) is an unreadable image.
+    # A bare path (what a custom dataset may put there) is an unreadable image.
     return [s if isinstance(s, SkippedImage) else SkippedImage("unreadable", str(s)) for s in items]
 
 

@@ -12,6 +12,7 @@ import os
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
+from ..data.catalog import DatasetCatalog, MetadataCatalog
 from ..utils.errors import DataError
 from ..utils.file_io import atomic_write_json
 from .classification import ClassificationEvaluator, evaluate_classifier
@@ -54,7 +55,7 @@ __all__ = [
 
 # An evaluator factory: (dataset_name, *, output_dir, distributed, use_07_metric[, tasks]) ->
 # evaluator; each takes the options that apply to it and ignores the rest (tasks is passed only
-# when a caller names them, so factories written before it keep working).
+# when a caller names them, so a factory of a box-only evaluator need not accept it).
 EvaluatorFactory = Callable[..., DatasetEvaluator]
 
 
@@ -155,9 +156,6 @@ def build_evaluator(
         error_analysis: COCO only: also the error analyses (TIDE's dAP, cocoapi's analyze
             curves, pictures and report.html in ``output_dir``; error_analysis.py).
     """
-    # Imported here so that the metrics themselves need nothing from the data package.
-    from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
-
     evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
     if evaluator_type is None and dataset_name not in DatasetCatalog:
         DatasetCatalog.get(dataset_name)  # raises the catalog's "not registered" error

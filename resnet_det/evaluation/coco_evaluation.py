@@ -20,6 +20,7 @@ import numpy as np
 from iopath.common.file_io import g_pathmgr
 from pycocotools.coco import COCO
 
+from ..data.catalog import DatasetCatalog, MetadataCatalog
 from ..utils.dist import all_gather, get_world_size, is_main_process
 from ..utils.errors import DataError, MissingFileError
 from ..utils.file_io import atomic_write_json
@@ -235,8 +236,6 @@ class COCOEvaluator(DatasetEvaluator):
                 the dAP metrics join the task's metrics, ``error_analyses`` keeps the rest,
                 and with ``output_dir`` the pictures and report.html are written there.
         """
-        from resnet_det.data.catalog import MetadataCatalog
-
         resolve_backend(backend)  # an unknown or missing backend fails here, not after inference
         self._backend = backend
         if tasks is not None:
@@ -274,8 +273,6 @@ class COCOEvaluator(DatasetEvaluator):
         records (docs/internals.md); reads the dataset once if nobody has loaded it yet."""
         if self._contiguous_to_dataset_id is not None:
             return self._contiguous_to_dataset_id
-        from resnet_det.data.catalog import DatasetCatalog
-
         keys = ("thing_classes", "thing_dataset_id_to_contiguous_id")
         if not all(hasattr(self._meta, k) for k in keys):
             DatasetCatalog.get(self._dataset_name)  # load_coco_json(..., dataset_name) sets them

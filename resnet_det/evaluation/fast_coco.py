@@ -118,7 +118,7 @@ def _faster_gt(coco_gt):
 def _faster_box_results(gt, coco_results: List[Dict[str, Any]]):
     """The results as loadRes makes them for boxes (area w * h, ids from 1, not crowd), without
     the box-shaped polygon loadRes also adds: box IoU never reads it, and making 100 of them
-    per image was a quarter of the evaluation's time."""
+    per image costs about a quarter of the evaluation's time."""
     from faster_coco_eval import COCO as FasterCOCO
 
     for i, r in enumerate(coco_results):

@@ -38,6 +38,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..data.catalog import DatasetCatalog, MetadataCatalog
 from ..utils.dist import all_gather, get_world_size, is_main_process
 from ..utils.errors import DataError
 from .evaluator import DatasetEvaluator
@@ -268,8 +269,6 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
             metric: one of VOC_AP_METRICS ("11point", "11point_exact", "area"); overrides
                 ``use_07_metric`` when given.
         """
-        from resnet_det.data.catalog import MetadataCatalog
-
         self._dataset_name = dataset_name
         self._distributed = distributed
         meta = MetadataCatalog.get(dataset_name)
@@ -324,8 +323,6 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
 
     def _ground_truth(self) -> List[Dict[Hashable, List[Dict[str, Any]]]]:
         """Per class: image_id -> [{"bbox" in devkit coordinates, "difficult"}] for every image."""
-        from resnet_det.data.catalog import DatasetCatalog
-
         dicts = DatasetCatalog.get(self._dataset_name)
         per_class: List[Dict[Hashable, List[Dict[str, Any]]]] = [{} for _ in self._class_names]
         for record in dicts:

@@ -32,7 +32,9 @@ from numbers import Real
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
+import torch
 
+from ..data.catalog import DatasetCatalog
 from ..utils.errors import DataError, MissingFileError
 from .evaluator import DatasetEvaluator
 from .masks import compressed_rle_totals, rle_boxes
@@ -233,10 +235,6 @@ def results_to_model_io(
     Errors name the entry index and the bad id. Results with masks give outputs with
     "masks_rle" (one compressed RLE dict per box) in place of a detector's dense "masks".
     """
-    import torch
-
-    from resnet_det.data.catalog import DatasetCatalog
-
     images = {d["image_id"]: d for d in DatasetCatalog.get(dataset_name)}
     id_map = {int(c): label for label, c in enumerate(category_ids)}
     # A hint for the common mistake of numbering VOC images: give one of the dataset's ids.

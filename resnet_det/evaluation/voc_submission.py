@@ -21,6 +21,8 @@ import zipfile
 from collections import OrderedDict
 from typing import Dict, List
 
+from ..data.catalog import MetadataCatalog
+from ..utils.dist import all_gather, get_world_size
 from ..utils.errors import DataError
 from ..utils.file_io import atomic_open, atomic_write_text
 from .pascal_voc_evaluation import PascalVOCDetectionEvaluator
@@ -66,8 +68,6 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
             competition: the file prefix, "comp4" (external training data, e.g. ImageNet
                 pretraining) or "comp3" (VOC training data only).
         """
-        from resnet_det.data.catalog import MetadataCatalog
-
         if not output_dir:
             raise DataError(
                 f"Dataset {dataset_name!r} has no public annotations: its detections "
@@ -114,8 +114,6 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
         predictions = self._gathered_predictions()
         images = self._images
         if self._distributed:
-            from ..utils.dist import all_gather, get_world_size
-
             if get_world_size() > 1:
                 images = set().union(*all_gather(images))
         if predictions is None:

@@ -17,7 +17,7 @@ from .module import (
     export_module,
 )
 from .pipeline import ExportReport, artifact_path, export_detector
-from .verify import DEFAULT_TOLERANCE, Comparison, Tolerance, compare_detections
+from .verify import DEFAULT_TOLERANCE, ImageComparison, Tolerance, compare_detections
 
 __all__ = [
     "FORMATS",
@@ -35,6 +35,6 @@ __all__ = [
     "artifact_path",
     "Tolerance",
     "DEFAULT_TOLERANCE",
-    "Comparison",
+    "ImageComparison",
     "compare_detections",
 ]

@@ -16,10 +16,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
+from ..data.datasets.shapes import render_shapes_image
+from ..predictor.inputs import to_image_tensor
+from ..predictor.predictor import Predictor
 from ..utils.file_io import atomic_write_text
 from .formats import EXTENSIONS, FORMATS, ONNX_OPSET, ExportError, export_artifact, load_artifact
 from .module import INPUT_NAMES, MASK_OUTPUT_NAMES, OUTPUT_NAMES
-from .verify import DEFAULT_TOLERANCE, Comparison, Tolerance, compare_detections
+from .verify import DEFAULT_TOLERANCE, ImageComparison, Tolerance, compare_detections
 
 __all__ = ["ExportReport", "export_detector", "artifact_path", "sample_images"]
 
@@ -33,7 +36,7 @@ class ExportReport:
     artifact: str
     description: str
     input_sizes: Dict[str, Any]
-    comparisons: List[Comparison] = field(default_factory=list)
+    comparisons: List[ImageComparison] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -52,8 +55,6 @@ def artifact_path(output: str, fmt: str) -> str:
 
 def _demo_sample() -> torch.Tensor:
     """An RGB uint8 [3, H, W] image of the demo's generated shapes (no file needed)."""
-    from ..data.datasets.shapes import render_shapes_image
-
     image, _ = render_shapes_image(0, 0, "val")
     return torch.from_numpy(image.copy()).permute(2, 0, 1).contiguous()
 
@@ -65,8 +66,6 @@ def sample_images(
     sample with height and width swapped (a 3/4-wide crop of a square one), or, when
     ``same_size``, the sample mirrored (an artifact of fixed size takes no other size)."""
     if sample_image:
-        from ..predictor.inputs import to_image_tensor
-
         original, name = to_image_tensor(sample_image, predictor.input_format), sample_image
     else:
         rgb, name = _demo_sample(), "generated demo image"
@@ -104,7 +103,7 @@ def _description(
     artifact: str,
     sizes: Dict[str, Any],
     tolerance: Tolerance,
-    comparisons: List[Comparison],
+    comparisons: List[ImageComparison],
 ) -> Dict[str, Any]:
     cfg = predictor.cfg
     dims = [3, "height", "width"]
@@ -186,8 +185,6 @@ def export_detector(
     Raises:
         ExportError: the export failed, or the artifact's outputs differ beyond ``tolerance``.
     """
-    from ..predictor.predictor import Predictor
-
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     predictor = Predictor(cfg, weights=weights, device="cpu")

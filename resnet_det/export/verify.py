@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-__all__ = ["Tolerance", "Comparison", "compare_detections", "DEFAULT_TOLERANCE"]
+__all__ = ["Tolerance", "ImageComparison", "compare_detections", "DEFAULT_TOLERANCE"]
 
 Detections = Tuple[Tensor, Tensor, Tensor]  # boxes [N, 4], scores [N], labels [N]
 
@@ -33,7 +33,7 @@ DEFAULT_TOLERANCE = Tolerance()
 
 
 @dataclass
-class Comparison:
+class ImageComparison:
     """The outcome of comparing one image's detections (JSON-friendly with ``to_dict``)."""
 
     image: str
@@ -77,7 +77,7 @@ def compare_detections(
     tolerance: Tolerance = DEFAULT_TOLERANCE,
     score_thresh: float = 0.0,
     max_detections: Optional[int] = None,
-) -> Comparison:
+) -> ImageComparison:
     """Pair ``exported`` detections with ``eager`` ones and measure the differences.
 
     Args:
@@ -118,7 +118,7 @@ def compare_detections(
         not _near_cutoff(s, cutoffs, tolerance.scores) for s in unmatched_eager + unmatched_exported
     )
     passed = unexplained == 0 and box_diff <= tolerance.boxes and score_diff <= tolerance.scores
-    return Comparison(
+    return ImageComparison(
         image=image,
         size=(int(size[0]), int(size[1])),
         num_eager=len(es),

@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..data.catalog import DatasetCatalog
+from ..evaluation import build_evaluator
 from ..evaluation.coco_evaluation import instances_to_coco_json
 from ..evaluation.masks import encode_masks
 from ..utils.file_io import atomic_write_text
@@ -50,9 +52,6 @@ class ResultsIds:
         if dataset is None:
             self.category_ids = list(range(1, num_classes + 1))
             return
-        from ..data.catalog import DatasetCatalog
-        from ..evaluation import build_evaluator
-
         for d in DatasetCatalog.get(dataset):
             self._by_path[os.path.realpath(d["file_name"])] = d["image_id"]
             self._by_name[os.path.basename(d["file_name"])].append(d["image_id"])

@@ -14,6 +14,7 @@ import torch
 
 from ..data.io import BadImageError
 from ..utils.progress import Progress
+from ..utils.visualize import draw_detections
 from .inputs import VIDEO_EXTENSIONS, to_image_tensor
 from .outputs import ResultsIds, draw_prediction, picture_path, write_predictions
 from .predictor import Predictor
@@ -167,8 +168,6 @@ def _predict_video(
         )
         on_skip(summary.skipped[-1])
         return
-    from ..utils.visualize import draw_detections
-
     capture = cv2.VideoCapture(int(name) if name.isdigit() else name)
     if not capture.isOpened():
         summary.skipped.append(f"skipped {name}: OpenCV cannot open it as a video")

@@ -17,6 +17,8 @@ from typing import Any, Dict, Iterator, Union
 import numpy as np
 import torch
 
+from .dist import all_gather
+
 __all__ = [
     "derive_seed",
     "draw_seed",
@@ -65,8 +67,6 @@ def resolve_seed(cfg) -> int:
     afterwards ``cfg.SEED`` is the seed that reproduces the run. Returns the resolved seed.
     ``cfg`` may be frozen; it is unfrozen for the assignment and left as it was.
     """
-    from .dist import all_gather  # local: dist imports torch.distributed only
-
     seed = int(cfg.SEED)
     if seed < 0:
         seed = int(all_gather(draw_seed())[0])
