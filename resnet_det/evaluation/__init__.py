@@ -120,8 +120,6 @@ def register_evaluator(evaluator_type: str, factory: EvaluatorFactory) -> None:
 def check_error_analysis(dataset_name: str, key: str = "error_analysis") -> None:
     """Raise DataError (naming ``key``) unless the dataset is scored by the COCO evaluator,
     the one that runs the error analysis."""
-    from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
-
     evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
     if evaluator_type is None and dataset_name not in DatasetCatalog:
         DatasetCatalog.get(dataset_name)  # raises the catalog's "not registered" error

@@ -24,6 +24,8 @@ from ..data.catalog import DatasetCatalog, MetadataCatalog
 from ..utils.dist import all_gather, get_world_size, is_main_process
 from ..utils.errors import DataError, MissingFileError
 from ..utils.file_io import atomic_write_json
+from .error_analysis import analyze_errors
+from .error_report import write_error_report
 from .evaluator import DatasetEvaluator
 from .fast_coco import IOU_TYPES, resolve_backend, run_coco_eval
 from .masks import binarize_masks, encode_masks
@@ -405,9 +407,6 @@ class COCOEvaluator(DatasetEvaluator):
     def _analyze_errors(self, predictions, class_names, results) -> None:
         """The error analyses of each task: dAP metrics into ``results``, pictures and
         report.html into the output folder."""
-        from .error_analysis import analyze_errors
-        from .error_report import write_error_report
-
         self.error_analyses = {}
         for task in results:
             analysis = analyze_errors(

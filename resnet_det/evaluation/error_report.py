@@ -14,6 +14,7 @@ import numpy as np
 
 from ..utils.file_io import atomic_write_json, atomic_write_text
 from .coco_analyze import AREAS, CURVES
+from .error_plots import plot_error_analysis
 from .tide import TIDE_MAIN_ERRORS, TIDE_NAMES, TIDE_SPECIAL_ERRORS
 
 __all__ = ["write_error_report", "REPORT_NAME", "JSON_NAME"]
@@ -151,8 +152,6 @@ def write_error_report(
     written["json"] = json_path
     per_task_pictures: Dict[str, Dict[str, str]] = {task: {} for task in analyses}
     if pictures:
-        from .error_plots import plot_error_analysis
-
         for task, analysis in analyses.items():
             files = plot_error_analysis(analysis, metrics.get(task, {}), output_dir, title=title)
             for key, path in files.items():
