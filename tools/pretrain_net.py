@@ -23,6 +23,7 @@ from resnet_det.engine import (
     launch,
 )
 from resnet_det.engine.defaults import auto_scale_workers
+from resnet_det.engine.launch import check_batch_split
 from resnet_det.engine.pretrain import ClassificationTrainer
 
 DEFAULT_CONFIG = os.path.join(
@@ -31,11 +32,15 @@ DEFAULT_CONFIG = os.path.join(
 logger = logging.getLogger("resnet_det.pretrain_net")
 
 
-def setup(args):
+def load_cfg(args):
     cfg = get_cfg()
     cfg.merge_from_file(args.config_file or DEFAULT_CONFIG)
     cfg.merge_from_list(args.opts or [])
-    cfg = auto_scale_workers(cfg, comm.get_world_size())
+    return cfg
+
+
+def setup(args):
+    cfg = auto_scale_workers(load_cfg(args), comm.get_world_size())
     cfg.freeze()
     default_setup(cfg, args)
     return cfg
@@ -69,8 +74,17 @@ def print_results(results):
 def cli(argv=None):
     args = default_argument_parser().parse_args(argv)
     print("Command Line Args:", args)
-    # launch() runs main in this process for one process, joins torchrun's group when started
-    # by torchrun, and spawns otherwise: always go through it.
+    cfg = load_cfg(args)
+    # Before any process starts: the batch splits over the processes of srun, torchrun or
+    # --num-gpus (the message names the variable the world size comes from).
+    check_batch_split(
+        ims_per_batch=cfg.SOLVER.IMS_PER_BATCH,
+        reference_world_size=cfg.SOLVER.REFERENCE_WORLD_SIZE,
+        num_gpus_per_machine=args.num_gpus,
+        num_machines=args.num_machines,
+    )
+    # launch() runs main in this process for one process, joins torchrun's or srun's group
+    # when started by them, and spawns otherwise: always go through it.
     return launch(
         main,
         args.num_gpus,

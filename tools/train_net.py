@@ -23,6 +23,7 @@ from resnet_det.engine import comm, default_argument_parser, default_setup, laun
 from resnet_det.engine.curves import plot_run_curves
 from resnet_det.engine.defaults import auto_scale_workers
 from resnet_det.engine.detection import DetectionTrainer, visualize_detections
+from resnet_det.engine.launch import check_batch_split
 from resnet_det.engine.run_summary import format_run_summary
 
 DEFAULT_CONFIG = os.path.join(
@@ -106,12 +107,21 @@ def cli(argv=None):
     args.config_file = args.config_file or DEFAULT_CONFIG
     # --engine detectron2 skips our reading of the file: a detectron2 run's OUTPUT_DIR/config.yaml
     # holds detectron2-only keys, which only the plugin's config knows.
-    engine = args.engine or load_cfg(args).ENGINE
+    cfg = None if args.engine == "detectron2" else load_cfg(args)
+    engine = args.engine or cfg.ENGINE
     print(f"Engine: {engine}  (config {args.config_file})", flush=True)
     if engine == "detectron2":
         return run_detectron2(args)
-    # launch() runs main in this process for one process, joins torchrun's group when started
-    # by torchrun, and spawns otherwise: always go through it.
+    # Before any process starts: the batch splits over the processes of srun, torchrun or
+    # --num-gpus (the message names the variable the world size comes from).
+    check_batch_split(
+        ims_per_batch=cfg.SOLVER.IMS_PER_BATCH,
+        reference_world_size=cfg.SOLVER.REFERENCE_WORLD_SIZE,
+        num_gpus_per_machine=args.num_gpus,
+        num_machines=args.num_machines,
+    )
+    # launch() runs main in this process for one process, joins torchrun's or srun's group
+    # when started by them, and spawns otherwise: always go through it.
     return launch(
         main,
         args.num_gpus,

@@ -31,6 +31,7 @@ from .preflight import (
     estimate_checkpoint_bytes,
     may_resume,
 )
+from .restarts import check_restarted_config, resume_on_restart
 from .signals import STOP_SIGNALS, TrainingPreempted
 from .train_loop import SimpleTrainer, TrainerBase
 
@@ -98,6 +99,7 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
     # MODEL.WEIGHTS against the input the detector is fed: stops here on a mismatch under
     # "check"; under "adopt" sets INPUT.FORMAT / MODEL.PIXEL_* before the config is saved.
     resolve_weights_contract(cfg)
+    check_restarted_config(cfg)  # a requeued / restarted run keeps its config (and drawn SEED)
 
     drawn = cfg.SEED < 0
     # Resolved in the running config itself (not only in the saved copy), so the loaders and
@@ -247,7 +249,7 @@ class DefaultTrainer(TrainerBase):
         if comm.get_world_size() > 1:
             device_ids = None
             if next(model.parameters()).device.type == "cuda":
-                device_ids = [comm.get_local_rank()]
+                device_ids = [torch.cuda.current_device()]  # one GPU per task under srun too
             # find_unused_parameters=False: every parameter gets a gradient each step (frozen
             # ones have requires_grad False); True would cost an extra graph traversal.
             # Buffers (BN statistics) stay per process during training, as in detectron2.
@@ -394,7 +396,9 @@ class DefaultTrainer(TrainerBase):
 
     def resume_or_load(self, resume: bool = True) -> int:
         """Resume from OUTPUT_DIR/last_checkpoint (``resume`` and one exists) or load
-        MODEL.WEIGHTS; sets and returns the start iteration."""
+        MODEL.WEIGHTS; sets and returns the start iteration. A requeued SLURM job or a restarted
+        torchrun resumes without ``resume`` (engine/restarts.py)."""
+        resume = resume_on_restart(resume)
         if not (resume and self.checkpointer.has_checkpoint()):
             check_weights_file(self.cfg.MODEL.WEIGHTS)
         self.start_iter = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)

@@ -4,6 +4,14 @@
   and runs ``main(*args)`` in each after init_process_group (NCCL on CUDA, gloo on CPU).
 - Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK in the environment) nothing is spawned:
   this process joins with env:// and runs ``main``.
+- Under srun (a task of a SLURM job step: SLURM_STEP_ID, SLURM_PROCID, ...), the tasks form
+  one process group: rank SLURM_PROCID of SLURM_STEP_NUM_TASKS, the rendezvous on the first
+  host of the step's node list at a port derived from the job id (utils/slurm.py; MASTER_ADDR /
+  MASTER_PORT override them). Two styles: one task per GPU (``srun --ntasks-per-node=8``, the
+  default ``--num-gpus 1``: each task is one process) and one task per node that spawns
+  ``--num-gpus`` processes (``srun --ntasks-per-node=1 ... --num-gpus 8``, machine rank
+  SLURM_NODEID). A launch that cannot work stops before any process group exists, with a
+  message naming the variable (:class:`~resnet_det.utils.errors.UsageError`).
 - Without CUDA, ``device="cpu"`` (or RESNET_DET_LAUNCH_DEVICE=cpu) runs N CPU processes with
   gloo, which is how the distributed path is tested on machines without GPUs.
 
@@ -13,8 +21,10 @@ its children instead: the first one to exit with an error is reported by rank, p
 code or signal (:class:`RankFailedError`), the others are stopped (SIGTERM after a grace
 period, then SIGKILL), and the run continues from its last checkpoint with ``--resume``. When
 all children stopped on a signal with their checkpoint (exit status 3, engine/signals.py),
-launch raises TrainingPreempted itself, so the tool exits with 3 too. SIGTERM / SIGINT sent to
-the launching process are forwarded to the children (a scheduler may signal only the parent).
+launch raises TrainingPreempted itself, so the tool exits with 3 too. The stop signals
+(engine/signals.py) sent to the launching process are forwarded to the children (a scheduler
+may signal only the parent). After such a stop in a SLURM job, global rank 0 asks SLURM to
+requeue the job where that continues the run (signals.requeue_after_stop).
 """
 
 import datetime
@@ -26,17 +36,32 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ..utils import dist as comm
+from ..utils import slurm
 from ..utils.errors import UsageError
-from .signals import EXIT_PREEMPTED, STOP_SIGNALS, TrainingPreempted, signal_name
+from .signals import (
+    EXIT_PREEMPTED,
+    STOP_SIGNALS,
+    TrainingPreempted,
+    requeue_after_stop,
+    signal_name,
+)
 
-__all__ = ["launch", "find_free_port", "DEFAULT_TIMEOUT", "RankFailedError", "dist_timeout"]
+__all__ = [
+    "launch",
+    "find_free_port",
+    "DEFAULT_TIMEOUT",
+    "RankFailedError",
+    "dist_timeout",
+    "planned_world_size",
+    "check_batch_split",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +111,27 @@ def find_free_port() -> int:
     return port
 
 
-def _under_torchrun() -> bool:
-    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"))
+def _under_torchrun(environ: Optional[Mapping[str, str]] = None) -> bool:
+    env = os.environ if environ is None else environ
+    return all(k in env for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"))
+
+
+def _check_no_partial_launcher_env(environ: Optional[Mapping[str, str]] = None) -> None:
+    """WORLD_SIZE > 1 without torchrun's LOCAL_RANK: another launcher started this process as
+    one of several (a Kubernetes PyTorchJob runs the command in every pod with RANK and
+    WORLD_SIZE set, RANK counting pods). Each would train alone and write the same OUTPUT_DIR."""
+    env = os.environ if environ is None else environ
+    world = env.get("WORLD_SIZE", "").strip()
+    if not world.isdigit() or int(world) < 2:
+        return
+    missing = [k for k in ("RANK", "LOCAL_RANK", "MASTER_ADDR") if k not in env]
+    raise UsageError(
+        f"WORLD_SIZE={world} is set but not {', '.join(missing)}: this process was started as "
+        "one of several by a launcher other than torchrun (e.g. a Kubernetes PyTorchJob), and "
+        "alone it would train a run of its own into the same OUTPUT_DIR. Start the tool with "
+        "torchrun, which reads PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK, PET_MASTER_ADDR "
+        "and PET_MASTER_PORT (docs/cluster.md)"
+    )
 
 
 def _resolve_device(device: Optional[str], num_gpus_per_machine: int) -> str:
@@ -145,12 +189,28 @@ def launch(
 
     Raises:
         RankFailedError: a spawned process failed (rank, pid, exit code or signal named).
-        TrainingPreempted: every spawned process stopped on SIGTERM / SIGINT with its
+        TrainingPreempted: every spawned process stopped on a stop signal with its
             checkpoint (exit status 3).
+        UsageError: under srun, a launch that cannot work (the message names the variable).
     """
     timeout = timeout if timeout is not None else dist_timeout()
     if _under_torchrun():
         return _run_under_torchrun(main_func, args, backend=backend, device=device, timeout=timeout)
+    _check_no_partial_launcher_env()
+    task = slurm.slurm_task()
+    if task is not None:
+        return _launch_under_srun(
+            task,
+            main_func,
+            args,
+            num_gpus_per_machine=num_gpus_per_machine,
+            num_machines=num_machines,
+            machine_rank=machine_rank,
+            dist_url=dist_url,
+            backend=backend,
+            device=device,
+            timeout=timeout,
+        )
     world_size = num_machines * num_gpus_per_machine
     if num_gpus_per_machine < 1 or num_machines < 1:
         raise UsageError(
@@ -160,9 +220,7 @@ def launch(
     if not 0 <= machine_rank < num_machines:
         raise UsageError(f"launch: machine_rank {machine_rank} not in [0, {num_machines})")
     if world_size == 1:
-        return main_func(*args)
-    device = _resolve_device(device, num_gpus_per_machine)
-    backend = backend or ("nccl" if device == "cuda" else "gloo")
+        return _run_main(main_func, args)
     if dist_url in (None, "auto"):
         if num_machines != 1:
             raise UsageError(
@@ -170,6 +228,35 @@ def launch(
                 "--dist-url tcp://<host of machine 0>:<port>"
             )
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
+    _spawn(
+        main_func,
+        args,
+        num_gpus_per_machine=num_gpus_per_machine,
+        num_machines=num_machines,
+        machine_rank=machine_rank,
+        dist_url=dist_url,
+        backend=backend,
+        device=device,
+        timeout=timeout,
+    )
+
+
+def _spawn(
+    main_func,
+    args,
+    *,
+    num_gpus_per_machine: int,
+    num_machines: int,
+    machine_rank: int,
+    dist_url: str,
+    backend: Optional[str],
+    device: Optional[str],
+    timeout,
+) -> None:
+    """Spawn this machine's processes, run main_func in each, watch them (:func:`_watch`)."""
+    world_size = num_machines * num_gpus_per_machine
+    device = _resolve_device(device, num_gpus_per_machine)
+    backend = backend or ("nccl" if device == "cuda" else "gloo")
     if num_machines > 1 and dist_url.startswith("file://"):
         logger.warning("file:// rendezvous needs a file system shared by all machines")
     context = mp.start_processes(
@@ -198,6 +285,232 @@ def launch(
     )
 
 
+# ---------------------------------------------------------------------------------------- srun
+
+
+def planned_world_size(
+    num_gpus_per_machine: int = 1,
+    num_machines: int = 1,
+    environ: Optional[Mapping[str, str]] = None,
+) -> Tuple[int, str]:
+    """The world size :func:`launch` will give the run, and where it comes from (for
+    messages): torchrun's WORLD_SIZE, srun's task count (times ``num_gpus_per_machine`` in the
+    one-task-per-node style), else ``num_gpus_per_machine * num_machines``."""
+    env = os.environ if environ is None else environ
+    if _under_torchrun(env):
+        return int(env["WORLD_SIZE"]), f"WORLD_SIZE={env['WORLD_SIZE']} (torchrun)"
+    _check_no_partial_launcher_env(env)
+    task = slurm.slurm_task(env)
+    if task is not None:
+        if num_gpus_per_machine == 1:
+            return task.ntasks, f"SLURM_STEP_NUM_TASKS={task.ntasks} (srun, one process per task)"
+        return (
+            task.num_nodes * num_gpus_per_machine,
+            f"{task.num_nodes} srun node(s) ({task.nodelist_variable}={task.nodelist}) x "
+            f"--num-gpus {num_gpus_per_machine}",
+        )
+    world = num_gpus_per_machine * num_machines
+    return world, f"--num-gpus {num_gpus_per_machine} x --num-machines {num_machines}"
+
+
+def check_batch_split(
+    *,
+    ims_per_batch: int,
+    reference_world_size: int = 0,
+    num_gpus_per_machine: int = 1,
+    num_machines: int = 1,
+    key: str = "SOLVER.IMS_PER_BATCH",
+) -> None:
+    """Before any process starts: the total batch ``ims_per_batch`` (config ``key``) splits
+    evenly over the world size the launch will have (:func:`planned_world_size`). With
+    SOLVER.REFERENCE_WORLD_SIZE (``reference_world_size`` > 0) the batch is rescaled to the
+    world size and always splits.
+
+    Raises:
+        UsageError: naming ``key`` and the variable the world size comes from.
+    """
+    world, source = planned_world_size(num_gpus_per_machine, num_machines)
+    if reference_world_size > 0 or world < 1 or ims_per_batch % world == 0:
+        return
+    raise UsageError(
+        f"config {key}={ims_per_batch} cannot be split over {world} processes ({source}): "
+        f"each process takes {key} / world size images. Set {key} to a multiple of {world}, "
+        "or start another number of processes"
+    )
+
+
+def _launch_under_srun(
+    task: "slurm.SlurmTask",
+    main_func,
+    args,
+    *,
+    num_gpus_per_machine: int,
+    num_machines: int,
+    machine_rank: int,
+    dist_url: Optional[str],
+    backend: Optional[str],
+    device: Optional[str],
+    timeout,
+) -> Any:
+    """One process group of the step's tasks (see the module docstring for the two styles)."""
+    if num_machines not in (1, task.num_nodes):
+        raise UsageError(
+            f"--num-machines {num_machines}, but srun started this step on {task.num_nodes} "
+            f"node(s) ({task.nodelist_variable}={task.nodelist}); under srun the machines are "
+            "the step's nodes: leave --num-machines out"
+        )
+    if machine_rank != 0:
+        raise UsageError(
+            f"--machine-rank {machine_rank}: under srun the machine rank is SLURM_NODEID "
+            f"({task.node_rank} here); leave --machine-rank out"
+        )
+    if num_gpus_per_machine < 1:
+        raise UsageError(f"--num-gpus {num_gpus_per_machine}: must be >= 1")
+    if num_gpus_per_machine > 1:
+        return _srun_one_task_per_node(
+            task,
+            main_func,
+            args,
+            num_gpus_per_machine=num_gpus_per_machine,
+            dist_url=dist_url,
+            backend=backend,
+            device=device,
+            timeout=timeout,
+        )
+    if task.ntasks == 1:
+        return _run_main(main_func, args)
+    device = device or os.environ.get(DEVICE_ENV) or None
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and task.gpus_on_node is not None and task.local_size > task.gpus_on_node:
+        raise UsageError(
+            f"srun started {task.local_size} tasks on this node (SLURM_STEP_TASKS_PER_NODE) "
+            f"but SLURM gave it {task.gpus_on_node} GPU(s) (SLURM_GPUS_ON_NODE): one task per "
+            "GPU needs srun --ntasks-per-node equal to --gpus-per-node"
+        )
+    url = dist_url if dist_url not in (None, "auto") else _srun_rendezvous(task, task.rank == 0)
+    if task.local_size > 1:
+        _set_threads(task.cpus_per_task or 1)  # each task has its own CPUs
+    if task.rank == 0:
+        print(
+            f"launch: {task.describe()}; world size {task.ntasks}, one process per task, "
+            f"process group at {url}",
+            flush=True,
+        )
+    return _join(
+        main_func,
+        args,
+        rank=task.rank,
+        world_size=task.ntasks,
+        local_rank=task.local_rank,
+        local_size=task.local_size,
+        init_method=url,
+        backend=backend,
+        device=device,
+        timeout=timeout,
+    )
+
+
+def _srun_one_task_per_node(
+    task, main_func, args, *, num_gpus_per_machine, dist_url, backend, device, timeout
+) -> Any:
+    """detectron2's style: one srun task per node spawns ``num_gpus_per_machine`` processes."""
+    per_node = ",".join(str(n) for n in task.tasks_per_node)
+    if any(n != 1 for n in task.tasks_per_node):
+        raise UsageError(
+            f"--num-gpus {num_gpus_per_machine} makes each srun task start "
+            f"{num_gpus_per_machine} processes, but srun started {task.local_size} tasks on "
+            f"this node (SLURM_STEP_TASKS_PER_NODE={per_node}). Either one task per node "
+            f"(srun --ntasks-per-node=1 ... --num-gpus {num_gpus_per_machine}) or one task "
+            "per GPU (srun --ntasks-per-node=<GPUs per node> ... without --num-gpus)"
+        )
+    if task.gpus_on_node is not None and task.gpus_on_node != num_gpus_per_machine:
+        raise UsageError(
+            f"--num-gpus {num_gpus_per_machine}, but SLURM gave this node "
+            f"{task.gpus_on_node} GPU(s) (SLURM_GPUS_ON_NODE={task.gpus_on_node}); pass "
+            f"--num-gpus {task.gpus_on_node} or ask for --gpus-per-node={num_gpus_per_machine}"
+        )
+    world = task.num_nodes * num_gpus_per_machine
+    if dist_url not in (None, "auto"):
+        url = dist_url
+    elif task.num_nodes == 1 and not os.environ.get("MASTER_ADDR"):
+        url = f"tcp://127.0.0.1:{find_free_port()}"
+    else:
+        url = _srun_rendezvous(task, task.node_rank == 0)
+    # The task's CPUs are shared by the processes it starts.
+    _set_threads(max(1, (task.cpus_per_task or num_gpus_per_machine) // num_gpus_per_machine))
+    if task.node_rank == 0:
+        print(
+            f"launch: {task.describe()}; world size {world}, {num_gpus_per_machine} processes "
+            f"per node (--num-gpus), process group at {url}",
+            flush=True,
+        )
+    _spawn(
+        main_func,
+        args,
+        num_gpus_per_machine=num_gpus_per_machine,
+        num_machines=task.num_nodes,
+        machine_rank=task.node_rank,
+        dist_url=url,
+        backend=backend,
+        device=device,
+        timeout=timeout,
+    )
+
+
+def _srun_rendezvous(task, hosts_rank_0: bool) -> str:
+    """tcp://<first host of the step's nodes>:<port of the job> (MASTER_ADDR / MASTER_PORT
+    override them). The task that hosts rank 0 checks that it runs on that host."""
+    addr = os.environ.get("MASTER_ADDR", "").strip()
+    if not addr:
+        if not task.nodelist:
+            raise UsageError(
+                f"{task.nodelist_variable} is not set: the first node of the step is the "
+                "rendezvous of the process group; set MASTER_ADDR instead"
+            )
+        addr = slurm.expand_nodelist(task.nodelist, variable=task.nodelist_variable)[0]
+        if hosts_rank_0 and task.node_name and task.node_name != addr:
+            raise UsageError(
+                f"rank 0 runs on {task.node_name} (SLURMD_NODENAME), not on {addr}, the first "
+                f"node of {task.nodelist_variable}={task.nodelist} where the other tasks look "
+                "for it: use srun's default block distribution, or set MASTER_ADDR"
+            )
+    return f"tcp://{addr}:{slurm.master_port(task.job_id)}"
+
+
+def _set_threads(threads: int) -> None:
+    """torchrun's rule for CPU threads, under srun with several processes on a node: unless
+    OMP_NUM_THREADS says otherwise, each process takes its share of SLURM_CPUS_PER_TASK (1
+    when unset) instead of every core of the node. The same thread count as torchrun gives the
+    same float rounding on CPU."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by spawned processes
+    torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------- in each process
+
+
+def _run_main(main_func, args) -> Any:
+    """``main_func(*args)``; after a stop on a signal (TrainingPreempted), the ranks wait for
+    each other and global rank 0 asks SLURM to requeue the job where that continues the run."""
+    try:
+        return main_func(*args)
+    except TrainingPreempted:
+        if os.environ.get("SLURM_JOB_ID"):
+            # SLURM signals every process of the job again when it requeues or ends it: the
+            # stop is done, the checkpoint written, so let the processes finish exiting.
+            if threading.current_thread() is threading.main_thread():
+                for s in STOP_SIGNALS:
+                    signal.signal(s, signal.SIG_IGN)
+            comm.synchronize()
+            if comm.is_main_process():
+                line = requeue_after_stop()
+                if line:
+                    logger.warning(line)
+        raise
+
+
 def _status(code: Optional[int]) -> str:
     if code is None:
         return "still running"
@@ -221,7 +534,7 @@ def _raised(error_files, index: int) -> str:
 
 
 class _ForwardSignals:
-    """While the children run, SIGTERM / SIGINT to this process are passed on to them (each
+    """While the children run, the stop signals to this process are passed on to them (each
     child stops once, so a signal that reached the whole process group does no harm)."""
 
     def __init__(self, processes) -> None:
@@ -340,24 +653,75 @@ def _distributed_worker(
     comm.set_local_info(local_rank, num_gpus_per_machine)
     try:
         comm.synchronize()
-        return main_func(*args)
+        return _run_main(main_func, args)
     finally:
         dist.destroy_process_group()
 
 
 def _run_under_torchrun(main_func, args, *, backend, device, timeout) -> Any:
-    local_rank = int(os.environ["LOCAL_RANK"])
     world_size = int(os.environ["WORLD_SIZE"])
+    return _join(
+        main_func,
+        args,
+        rank=int(os.environ["RANK"]),
+        world_size=world_size,
+        local_rank=int(os.environ["LOCAL_RANK"]),
+        local_size=int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
+        init_method="env://",
+        backend=backend,
+        device=device,
+        timeout=timeout,
+    )
+
+
+def _cuda_index(local_rank: int, local_size: int) -> int:
+    """The GPU of a process: its local rank when every process sees all of the node's GPUs,
+    0 when SLURM binds one GPU to each task (CUDA_VISIBLE_DEVICES of one device)."""
+    count = torch.cuda.device_count()
+    if count >= local_size:
+        return local_rank
+    if count == 1:
+        return 0
+    raise UsageError(
+        f"{local_size} processes on this node but {count} GPUs visible "
+        f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r}): give each "
+        "process one GPU, or every process all of them"
+    )
+
+
+def _join(
+    main_func,
+    args,
+    *,
+    rank: int,
+    world_size: int,
+    local_rank: int,
+    local_size: int,
+    init_method: str,
+    backend: Optional[str],
+    device: Optional[str],
+    timeout,
+) -> Any:
+    """Join the process group as ``rank`` of ``world_size`` (torchrun, srun) and run main."""
     if device is None:
         device = os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
     backend = backend or ("nccl" if device == "cuda" else "gloo")
     if device == "cuda":
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(_cuda_index(local_rank, local_size))
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
-    comm.set_local_info(local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
+        where = {} if init_method == "env://" else {"rank": rank, "world_size": world_size}
+        try:
+            dist.init_process_group(
+                backend=backend, init_method=init_method, timeout=timeout, **where
+            )
+        except Exception as e:
+            raise RuntimeError(
+                f"Process group initialisation failed at {init_method} (rank {rank} of "
+                f"{world_size}): {e}"
+            ) from e
+    comm.set_local_info(local_rank, local_size)
     try:
         comm.synchronize()
-        return main_func(*args)
+        return _run_main(main_func, args)
     finally:
         dist.destroy_process_group()

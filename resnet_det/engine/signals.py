@@ -1,12 +1,22 @@
-"""Pre-emption: SIGTERM and SIGINT stop training after the current iteration, with a checkpoint.
+"""Pre-emption: SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 stop training after the current iteration,
+with a checkpoint.
 
-SLURM and Kubernetes send SIGTERM some time before they kill a job; a person at the keyboard
-sends SIGINT (Ctrl-C). Dying at once would lose every iteration since the last periodic
+SLURM and Kubernetes send SIGTERM some time before they kill a job (SLURM's KillWait, the pod's
+grace period); SLURM sends the signal of ``sbatch --signal`` (SIGUSR1 in tools/slurm_train.sbatch,
+SIGUSR2 from submitit) some time before a job's time limit; a person at the keyboard sends
+SIGINT (Ctrl-C). Dying at once would lose every iteration since the last periodic
 checkpoint. Instead, while the training loop runs, :class:`StopRequest` records the signal;
 the loop finishes the iteration in progress, the trainer writes ``model_<iter>.pth`` of that
 last completed iteration and ``last_checkpoint``, and :class:`TrainingPreempted` ends the
 process with :data:`EXIT_PREEMPTED` (3: distinct from a crash's 1, a user error's 2 and a
 signal death's 128 + n). ``--resume`` then continues with no iteration lost.
+
+In a SLURM batch job, global rank 0 then asks SLURM to requeue the job where that continues
+the run (:func:`requeue_after_stop`): the job is still running (the warning signal, a pre-emption
+notice) or has reached its time limit, and allows requeueing; a cancelled job, or one that SLURM
+requeues itself, is left alone. The requeued job starts the same command again with
+SLURM_RESTART_COUNT > 0, and the trainer resumes from OUTPUT_DIR by itself (engine/restarts.py).
+The exit status is 3 in both cases; the log says whether the job was requeued.
 
 With several processes (DDP), the signal may reach one rank or all of them at different
 moments; every iteration the ranks add their stop flags (one small all-reduce, only when the
@@ -21,17 +31,25 @@ import logging
 import os
 import signal
 import threading
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..utils import dist as comm
+from ..utils import slurm
 
-__all__ = ["EXIT_PREEMPTED", "STOP_SIGNALS", "TrainingPreempted", "StopRequest", "signal_name"]
+__all__ = [
+    "EXIT_PREEMPTED",
+    "STOP_SIGNALS",
+    "TrainingPreempted",
+    "StopRequest",
+    "signal_name",
+    "requeue_after_stop",
+]
 
 logger = logging.getLogger(__name__)
 
-# Exit status of a process that stopped on SIGTERM / SIGINT after writing its checkpoint.
+# Exit status of a process that stopped on a signal after writing its checkpoint.
 EXIT_PREEMPTED = 3
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 # The signals of the StopRequest now active in this process (read by children after a fork).
 _ACTIVE_SIGNALS: Tuple[int, ...] = ()
@@ -84,7 +102,7 @@ class StopRequest:
     their parent to the main process (:func:`_after_fork_in_child`).
 
     Args:
-        signals: the signals to catch (default SIGTERM and SIGINT); empty = none.
+        signals: the signals to catch (default :data:`STOP_SIGNALS`); empty = none.
     """
 
     def __init__(self, signals: Sequence[int] = STOP_SIGNALS) -> None:
@@ -139,6 +157,53 @@ class StopRequest:
     def describe(self) -> str:
         """The signal that asked for the stop, as the log and the exception name it."""
         return signal_name(self.received) if self.received is not None else "another rank's signal"
+
+
+def requeue_after_stop(environ: Optional[Mapping[str, str]] = None) -> str:
+    """In a SLURM job, after a stop on a signal with the checkpoint written (call it on global
+    rank 0 once every rank has stopped): ask SLURM to requeue the job where that continues the
+    run. Returns the line to log; "" outside a SLURM job.
+
+    Requeued (``scontrol requeue``) when the job allows it (``Requeue=1``: ``sbatch --requeue``
+    or the cluster's JobRequeue default; a batch job, not ``srun``/``salloc`` alone) and is
+    still running (the signal of ``sbatch --signal``, a pre-emption notice) or ends at its time
+    limit. Not requeued when SLURM already did (its restart count is above this run's) or the
+    job ends for another reason (``scancel``): the line says so.
+    """
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_JOB_ID", "").strip()
+    if not job.isdigit():
+        return ""
+    own_restarts = int(env.get("SLURM_RESTART_COUNT", "0") or 0)
+    state = slurm.job_state(int(job))
+    if not state:
+        return f"SLURM job {job}: scontrol cannot tell the job's state here; not requeued"
+    job_state, reason = state.get("JobState", "?"), state.get("Reason", "?")
+    seen = f"JobState={job_state} Reason={reason} Restarts={state.get('Restarts', '?')}"
+    if state.get("BatchFlag") != "1":
+        return (
+            f"SLURM job {job} is not a batch job (srun or salloc without sbatch); not requeued. "
+            "Submit it with sbatch --requeue (tools/launch_slurm.py) to continue by itself"
+        )
+    if state.get("Requeue") != "1":
+        return (
+            f"SLURM job {job} does not allow requeueing (Requeue=0); not requeued. Submit it "
+            "with sbatch --requeue (tools/launch_slurm.py does) to continue by itself"
+        )
+    if int(state.get("Restarts", "0") or 0) > own_restarts:
+        return f"SLURM job {job} is being requeued by SLURM ({seen}); it resumes when it restarts"
+    if job_state == "RUNNING" or (job_state == "COMPLETING" and reason == "TimeLimit"):
+        ok, why = slurm.requeue_job(int(job))
+        if ok:
+            return (
+                f"Requeued SLURM job {job} (scontrol requeue; {seen}): it resumes from this "
+                "checkpoint when it starts again"
+            )
+        return f"SLURM job {job}: scontrol requeue failed ({why}); not requeued"
+    return (
+        f"SLURM job {job} is ending ({seen}: cancelled, or stopped by SLURM); not requeued. "
+        "Submit it again with --resume to continue"
+    )
 
 
 def _exit_on_parent_sigterm(parent: int) -> None:

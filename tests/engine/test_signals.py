@@ -1,5 +1,6 @@
-"""Pre-emption: SIGTERM / SIGINT finish the iteration, write its checkpoint, exit with status 3;
---resume then continues bit-exactly (engine/signals.py)."""
+"""Pre-emption: SIGTERM / SIGINT / SIGUSR1 / SIGUSR2 finish the iteration, write its checkpoint,
+exit with status 3; --resume then continues bit-exactly; in a SLURM job, the job is requeued where
+that continues the run (engine/signals.py)."""
 
 import logging
 import os
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import engine_toys as toys  # noqa: E402
 
 from resnet_det.engine import EXIT_PREEMPTED, TrainingPreempted  # noqa: E402
-from resnet_det.engine.signals import StopRequest  # noqa: E402
+from resnet_det.engine.signals import StopRequest, requeue_after_stop  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DEMO_CONFIG = os.path.join(ROOT, "configs", "demo", "faster_rcnn_shapes.yaml")
@@ -85,7 +86,10 @@ def test_children_forked_while_training_leave_a_foreign_sigterm_to_the_main_proc
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
 
 
-@pytest.mark.parametrize("signum,stop_at", [(signal.SIGTERM, 4), (signal.SIGINT, 6)])
+@pytest.mark.parametrize(
+    "signum,stop_at",
+    [(signal.SIGTERM, 4), (signal.SIGINT, 6), (signal.SIGUSR1, 5), (signal.SIGUSR2, 3)],
+)
 def test_signal_stops_after_the_iteration_with_its_checkpoint_and_resume_is_exact(
     tmp_path, signum, stop_at
 ):
@@ -104,6 +108,59 @@ def test_signal_stops_after_the_iteration_with_its_checkpoint_and_resume_is_exac
     resumed = toys.run_noisy(out, N, period=3, resume=True)
     assert resumed.start_iter == stop_at + 1  # no iteration lost, none repeated
     _assert_same(_final(out), ref)
+
+
+FAKE_SCONTROL = """#!/bin/sh
+# scontrol as a SLURM job sees it: `show job` prints $FAKE_JOB, `requeue` is recorded.
+case "$1" in
+  show) echo "JobId=$4 JobName=train $FAKE_JOB"; exit 0 ;;
+  requeue) echo "$2" >> "$FAKE_REQUEUED"; exit "${FAKE_REQUEUE_RC:-0}" ;;
+esac
+exit 1
+"""
+
+
+@pytest.mark.parametrize(
+    "job,restarts,requeued,line",
+    [
+        # Still running: the warning signal of sbatch --signal (or a pre-emption notice).
+        ("JobState=RUNNING Reason=None Restarts=0 Requeue=1 BatchFlag=1", "", True,
+         "Requeued SLURM job 42 (scontrol requeue; JobState=RUNNING Reason=None Restarts=0)"),
+        # SIGTERM at the time limit.
+        ("JobState=COMPLETING Reason=TimeLimit Restarts=1 Requeue=1 BatchFlag=1", "1", True,
+         "Requeued SLURM job 42"),
+        # SIGTERM of `scontrol requeue` or a pre-emption in REQUEUE mode: SLURM requeues it.
+        ("JobState=COMPLETING Reason=None Restarts=1 Requeue=1 BatchFlag=1", "", False,
+         "SLURM job 42 is being requeued by SLURM"),
+        # scancel: the job ends.
+        ("JobState=COMPLETING Reason=None Restarts=0 Requeue=1 BatchFlag=1", "", False,
+         "SLURM job 42 is ending (JobState=COMPLETING Reason=None Restarts=0: cancelled"),
+        ("JobState=RUNNING Reason=None Restarts=0 Requeue=0 BatchFlag=1", "", False,
+         "does not allow requeueing (Requeue=0)"),
+        ("JobState=RUNNING Reason=None Restarts=0 Requeue=1 BatchFlag=0", "", False,
+         "is not a batch job"),
+    ],
+)  # fmt: skip
+def test_a_stopped_slurm_job_is_requeued_where_that_continues_the_run(
+    tmp_path, monkeypatch, job, restarts, requeued, line
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(FAKE_SCONTROL)
+    (bin_dir / "scontrol").chmod(0o755)
+    record = tmp_path / "requeued.txt"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_JOB", job)
+    monkeypatch.setenv("FAKE_REQUEUED", str(record))
+    env = {"SLURM_JOB_ID": "42", "SLURM_RESTART_COUNT": restarts}
+    assert line in requeue_after_stop(env)
+    assert record.exists() == requeued
+    if requeued:
+        assert record.read_text() == "42\n"
+    assert requeue_after_stop({}) == ""  # not a SLURM job: nothing to do
+    monkeypatch.setenv("FAKE_REQUEUE_RC", "1")
+    if requeued:
+        assert "scontrol requeue failed" in requeue_after_stop(env)
 
 
 def test_stop_on_a_periodic_checkpoint_iteration_writes_it_once(tmp_path, caplog):
