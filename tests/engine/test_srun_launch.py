@@ -1,5 +1,5 @@
 """launch() under srun, with srun's variables set by hand (runs without SLURM; test_slurm.py
-runs the same against a real cluster): the world size and where it comes from, the
+runs both launch styles against a real cluster): the world size and where it comes from, the
 mismatches that stop before any process group exists, and two processes joined from srun's
 variables alone."""
 
@@ -158,17 +158,3 @@ def test_tasks_with_srun_variables_form_one_process_group(tmp_path):
     for k, v in single.items():
         assert torch.equal(r0["state"][k], r1["state"][k])
         assert torch.allclose(r0["state"][k], v, atol=1e-6), k
-
-
-@pytest.mark.timeout(300)
-def test_one_task_per_node_spawns_num_gpus_processes(tmp_path):
-    env = dict(
-        cr.run_env(tmp_path),
-        RESNET_DET_LAUNCH_DEVICE="cpu",
-        **srun_vars(ntasks=1, tasks_per_node="1"),
-    )
-    proc = cr.run(_toy_command(tmp_path) + ["2"], env, timeout=240)
-    assert proc.returncode == 0, proc.stdout
-    assert "world size 2, 2 processes per node (--num-gpus)" in proc.stdout
-    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    assert r1["info"]["world"] == 2 and r1["info"]["gathered"] == [0, 1]
