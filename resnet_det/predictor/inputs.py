@@ -4,9 +4,11 @@
 order (INPUT.FORMAT): a file path (read by ``resnet_det.data.io.read_image``, the reader of the
 datasets: EXIF orientation applied), a PIL image (EXIF orientation applied too), an H x W x 3
 uint8 array or a [3, H, W] tensor (both already in INPUT.FORMAT order; detectron2's
-DefaultPredictor always takes BGR arrays instead). Images with one channel (grey) or four
-(an alpha channel) are converted to three channels and a note is logged: grey is repeated,
-alpha is dropped (docs/deployment.md, "Predicting").
+DefaultPredictor always takes BGR arrays instead). Files and PIL images of any mode become
+8-bit RGB as the datasets' images do (resnet_det.data.io: palettes expanded, grey repeated,
+alpha dropped, 16-bit scaled to 8 bits) and a note naming the conversion is logged; arrays and
+tensors with one channel (grey) or four (an alpha channel) are converted to three channels
+likewise (docs/deployment.md, "Predicting").
 
 ``expand_inputs`` turns tools/predict.py's ``--input`` values (files, globs, folders) into a
 list of files, naming each value that matches nothing.
@@ -21,7 +23,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..data.io import BadImageError, MissingImageError, read_image
+from ..data.io import (
+    BadImageError,
+    MissingImageError,
+    conversion_note,
+    decode_image,
+    pil_to_rgb,
+    probe_image,
+    read_image_bytes,
+    to_format,
+)
 
 __all__ = [
     "to_image_tensor",
@@ -56,14 +67,14 @@ def describe_input(image: Any, index: int = 0) -> str:
 
 
 def _rgb_array(img: Image.Image, name: str) -> np.ndarray:
-    if img.mode != "RGB":
-        logger.info(
-            "%s has mode %s: converted to 3-channel RGB%s",
-            name,
-            img.mode,
-            " (alpha dropped)" if "A" in img.getbands() else "",
-        )
-    return np.asarray(img.convert("RGB"))
+    try:
+        arr = pil_to_rgb(img)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from e
+    note = conversion_note(img.mode)
+    if note:
+        logger.info("%s has mode %s: %s", name, img.mode, note)
+    return arr
 
 
 def _without_dataset_hint(error: BadImageError) -> BadImageError:
@@ -85,21 +96,12 @@ def _read_path(path: str, fmt: str) -> torch.Tensor:
         if os.path.isdir(path):
             raise BadImageError.at(path, "it is a folder, not an image file")
         raise MissingImageError.at(path, "the file does not exist")
-    if os.path.getsize(path) == 0:
-        raise BadImageError.at(path, "the file is empty (0 bytes)")
-    try:  # only the header: to say what read_image will convert
-        with Image.open(path) as probe:
-            mode, bands = probe.mode, probe.getbands()
-    except Exception:  # not an image: read_image raises the error naming the file
-        mode, bands = "RGB", ("R", "G", "B")
-    image = read_image(path, fmt)
-    if mode != "RGB":
-        logger.info(
-            "%s has mode %s: converted to 3-channel RGB%s",
-            path,
-            mode,
-            " (alpha dropped)" if "A" in bands else "",
-        )
+    data = read_image_bytes(path)
+    header = probe_image(data, path)
+    image = to_format(decode_image(data, path, header=header), fmt)
+    note = conversion_note(header.mode)
+    if note:
+        logger.info("%s has mode %s: %s", path, header.mode, note)
     return image
 
 

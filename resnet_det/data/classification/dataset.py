@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Tuple, Union
 import numpy as np
 import torch
 
-from ..io import BadImageError, check_on_bad_image, read_image
+from ..io import BadImageError, check_on_bad_image, decode_image, read_image_bytes
 from ..skips import SkippedImage
 
 __all__ = [
@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 
 def load_classification_image(d: Dict[str, Any]) -> torch.Tensor:
-    """The dict's image as a uint8 RGB Tensor[3, H, W] (files through resnet_det.data.read_image,
-    EXIF orientation applied); BadImageError names the file and image id."""
+    """The dict's image as a uint8 RGB Tensor[3, H, W] (files decoded as
+    resnet_det.data.read_image decodes them, EXIF orientation applied, left in the decoder's
+    memory layout); BadImageError names the file and image id."""
     if "image" in d:
         arr = np.asarray(d["image"])
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
@@ -44,7 +45,9 @@ def load_classification_image(d: Dict[str, Any]) -> torch.Tensor:
             )
         # A copy: in-memory sets are shared, read-only arrays.
         return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)
-    return read_image(d["file_name"], "RGB", image_id=d.get("image_id"))
+    file_name, image_id = d["file_name"], d.get("image_id")
+    data = read_image_bytes(file_name, image_id=image_id)
+    return decode_image(data, file_name, image_id=image_id)
 
 
 def _read_or_skip(d: Dict[str, Any], on_bad_image: str) -> Union[torch.Tensor, Dict[str, Any]]:
@@ -91,10 +94,12 @@ class ClassificationTrainDataset(torch.utils.data.Dataset):
         img = _read_or_skip(d, self.on_bad_image)
         if isinstance(img, dict):
             return img
-        # Fork the global RNG: torchvision's random transforms draw from it, and forking keeps
-        # the draws of this sample independent of what ran before in this process.
+        # Fork the global CPU generator: torchvision's random transforms draw from it, and
+        # forking keeps the draws of this sample independent of what ran before in this
+        # process. Only the CPU generator is seeded (torch.manual_seed would also queue a
+        # reseed of every CUDA generator, which fork_rng(devices=[]) does not restore).
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             x = self.transform(img)
         return {"image": x, "label": int(d["label"]), "image_id": d.get("image_id")}
 

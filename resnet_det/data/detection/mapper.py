@@ -5,14 +5,22 @@ import logging
 import random
 from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
 from ...config import ConfigError
 from ...utils.errors import DataError
-from ..io import SUPPORTED_FORMATS, BadImageError, ImageSizeError, check_on_bad_image, read_image
+from ..io import (
+    SUPPORTED_FORMATS,
+    BadImageError,
+    ImageSizeError,
+    check_on_bad_image,
+    decode_image,
+    read_image_bytes,
+)
 from ..segmentation import InstanceMasks, check_segmentation
 from ..skips import SkippedImage
-from .transforms import RandomFlip, ResizeShortestEdge, apply_transforms
+from .transforms import RandomFlip, ResizeShortestEdge, apply_image_ops, plan_transforms
 
 __all__ = ["DatasetMapper"]
 
@@ -142,7 +150,10 @@ class DatasetMapper:
         file_name = dataset_dict["file_name"]
         image_id = dataset_dict.get("image_id")
         try:
-            image = read_image(file_name, self.image_format, image_id=image_id)
+            # RGB until the end: the channel order is set in the one copy that makes the
+            # (smaller) transformed image contiguous.
+            data = read_image_bytes(file_name, image_id=image_id)
+            image = decode_image(data, file_name, image_id=image_id)
             h, w = image.shape[-2:]
             height = dataset_dict.get("height", h)
             width = dataset_dict.get("width", w)
@@ -167,15 +178,13 @@ class DatasetMapper:
                 )
                 return self._skip(error, reason, file_name, image_id)
             masks = InstanceMasks([a["segmentation"] for a in annos], int(h), int(w))
-        boxes = torch.tensor([a["bbox"] for a in annos], dtype=torch.float32).reshape(-1, 4)
+        # Through numpy: a list of lists becomes a tensor about twice as fast.
+        boxes = torch.from_numpy(np.array([a["bbox"] for a in annos], np.float32).reshape(-1, 4))
         rng = random.Random(seed) if seed is not None else random.Random(random.getrandbits(64))
-        if masks is None:
-            image, boxes = apply_transforms(self.transforms, image, boxes, rng)
-        else:
-            image, boxes, masks = apply_transforms(self.transforms, image, boxes, rng, masks)
+        ops, boxes, masks = plan_transforms(self.transforms, int(h), int(w), boxes, rng, masks)
 
         out = {
-            "image": image.contiguous(),
+            "image": apply_image_ops(image, ops, self.image_format),
             "image_id": copy.copy(image_id),
             "height": int(height),
             "width": int(width),
@@ -183,7 +192,7 @@ class DatasetMapper:
         }
         if self.is_train:
             out["boxes"] = boxes
-            out["labels"] = torch.tensor([a["category_id"] for a in annos], dtype=torch.int64)
+            out["labels"] = torch.from_numpy(np.array([a["category_id"] for a in annos], np.int64))
             if masks is not None:
                 out["masks"] = masks.to_tensor()
         return out

@@ -2,30 +2,87 @@
 
 Only what the paper's detector uses (Sec. 4 / appendix A: shorter side 600, horizontal flip),
 with detectron2's semantics (multi-scale "choice"/"range" sampling, longer-side cap). The
-pixel work is torchvision.transforms.v2's functional ops on tensors and tv_tensors boxes;
-masks (resnet_det.data.segmentation.InstanceMasks) follow the same geometry. Randomness comes
-from an explicit ``random.Random`` so the data loader can make every sample a function of
-(seed, position in the stream); the masks never draw from it, so the draws, and the image and
-boxes, are the same with or without masks.
+pixel work is torchvision.transforms.v2's functional ops, the boxes get the values of its box
+kernels; masks (resnet_det.data.segmentation.InstanceMasks) follow the same geometry.
+Randomness comes from an explicit ``random.Random`` so the data loader can make every sample a
+function of (seed, position in the stream); the masks never draw from it, so the draws, and
+the image and boxes, are the same with or without masks.
+
+Each transform first decides its operation from the image's size alone (``get_op``: a
+``Resize`` or an ``HFlip``, or None), so the geometry (boxes, masks) can be worked out before
+the pixels exist: ``plan_transforms`` does that for a chain, and ``apply_image_ops`` then
+applies the operations to the pixels, wherever they were decoded (a loader worker, or a GPU
+for a whole batch: resnet_det.data.device_decode).
 """
 
 import random
 import sys
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
+from ..io import to_format
 from ..segmentation import InstanceMasks
 
-__all__ = ["ResizeShortestEdge", "RandomFlip", "apply_transforms"]
+__all__ = [
+    "Resize",
+    "HFlip",
+    "ResizeShortestEdge",
+    "RandomFlip",
+    "plan_transforms",
+    "apply_image_ops",
+    "apply_transforms",
+]
 
 Result = Union[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor, InstanceMasks]]
 
 
-def _as_boxes(boxes: torch.Tensor, height: int, width: int) -> tv_tensors.BoundingBoxes:
-    return tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width))
+class Resize(NamedTuple):
+    """Resize an image to ``height`` x ``width`` (bilinear, antialiased); boxes scale by the
+    new/old size per axis, masks with them."""
+
+    height: int
+    width: int
+
+
+class HFlip(NamedTuple):
+    """Flip an image of width ``width`` horizontally: x -> width - x on continuous box edges."""
+
+    width: int
+
+
+ImageOp = Union[Resize, HFlip]
+
+
+def _apply_op_geometry(
+    op: ImageOp,
+    height: int,
+    width: int,
+    boxes: torch.Tensor,
+    masks: Optional[InstanceMasks],
+) -> Tuple[int, int, torch.Tensor, Optional[InstanceMasks]]:
+    """(height, width, boxes, masks) after ``op`` on an image of ``height`` x ``width``.
+
+    Boxes get the values torchvision's XYXY box kernels give (F.resize_bounding_boxes:
+    coordinates times new/old size per axis in float32; F.horizontal_flip_bounding_boxes:
+    x -> width - x with the edges swapped), computed by two tensor operations here: the
+    kernels' indexing costs more than the rest of a loader's bookkeeping for an image
+    (tests/data/detection/test_transforms.py holds them equal)."""
+    if isinstance(op, Resize):
+        sx, sy = op.width / width, op.height / height
+        boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
+        masks = None if masks is None else masks.resize(op.height, op.width)
+        return op.height, op.width, boxes, masks
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    boxes = torch.stack([width - x1, y0, width - x0, y1], dim=-1)
+    return height, width, boxes, None if masks is None else masks.hflip()
+
+
+def _apply_op_image(image: torch.Tensor, op: ImageOp) -> torch.Tensor:
+    if isinstance(op, Resize):
+        return F.resize_image(image, [op.height, op.width], antialias=True)
+    return F.horizontal_flip_image(image)
 
 
 def _result(image, boxes, masks: Optional[InstanceMasks]) -> Result:
@@ -88,6 +145,12 @@ class ResizeShortestEdge:
             scale = max_size / max(height, width)
         return int(height * scale + 0.5), int(width * scale + 0.5)
 
+    def get_op(self, height: int, width: int, rng: random.Random) -> Optional[Resize]:
+        """The resize for an image of ``height`` x ``width`` (draws the length from ``rng``);
+        None when the size stays."""
+        new_h, new_w = self.get_output_shape(height, width, self.sample_length(rng), self.max_size)
+        return None if (new_h, new_w) == (height, width) else Resize(new_h, new_w)
+
     def __call__(
         self,
         image: torch.Tensor,
@@ -96,14 +159,7 @@ class ResizeShortestEdge:
         masks: Optional[InstanceMasks] = None,
     ) -> Result:
         """(image, boxes) resized, and ``masks`` too when given (then a triple)."""
-        h, w = image.shape[-2:]
-        new_h, new_w = self.get_output_shape(h, w, self.sample_length(rng), self.max_size)
-        if (new_h, new_w) == (h, w):
-            return _result(image, boxes, masks)
-        image = F.resize(image, [new_h, new_w], antialias=True)
-        # Boxes scale by new/old size per axis (continuous coordinates), exactly.
-        boxes = F.resize(_as_boxes(boxes, h, w), [new_h, new_w]).as_subclass(torch.Tensor)
-        return _result(image, boxes, None if masks is None else masks.resize(new_h, new_w))
+        return _apply_one(self, image, boxes, rng, masks)
 
     def __repr__(self) -> str:
         return (
@@ -124,6 +180,11 @@ class RandomFlip:
             raise ValueError(f"RandomFlip: prob must be in [0, 1], got {prob}")
         self.prob = float(prob)
 
+    def get_op(self, height: int, width: int, rng: random.Random) -> Optional[HFlip]:
+        """The flip for an image of width ``width``, or None (one draw from ``rng``)."""
+        # Always draw, so the random stream does not depend on prob's value.
+        return HFlip(width) if rng.random() < self.prob else None
+
     def __call__(
         self,
         image: torch.Tensor,
@@ -132,16 +193,55 @@ class RandomFlip:
         masks: Optional[InstanceMasks] = None,
     ) -> Result:
         """(image, boxes) maybe flipped, and ``masks`` with them when given (then a triple)."""
-        # Always draw, so the random stream does not depend on prob's value.
-        if rng.random() >= self.prob:
-            return _result(image, boxes, masks)
-        h, w = image.shape[-2:]
-        image = F.horizontal_flip(image)
-        boxes = F.horizontal_flip(_as_boxes(boxes, h, w)).as_subclass(torch.Tensor)
-        return _result(image, boxes, None if masks is None else masks.hflip())
+        return _apply_one(self, image, boxes, rng, masks)
 
     def __repr__(self) -> str:
         return f"RandomFlip(prob={self.prob})"
+
+
+def _apply_one(transform, image, boxes, rng, masks) -> Result:
+    h, w = image.shape[-2:]
+    op = transform.get_op(int(h), int(w), rng)
+    if op is None:
+        return _result(image, boxes, masks)
+    _, _, boxes, masks = _apply_op_geometry(op, int(h), int(w), boxes, masks)
+    return _result(_apply_op_image(image, op), boxes, masks)
+
+
+def plan_transforms(
+    transforms: Sequence,
+    height: int,
+    width: int,
+    boxes: torch.Tensor,
+    rng: random.Random,
+    masks: Optional[InstanceMasks] = None,
+) -> Tuple[List[ImageOp], torch.Tensor, Optional[InstanceMasks]]:
+    """The chain's operations for an image of ``height`` x ``width`` (drawing from ``rng`` as
+    ``apply_transforms`` does), with ``boxes`` [N, 4] XYXY and ``masks`` transformed: (ops,
+    boxes, masks). ``apply_image_ops(image, ops)`` then gives the transformed image."""
+    ops: List[ImageOp] = []
+    for t in transforms:
+        op = t.get_op(height, width, rng)
+        if op is not None:
+            ops.append(op)
+            height, width, boxes, masks = _apply_op_geometry(op, height, width, boxes, masks)
+    return ops, boxes, masks
+
+
+def apply_image_ops(
+    image: torch.Tensor, ops: Sequence[ImageOp], format: str = "RGB"
+) -> torch.Tensor:
+    """The RGB ``image`` [3, H, W] (on any device) after ``ops`` (plan_transforms), as a
+    contiguous tensor in channel order ``format``.
+
+    A trailing flip is made by the copy that sets the channel order and makes the image
+    contiguous (resnet_det.data.io.to_format): one pass over the pixels less.
+    """
+    ops = list(ops)
+    hflip = bool(ops) and isinstance(ops[-1], HFlip)
+    for op in ops[:-1] if hflip else ops:
+        image = _apply_op_image(image, op)
+    return to_format(image, format, hflip=hflip)
 
 
 def apply_transforms(
@@ -154,10 +254,8 @@ def apply_transforms(
     """Apply each transform in order to (image [C, H, W], boxes [N, 4] XYXY), and to
     ``masks`` (the same N instances) when given: returns (image, boxes), or (image, boxes,
     masks) with masks."""
-    if masks is None:
-        for t in transforms:
-            image, boxes = t(image, boxes, rng)
-        return image, boxes
-    for t in transforms:
-        image, boxes, masks = t(image, boxes, rng, masks)
-    return image, boxes, masks
+    h, w = image.shape[-2:]
+    ops, boxes, masks = plan_transforms(transforms, int(h), int(w), boxes, rng, masks)
+    for op in ops:
+        image = _apply_op_image(image, op)
+    return _result(image, boxes, masks)

@@ -103,3 +103,38 @@ def test_masks_follow_the_pixels_and_take_no_draw():
             == _bright_extent(out)
             == [round(v) for v in b[0].tolist()]
         )
+
+
+def test_box_geometry_equals_torchvisions_box_kernels():
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional as F
+
+    from resnet_det.data.detection.transforms import HFlip, Resize, _apply_op_geometry
+
+    g = torch.Generator().manual_seed(0)
+    boxes = torch.rand(50, 4, generator=g) * 400
+    boxes[:, 2:] += boxes[:, :2]
+    for op, (h, w) in [(Resize(337, 601), (480, 640)), (Resize(1000, 733), (471, 347))]:
+        _, _, ours, _ = _apply_op_geometry(op, h, w, boxes, None)
+        ref, _ = F.resize_bounding_boxes(boxes, (h, w), [op.height, op.width])
+        assert ours.dtype == torch.float32 and torch.equal(ours, ref)
+    _, _, ours, _ = _apply_op_geometry(HFlip(641), 480, 641, boxes, None)
+    ref = F.horizontal_flip_bounding_boxes(boxes, tv_tensors.BoundingBoxFormat.XYXY, (480, 641))
+    assert torch.equal(ours, ref)
+
+
+@pytest.mark.parametrize("image_format", ["RGB", "BGR"])
+@pytest.mark.parametrize("seed", range(6))
+def test_planned_ops_give_the_transformed_image_in_one_copy(image_format, seed):
+    from resnet_det.data.detection.transforms import apply_image_ops, plan_transforms
+
+    g = torch.Generator().manual_seed(seed)
+    # Channels-last in memory, as decoders leave images.
+    image = torch.randint(0, 256, (57, 83, 3), dtype=torch.uint8, generator=g).permute(2, 0, 1)
+    boxes = torch.tensor([[3.0, 4.0, 50.0, 40.0]])
+    chain = [ResizeShortestEdge((30, 70), 90, "range"), RandomFlip(0.5)]
+    ref_image, ref_boxes = apply_transforms(chain, image, boxes, random.Random(seed))
+    ops, planned_boxes, _ = plan_transforms(chain, 57, 83, boxes, random.Random(seed))
+    out = apply_image_ops(image, ops, image_format)
+    assert torch.equal(planned_boxes, ref_boxes) and out.is_contiguous()
+    assert torch.equal(out, ref_image if image_format == "RGB" else ref_image.flip(0))
