@@ -14,7 +14,7 @@ import sys
 from resnet_det.checkpoint import load_weights
 from resnet_det.config import get_cfg
 from resnet_det.data.classification import build_classification_test_loader
-from resnet_det.modeling.classifier import build_classifier
+from resnet_det.modeling import build_classifier
 from resnet_det.modeling.layer_responses import layer_response_stds, plot_layer_responses
 
 

@@ -50,8 +50,8 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         # The checks a training run makes at start-up (test sets, class count, weights).
-        ClassificationTrainer.preflight(cfg, train=False, resume=args.resume)
-        model = ClassificationTrainer.build_model(cfg)
+        description = ClassificationTrainer.preflight(cfg, train=False, resume=args.resume)
+        model = ClassificationTrainer.build_model(cfg, description)
         Checkpointer(model, cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = ClassificationTrainer.test(cfg, model)
     else:

@@ -54,8 +54,8 @@ def main(args):
     logger.info("Engine: builtin (resnet_det Faster R-CNN on torchvision.models.detection)")
     if args.eval_only:
         # The checks a training run makes at start-up (test sets, class count, weights).
-        DetectionTrainer.preflight(cfg, train=False, resume=args.resume)
-        model = DetectionTrainer.build_model(cfg)
+        description = DetectionTrainer.preflight(cfg, train=False, resume=args.resume)
+        model = DetectionTrainer.build_model(cfg, description)
         Checkpointer(
             model, cfg.OUTPUT_DIR, weights_loader=DetectionTrainer.build_weights_loader(cfg)
         ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)

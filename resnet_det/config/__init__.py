@@ -1,8 +1,16 @@
 """Configuration: ``get_cfg()`` (defaults in defaults.py, detectron2 key names), YAML files with
-``_BASE_`` inheritance, ``KEY VALUE`` overrides, and :func:`validate_cfg`."""
+``_BASE_`` inheritance, ``KEY VALUE`` overrides, and :func:`validate_cfg` (the keys of the
+solver, data loader and engine; the model's keys are read and checked by
+``resnet_det.modeling.describe_model``)."""
 
+from ..utils.errors import (
+    ConfigError,
+    ConfigKeyError,
+    ConfigTypeError,
+    reject_value,
+    require_one_of,
+)
 from .config import CfgNode, get_cfg, save_config
-from .errors import ConfigError, ConfigKeyError, ConfigTypeError, reject_value, require_one_of
 from .validation import check_batch_divisible, validate_cfg
 
 __all__ = [

@@ -17,9 +17,8 @@ import yaml
 from fvcore.common.config import BASE_KEY
 from fvcore.common.config import CfgNode as _FvCfgNode
 
-from ..utils.errors import MissingFileError
+from ..utils.errors import ConfigError, ConfigKeyError, ConfigTypeError, MissingFileError
 from ..utils.file_io import atomic_write_text
-from .errors import ConfigError, ConfigKeyError, ConfigTypeError
 
 __all__ = ["CfgNode", "ConfigError", "ConfigKeyError", "ConfigTypeError", "get_cfg", "save_config"]
 

@@ -1,22 +1,17 @@
-"""Checks on combinations of config keys; every error names the offending key.
+"""Checks on the keys of the solver, the data loader and the engine, alone and in combination;
+every error names the offending key.
 
-The model's keys are checked by the model's own builders without building anything: the
-detector's by ``check_detector_cfg`` and the classifier's by ``check_classifier_cfg``, which
-ask the model registry (resnet_det.modeling.registry) for the selected backbone's one
-config -> kwargs function. This module covers the rest (solver, data loader, engine).
-
-The model builders are imported when ``validate_cfg`` runs: they import
-resnet_det.config.errors, which imports this package first, so importing them here at module
-level would start one import from inside the other.
+The model's keys (MODEL.*, INPUT.FORMAT) are not checked here: the model's description
+(resnet_det.modeling.describe_model) reads each of them once and checks it where the value is
+used.
 """
 
 from typing import Optional
 
-from .errors import ConfigError, require_one_of
+from ..utils.errors import ConfigError, require_one_of
 
 __all__ = ["validate_cfg", "check_batch_divisible"]
 
-META_ARCHITECTURES = ("GeneralizedRCNN", "ImageClassifier")
 LR_SCHEDULERS = ("WarmupMultiStepLR", "WarmupCosineLR", "ReduceLROnPlateau")
 
 
@@ -37,18 +32,9 @@ def validate_cfg(cfg, *, world_size: Optional[int] = None) -> None:
         cfg: a config from :func:`get_cfg` (merged).
         world_size: when given, also check that SOLVER.IMS_PER_BATCH splits evenly.
     """
-    from ..modeling.build import check_detector_cfg
-    from ..modeling.classifier import check_classifier_cfg
-
-    m = cfg.MODEL
-    require_one_of("MODEL.META_ARCHITECTURE", m.META_ARCHITECTURE, META_ARCHITECTURES)
-    require_one_of("MODEL.DEVICE", m.DEVICE.split(":")[0], ("cpu", "cuda"))
+    require_one_of("MODEL.DEVICE", cfg.MODEL.DEVICE.split(":")[0], ("cpu", "cuda"))
     require_one_of("ENGINE", cfg.ENGINE, ("builtin", "detectron2"))
     require_one_of("DATALOADER.ON_BAD_IMAGE", cfg.DATALOADER.ON_BAD_IMAGE, ("stop", "skip"))
-    if m.META_ARCHITECTURE == "GeneralizedRCNN":
-        check_detector_cfg(cfg)
-    else:
-        check_classifier_cfg(cfg)
 
     # Solver
     s = cfg.SOLVER

@@ -2,9 +2,9 @@
 
 Every entry of resnet_det's backbone registry (resnet_det.modeling.registry.BACKBONES) is
 registered here under its plugin name (``d2_name``, else its name), also the ones registered
-after this module is imported, so a new backbone is one entry for both engines. Its keyword
-arguments come from the entry's ``from_config``, with ``in_channels`` from detectron2's input
-shape.
+after this module is imported, so a new backbone is one entry for both engines. It is built
+from the entry's description of the config (``BACKBONES.describe``), with ``in_channels`` from
+detectron2's input shape.
 
 Our ResNet and VGG already follow detectron2's backbone contract (forward -> {name: feature},
 output_shape, size_divisibility) and detectron2's parameter names (docs/internals.md), so the
@@ -22,10 +22,10 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling import Backbone as D2Backbone
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 
-from ..config import ConfigError
-from ..modeling.registry import BACKBONES, ModelSpec
+from ..modeling.registry import BACKBONES, RegistryEntry
 from ..modeling.resnet import ResNet, build_resnet
 from ..modeling.vgg import VGG
+from ..utils.errors import ConfigError
 from .config import reject_deformable
 
 __all__ = [
@@ -80,8 +80,8 @@ def build_resnet_det_backbone(cfg, input_shape: D2ShapeSpec) -> ResNetDetBackbon
     """resnet_det's ResNet with outputs MODEL.RESNETS.OUT_FEATURES (["res4"] for the paper's
     C4 detector, whose res5 runs in the RoI head), frozen up to MODEL.BACKBONE.FREEZE_AT."""
     reject_deformable(cfg)
-    return BACKBONES.build(
-        cfg, name="build_resnet_backbone", build=_resnet_det, in_channels=input_shape.channels
+    return BACKBONES.describe(cfg, name="build_resnet_backbone").build(
+        build=_resnet_det, in_channels=input_shape.channels
     )
 
 
@@ -105,8 +105,8 @@ def build_resnet_det_fpn_backbone(cfg, input_shape: D2ShapeSpec) -> FPN:
             fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
         )
 
-    return BACKBONES.build(
-        cfg, name="build_resnet_fpn_backbone", build=fpn, in_channels=input_shape.channels
+    return BACKBONES.describe(cfg, name="build_resnet_fpn_backbone").build(
+        build=fpn, in_channels=input_shape.channels
     )
 
 
@@ -119,31 +119,32 @@ _PLUGIN_BUILDERS: Dict[str, Callable] = {
 
 def _class_builder(name: str) -> Callable:
     def build(cfg, input_shape: D2ShapeSpec) -> D2Backbone:
-        spec = BACKBONES.get(name)  # looked up now: the entry may have been replaced
-        if not isinstance(spec.build, type):
+        description = BACKBONES.describe(cfg, name=name)  # now: the entry may have changed
+        if not isinstance(description.entry.build, type):
             raise ConfigError(
-                f"config MODEL.BACKBONE.NAME={name!r}: its registry builder {spec.build!r} is a "
-                "function; the detectron2 plugin builds class entries (it adds detectron2's "
-                "Backbone base to the class) or needs a builder in resnet_det.d2.backbone"
+                f"config MODEL.BACKBONE.NAME={name!r}: its registry builder "
+                f"{description.entry.build!r} is a function; the detectron2 plugin builds class "
+                "entries (it adds detectron2's Backbone base to the class) or needs a builder in "
+                "resnet_det.d2.backbone"
             )
-        return BACKBONES.build(
-            cfg, name=name, build=detectron2_class(spec.build), in_channels=input_shape.channels
+        return description.build(
+            build=detectron2_class(description.entry.build), in_channels=input_shape.channels
         )
 
     build.__doc__ = f"resnet_det's backbone registry entry {name!r}, as a detectron2 Backbone."
     return build
 
 
-def register_in_detectron2(spec: ModelSpec) -> None:
-    """Register the backbone registry entry ``spec`` in detectron2's BACKBONE_REGISTRY under
+def register_in_detectron2(entry: RegistryEntry) -> None:
+    """Register the backbone registry entry ``entry`` in detectron2's BACKBONE_REGISTRY under
     its plugin name (idempotent; a name detectron2 itself uses raises)."""
-    d2_name = spec.d2_name or spec.name
-    builder = _PLUGIN_BUILDERS.get(spec.name) or _class_builder(spec.name)
+    d2_name = entry.d2_name or entry.name
+    builder = _PLUGIN_BUILDERS.get(entry.name) or _class_builder(entry.name)
     if d2_name in BACKBONE_REGISTRY:
         if getattr(BACKBONE_REGISTRY.get(d2_name), "__module__", None) == __name__:
             return  # ours already (this module imported again, or the entry re-registered)
         raise ConfigError(
-            f"backbone registry entry {spec.name!r}: detectron2 already has a backbone named "
+            f"backbone registry entry {entry.name!r}: detectron2 already has a backbone named "
             f"{d2_name!r}; register it with d2_name=<another name> for the detectron2 plugin"
         )
     builder.__name__ = builder.__qualname__ = d2_name

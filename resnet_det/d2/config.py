@@ -21,7 +21,7 @@ from typing import Dict, List, Tuple
 from detectron2.config import CfgNode as D2CfgNode
 
 from ..config import ConfigError, get_cfg, reject_value
-from ..modeling.registry import BACKBONES
+from ..modeling.registry import BACKBONES, ROI_HEADS, Registry
 
 __all__ = [
     "add_resnet_det_config",
@@ -32,7 +32,7 @@ __all__ = [
     "RESTRICTED_KEYS",
     "IGNORED_KEYS",
     "backbone_aliases",
-    "ROI_HEADS_ALIASES",
+    "roi_heads_aliases",
     "reject_deformable",
 ]
 
@@ -90,7 +90,9 @@ IGNORED_KEYS: Dict[str, str] = {
     "SOLVER.PLATEAU_MODE": _PLATEAU,
 }
 
-ROI_HEADS_ALIASES = {"Res5ROIHeads": "ResNetDetRes5ROIHeads"}
+
+def _aliases(registry: Registry) -> Dict[str, str]:
+    return {entry.name: entry.d2_name for entry in registry if entry.d2_name}
 
 
 def backbone_aliases() -> Dict[str, str]:
@@ -98,12 +100,18 @@ def backbone_aliases() -> Dict[str, str]:
     entry's ``d2_name``, where detectron2's own builder has its name: build_resnet_backbone ->
     build_resnet_det_backbone), so that our YAML files build our backbone, with SHORTCUT /
     PLAIN / ... applied, under detectron2."""
-    return {spec.name: spec.d2_name for spec in BACKBONES if spec.d2_name}
+    return _aliases(BACKBONES)
+
+
+def roi_heads_aliases() -> Dict[str, str]:
+    """The built-in engine's RoI heads names -> the plugin's (Res5ROIHeads ->
+    ResNetDetRes5ROIHeads, whose res5 is ours), from the RoI heads registry."""
+    return _aliases(ROI_HEADS)
 
 
 def _plugin_backbone_names() -> Tuple[str, ...]:
     """The names resnet_det.d2 registers in detectron2's BACKBONE_REGISTRY."""
-    return tuple(spec.d2_name or spec.name for spec in BACKBONES)
+    return tuple(entry.d2_name or entry.name for entry in BACKBONES)
 
 
 def reject_deformable(cfg) -> None:
@@ -249,7 +257,7 @@ def resolve_for_detectron2(cfg) -> List[str]:
     check_resnet_det_keys(cfg)
     for key, aliases in (
         ("MODEL.BACKBONE.NAME", backbone_aliases()),
-        ("MODEL.ROI_HEADS.NAME", ROI_HEADS_ALIASES),
+        ("MODEL.ROI_HEADS.NAME", roi_heads_aliases()),
     ):
         section, leaf = key.rsplit(".", 1)
         node = _get(cfg, section)

@@ -16,10 +16,10 @@ from detectron2.layers import ShapeSpec as D2ShapeSpec
 from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.roi_heads import ROI_BOX_HEAD_REGISTRY, Res5ROIHeads
 
-from ..config import ConfigError
-from ..modeling.backbone_kwargs import res5_head_kwargs
+from ..modeling.build import res5_head_of
 from ..modeling.detection.box_heads import VGGFCHead as _VGGFCHead
-from ..modeling.resnet import build_res5_head
+from ..modeling.registry import BACKBONES, BOX_HEADS
+from ..utils.errors import ConfigError
 from .config import reject_deformable
 
 __all__ = ["ResNetDetRes5ROIHeads", "VGGFCHead"]
@@ -27,20 +27,15 @@ __all__ = ["ResNetDetRes5ROIHeads", "VGGFCHead"]
 
 @ROI_HEADS_REGISTRY.register()
 class ResNetDetRes5ROIHeads(Res5ROIHeads):
-    """Res5ROIHeads whose res5 is ``resnet_det.modeling.build_res5_head`` built from
-    MODEL.RESNETS (the same options as the backbone). Constructor: Res5ROIHeads'."""
+    """Res5ROIHeads whose res5 is the one the built-in engine's Res5ROIHeads builds: the res5
+    stage of the ResNet C4 backbone MODEL.RESNETS describes (the same options as the backbone,
+    ``resnet_det.modeling.build_res5_head``). Constructor: Res5ROIHeads'."""
 
     @classmethod
     def _build_res5_block(cls, cfg):
         reject_deformable(cfg)
-        kwargs = res5_head_kwargs(cfg)  # the built-in engine's C4 head reads the same
-        try:
-            res5 = build_res5_head(**kwargs)
-        except ValueError as e:
-            raise ConfigError(
-                f"config MODEL.ROI_HEADS.NAME='ResNetDetRes5ROIHeads' (res5 from "
-                f"MODEL.RESNETS): {e}"
-            ) from e
+        backbone = BACKBONES.describe(cfg, name="build_resnet_backbone")
+        res5 = res5_head_of(backbone, cfg.MODEL.ROI_HEADS.NAME).build()
         return res5, res5.out_channels
 
 
@@ -73,17 +68,16 @@ class VGGFCHead(_VGGFCHead):
 
     @classmethod
     def from_config(cls, cfg, input_shape: D2ShapeSpec) -> dict:
-        res = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
-        if res != 7 or (input_shape.height, input_shape.width) not in ((7, 7), (None, None)):
+        # The built-in engine's description of the head, on the backbone's (whose entry says
+        # whether it has fc6/fc7 and which widths they fix).
+        head = BOX_HEADS.describe(cfg, BACKBONES.describe(cfg), name="VGGFCHead")
+        res = head["pooler_resolution"]
+        if (input_shape.height, input_shape.width) not in ((res, res), (None, None)):
             raise ConfigError(
-                f"config MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION={res!r}: VGG's fc6 "
-                "takes 7x7 pooled features (pool5's size)"
+                f"config MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION={res!r}: the pooler gives "
+                f"{input_shape.height}x{input_shape.width} features"
             )
-        return dict(
-            in_channels=input_shape.channels,
-            pooler_resolution=res,
-            fc_dim=cfg.MODEL.ROI_BOX_HEAD.FC_DIM,
-        )
+        return dict(in_channels=input_shape.channels, **head.kwargs)
 
     @property
     @torch.jit.unused  # not for TorchScript (scripting_with_instances compiles properties)

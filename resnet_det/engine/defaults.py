@@ -14,6 +14,7 @@ from torch import nn
 from ..checkpoint import Checkpointer, unwrap_model
 from ..checkpoint.detector import resolve_weights_contract
 from ..config import CfgNode, ConfigError, save_config, validate_cfg
+from ..modeling import ModelDescription
 from ..solver import build_lr_scheduler as _build_lr_scheduler
 from ..solver import build_optimizer as _build_optimizer
 from ..utils import dist as comm
@@ -232,9 +233,12 @@ class DefaultTrainer(TrainerBase):
         self.cfg = cfg
         overrides_test = type(self).test.__func__ is not DefaultTrainer.test.__func__
         # Before anything is built or read: a wrong class count, dataset name or weights path
-        # stops here, within seconds, not at the evaluation after the training.
-        self.preflight(cfg, train=data_loader is None, test=evaluate_fn is None and overrides_test)
-        model = model if model is not None else self.build_model(cfg)
+        # stops here, within seconds, not at the evaluation after the training. The model's
+        # description, resolved from the config once, is what the checks and the build read.
+        description = self.preflight(
+            cfg, train=data_loader is None, test=evaluate_fn is None and overrides_test
+        )
+        model = model if model is not None else self.build_model(cfg, description)
         optimizer = optimizer if optimizer is not None else self.build_optimizer(cfg, model)
         scheduler = scheduler if scheduler is not None else self.build_lr_scheduler(cfg, optimizer)
         if comm.is_main_process():
@@ -287,15 +291,25 @@ class DefaultTrainer(TrainerBase):
     # ------------------------------------------------------------------ checks
     @classmethod
     def preflight(
-        cls, cfg: CfgNode, *, train: bool = True, test: bool = True, resume: Optional[bool] = None
-    ) -> None:
+        cls,
+        cfg: CfgNode,
+        *,
+        train: bool = True,
+        test: bool = True,
+        resume: Optional[bool] = None,
+        description: Optional[ModelDescription] = None,
+    ) -> Optional[ModelDescription]:
         """Check, before any model is built or image read, what would otherwise fail later:
-        the DATASETS.TRAIN (``train``) and DATASETS.TEST (``test``) names are registered, the
+        the model's settings (:meth:`describe_model`, unless ``description`` is given), the
+        DATASETS.TRAIN (``train``) and DATASETS.TEST (``test``) names are registered, the
         head's class count (:meth:`head_classes`) matches theirs, their annotation files and
         folders exist, MODEL.WEIGHTS is a readable file when it will be loaded (not when
         ``resume`` - None: not known yet - and OUTPUT_DIR has a checkpoint to resume from),
         SOLVER's fault-handling keys are valid. Subclasses add their own checks. Raises the
-        project's user errors naming the key and the fix."""
+        project's user errors naming the key and the fix. Returns the model's description,
+        which :meth:`build_model` takes."""
+        if description is None:
+            description = cls.describe_model(cfg)
         s = cfg.SOLVER
         for key in ("CHECKPOINT_KEEP_LAST", "SKIP_NONFINITE_ITERS"):
             if s[key] < 0:
@@ -307,24 +321,35 @@ class DefaultTrainer(TrainerBase):
         test_sets = list(cfg.DATASETS.TEST) if test else []
         check_datasets_registered("DATASETS.TRAIN", train_sets)
         check_datasets_registered("DATASETS.TEST", test_sets)
-        head = cls.head_classes(cfg)
+        head = cls.head_classes(description) if description is not None else None
         if head is not None:
             check_num_classes(head[0], head[1], train_sets, test_sets)
         check_dataset_files("DATASETS.TRAIN", train_sets)
         check_dataset_files("DATASETS.TEST", test_sets)
         if not (resume is not False and may_resume(cfg.OUTPUT_DIR)):
             check_weights_file(cfg.MODEL.WEIGHTS)  # else resume_or_load checks it if it is used
+        return description
 
     @classmethod
-    def head_classes(cls, cfg: CfgNode):
+    def describe_model(cls, cfg: CfgNode) -> Optional[ModelDescription]:
+        """The description of the model :meth:`build_model` builds, resolved from the config
+        once per run (resnet_det.modeling.describe_model); None: the trainer has none."""
+        return None
+
+    @classmethod
+    def head_classes(cls, description: ModelDescription):
         """(config key, value) of the model's class count, checked against the datasets'
         classes by :meth:`preflight`; None: nothing to check."""
         return None
 
     # ------------------------------------------------------------------ overridables
     @classmethod
-    def build_model(cls, cfg: CfgNode) -> nn.Module:
-        raise NotImplementedError(f"{cls.__name__}.build_model: pass model= or override it")
+    def build_model(cls, cfg: CfgNode, description: Optional[ModelDescription] = None) -> nn.Module:
+        """The model ``description`` (default: :meth:`describe_model`'s) describes."""
+        description = description if description is not None else cls.describe_model(cfg)
+        if description is None:
+            raise NotImplementedError(f"{cls.__name__}.build_model: pass model= or override it")
+        return description.build()
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode, start_iter: int = 0) -> Iterable:

@@ -37,9 +37,8 @@ from ..evaluation import (
     inference_on_dataset,
     print_csv_format,
 )
-from ..modeling.build import build_model as _build_detector
+from ..modeling import ModelDescription, describe_model
 from ..modeling.detection import GeneralizedRCNN
-from ..modeling.registry import BACKBONES
 from ..utils import dist as comm
 from ..utils.visualize import DetectionPanel, plot_detections
 from .defaults import DefaultTrainer
@@ -80,13 +79,18 @@ class DetectionTrainer(DefaultTrainer):
         self.checkpointer.metadata[INPUT_CONTRACT_KEY] = detector_input_contract(self.cfg).to_dict()
 
     @classmethod
-    def build_model(cls, cfg: CfgNode) -> nn.Module:
-        model = _build_detector(cfg)
+    def describe_model(cls, cfg: CfgNode) -> ModelDescription:
+        return describe_model(cfg, meta_architecture="GeneralizedRCNN")
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode, description: Optional[ModelDescription] = None) -> nn.Module:
+        description = description if description is not None else cls.describe_model(cfg)
+        model = super().build_model(cfg, description)
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         n_all = sum(p.numel() for p in model.parameters())
         logger.info(
             "Model: %s, %.2fM parameters (%.2fM trainable)",
-            cfg.MODEL.BACKBONE.NAME,
+            description["backbone"].name,
             n_all / 1e6,
             n_train / 1e6,
         )
@@ -97,32 +101,45 @@ class DetectionTrainer(DefaultTrainer):
         return build_detection_train_loader(cfg, start_iter=start_iter)
 
     @classmethod
-    def head_classes(cls, cfg: CfgNode):
-        return "MODEL.ROI_HEADS.NUM_CLASSES", cfg.MODEL.ROI_HEADS.NUM_CLASSES
+    def head_classes(cls, description: ModelDescription):
+        heads = description["roi_heads"]
+        return heads.key_of("num_classes"), heads["num_classes"]
 
     @classmethod
     def preflight(
-        cls, cfg: CfgNode, *, train: bool = True, test: bool = True, resume: Optional[bool] = None
-    ) -> None:
+        cls,
+        cfg: CfgNode,
+        *,
+        train: bool = True,
+        test: bool = True,
+        resume: Optional[bool] = None,
+        description: Optional[ModelDescription] = None,
+    ) -> ModelDescription:
         """DefaultTrainer's checks, MODEL.WEIGHTS's input contract against INPUT.FORMAT /
         MODEL.PIXEL_* (when the weights will be used), and a warning when a from-scratch run
-        freezes norms or stages that only pretrained weights could fill (the backbone's own
-        kwargs say which)."""
-        super().preflight(cfg, train=train, test=test, resume=resume)
+        freezes norms or stages that only pretrained weights could fill (the backbone's
+        description says which of its arguments are norms and which key set them)."""
+        description = super().preflight(
+            cfg, train=train, test=test, resume=resume, description=description
+        )
         if test and cfg.TEST.ERROR_ANALYSIS:
             for name in cfg.DATASETS.TEST:
                 check_error_analysis(name, key="TEST.ERROR_ANALYSIS")
         if not (resume is not False and may_resume(cfg.OUTPUT_DIR)):
             check_weights_contract(cfg)
-        spec = BACKBONES.lookup(cfg)
-        kwargs = spec.from_config(cfg)
-        norm_key = "MODEL.VGG.NORM" if "vgg" in spec.name.lower() else "MODEL.RESNETS.NORM"
+        backbone = description["backbone"]
         norms = {
-            k: kwargs[a]
-            for k, a in ((norm_key, "norm"), ("MODEL.FPN.NORM", "fpn_norm"))
-            if a in kwargs
+            backbone.key_of(arg): backbone[arg]
+            for arg in ("norm", "fpn_norm")
+            if backbone.key_of(arg) is not None
         }
-        warn_frozen_from_scratch(cfg.MODEL.WEIGHTS, norms, kwargs.get("freeze_at"))
+        warn_frozen_from_scratch(
+            cfg.MODEL.WEIGHTS,
+            norms,
+            backbone.get("freeze_at"),
+            freeze_key=backbone.key_of("freeze_at") or "MODEL.BACKBONE.FREEZE_AT",
+        )
+        return description
 
     @classmethod
     def build_weights_loader(cls, cfg: CfgNode):

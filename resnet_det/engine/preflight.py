@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from ..checkpoint import LAST_CHECKPOINT
-from ..config.errors import ConfigError
 from ..data import DatasetCatalog, MetadataCatalog
 from ..data.catalog import common_thing_classes
-from ..utils.errors import MissingFileError, UserKeyError, WeightsError
+from ..utils.errors import ConfigError, MissingFileError, UserKeyError, WeightsError
 
 __all__ = [
     "check_datasets_registered",

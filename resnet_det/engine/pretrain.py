@@ -26,7 +26,7 @@ from ..evaluation.classification import (
     supports_multiscale,
     unwrap_classifier,
 )
-from ..modeling.classifier import build_classifier
+from ..modeling import ModelDescription, describe_model
 from ..utils import dist as comm
 from .defaults import DefaultTrainer
 from .hooks import PeriodicWriter
@@ -128,8 +128,12 @@ class ClassificationTrainer(DefaultTrainer):
         return loader if isinstance(loader, SkipCountingLoader) else None
 
     @classmethod
-    def build_model(cls, cfg: CfgNode) -> nn.Module:
-        model = build_classifier(cfg)
+    def describe_model(cls, cfg: CfgNode) -> ModelDescription:
+        return describe_model(cfg, meta_architecture="ImageClassifier")
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode, description: Optional[ModelDescription] = None) -> nn.Module:
+        model = super().build_model(cfg, description)
         logger.info(
             "Classifier %s: %.2fM parameters",
             cfg.MODEL.CLASSIFIER.ARCH,
@@ -142,8 +146,9 @@ class ClassificationTrainer(DefaultTrainer):
         return build_classification_train_loader(cfg, start_iter=start_iter)
 
     @classmethod
-    def head_classes(cls, cfg: CfgNode):
-        return "MODEL.CLASSIFIER.NUM_CLASSES", cfg.MODEL.CLASSIFIER.NUM_CLASSES
+    def head_classes(cls, description: ModelDescription):
+        net = description["net"]
+        return net.key_of("num_classes"), net["num_classes"]
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> "OrderedDict[str, Dict[str, float]]":

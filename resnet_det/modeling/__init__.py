@@ -1,33 +1,48 @@
-"""Models: stems, blocks, ResNet/plain/ResNeXt/Wide/CIFAR/VGG nets and the backbone contract.
+"""Models: the ResNet/plain/ResNeXt/Wide/CIFAR/VGG nets, the backbone contract, the detector,
+the model registries and the description of a model that a config resolves to.
 
-The config side lives apart from the networks, which never read the config: the registries
-in ``resnet_det.modeling.registry`` map MODEL.BACKBONE.NAME / MODEL.CLASSIFIER.ARCH to a builder
-and its config -> kwargs function, and ``build_backbone(cfg)`` / ``build_model(cfg)`` live in
-``resnet_det.modeling.build``; they are imported when called so that this package imports
-without the config code.
+    description = describe_model(cfg)   # read and checked once (resnet_det.modeling.build)
+    model = description.build()          # = build_model(cfg)
+
+The networks take typed keyword arguments and never read the config; the config -> kwargs
+functions of the registry entries (resnet_det.modeling.build) are the only readers of the
+model's keys.
 """
 
-from .backbone import Backbone
-from .blocks import (
-    BasicBlock,
-    BottleneckBlock,
+from .backbone import Backbone, ShapeSpec
+from .build import (
+    build_backbone,
+    build_classifier,
+    build_model,
+    describe_backbone,
+    describe_model,
+)
+from .cifar import (
+    CifarResNet,
+    CifarStem,
     PreActBasicBlock,
     PreActBottleneckBlock,
+    build_cifar_resnet,
+)
+from .layers import Conv2dNorm, FrozenBatchNorm2d, convert_frozen_batchnorm, get_norm
+from .registry import ModelDescription
+from .resnet import (
+    BasicBlock,
+    BasicStem,
+    BottleneckBlock,
+    ResNet,
     ShortcutA,
+    build_res5_head,
+    build_resnet,
     make_shortcut,
     make_stage,
 )
-from .cifar import CifarResNet, build_cifar_resnet
-from .layers import Conv2dNorm
-from .norm import FrozenBatchNorm2d, convert_frozen_batchnorm, get_norm
-from .resnet import ResNet, build_res5_head, build_resnet
-from .shape_spec import ShapeSpec
-from .stems import BasicStem, CifarStem
-from .vgg import VGG, build_vgg
+from .vgg import VGG, build_vgg, build_vgg16_quarter
 from .zoo import create_model, list_models
 
 __all__ = [
     "Backbone",
+    "ShapeSpec",
     "BasicBlock",
     "BottleneckBlock",
     "PreActBasicBlock",
@@ -35,37 +50,26 @@ __all__ = [
     "ShortcutA",
     "make_shortcut",
     "make_stage",
+    "BasicStem",
+    "CifarStem",
+    "ResNet",
+    "build_resnet",
+    "build_res5_head",
     "CifarResNet",
     "build_cifar_resnet",
+    "VGG",
+    "build_vgg",
+    "build_vgg16_quarter",
     "Conv2dNorm",
     "FrozenBatchNorm2d",
     "convert_frozen_batchnorm",
     "get_norm",
-    "ResNet",
-    "build_res5_head",
-    "build_resnet",
-    "ShapeSpec",
-    "BasicStem",
-    "CifarStem",
-    "VGG",
-    "build_vgg",
     "create_model",
     "list_models",
-    "build_backbone",
+    "ModelDescription",
+    "describe_model",
+    "describe_backbone",
     "build_model",
+    "build_backbone",
+    "build_classifier",
 ]
-
-
-def build_backbone(cfg):
-    """The backbone described by ``cfg`` (see resnet_det.modeling.build)."""
-    from . import build
-
-    return build.build_backbone(cfg)
-
-
-def build_model(cfg):
-    """The detector described by ``cfg`` (see resnet_det.modeling.build; classifiers:
-    resnet_det.modeling.classifier.build_classifier)."""
-    from . import build
-
-    return build.build_model(cfg)

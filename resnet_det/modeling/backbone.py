@@ -1,14 +1,29 @@
-"""The backbone contract shared by ResNet, the CIFAR nets and VGG (docs/internals.md), and
-``freeze_module``, what their ``freeze(freeze_at)`` does to each frozen part."""
+"""The backbone contract shared by ResNet, the CIFAR nets, VGG and FPN (docs/internals.md):
+``Backbone``, the ``ShapeSpec`` of each named feature, and ``freeze_module``, what a backbone's
+``freeze(freeze_at)`` does to each frozen part."""
 
-from typing import Dict, List
+from dataclasses import dataclass
+from typing import Dict, List, Optional
 
 from torch import nn
 
-from .norm import convert_frozen_batchnorm
-from .shape_spec import ShapeSpec
+from .layers import convert_frozen_batchnorm
 
-__all__ = ["Backbone", "freeze_module"]
+__all__ = ["Backbone", "ShapeSpec", "freeze_module"]
+
+
+@dataclass(frozen=True)
+class ShapeSpec:
+    """Channels and stride (relative to the input image) of one named feature map.
+
+    ``ShapeSpec(channels, stride)`` positionally; height/width are optional extras, as in
+    detectron2's ShapeSpec, which consumers may build by keyword.
+    """
+
+    channels: Optional[int] = None
+    stride: Optional[int] = None
+    height: Optional[int] = None
+    width: Optional[int] = None
 
 
 def freeze_module(module: nn.Module) -> nn.Module:

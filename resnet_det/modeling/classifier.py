@@ -1,7 +1,7 @@
 """ImageClassifier: a create_model() network wrapped to the trainer contract
 (docs/internals.md): ``model(batch)`` returns {"loss_cls": ...} in train mode and logits in
-eval mode; ``build_classifier(cfg)`` builds the network MODEL.CLASSIFIER.ARCH selects in the
-classifier registry (resnet_det.modeling.registry) and wraps it."""
+eval mode. ``build_image_classifier`` builds it from the description of its network (the
+MODEL.META_ARCHITECTURE "ImageClassifier" entry; ``resnet_det.modeling.build_model``)."""
 
 from typing import Any, Dict, Optional, Union
 
@@ -9,10 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config.errors import reject_value
-from .registry import CLASSIFIERS
+from ..utils.errors import ArgumentError
+from .registry import ModelDescription
 
-__all__ = ["ImageClassifier", "build_classifier", "check_classifier_cfg"]
+__all__ = ["ImageClassifier", "build_image_classifier", "check_label_smoothing"]
+
+
+def check_label_smoothing(label_smoothing) -> None:
+    """``label_smoothing`` must be in [0, 1)."""
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ArgumentError(
+            "label_smoothing", f"label_smoothing must be in [0, 1), got {label_smoothing}"
+        )
 
 
 class ImageClassifier(nn.Module):
@@ -29,8 +37,7 @@ class ImageClassifier(nn.Module):
         self, *, net: nn.Module, label_smoothing: float = 0.0, channels_last: bool = False
     ):
         super().__init__()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        check_label_smoothing(label_smoothing)
         self.net = net
         self.label_smoothing = float(label_smoothing)
         self.channels_last = bool(channels_last)
@@ -75,30 +82,16 @@ class ImageClassifier(nn.Module):
         return {"loss_cls": loss}
 
 
-def check_classifier_cfg(cfg) -> None:
-    """Check the classifier's settings without building it (the network's through its registry
-    entry), raising ConfigError naming the key; ``validate_cfg`` runs it before a run starts."""
-    if cfg.MODEL.META_ARCHITECTURE != "ImageClassifier":
-        reject_value(
-            "MODEL.META_ARCHITECTURE",
-            cfg.MODEL.META_ARCHITECTURE,
-            "classification pretraining needs 'ImageClassifier'",
-        )
-    CLASSIFIERS.lookup(cfg).from_config(cfg)
-    smoothing = cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING
-    if not 0.0 <= smoothing < 1.0:
-        reject_value("MODEL.CLASSIFIER.LABEL_SMOOTHING", smoothing, "must be in [0, 1)")
-
-
-def build_classifier(cfg) -> ImageClassifier:
-    """The network MODEL.CLASSIFIER.ARCH names (its kwargs from MODEL.CLASSIFIER.NUM_CLASSES and
-    MODEL.RESNETS.{SHORTCUT,NORM,STRIDE_IN_1X1,ZERO_INIT_RESIDUAL}, see the registry), wrapped
-    in ImageClassifier and moved to MODEL.DEVICE."""
-    check_classifier_cfg(cfg)
-    net = CLASSIFIERS.build(cfg)
-    net = net.to(torch.device(cfg.MODEL.DEVICE))
+def build_image_classifier(
+    *,
+    net: ModelDescription,
+    label_smoothing: float = 0.0,
+    channels_last: bool = False,
+    device: str = "cpu",
+) -> ImageClassifier:
+    """The network ``net`` describes (an entry of the classifier registry), moved to
+    ``device`` and wrapped in ImageClassifier (see its Args)."""
+    network = net.build().to(torch.device(device))
     return ImageClassifier(
-        net=net,
-        label_smoothing=cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING,
-        channels_last=bool(cfg.SOLVER.CHANNELS_LAST),
+        net=network, label_smoothing=label_smoothing, channels_last=channels_last
     )

@@ -16,8 +16,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .layers import Conv2dNorm
-from .norm import FrozenBatchNorm2d
+from .layers import Conv2dNorm, FrozenBatchNorm2d
 
 __all__ = ["fuse_conv_norms", "fold_norm_into_conv"]
 

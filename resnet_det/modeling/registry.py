@@ -1,68 +1,85 @@
-"""The model registries: every name a config can select, with its builder and the one function
-that turns the config into the builder's keyword arguments.
+"""The model registries, and the description of a model that a config resolves to.
 
-- ``BACKBONES``: detector backbones, selected by MODEL.BACKBONE.NAME (the built-in ResNet C4,
-  ResNet-FPN and VGG entries are at the end of this module).
-- ``CLASSIFIERS``: pretraining networks, selected by MODEL.CLASSIFIER.ARCH (every name of the
-  model zoo, ``resnet_det.list_models()``).
+Each registry maps the names one config key can take to a :class:`RegistryEntry`: the builder
+and the one function that turns the config into the builder's keyword arguments.
 
-The detector builder (modeling/build.py), the classifier builder (modeling/classifier.py),
-config validation (``validate_cfg``) and the detectron2 plugin (resnet_det.d2) all go through
-these, so a new backbone is one ``BACKBONES.register(...)`` call (docs/internals.md, "Adding a
-backbone").
+=======================  =================================  ======================================
+registry                 config key                         built-in entries
+=======================  =================================  ======================================
+``META_ARCHITECTURES``   MODEL.META_ARCHITECTURE            GeneralizedRCNN, ImageClassifier
+``BACKBONES``            MODEL.BACKBONE.NAME                ResNet C4, ResNet-FPN, VGG, VGG-16/4
+``PROPOSAL_GENERATORS``  MODEL.PROPOSAL_GENERATOR.NAME      RPN
+``ROI_HEADS``            MODEL.ROI_HEADS.NAME               Res5ROIHeads, StandardROIHeads
+``BOX_HEADS``            MODEL.ROI_BOX_HEAD.NAME            FastRCNNConvFCHead, VGGFCHead
+``MASK_HEADS``           MODEL.ROI_MASK_HEAD.NAME           MaskRCNNConvUpsampleHead
+``CLASSIFIERS``          MODEL.CLASSIFIER.ARCH              every create_model name, vgg16_quarter
+=======================  =================================  ======================================
+
+The built-in entries are registered by resnet_det.modeling.build, which also holds their
+config -> kwargs functions. ``Registry.describe(cfg)`` gives a :class:`ModelDescription`: the
+selected entry with its keyword arguments, read from the config once and checked; the detector's
+is a tree of them (its backbone, proposal generator and RoI heads, and the heads' box and mask
+heads), which ``describe_model`` computes once per run and everything else reads (validation,
+the engine's checks, ``build_model``, the detectron2 plugin). A new backbone or head is one
+``register`` call (docs/internals.md, "Adding a backbone").
 """
 
 import difflib
-import importlib
-from dataclasses import dataclass
-from functools import partial
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from torch import nn
+from ..utils.errors import ArgumentError, ConfigError, reject_value
 
-from ..config.errors import ConfigError, reject_value
-from .backbone_kwargs import (
-    classifier_kwargs,
-    resnet_backbone_kwargs,
-    resnet_fpn_kwargs,
-    vgg_backbone_kwargs,
-)
-from .detection.fpn import build_resnet_fpn
-from .resnet import build_resnet
-from .vgg import VGG
-from .zoo import MODEL_SPECS, create_model
-
-__all__ = ["ModelSpec", "ModelRegistry", "BACKBONES", "CLASSIFIERS"]
-
-KwargsFromConfig = Callable[[Any], Dict[str, Any]]
+__all__ = [
+    "RegistryEntry",
+    "Registry",
+    "ConfigKwargs",
+    "ModelDescription",
+    "META_ARCHITECTURES",
+    "BACKBONES",
+    "PROPOSAL_GENERATORS",
+    "ROI_HEADS",
+    "BOX_HEADS",
+    "MASK_HEADS",
+    "CLASSIFIERS",
+]
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """One registry entry.
+class RegistryEntry:
+    """One name a config key can take.
 
     Args:
         name: the config value that selects it.
-        build: keyword arguments -> the network (a function, or the Backbone class itself).
-            A detector backbone takes ``in_channels`` (image channels) and follows the backbone
-            contract of docs/internals.md (forward -> {name: feature}, output_shape()).
-        from_config: cfg -> ``build``'s keyword arguments. The only code that reads the
-            entry's config keys; it checks their values and combinations without building
-            anything and raises :class:`ConfigError` naming the key.
-        d2_name: the name under which resnet_det.d2 registers it in detectron2's
-            BACKBONE_REGISTRY, when ``name`` is taken there by detectron2's own builder; the
-            built-in engine accepts both names.
-        res5_head: a ResNet C4 backbone whose res5 (described by MODEL.RESNETS) can run on
-            the RoIs as the box head (Res5ROIHeads, the paper's Appendix A).
-        vgg_head: a VGG backbone whose fc6/fc7 can be the box head (VGGFCHead).
+        build: keyword arguments -> the module (a function, or the class itself). A detector
+            backbone takes ``in_channels`` (image channels) and follows the backbone contract
+            of docs/internals.md (forward -> {name: feature}, output_shape()); heads take the
+            backbone's ``output_shape()`` as their first argument.
+        from_config: the only code that reads the entry's config keys: cfg (and, for the heads
+            and proposal generators, the backbone's ModelDescription) -> ``build``'s keyword
+            arguments; it checks how the keys combine and raises :class:`ConfigError` naming
+            the key. A :class:`ConfigKwargs` also tells which key gave each argument, so that
+            the builder's own argument errors name the key too.
+        check: ``build``'s own argument check (same keyword arguments, builds nothing, raises
+            :class:`ArgumentError`); run once when the config is described.
+        d2_name: the name of the entry in detectron2's registry, where ``name`` is taken there
+            by detectron2's own builder; the built-in engine accepts both names.
+        res5_head: for a backbone: ``f(backbone description)`` -> the ModelDescription of the
+            res5 stage it lends Res5ROIHeads as the box head (a ResNet C4 backbone, the paper's
+            Appendix A); None: the backbone has no res5 to spare.
+        fc_head: for a backbone: ``f(backbone description)`` -> the VGGFCHead arguments its
+            classifier's fc6/fc7 fix (``{}``: none), so that they load into the box head; None:
+            the backbone has no fc6/fc7.
     """
 
     name: str
-    build: Callable[..., nn.Module]
-    from_config: KwargsFromConfig
+    build: Callable[..., Any]
+    from_config: Optional[Callable[..., Mapping[str, Any]]] = None
+    check: Optional[Callable[..., None]] = None
     d2_name: Optional[str] = None
-    res5_head: bool = False
-    vgg_head: bool = False
+    res5_head: Optional[Callable[["ModelDescription"], "ModelDescription"]] = None
+    fc_head: Optional[Callable[["ModelDescription"], Dict[str, Any]]] = None
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -70,8 +87,125 @@ class ModelSpec:
         return (self.name,) + ((self.d2_name,) if self.d2_name else ())
 
 
-class ModelRegistry:
-    """Names -> :class:`ModelSpec`, looked up from the config key ``key``.
+class ConfigKwargs(dict):
+    """Keyword arguments read from a config, with the key each one came from.
+
+    ``from_config`` functions may return a plain dict; this one lets an error of the builder
+    about an argument name the config key (``ModelDescription.config_error``).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sources: Dict[str, Tuple[str, Any]] = {}
+
+    def add(self, argument: str, key: str, value: Any, *, converted: Any = ...) -> Any:
+        """Set ``argument`` to the config value ``value`` of ``key`` (or to ``converted``,
+        when the argument is computed from it); returns the argument's value."""
+        self[argument] = value if converted is ... else converted
+        self.sources[argument] = (key, value)
+        return self[argument]
+
+    def merge(self, other: Mapping[str, Any]) -> "ConfigKwargs":
+        """Add ``other``'s arguments (and their keys, if it is a ConfigKwargs); returns self."""
+        self.update(other)
+        self.sources.update(getattr(other, "sources", {}))
+        return self
+
+
+def _frozen(value: Any) -> Any:
+    """Lists become tuples, dicts read-only mappings, recursively: a description is immutable."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, Mapping) and not isinstance(value, ModelDescription):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    return value
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What to build for one part of a model: a registry entry and its keyword arguments, read
+    from the config once and checked (a part's arguments may be descriptions of its own parts).
+
+    Build it with :meth:`build`; read an argument with ``description["depth"]``.
+
+    Args:
+        key: the config key that selects the entry (named in errors).
+        entry: the registry entry.
+        kwargs: ``entry.build``'s keyword arguments (lists frozen to tuples).
+        sources: argument -> (config key, config value) it was read from.
+    """
+
+    key: str
+    entry: RegistryEntry
+    kwargs: Mapping[str, Any]
+    sources: Mapping[str, Tuple[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "kwargs", _frozen(dict(self.kwargs)))
+        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+
+    @classmethod
+    def of(
+        cls, key: str, entry: RegistryEntry, kwargs: Mapping[str, Any], *, check: bool = True
+    ) -> "ModelDescription":
+        """The description of ``entry`` with ``kwargs`` (a ConfigKwargs gives the sources),
+        its arguments checked by ``entry.check`` unless ``check`` is False (arguments checked
+        already, e.g. those a res5 head shares with its backbone)."""
+        description = cls(key, entry, kwargs, getattr(kwargs, "sources", {}))
+        if check and entry.check is not None:
+            try:
+                entry.check(**description.kwargs)
+            except ConfigError:
+                raise
+            except ValueError as e:
+                raise description.config_error(e) from e
+        return description
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def __getitem__(self, argument: str) -> Any:
+        return self.kwargs[argument]
+
+    def get(self, argument: str, default: Any = None) -> Any:
+        return self.kwargs.get(argument, default)
+
+    def key_of(self, argument: str) -> Optional[str]:
+        """The config key ``argument`` was read from (None: not from the config)."""
+        source = self.sources.get(argument)
+        return source[0] if source else None
+
+    def config_error(self, error: ValueError) -> ConfigError:
+        """``error`` of the builder as a ConfigError naming the config key: the key of the
+        argument an :class:`ArgumentError` names, else the entry's own key. The one place where
+        a module's argument error becomes a config error."""
+        if isinstance(error, ArgumentError) and error.argument in self.sources:
+            key, value = self.sources[error.argument]
+            return ConfigError(f"config {key}={value!r}: {error}")
+        return ConfigError(f"config {self.key}={self.name!r} (with the keys it reads): {error}")
+
+    def build(self, *args, build: Optional[Callable[..., Any]] = None, **overrides) -> Any:
+        """``entry.build(*args, **kwargs)``, or ``build`` instead with the same arguments (the
+        detectron2 plugin builds its subclasses this way); ``overrides`` replace arguments
+        (the plugin's ``in_channels`` from detectron2's input shape). A ValueError of the
+        builder becomes a ConfigError naming the key (:meth:`config_error`)."""
+        description = self
+        if overrides:
+            sources = {k: v for k, v in self.sources.items() if k not in overrides}
+            description = ModelDescription(
+                self.key, self.entry, {**self.kwargs, **overrides}, sources
+            )
+        try:
+            return (build or self.entry.build)(*args, **description.kwargs)
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise description.config_error(e) from e
+
+
+class Registry:
+    """Names -> :class:`RegistryEntry`, selected by the config key ``key``.
 
     Args:
         key: the config key whose value selects an entry (named in errors).
@@ -79,146 +213,76 @@ class ModelRegistry:
 
     def __init__(self, key: str):
         self.key = key
-        self._specs: Dict[str, ModelSpec] = {}  # every accepted name -> its entry
-        self._listeners: List[Callable[[ModelSpec], None]] = []
-        # name -> "module:function" that registers it, run on the first lookup of the name
-        self._providers: Dict[str, str] = {}
+        self._entries: Dict[str, RegistryEntry] = {}  # every accepted name -> its entry
+        self._listeners: List[Callable[[RegistryEntry], None]] = []
 
-    def register(
-        self,
-        name: str,
-        *,
-        build: Callable[..., nn.Module],
-        from_config: KwargsFromConfig,
-        **options,
-    ) -> ModelSpec:
-        """Add an entry (see :class:`ModelSpec` for the arguments); returns it."""
-        spec = ModelSpec(name=name, build=build, from_config=from_config, **options)
-        taken = [n for n in spec.names if n in self._specs]
+    def register(self, name: str, *, build: Callable[..., Any], **options) -> RegistryEntry:
+        """Add an entry (see :class:`RegistryEntry` for the arguments); returns it."""
+        entry = RegistryEntry(name=name, build=build, **options)
+        taken = [n for n in entry.names if n in self._entries]
         if taken:
             raise ValueError(f"{self.key}: {taken} already registered; unregister it first")
-        for n in spec.names:
-            self._specs[n] = spec
+        for n in entry.names:
+            self._entries[n] = entry
         try:
             for listener in self._listeners:
-                listener(spec)
+                listener(entry)
         except Exception:  # e.g. the name is taken in detectron2's registry: not registered
-            for n in spec.names:
-                del self._specs[n]
+            for n in entry.names:
+                del self._entries[n]
             raise
-        return spec
+        return entry
 
     def unregister(self, name: str) -> None:
         """Remove the entry ``name`` (tests register toy entries and remove them)."""
-        spec = self.get(name)
-        for n in spec.names:
-            del self._specs[n]
+        entry = self.get(name)
+        for n in entry.names:
+            del self._entries[n]
 
-    def provide(self, name: str, provider: str) -> None:
-        """Let the config select ``name`` before the module that registers it is imported:
-        the first lookup of ``name`` calls ``provider`` ("package.module:function"), which
-        must register it (the reproduction demo's networks live in resnet_det.reproduce,
-        which imports this package, so this package cannot import it up front)."""
-        self._providers[name] = provider
-
-    def subscribe(self, listener: Callable[[ModelSpec], None]) -> None:
-        """Call ``listener(spec)`` for every entry, now and when one is registered later (the
+    def subscribe(self, listener: Callable[[RegistryEntry], None]) -> None:
+        """Call ``listener(entry)`` for every entry, now and when one is registered later (the
         detectron2 plugin mirrors BACKBONES into detectron2's registry this way)."""
         self._listeners.append(listener)
-        for spec in self:
-            listener(spec)
+        for entry in self:
+            listener(entry)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._specs
+        return name in self._entries
 
-    def __iter__(self) -> Iterator[ModelSpec]:
-        return iter(dict.fromkeys(self._specs.values()))  # each entry once, in order
+    def __iter__(self) -> Iterator[RegistryEntry]:
+        return iter(dict.fromkeys(self._entries.values()))  # each entry once, in order
 
     def names(self) -> List[str]:
         """Every accepted name, in registration order."""
-        return list(self._specs)
+        return list(self._entries)
 
-    def get(self, name: str) -> ModelSpec:
+    def get(self, name: str) -> RegistryEntry:
         """The entry ``name``; ConfigError naming :attr:`key` if there is none."""
-        if name not in self._specs and name in self._providers:
-            module, _, function = self._providers[name].partition(":")
-            getattr(importlib.import_module(module), function)()
-        if name not in self._specs:
+        if name not in self._entries:
             close = difflib.get_close_matches(str(name), self.names(), n=3, cutoff=0.6)
             hint = f"did you mean {close}? " if close else ""
             reject_value(self.key, name, f"{hint}choose one of {self.names()}")
-        return self._specs[name]
+        return self._entries[name]
 
-    def lookup(self, cfg) -> ModelSpec:
+    def lookup(self, cfg) -> RegistryEntry:
         """The entry the config selects (the value of :attr:`key` in ``cfg``)."""
         node = cfg
         for part in self.key.split("."):
             node = node[part]
         return self.get(node)
 
-    def build(
-        self,
-        cfg,
-        *,
-        name: Optional[str] = None,
-        build: Optional[Callable[..., nn.Module]] = None,
-        **overrides,
-    ) -> nn.Module:
-        """The network the config selects: ``spec.build(**spec.from_config(cfg))``.
-
-        Args:
-            cfg: the config.
-            name: build this entry instead of the one the config selects (the detectron2
-                plugin's builders know their entry).
-            build: build with this instead of ``spec.build`` (same keyword arguments; the
-                detectron2 plugin builds its subclasses this way).
-            **overrides: keyword arguments that replace the config's (the plugin's
-                ``in_channels`` from detectron2's input shape).
-        A ValueError of the builder becomes a ConfigError naming the entry.
-        """
-        spec = self.lookup(cfg) if name is None else self.get(name)
-        kwargs = {**spec.from_config(cfg), **overrides}
-        try:
-            return (build or spec.build)(**kwargs)
-        except ConfigError:
-            raise
-        except ValueError as e:  # the builders name the argument; add the config entry
-            raise ConfigError(
-                f"config {self.key}={spec.name!r} (with the keys it reads): {e}"
-            ) from e
+    def describe(self, cfg, *context, name: Optional[str] = None) -> ModelDescription:
+        """The :class:`ModelDescription` of the entry the config selects (or of ``name``):
+        its keyword arguments from ``entry.from_config(cfg, *context)``, checked."""
+        entry = self.lookup(cfg) if name is None else self.get(name)
+        kwargs = entry.from_config(cfg, *context) if entry.from_config is not None else {}
+        return ModelDescription.of(self.key, entry, kwargs)
 
 
-BACKBONES = ModelRegistry("MODEL.BACKBONE.NAME")
-CLASSIFIERS = ModelRegistry("MODEL.CLASSIFIER.ARCH")
-
-# The paper's C4 detector (Sec. 4.3, Appendix A): conv1..res4 shared, res5 in the box head.
-BACKBONES.register(
-    "build_resnet_backbone",
-    d2_name="build_resnet_det_backbone",
-    build=build_resnet,
-    from_config=resnet_backbone_kwargs,
-    res5_head=True,
-)
-BACKBONES.register(
-    "build_resnet_fpn_backbone",
-    d2_name="build_resnet_det_fpn_backbone",
-    build=build_resnet_fpn,
-    from_config=resnet_fpn_kwargs,
-)
-# The original Faster R-CNN backbone (conv5_3 at stride 16), the paper's baseline (Table 7/8).
-BACKBONES.register(
-    "build_vgg_backbone",
-    d2_name="build_vgg16_backbone",
-    build=VGG,
-    from_config=vgg_backbone_kwargs,
-    vgg_head=True,
-)
-# The reproduction demo's VGG-16 layout at a quarter width (configs/reproduce_demo/).
-BACKBONES.provide(
-    "build_vgg16_quarter_backbone", "resnet_det.reproduce.demo_nets:register_demo_nets"
-)
-CLASSIFIERS.provide("vgg16_quarter", "resnet_det.reproduce.demo_nets:register_demo_nets")
-
-for _arch in MODEL_SPECS:
-    CLASSIFIERS.register(_arch, build=partial(create_model, _arch), from_config=classifier_kwargs)
-del _arch
+META_ARCHITECTURES = Registry("MODEL.META_ARCHITECTURE")
+BACKBONES = Registry("MODEL.BACKBONE.NAME")
+PROPOSAL_GENERATORS = Registry("MODEL.PROPOSAL_GENERATOR.NAME")
+ROI_HEADS = Registry("MODEL.ROI_HEADS.NAME")
+BOX_HEADS = Registry("MODEL.ROI_BOX_HEAD.NAME")
+MASK_HEADS = Registry("MODEL.ROI_MASK_HEAD.NAME")
+CLASSIFIERS = Registry("MODEL.CLASSIFIER.ARCH")

@@ -14,8 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from .build import build_model
-from .classifier import build_classifier
+from .build import build_classifier, build_model
 from .zoo import create_model, list_models
 
 __all__ = [

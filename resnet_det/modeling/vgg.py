@@ -7,6 +7,15 @@ block k's output "vgg_conv{k}" is conv{k}_last after ReLU at stride 2^(k-1); "vg
 (conv5_3 for VGG-16) is the detection feature at stride 16, pool5 is not applied in backbone
 mode. In classifier mode: pool5, adaptive average pool to 7x7 (as torchvision, so small inputs
 work), then fc6/fc7 (4096, ReLU, dropout 0.5) and fc8.
+
+``width`` scales the layout: the reproduction demo's VGG-16 (configs/reproduce_demo/) is VGG-16
+at a quarter width (``build_vgg16_quarter``; the classifier ``vgg16_quarter`` and the backbone
+``build_vgg16_quarter_backbone`` of the model registries). VGG-16 has 138M parameters (103M of
+them in fc6) and 15.3 GFLOPs per 224 px image, out of reach of the demo's few CPU minutes; the
+quarter keeps what makes it the VGG-16 Faster R-CNN of Ren et al. (13 3x3 convs in 5 blocks,
+conv5_3 at stride 16 shared with the RPN, 7x7 RoI pooling, fc6 and fc7 initialised from the
+classifier) with convs of 16-128 channels and fc6/fc7 of 256: 2.6M parameters, and VGG-16's
+parameter names, so its checkpoints take the real VGG-16's code paths.
 """
 
 from collections import OrderedDict
@@ -16,16 +25,76 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.errors import ArgumentError
 from .backbone import Backbone, freeze_module
-from .checks import check_num_classes, check_positive_int, resolve_out_features
-from .layers import make_conv
-from .norm import NormArg, check_norm
+from .layers import (
+    NormArg,
+    check_freeze_at,
+    check_norm,
+    check_num_classes,
+    check_positive_int,
+    make_conv,
+    resolve_out_features,
+)
 
-__all__ = ["VGG", "build_vgg", "VGG_DEPTHS", "VGG_CHANNELS"]
+__all__ = [
+    "VGG",
+    "build_vgg",
+    "build_vgg16_quarter",
+    "check_vgg_arguments",
+    "vgg_widths",
+    "VGG_DEPTHS",
+    "VGG_CHANNELS",
+    "VGG_FC_DIM",
+    "QUARTER_WIDTH",
+]
 
 VGG_CHANNELS = (64, 128, 256, 512, 512)
+VGG_FC_DIM = 4096
 VGG_DEPTHS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 FEATURE_NAMES = tuple(f"vgg_conv{k}" for k in range(1, 6))
+BLOCK_NAMES = tuple(f"vgg_block{k}" for k in range(1, 6))
+# The reproduction demo's VGG-16: convs (16, 32, 64, 128, 128), fc6/fc7 256.
+QUARTER_WIDTH = 0.25
+
+
+def vgg_widths(width: float = 1.0):
+    """(channels of the 5 conv blocks, width of fc6 and fc7) of VGG at ``width``: the convs
+    scaled by ``width``, fc6/fc7 by ``width`` squared (fc6 reads ``width`` times fewer
+    channels, and narrower fcs keep it from dominating the net: 256 at a quarter width)."""
+    return tuple(int(c * width) for c in VGG_CHANNELS), int(VGG_FC_DIM * width * width)
+
+
+def check_vgg_arguments(
+    *,
+    depth: int = 16,
+    num_classes: Optional[int] = None,
+    out_features: Optional[Sequence[str]] = None,
+    norm: NormArg = "none",
+    in_channels: int = 3,
+    dropout: float = 0.5,
+    freeze_at: int = 0,
+    width: float = 1.0,
+) -> None:
+    """Raise ArgumentError naming the first argument of ``VGG`` (same arguments) that it would
+    refuse, without building anything."""
+    if depth not in VGG_DEPTHS:
+        raise ArgumentError(
+            "depth",
+            f"resnet_det: depth={depth!r} is not a VGG depth; choose one of "
+            + ", ".join(str(d) for d in VGG_DEPTHS),
+        )
+    check_norm(norm)
+    check_num_classes(num_classes)
+    check_positive_int("in_channels", in_channels)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+        raise ArgumentError("width", f"resnet_det: width={width!r} must be in (0, 1]")
+    if min(min(vgg_widths(width)[0]), vgg_widths(width)[1]) < 1:
+        raise ArgumentError("width", f"resnet_det: width={width!r} leaves a layer no channels")
+    if not 0.0 <= dropout < 1.0:
+        raise ArgumentError("dropout", f"resnet_det: dropout={dropout!r} must be in [0, 1)")
+    resolve_out_features(out_features, FEATURE_NAMES, num_classes)
+    check_freeze_at(freeze_at, BLOCK_NAMES)
 
 
 class VGG(Backbone):
@@ -39,10 +108,9 @@ class VGG(Backbone):
             vgg16_bn).
         in_channels: image channels.
         dropout: dropout probability after fc6 and fc7.
-        channels: output channels of the 5 conv blocks (VGG's 64, 128, 256, 512, 512; narrower
-            widths make a small VGG-layout net, as the reproduction demo's).
-        fc_dim: width of fc6 and fc7 (VGG's 4096).
         freeze_at: see ``freeze``.
+        width: fraction of VGG's widths (``vgg_widths``): 1 is VGG, ``QUARTER_WIDTH`` the
+            reproduction demo's.
     """
 
     def __init__(
@@ -55,27 +123,20 @@ class VGG(Backbone):
         in_channels: int = 3,
         dropout: float = 0.5,
         freeze_at: int = 0,
-        channels: Sequence[int] = VGG_CHANNELS,
-        fc_dim: int = 4096,
+        width: float = 1.0,
     ):
         super().__init__()
-        if depth not in VGG_DEPTHS:
-            raise ValueError(
-                f"resnet_det: depth={depth!r} is not a VGG depth; choose one of "
-                + ", ".join(str(d) for d in VGG_DEPTHS)
-            )
-        check_norm(norm)
-        check_num_classes(num_classes)
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("fc_dim", fc_dim)
-        if len(channels) != len(VGG_CHANNELS):
-            raise ValueError(
-                f"resnet_det: channels={list(channels)!r} needs one width per conv block (5)"
-            )
-        for i, c in enumerate(channels):
-            check_positive_int(f"channels[{i}]", c)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"resnet_det: dropout={dropout!r} must be in [0, 1)")
+        check_vgg_arguments(
+            depth=depth,
+            num_classes=num_classes,
+            out_features=out_features,
+            norm=norm,
+            in_channels=in_channels,
+            dropout=dropout,
+            freeze_at=freeze_at,
+            width=width,
+        )
+        channels, fc_dim = vgg_widths(width)
         self.depth = depth
         self.num_classes = num_classes
         self._out_features = resolve_out_features(out_features, FEATURE_NAMES, num_classes)
@@ -145,11 +206,7 @@ class VGG(Backbone):
     def freeze(self, freeze_at: int = 0) -> "VGG":
         """Freeze vgg_block1..vgg_block<freeze_at> (Faster R-CNN fixes conv1 and conv2 of
         VGG-16, i.e. freeze_at=2). Returns self."""
-        if isinstance(freeze_at, bool) or not isinstance(freeze_at, int) or not 0 <= freeze_at <= 5:
-            raise ValueError(
-                f"resnet_det: freeze_at={freeze_at!r} must be an int from 0 (nothing) to 5 "
-                "(all conv blocks) for VGG"
-            )
+        check_freeze_at(freeze_at, BLOCK_NAMES)
         for k, name in enumerate(self.block_names, start=1):
             if freeze_at >= k:
                 freeze_module(getattr(self, name))
@@ -159,3 +216,9 @@ class VGG(Backbone):
 def build_vgg(**kwargs) -> VGG:
     """``VGG(**kwargs)``; see its Args."""
     return VGG(**kwargs)
+
+
+def build_vgg16_quarter(**kwargs) -> VGG:
+    """The reproduction demo's VGG-16 at a quarter width: ``VGG(depth=16,
+    width=QUARTER_WIDTH, **kwargs)``; the other arguments as VGG's."""
+    return VGG(**{"depth": 16, "width": QUARTER_WIDTH, **kwargs})

@@ -1,14 +1,15 @@
-"""Model names -> constructor kwargs: ``create_model(name, **overrides)``, ``list_models()``."""
+"""The model zoo: names -> a constructor and its fixed keyword arguments,
+``create_model(name, **overrides)`` and ``list_models()``."""
 
 import difflib
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 from torch import nn
 
 from ..utils.errors import UserError
-from .cifar import CifarResNet
-from .resnet import RESNET_DEPTHS, build_resnet
-from .vgg import VGG, VGG_DEPTHS
+from .cifar import CifarResNet, check_cifar_resnet_arguments
+from .resnet import RESNET_DEPTHS, build_resnet, check_resnet_arguments
+from .vgg import VGG, VGG_DEPTHS, check_vgg_arguments
 
 
 class UnknownModelError(UserError, ValueError):
@@ -19,7 +20,33 @@ class ModelArgumentError(UserError, ValueError):
     """create_model got an override its model does not take (a user's input)."""
 
 
-__all__ = ["MODEL_SPECS", "create_model", "list_models"]
+__all__ = [
+    "ZooModel",
+    "ZOO",
+    "IMAGENET_RESNETS",
+    "VGGS",
+    "CIFAR_RESNETS",
+    "create_model",
+    "check_model_arguments",
+    "list_models",
+]
+
+
+class ZooModel(NamedTuple):
+    """One name of the zoo.
+
+    Attributes:
+        build: the constructor.
+        kwargs: its arguments that the name fixes (depth, num_classes, ...).
+        overrides: the arguments ``create_model`` lets a caller set.
+        check: the constructor's own argument check (same arguments), which builds nothing.
+    """
+
+    build: Callable[..., nn.Module]
+    kwargs: Dict[str, Any]
+    overrides: Tuple[str, ...]
+    check: Callable[..., None]
+
 
 _IMAGENET_OVERRIDES = (
     "shortcut",
@@ -47,20 +74,24 @@ _CIFAR_OVERRIDES = (
 _VGG_OVERRIDES = ("norm", "num_classes", "in_channels", "out_features", "freeze_at")
 
 
-def _specs() -> Dict[str, Tuple[Callable[..., nn.Module], Dict[str, Any], Tuple[str, ...]]]:
-    specs = {}
-    for depth in RESNET_DEPTHS:
-        specs[f"resnet{depth}"] = (
-            build_resnet,
-            dict(depth=depth, num_classes=1000),
-            _IMAGENET_OVERRIDES,
-        )
+def _resnet(**kwargs) -> ZooModel:
+    return ZooModel(build_resnet, kwargs, _IMAGENET_OVERRIDES, check_resnet_arguments)
+
+
+def _cifar(**kwargs) -> ZooModel:
+    return ZooModel(CifarResNet, kwargs, _CIFAR_OVERRIDES, check_cifar_resnet_arguments)
+
+
+def _without_shortcut(model: ZooModel) -> ZooModel:
+    return model._replace(overrides=tuple(o for o in model.overrides if o != "shortcut"))
+
+
+def _imagenet_resnets() -> Dict[str, ZooModel]:
+    zoo = {f"resnet{depth}": _resnet(depth=depth, num_classes=1000) for depth in RESNET_DEPTHS}
     for depth in (d for d in RESNET_DEPTHS if d <= 152):
         # Sec. 4.1 "Plain Networks": the same layers without shortcuts (the paper's depths).
-        specs[f"plain{depth}"] = (
-            build_resnet,
-            dict(depth=depth, num_classes=1000, residual=False),
-            tuple(o for o in _IMAGENET_OVERRIDES if o != "shortcut"),
+        zoo[f"plain{depth}"] = _without_shortcut(
+            _resnet(depth=depth, num_classes=1000, residual=False)
         )
     for name, depth, groups, width in (
         ("resnext50_32x4d", 50, 32, 4),
@@ -68,47 +99,45 @@ def _specs() -> Dict[str, Tuple[Callable[..., nn.Module], Dict[str, Any], Tuple[
         ("wide_resnet50_2", 50, 1, 128),
         ("wide_resnet101_2", 101, 1, 128),
     ):
-        specs[name] = (
-            build_resnet,
-            dict(depth=depth, num_classes=1000, groups=groups, width_per_group=width),
-            _IMAGENET_OVERRIDES,
-        )
-    for depth in VGG_DEPTHS:
-        specs[f"vgg{depth}"] = (VGG, dict(depth=depth, num_classes=1000), _VGG_OVERRIDES)
-    for depth in (20, 32, 44, 56, 110, 1202):
-        specs[f"resnet{depth}_cifar"] = (
-            CifarResNet,
-            dict(depth=depth, num_classes=10),
-            _CIFAR_OVERRIDES,
-        )
+        zoo[name] = _resnet(depth=depth, num_classes=1000, groups=groups, width_per_group=width)
+    return zoo
+
+
+def _cifar_resnets() -> Dict[str, ZooModel]:
+    zoo = {
+        f"resnet{depth}_cifar": _cifar(depth=depth, num_classes=10)
+        for depth in (20, 32, 44, 56, 110, 1202)
+    }
     for depth in (20, 32, 44, 56, 110):
-        specs[f"plain{depth}_cifar"] = (
-            CifarResNet,
-            dict(depth=depth, num_classes=10, residual=False),
-            tuple(o for o in _CIFAR_OVERRIDES if o != "shortcut"),
+        zoo[f"plain{depth}_cifar"] = _without_shortcut(
+            _cifar(depth=depth, num_classes=10, residual=False)
         )
-    specs["preact_resnet110_cifar"] = (
-        CifarResNet,
-        dict(depth=110, num_classes=10, preact=True),
-        _CIFAR_OVERRIDES,
-    )
+    zoo["preact_resnet110_cifar"] = _cifar(depth=110, num_classes=10, preact=True)
     # 1001 = 9n+2 with n=111 pre-activation bottleneck blocks per stage (He et al. 2016); the
     # authors' code (and configs/cifar10/preact_resnet1001.yaml) puts a block's stride in its
     # first 1x1 conv.
-    specs["preact_resnet1001_cifar"] = (
-        CifarResNet,
-        dict(depth=1001, num_classes=10, preact=True, bottleneck=True, stride_in_1x1=True),
-        _CIFAR_OVERRIDES,
+    zoo["preact_resnet1001_cifar"] = _cifar(
+        depth=1001, num_classes=10, preact=True, bottleneck=True, stride_in_1x1=True
     )
-    return specs
+    return zoo
 
 
-MODEL_SPECS = _specs()
+# The zoo by family: the ResNets of Table 1 and their plain / ResNeXt / wide variants, VGG, and
+# the CIFAR-10 nets of Sec. 4.2 (MODEL.RESNETS configures the ResNets, MODEL.VGG the VGGs).
+IMAGENET_RESNETS = _imagenet_resnets()
+VGGS = {
+    f"vgg{depth}": ZooModel(
+        VGG, dict(depth=depth, num_classes=1000), _VGG_OVERRIDES, check_vgg_arguments
+    )
+    for depth in VGG_DEPTHS
+}
+CIFAR_RESNETS = _cifar_resnets()
+ZOO: Dict[str, ZooModel] = {**IMAGENET_RESNETS, **VGGS, **CIFAR_RESNETS}
 
 
 def list_models() -> List[str]:
     """All model names ``create_model`` accepts, in a stable order."""
-    return list(MODEL_SPECS)
+    return list(ZOO)
 
 
 def create_model(name: str, **overrides) -> nn.Module:
@@ -123,16 +152,27 @@ def create_model(name: str, **overrides) -> nn.Module:
             paper's layout (shortcut "B", stride_in_1x1=True); torchvision's weights need
             stride_in_1x1=False.
     """
-    if name not in MODEL_SPECS:
-        close = difflib.get_close_matches(str(name), list(MODEL_SPECS), n=3, cutoff=0.5)
+    model = _check_overrides(name, overrides)
+    return model.build(**{**model.kwargs, **overrides})
+
+
+def check_model_arguments(name: str, **overrides) -> None:
+    """Raise as ``create_model(name, **overrides)`` would, without building anything."""
+    model = _check_overrides(name, overrides)
+    model.check(**{**model.kwargs, **overrides})
+
+
+def _check_overrides(name: str, overrides: Dict[str, Any]) -> ZooModel:
+    if name not in ZOO:
+        close = difflib.get_close_matches(str(name), list(ZOO), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownModelError(
             f"resnet_det: unknown model name={name!r}{hint} (resnet_det.list_models() lists all "
-            f"{len(MODEL_SPECS)} names)"
+            f"{len(ZOO)} names)"
         )
-    builder, kwargs, allowed = MODEL_SPECS[name]
+    model = ZOO[name]
     for key in overrides:
-        if key not in allowed:
+        if key not in model.overrides:
             why = (
                 "the name fixes it"
                 if key in ("depth", "residual", "preact", "bottleneck")
@@ -142,6 +182,6 @@ def create_model(name: str, **overrides) -> nn.Module:
             )
             raise ModelArgumentError(
                 f"resnet_det: create_model({name!r}) does not take override {key}=...; {why}. "
-                f"Overrides for {name}: {', '.join(allowed)}"
+                f"Overrides for {name}: {', '.join(model.overrides)}"
             )
-    return builder(**{**kwargs, **overrides})
+    return model

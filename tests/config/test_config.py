@@ -15,6 +15,14 @@ from resnet_det.config import (
     save_config,
     validate_cfg,
 )
+from resnet_det.modeling import describe_model
+
+
+def _validate(cfg, **kwargs):
+    """What a run checks before it starts: validate_cfg (the solver's, data loader's and
+    engine's keys) and the model's description (the model's keys)."""
+    validate_cfg(cfg, **kwargs)
+    describe_model(cfg)
 
 
 def _write(path, text):
@@ -58,7 +66,7 @@ def test_base_inheritance_relative_to_file(tmp_path):
     assert cfg.SOLVER.STEPS == (100, 200)  # list in YAML, tuple like the default
     assert cfg.SOLVER.MAX_ITER == 300
     assert cfg.SOLVER.MOMENTUM == 0.9  # untouched default
-    validate_cfg(cfg)
+    _validate(cfg)
 
 
 def test_overrides_from_command_line_after_file(tmp_path):
@@ -214,13 +222,13 @@ def test_validation_names_the_key(overrides, key):
     cfg = get_cfg()
     cfg.merge_from_list(overrides)
     with pytest.raises(ConfigError) as e:
-        validate_cfg(cfg)
+        _validate(cfg)
     assert key in str(e.value)
 
 
 def test_valid_combinations_pass_and_batch_divisibility():
     cfg = get_cfg()
-    validate_cfg(cfg)
+    _validate(cfg)
     cfg.merge_from_list(
         [
             "MODEL.BACKBONE.NAME",
@@ -235,9 +243,9 @@ def test_valid_combinations_pass_and_batch_divisibility():
             "6",
         ]
     )
-    validate_cfg(cfg, world_size=3)
+    _validate(cfg, world_size=3)
     with pytest.raises(ConfigError, match="SOLVER.IMS_PER_BATCH"):
-        validate_cfg(cfg, world_size=4)
+        _validate(cfg, world_size=4)
 
 
 def test_config_errors_are_user_errors():
@@ -248,7 +256,7 @@ def test_config_errors_are_user_errors():
         assert issubclass(cls, UserError) and issubclass(cls, ValueError)
     assert issubclass(ConfigKeyError, KeyError) and issubclass(ConfigTypeError, TypeError)
     with pytest.raises(ConfigError) as e:
-        validate_cfg(_merged(["MODEL.RESNETS.DEPTH", "42"]))
+        _validate(_merged(["MODEL.RESNETS.DEPTH", "42"]))
     assert isinstance(e.value, UserError) and "MODEL.RESNETS.DEPTH" in str(e.value)
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 import resnet_det
 from resnet_det.config import get_cfg
-from resnet_det.modeling.classifier import build_classifier
+from resnet_det.modeling import build_classifier
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CONFIGS = sorted(

@@ -10,8 +10,6 @@ import os
 import pytest
 import torch
 
-# configs/reproduce_demo names the demo's small backbone, registered by resnet_det.reproduce.
-import resnet_det.reproduce  # noqa: E402,F401
 from resnet_det.config import get_cfg
 from resnet_det.data import build_detection_train_loader
 from resnet_det.modeling.build import build_model

@@ -10,7 +10,7 @@ import torch
 
 from resnet_det.config import get_cfg
 from resnet_det.data.classification import build_classification_train_loader
-from resnet_det.modeling.classifier import build_classifier
+from resnet_det.modeling import build_classifier
 from resnet_det.solver import build_optimizer
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")

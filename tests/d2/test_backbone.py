@@ -24,7 +24,7 @@ from detectron2.modeling.roi_heads import ROI_BOX_HEAD_REGISTRY  # noqa: E402
 import resnet_det  # noqa: E402
 import resnet_det.d2  # noqa: E402
 from resnet_det.config import ConfigError  # noqa: E402
-from resnet_det.modeling.blocks import BottleneckBlock  # noqa: E402
+from resnet_det.modeling.resnet import BottleneckBlock  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -54,7 +54,6 @@ def test_docs_table_names_every_registered_entry():
     the plugin put in detectron2's registries (backbones of entries that still exist)."""
     from detectron2.modeling.roi_heads import ROI_MASK_HEAD_REGISTRY
 
-    import resnet_det.reproduce  # noqa: F401  (registers the reproduction demo's narrow VGG)
     from resnet_det.modeling.registry import BACKBONES
 
     doc = open(os.path.join(ROOT, "docs", "detectron2.md")).read()

@@ -10,7 +10,7 @@ from torch import nn
 
 from resnet_det.config import get_cfg
 from resnet_det.modeling.build import build_model
-from resnet_det.modeling.norm import FrozenBatchNorm2d
+from resnet_det.modeling.layers import FrozenBatchNorm2d
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 CONFIGS = {

@@ -6,8 +6,7 @@ from torch import nn
 
 from resnet_det.modeling.build import build_model
 from resnet_det.modeling.fuse import fuse_conv_norms
-from resnet_det.modeling.layers import Conv2dNorm
-from resnet_det.modeling.norm import FrozenBatchNorm2d
+from resnet_det.modeling.layers import Conv2dNorm, FrozenBatchNorm2d
 
 from .detection._tiny import C4, FPN, synthetic_batch, tiny_cfg
 

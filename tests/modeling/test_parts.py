@@ -15,7 +15,7 @@ from resnet_det.modeling import (
     build_resnet,
     get_norm,
 )
-from resnet_det.modeling.norm import convert_frozen_batchnorm
+from resnet_det.modeling.layers import convert_frozen_batchnorm
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -1,5 +1,5 @@
 """The model registries: a backbone registered in one place (this file) is checked by
-validate_cfg, built by build_model, trained by the built-in engine and, when detectron2 is
+describe_model, built by build_model, trained by the built-in engine and, when detectron2 is
 installed, by the detectron2 plugin. docs/internals.md ("Adding a backbone") cites this file."""
 
 import json
@@ -9,12 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_det.config import ConfigError, get_cfg, validate_cfg
-from resnet_det.modeling import create_model, list_models
+from resnet_det.config import ConfigError, get_cfg
+from resnet_det.modeling import (
+    build_classifier,
+    build_model,
+    create_model,
+    describe_model,
+    list_models,
+)
 from resnet_det.modeling.backbone import Backbone
-from resnet_det.modeling.build import build_model
 from resnet_det.modeling.layers import make_conv
-from resnet_det.modeling.registry import BACKBONES, CLASSIFIERS
+from resnet_det.modeling.registry import BACKBONES, CLASSIFIERS, Registry
 
 
 # --------------------------------------------------------------- the example of docs/internals.md
@@ -141,16 +146,16 @@ def _changed(before, module: nn.Module):
 
 def test_one_registration_reaches_validation_and_the_detector(toy_backbone):
     cfg = _cfg(*TOY_DETECTOR)
-    validate_cfg(cfg)
+    describe_model(cfg)
     model = build_model(cfg)
     assert type(model.backbone) is ToyBackbone
     assert model.roi_heads.box_head.fcs[0].in_features == 16 * 7 * 7  # the toy's width, pooled 7x7
-    # The entry's from_config is what validate_cfg runs: its error names the key.
+    # The entry's from_config is what describe_model runs: its error names the key.
     with pytest.raises(ConfigError, match=r"MODEL\.BACKBONE\.FREEZE_AT"):
-        validate_cfg(_cfg(*TOY_DETECTOR, "MODEL.BACKBONE.FREEZE_AT", "2"))
-    # The heads' requirements are the entry's flags: the toy has no res5 to run on the RoIs.
+        describe_model(_cfg(*TOY_DETECTOR, "MODEL.BACKBONE.FREEZE_AT", "2"))
+    # The heads' requirements are what the entry offers: the toy has no res5 to run on the RoIs.
     with pytest.raises(ConfigError, match=r"MODEL\.ROI_HEADS\.NAME"):
-        validate_cfg(
+        describe_model(
             _cfg(
                 *TOY_DETECTOR,
                 "MODEL.ROI_HEADS.NAME",
@@ -163,7 +168,7 @@ def test_one_registration_reaches_validation_and_the_detector(toy_backbone):
 
 def test_an_unregistered_name_is_refused_naming_the_key():
     assert "toy_backbone" not in BACKBONES
-    for check in (validate_cfg, build_model):
+    for check in (describe_model, build_model):
         with pytest.raises(
             ConfigError, match=r"MODEL\.BACKBONE\.NAME.*toy_backbone.*build_resnet_backbone"
         ):
@@ -236,7 +241,7 @@ def test_builtin_names_and_the_zoo():
         "resnet20_cifar",
     )
     torch.manual_seed(0)
-    net = CLASSIFIERS.build(cfg)
+    net = CLASSIFIERS.describe(cfg).build()
     torch.manual_seed(0)
     # the config's values (the defaults: 1000 classes, SHORTCUT B, STRIDE_IN_1X1 True) as overrides
     ref = create_model(
@@ -265,9 +270,9 @@ def test_validation_accepts_every_norm_vgg_builds():
         "['vgg_conv5']",
     ]
     for norm in ("none", "BN", "GN", "SyncBN", "FrozenBN"):
-        validate_cfg(_cfg(*vgg, "MODEL.VGG.NORM", norm))
+        describe_model(_cfg(*vgg, "MODEL.VGG.NORM", norm))
     with pytest.raises(ConfigError, match=r"MODEL\.VGG\.NORM"):
-        validate_cfg(_cfg(*vgg, "MODEL.VGG.NORM", "LayerNorm"))
+        describe_model(_cfg(*vgg, "MODEL.VGG.NORM", "LayerNorm"))
 
 
 @pytest.mark.parametrize(
@@ -312,9 +317,9 @@ def test_validation_accepts_every_norm_vgg_builds():
     ],
 )
 def test_validation_and_the_builder_raise_the_same_error(opts, key):
-    """One function checks a backbone's keys, whether a run is being validated or built."""
+    """One function checks a backbone's keys, whether a run is being described or built."""
     errors = []
-    for check in (validate_cfg, build_model):
+    for check in (describe_model, build_model):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as e:
             check(_cfg(*opts))
         errors.append(str(e.value))
@@ -332,17 +337,15 @@ def test_validation_and_the_builder_raise_the_same_error(opts, key):
     ],
 )
 def test_classifier_keys_are_checked_by_validation_and_the_builder(opts, key):
-    from resnet_det.modeling.classifier import build_classifier
-
     cfg = _cfg("MODEL.META_ARCHITECTURE", "ImageClassifier", "MODEL.RESNETS.NORM", "BN", *opts)
-    for check in (validate_cfg, build_classifier):
+    for check in (describe_model, build_classifier):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             check(cfg)
 
 
-def test_provided_names_register_on_first_lookup():
-    """The reproduction demo's configs name networks registered by resnet_det.reproduce; a
-    fresh process resolves them without importing that package first (tools/train_net.py on
+def test_the_demo_networks_are_registered_by_the_model_package():
+    """The reproduction demo's configs name the quarter-width VGG-16 of modeling/vgg.py; a fresh
+    process resolves them without importing the reproduction code first (tools/train_net.py on
     configs/reproduce_demo/*.yaml)."""
     import subprocess
     import sys
@@ -351,7 +354,6 @@ def test_provided_names_register_on_first_lookup():
         "import sys\n"
         "from resnet_det.modeling.registry import BACKBONES, CLASSIFIERS\n"
         "assert 'resnet_det.reproduce' not in sys.modules\n"
-        "assert 'build_vgg16_quarter_backbone' not in BACKBONES\n"
         "print(BACKBONES.get('build_vgg16_quarter_backbone').name, "
         "CLASSIFIERS.get('vgg16_quarter').name)\n"
     )
@@ -360,10 +362,8 @@ def test_provided_names_register_on_first_lookup():
     assert out.stdout.split() == ["build_vgg16_quarter_backbone", "vgg16_quarter"]
 
 
-def test_a_provider_that_registers_nothing_still_gives_the_config_error():
-    from resnet_det.modeling.registry import ModelRegistry
-
-    reg = ModelRegistry("MODEL.BACKBONE.NAME")
-    reg.provide("ghost", "builtins:object")  # runs, registers nothing
-    with pytest.raises(ConfigError, match=r"MODEL\.BACKBONE\.NAME"):
+def test_an_unknown_name_gives_the_config_error_naming_the_key():
+    reg = Registry("MODEL.BACKBONE.NAME")
+    reg.register("ghost_backbone", build=nn.Identity)
+    with pytest.raises(ConfigError, match=r"MODEL\.BACKBONE\.NAME.*'ghost'.*ghost_backbone"):
         reg.get("ghost")

@@ -11,7 +11,7 @@ import torch
 
 from resnet_det.checkpoint import Checkpointer
 from resnet_det.config import get_cfg
-from resnet_det.modeling.classifier import build_classifier
+from resnet_det.modeling import build_classifier
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 

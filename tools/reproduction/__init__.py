@@ -12,14 +12,13 @@ logic, an application of resnet_det (not part of the installed package).
   convert_weights_file);
 - pipeline.py: running the steps resumably (OUTPUT_DIR/reproduction.json), git_commit;
 - report.py: OUTPUT_DIR/reproduction.md and reproduction.png;
-- demo.py, demo_data.py: the demo chain (generated data; its small VGG is
-  resnet_det.reproduce.demo_nets).
+- demo.py, demo_data.py: the demo chain (generated data; its small VGG is resnet_det.modeling's
+  vgg16_quarter).
 
 tools/reproduce.py imports this package by name (Python puts the script's folder first on
 sys.path); the tests do through pytest's ``pythonpath`` (pyproject.toml). Importing it
-registers the demo's data sets (shapes_crops_train/test) and its VGG-style network
-(vgg16_quarter), so the processes that ``launch`` spawns, which import it to run a step, have
-them too. docs/reproduction.md, "Running the comparison".
+registers the demo's data sets (shapes_crops_train/test), so the processes that ``launch``
+spawns, which import it to run a step, have them too. docs/reproduction.md, "Running the comparison".
 """
 
 from .demo import DEMO, FAST_DETECT_OPTS, FAST_PRETRAIN_OPTS, register_demo

@@ -5,15 +5,13 @@ scale, so a user sees every step work before booking GPUs.
 - pretraining: shapes_crops_train / _test (demo_data.py), configs/reproduce_demo/pretrain_*.yaml;
 - detection: shapes_train / shapes_val, configs/reproduce_demo/faster_rcnn_*.yaml;
 - networks: ResNet-18 in the paper's C4 layout and VGG-16's layout at a quarter width
-  (resnet_det.reproduce.demo_nets), the stand-ins for ResNet-101 and VGG-16.
+  (resnet_det.modeling.vgg, ``vgg16_quarter``), the stand-ins for ResNet-101 and VGG-16.
 
 Its table sits beside Table 8's numbers (the same metrics, COCO's mAP@.5 and mAP@[.5,.95]);
 the numbers are not comparable, the chain is the same.
 """
 
 from typing import List
-
-from resnet_det.reproduce.demo_nets import register_demo_nets
 
 from .demo_data import register_demo_data
 from .paper import COCO_METRICS, COMPARISONS, ComparedBackbone, Comparison
@@ -96,6 +94,5 @@ FAST_DETECT_OPTS: List[str] = [
 
 
 def register_demo() -> None:
-    """Register the demo's data sets and networks (idempotent)."""
+    """Register the demo's data sets (idempotent; its networks are in the model registries)."""
     register_demo_data()
-    register_demo_nets()

@@ -12,7 +12,16 @@ Each returns one flat vector per RoI, which torchvision's FastRCNNPredictor take
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Res5BoxHead", "VGGFCHead", "FastRCNNConvFCHead"]
+from ...utils.errors import ArgumentError
+from ..layers import check_positive_int
+
+__all__ = [
+    "Res5BoxHead",
+    "VGGFCHead",
+    "FastRCNNConvFCHead",
+    "check_vgg_fc_head_arguments",
+    "check_conv_fc_head_arguments",
+]
 
 
 @torch.jit.ignore
@@ -42,6 +51,22 @@ class Res5BoxHead(nn.Module):
         return x.mean(dim=(2, 3))
 
 
+def check_vgg_fc_head_arguments(
+    *, in_channels: int = 512, pooler_resolution: int = 7, fc_dim: int = 4096, dropout: float = 0.5
+) -> None:
+    """``VGGFCHead``'s argument check (same arguments)."""
+    if pooler_resolution != 7:
+        raise ArgumentError(
+            "pooler_resolution",
+            f"VGGFCHead: pooler_resolution={pooler_resolution!r}: VGG's fc6 takes 7x7 pooled "
+            "features (pool5's size)",
+        )
+    check_positive_int("in_channels", in_channels)
+    check_positive_int("fc_dim", fc_dim)
+    if not 0.0 <= dropout < 1.0:
+        raise ArgumentError("dropout", f"VGGFCHead: dropout={dropout!r} must be in [0, 1)")
+
+
 class VGGFCHead(nn.Module):
     """VGG's fc6/fc7 on a 512x7x7 RoIPool output (Ren et al., Faster R-CNN, Sec. 3).
 
@@ -61,6 +86,12 @@ class VGGFCHead(nn.Module):
         dropout: float = 0.5,
     ):
         super().__init__()
+        check_vgg_fc_head_arguments(
+            in_channels=in_channels,
+            pooler_resolution=pooler_resolution,
+            fc_dim=fc_dim,
+            dropout=dropout,
+        )
         self.fc6 = nn.Linear(in_channels * pooler_resolution * pooler_resolution, fc_dim)
         self.fc7 = nn.Linear(fc_dim, fc_dim)
         self.dropout = float(dropout)
@@ -80,6 +111,19 @@ class VGGFCHead(nn.Module):
         return x
 
 
+def check_conv_fc_head_arguments(
+    *, in_channels: int = 256, pooler_resolution: int = 7, num_fc: int = 2, fc_dim: int = 1024
+) -> None:
+    """``FastRCNNConvFCHead``'s argument check (same arguments)."""
+    for name, value in (
+        ("in_channels", in_channels),
+        ("pooler_resolution", pooler_resolution),
+        ("num_fc", num_fc),
+        ("fc_dim", fc_dim),
+    ):
+        check_positive_int(name, value)
+
+
 class FastRCNNConvFCHead(nn.Module):
     """``num_fc`` fully connected layers (ReLU) on the flattened pooled feature.
 
@@ -94,8 +138,12 @@ class FastRCNNConvFCHead(nn.Module):
         self, *, in_channels: int, pooler_resolution: int = 7, num_fc: int = 2, fc_dim: int = 1024
     ):
         super().__init__()
-        if num_fc < 1:
-            raise ValueError(f"FastRCNNConvFCHead: num_fc={num_fc} must be >= 1")
+        check_conv_fc_head_arguments(
+            in_channels=in_channels,
+            pooler_resolution=pooler_resolution,
+            num_fc=num_fc,
+            fc_dim=fc_dim,
+        )
         dims = [in_channels * pooler_resolution * pooler_resolution] + [fc_dim] * num_fc
         self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.out_channels = int(fc_dim)

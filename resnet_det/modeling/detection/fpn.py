@@ -8,11 +8,12 @@ from typing import Dict, Sequence
 from torch import Tensor
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
+from ...utils.errors import ArgumentError
 from ..backbone import Backbone
-from ..norm import NormArg, get_norm
-from ..resnet import build_resnet
+from ..layers import NormArg, check_norm, check_positive_int, get_norm
+from ..resnet import build_resnet, check_resnet_arguments
 
-__all__ = ["FPNBackbone", "build_resnet_fpn"]
+__all__ = ["FPNBackbone", "build_resnet_fpn", "check_resnet_fpn_arguments"]
 
 
 class FPNBackbone(Backbone):
@@ -39,9 +40,10 @@ class FPNBackbone(Backbone):
         shapes = bottom_up.output_shape()
         missing = [f for f in in_features if f not in shapes]
         if missing:
-            raise ValueError(
+            raise ArgumentError(
+                "in_features",
                 f"FPNBackbone: bottom-up backbone does not output {missing}; it gives "
-                f"{list(shapes)}"
+                f"{list(shapes)}",
             )
         self.bottom_up = bottom_up
         self.in_features = list(in_features)
@@ -80,6 +82,22 @@ class FPNBackbone(Backbone):
         return outputs
 
 
+def check_resnet_fpn_arguments(
+    *, in_features: Sequence[str], out_channels: int = 256, fpn_norm: NormArg = "", **resnet_kwargs
+) -> None:
+    """``build_resnet_fpn``'s argument check (same arguments), without building anything."""
+    check_norm(fpn_norm, "fpn_norm")
+    check_positive_int("out_channels", out_channels)
+    if not in_features:
+        raise ArgumentError("in_features", "FPN: in_features names no feature")
+    try:
+        check_resnet_arguments(out_features=list(in_features), **resnet_kwargs)
+    except ArgumentError as e:
+        if e.argument == "out_features":  # the bottom-up ResNet outputs the pyramid's inputs
+            raise ArgumentError("in_features", str(e)) from e
+        raise
+
+
 def build_resnet_fpn(
     *, in_features: Sequence[str], out_channels: int = 256, fpn_norm: NormArg = "", **resnet_kwargs
 ) -> FPNBackbone:
@@ -92,6 +110,9 @@ def build_resnet_fpn(
         **resnet_kwargs: the bottom-up ResNet's keyword arguments (see ``build_resnet``; not
             out_features, which is ``in_features``).
     """
+    check_resnet_fpn_arguments(
+        in_features=in_features, out_channels=out_channels, fpn_norm=fpn_norm, **resnet_kwargs
+    )
     bottom_up = build_resnet(out_features=list(in_features), **resnet_kwargs)
     return FPNBackbone(
         bottom_up=bottom_up, in_features=in_features, out_channels=out_channels, norm=fpn_norm

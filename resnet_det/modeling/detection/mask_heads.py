@@ -14,15 +14,24 @@ Class-agnostic masks (MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK) predict one channel
 pick the channel of the box's class, use it for every class.
 """
 
-from typing import Optional
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 
-from ..norm import get_norm
+from ...utils.errors import ArgumentError
+from ..backbone import ShapeSpec
+from ..layers import check_bool, check_norm, get_norm
+from .poolers import RoIPooler, check_pooler_type
 
-__all__ = ["build_mask_convs", "MaskPredictor", "Res5MaskHead"]
+__all__ = [
+    "build_mask_convs",
+    "build_mask_branch",
+    "check_mask_head_arguments",
+    "MaskPredictor",
+    "Res5MaskHead",
+]
 
 
 def build_mask_convs(
@@ -38,15 +47,18 @@ def build_mask_convs(
         conv_dim: channels of each conv.
         norm: "" / "none" for none (convs then have a bias, as in detectron2), or a norm name.
     """
-    if num_conv < 0 or conv_dim < 1:
-        raise ValueError(
-            f"build_mask_convs: num_conv={num_conv} must be >= 0, conv_dim={conv_dim} >= 1"
-        )
+    for name, value, low in (("num_conv", num_conv, 0), ("conv_dim", conv_dim, 1)):
+        _check_int(name, value, low)
     norm_layer = None
     if norm and norm != "none":
         norm_layer = lambda c: get_norm(norm, c)  # noqa: E731 (torchvision calls it with channels)
     # dilation 1: detectron2's and the paper's head.
     return MaskRCNNHeads(in_channels, [conv_dim] * num_conv, 1, norm_layer=norm_layer)
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ArgumentError(name, f"mask head: {name}={value!r} must be an int >= {low}")
 
 
 class MaskPredictor(MaskRCNNPredictor):
@@ -111,3 +123,85 @@ class Res5MaskHead(nn.Module):
         if not torch.jit.is_scripting():  # scripted, res5 is the builder's Sequential
             x = _res5_feature(x)
         return self.convs(x)
+
+
+def check_mask_head_arguments(
+    *,
+    pooler_type: str = "ROIAlignV2",
+    pooler_resolution: int = 14,
+    pooler_sampling_ratio: int = 0,
+    num_conv: int = 0,
+    conv_dim: int = 256,
+    norm: str = "",
+    class_agnostic: bool = False,
+    **_,
+) -> None:
+    """The checks of ``build_mask_branch``'s own arguments."""
+    check_pooler_type(pooler_type)
+    for name, value, low in (
+        ("pooler_resolution", pooler_resolution, 1),
+        ("pooler_sampling_ratio", pooler_sampling_ratio, 0),
+        ("num_conv", num_conv, 0),
+        ("conv_dim", conv_dim, 1),
+    ):
+        _check_int(name, value, low)
+    check_norm(norm)
+    check_bool("class_agnostic", class_agnostic)
+
+
+def build_mask_branch(
+    input_shapes: Mapping[str, ShapeSpec],
+    *,
+    in_features: Sequence[str],
+    num_classes: int,
+    res5: Optional[nn.Module] = None,
+    pooler_type: str = "ROIAlignV2",
+    pooler_resolution: int = 14,
+    pooler_sampling_ratio: int = 0,
+    num_conv: int = 0,
+    conv_dim: int = 256,
+    norm: str = "",
+    class_agnostic: bool = False,
+) -> Dict[str, nn.Module]:
+    """torchvision RoIHeads' mask branch, {"mask_roi_pool", "mask_head", "mask_predictor"}:
+    RoIs pooled from ``in_features``, the mask head (``res5``, the C4 box head's own res5 module
+    when given, then ``num_conv`` convs) and ``MaskPredictor`` (one channel per class and the
+    background, or one in all when ``class_agnostic``).
+
+    Args:
+        input_shapes: the backbone's ``output_shape()``.
+        in_features: the features the RoIs are pooled from.
+        num_classes: object classes (without the background).
+        res5: see above; None: the convs run on the pooled features.
+        pooler_type, pooler_resolution, pooler_sampling_ratio: the mask pooler (``RoIPooler``).
+        num_conv, conv_dim, norm: the mask head's convs (``build_mask_convs``).
+        class_agnostic: one mask per box whatever its class.
+    """
+    convs = dict(num_conv=num_conv, conv_dim=conv_dim, norm=norm)
+    if res5 is not None:
+        res5_channels = res5.out_channels
+        head = Res5MaskHead(
+            res5=res5,
+            out_channels=conv_dim if num_conv else res5_channels,
+            convs=build_mask_convs(in_channels=res5_channels, **convs) if num_conv else None,
+        )
+        out_channels = head.out_channels
+    else:
+        in_channels = input_shapes[in_features[0]].channels
+        head = build_mask_convs(in_channels=in_channels, **convs)
+        out_channels = conv_dim if num_conv else in_channels
+    pooler = RoIPooler(
+        in_features=in_features,
+        strides=[input_shapes[f].stride for f in in_features],
+        output_size=pooler_resolution,
+        pooler_type=pooler_type,
+        sampling_ratio=pooler_sampling_ratio,
+    )
+    # +1: torchvision's RoIHeads picks the mask channel of the 1-based label (0 = background).
+    predictor = MaskPredictor(
+        in_channels=out_channels,
+        conv_dim=conv_dim,
+        num_classes=num_classes + 1,
+        class_agnostic=class_agnostic,
+    )
+    return dict(mask_roi_pool=pooler, mask_head=head, mask_predictor=predictor)

@@ -14,9 +14,19 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align, roi_pool
 from torchvision.ops.poolers import LevelMapper
 
-__all__ = ["RoIPooler", "POOLER_TYPES"]
+from ...utils.errors import ArgumentError
+
+__all__ = ["RoIPooler", "POOLER_TYPES", "check_pooler_type"]
 
 POOLER_TYPES = ("ROIAlignV2", "ROIAlign", "ROIPool")
+
+
+def check_pooler_type(pooler_type) -> None:
+    """``pooler_type`` must be one of POOLER_TYPES."""
+    if pooler_type not in POOLER_TYPES:
+        raise ArgumentError(
+            "pooler_type", f"RoIPooler: pooler_type={pooler_type!r}, choose one of {POOLER_TYPES}"
+        )
 
 
 class RoIPooler(nn.Module):
@@ -43,21 +53,23 @@ class RoIPooler(nn.Module):
         canonical_level: int = 4,
     ):
         super().__init__()
-        if pooler_type not in POOLER_TYPES:
-            raise ValueError(
-                f"RoIPooler: pooler_type={pooler_type!r}, choose one of {POOLER_TYPES}"
-            )
+        check_pooler_type(pooler_type)
         if len(in_features) != len(strides) or not in_features:
-            raise ValueError(
-                f"RoIPooler: in_features {list(in_features)} and strides {list(strides)} must match"
+            raise ArgumentError(
+                "strides",
+                f"RoIPooler: in_features {list(in_features)} and strides {list(strides)} must "
+                "match",
             )
         levels = [math.log2(s) for s in strides]
         if any(abs(lv - round(lv)) > 1e-6 for lv in levels):
-            raise ValueError(f"RoIPooler: strides must be powers of two, got {list(strides)}")
+            raise ArgumentError(
+                "strides", f"RoIPooler: strides must be powers of two, got {list(strides)}"
+            )
         levels = [int(round(lv)) for lv in levels]
         if levels != list(range(levels[0], levels[0] + len(levels))):
-            raise ValueError(
-                f"RoIPooler: strides must be consecutive powers of two, got {list(strides)}"
+            raise ArgumentError(
+                "strides",
+                f"RoIPooler: strides must be consecutive powers of two, got {list(strides)}",
             )
         self.in_features = list(in_features)
         self.scales = [1.0 / s for s in strides]

@@ -20,10 +20,17 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads, paste_masks_in_image
 from torchvision.models.detection.rpn import RegionProposalNetwork
 
+from ...utils.errors import ArgumentError
 from ..backbone import Backbone
+from ..registry import ModelDescription
 from .sampling import SeededBalancedSampler, image_seed
 
-__all__ = ["GeneralizedRCNN", "LOSS_NAMES"]
+__all__ = [
+    "GeneralizedRCNN",
+    "LOSS_NAMES",
+    "build_generalized_rcnn",
+    "check_generalized_rcnn_arguments",
+]
 
 # torchvision's loss names -> detectron2's (metrics.json and the logs use these).
 LOSS_NAMES = {
@@ -71,6 +78,29 @@ def _bad_image_message(i: int, x: Dict, img: Tensor) -> str:
     )
 
 
+def check_generalized_rcnn_arguments(
+    *,
+    pixel_mean: Sequence[float],
+    pixel_std: Sequence[float],
+    input_format: str = "BGR",
+    **_,
+) -> None:
+    """The checks of the detector's own arguments: the input's channel order, and one mean and
+    one (positive) std per channel in that order."""
+    if input_format not in ("BGR", "RGB"):
+        raise ArgumentError(
+            "input_format",
+            f"GeneralizedRCNN: input_format={input_format!r}: choose one of ['BGR', 'RGB']",
+        )
+    for name, values in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
+        if len(values) != 3 or (name == "pixel_std" and min(values) <= 0):
+            raise ArgumentError(
+                name,
+                f"GeneralizedRCNN: {name}={list(values)} needs 3 values in input_format "
+                "channel order (std > 0)",
+            )
+
+
 class GeneralizedRCNN(nn.Module):
     """Backbone -> RPN -> RoI heads, with detectron2-style input batching.
 
@@ -114,10 +144,9 @@ class GeneralizedRCNN(nn.Module):
         self.roi_in_features = list(roi_in_features)
         self.input_format = input_format
         self.size_divisibility = int(size_divisibility)
-        if len(pixel_mean) != 3 or len(pixel_std) != 3:
-            raise ValueError(
-                f"GeneralizedRCNN: pixel_mean {pixel_mean} / pixel_std {pixel_std} need 3 values"
-            )
+        check_generalized_rcnn_arguments(
+            pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format
+        )
         # Not persistent: they come from the config, not from a checkpoint.
         self.register_buffer(
             "pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False
@@ -314,3 +343,42 @@ class GeneralizedRCNN(nn.Module):
             if hasattr(box_head, name):
                 view.add_module(name, getattr(box_head, name))
         return view
+
+
+def build_generalized_rcnn(
+    *,
+    backbone: ModelDescription,
+    proposal_generator: ModelDescription,
+    roi_heads: ModelDescription,
+    pixel_mean: Sequence[float],
+    pixel_std: Sequence[float],
+    input_format: str = "BGR",
+    sampling_seed: Optional[int] = None,
+    device: str = "cpu",
+) -> GeneralizedRCNN:
+    """The detector of the descriptions of its parts (built in this order: backbone, proposal
+    generator, RoI heads, each given the backbone's output shapes), on ``device``.
+
+    The batch is padded to the coarsest stride the RPN and the RoI heads use, so that every
+    feature map tiles the input exactly and torchvision's anchor generator (which infers
+    strides from sizes) gets exact strides. Other arguments: as ``GeneralizedRCNN``'s.
+    """
+    body = backbone.build()
+    shapes = body.output_shape()
+    rpn = proposal_generator.build(shapes)
+    heads = roi_heads.build(shapes)
+    used = list(proposal_generator["in_features"]) + list(roi_heads["in_features"])
+    size_div = max([body.size_divisibility] + [shapes[f].stride for f in used])
+    model = GeneralizedRCNN(
+        backbone=body,
+        rpn=rpn,
+        roi_heads=heads,
+        rpn_in_features=proposal_generator["in_features"],
+        roi_in_features=roi_heads["in_features"],
+        pixel_mean=pixel_mean,
+        pixel_std=pixel_std,
+        input_format=input_format,
+        size_divisibility=size_div,
+        sampling_seed=sampling_seed,
+    )
+    return model.to(torch.device(device))

@@ -16,7 +16,7 @@ from resnet_det.modeling.detection import (
     SeededBalancedSampler,
     VGGFCHead,
 )
-from resnet_det.modeling.norm import FrozenBatchNorm2d
+from resnet_det.modeling.layers import FrozenBatchNorm2d
 from resnet_det.modeling.resnet import ResNet, build_res5_head
 
 from ._tiny import C4, FPN, VGG, tiny_cfg

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from resnet_det.config import ConfigError
-from resnet_det.modeling.build import build_model, check_detector_cfg
+from resnet_det.modeling.build import build_model, describe_model
 from resnet_det.modeling.detection import MaskPredictor, Res5MaskHead
 
 from ._tiny import C4, FPN, VGG, synthetic_batch, tiny_cfg
@@ -224,6 +224,6 @@ def test_backbone_options_reach_the_c4_mask_branch(option):
 )
 def test_bad_mask_settings_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        check_detector_cfg(tiny_cfg(FPN_MASK, *overrides))
+        describe_model(tiny_cfg(FPN_MASK, *overrides))
     # Without MASK_ON the mask keys are not read.
-    check_detector_cfg(tiny_cfg(FPN, *overrides))
+    describe_model(tiny_cfg(FPN, *overrides))

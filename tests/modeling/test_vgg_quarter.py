@@ -1,27 +1,35 @@
-"""The demo's VGG-style net: VGG-16's layout and parameter names at a quarter width, so its
-pretraining checkpoint loads into its detector as a real VGG-16's does."""
+"""The reproduction demo's VGG-16 at a quarter width (vgg16_quarter): VGG-16's layout and
+parameter names, so its pretraining checkpoint loads into its detector as a real VGG-16's
+does."""
+
+import os
 
 import pytest
 import torch
 
 import resnet_det
-from reproduction.paper import repo_path
 from resnet_det.checkpoint import load_pretrained_weights
 from resnet_det.config import ConfigError, get_cfg
-from resnet_det.modeling.build import build_model
-from resnet_det.modeling.classifier import build_classifier
-from resnet_det.reproduce.demo_nets import QUARTER_CHANNELS, NarrowVGG
+from resnet_det.modeling import build_classifier, build_model, build_vgg16_quarter
+from resnet_det.modeling.vgg import QUARTER_WIDTH, vgg_widths
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QUARTER_CHANNELS, QUARTER_FC_DIM = vgg_widths(QUARTER_WIDTH)
 
 
 def _cfg(name, *opts):
     cfg = get_cfg()
-    cfg.merge_from_file(repo_path(f"configs/reproduce_demo/{name}"))
+    cfg.merge_from_file(os.path.join(ROOT, "configs", "reproduce_demo", name))
     cfg.merge_from_list(list(opts))
     return cfg
 
 
+def test_the_demo_widths():
+    assert QUARTER_CHANNELS == (16, 32, 64, 128, 128) and QUARTER_FC_DIM == 256
+
+
 def test_vgg16_layout_and_names_at_a_quarter_width():
-    narrow = NarrowVGG(depth=16, num_classes=4, norm="BN")
+    narrow = build_vgg16_quarter(depth=16, num_classes=4, norm="BN")
     full = resnet_det.create_model("vgg16", num_classes=4, norm="BN")
     narrow_sd, full_sd = narrow.state_dict(), full.state_dict()
     assert list(narrow_sd) == list(full_sd)
@@ -30,7 +38,7 @@ def test_vgg16_layout_and_names_at_a_quarter_width():
             assert value.shape == (full_sd[key].shape[0] // 4, 3, 3, 3)
     assert narrow.fc6.weight.shape == (256, QUARTER_CHANNELS[-1] * 7 * 7)
     assert narrow(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
-    backbone = NarrowVGG(out_features=["vgg_conv5"])
+    backbone = build_vgg16_quarter(out_features=["vgg_conv5"])
     assert backbone.output_shape()["vgg_conv5"].stride == 16
     assert backbone(torch.zeros(1, 3, 64, 64))["vgg_conv5"].shape == (1, 128, 4, 4)
 
