@@ -18,7 +18,8 @@ logic, an application of resnet_det (not part of the installed package).
 tools/reproduce.py imports this package by name (Python puts the script's folder first on
 sys.path); the tests do through pytest's ``pythonpath`` (pyproject.toml). Importing it
 registers the demo's data sets (shapes_crops_train/test), so the processes that ``launch``
-spawns, which import it to run a step, have them too. docs/reproduction.md, "Running the comparison".
+spawns, which import it to run a step, have them too. docs/reproduction.md, "Running the
+comparison".
 """
 
 from .demo import DEMO, FAST_DETECT_OPTS, FAST_PRETRAIN_OPTS, register_demo
