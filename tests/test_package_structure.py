@@ -410,3 +410,154 @@ def test_the_package_imports_nothing_from_tools():
             if found:
                 offenders.setdefault(module, []).extend(found)
     assert not offenders, f"{PACKAGE} modules importing tools' code: {offenders}"
+
+
+# --------------------------------------------------------------------------------------------
+# Layers and the model's one reading of the config
+# --------------------------------------------------------------------------------------------
+def test_config_imports_nothing_from_modeling():
+    # config/ sits below modeling/: the model's description reads the config, never the
+    # reverse (inside functions too).
+    graph = import_graph(package_modules(), deferred=True)
+    config = {m for m in graph if m == f"{PACKAGE}.config" or m.startswith(f"{PACKAGE}.config.")}
+    assert config, "no config modules found"
+    edges = {
+        m: sorted(t for t in graph[m] if t.startswith(f"{PACKAGE}.modeling"))
+        for m in sorted(config)
+    }
+    offenders = {m: t for m, t in edges.items() if t}
+    assert not offenders, f"config/ modules importing modeling/: {offenders}"
+
+
+def _registered_names():
+    """The names of the registered backbones, heads and classifiers."""
+    from resnet_det.modeling import registry
+
+    names = set()
+    for parts in (
+        registry.BACKBONES,
+        registry.PROPOSAL_GENERATORS,
+        registry.ROI_HEADS,
+        registry.BOX_HEADS,
+        registry.MASK_HEADS,
+        registry.CLASSIFIERS,
+    ):
+        names.update(parts.names())
+    return names
+
+
+def name_comparisons(source: str, registered) -> List[int]:
+    """Line numbers of comparisons that choose a part by its name: a comparison (==, !=, in,
+    not in) with a registered name or with the ``name`` / ``NAME`` attribute of something, or
+    an identity test (``is``) against a registered builder."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left] + list(node.comparators)
+        constants = [
+            c
+            for o in operands
+            for c in ([o] if isinstance(o, ast.Constant) else getattr(o, "elts", []))
+            if isinstance(c, ast.Constant)
+        ]
+        strings = [c.value for c in constants]
+        names = [
+            o
+            for o in ast.walk(node)
+            if isinstance(o, ast.Attribute) and o.attr in ("name", "NAME", "__name__")
+        ]
+        if any(isinstance(s, str) and s in registered for s in strings):
+            lines.append(node.lineno)
+        elif names and any(isinstance(s, str) for s in strings):
+            lines.append(node.lineno)
+        elif any(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops) and any(
+            isinstance(o, ast.Name) and o.id in ("VGG", "ResNet", "CifarResNet", "FPNBackbone")
+            for o in operands
+        ):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_name_comparison_checker_finds_every_form():
+    registered = {"Res5ROIHeads", "build_vgg_backbone"}
+    source = (
+        "if cfg.MODEL.ROI_HEADS.NAME == 'Res5ROIHeads': pass\n"
+        "if 'vgg' in spec.name.lower(): pass\n"
+        "if builder is VGG: pass\n"
+        "ok = name in ('build_vgg_backbone',)\n"
+        "if x == 3 or entry.res5_head is None: pass\n"  # not a name: fine
+    )
+    assert name_comparisons(source, registered) == [1, 2, 3, 4]
+
+
+def test_no_part_is_chosen_by_comparing_its_name():
+    # A backbone or head is chosen by its registry entry (and what the entry offers, e.g.
+    # res5_head / fc_head), never by testing its name: a new entry then needs no other edit.
+    registered = _registered_names()
+    assert {"Res5ROIHeads", "VGGFCHead", "build_vgg_backbone"} <= registered
+    offenders = {}
+    for module, path in package_modules().items():
+        with open(path, encoding="utf-8") as f:
+            found = name_comparisons(f.read(), registered)
+        if found:
+            offenders[module] = found
+    assert not offenders, f"modules choosing a part by its name (module: lines): {offenders}"
+
+
+# The paper's C4 detector (Res5ROIHeads, FrozenBN) at ResNet-18 size, no data: set-up, the
+# engine's checks and the build of a whole run.
+_C4_RUN = [
+    "MODEL.RESNETS.DEPTH",
+    "18",
+    "MODEL.RESNETS.RES2_OUT_CHANNELS",
+    "64",
+    "MODEL.RESNETS.SHORTCUT",
+    "C",
+    "MODEL.ROI_HEADS.NUM_CLASSES",
+    "3",
+    "MODEL.BACKBONE.FREEZE_AT",
+    "0",
+    "DATASETS.TRAIN",
+    "()",
+    "DATASETS.TEST",
+    "()",
+    "SOLVER.MAX_ITER",
+    "1",
+    "SOLVER.STEPS",
+    "()",
+]
+
+
+def test_shortcut_is_read_once_per_run(tmp_path):
+    """MODEL.RESNETS.SHORTCUT reaches every convolution of a C4 detector (backbone and res5
+    box head) from one read of the config: default_setup, the trainer's checks and the build
+    read the model's description (docs/internals.md, "From the YAML file to the
+    convolution")."""
+    from resnet_det.config import get_cfg
+    from resnet_det.engine import default_setup
+    from resnet_det.engine.detection import DetectionTrainer
+    from resnet_det.modeling.detection import Res5BoxHead
+
+    cfg = get_cfg()
+    cfg.merge_from_list(_C4_RUN + ["OUTPUT_DIR", str(tmp_path)])
+    reads = []
+
+    class SpyNode(type(cfg.MODEL.RESNETS)):
+        def __getitem__(self, key):
+            if key == "SHORTCUT":
+                reads.append(key)
+            return super().__getitem__(key)
+
+    cfg.MODEL.RESNETS = SpyNode(cfg.MODEL.RESNETS)
+    assert cfg.MODEL.RESNETS.SHORTCUT == "C" and reads == ["SHORTCUT"]  # the spy counts
+    reads.clear()
+    default_setup(cfg)
+    trainer = DetectionTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    assert reads == ["SHORTCUT"]
+    # ... and that one read built option C (a projection on every block) everywhere.
+    head = trainer.model.roi_heads.box_head
+    assert isinstance(head, Res5BoxHead)
+    blocks = [b for s in trainer.model.backbone.stages for b in s] + list(head.res5)
+    assert len(blocks) == 8 and all(b.shortcut is not None for b in blocks)
