@@ -13,9 +13,10 @@ is read) and the ratio ours / peer (below 1: we are faster). Rows (docs/benchmar
 classifier (training step vs torchvision's same network), detector (R50-FPN training iteration
 and inference vs torchvision's Faster R-CNN), c4 (R50-C4 / R101-C4 vs detectron2), loaders
 (classification and detection loaders, one worker, vs torchvision's reading), coco (COCO
-evaluation vs pycocotools), coco_segm (mask AP evaluation vs pycocotools), gpu_resnet50
-(ResNet-50 at scale with TFLOP/s), gpu_pipeline (JPEG files decoded on the device vs the
-model-only step), gpu_r101_c4 (R101-C4 with AMP, peak memory);
+evaluation vs pycocotools), coco_segm (mask AP evaluation vs pycocotools), coco_errors (the
+error analysis vs the plain COCO evaluation), gpu_resnet50 (ResNet-50 at scale with TFLOP/s),
+gpu_pipeline (JPEG files decoded on the device vs the model-only step), gpu_r101_c4 (R101-C4
+with AMP, peak memory);
 tools/gpu_check.sh runs the GPU set.
 Prints a Markdown table; --output writes the rows as JSON.
 """

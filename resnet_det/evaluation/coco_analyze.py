@@ -131,11 +131,6 @@ def _gt_settings(gcat, gcrowd, garea, valid, cat, sup_of, sup_cat):
     return np.stack(present, 1), np.stack(ignored, 1)
 
 
-def _last_argmax(values: np.ndarray) -> np.ndarray:
-    """Index of the last maximum along the last axis (COCOeval keeps the later of equal IoUs)."""
-    return values.shape[-1] - 1 - np.argmax(values[..., ::-1], axis=-1)
-
-
 def _match(data: ErrorAnalysisData, keep, rank):
     """tp, fp [N, S] of every detection under every setting (False for detections not kept)."""
     S = _MATCHED_CURVES * len(AREAS)
@@ -210,7 +205,12 @@ def _match(data: ErrorAnalysisData, keep, rank):
         gid_nonzero = valid_g & (data.gt_id[gi] != 0)
         cat = g_cat[chunk]
         present, ignored = _gt_settings(gcat, gcrowd, garea, valid_g, cat, sup_of, sup_of[cat])
-        crowd = gcrowd[:, None, :]
+        # COCOeval keeps the last of equal IoUs: with the columns reversed, argmax's first.
+        iou = np.ascontiguousarray(iou[:, :, ::-1])
+        present = np.ascontiguousarray(present[:, :, ::-1])
+        regular = ~np.ascontiguousarray(ignored[:, :, ::-1])
+        crowd = gcrowd[:, None, ::-1]
+        thr3 = thr[None, :, None]
         used = np.zeros((n, S, G), bool)
         match = np.full((n, S, D), -1, np.int64)
         dt_ign = np.zeros((n, S, D), bool)
@@ -218,17 +218,17 @@ def _match(data: ErrorAnalysisData, keep, rank):
         for r in range(D):
             na = int(active[r])
             iou_r = iou[:na, r, None, :]  # [na, 1, G]
-            elig = present[:na] & (~used[:na] | crowd[:na]) & (iou_r >= thr[None, :, None])
-            reg = elig & ~ignored[:na]
-            ign = elig & ignored[:na]
-            has_reg, has_ign = reg.any(-1), ign.any(-1)
-            m_reg = _last_argmax(np.where(reg, iou_r, -np.inf))
-            m_ign = _last_argmax(np.where(ign, iou_r, -np.inf))
-            m = np.where(has_reg, m_reg, np.where(has_ign, m_ign, -1))
+            elig = present[:na] & (~used[:na] | crowd[:na]) & (iou_r >= thr3)
+            reg = elig & regular[:na]
+            has_reg, has = reg.any(-1), elig.any(-1)
+            # A regular annotation if one qualifies, else an ignored one (COCOeval's order).
+            cand = np.where(has_reg[..., None], reg, elig)
+            m = np.where(has, np.argmax(np.where(cand, iou_r, -1.0), axis=-1), -1)
             match[:na, :, r] = m
-            dt_ign[:na, :, r] = ~has_reg & has_ign
-            rr, ss = np.nonzero(m >= 0)
+            dt_ign[:na, :, r] = has & ~has_reg
+            rr, ss = np.nonzero(has)
             used[rr, ss, m[rr, ss]] = True
+        gid_nonzero = gid_nonzero[:, ::-1]
         valid_d = dt_glob >= 0
         matched = (match >= 0) & gid_nonzero[np.arange(n)[:, None, None], np.maximum(match, 0)]
         d_area = np.where(valid_d, data.dt_area[np.maximum(dt_glob, 0)], 0.0)[:, None, :]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from ..utils.errors import DataError
 
@@ -52,11 +53,12 @@ def image_chunks(cost: np.ndarray, budget: int = 4_000_000) -> List[np.ndarray]:
     cut into chunks whose padded size (items x the largest cost) stays near ``budget``; items
     sorted by cost so that padding is small."""
     order = np.argsort(cost, kind="stable")
+    c = np.asarray(cost)[order]
     chunks, start = [], 0
     while start < len(order):
-        stop = start + 1
-        while stop < len(order) and cost[order[stop]] * (stop + 1 - start) <= budget:
-            stop += 1
+        # Padded size of [start, stop) is c[stop - 1] * (stop - start): increasing in stop.
+        padded_size = c[start:] * np.arange(1, len(order) - start + 1)
+        stop = start + max(1, int(np.searchsorted(padded_size, budget, side="right")))
         chunks.append(order[start:stop])
         start = stop
     return chunks
@@ -200,8 +202,6 @@ class ErrorAnalysisData:
             dt_area = dt_box[:, 2] * dt_box[:, 3]
             iou = _pairwise_box_iou(dt_box, gt_box, gt_crowd, dt_start, gt_start, iou_start)
         else:
-            from pycocotools import mask as mask_utils
-
             dt_rle = [_results_rle(r) for r in results]
             gt_rle = [coco_gt.annToRLE(a) for a in anns]
             dt_area = _mask_areas(dt_rle)
@@ -236,8 +236,6 @@ def _mask_areas(rles: Sequence[Dict[str, Any]]) -> np.ndarray:
     """pycocotools.mask.area of each RLE, float64. Called on at most 255 masks at a time:
     pycocotools 2.0.11's area() with numpy 2 fails on longer lists (its output length goes
     through a uint8)."""
-    from pycocotools import mask as mask_utils
-
     parts = [
         np.asarray(mask_utils.area(list(rles[i : i + 255])), dtype=np.float64).reshape(-1)
         for i in range(0, len(rles), 255)
@@ -254,8 +252,6 @@ def _results_rle(entry: Mapping[str, Any]) -> Dict[str, Any]:
         )
     counts = segm["counts"]
     if isinstance(counts, list):
-        from pycocotools import mask as mask_utils
-
         return mask_utils.frPyObjects(dict(segm), *segm["size"])
     return {"size": list(segm["size"]), "counts": counts}
 

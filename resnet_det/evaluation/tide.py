@@ -76,23 +76,20 @@ class TideResult:
     per_class_dap: Dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _class_aps(cls, score, tp, order, num_gt, universe) -> np.ndarray:
-    """TIDE's AP (percent) of each category in ``universe``; NaN for the others and for
-    categories left empty (no points and no ground truth)."""
+def _class_aps(cls, tp, num_gt, universe) -> np.ndarray:
+    """TIDE's AP (percent) of each category in ``universe`` from its points ``cls``, ``tp``,
+    sorted by category and, within one, in tidecv's order (score descending, ties in push
+    order); NaN for the other categories and for those left empty (no points, no ground
+    truth)."""
     num_classes = len(num_gt)
     aps = np.full(num_classes, np.nan)
-    idx = np.lexsort((order, -score, cls))
-    cls, tp = cls[idx], tp[idx]
     bounds = np.searchsorted(cls, np.arange(num_classes + 1))
     for k in np.flatnonzero(universe):
         t = tp[bounds[k] : bounds[k + 1]]
         n_gt = int(num_gt[k])
         if len(t) == 0 and n_gt == 0:
             continue  # tidecv's is_empty: not averaged
-        if n_gt == 0:
-            aps[k] = 0.0
-            continue
-        if len(t) == 0:
+        if n_gt == 0 or len(t) == 0:
             aps[k] = 0.0
             continue
         num_true = np.cumsum(t)
@@ -292,15 +289,18 @@ def tide_errors(
 
     universe = (num_gt > 0) | (np.bincount(cls_d[~ign_d], minlength=K) > 0)
     base = ~ign_d
-    ap_base = _class_aps(cls_d[base], score_d[base], is_tp[base], seq_d[base], num_gt, universe)
+    by_base = np.lexsort((seq_d, -score_d, cls_d))
+    by_base = by_base[base[by_base]]
+    ap_base = _class_aps(cls_d[by_base], is_tp[by_base], num_gt, universe)
     ap50 = _mean(ap_base)
 
     # tidecv rebuilds the points of a fixed evaluation errors first, then the true positives.
     fix_order = np.where(is_tp, len(data.dt_score) + seq_d, seq_d)
+    by_fix = np.lexsort((fix_order, -score_d, cls_d))
 
     def variant(kind: str) -> np.ndarray:
         pts_keep = ~ign_d
-        cls_v, tp_v, score_v, gts = cls_d, is_tp, score_d, num_gt
+        cls_v, tp_v, gts = cls_d, is_tp, num_gt
         if kind in _CODES:
             this = err_d == _CODES[kind]
             if kind in ("cls", "loc"):
@@ -315,10 +315,15 @@ def tide_errors(
             gts = num_gt - miss_per_class
         elif kind == "false_neg":
             gts = num_gt - fn_per_class
-        elif kind == "false_pos":
-            score_v = np.where(is_tp, 1.0, 0.0)
-        p = pts_keep
-        return _class_aps(cls_v[p], score_v[p], tp_v[p], fix_order[p], gts, universe)
+        if kind == "cls":  # fixed points move to their object's class: sort again
+            perm = np.lexsort((fix_order, -score_d, cls_v))
+        else:
+            perm = by_fix
+        perm = perm[pts_keep[perm]]
+        if kind == "false_pos":
+            # Every true positive scored 1, every false positive 0: true positives first.
+            perm = perm[np.lexsort((~tp_v[perm], cls_v[perm]))]
+        return _class_aps(cls_v[perm], tp_v[perm], gts, universe)
 
     dap: Dict[str, float] = OrderedDict()
     per_class: Dict[str, np.ndarray] = OrderedDict()

@@ -11,6 +11,9 @@ image, half near an object. Two rows:
   COCOeval on the same objects (the matching, accumulation and summary alone).
 - "COCO segm eval, metric only" (row "coco_segm"): mask AP, ``run_coco_eval(iou_type="segm")``
   against pycocotools on polygons (ground truth) and RLE masks (results) drawn the same way.
+- "COCO error analysis" (row "coco_errors"): ``analyze_errors`` (TIDE's dAP, cocoapi's
+  analyze curves, the confusion matrix; no pictures) against the plain COCO evaluation
+  (``run_coco_eval``) of the same objects: the analysis costs the ratio times the evaluation.
 
 The AP of both sides is recorded with the row (``extra``): equal, as
 tests/evaluation/test_fast_coco.py requires.
@@ -30,12 +33,19 @@ import numpy as np
 from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
 from resnet_det.data.datasets.builtin import register_coco_instances
 from resnet_det.evaluation.coco_evaluation import COCOEvaluator, load_coco_gt
+from resnet_det.evaluation.error_analysis import analyze_errors
 from resnet_det.evaluation.fast_coco import run_coco_eval
 from resnet_det.evaluation.results_file import load_results_file, score_results
 
 from .harness import BenchOptions, BenchRow, compare
 
-__all__ = ["make_coco_problem", "make_segm_problem", "coco_rows", "coco_segm_rows"]
+__all__ = [
+    "make_coco_problem",
+    "make_segm_problem",
+    "coco_rows",
+    "coco_segm_rows",
+    "coco_error_rows",
+]
 
 COCO_CATEGORY_IDS = [
     i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
@@ -287,4 +297,44 @@ def coco_segm_rows(
         "(load gt, loadRes, evaluate, accumulate, summarize)",
     )
     row.extra.update(ours_AP=100 * aps["ours"], peer_AP=100 * aps["peer"])
+    return [row]
+
+
+def coco_error_rows(
+    folder: str, opts: BenchOptions, *, num_images: int = 2000, dets_per_image: int = 100
+) -> List[BenchRow]:
+    """The error analysis (``analyze_errors``: TIDE's dAP, cocoapi's analyze curves, the
+    confusion matrix; pictures not drawn) against the plain COCO evaluation (``run_coco_eval``
+    with faster-coco-eval, the default) on the same ground truth and results
+    (:func:`make_coco_problem`)."""
+
+    gt_path, res_path = make_coco_problem(
+        folder, num_images=num_images, dets_per_image=dets_per_image
+    )
+    gt = load_coco_gt(gt_path)
+    with open(res_path) as f:
+        results = json.load(f)
+    out: Dict[str, Any] = {}
+
+    def analysis() -> None:
+        out["analysis"] = analyze_errors(gt, results, iou_type="bbox")
+
+    def evaluation() -> None:
+        out["AP50"] = float(run_coco_eval(gt, results, backend="faster-coco-eval").stats[1])
+
+    row = compare(
+        "COCO error analysis",
+        analysis,
+        evaluation,
+        peer_name="the plain COCO evaluation (faster-coco-eval)",
+        opts=opts,
+        unit="s",
+        note=f"{num_images} images x {dets_per_image} detections (TIDE dAP, analyze curves, "
+        "confusion matrix; no pictures)",
+    )
+    row.extra.update(
+        tide_AP50=out["analysis"].tide.ap50,
+        coco_AP50=100 * out["AP50"],
+        **{k: round(v, 3) for k, v in out["analysis"].metrics().items()},
+    )
     return [row]

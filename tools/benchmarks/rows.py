@@ -23,6 +23,7 @@ ROWS = (
     "loaders",
     "coco",
     "coco_segm",
+    "coco_errors",
     "gpu_resnet50",
     "gpu_pipeline",
     "gpu_r101_c4",
@@ -104,6 +105,15 @@ def run_rows(
 
         out += coco_segm_rows(
             os.path.join(work_dir, "coco_segm"),
+            coco_opts,
+            num_images=coco_images,
+            dets_per_image=coco_dets,
+        )
+    if "coco_errors" in rows:
+        from .coco import coco_error_rows
+
+        out += coco_error_rows(
+            os.path.join(work_dir, "coco_errors"),
             coco_opts,
             num_images=coco_images,
             dets_per_image=coco_dets,

@@ -114,6 +114,16 @@ def test_coco_segm_row_same_ap_both_sides(tmp_path):
     assert rows[0].extra["ours_AP"] > 0
 
 
+def test_coco_error_row(tmp_path):
+    rows = bench_coco.coco_error_rows(
+        str(tmp_path), BenchOptions(repetitions=1, warmup=0), num_images=12, dets_per_image=6
+    )
+    _check(rows, ["COCO error analysis"])
+    extra = rows[0].extra
+    assert extra["tide_AP50"] > 0 and extra["coco_AP50"] > 0
+    assert {f"dAP/{k}" for k in ("cls", "loc", "both", "dupe", "bkg", "miss")} <= set(extra)
+
+
 def test_gpu_rows_run_on_cpu(tmp_path):
     opts = BenchOptions(batch=2, size=32, repetitions=1, warmup=0)
     rows = bench_gpu.resnet50_rows(opts)
