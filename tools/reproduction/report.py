@@ -1,6 +1,8 @@
 """The comparison's report: OUTPUT_DIR/reproduction.md (the paper's numbers and ours side by
-side, the gain of the deeper net in both, every run's config, command, commit, wall time and
-machine load) and OUTPUT_DIR/reproduction.png (the same numbers as bars)."""
+side, the gain of the deeper net in both, where each net loses its AP when the detection runs
+ran the error analysis (TEST.ERROR_ANALYSIS), every run's config, command, commit, wall time
+and machine load), OUTPUT_DIR/reproduction.png (the numbers as bars) and
+OUTPUT_DIR/reproduction_errors.png (the error breakdown of both nets side by side)."""
 
 import os
 import platform
@@ -10,6 +12,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
+from resnet_det.evaluation.error_plots import plot_error_comparison
+from resnet_det.evaluation.tide import TIDE_MAIN_ERRORS, TIDE_NAMES, TIDE_SPECIAL_ERRORS
 from resnet_det.evaluation.voc_submission import submission_zip_path
 from resnet_det.utils.file_io import atomic_write_text
 from resnet_det.utils.visualize import finish_figure
@@ -17,7 +21,7 @@ from resnet_det.utils.visualize import finish_figure
 from .paper import Comparison, Metric
 from .plan import Step
 
-__all__ = ["ours", "write_report", "format_seconds"]
+__all__ = ["ours", "error_breakdown", "write_report", "format_seconds"]
 
 _KIND = {"pretrain": "pretraining", "convert": "conversion", "detect": "detection"}
 
@@ -52,6 +56,52 @@ def ours(comparison: Comparison, state: Mapping[str, Any]) -> Dict[str, Dict[str
             values = {m.label: server for m in comparison.metrics}
         out[b.slug] = values
     return out
+
+
+def error_breakdown(
+    comparison: Comparison, state: Mapping[str, Any]
+) -> Optional[Dict[str, Dict[str, float]]]:
+    """{backbone slug: {error: dAP}} (TIDE's eight numbers of the box detections, from the
+    detection runs' ``bbox/dAP/*`` metrics), or None until both runs have them."""
+    out: Dict[str, Dict[str, float]] = {}
+    for b in comparison.backbones:
+        record = state.get("steps", {}).get(f"detect_{b.slug}", {})
+        bbox = _bbox(record.get("results") or {}) if record.get("status") == "done" else {}
+        values = {k: bbox.get(f"dAP/{k}") for k in TIDE_MAIN_ERRORS + TIDE_SPECIAL_ERRORS}
+        if any(v is None for v in values.values()):
+            return None
+        out[b.slug] = {k: float(v) for k, v in values.items()}
+    return out
+
+
+def _error_section(comparison: Comparison, errors, figure: str) -> List[str]:
+    base, deep = comparison.backbones
+    lines = [
+        "## Where the AP is lost: TIDE's error breakdown (boxes, IoU 0.5)",
+        "",
+        "dAP: how many AP50 points each kind of error costs (the AP50 gained by fixing it "
+        "alone; docs/error_analysis.md), lower is better. The last column is the change from "
+        f"{base.name} to {deep.name}: negative where {deep.name} makes that error less.",
+        "",
+        f"| error | {base.name} | {deep.name} | {deep.name} − {base.name} |",
+        "| --- | --- | --- | --- |",
+    ]
+    for k in TIDE_MAIN_ERRORS + TIDE_SPECIAL_ERRORS:
+        a, b = errors[base.slug][k], errors[deep.slug][k]
+        lines.append(f"| {TIDE_NAMES[k]} | {a:.2f} | {b:.2f} | {b - a:+.2f} |")
+    # Largest reduction first; equal ones in TIDE's order.
+    change = sorted(
+        ((errors[base.slug][k] - errors[deep.slug][k], k) for k in TIDE_MAIN_ERRORS),
+        key=lambda item: -item[0],
+    )
+    less = [f"{TIDE_NAMES[k]} by {d:.2f}" for d, k in change if d >= 0.005]
+    more = [f"{TIDE_NAMES[k]} by {-d:.2f}" for d, k in change if d <= -0.005]
+    text = f"{deep.name} reduces " + (", ".join(less) if less else "none of the main errors")
+    text += " AP50 points"
+    if more:
+        text += f"; it loses more than {base.name} to " + ", ".join(more)
+    lines += ["", text + ".", "", f"![the error breakdown of both backbones]({figure})", ""]
+    return lines
 
 
 def _num(value: Optional[float], signed: bool = False) -> str:
@@ -137,7 +187,9 @@ def write_report(
     *,
     num_gpus: int = 1,
 ) -> Dict[str, str]:
-    """Write reproduction.md and reproduction.png in ``output_dir``; returns their paths."""
+    """Write reproduction.md, reproduction.png and, once both detection runs have TIDE's
+    numbers, reproduction_errors.png in ``output_dir``; returns their paths ("markdown",
+    "figure", "errors_figure")."""
     values = ours(comparison, state)
     records = state.get("steps", {})
     md: List[str] = [f"# Reproducing He et al. 2015 — {comparison.title}", ""]
@@ -147,6 +199,15 @@ def write_report(
     md += _table(comparison, values) + [""]
     if comparison.note:
         md += [comparison.note, ""]
+    errors = error_breakdown(comparison, state)
+    paths: Dict[str, str] = {}
+    if errors is not None:
+        paths["errors_figure"] = plot_error_comparison(
+            {b.name: errors[b.slug] for b in comparison.backbones},
+            os.path.join(output_dir, "reproduction_errors.png"),
+            title=f"{comparison.title}: TIDE error breakdown (dAP, AP50 points)",
+        )
+        md += _error_section(comparison, errors, "reproduction_errors.png")
     if comparison.server:
         files = [
             submission_zip_path(os.path.join(s.run_dir, "inference", name), name)
@@ -205,6 +266,7 @@ def write_report(
     return {
         "markdown": md_path,
         "figure": plot_comparison(comparison, values, os.path.join(output_dir, "reproduction.png")),
+        **paths,
     }
 
 

@@ -67,6 +67,35 @@ def test_second_call_skips_every_finished_step(tmp_path, monkeypatch):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_has_the_error_breakdown_side_by_side(tmp_path, monkeypatch):
+    """Detection runs with TEST.ERROR_ANALYSIS (the demo's configs set it) report dAP; the
+    report puts both backbones' side by side, with the change and a picture."""
+    dap = {
+        "vgg16q": {"loc": 9.0, "cls": 3.0, "both": 1.0, "dupe": 0.5, "bkg": 4.0, "miss": 2.0},
+        "r18": {"loc": 4.5, "cls": 3.5, "both": 0.5, "dupe": 0.5, "bkg": 1.0, "miss": 1.5},
+    }
+    for d in dap.values():
+        d.update(false_pos=20.0, false_neg=8.0)
+
+    def fake(step, num_gpus, dist_url):
+        assert step.kind != "detect" or step.cfg.TEST.ERROR_ANALYSIS
+        result = FakeRuns()(step, num_gpus, dist_url)
+        if step.kind == "detect":
+            result["bbox"].update({f"dAP/{k}": v for k, v in dap[step.backbone.slug].items()})
+        return result
+
+    monkeypatch.setattr(pipeline, "_run_step", fake)
+    paths = run_comparison(DEMO, output_dir=str(tmp_path / "demo"))
+    text = open(paths["markdown"]).read()
+    assert "| Loc | 9.00 | 4.50 | -4.50 |" in text
+    assert "| Cls | 3.00 | 3.50 | +0.50 |" in text
+    assert "ResNet-101 reduces Loc by 4.50, Bkg by 3.00, Both by 0.50, Miss by 0.50" in text
+    assert "it loses more than VGG-16 to Cls by 0.50" in text
+    assert "![the error breakdown of both backbones](reproduction_errors.png)" in text
+    with open(paths["errors_figure"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_interrupted_step_runs_again_and_nothing_before_it(tmp_path, monkeypatch):
     fake = FakeRuns(interrupt="detect_r18")
     monkeypatch.setattr(pipeline, "_run_step", fake)

@@ -40,3 +40,22 @@ def test_format_seconds():
         "1 h 00 min",
         "2 h 03 min",
     ]
+
+
+ERRORS = ("cls", "loc", "both", "dupe", "bkg", "miss", "false_pos", "false_neg")
+
+
+def test_error_breakdown_needs_both_runs():
+    from reproduction.report import error_breakdown
+
+    dap = {f"dAP/{k}": float(i) for i, k in enumerate(ERRORS)}
+    state = {
+        "steps": {
+            "detect_vgg16": {"status": "done", "results": {"bbox": {"AP50": 41.0, **dap}}},
+            "detect_r101": {"status": "done", "results": {"bbox": {"AP50": 48.0}}},
+        }
+    }
+    assert error_breakdown(COMPARISONS["8"], state) is None  # r101 ran without the analysis
+    state["steps"]["detect_r101"]["results"]["bbox"].update(dap)
+    out = error_breakdown(COMPARISONS["8"], state)
+    assert out["r101"] == out["vgg16"] == {k: float(i) for i, k in enumerate(ERRORS)}
