@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -272,6 +273,6 @@ def plot_error_comparison(
     ax.set_xticks(x, [TIDE_NAMES[k] for k in kinds])
     ax.axvline(len(TIDE_MAIN_ERRORS) - 0.5, color="black", lw=0.6, ls=":")
     ax.set_ylabel("dAP (AP50 points): lower is better")
-    ax.set_title(title or "TIDE error breakdown", fontsize=10)
+    ax.set_title(textwrap.fill(title or "TIDE error breakdown", 110), fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)

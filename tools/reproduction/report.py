@@ -95,7 +95,7 @@ def _error_section(comparison: Comparison, errors, figure: str) -> List[str]:
         key=lambda item: -item[0],
     )
     less = [f"{TIDE_NAMES[k]} by {d:.2f}" for d, k in change if d >= 0.005]
-    more = [f"{TIDE_NAMES[k]} by {-d:.2f}" for d, k in change if d <= -0.005]
+    more = [f"{TIDE_NAMES[k]} by {-d:.2f}" for d, k in reversed(change) if d <= -0.005]
     text = f"{deep.name} reduces " + (", ".join(less) if less else "none of the main errors")
     text += " AP50 points"
     if more:
@@ -203,7 +203,10 @@ def write_report(
     paths: Dict[str, str] = {}
     if errors is not None:
         paths["errors_figure"] = plot_error_comparison(
-            {b.name: errors[b.slug] for b in comparison.backbones},
+            {
+                b.name if b.ours == b.name else f"{b.name} (ours: {b.ours})": errors[b.slug]
+                for b in comparison.backbones
+            },
             os.path.join(output_dir, "reproduction_errors.png"),
             title=f"{comparison.title}: TIDE error breakdown (dAP, AP50 points)",
         )
