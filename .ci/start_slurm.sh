@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "start_slurm.sh: needs root (installs packages, starts daemons)" >&2
   exit 1
 fi
-if command -v sinfo >/dev/null 2>&1 && timeout 10 sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+if command -v sinfo >/dev/null 2>&1 && timeout 10 sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated|completing)'; then
   echo "start_slurm.sh: a SLURM cluster already answers: $(sinfo -h -o '%N %T %c CPUs')"
   exit 0
 fi

@@ -122,10 +122,13 @@ def slurm_missing(daemons: bool = True) -> str:
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"sinfo failed: {e}"
-    states = proc.stdout.split()
-    if proc.returncode != 0 or not any(s.rstrip("*") in ("idle", "mixed") for s in states):
+    # A node busy with another job (allocated, completing) will take the tests' jobs when it
+    # is free: srun and sbatch wait for it.
+    usable = ("idle", "mixed", "allocated", "completing")
+    states = [s.rstrip("*~#!%$@^-+") for s in proc.stdout.split()]
+    if proc.returncode != 0 or not any(s in usable for s in states):
         return (
-            "no SLURM cluster with an idle node answers here (sinfo: "
+            "no SLURM cluster with a usable node answers here (sinfo: "
             f"{(proc.stdout + proc.stderr).strip()!r}; .ci/start_slurm.sh starts one as root)"
         )
     return ""
