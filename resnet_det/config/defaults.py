@@ -205,6 +205,10 @@ DEFAULTS.INPUT.MAX_SIZE_TEST = 1000
 DEFAULTS.INPUT.FORMAT = "BGR"
 # Horizontal flip probability in training.
 DEFAULTS.INPUT.RANDOM_FLIP_PROB = 0.5
+# Where the training loaders decode: "" in the loader workers (CPU); a device ("cuda", "cpu"):
+# the workers read the files and the main process decodes each batch there (nvJPEG on a GPU,
+# one call per batch) and augments it there (docs/datasets.md, "Decoding on the GPU").
+DEFAULTS.INPUT.DECODE_DEVICE = ""
 
 # Classification input (pretraining).
 DEFAULTS.INPUT.CLS = _FvCfgNode()

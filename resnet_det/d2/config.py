@@ -60,6 +60,8 @@ RESTRICTED_KEYS: Dict[str, Tuple] = {
     "DATALOADER.ON_BAD_IMAGE": ("stop",),
     # detectron2's trainer has no channels_last switch.
     "SOLVER.CHANNELS_LAST": (False,),
+    # detectron2's loaders decode in their workers.
+    "INPUT.DECODE_DEVICE": ("",),
     # detectron2's DefaultTrainer keeps every periodic checkpoint (no max_to_keep), i.e. 0.
     "SOLVER.CHECKPOINT_KEEP_LAST": (0,),
     # detectron2's trainer raises FloatingPointError at the first non-finite loss, i.e. 0.

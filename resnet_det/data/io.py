@@ -405,10 +405,11 @@ def to_format(image: torch.Tensor, format: str, *, hflip: bool = False) -> torch
     if rgb and not hflip and image.is_contiguous():
         return image
     if image.device.type != "cpu":
+        # flip() copies on the device (an index tensor would be a host-to-device copy).
         if hflip:
             image = image.flip(-1)
         if not rgb:
-            image = image.index_select(0, torch.tensor([2, 1, 0], device=image.device))
+            image = image.flip(0)
         return image.contiguous()
     # numpy's strided copy of a channels-last uint8 image is 2-3x torch's (whose copy kernels
     # do not vectorise a stride of 3); the reversals ride on the same copy.
@@ -466,18 +467,35 @@ def decode_jpegs(
         file_names: their names, for errors.
         device: "cpu" or a CUDA device.
         image_ids: the images' dataset ids, for errors.
+
+    Raises:
+        RuntimeError: the device fails on a file the CPU decodes (the device's fault, not the
+            file's: nothing is decoded elsewhere in its place).
     """
     jpeg = _decoders()[0]
+    device = torch.device(device)
     ids = list(image_ids) if image_ids is not None else [None] * len(datas)
     try:
         return list(jpeg(list(datas), mode="RGB", device=device))
-    except ImportError:
-        raise
     except Exception:  # which file: one at a time
-        out: List[Union[torch.Tensor, BadImageError]] = []
-        for data, name, image_id in zip(datas, file_names, ids):
+        pass
+    out: List[Union[torch.Tensor, BadImageError]] = []
+    for data, name, image_id in zip(datas, file_names, ids):
+        try:
+            out.append(jpeg([data], mode="RGB", device=device)[0])
+            continue
+        except Exception as e:
+            device_error = e
+        if device.type != "cpu":
             try:
-                out.append(jpeg([data], mode="RGB", device=device)[0])
+                jpeg(data, mode="RGB")
             except Exception as e:
-                out.append(BadImageError.at(name, _reason(e), image_id=image_id))
-        return out
+                device_error = e
+            else:
+                raise RuntimeError(
+                    f"decoding {name} on {device} failed ({_reason(device_error)}), but it "
+                    f"decodes on the CPU; set INPUT.DECODE_DEVICE '' to decode in the loader "
+                    f"workers"
+                ) from device_error
+        out.append(BadImageError.at(name, _reason(device_error), image_id=image_id))
+    return out

@@ -8,7 +8,7 @@ exactly the batches an uninterrupted run sees (docs/reproducibility.md).
 """
 
 import logging
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
 
@@ -17,6 +17,7 @@ from ...utils.dist import get_world_size
 from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
 from ..catalog import DatasetCatalog, common_thing_classes
+from ..device_decode import DeviceDecodingLoader, resolve_decode_device
 from ..io import check_on_bad_image
 from ..samplers import (
     InferenceSampler,
@@ -27,7 +28,12 @@ from ..samplers import (
     resolve_dist,
 )
 from ..skips import SkipCountingLoader, SkipCounts
-from .dataset import ClassificationTestDataset, ClassificationTrainDataset, collate_classification
+from .dataset import (
+    ClassificationBatchFinisher,
+    ClassificationTestDataset,
+    ClassificationTrainDataset,
+    collate_classification,
+)
 from .transforms import TEST_MODES, build_classification_transform
 
 __all__ = [
@@ -52,8 +58,14 @@ def classification_train_loader(
     on_bad_image: str = "stop",
     rank: Optional[int] = None,
     world_size: Optional[int] = None,
-) -> torch.utils.data.DataLoader:
+    decode_device: Optional[torch.device] = None,
+) -> Iterable:
     """An infinite loader of training batches; batch i on rank r is a function of (seed, i, r).
+
+    With ``decode_device`` the workers read the files and draw each sample's augmentation,
+    and the batches are decoded and augmented on that device in the main process
+    (resnet_det.data.device_decode): a DeviceDecodingLoader over the DataLoader, whose batches
+    are those of the decoded path, on the device.
 
     Args:
         dicts: classification dataset dicts.
@@ -64,6 +76,7 @@ def classification_train_loader(
         start_iter: first iteration (resume): batches 0..start_iter-1 are skipped.
         on_bad_image: "stop" or "skip".
         rank, world_size: default from torch.distributed.
+        decode_device: None (the workers decode) or the device to decode batches on.
     """
     rank, world_size = resolve_dist(rank, world_size)
     if global_batch_size <= 0 or global_batch_size % world_size:
@@ -71,9 +84,11 @@ def classification_train_loader(
             f"SOLVER.IMS_PER_BATCH ({global_batch_size}) must be a positive "
             f"multiple of the world size ({world_size})"
         )
-    dataset = ClassificationTrainDataset(dicts, transform=transform, on_bad_image=on_bad_image)
+    dataset = ClassificationTrainDataset(
+        dicts, transform=transform, on_bad_image=on_bad_image, decode_device=decode_device
+    )
     sampler = TrainingSampler(len(dicts), seed=seed, rank=rank, world_size=world_size)
-    return torch.utils.data.DataLoader(
+    loader = torch.utils.data.DataLoader(
         dataset,
         batch_sampler=TrainBatchSampler(
             sampler, global_batch_size // world_size, start_iter=start_iter
@@ -86,6 +101,10 @@ def classification_train_loader(
         # workers, more would oversubscribe the cores.
         **loader_seeding(seed, rank, num_threads=1),
     )
+    if decode_device is None:
+        return loader
+    finish = ClassificationBatchFinisher(transform, on_bad_image)
+    return DeviceDecodingLoader(loader, finish, device=decode_device)
 
 
 def classification_test_loader(
@@ -189,8 +208,9 @@ def _transform_kwargs(cfg) -> Dict[str, Any]:
 
 
 def build_classification_train_loader(cfg, start_iter: int = 0) -> SkipCountingLoader:
-    """Training loader of DATASETS.TRAIN with the INPUT.CLS recipe, wrapped in a
-    SkipCountingLoader holding what DATALOADER.ON_BAD_IMAGE left out.
+    """Training loader of DATASETS.TRAIN with the INPUT.CLS recipe (decoded on
+    INPUT.DECODE_DEVICE when set), wrapped in a SkipCountingLoader holding what
+    DATALOADER.ON_BAD_IMAGE left out.
 
     The data order and augmentation derive from the resolved SEED (SEED < 0 is drawn and
     recorded in ``cfg.SEED``, as build_detection_train_loader does).
@@ -216,6 +236,7 @@ def build_classification_train_loader(cfg, start_iter: int = 0) -> SkipCountingL
             num_workers=cfg.DATALOADER.NUM_WORKERS,
             start_iter=start_iter,
             on_bad_image=on_bad_image,
+            decode_device=resolve_decode_device(cfg.INPUT.DECODE_DEVICE),
         ),
         read_counts,
     )

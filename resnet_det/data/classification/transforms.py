@@ -5,9 +5,14 @@ crop, horizontal flip, mean subtraction and AlexNet's PCA colour augmentation; t
 centre crop, ten crops, or the whole image at several scales. CIFAR-10 (Sec. 4.2): 4-pixel
 zero padding, a 32x32 crop and a flip. The random ops draw from torch's global generator; the
 training dataset seeds it per sample (classification/dataset.py).
+
+The training chain (ClassificationTrainTransform) draws its random parameters from the image's
+size alone (``plan``), with torchvision's own ``make_params``, and applies them later
+(``apply``): so a loader worker can draw them and the main process apply them on a GPU to a
+batch decoded there (INPUT.DECODE_DEVICE, resnet_det.data.device_decode).
 """
 
-from typing import Any, Callable, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torchvision.transforms.v2 as T
@@ -20,6 +25,7 @@ __all__ = [
     "IMAGENET_PCA_EIGVEC",
     "TEST_MODES",
     "PCALighting",
+    "ClassificationTrainTransform",
     "build_classification_transform",
 ]
 
@@ -68,13 +74,21 @@ class PCALighting(torch.nn.Module):
         """The per-channel offset added for component weights ``alpha`` (shape [3])."""
         return self.eigvec @ (alpha * self.eigval) * self.pixel_scale
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        if self.alphastd == 0:
+    def draw(self) -> Optional[torch.Tensor]:
+        """The component weights of one image (from torch's global generator), or None when
+        ``alphastd`` is 0."""
+        return None if self.alphastd == 0 else torch.randn(3) * self.alphastd
+
+    def apply(self, img: torch.Tensor, alpha: Optional[torch.Tensor]) -> torch.Tensor:
+        """``img`` with the colour shift of the drawn ``alpha`` added (on ``img``'s device)."""
+        if alpha is None:
             return img
         if img.shape[-3] != 3:
             raise ValueError(f"PCALighting expects 3 RGB channels, got shape {tuple(img.shape)}")
-        alpha = torch.randn(3) * self.alphastd
-        return img + self.rgb_shift(alpha).view(3, 1, 1).to(img.dtype)
+        return img + self.rgb_shift(alpha).view(3, 1, 1).to(img.device, img.dtype)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.apply(img, self.draw())
 
 
 class _Dense(torch.nn.Module):
@@ -85,6 +99,109 @@ class _Dense(torch.nn.Module):
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         return to_format(img, "RGB")
+
+
+class ClassificationTrainTransform(torch.nn.Module):
+    """The training chain of torchvision v2 transforms (and PCALighting), called on a uint8 RGB
+    Tensor[3, H, W] as a ``T.Compose`` of them is, with the same draws from torch's global
+    generator, in the same order; or in two steps:
+
+    - ``plan(height, width)``: every random parameter for an image of that size (each
+      transform's ``make_params``, on a shape-only "meta" tensor; the flip's coin first, as
+      torchvision's random-apply transforms toss it);
+    - ``apply(img, plan)``: the chain with those parameters, on ``img``'s device, drawing
+      nothing; ``apply_batch`` does it for a batch, running the per-channel arithmetic that
+      follows the crop (dtype, PCA lighting, normalisation) once on the stacked crops: the
+      same values, a few kernel launches per batch instead of per image on a GPU.
+
+    Args:
+        transforms: the chain, in order (``.transforms``, as T.Compose's).
+    """
+
+    def __init__(self, transforms: Sequence[torch.nn.Module]):
+        super().__init__()
+        self.transforms = torch.nn.ModuleList(transforms)
+
+    def plan(self, height: int, width: int) -> List[Any]:
+        """The parameters of each op for an image of ``height`` x ``width``: a dict, None for
+        a random-apply transform whose coin said no, the alpha for PCALighting."""
+        params: List[Any] = []
+        for op in self.transforms:
+            if isinstance(op, PCALighting):
+                params.append(op.draw())
+            elif not isinstance(op, T.Transform):
+                params.append({})
+            elif isinstance(op, T.RandomHorizontalFlip) and torch.rand(1) >= op.p:
+                params.append(None)
+            else:
+                shape = torch.empty(3, height, width, dtype=torch.uint8, device="meta")
+                p = op.make_params([shape])
+                height, width = _size_after(op, p, shape)
+                params.append(p)
+        return params
+
+    def apply(self, img: torch.Tensor, plan: Sequence[Any]) -> torch.Tensor:
+        """``img`` through the chain with the parameters ``plan`` drew."""
+        return self._apply(img, plan, len(self.transforms))
+
+    def _apply(self, img: torch.Tensor, plan: Sequence[Any], end: int) -> torch.Tensor:
+        for op, p in zip(self.transforms[:end], plan):
+            if isinstance(op, PCALighting):
+                img = op.apply(img, p)
+            elif not isinstance(op, T.Transform):
+                img = op(img)
+            elif p is not None:
+                img = op.transform(img, p)
+        return img
+
+    def apply_batch(self, images: Sequence[torch.Tensor], plans: Sequence[Sequence[Any]]):
+        """The float batch [B, 3, h, w] of ``images`` through the chain with their ``plans``
+        (the values ``apply`` gives image by image)."""
+        split = len(self.transforms)
+        while split > 0 and isinstance(self.transforms[split - 1], _BATCHED):
+            split -= 1
+        batch = torch.stack([self._apply(img, plan, split) for img, plan in zip(images, plans)])
+        for i in range(split, len(self.transforms)):
+            op = self.transforms[i]
+            if isinstance(op, PCALighting):
+                alphas = [plan[i] for plan in plans]
+                if alphas[0] is not None:
+                    shifts = torch.stack([op.rgb_shift(a) for a in alphas]).view(-1, 3, 1, 1)
+                    batch = batch + shifts.to(batch.device, batch.dtype)
+            else:
+                batch = op.transform(batch, {})
+        return batch
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        # plan() and apply() in one pass on the image itself (the draws need its size only).
+        for op in self.transforms:
+            if isinstance(op, PCALighting):
+                img = op(img)
+            elif not isinstance(op, T.Transform):
+                img = op(img)
+            elif not (isinstance(op, T.RandomHorizontalFlip) and torch.rand(1) >= op.p):
+                img = op.transform(img, op.make_params([img]))
+        return img
+
+
+def _size_after(op: T.Transform, params: Dict[str, Any], shape: torch.Tensor) -> Tuple[int, int]:
+    """(height, width) of an image of ``shape`` after ``op`` with ``params``: torchvision's
+    own size computation for a resize (its box kernel returns the new canvas), the crop's size,
+    the same size for the per-pixel ops; any other op is run on the shape-only tensor."""
+    h, w = shape.shape[-2:]
+    if isinstance(op, (T.RandomResize, T.Resize)):
+        _, size = TF.resize_bounding_boxes(torch.zeros(0, 4), (h, w), params["size"])
+        return size
+    if isinstance(op, T.RandomCrop):
+        return params["height"], params["width"]
+    if isinstance(op, (T.RandomHorizontalFlip, T.ToDtype, T.Normalize)):
+        return h, w
+    return tuple(op.transform(shape, params).shape[-2:])
+
+
+# Per-channel arithmetic that draws nothing per image (PCALighting's alpha is drawn by plan),
+# so a batch can go through it at once.
+_BATCHED = (T.ToDtype, T.Normalize, PCALighting)
 
 
 class _Normalize(torch.nn.Module):
@@ -175,7 +292,7 @@ def build_classification_transform(
         if pca_lighting > 0:
             ops.append(PCALighting(alphastd=pca_lighting))
         ops.append(T.Normalize([float(m) for m in pixel_mean], [float(s) for s in pixel_std]))
-        return T.Compose(ops)
+        return ClassificationTrainTransform(ops)
     if test_mode == "center":
         ops = [T.Resize(test_resize, antialias=True)] if test_resize else []
         return T.Compose(ops + [T.CenterCrop(crop_size), _Dense(), normalize])

@@ -16,6 +16,7 @@ from ...utils.dist import get_world_size
 from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
 from ..catalog import DatasetCatalog, MetadataCatalog, common_thing_classes
+from ..device_decode import DeviceDecodingLoader
 from ..io import check_on_bad_image
 from ..samplers import (
     InferenceSampler,
@@ -202,9 +203,11 @@ def build_train_loader(
     shuffle: bool = True,
     rank: Optional[int] = None,
     world_size: Optional[int] = None,
-) -> DataLoader:
+) -> Iterable:
     """Infinite training loader yielding lists of ``total_batch_size / world_size`` mapped
-    dicts; batch i on rank r is a function of (seed, i, r) only.
+    dicts; batch i on rank r is a function of (seed, i, r) only. A DataLoader, or with a
+    mapper that decodes on a device (DatasetMapper's decode_device) a DeviceDecodingLoader
+    over one.
 
     Args:
         dataset: dataset dicts (already filtered).
@@ -232,13 +235,23 @@ def build_train_loader(
     batch_sampler = TrainBatchSampler(
         sampler, total_batch_size // world_size, group_ids=group_ids, start_iter=start_iter
     )
-    return DataLoader(
+    loader = DataLoader(
         MapDataset(dataset, mapper, group_ids=group_ids),
         batch_sampler=batch_sampler,
         num_workers=num_workers,
         collate_fn=trivial_batch_collator,
         **loader_seeding(seed, rank),
     )
+    return _on_device(loader, mapper)
+
+
+def _on_device(loader: DataLoader, mapper: Callable):
+    """``loader`` itself, or, for a mapper that leaves decoding to a device (DatasetMapper with
+    decode_device), a DeviceDecodingLoader finishing its batches there."""
+    finisher = getattr(mapper, "batch_finisher", lambda: None)()
+    if finisher is None:
+        return loader
+    return DeviceDecodingLoader(loader, finisher, device=mapper.decode_device)
 
 
 class TestLoader:
@@ -308,7 +321,7 @@ def build_test_loader(
         # base seed) does not reach training.
         worker_init_fn=WorkerSeeder(),
     )
-    return TestLoader(loader, name)
+    return TestLoader(_on_device(loader, mapper), name)
 
 
 def build_detection_train_loader(

@@ -10,6 +10,15 @@ import torch
 
 from ...config import ConfigError
 from ...utils.errors import DataError
+from ..device_decode import (
+    DECODED_SIZE,
+    ENCODED,
+    PIXELS,
+    decode_on_device,
+    read_for_device,
+    resolve_decode_device,
+    skip_or_raise,
+)
 from ..io import (
     SUPPORTED_FORMATS,
     BadImageError,
@@ -22,7 +31,10 @@ from ..segmentation import InstanceMasks, check_segmentation
 from ..skips import SkippedImage
 from .transforms import RandomFlip, ResizeShortestEdge, apply_image_ops, plan_transforms
 
-__all__ = ["DatasetMapper"]
+__all__ = ["DatasetMapper", "DetectionBatchFinisher"]
+
+# What a mapper with decode_device adds for the main process: the image's planned operations.
+IMAGE_OPS = "image_ops"
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +65,12 @@ class DatasetMapper:
     With ``mask_on``, a training object without a "segmentation" (reason "missing mask") or
     with one that is unusable ("bad annotation") is handled the same way, as a DataError.
 
+    With ``decode_device`` the mapper reads the file's bytes and header only (a file the device
+    cannot decode is decoded here), draws the augmentation from the header's size and returns
+    everything but "image": in its place "encoded" or "pixels", "decoded_size" and
+    "image_ops"; the loader's DetectionBatchFinisher decodes the batch on the device and
+    applies the operations there (resnet_det.data.device_decode).
+
     Args:
         is_train: training (random scale + flip) or test (fixed scale) behaviour.
         min_size_train: shorter-side lengths for training ("choice") or [min, max] ("range").
@@ -64,6 +82,7 @@ class DatasetMapper:
         flip_prob: horizontal flip probability in training.
         on_bad_image: "stop" or "skip".
         mask_on: add the instance masks in training (Mask R-CNN).
+        decode_device: None decodes here; a device: the loader's main process decodes there.
     """
 
     def __init__(
@@ -79,6 +98,7 @@ class DatasetMapper:
         flip_prob: float = 0.5,
         on_bad_image: str = "stop",
         mask_on: bool = False,
+        decode_device: Optional[torch.device] = None,
     ) -> None:
         if image_format not in SUPPORTED_FORMATS:
             raise ValueError(
@@ -90,6 +110,7 @@ class DatasetMapper:
         self.image_format = image_format
         self.on_bad_image = on_bad_image
         self.mask_on = bool(mask_on)
+        self.decode_device = None if decode_device is None else torch.device(decode_device)
         self.transforms: List = []
         if self.is_train:
             self.transforms.append(
@@ -102,7 +123,8 @@ class DatasetMapper:
 
     @classmethod
     def from_config(cls, cfg, is_train: bool) -> "DatasetMapper":
-        """The mapper for ``cfg`` (reads INPUT.*, DATALOADER.ON_BAD_IMAGE and MODEL.MASK_ON)."""
+        """The mapper for ``cfg`` (reads INPUT.*, including INPUT.DECODE_DEVICE,
+        DATALOADER.ON_BAD_IMAGE and MODEL.MASK_ON)."""
         min_size_train = cfg.INPUT.MIN_SIZE_TRAIN
         if isinstance(min_size_train, int):
             min_size_train = (min_size_train,)
@@ -136,6 +158,7 @@ class DatasetMapper:
             flip_prob=cfg.INPUT.RANDOM_FLIP_PROB,
             on_bad_image=cfg.DATALOADER.ON_BAD_IMAGE,
             mask_on=cfg.MODEL.MASK_ON,
+            decode_device=resolve_decode_device(cfg.INPUT.DECODE_DEVICE),
         )
 
     def __call__(self, dataset_dict: dict, seed: Optional[int] = None) -> Union[dict, SkippedImage]:
@@ -149,12 +172,16 @@ class DatasetMapper:
         """
         file_name = dataset_dict["file_name"]
         image_id = dataset_dict.get("image_id")
+        undecoded = None
         try:
-            # RGB until the end: the channel order is set in the one copy that makes the
-            # (smaller) transformed image contiguous.
-            data = read_image_bytes(file_name, image_id=image_id)
-            image = decode_image(data, file_name, image_id=image_id)
-            h, w = image.shape[-2:]
+            if self.decode_device is None:
+                # RGB until the end: the channel order is set in the one copy that makes the
+                # (smaller) transformed image contiguous.
+                data = read_image_bytes(file_name, image_id=image_id)
+                image = decode_image(data, file_name, image_id=image_id)
+                h, w = image.shape[-2:]
+            else:
+                undecoded, h, w = read_for_device(file_name, image_id=image_id)
             height = dataset_dict.get("height", h)
             width = dataset_dict.get("width", w)
             if (h, w) != (height, width):
@@ -183,13 +210,18 @@ class DatasetMapper:
         rng = random.Random(seed) if seed is not None else random.Random(random.getrandbits(64))
         ops, boxes, masks = plan_transforms(self.transforms, int(h), int(w), boxes, rng, masks)
 
-        out = {
-            "image": apply_image_ops(image, ops, self.image_format),
-            "image_id": copy.copy(image_id),
-            "height": int(height),
-            "width": int(width),
-            "file_name": file_name,
-        }
+        if undecoded is None:
+            out = {"image": apply_image_ops(image, ops, self.image_format)}
+        else:
+            out = {**undecoded, DECODED_SIZE: (int(h), int(w)), IMAGE_OPS: ops}
+        out.update(
+            {
+                "image_id": copy.copy(image_id),
+                "height": int(height),
+                "width": int(width),
+                "file_name": file_name,
+            }
+        )
         if self.is_train:
             out["boxes"] = boxes
             out["labels"] = torch.from_numpy(np.array([a["category_id"] for a in annos], np.int64))
@@ -207,11 +239,18 @@ class DatasetMapper:
         )
         return SkippedImage(reason, file_name, image_id)
 
+    def batch_finisher(self) -> Optional["DetectionBatchFinisher"]:
+        """The main process's step of this mapper's batches when it leaves the decoding to
+        the device (``decode_device``), else None."""
+        if self.decode_device is None:
+            return None
+        return DetectionBatchFinisher(self.image_format, self.on_bad_image)
+
     def __repr__(self) -> str:
         return (
             f"DatasetMapper(is_train={self.is_train}, transforms={self.transforms}, "
             f"image_format={self.image_format!r}, mask_on={self.mask_on}, "
-            f"on_bad_image={self.on_bad_image!r})"
+            f"on_bad_image={self.on_bad_image!r}, decode_device={self.decode_device})"
         )
 
 
@@ -233,3 +272,37 @@ def _mask_fault(annos: Sequence[dict], height: int, width: int) -> Optional[Tupl
         if bad is not None:
             return "bad annotation", f"{name} {bad[0]}", bad[1]
     return None
+
+
+class DetectionBatchFinisher:
+    """The main process's step of a batch mapped with ``decode_device``: decodes its images on
+    the device (the JPEGs in one call) and applies each one's planned operations there, giving
+    the "image" the mapper gives without the option (in ``image_format`` order, contiguous). An
+    image that cannot be decoded stops the run or, under on_bad_image "skip", leaves the batch
+    and joins its ``skipped``.
+
+    Args:
+        image_format: "BGR" or "RGB".
+        on_bad_image: "stop" or "skip".
+    """
+
+    def __init__(self, image_format: str = "BGR", on_bad_image: str = "stop") -> None:
+        self.image_format = image_format
+        self.on_bad_image = check_on_bad_image(on_bad_image)
+
+    def __call__(self, batch: list, device: torch.device) -> list:
+        todo = [i for i, d in enumerate(batch) if IMAGE_OPS in d]
+        images = decode_on_device([batch[i] for i in todo], device)
+        failed = set()
+        for i, image in zip(todo, images):
+            d = batch[i]
+            if isinstance(image, BadImageError):
+                batch.skipped.append(skip_or_raise(image, self.on_bad_image))
+                failed.add(i)
+                continue
+            d["image"] = apply_image_ops(image, d.pop(IMAGE_OPS), self.image_format)
+            for key in (ENCODED, PIXELS, DECODED_SIZE):
+                d.pop(key, None)
+        if failed:
+            batch[:] = [d for i, d in enumerate(batch) if i not in failed]
+        return batch

@@ -115,3 +115,16 @@ def test_config_errors_name_the_key():
     ):
         with pytest.raises(ConfigError, match=match):
             build_classification_train_loader(_digits_cfg(key, value))
+
+
+def test_decode_device_from_the_config_gives_the_same_batches():
+    # The digits are in memory: the main process augments their pixels (no file to decode).
+    ref = iter(build_classification_train_loader(_digits_cfg("SEED", "3")))
+    dev = iter(
+        build_classification_train_loader(_digits_cfg("SEED", "3", "INPUT.DECODE_DEVICE", "cpu"))
+    )
+    for _ in range(3):
+        a, b = next(ref), next(dev)
+        assert a["image_id"] == b["image_id"] and torch.equal(a["image"], b["image"])
+    with pytest.raises(ConfigError, match="INPUT.DECODE_DEVICE"):
+        build_classification_train_loader(_digits_cfg("INPUT.DECODE_DEVICE", "gpu"))

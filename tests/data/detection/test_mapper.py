@@ -248,3 +248,13 @@ def test_from_config_reads_mask_on():
     assert DatasetMapper.from_config(cfg, is_train=True).mask_on is False
     cfg.MODEL.MASK_ON = True
     assert DatasetMapper.from_config(cfg, is_train=True).mask_on is True
+
+
+def test_decode_device_is_read_from_the_config():
+    cfg = get_cfg()
+    assert DatasetMapper.from_config(cfg, is_train=True).decode_device is None
+    cfg.INPUT.DECODE_DEVICE = "cpu"
+    assert DatasetMapper.from_config(cfg, is_train=False).decode_device == torch.device("cpu")
+    cfg.INPUT.DECODE_DEVICE = "npu:0"
+    with pytest.raises(ConfigError, match="INPUT.DECODE_DEVICE"):
+        DatasetMapper.from_config(cfg, is_train=True)
