@@ -15,8 +15,9 @@ and inference vs torchvision's Faster R-CNN), c4 (R50-C4 / R101-C4 vs detectron2
 (classification and detection loaders, one worker, vs torchvision's reading), coco (COCO
 evaluation vs pycocotools), coco_segm (mask AP evaluation vs pycocotools), coco_errors (the
 error analysis vs the plain COCO evaluation), gpu_resnet50 (ResNet-50 at scale with TFLOP/s),
-gpu_pipeline (JPEG files decoded on the device vs the model-only step), gpu_r101_c4 (R101-C4
-with AMP, peak memory);
+gpu_pipeline (JPEG files decoded on the device vs the model-only step), gpu_pretrain
+(ResNet-50 fed by our pretraining loader with INPUT.DECODE_DEVICE vs the model-only step),
+gpu_r101_c4 (R101-C4 with AMP, peak memory);
 tools/gpu_check.sh runs the GPU set.
 Prints a Markdown table; --output writes the rows as JSON.
 """
@@ -67,10 +68,10 @@ def parse_args(argv=None):
     p.add_argument("--coco-dets", type=int, default=100)
     p.add_argument("--coco-repetitions", type=int, default=3)
     p.add_argument("--loader-batches", type=int, default=4)
-    p.add_argument("--gpu-workers", type=int, default=8, help="JPEG pipeline loader workers")
     p.add_argument(
-        "--gpu-images", type=int, default=512, help="JPEGs generated for the pipeline row"
+        "--gpu-workers", type=int, default=8, help="JPEG pipeline / pretraining loader workers"
     )
+    p.add_argument("--gpu-images", type=int, default=512, help="JPEGs generated for those two rows")
     p.add_argument("--work-dir", help="where generated files go (default: a temporary folder)")
     p.add_argument("--output", help="write the rows as JSON here")
     return p.parse_args(argv)

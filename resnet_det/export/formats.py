@@ -1,7 +1,10 @@
 """Writing and loading the three export formats of ``DetectorExportModule``.
 
 - "torchscript": ``torch.jit.script`` (every input size; deprecated by PyTorch in favour of
-  torch.export, still supported), a ``.pt`` file for ``torch.jit.load`` / libtorch.
+  torch.export, still supported), a ``.pt`` file for ``torch.jit.load`` / libtorch. Kept
+  because libtorch (C++) loads only TorchScript and no other format takes every input size;
+  the deprecation warnings of script, save and load are silenced at these calls
+  (docs/deployment.md).
 - "onnx": PyTorch's TorchScript-based ONNX exporter (``dynamo=False``), opset 17, height and
   width dynamic, run with onnxruntime. torchvision's detection ops (RoIAlign, RoIPool, NMS) have
   ONNX translations there; the dynamo-based exporter has none for them.
@@ -56,7 +59,7 @@ def _quiet() -> Iterator[None]:
 def _torchscript(module: DetectorExportModule, sample: Tensor, path: str, dynamic: bool) -> Dict:
     with _quiet():
         scripted = torch.jit.script(module)
-    torch.jit.save(scripted, path)
+        torch.jit.save(scripted, path)
     return {"height": "any", "width": "any"}
 
 

@@ -18,6 +18,7 @@ The rows import resnet_det.data when they run (it needs fvcore and pycocotools):
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Dict, List
 
 import torch
@@ -37,10 +38,10 @@ def _smooth_image(g: torch.Generator, height: int, width: int) -> torch.Tensor:
 
 
 def _write_jpeg(path: str, image: torch.Tensor) -> None:
-    from torchvision.io import encode_jpeg, write_file
+    from torchcodec.encoders import JpegEncoder
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_file(path, encode_jpeg(image, quality=90))
+    JpegEncoder(image).to_file(path, quality=90)
 
 
 def write_jpeg_folder(
@@ -170,6 +171,10 @@ def _torchvision_detection_reader(dicts: List[Dict[str, Any]], size: int, max_si
     from torchvision import tv_tensors
     from torchvision.io import read_image
     from torchvision.transforms import v2
+
+    # The peer is torchvision's own reader, as measured before ours moved to TorchCodec;
+    # torchvision 0.29 deprecates it in TorchCodec's favour and warns at every call.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torchvision\.io")
 
     transform = v2.Compose(
         [v2.Resize(size, max_size=max_size, antialias=True), v2.RandomHorizontalFlip()]

@@ -11,7 +11,7 @@ import torchvision
 from resnet_det.modeling.zoo import create_model
 
 from .data import loader_rows, write_jpeg_folder
-from .gpu import jpeg_pipeline_row, r101_c4_amp_row, resnet50_rows
+from .gpu import jpeg_pipeline_row, pretraining_loader_row, r101_c4_amp_row, resnet50_rows
 from .harness import BenchOptions, BenchRow, classifier_rows
 
 __all__ = ["ROWS", "run_rows"]
@@ -26,6 +26,7 @@ ROWS = (
     "coco_errors",
     "gpu_resnet50",
     "gpu_pipeline",
+    "gpu_pretrain",
     "gpu_r101_c4",
 )
 
@@ -57,7 +58,8 @@ def run_rows(
         roi_batch: RoIs sampled per image in the detectors (both sides).
         coco_images, coco_dets, coco_repetitions: the COCO evaluation problem and repetitions.
         loader_batches: batches per timed loader call.
-        gpu_workers, gpu_images: the JPEG pipeline row's loader workers and generated files.
+        gpu_workers, gpu_images: the JPEG pipeline and pretraining rows' loader workers and
+            generated files.
         test_proposals: C4 inference rows: proposals per image (None: the configs' 1000).
     """
     unknown = sorted(set(rows) - set(ROWS))
@@ -125,6 +127,11 @@ def run_rows(
             os.path.join(work_dir, "imagenet"), num_classes=8, per_class=max(1, gpu_images // 8)
         )
         out.append(jpeg_pipeline_row(train, opts, workers=gpu_workers))
+    if "gpu_pretrain" in rows:
+        train = write_jpeg_folder(
+            os.path.join(work_dir, "imagenet"), num_classes=8, per_class=max(1, gpu_images // 8)
+        )
+        out.append(pretraining_loader_row(train, opts, workers=gpu_workers))
     if "gpu_r101_c4" in rows:
         out.append(r101_c4_amp_row(det, roi_batch=roi_batch))
     return out

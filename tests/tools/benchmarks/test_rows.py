@@ -131,7 +131,17 @@ def test_gpu_rows_run_on_cpu(tmp_path):
         str(tmp_path), num_classes=2, per_class=2, height=48, width=64
     )
     rows.append(bench_gpu.jpeg_pipeline_row(train, opts, workers=0, iterations=1))
-    _check(rows, ["ResNet-50 train step", "JPEG pipeline + ResNet-50 step"])
+    # Our loader on the CPU "device" (INPUT.DECODE_DEVICE cpu): the same path as "cuda".
+    rows.append(bench_gpu.pretraining_loader_row(train, opts, workers=0, iterations=1))
+    _check(
+        rows,
+        [
+            "ResNet-50 train step",
+            "JPEG pipeline + ResNet-50 step",
+            "ResNet-50 pretraining, our loader on the device",
+        ],
+    )
+    assert rows[2].extra["ours_images_per_s"] == pytest.approx(2 / rows[2].ours)
     assert rows[0].extra["ours_tflops"] > 0 and "bf16_peak_tflops" not in rows[0].extra  # no card
     assert rows[1].extra["pipeline_fraction_of_model_rate"] == pytest.approx(
         rows[1].peer / rows[1].ours
