@@ -4,8 +4,9 @@ main process decodes each batch there and augments it there.
 With INPUT.DECODE_DEVICE "cuda" a loader worker reads an image's bytes and its header (format,
 mode, displayed size), draws the sample's random augmentation from that size, and sends the
 bytes with the drawn parameters; the main process decodes the batch's JPEGs in one nvJPEG call
-(resnet_det.data.io.decode_jpegs) and applies the parameters on the GPU. A file the GPU cannot
-decode (PNG, WebP, CMYK JPEG, ...) is decoded by the worker on the CPU, as without the option,
+(resnet_det.data.io.decode_jpegs) and applies the parameters on the GPU. A file other than a
+colour JPEG (PNG, WebP, grey or CMYK JPEG, ...) is decoded by the worker on the CPU, as without
+the option,
 and its pixels are augmented on the GPU with the others. The decoding and augmenting run in a
 thread on their own CUDA stream, one batch ahead of the training step. With a CPU device the
 same path runs on the CPU: it gives the tensors of the workers' decoding exactly, which is how

@@ -445,9 +445,10 @@ def read_image(file_name: str, format: str = "BGR", *, image_id: Any = None) -> 
 
 
 def is_device_decodable(header: ImageHeader) -> bool:
-    """Whether ``decode_jpegs`` can take the image on a GPU: a JPEG of 3 colour components or
-    grey (nvJPEG has no CMYK); the loaders decode any other file on the CPU in their workers."""
-    return header.format == "JPEG" and header.mode in ("RGB", "L")
+    """Whether the loaders send the image to ``decode_jpegs`` on a GPU: a colour (YCbCr) JPEG,
+    what nvJPEG's batched decoder is made for; they decode any other file (grey or CMYK JPEG,
+    PNG, ...) on the CPU in their workers."""
+    return header.format == "JPEG" and header.mode == "RGB"
 
 
 def decode_jpegs(
