@@ -16,15 +16,11 @@ import os
 
 from resnet_det.checkpoint import Checkpointer
 from resnet_det.config import get_cfg
-from resnet_det.engine import (
-    comm,
-    default_argument_parser,
-    default_setup,
-    launch,
-)
+from resnet_det.engine import default_argument_parser, default_setup, launch
 from resnet_det.engine.defaults import auto_scale_workers
 from resnet_det.engine.launch import check_batch_split
 from resnet_det.engine.pretrain import ClassificationTrainer
+from resnet_det.utils import comm
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "digits", "resnet20.yaml"

@@ -19,12 +19,13 @@ import sys
 
 from resnet_det.checkpoint import Checkpointer
 from resnet_det.config import get_cfg
-from resnet_det.engine import comm, default_argument_parser, default_setup, launch
+from resnet_det.engine import default_argument_parser, default_setup, launch
 from resnet_det.engine.curves import plot_run_curves
 from resnet_det.engine.defaults import auto_scale_workers
 from resnet_det.engine.detection import DetectionTrainer, visualize_detections
 from resnet_det.engine.launch import check_batch_split
 from resnet_det.engine.run_summary import format_run_summary
+from resnet_det.utils import comm
 
 DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "configs", "demo", "faster_rcnn_shapes.yaml"

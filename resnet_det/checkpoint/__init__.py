@@ -1,8 +1,14 @@
-"""Weights and checkpoints, in one package: reading (restricted unpickling for .pkl), layout
-detection and conversion, ``load_weights`` for classifiers and backbones,
-``load_pretrained_weights`` for the built-in detector's MODEL.WEIGHTS, and the training
-``Checkpointer`` (atomic save, exact resume). The detectron2 plugin's checkpointer
-(resnet_det.d2.checkpoint) reads and writes through this package too."""
+"""Weights and checkpoints, in one package:
+
+- layouts.py: the key maps between weight layouts (torchvision, detectron2, MSRA/Caffe2, ours)
+  and of whole torchvision / detectron2 detectors;
+- weights.py: reading weights files safely, their input contract, ``load_weights`` for
+  classifiers and backbones, writing and converting files;
+- detector.py: MODEL.WEIGHTS for the built-in detector (``load_pretrained_weights``) and the
+  config side of the input contract;
+- checkpointer.py: the training ``Checkpointer`` (atomic save, exact resume), whose writers the
+  detectron2 plugin's checkpointer (resnet_det.d2.checkpoint) uses too.
+"""
 
 from .checkpointer import (
     LAST_CHECKPOINT,
@@ -14,56 +20,42 @@ from .checkpointer import (
     unwrap_model,
     write_checkpoint,
 )
-from .contract import (
-    CAFFE_VGG16_CONTRACT,
-    INPUT_CONTRACT_KEY,
-    MSRA_CONTRACT,
-    TORCHVISION_CONTRACT,
-    InputContract,
-    contract_of,
-)
 from .detector import (
-    check_weights_contract,
+    adopt_weights_contract,
     detector_input_contract,
     load_pretrained_weights,
-    read_weights_contract,
     resolve_weights_contract,
 )
-from .layouts import convert_state_dict, detect_layout, to_resnet_det, unwrap_checkpoint
-from .safe_pickle import WeightsFileError, safe_load
+from .layouts import convert_state_dict, detect_layout, unwrap_checkpoint
 from .weights import (
+    INPUT_CONTRACT_KEY,
+    InputContract,
     LoadResult,
+    WeightsFileError,
     WeightsMismatchError,
+    contract_of,
     convert_weights_file,
     load_weights,
     read_checkpoint,
-    save_weights,
 )
 
 __all__ = [
-    "convert_state_dict",
-    "detect_layout",
-    "to_resnet_det",
-    "unwrap_checkpoint",
-    "safe_load",
-    "WeightsFileError",
+    "load_weights",
     "LoadResult",
     "WeightsMismatchError",
-    "convert_weights_file",
-    "load_weights",
+    "WeightsFileError",
     "read_checkpoint",
-    "save_weights",
-    "load_pretrained_weights",
-    "check_weights_contract",
-    "resolve_weights_contract",
-    "read_weights_contract",
-    "detector_input_contract",
+    "convert_weights_file",
+    "convert_state_dict",
+    "detect_layout",
+    "unwrap_checkpoint",
     "InputContract",
-    "contract_of",
     "INPUT_CONTRACT_KEY",
-    "MSRA_CONTRACT",
-    "CAFFE_VGG16_CONTRACT",
-    "TORCHVISION_CONTRACT",
+    "contract_of",
+    "load_pretrained_weights",
+    "detector_input_contract",
+    "adopt_weights_contract",
+    "resolve_weights_contract",
     "Checkpointer",
     "unwrap_model",
     "write_checkpoint",

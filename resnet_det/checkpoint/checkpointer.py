@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from ..utils import dist as comm
+from ..utils import comm
 from ..utils.errors import MissingFileError, UserError, WeightsError
 from ..utils.file_io import atomic_torch_save, atomic_write_text
 from ..utils.seeding import get_rng_states, set_rng_states
@@ -150,7 +150,7 @@ class Checkpointer:
         self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
         self.weights_loader = weights_loader or _default_weights_loader
         # Plain values written at the top level of every checkpoint, e.g. the weights' input
-        # contract under "__input_contract__" (resnet_det.checkpoint.contract).
+        # contract under "__input_contract__" (resnet_det.checkpoint.weights).
         self.metadata: Dict[str, Any] = {}
 
     # ------------------------------------------------------------------ saving

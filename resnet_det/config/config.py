@@ -19,6 +19,7 @@ from fvcore.common.config import CfgNode as _FvCfgNode
 
 from ..utils.errors import ConfigError, ConfigKeyError, ConfigTypeError, MissingFileError
 from ..utils.file_io import atomic_write_text
+from .defaults import DEFAULTS
 
 __all__ = ["CfgNode", "ConfigError", "ConfigKeyError", "ConfigTypeError", "get_cfg", "save_config"]
 
@@ -237,8 +238,6 @@ def _to_dict(node: Any) -> Any:
 
 def get_cfg() -> CfgNode:
     """A fresh copy of the defaults (resnet_det/config/defaults.py) as our :class:`CfgNode`."""
-    from .defaults import DEFAULTS
-
     # yacs turns every nested dict (fvcore node) into our class; tuples stay tuples.
     return CfgNode(copy.deepcopy(DEFAULTS))
 

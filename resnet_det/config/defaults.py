@@ -27,7 +27,7 @@ DEFAULTS.MODEL.PIXEL_MEAN = [103.530, 116.280, 123.675]
 # Pixel std the input is divided by (MSRA weights expect 1.0: they were trained on 0-255 BGR).
 DEFAULTS.MODEL.PIXEL_STD = [1.0, 1.0, 1.0]
 # MODEL.WEIGHTS vs the input this config feeds (INPUT.FORMAT, PIXEL_MEAN, PIXEL_STD; the weights'
-# contract is recorded in the file or known from its layout, resnet_det/checkpoint/contract.py):
+# contract is recorded in the file or known from its layout, resnet_det/checkpoint/weights.py):
 # "check" stops before training when they differ, naming the keys to set; "adopt" sets those
 # keys to the weights' values; "ignore" keeps the config's without checking.
 DEFAULTS.MODEL.WEIGHTS_INPUT_CONTRACT = "check"

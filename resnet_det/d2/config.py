@@ -19,6 +19,7 @@ import logging
 from typing import Dict, List, Tuple
 
 from detectron2.config import CfgNode as D2CfgNode
+from detectron2.config import get_cfg as d2_get_cfg
 
 from ..config import ConfigError, get_cfg, reject_value
 from ..modeling.registry import BACKBONES, ROI_HEADS, Registry
@@ -190,8 +191,6 @@ def add_resnet_det_config(cfg: D2CfgNode, *, resnet_det_defaults: bool = False) 
 def shared_default_differences() -> Dict[str, Tuple[object, object]]:
     """{key: (our default, detectron2's default)} for the keys both define with different
     defaults (e.g. MODEL.DEVICE "cpu" vs "cuda", INPUT.MIN_SIZE_TRAIN (600,) vs (800,))."""
-    from detectron2.config import get_cfg as d2_get_cfg
-
     theirs = _leaves(d2_get_cfg())
     out = {}
     for key, ours in _leaves(get_cfg()).items():
@@ -215,8 +214,6 @@ def check_resnet_det_keys(cfg) -> None:
     Our keys are the ones ``add_resnet_det_config`` adds. RESTRICTED_KEYS must hold an accepted
     value; a key in no table must keep its default.
     """
-    from detectron2.config import get_cfg as d2_get_cfg
-
     defaults = _defaults()
     for key in _our_only_keys(d2_get_cfg()):
         value = _get(cfg, key)

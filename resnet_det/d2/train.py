@@ -42,8 +42,9 @@ from detectron2.utils.collect_env import collect_env_info
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
-from ..checkpoint.detector import resolve_weights_contract
+from ..checkpoint import resolve_weights_contract
 from ..config import ConfigError
+from ..data import DatasetCatalog, MetadataCatalog  # with the built-in dataset names registered
 from ..engine.curves import plot_run_curves
 from ..engine.run_summary import format_run_summary
 from ..utils.errors import UserError
@@ -94,9 +95,6 @@ def setup_cfg(config_file: str, opts: Optional[List[str]] = None) -> D2CfgNode:
 
 # ---------------------------------------------------------------- datasets
 def _resolved_meta(name: str) -> dict:
-    from .. import data  # noqa: F401  (registers the built-in dataset names)
-    from ..data import DatasetCatalog, MetadataCatalog
-
     if name not in DatasetCatalog:
         return {}
     return MetadataCatalog.get(name).as_dict()
@@ -340,7 +338,7 @@ def run(args: argparse.Namespace):
 
 
 def finish_run(cfg, *, eval_only: bool = False, python: str = "python3") -> str:
-    """The end of a run under this engine, as the built-in engine ends one (issue 14's outputs):
+    """The end of a run under this engine, as the built-in engine ends one:
     training_curves.png drawn from OUTPUT_DIR/metrics.json (a training run), and the closing
     text of ``resnet_det.engine.run_summary`` with the next commands spelled for this engine
     (``--engine detectron2`` on OUTPUT_DIR/config.yaml). No detections picture: it draws the

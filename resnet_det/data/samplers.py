@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..utils.dist import get_dist_info
+from ..utils.comm import get_dist_info
 from ..utils.seeding import derive_seed
 
 __all__ = [

@@ -2,7 +2,6 @@
 its hooks, checkpointing with exact resume, metric writers, distributed launch, set-up."""
 
 from ..checkpoint import Checkpointer, unwrap_model  # re-exported: the engine's checkpointer
-from ..utils import dist as comm
 from .defaults import (
     DefaultTrainer,
     auto_scale_workers,
@@ -31,7 +30,6 @@ from .signals import EXIT_PREEMPTED, TrainingPreempted
 from .train_loop import HookBase, SimpleTrainer, TrainerBase
 
 __all__ = [
-    "comm",
     "Checkpointer",
     "unwrap_model",
     "DefaultTrainer",

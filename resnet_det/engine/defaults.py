@@ -11,13 +11,12 @@ from typing import Any, Callable, Iterable, List, Optional, Union
 import torch
 from torch import nn
 
-from ..checkpoint import Checkpointer, unwrap_model
-from ..checkpoint.detector import resolve_weights_contract
+from ..checkpoint import Checkpointer, adopt_weights_contract, unwrap_model
 from ..config import CfgNode, ConfigError, save_config, validate_cfg
 from ..modeling import ModelDescription
 from ..solver import build_lr_scheduler as _build_lr_scheduler
 from ..solver import build_optimizer as _build_optimizer
-from ..utils import dist as comm
+from ..utils import comm
 from ..utils.env import collect_env_info
 from ..utils.logger import setup_logger
 from ..utils.seeding import resolve_seed, seed_all_rng
@@ -97,9 +96,10 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
             with open(args.config_file) as f:
                 logger.info("Contents of config file %s:\n%s", args.config_file, f.read())
     validate_cfg(cfg, world_size=world)
-    # MODEL.WEIGHTS against the input the detector is fed: stops here on a mismatch under
-    # "check"; under "adopt" sets INPUT.FORMAT / MODEL.PIXEL_* before the config is saved.
-    resolve_weights_contract(cfg)
+    # Under MODEL.WEIGHTS_INPUT_CONTRACT "adopt", the weights' INPUT.FORMAT / MODEL.PIXEL_*
+    # before the config is saved and anything is built; under "check" the weights loader
+    # compares the contract of what it loads.
+    adopt_weights_contract(cfg)
     check_restarted_config(cfg)  # a requeued / restarted run keeps its config (and drawn SEED)
 
     drawn = cfg.SEED < 0
@@ -117,10 +117,10 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> in
         "Seeded python, numpy and torch with %d (SEED %d + rank %d)", process_seed, seed, rank
     )
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
-    # Once the lr is divided by 10 late in training, gradients and momentum buffers decay into
-    # subnormal floats, which x86 CPUs process up to ~40x slower (seen here: 0.07 -> 2.7 s per
-    # iteration after the digits run's second lr step). Flushing them to zero costs nothing in
-    # accuracy; GPUs already do this for the kernels that matter.
+    # Once the lr is divided late in training, gradients and momentum buffers decay into
+    # subnormal floats, which x86 CPUs process many times slower (docs/benchmarks.md,
+    # "Subnormal floats on CPU"). Flushing them to zero costs nothing in accuracy; GPUs already
+    # do this for the kernels that matter.
     torch.set_flush_denormal(True)
     return process_seed
 

@@ -20,7 +20,6 @@ from ..checkpoint import (
     load_pretrained_weights,
     unwrap_model,
 )
-from ..checkpoint.detector import check_weights_contract
 from ..config import CfgNode
 from ..data import (
     DatasetCatalog,
@@ -39,11 +38,11 @@ from ..evaluation import (
 )
 from ..modeling import ModelDescription, describe_model
 from ..modeling.detection import GeneralizedRCNN
-from ..utils import dist as comm
+from ..utils import comm
 from ..utils.visualize import DetectionPanel, plot_detections
 from .defaults import DefaultTrainer
 from .events import put_pr_curves
-from .preflight import may_resume, warn_frozen_from_scratch
+from .preflight import warn_frozen_from_scratch
 from .train_loop import HookBase
 
 __all__ = ["DetectionTrainer", "SamplerIteration", "visualize_detections"]
@@ -115,18 +114,17 @@ class DetectionTrainer(DefaultTrainer):
         resume: Optional[bool] = None,
         description: Optional[ModelDescription] = None,
     ) -> ModelDescription:
-        """DefaultTrainer's checks, MODEL.WEIGHTS's input contract against INPUT.FORMAT /
-        MODEL.PIXEL_* (when the weights will be used), and a warning when a from-scratch run
-        freezes norms or stages that only pretrained weights could fill (the backbone's
-        description says which of its arguments are norms and which key set them)."""
+        """DefaultTrainer's checks, the error analysis' test sets, and a warning when a
+        from-scratch run freezes norms or stages that only pretrained weights could fill (the
+        backbone's description says which of its arguments are norms and which key set
+        them). MODEL.WEIGHTS's input contract is checked when the weights are loaded
+        (:meth:`build_weights_loader`), before the first iteration."""
         description = super().preflight(
             cfg, train=train, test=test, resume=resume, description=description
         )
         if test and cfg.TEST.ERROR_ANALYSIS:
             for name in cfg.DATASETS.TEST:
                 check_error_analysis(name, key="TEST.ERROR_ANALYSIS")
-        if not (resume is not False and may_resume(cfg.OUTPUT_DIR)):
-            check_weights_contract(cfg)
         backbone = description["backbone"]
         norms = {
             backbone.key_of(arg): backbone[arg]
@@ -143,8 +141,9 @@ class DetectionTrainer(DefaultTrainer):
 
     @classmethod
     def build_weights_loader(cls, cfg: CfgNode):
-        # The weights' input contract is checked against the input this config feeds
-        # (MODEL.WEIGHTS_INPUT_CONTRACT, resnet_det.checkpoint.contract).
+        # The contract of the weights loaded is compared with the input this config feeds
+        # (MODEL.WEIGHTS_INPUT_CONTRACT, resnet_det.checkpoint.detector): the run's one read
+        # of it under "check"; under "adopt", set-up put the weights' values in the config.
         contract, policy = detector_input_contract(cfg), cfg.MODEL.WEIGHTS_INPUT_CONTRACT
         return lambda model, path: load_pretrained_weights(
             unwrap_model(model), path, input_contract=contract, contract_policy=policy

@@ -18,7 +18,7 @@ import torch
 
 from ..checkpoint import checkpoint_files
 from ..data.skips import SkipCountingLoader
-from ..utils import dist as comm
+from ..utils import comm
 from ..utils.seeding import rng_preserved
 from .events import EventWriter
 from .train_loop import HookBase

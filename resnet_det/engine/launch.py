@@ -42,8 +42,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ..utils import dist as comm
-from ..utils import slurm
+from ..utils import comm, slurm
 from ..utils.errors import UsageError
 from .signals import (
     EXIT_PREEMPTED,

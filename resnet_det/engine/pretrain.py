@@ -27,7 +27,7 @@ from ..evaluation.classification import (
     unwrap_classifier,
 )
 from ..modeling import ModelDescription, describe_model
-from ..utils import dist as comm
+from ..utils import comm
 from .defaults import DefaultTrainer
 from .hooks import PeriodicWriter
 from .train_loop import HookBase
@@ -112,7 +112,7 @@ class ClassificationTrainer(DefaultTrainer):
 
     Its checkpoints (model_NNNNNNN.pth, model_final.pth) record the input the classifier was
     trained on (``classifier_input_contract``), which a detector loading them as MODEL.WEIGHTS
-    checks its own input against (resnet_det.checkpoint.contract).
+    checks its own input against (resnet_det.checkpoint.weights).
     """
 
     def __init__(self, cfg: CfgNode, **kwargs):

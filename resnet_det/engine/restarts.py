@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from ..config import ConfigError
-from ..utils import dist as comm
+from ..utils import comm
 
 __all__ = [
     "RESTART_VARIABLES",

@@ -33,8 +33,7 @@ import signal
 import threading
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from ..utils import dist as comm
-from ..utils import slurm
+from ..utils import comm, slurm
 
 __all__ = [
     "EXIT_PREEMPTED",

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..utils import dist as comm
+from ..utils import comm
 from .events import EventStorage
 from .signals import StopRequest, TrainingPreempted
 

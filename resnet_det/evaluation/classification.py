@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils.dist import all_reduce_sum
+from ..utils.comm import all_reduce_sum
 from ..utils.errors import DataError
 from .evaluator import DatasetEvaluator
 

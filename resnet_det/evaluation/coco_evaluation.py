@@ -21,7 +21,7 @@ from iopath.common.file_io import g_pathmgr
 from pycocotools.coco import COCO
 
 from ..data.catalog import DatasetCatalog, MetadataCatalog
-from ..utils.dist import all_gather, get_world_size, is_main_process
+from ..utils.comm import all_gather, get_world_size, is_main_process
 from ..utils.errors import DataError, MissingFileError
 from ..utils.file_io import atomic_write_json
 from .error_analysis import analyze_errors

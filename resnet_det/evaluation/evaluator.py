@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from ..utils.dist import get_world_size, is_main_process
+from ..utils.comm import get_world_size, is_main_process
 from ..utils.progress import Progress
 
 __all__ = [

@@ -39,7 +39,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..data.catalog import DatasetCatalog, MetadataCatalog
-from ..utils.dist import all_gather, get_world_size, is_main_process
+from ..utils.comm import all_gather, get_world_size, is_main_process
 from ..utils.errors import DataError
 from .evaluator import DatasetEvaluator
 

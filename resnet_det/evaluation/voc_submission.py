@@ -22,7 +22,7 @@ from collections import OrderedDict
 from typing import Dict, List
 
 from ..data.catalog import MetadataCatalog
-from ..utils.dist import all_gather, get_world_size
+from ..utils.comm import all_gather, get_world_size
 from ..utils.errors import DataError
 from ..utils.file_io import atomic_open, atomic_write_text
 from .pascal_voc_evaluation import PascalVOCDetectionEvaluator

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, Union
 import numpy as np
 import torch
 
-from .dist import all_gather
+from .comm import all_gather
 
 __all__ = [
     "derive_seed",

@@ -13,18 +13,19 @@ import pytest
 import torch
 
 from resnet_det.checkpoint import (
-    CAFFE_VGG16_CONTRACT,
     INPUT_CONTRACT_KEY,
-    MSRA_CONTRACT,
-    TORCHVISION_CONTRACT,
     InputContract,
-    check_weights_contract,
     contract_of,
-    read_weights_contract,
     resolve_weights_contract,
     unwrap_checkpoint,
 )
-from resnet_det.checkpoint.contract import compare_input_contract
+from resnet_det.checkpoint.detector import check_weights_contract, read_weights_contract
+from resnet_det.checkpoint.weights import (
+    CAFFE_VGG16_CONTRACT,
+    MSRA_CONTRACT,
+    TORCHVISION_CONTRACT,
+    compare_input_contract,
+)
 from resnet_det.config import get_cfg
 from resnet_det.utils.errors import WeightsError
 

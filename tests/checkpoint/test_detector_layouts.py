@@ -10,7 +10,7 @@ import torch
 from torchvision.models.detection import fasterrcnn_resnet50_fpn, maskrcnn_resnet50_fpn
 
 from resnet_det.checkpoint import WeightsMismatchError, load_pretrained_weights
-from resnet_det.checkpoint.detector_layouts import detect_detector_layout
+from resnet_det.checkpoint.layouts import detect_detector_layout
 from resnet_det.config import get_cfg
 from resnet_det.modeling.build import build_model
 

@@ -12,13 +12,9 @@ import torch
 import torchvision
 
 from resnet_det import create_model, load_weights
-from resnet_det.checkpoint import (
-    WeightsMismatchError,
-    convert_state_dict,
-    read_checkpoint,
-    safe_load,
-)
+from resnet_det.checkpoint import WeightsMismatchError, convert_state_dict, read_checkpoint
 from resnet_det.modeling import FrozenBatchNorm2d
+from resnet_det.utils.safe_pickle import safe_load
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

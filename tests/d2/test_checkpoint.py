@@ -21,8 +21,9 @@ from detectron2.modeling import build_model as d2_build_model  # noqa: E402
 
 import resnet_det  # noqa: E402
 import resnet_det.d2  # noqa: E402
-from resnet_det.checkpoint import convert_state_dict, save_weights  # noqa: E402
+from resnet_det.checkpoint import convert_state_dict  # noqa: E402
 from resnet_det.checkpoint.detector import load_pretrained_weights  # noqa: E402
+from resnet_det.checkpoint.weights import save_weights  # noqa: E402
 from resnet_det.config import get_cfg as our_cfg  # noqa: E402
 from resnet_det.d2 import SafeDetectionCheckpointer  # noqa: E402
 from resnet_det.modeling import build_model  # noqa: E402

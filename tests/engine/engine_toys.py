@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from resnet_det.config import get_cfg
-from resnet_det.engine import DefaultTrainer, HookBase, comm
+from resnet_det.engine import DefaultTrainer, HookBase
+from resnet_det.utils import comm
 
 
 class NoisyRegressor(nn.Module):

@@ -33,7 +33,8 @@ def test_checkpoint_and_weights_writers_go_through_it(tmp_path, monkeypatch):
     # atomic_open does (the writer weights.py used to have of its own did not sync).
     import torch
 
-    from resnet_det.checkpoint import Checkpointer, save_weights
+    from resnet_det.checkpoint import Checkpointer
+    from resnet_det.checkpoint.weights import save_weights
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace

@@ -18,8 +18,9 @@ from typing import Any, Dict
 
 from resnet_det.checkpoint import convert_weights_file
 from resnet_det.config import CfgNode
-from resnet_det.engine import comm, default_setup, launch
+from resnet_det.engine import default_setup, launch
 from resnet_det.engine.defaults import auto_scale_workers
+from resnet_det.utils import comm
 from resnet_det.utils.file_io import atomic_write_text
 
 __all__ = ["RESULTS_FILE", "TRAINERS", "train_and_evaluate", "convert_pretrained", "read_results"]

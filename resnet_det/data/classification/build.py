@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 import torch
 
 from ...config import ConfigError, check_batch_divisible
-from ...utils.dist import get_world_size
+from ...utils.comm import get_world_size
 from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
 from ..catalog import DatasetCatalog, common_thing_classes

@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ...checkpoint.safe_pickle import safe_load
 from ...utils.errors import DataError, MissingFileError
+from ...utils.safe_pickle import safe_load
 from ..skips import FaultPolicy, SkipCounts
 
 __all__ = ["CIFAR10_CLASSES", "SPLITS", "load_cifar10", "read_cifar_batch", "read_cifar_meta"]

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 from torch.utils.data import DataLoader
 
 from ...config import ConfigError, check_batch_divisible
-from ...utils.dist import get_world_size
+from ...utils.comm import get_world_size
 from ...utils.errors import DataError
 from ...utils.seeding import resolve_seed
 from ..catalog import DatasetCatalog, MetadataCatalog, common_thing_classes

@@ -12,7 +12,7 @@ import os
 import pickle
 from typing import Any, BinaryIO, Union
 
-from ..utils.errors import WeightsError
+from .errors import WeightsError
 
 __all__ = ["safe_load", "safe_loads", "RestrictedUnpickler", "ALLOWED_GLOBALS", "WeightsFileError"]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from resnet_det import create_model, load_weights
-from resnet_det.checkpoint.safe_pickle import safe_load, safe_loads
+from resnet_det.utils.safe_pickle import safe_load, safe_loads
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

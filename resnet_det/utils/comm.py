@@ -1,7 +1,7 @@
 """Process-group helpers that also work without torch.distributed initialised (1 process).
 
 The only home of rank / world-size / gather helpers in the package: data samplers, the
-evaluators, the trainers and the tools all ask here (``resnet_det.engine.comm`` is this module).
+evaluators, the trainers and the tools all ask here.
 """
 
 import os
