@@ -415,6 +415,49 @@ def test_the_package_imports_nothing_from_tools():
 # --------------------------------------------------------------------------------------------
 # Layers and the model's one reading of the config
 # --------------------------------------------------------------------------------------------
+def function_imports(modules: Dict[str, str], package: str = PACKAGE) -> List[str]:
+    """``module:line`` of every import of the package's own modules inside a function."""
+    found = []
+    for module, path in sorted(modules.items()):
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+        is_package = os.path.basename(path) == "__init__.py"
+        for func in ast.walk(tree):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(func):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [_resolve_from(module, is_package, node) or ""]
+                else:
+                    continue
+                if any(n == package or n.startswith(f"{package}.") for n in names):
+                    found.append(f"{module}:{node.lineno}")
+    return sorted(set(found))
+
+
+def test_function_import_counter_finds_relative_and_absolute_forms(tmp_path):
+    files = {
+        "__init__.py": "",
+        "a.py": "def f():\n    from . import b\n    import os\n",
+        "b.py": "def g():\n    if True:\n        from pkg.a import f\n",
+    }
+    root = tmp_path / "pkg"
+    root.mkdir()
+    for name, text in files.items():
+        (root / name).write_text(text)
+    modules = package_modules(str(tmp_path), "pkg")
+    assert function_imports(modules, "pkg") == ["pkg.a:2", "pkg.b:3"]
+
+
+def test_at_most_ten_imports_of_the_package_inside_functions():
+    # An import inside a function hides a dependency (and often a cycle); it is kept only for
+    # a heavy optional dependency or a documented reason.
+    found = function_imports(package_modules())
+    assert len(found) <= 10, f"{len(found)} imports of {PACKAGE} inside functions: {found}"
+
+
 def test_config_imports_nothing_from_modeling():
     # config/ sits below modeling/: the model's description reads the config, never the
     # reverse (inside functions too).

@@ -1,4 +1,4 @@
-"""Mask R-CNN with our backbone under detectron2's trainer (issue 10): our Mask R-CNN YAML files
+"""Mask R-CNN with our backbone under detectron2's trainer: our Mask R-CNN YAML files
 build detectron2's Mask R-CNN on our ResNet (FPN: StandardROIHeads with MaskRCNNConvUpsampleHead;
 C4: our res5 shared by the box and mask heads), train a couple of iterations on the demo shapes
 (whose COCO json holds instance masks: polygons and RLE) and report COCO "segm" AP beside

@@ -172,8 +172,8 @@ def _torchvision_detection_reader(dicts: List[Dict[str, Any]], size: int, max_si
     from torchvision.io import read_image
     from torchvision.transforms import v2
 
-    # The peer is torchvision's own reader, as measured before ours moved to TorchCodec;
-    # torchvision 0.29 deprecates it in TorchCodec's favour and warns at every call.
+    # The peer is torchvision's own reader (torchvision.io.read_image), the baseline users
+    # know; torchvision 0.29 deprecates it in TorchCodec's favour and warns at every call.
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torchvision\.io")
 
     transform = v2.Compose(
