@@ -26,8 +26,8 @@ def test_srun_two_tasks_train_one_run_equal_to_torchrun(tmp_path, cluster_datase
         cr.run_env(cluster_datasets),
     )
     assert proc.returncode == 0, proc.stdout[-5000:]
-    # One run of world size 2 (before this, srun -n 2 started two runs of world size 1 that
-    # wrote the same OUTPUT_DIR): rank 0 writes log.txt, rank 1 its own log.
+    # One run of world size 2, not two runs of world size 1 writing the same OUTPUT_DIR:
+    # rank 0 writes log.txt, rank 1 its own log.
     assert "world size 2, one process per task" in proc.stdout
     log = (out / "log.txt").read_text()
     assert "Rank of current process: 0. World size: 2" in log
