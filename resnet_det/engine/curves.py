@@ -75,6 +75,11 @@ def metric_curve(records: Sequence[Dict], key: str) -> Tuple[List[int], List[flo
     return its, [by_iter[i] for i in its]
 
 
+def _dot(curve) -> Optional[str]:
+    """A marker for a curve of one point (drawn as nothing otherwise), none for longer ones."""
+    return "o" if len(curve[0]) == 1 else None
+
+
 def plot_training_curves(
     runs: Sequence[Tuple[str, str]],
     output: str,
@@ -113,10 +118,11 @@ def plot_training_curves(
         if not train[0] and not test[0]:
             raise DataError(f"{path}: no '{train_key}' or '{test_key}' in its metrics")
         c = colours[i % len(colours)]
+        # A series of one point is a line of zero length: it gets a marker to be seen.
         if train[0]:
-            ax.plot(*train, color=c, linewidth=0.8, alpha=0.8, linestyle="--")
+            ax.plot(*train, color=c, linewidth=0.8, alpha=0.8, linestyle="--", marker=_dot(train))
         if test[0]:
-            ax.plot(*test, color=c, linewidth=2.5, label=label)
+            ax.plot(*test, color=c, linewidth=2.5, label=label, marker=_dot(test))
         else:
             ax.plot([], [], color=c, linewidth=2.5, label=label)
     ax.set_xlabel("iteration")

@@ -67,6 +67,20 @@ def test_plot_writes_png(tmp_path):
         )
 
 
+def test_a_single_evaluation_is_drawn(tmp_path):
+    # One test point is a line of zero length: only its marker shows it. Two plots that
+    # differ only in that point's value (fixed axes) must differ.
+    images = []
+    for value in (20.0, 50.0):
+        recs = [{"iteration": i, "train_top1_err": 60.0} for i in range(19, 400, 20)]
+        recs.append({"iteration": 199, "center/top1_err": value})
+        run = write_metrics(tmp_path / f"m{value}.json", recs)
+        out = plot_training_curves([("r", run)], str(tmp_path / f"{value}.png"), ylim=(0, 100))
+        images.append(mpimg.imread(out))
+    assert images[0].shape == images[1].shape
+    assert (images[0] != images[1]).any()
+
+
 def test_plot_curves_tool(tmp_path, capsys):
     import importlib.util
     import os
