@@ -23,9 +23,9 @@ from ..utils.seeding import resolve_seed, seed_all_rng
 from . import hooks
 from .events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from .preflight import (
+    check_dataset_class_counts,
     check_dataset_files,
     check_datasets_registered,
-    check_num_classes,
     check_output_dir,
     check_weights_file,
     estimate_checkpoint_bytes,
@@ -323,7 +323,7 @@ class DefaultTrainer(TrainerBase):
         check_datasets_registered("DATASETS.TEST", test_sets)
         head = cls.head_classes(description) if description is not None else None
         if head is not None:
-            check_num_classes(head[0], head[1], train_sets, test_sets)
+            check_dataset_class_counts(head[0], head[1], train_sets, test_sets)
         check_dataset_files("DATASETS.TRAIN", train_sets)
         check_dataset_files("DATASETS.TEST", test_sets)
         if not (resume is not False and may_resume(cfg.OUTPUT_DIR)):

@@ -28,7 +28,7 @@ from ..utils.errors import ConfigError, MissingFileError, UserKeyError, WeightsE
 __all__ = [
     "check_datasets_registered",
     "check_dataset_files",
-    "check_num_classes",
+    "check_dataset_class_counts",
     "may_resume",
     "check_weights_file",
     "check_output_dir",
@@ -107,7 +107,7 @@ def _class_count(name: str) -> Optional[int]:
     return int(n) if n is not None else None
 
 
-def check_num_classes(
+def check_dataset_class_counts(
     key: str, num_classes: int, train: Sequence[str], test: Sequence[str]
 ) -> None:
     """The head's class count (config ``key`` = ``num_classes``) equals the class count of

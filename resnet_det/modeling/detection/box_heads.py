@@ -25,7 +25,7 @@ __all__ = [
 
 
 @torch.jit.ignore
-def _res5_feature(x) -> Tensor:
+def res5_feature(x) -> Tensor:
     """A Backbone-style res5 returns its features by name; a Sequential the tensor."""
     return x["res5"] if isinstance(x, dict) else x
 
@@ -47,7 +47,7 @@ class Res5BoxHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.res5(x)
         if not torch.jit.is_scripting():  # scripted, res5 is the builder's Sequential
-            x = _res5_feature(x)
+            x = res5_feature(x)
         return x.mean(dim=(2, 3))
 
 

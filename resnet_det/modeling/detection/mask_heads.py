@@ -23,6 +23,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from ...utils.errors import ArgumentError
 from ..backbone import ShapeSpec
 from ..layers import check_bool, check_norm, get_norm
+from .box_heads import res5_feature
 from .poolers import RoIPooler, check_pooler_type
 
 __all__ = [
@@ -94,12 +95,6 @@ class MaskPredictor(MaskRCNNPredictor):
         return x
 
 
-@torch.jit.ignore
-def _res5_feature(x) -> Tensor:
-    """A Backbone-style res5 returns its features by name; a Sequential the tensor."""
-    return x["res5"] if isinstance(x, dict) else x
-
-
 class Res5MaskHead(nn.Module):
     """res5 on each RoI pooled from res4 (detectron2's Res5ROIHeads mask branch), then
     optional convs.
@@ -121,7 +116,7 @@ class Res5MaskHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.res5(x)
         if not torch.jit.is_scripting():  # scripted, res5 is the builder's Sequential
-            x = _res5_feature(x)
+            x = res5_feature(x)
         return self.convs(x)
 
 
