@@ -10,7 +10,7 @@ trainers, tools/evaluate.py) comes here.
 
 import os
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 from ..data.catalog import DatasetCatalog, MetadataCatalog
 from ..utils.errors import DataError
@@ -25,7 +25,13 @@ from .evaluator import (
     print_csv_format,
 )
 from .pascal_voc_evaluation import PascalVOCDetectionEvaluator, voc_ap, voc_eval_class
-from .results_file import flatten_results, load_results_file, score_results
+from .results_file import (
+    CheckedResults,
+    flatten_results,
+    load_results_file,
+    read_results_file,
+    score_results,
+)
 from .voc_submission import PascalVOCSubmissionWriter
 
 __all__ = [
@@ -49,6 +55,7 @@ __all__ = [
     "evaluate_results",
     "evaluate_results_file",
     "load_results_file",
+    "read_results_file",
     "score_results",
     "flatten_results",
 ]
@@ -177,7 +184,7 @@ def build_evaluator(
 
 def evaluate_results(
     dataset_name: str,
-    results: Sequence[Mapping[str, Any]],
+    results: Union[Sequence[Mapping[str, Any]], CheckedResults],
     *,
     output_dir: Optional[str] = None,
     use_07_metric: Optional[bool] = None,
@@ -189,10 +196,12 @@ def evaluate_results(
 
     Args:
         dataset_name: registered dataset (metadata evaluator_type "coco" or "voc").
-        results: COCO-format results entries with the dataset's ids.
+        results: COCO-format results entries with the dataset's ids, or the CheckedResults
+            of ``read_results_file`` (checked once, not again).
         output_dir: where the COCO evaluator writes coco_instances_results.json (None: not).
         use_07_metric: VOC only, see PascalVOCDetectionEvaluator.
-        source: how errors refer to the results (e.g. the file name).
+        source: how errors refer to the results (e.g. the file name); CheckedResults keep
+            their own.
         error_analysis: COCO only: also the error analyses (see build_evaluator).
     """
     evaluator = build_evaluator(
@@ -226,13 +235,11 @@ def evaluate_results_file(
         error_analysis: COCO only: also the error analyses: the dAP metrics (bbox/dAP/cls,
             ...) join metrics.json, the pictures and report.html go to ``output_dir``.
     """
-    results = load_results_file(results_file)
     metrics = evaluate_results(
         dataset_name,
-        results,
+        read_results_file(results_file),
         output_dir=output_dir,
         use_07_metric=use_07_metric,
-        source=results_file,
         error_analysis=error_analysis,
     )
     if output_dir:

@@ -304,19 +304,21 @@ class COCOEvaluator(DatasetEvaluator):
         self._predictions = []
         self._mask_flags = []
 
+    def _no_masks(self, image_id: Any) -> DataError:
+        return DataError(
+            f"COCOEvaluator on {self._dataset_name!r} evaluates masks (segm: MODEL.MASK_ON), "
+            f"but the output for image {image_id!r} has no 'masks'"
+        )
+
     def _segmentations(self, inp, out) -> Optional[List[Dict[str, Any]]]:
         """The output's masks as RLE (None when it has none or boxes only are evaluated)."""
         if not self.scores_masks():
             return None
-        if "masks_rle" in out:  # a results file's masks (results_file.py), already RLE
+        if "masks_rle" in out:  # masks already RLE (results_file.DatasetResults.model_io)
             return list(out["masks_rle"])
         if "masks" not in out:
             if self._tasks is not None:
-                raise DataError(
-                    f"COCOEvaluator on {self._dataset_name!r} evaluates masks (segm: "
-                    "MODEL.MASK_ON), "
-                    f"but the output for image {inp['image_id']!r} has no 'masks'"
-                )
+                raise self._no_masks(inp["image_id"])
             return None
         where = f"Image {inp['image_id']!r}'s masks"
         size = (inp["height"], inp["width"]) if "height" in inp and "width" in inp else None
@@ -339,6 +341,19 @@ class COCOEvaluator(DatasetEvaluator):
                     segmentations,
                 )
             )
+
+    def process_results(self, results) -> None:
+        """A results file's detections (results_file.DatasetResults) as COCO results entries
+        with the file's own numbers: its XYWH boxes are not turned into XYXY and back, so
+        that they are scored as pycocotools scores the file."""
+        with_masks = results.masks is not None and self.scores_masks()
+        if results.masks is None and len(results) and self._tasks is not None:
+            if "segm" in self._tasks:
+                raise self._no_masks(results.image_ids[0])
+        self._predictions.extend(results.coco_entries(with_masks=with_masks))
+        self._mask_flags.extend(
+            (image_id, with_masks) for image_id in dict.fromkeys(results.image_ids)
+        )
 
     def _tasks_to_run(self, mask_flags: List[Tuple[Any, bool]]) -> Tuple[str, ...]:
         if self._tasks is not None:

@@ -65,6 +65,15 @@ class DatasetEvaluator:
                 "masks_rle" (COCO RLE dicts) instead of "masks".
         """
 
+    def process_results(self, results: Any) -> None:
+        """Take the detections of a results file, matched to the dataset (a
+        ``resnet_det.evaluation.results_file.DatasetResults``), as ``process`` takes a
+        model's. By default they come as the outputs a detector would have given
+        (``results.model_io()``); an evaluator with a format of its own for detections takes
+        them in that format instead (the COCO evaluator: COCO's results entries)."""
+        for inp, out in results.model_io():
+            self.process([inp], [out])
+
     def evaluate(self) -> OrderedDict[str, Dict[str, float]]:
         """Metrics {task: {name: value}}; ``{}`` on ranks other than 0 in a distributed run."""
         return OrderedDict()
@@ -99,6 +108,10 @@ class DatasetEvaluators(DatasetEvaluator):
     def process(self, inputs, outputs) -> None:
         for evaluator in self._evaluators:
             evaluator.process(inputs, outputs)
+
+    def process_results(self, results: Any) -> None:
+        for evaluator in self._evaluators:
+            evaluator.process_results(results)
 
     def scores_masks(self) -> bool:
         return any(evaluator.scores_masks() for evaluator in self._evaluators)

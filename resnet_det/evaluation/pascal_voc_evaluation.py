@@ -303,23 +303,38 @@ class PascalVOCDetectionEvaluator(DatasetEvaluator):
         return list(range(1, len(self._class_names) + 1))
 
     def process(self, inputs, outputs) -> None:
-        num_classes = len(self._class_names)
         for inp, out in zip(inputs, outputs):
-            image_id = inp["image_id"]
-            boxes = out["boxes"].detach().to("cpu").numpy().astype(np.float64).reshape(-1, 4)
-            scores = out["scores"].detach().to("cpu").numpy().tolist()
-            labels = out["labels"].detach().to("cpu").numpy().tolist()
-            for box, score, label in zip(boxes, scores, labels):
-                if not 0 <= label < num_classes:
-                    raise ValueError(
-                        f"Image {image_id!r}: label {label} outside [0, {num_classes}) "
-                        f"(dataset {self._dataset_name!r})"
-                    )
-                # To the devkit's 1-based inclusive pixels, as the ground truth below.
-                x0, y0, x1, y1 = box.tolist()
-                self._predictions[int(label)].append(
-                    (image_id, float(score), [x0 + 1.0, y0 + 1.0, x1, y1])
+            self._add(
+                inp["image_id"],
+                out["boxes"].detach().to("cpu").numpy(),
+                out["scores"].detach().to("cpu").numpy(),
+                out["labels"].detach().to("cpu").numpy(),
+            )
+
+    def process_results(self, results) -> None:
+        """A results file's detections (results_file.DatasetResults), image by image as a
+        detector's outputs come (the stable sort of voc_eval_class keeps that order)."""
+        xyxy = results.boxes_xyxy()
+        for record, rows in results.per_image():
+            self._add(record["image_id"], xyxy[rows], results.scores[rows], results.labels[rows])
+
+    def _add(
+        self, image_id: Hashable, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray
+    ) -> None:
+        """One image's detections: boxes XYXY [N, 4], scores [N], labels [N] (0-based)."""
+        num_classes = len(self._class_names)
+        boxes = boxes.astype(np.float64).reshape(-1, 4)
+        for box, score, label in zip(boxes, scores.tolist(), labels.tolist()):
+            if not 0 <= label < num_classes:
+                raise ValueError(
+                    f"Image {image_id!r}: label {label} outside [0, {num_classes}) "
+                    f"(dataset {self._dataset_name!r})"
                 )
+            # To the devkit's 1-based inclusive pixels, as the ground truth below.
+            x0, y0, x1, y1 = box.tolist()
+            self._predictions[int(label)].append(
+                (image_id, float(score), [x0 + 1.0, y0 + 1.0, x1, y1])
+            )
 
     def _ground_truth(self) -> List[Dict[Hashable, List[Dict[str, Any]]]]:
         """Per class: image_id -> [{"bbox" in devkit coordinates, "difficult"}] for every image."""

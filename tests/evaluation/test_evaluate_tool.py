@@ -272,3 +272,55 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(
     monkeypatch.setattr(tool, "evaluate_results_file", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         tool.main(["--dataset", name, "--results", results])
+
+
+@pytest.mark.parametrize("masks", [False, True], ids=["bbox", "segm"])
+def test_coco_results_file_scores_as_pycocotools_scores_it(tmp_path, names, masks):
+    # What a user compares against: pycocotools' COCO, loadRes and COCOeval on the same two
+    # files. Every AP of the tool equals it to 1e-6 (the file's XYWH boxes are scored as
+    # they are, not turned into XYXY and back).
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from resnet_det.evaluation import evaluate_results_file
+
+    from .test_fast_coco import _random_problem
+
+    gt, results = _random_problem(
+        7, num_images=20, num_cats=4, max_gt=6, max_dets=40, tied_scores=True, masks=masks
+    )
+    for ann in gt["annotations"]:
+        ann.pop("ignore", None)  # a reader's concern, not the metric's: keep the json plain
+        if masks and ann["iscrowd"]:  # COCO gives crowd regions as RLE (the reader insists)
+            image = gt["images"][ann["image_id"] - 1]
+            rle = mask_utils.merge(
+                mask_utils.frPyObjects(ann["segmentation"], image["height"], image["width"])
+            )
+            ann["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+    for r in results:  # a box with every mask, as Mask R-CNN results (and detectron2's) have
+        if masks:
+            rle = dict(r["segmentation"], counts=r["segmentation"]["counts"].encode("ascii"))
+            r["bbox"] = mask_utils.toBbox(rle).tolist()
+    gt_file = tmp_path / "gt.json"
+    gt_file.write_text(json.dumps(gt))
+    name = f"eval_coco_plain_{uuid.uuid4().hex[:8]}"
+    register_coco_instances(name, {}, str(gt_file), str(tmp_path))
+    names.append(name)
+    metrics = evaluate_results_file(name, _write_results(tmp_path / "r.json", results))
+
+    reference = COCO(str(gt_file))
+    for task in ("bbox", "segm") if masks else ("bbox",):
+        entries = json.loads((tmp_path / "r.json").read_text())
+        if task == "segm":
+            for r in entries:
+                r.pop("bbox", None)
+        ev = COCOeval(reference, reference.loadRes(entries), task)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        names_in_order = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+        for k, key in enumerate(names_in_order):
+            want = ev.stats[k] * 100 if ev.stats[k] >= 0 else float("nan")
+            assert metrics[task][key] == pytest.approx(want, abs=1e-4, nan_ok=True), (task, key)
+        assert metrics[task]["AP"] > 0
