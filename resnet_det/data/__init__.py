@@ -1,8 +1,10 @@
 """Data for both tasks, on one spine (docs/datasets.md, docs/reproducibility.md):
 
 - catalog.py: the one registry, DatasetCatalog / MetadataCatalog, for every dataset name;
-- io.py: the one read_image (EXIF applied), datasets_root() and BadImageError;
-- skips.py: DATALOADER.ON_BAD_IMAGE applied to data faults, and the counts of what it left out;
+- paths.py: datasets_root(), where the datasets live;
+- io.py: the one read_image (EXIF applied);
+- skips.py: DATALOADER.ON_BAD_IMAGE applied to data faults (BadImageError for an image that
+  cannot be read), and the counts of what it left out;
 - samplers.py: the training stream and inference shards that both tasks' loaders use;
 - datasets/: readers (COCO, VOC, demo shapes, ImageNet, CIFAR-10, digits) and the built-in
   names; they import no task code;
@@ -10,15 +12,14 @@
 - classification/: transforms, datasets and loaders of pretraining.
 
 Importing this package registers every built-in dataset name, detection and classification
-(no file is read until a dataset is loaded).
+(no file is read until a dataset is loaded). It does not import torch: the catalog, the
+readers and the names need none, and the loaders, samplers and read_image are loaded on first
+use (PEP 562), so that what only reads annotations (tools/evaluate.py) starts quickly.
 """
 
+from typing import TYPE_CHECKING
+
 from .catalog import DatasetCatalog, Lazy, Metadata, MetadataCatalog
-from .classification import (
-    build_classification_test_loader,
-    build_classification_train_loader,
-    get_classification_dicts,
-)
 from .datasets import (
     CIFAR10_CLASSES,
     COCO_CATEGORIES,
@@ -38,21 +39,57 @@ from .datasets import (
     register_pascal_voc,
     write_shapes_datasets,
 )
-from .detection import (
-    DatasetMapper,
-    RandomFlip,
-    ResizeShortestEdge,
-    build_detection_test_loader,
-    build_detection_train_loader,
-    build_test_loader,
-    build_train_loader,
-    filter_images_without_annotations,
-    get_detection_dataset_dicts,
-    trivial_batch_collator,
+from .paths import datasets_root
+from .skips import (
+    BadImageError,
+    ImageSizeError,
+    MissingImageError,
+    SkipCountingLoader,
+    SkipCounts,
+    SkippedImage,
 )
-from .io import BadImageError, ImageSizeError, MissingImageError, datasets_root, read_image
-from .samplers import InferenceSampler, TrainBatchSampler, TrainingSampler
-from .skips import SkipCountingLoader, SkipCounts, SkippedImage
+
+# The names that need torch, by module, loaded on first use (PEP 562).
+_LAZY = {
+    "build_classification_test_loader": "classification",
+    "build_classification_train_loader": "classification",
+    "get_classification_dicts": "classification",
+    "DatasetMapper": "detection",
+    "RandomFlip": "detection",
+    "ResizeShortestEdge": "detection",
+    "build_detection_test_loader": "detection",
+    "build_detection_train_loader": "detection",
+    "build_test_loader": "detection",
+    "build_train_loader": "detection",
+    "filter_images_without_annotations": "detection",
+    "get_detection_dataset_dicts": "detection",
+    "trivial_batch_collator": "detection",
+    "read_image": "io",
+    "InferenceSampler": "samplers",
+    "TrainBatchSampler": "samplers",
+    "TrainingSampler": "samplers",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .classification import (
+        build_classification_test_loader,
+        build_classification_train_loader,
+        get_classification_dicts,
+    )
+    from .detection import (
+        DatasetMapper,
+        RandomFlip,
+        ResizeShortestEdge,
+        build_detection_test_loader,
+        build_detection_train_loader,
+        build_test_loader,
+        build_train_loader,
+        filter_images_without_annotations,
+        get_detection_dataset_dicts,
+        trivial_batch_collator,
+    )
+    from .io import read_image
+    from .samplers import InferenceSampler, TrainBatchSampler, TrainingSampler
 
 __all__ = [
     "DatasetCatalog",
@@ -101,5 +138,20 @@ __all__ = [
     "SkipCounts",
     "SkippedImage",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 register_all_builtin()

@@ -12,16 +12,24 @@ Faults are met at two moments. Readers meet the annotation faults when a dataset
 size mismatch) are met when an image is decoded, in a loader worker, which hands a
 :class:`SkippedImage` on with the batch. :class:`SkipCountingLoader` adds both up for the
 trainer, which writes them to metrics.json.
+
+The error types of an image that cannot be read (:class:`BadImageError` and its kinds) and the
+policy's choices are defined here, apart from the decoding (resnet_det.data.io raises them),
+so that the readers and the dataset names import no torch.
 """
 
 import logging
 from collections import Counter
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Type
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Type
 
-from ..utils.errors import DataError, UserError
-from .io import check_on_bad_image
+from ..utils.errors import DataError, MissingFileError, UserError
 
 __all__ = [
+    "ON_BAD_IMAGE_CHOICES",
+    "BadImageError",
+    "MissingImageError",
+    "ImageSizeError",
+    "check_on_bad_image",
     "IMAGE_REASONS",
     "ANNOTATION_REASONS",
     "SkippedImage",
@@ -32,6 +40,84 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# DATALOADER.ON_BAD_IMAGE: "stop" raises (BadImageError for an image), "skip" leaves the image
+# or annotation out, counts it and goes on.
+ON_BAD_IMAGE_CHOICES = ("stop", "skip")
+
+
+class BadImageError(DataError):
+    """An image (or a folder of images) that cannot be read: missing, truncated, empty or not
+    an image. The message names the file and, where known, the image id.
+
+    Constructed from the message alone, so that it survives pickling and the re-raise of
+    errors from DataLoader worker processes (which rebuild an exception from its message);
+    ``reason`` (an IMAGE_REASONS entry) is therefore the class's.
+
+    Args:
+        message: the full message.
+        path: the file or folder at fault.
+        image_id: the dataset's id of the image, if known.
+    """
+
+    reason = "unreadable"
+
+    def __init__(self, message: str, *, path: Optional[str] = None, image_id: Any = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.image_id = image_id
+
+    @classmethod
+    def at(
+        cls, path: str, reason: str, *, image_id: Any = None, kind: str = "image"
+    ) -> "BadImageError":
+        """The error for ``path``: "cannot read image PATH (image id ID): REASON; fix"."""
+        where = f"{kind} {path}" + ("" if image_id is None else f" (image id {image_id})")
+        return cls(
+            f"cannot read {where}: {reason}; replace or remove it, or set "
+            f"DATALOADER.ON_BAD_IMAGE skip to leave unreadable images out",
+            path=path,
+            image_id=image_id,
+        )
+
+
+class MissingImageError(BadImageError, MissingFileError):
+    """A BadImageError for a file that does not exist (also a FileNotFoundError)."""
+
+    reason = "missing"
+
+
+class ImageSizeError(BadImageError):
+    """The decoded image's size differs from the height/width its annotation records (so the
+    boxes would be placed wrongly)."""
+
+    reason = "size mismatch"
+
+    @classmethod
+    def mismatch(
+        cls, path: str, size: Tuple[int, int], annotated: Tuple[int, int], *, image_id: Any = None
+    ) -> "ImageSizeError":
+        """The error for an image of ``size`` = (width, height) annotated as ``annotated``."""
+        where = path + ("" if image_id is None else f" (image id {image_id})")
+        return cls(
+            f"image {where} is {size[0]}x{size[1]} (width x height, after EXIF "
+            f"orientation) but its annotation says {annotated[0]}x{annotated[1]}; fix "
+            f"the annotation's height/width (or the image), or set "
+            f"DATALOADER.ON_BAD_IMAGE skip to leave such images out",
+            path=path,
+            image_id=image_id,
+        )
+
+
+def check_on_bad_image(
+    value: str, key: str = "on_bad_image", error: Type[Exception] = ValueError
+) -> str:
+    """``value`` if it is an ON_BAD_IMAGE_CHOICES policy; else ``error`` naming ``key`` (a
+    builder passes "DATALOADER.ON_BAD_IMAGE" and ConfigError)."""
+    if value not in ON_BAD_IMAGE_CHOICES:
+        raise error(f"{key} must be one of {ON_BAD_IMAGE_CHOICES}, got {value!r}")
+    return value
+
 
 # Why an image was left out: its file is missing, cannot be decoded (empty, truncated, not an
 # image), differs in size from its annotation, shares its id with another image, or its own

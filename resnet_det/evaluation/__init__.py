@@ -10,18 +10,16 @@ trainers, tools/evaluate.py) comes here.
 
 import os
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 from ..data.catalog import DatasetCatalog, MetadataCatalog
 from ..utils.errors import DataError
 from ..utils.file_io import atomic_write_json
-from .classification import ClassificationEvaluator, evaluate_classifier
 from .coco_evaluation import COCOEvaluator, evaluate_coco_results
 from .evaluator import (
     DatasetEvaluator,
     DatasetEvaluators,
     format_metrics_table,
-    inference_on_dataset,
     print_csv_format,
 )
 from .pascal_voc_evaluation import PascalVOCDetectionEvaluator, voc_ap, voc_eval_class
@@ -59,6 +57,33 @@ __all__ = [
     "score_results",
     "flatten_results",
 ]
+
+# The names that need torch, by module, loaded on first use (PEP 562): scoring a results file
+# (tools/evaluate.py) imports no torch.
+_LAZY = {
+    "ClassificationEvaluator": "classification",
+    "evaluate_classifier": "classification",
+    "inference_on_dataset": "inference",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .classification import ClassificationEvaluator, evaluate_classifier
+    from .inference import inference_on_dataset
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 # An evaluator factory: (dataset_name, *, output_dir, distributed, use_07_metric[, tasks]) ->
 # evaluator; each takes the options that apply to it and ignores the rest (tasks is passed only
@@ -99,6 +124,8 @@ def _voc_submission(
 
 
 def _classification(dataset_name: str, *, distributed: bool, **_: Any) -> DatasetEvaluator:
+    from .classification import ClassificationEvaluator  # torch, see _LAZY
+
     return ClassificationEvaluator(dataset_name, distributed=distributed)
 
 

@@ -8,16 +8,21 @@ plain JSON.
 
 pycocotools' C code trusts an RLE, so the strings of a results file are decoded first by
 :func:`resnet_det.utils.rle.compressed_rle_totals` (re-exported here).
+
+torch is imported by the functions that take a model's tensors (binarize_masks, encode_masks),
+not with the module: scoring a results file (tools/evaluate.py) needs none.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence
 
 import numpy as np
-import torch
 
 from ..utils.rle import compressed_rle_totals
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["MASK_THRESHOLD", "binarize_masks", "encode_masks", "compressed_rle_totals", "rle_boxes"]
 
@@ -34,6 +39,8 @@ def binarize_masks(masks: Any, *, image_size=None, where: str = "masks") -> torc
         image_size: (height, width) the masks must have (None: not checked).
         where: how errors refer to the masks (e.g. "image 12's masks").
     """
+    import torch
+
     masks = torch.as_tensor(masks)
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
@@ -59,6 +66,7 @@ def encode_masks(masks: Any) -> List[Dict[str, Any]]:
     Args:
         masks: anything :func:`binarize_masks` takes.
     """
+    import torch
     from pycocotools import mask as mask_utils
 
     masks = binarize_masks(masks)

@@ -2,13 +2,22 @@
 
 The only home of rank / world-size / gather helpers in the package: data samplers, the
 evaluators, the trainers and the tools all ask here.
+
+Importing this module does not import torch: a process group exists only once
+torch.distributed has been imported (by whoever started it), so a process that never imported
+it is one process, and asking its rank or world size (tools/evaluate.py scoring a results file
+through the evaluators) loads nothing. The collectives import torch where they run, always
+after a process group was started.
 """
 
-import os
-from typing import Any, Dict, List, Tuple
+from __future__ import annotations
 
-import torch
-import torch.distributed as dist
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = [
     "get_dist_info",
@@ -34,16 +43,26 @@ def set_local_info(local_rank: int, local_size: int) -> None:
     _LOCAL_RANK, _LOCAL_SIZE = local_rank, local_size
 
 
+def _process_group() -> Optional[Any]:
+    """torch.distributed when its default process group is initialised, else None."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    return dist
+
+
 def _initialized() -> bool:
-    return dist.is_available() and dist.is_initialized()
+    return _process_group() is not None
 
 
 def get_world_size() -> int:
-    return dist.get_world_size() if _initialized() else 1
+    dist = _process_group()
+    return dist.get_world_size() if dist is not None else 1
 
 
 def get_rank() -> int:
-    return dist.get_rank() if _initialized() else 0
+    dist = _process_group()
+    return dist.get_rank() if dist is not None else 0
 
 
 def get_dist_info() -> Tuple[int, int]:
@@ -75,6 +94,9 @@ def is_main_process() -> bool:
 def synchronize() -> None:
     """Barrier across all processes (no-op with one process)."""
     if get_world_size() > 1:
+        import torch
+        import torch.distributed as dist
+
         if dist.get_backend() == dist.Backend.NCCL and torch.cuda.is_available():
             dist.barrier(device_ids=[torch.cuda.current_device()])
         else:
@@ -89,6 +111,8 @@ def all_gather(data: Any) -> List[Any]:
     world = get_world_size()
     if world == 1:
         return [data]
+    import torch.distributed as dist
+
     out: List[Any] = [None] * world
     dist.all_gather_object(out, data)
     return out
@@ -99,6 +123,9 @@ def all_reduce_sum(values: List[int]) -> List[int]:
     summed as int64, unlike :func:`reduce_dict`'s floats."""
     if get_world_size() < 2:
         return list(values)
+    import torch
+    import torch.distributed as dist
+
     # gloo reduces CPU tensors, nccl CUDA tensors.
     nccl = dist.get_backend() == dist.Backend.NCCL
     device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
@@ -115,6 +142,9 @@ def reduce_dict(
     world = get_world_size()
     if world < 2:
         return dict(input_dict)
+    import torch
+    import torch.distributed as dist
+
     with torch.no_grad():
         names = sorted(input_dict.keys())
         values = torch.stack([input_dict[k].detach().float().reshape(()) for k in names])

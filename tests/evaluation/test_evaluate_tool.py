@@ -324,3 +324,62 @@ def test_coco_results_file_scores_as_pycocotools_scores_it(tmp_path, names, mask
             want = ev.stats[k] * 100 if ev.stats[k] >= 0 else float("nan")
             assert metrics[task][key] == pytest.approx(want, abs=1e-4, nan_ok=True), (task, key)
         assert metrics[task]["AP"] > 0
+
+
+# The tool's start-up imports no torch (nor torchvision, nor matplotlib without --errors):
+# importing them takes longer than scoring 200,000 detections.
+_RUN_TOOL = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as e:
+    assert e.code in (0, None), e.code
+print("HEAVY", sorted(m for m in ("torch", "torchvision", "matplotlib") if m in sys.modules))
+"""
+
+
+def _run_tool_and_list_heavy_imports(args, tmp_path):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, RESNET_DET_DATASETS=str(tmp_path / "datasets"))
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_TOOL, os.path.join(ROOT, "tools", "evaluate.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_tool_imports_no_torch(tmp_path):
+    from resnet_det.data.datasets.builtin import COCO_CATEGORIES
+
+    annotations = tmp_path / "datasets" / "coco" / "annotations"
+    annotations.mkdir(parents=True)
+    gt = {
+        "images": [{"id": 1, "file_name": "1.jpg", "height": 100, "width": 100}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 18, "bbox": [10, 10, 30, 30], "area": 900}
+        ],
+        "categories": [{"id": i, "name": n} for i, n in COCO_CATEGORIES],
+    }
+    (annotations / "instances_val2017.json").write_text(json.dumps(gt))
+    results = _write_results(
+        tmp_path / "r.json",
+        [{"image_id": 1, "category_id": 18, "bbox": [10, 10, 30, 30], "score": 0.9}],
+    )
+    printed = _run_tool_and_list_heavy_imports(["--help"], tmp_path)
+    assert "--results" in printed and "HEAVY []" in printed
+    printed = _run_tool_and_list_heavy_imports(
+        ["--dataset", "coco_2017_val", "--results", results, "--output", str(tmp_path / "o")],
+        tmp_path,
+    )
+    assert "HEAVY []" in printed, printed
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["bbox/AP"] == pytest.approx(100.0) and metrics["bbox/AP-dog"] == 100.0

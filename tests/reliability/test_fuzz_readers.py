@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from resnet_det.config import get_cfg
 from resnet_det.data.datasets.coco import load_coco_json, read_coco_api
 from resnet_det.data.datasets.voc import load_voc_instances
-from resnet_det.data.segmentation import InstanceMasks, check_segmentation
+from resnet_det.data.detection.instance_masks import InstanceMasks
+from resnet_det.data.segmentation import check_segmentation
 from resnet_det.evaluation.results_file import REQUIRED_KEYS, load_results_file
 from resnet_det.utils.errors import UserError
 

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..catalog import DatasetCatalog, Lazy, MetadataCatalog
-from ..io import datasets_root
+from ..paths import datasets_root
 from ..skips import SkipCounts
 from .cifar import CIFAR10_CLASSES, load_cifar10
 from .cifar import SPLITS as CIFAR10_SPLITS

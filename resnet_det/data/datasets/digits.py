@@ -14,10 +14,8 @@ from functools import lru_cache
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ..io import check_on_bad_image
+from ..skips import check_on_bad_image
 
 __all__ = ["DIGITS_CLASSES", "NUM_TRAIN", "SIZE", "load_digits_split"]
 
@@ -30,6 +28,10 @@ _SPLIT_SEED = 2015
 
 @lru_cache(maxsize=1)
 def _images_and_labels() -> Tuple[np.ndarray, np.ndarray]:
+    # Here, not at the top: registering the digits names (``import resnet_det.data``) must
+    # not import torch, which only building the images needs.
+    import torch
+    import torch.nn.functional as F
     from sklearn.datasets import load_digits
 
     d = load_digits()

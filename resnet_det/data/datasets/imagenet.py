@@ -10,8 +10,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from ...utils.errors import MissingFileError
-from ..io import BadImageError
-from ..skips import FaultPolicy, SkipCounts
+from ..skips import BadImageError, FaultPolicy, SkipCounts
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "load_imagenet"]
 

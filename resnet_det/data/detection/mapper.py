@@ -27,8 +27,9 @@ from ..io import (
     decode_image,
     read_image_bytes,
 )
-from ..segmentation import InstanceMasks, check_segmentation
+from ..segmentation import check_segmentation
 from ..skips import SkippedImage
+from .instance_masks import InstanceMasks
 from .transforms import RandomFlip, ResizeShortestEdge, apply_image_ops, plan_transforms
 
 __all__ = ["DatasetMapper", "DetectionBatchFinisher"]
@@ -53,7 +54,7 @@ class DatasetMapper:
     image's size, one per box in the order of "boxes"/"labels", 1 inside the instance:
     polygons are resized/flipped as coordinates and then rasterised by pycocotools at H x W,
     RLE masks are decoded and resized (nearest) / flipped as pixels
-    (resnet_det.data.segmentation.InstanceMasks). The masks take no random draw, so image,
+    (instance_masks.InstanceMasks). The masks take no random draw, so image,
     boxes and labels are the same with and without ``mask_on``.
 
     An image that is missing, cannot be decoded, or whose size differs from the dict's

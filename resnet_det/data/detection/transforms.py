@@ -3,7 +3,7 @@
 Only what the paper's detector uses (Sec. 4 / appendix A: shorter side 600, horizontal flip),
 with detectron2's semantics (multi-scale "choice"/"range" sampling, longer-side cap). The
 pixel work is torchvision.transforms.v2's functional ops, the boxes get the values of its box
-kernels; masks (resnet_det.data.segmentation.InstanceMasks) follow the same geometry.
+kernels; masks (instance_masks.InstanceMasks) follow the same geometry.
 Randomness comes from an explicit ``random.Random`` so the data loader can make every sample a
 function of (seed, position in the stream); the masks never draw from it, so the draws, and
 the image and boxes, are the same with or without masks.
@@ -23,7 +23,7 @@ import torch
 from torchvision.transforms.v2 import functional as F
 
 from ..io import to_format
-from ..segmentation import InstanceMasks
+from .instance_masks import InstanceMasks
 
 __all__ = [
     "Resize",

@@ -309,7 +309,7 @@ def test_masks_match_the_rendered_image():
 @pytest.mark.parametrize("cls", range(3))
 def test_flipped_mask_is_the_mirrored_shape(cls):
     """A mask flipped as the mapper flips it (x -> width - x) covers the mirrored pixels."""
-    from resnet_det.data.segmentation import InstanceMasks
+    from resnet_det.data.detection.instance_masks import InstanceMasks
 
     h, w = 50, 60
     segm = shape_segmentation(cls, 7, 5, 37, 35, h, w)

@@ -82,7 +82,7 @@ def test_bad_arguments(kwargs):
 
 
 def test_masks_follow_the_pixels_and_take_no_draw():
-    from resnet_det.data.segmentation import InstanceMasks
+    from resnet_det.data.detection.instance_masks import InstanceMasks
 
     box = (30, 20, 70, 50)
     img = _rect_image(80, 120, box)
