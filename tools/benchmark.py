@@ -14,10 +14,11 @@ classifier (training step vs torchvision's same network), detector (R50-FPN trai
 and inference vs torchvision's Faster R-CNN), c4 (R50-C4 / R101-C4 vs detectron2), loaders
 (classification and detection loaders, one worker, vs torchvision's reading), coco (COCO
 evaluation vs pycocotools), coco_segm (mask AP evaluation vs pycocotools), coco_errors (the
-error analysis vs the plain COCO evaluation), gpu_resnet50 (ResNet-50 at scale with TFLOP/s),
-gpu_pipeline (JPEG files decoded on the device vs the model-only step), gpu_pretrain
-(ResNet-50 fed by our pretraining loader with INPUT.DECODE_DEVICE vs the model-only step),
-gpu_r101_c4 (R101-C4 with AMP, peak memory);
+error analysis vs the plain COCO evaluation), coco_e2e and coco_segm_e2e (the whole
+tools/evaluate.py process vs a pycocotools script, boxes and masks), gpu_resnet50 (ResNet-50 at
+scale with TFLOP/s), gpu_pipeline (JPEG files decoded on the device vs the model-only step),
+gpu_pretrain (ResNet-50 fed by our pretraining loader with INPUT.DECODE_DEVICE vs the
+model-only step), gpu_r101_c4 (R101-C4 with AMP, peak memory);
 tools/gpu_check.sh runs the GPU set.
 Prints a Markdown table; --output writes the rows as JSON.
 """

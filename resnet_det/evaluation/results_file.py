@@ -29,7 +29,6 @@ and ``evaluate_results_file`` choose that evaluator by the dataset's name.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
@@ -44,6 +43,7 @@ import numpy as np
 import orjson
 
 from ..data.catalog import DatasetCatalog
+from ..utils.bulk import collector_paused
 from ..utils.errors import DataError, MissingFileError
 from .evaluator import DatasetEvaluator
 from .masks import compressed_rle_totals, rle_boxes
@@ -356,19 +356,13 @@ def read_results_file(path: str) -> CheckedResults:
             raw = f.read()
     except OSError as e:  # a folder, no permission
         raise DataError(f"Results file {path!r} cannot be read: {e}") from e
-    # Hundreds of thousands of small dicts and lists, none in a cycle: the cyclic collector
-    # would walk all of them again and again while they are made.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
-        results = _parse_json(raw)
+        with collector_paused():
+            results = _parse_json(raw)
     except ValueError as e:  # JSONDecodeError names the line and column
         raise DataError(f"Results file {path!r} is not valid JSON: {e}") from e
     except RecursionError as e:
         raise DataError(f"Results file {path!r} is not valid JSON: nested too deeply") from e
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     if not isinstance(results, list):
         raise DataError(
             f"Results file {path!r} must hold a JSON list, got {type(results).__name__}"
@@ -612,6 +606,11 @@ def score_results(
             f"Dataset {dataset_name!r} is evaluated by {type(evaluator).__name__}, which does not "
             "score detection results files (only COCO and VOC datasets do)"
         )
+    with collector_paused():
+        return _score(evaluator, dataset_name, results, category_ids, source)
+
+
+def _score(evaluator, dataset_name, results, category_ids, source):
     checked = results if isinstance(results, CheckedResults) else check_results(results, source)
     matched = match_results(checked, dataset_name, category_ids)
     if checked.has_masks and not evaluator.scores_masks():

@@ -10,6 +10,8 @@ import os
 import tempfile
 from typing import IO, Any, Callable, Iterator, Optional
 
+import orjson
+
 __all__ = ["atomic_open", "atomic_write_text", "atomic_write_json", "atomic_torch_save"]
 
 
@@ -60,7 +62,24 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 def atomic_write_json(path: str, obj: Any, **dump_kwargs: Any) -> None:
-    """``json.dump(obj)`` to ``path`` atomically (``dump_kwargs`` go to json.dump)."""
+    """``json.dump(obj)`` to ``path`` atomically (``dump_kwargs`` go to json.dump).
+
+    Without ``dump_kwargs`` the text is orjson's (compact, several times faster on a results
+    list of 200,000 detections) wherever it reads back as json.dump's would: orjson writes NaN
+    and infinities as null and refuses what json.dump converts (non-string keys, numpy floats,
+    ints over 64 bits), so an object whose text would hold a null, or that orjson refuses, is
+    written by json.dump.
+    """
+    data = None
+    if not dump_kwargs:
+        with contextlib.suppress(TypeError):  # orjson.JSONEncodeError is a TypeError
+            data = orjson.dumps(obj)
+        if data is not None and b"null" in data:
+            data = None
+    if data is not None:
+        with atomic_open(path, "wb") as f:
+            f.write(data)
+        return
     with atomic_open(path, "w") as f:
         json.dump(obj, f, **dump_kwargs)
 

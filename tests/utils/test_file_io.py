@@ -28,6 +28,34 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert open(path).read() == "old" and os.listdir(tmp_path) == ["config.yaml"]
 
 
+@pytest.mark.parametrize(
+    "obj",
+    [
+        [{"image_id": 1, "category_id": 18, "bbox": [0.1, 2.675, 1e-7, 3e20], "score": 0.93}],
+        {"bbox/AP": 18.210739906480118, "name": "caf\u00e9 \u2603", "flags": [True, False]},
+        {"bbox/AP-dog": float("nan"), "inf": float("inf")},  # json.dump's NaN / Infinity
+        {"nested": {"ok": None}},  # a real null: json.dump writes it, same text meaning
+        {1: "int key", 2.5: "float key"},  # json.dump turns keys into strings, orjson refuses
+        {"big": 2**70, "np": __import__("numpy").float64(0.5)},  # beyond orjson
+    ],
+)
+def test_json_reads_back_as_json_dump_wrote_it(tmp_path, obj):
+    # Written by orjson where its text means what json.dump's does, else by json.dump.
+    path = str(tmp_path / "x.json")
+    file_io.atomic_write_json(path, obj)
+    got = open(path, encoding="utf-8").read()
+    want = json.dumps(obj)
+    assert json.loads(got) == json.loads(want) or got == want  # NaN != NaN: text equal
+    if "NaN" in want or "Infinity" in want:
+        assert got == want
+
+
+def test_dump_kwargs_go_to_json_dump(tmp_path):
+    path = str(tmp_path / "x.json")
+    file_io.atomic_write_json(path, {"b": 1, "a": [1, 2]}, indent=2, sort_keys=True)
+    assert open(path).read() == json.dumps({"b": 1, "a": [1, 2]}, indent=2, sort_keys=True)
+
+
 def test_checkpoint_and_weights_writers_go_through_it(tmp_path, monkeypatch):
     # save_weights (.pkl and .pth) and Checkpointer files are synced before their rename, as
     # atomic_open does (the writer weights.py used to have of its own did not sync).

@@ -11,6 +11,12 @@ image, half near an object. Two rows:
   COCOeval on the same objects (the matching, accumulation and summary alone).
 - "COCO segm eval, metric only" (row "coco_segm"): mask AP, ``run_coco_eval(iou_type="segm")``
   against pycocotools on polygons (ground truth) and RLE masks (results) drawn the same way.
+- "COCO eval, end to end" and "COCO segm eval, end to end" (rows "coco_e2e" and
+  "coco_segm_e2e"): whole processes, as a user sees them: ``python tools/evaluate.py
+  --dataset coco_2017_val --results R --output O`` (start-up and imports included) against a
+  Python script that loads the same files with pycocotools and runs COCOeval
+  (:data:`PEER_SCRIPT`). The wall clock, or with ``clock="process"`` the CPU seconds of the
+  child process; both sides' six AP numbers are compared (``max_abs_ap_diff``, as fractions).
 - "COCO error analysis" (row "coco_errors"): ``analyze_errors`` (TIDE's dAP, cocoapi's
   analyze curves, the confusion matrix; no pictures) against the plain COCO evaluation
   (``run_coco_eval``) of the same objects: the analysis costs the ratio times the evaluation.
@@ -24,20 +30,25 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
+import resource
+import subprocess
+import sys
+import time
 import uuid
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
 from resnet_det.data.catalog import DatasetCatalog, MetadataCatalog
-from resnet_det.data.datasets.builtin import register_coco_instances
+from resnet_det.data.datasets.builtin import COCO_CATEGORIES, register_coco_instances
 from resnet_det.evaluation.coco_evaluation import COCOEvaluator, load_coco_gt
 from resnet_det.evaluation.error_analysis import analyze_errors
 from resnet_det.evaluation.fast_coco import run_coco_eval
 from resnet_det.evaluation.results_file import load_results_file, score_results
 
-from .harness import BenchOptions, BenchRow, compare
+from .harness import CLOCKS, BenchOptions, BenchRow, compare
 
 __all__ = [
     "make_coco_problem",
@@ -45,7 +56,28 @@ __all__ = [
     "coco_rows",
     "coco_segm_rows",
     "coco_error_rows",
+    "coco_e2e_rows",
+    "PEER_SCRIPT",
 ]
+
+TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "evaluate.py")
+# The peer of the end-to-end rows: what a user of pycocotools runs on the same two files.
+PEER_SCRIPT = """\
+import json, sys
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+gt_path, results_path, iou_type, out_path = sys.argv[1:5]
+gt = COCO(gt_path)
+ev = COCOeval(gt, gt.loadRes(results_path), iou_type)
+ev.evaluate()
+ev.accumulate()
+ev.summarize()
+with open(out_path, "w") as f:
+    json.dump([float(v) for v in ev.stats], f)
+"""
+# metrics.json's keys of COCOeval.stats[:6], in order (x 100; NaN where stats has -1).
+STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 COCO_CATEGORY_IDS = [
     i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
@@ -125,9 +157,9 @@ def _polygon(rng, x: float, y: float, w: float, h: float, vertices: int = 8) -> 
 def make_segm_problem(
     folder: str, *, num_images: int, dets_per_image: int, seed: int = 0
 ) -> Tuple[str, str]:
-    """The mask version of :func:`make_coco_problem`: ground-truth polygons (``gt_segm.json``)
-    and results as compressed RLE (``results_segm.json``), half of them a jittered copy of an
-    object's polygon."""
+    """The mask version of :func:`make_coco_problem`: ground-truth polygons (``gt_segm.json``;
+    crowd regions as RLE, as in COCO) and results as compressed RLE (``results_segm.json``),
+    half of them a jittered copy of an object's polygon."""
     from pycocotools import mask as mask_utils
 
     rng = np.random.default_rng(seed)
@@ -146,15 +178,20 @@ def make_segm_problem(
                 mask_utils.area(mask_utils.frPyObjects([poly.tolist()], height, width)).sum()
             )
             cat = int(rng.choice(COCO_CATEGORY_IDS))
+            iscrowd = int(rng.random() < 0.05)
+            segmentation: Any = [poly.tolist()]
+            if iscrowd:  # COCO gives crowd regions as RLE
+                rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+                segmentation = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
             anns.append(
                 {
                     "id": len(anns) + 1,
                     "image_id": image_id,
-                    "segmentation": [poly.tolist()],
+                    "segmentation": segmentation,
                     "bbox": [x, y, w, h],
                     "area": area,
                     "category_id": cat,
-                    "iscrowd": int(rng.random() < 0.05),
+                    "iscrowd": iscrowd,
                 }
             )
             polygons.append((poly, cat))
@@ -336,5 +373,95 @@ def coco_error_rows(
         tide_AP50=out["analysis"].tide.ap50,
         coco_AP50=100 * out["AP50"],
         **{k: round(v, 3) for k, v in out["analysis"].metrics().items()},
+    )
+    return [row]
+
+
+def _timed_process(cmd: List[str], env: Dict[str, str]) -> Tuple[float, float]:
+    """(wall seconds, CPU seconds of the child) of running ``cmd`` to completion."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.decode()}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def coco_e2e_rows(
+    folder: str,
+    opts: BenchOptions,
+    *,
+    iou_type: str = "bbox",
+    num_images: int = 2000,
+    dets_per_image: int = 100,
+) -> List[BenchRow]:
+    """One end-to-end row: tools/evaluate.py as a process against :data:`PEER_SCRIPT`, taking
+    turns, ``opts.repetitions`` times each (no warm-up: both start cold as a user's command
+    does, with the files in the page cache after the first call)."""
+    make = make_coco_problem if iou_type == "bbox" else make_segm_problem
+    gt_path, res_path = make(folder, num_images=num_images, dets_per_image=dets_per_image)
+    # The tool scores registered datasets: coco_2017_val (COCO's category names) under its own
+    # datasets folder; the peer reads the same file.
+    root = os.path.join(folder, f"datasets_{iou_type}")
+    with open(gt_path) as f:
+        gt = json.load(f)
+    gt["categories"] = [{"id": i, "name": name} for i, name in COCO_CATEGORIES]
+    gt_path = os.path.join(root, "coco", "annotations", "instances_val2017.json")
+    os.makedirs(os.path.dirname(gt_path), exist_ok=True)
+    with open(gt_path, "w") as f:
+        json.dump(gt, f)
+    peer_path = os.path.join(folder, "pycocotools_peer.py")
+    with open(peer_path, "w") as f:
+        f.write(PEER_SCRIPT)
+    out_dir, peer_out = os.path.join(folder, f"out_{iou_type}"), os.path.join(folder, "peer.json")
+    env = dict(os.environ, RESNET_DET_DATASETS=root)
+    commands = {
+        "ours": [sys.executable, TOOL, "--dataset", "coco_2017_val", "--results", res_path]
+        + ["--output", out_dir],
+        "peer": [sys.executable, peer_path, gt_path, res_path, iou_type, peer_out],
+    }
+    times: Dict[str, Dict[str, List[float]]] = {c: {"ours": [], "peer": []} for c in CLOCKS}
+    for _ in range(opts.repetitions):
+        for side, cmd in commands.items():
+            wall, cpu = _timed_process(cmd, env)
+            times["wall"][side].append(wall)
+            times["process"][side].append(cpu)
+    med = {c: {side: float(np.median(v)) for side, v in t.items()} for c, t in times.items()}
+    other = "process" if opts.clock == "wall" else "wall"
+    with open(os.path.join(out_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    with open(peer_out) as f:
+        peer_stats = json.load(f)
+    # metrics.json holds 100 x COCOeval's stats, NaN where stats has -1 (no ground truth).
+    ours_stats = [
+        -1.0 if math.isnan(v) else v / 100 for v in (metrics[f"{iou_type}/{k}"] for k in STAT_KEYS)
+    ]
+    what = "detections" if iou_type == "bbox" else "RLE masks"
+    row = BenchRow(
+        row="COCO eval, end to end" if iou_type == "bbox" else "COCO segm eval, end to end",
+        unit="s",
+        ours=med[opts.clock]["ours"],
+        peer=med[opts.clock]["peer"],
+        peer_name="a pycocotools script (COCO, loadRes, COCOeval"
+        + ("" if iou_type == "bbox" else " segm")
+        + ")",
+        ratio=med[opts.clock]["ours"] / med[opts.clock]["peer"],
+        note=f"{num_images} images x {dets_per_image} {what}; whole processes "
+        "(python tools/evaluate.py --dataset --results --output)",
+        extra={
+            f"ours_{other}_s": med[other]["ours"],
+            f"peer_{other}_s": med[other]["peer"],
+            "ours_AP": 100 * ours_stats[0],
+            "peer_AP": 100 * peer_stats[0],
+            "max_abs_ap_diff": max(abs(a - b) for a, b in zip(ours_stats, peer_stats)),
+            **{
+                f"{side}_{c}_all": [round(v, 3) for v in times[c][side]]
+                for c in CLOCKS
+                for side in ("ours", "peer")
+            },
+        },
     )
     return [row]

@@ -24,6 +24,8 @@ ROWS = (
     "coco",
     "coco_segm",
     "coco_errors",
+    "coco_e2e",
+    "coco_segm_e2e",
     "gpu_resnet50",
     "gpu_pipeline",
     "gpu_pretrain",
@@ -120,6 +122,17 @@ def run_rows(
             num_images=coco_images,
             dets_per_image=coco_dets,
         )
+    for name, iou_type in (("coco_e2e", "bbox"), ("coco_segm_e2e", "segm")):
+        if name in rows:
+            from .coco import coco_e2e_rows
+
+            out += coco_e2e_rows(
+                os.path.join(work_dir, name),
+                coco_opts,
+                iou_type=iou_type,
+                num_images=coco_images,
+                dets_per_image=coco_dets,
+            )
     if "gpu_resnet50" in rows:
         out += resnet50_rows(opts)
     if "gpu_pipeline" in rows:

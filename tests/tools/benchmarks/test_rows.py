@@ -114,6 +114,25 @@ def test_coco_segm_row_same_ap_both_sides(tmp_path):
     assert rows[0].extra["ours_AP"] > 0
 
 
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_coco_end_to_end_rows_time_whole_processes_with_equal_ap(tmp_path, iou_type):
+    rows = bench_coco.coco_e2e_rows(
+        str(tmp_path),
+        BenchOptions(repetitions=1, warmup=0),
+        iou_type=iou_type,
+        num_images=12,
+        dets_per_image=6,
+    )
+    name = "COCO eval, end to end" if iou_type == "bbox" else "COCO segm eval, end to end"
+    _check(rows, [name])
+    extra = rows[0].extra
+    # Both processes scored the same files: tools/evaluate.py's metrics.json and the
+    # pycocotools script's COCOeval.stats agree on all six AP numbers.
+    assert extra["max_abs_ap_diff"] <= 1e-6 and extra["ours_AP"] > 0
+    assert extra["ours_process_s"] > 0 and extra["peer_process_s"] > 0
+    assert len(extra["ours_wall_all"]) == len(extra["peer_wall_all"]) == 1
+
+
 def test_coco_error_row(tmp_path):
     rows = bench_coco.coco_error_rows(
         str(tmp_path), BenchOptions(repetitions=1, warmup=0), num_images=12, dets_per_image=6
