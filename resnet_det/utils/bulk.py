@@ -3,7 +3,8 @@
 Reading, matching and scoring a results file makes hundreds of thousands of small dicts,
 lists and floats, none of them in a reference cycle (reference counting frees them). Python's
 cyclic collector, triggered by allocations, would walk all of them again and again while they
-are made: on 200,000 detections about a third of the evaluation's time.
+are made, a cost that grows with the number of objects alive (docs/benchmarks.md, "End to
+end").
 """
 
 import contextlib

@@ -38,8 +38,8 @@ def compressed_rle_totals(counts: Sequence[str]) -> np.ndarray:
     return totals
 
 
-# Characters decoded at once: the arrays stay small enough for the CPU's caches (a third less time
-# than chunks of a million on 50 million characters), and every count of a string
+# Characters decoded at once: the arrays stay small enough for the CPU's caches (larger chunks
+# only move more memory), and every count of a string
 # (fewer than 2^20 of them, each < 2^32) sums exactly in float64.
 _CHUNK_CHARS = 1 << 17
 
