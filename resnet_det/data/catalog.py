@@ -1,8 +1,9 @@
 """The one dataset registry: DatasetCatalog and MetadataCatalog (detectron2's names).
 
 Detection and classification sets register here alike. A dataset is a function returning a
-list of dataset dicts (docs/internals.md); the function runs on every ``DatasetCatalog.get``
-so nothing heavy is kept in memory between uses. Metadata is a small attribute namespace per
+list of dataset dicts (docs/internals.md), or a SerializedDicts holding them (the COCO reader's:
+resnet_det.data.serialized); the function runs on every ``DatasetCatalog.get`` so nothing heavy
+is kept in memory between uses. Metadata is a small attribute namespace per
 dataset name; ``evaluator_type`` ("coco", "voc" or "classification") says which task's dicts
 the function returns. The built-in names are in docs/datasets.md.
 """
@@ -11,9 +12,10 @@ import difflib
 import inspect
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..utils.errors import DataError, UserKeyError
+from .serialized import SerializedDicts
 
 __all__ = ["DatasetCatalog", "MetadataCatalog", "Metadata", "Lazy", "common_thing_classes"]
 
@@ -45,7 +47,8 @@ class _DatasetCatalog:
         self._lock = threading.Lock()
 
     def register(self, name: str, func: Callable[..., List[dict]]) -> None:
-        """Register ``func`` (returns a list of dataset dicts) under ``name``.
+        """Register ``func`` (returns a list of dataset dicts, or a SerializedDicts) under
+        ``name``.
 
         ``func`` is called with no arguments, or with the reading options of
         :meth:`get` that its signature names (e.g. ``on_bad_image`` for a folder scan).
@@ -63,8 +66,8 @@ class _DatasetCatalog:
                 raise ValueError(f"DatasetCatalog: dataset {name!r} is already registered")
             self._funcs[name] = func
 
-    def get(self, name: str, **options: Any) -> List[dict]:
-        """Call the function registered under ``name`` and return its list of dicts.
+    def get(self, name: str, **options: Any) -> Union[List[dict], SerializedDicts]:
+        """Call the function registered under ``name`` and return its dicts.
 
         Args:
             name: a registered dataset name.
@@ -83,10 +86,10 @@ class _DatasetCatalog:
                 + _close_names(name, list(self._funcs))
             ) from None
         dicts = func(**_accepted(func, options)) if options else func()
-        if not isinstance(dicts, list):
+        if not isinstance(dicts, (list, SerializedDicts)):
             raise TypeError(
                 f"DatasetCatalog: the function registered for {name!r} returned "
-                f"{type(dicts).__name__}, expected a list of dicts"
+                f"{type(dicts).__name__}, expected a list of dicts (or a SerializedDicts)"
             )
         return dicts
 

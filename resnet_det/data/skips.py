@@ -20,6 +20,7 @@ so that the readers and the dataset names import no torch.
 
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Type
 
 from ..utils.errors import DataError, MissingFileError, UserError
@@ -34,6 +35,7 @@ __all__ = [
     "ANNOTATION_REASONS",
     "SkippedImage",
     "SkipCounts",
+    "FaultRecord",
     "FaultPolicy",
     "SkipCountingLoader",
     "skipped_in_batch",
@@ -174,6 +176,13 @@ class SkipCounts:
     def add_annotation(self, reason: str, n: int = 1) -> None:
         self.annotations[reason] += n
 
+    @classmethod
+    def from_dicts(cls, images: Dict[str, int], annotations: Dict[str, int]) -> "SkipCounts":
+        out = cls()
+        out.images.update(images)
+        out.annotations.update(annotations)
+        return out
+
     def merge(self, other: "SkipCounts") -> "SkipCounts":
         """Add ``other``'s counts to these; returns self."""
         self.images.update(other.images)
@@ -223,6 +232,61 @@ class SkipCounts:
         return out
 
 
+@dataclass
+class FaultRecord:
+    """What one read of a file met, whatever the policy: enough to apply either policy to it
+    again without reading the file (a reader's cached result, resnet_det.data.dataset_cache).
+
+    Attributes:
+        first: the first image or annotation fault as (kind "image" or "annotation", reason,
+            message, fix, image id): what "stop" raises; None if there was none.
+        images, annotations: counts by reason (dropped boxes included).
+        image_ids: the first image ids named in the summary line.
+        num_clipped: boxes clipped to their image.
+    """
+
+    first: Optional[tuple] = None
+    images: Dict[str, int] = field(default_factory=dict)
+    annotations: Dict[str, int] = field(default_factory=dict)
+    image_ids: List[Any] = field(default_factory=list)
+    num_clipped: int = 0
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "first": list(self.first) if self.first is not None else None,
+            "images": dict(self.images),
+            "annotations": dict(self.annotations),
+            "image_ids": list(self.image_ids),
+            "num_clipped": self.num_clipped,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> "FaultRecord":
+        """The record :meth:`to_json` gave; ValueError if ``obj`` is not one (a damaged cache
+        file)."""
+        try:
+            first = obj["first"]
+            if first is not None:
+                kind, reason, message, fix, _ = first
+                reasons = IMAGE_REASONS if kind == "image" else ANNOTATION_REASONS
+                if kind not in ("image", "annotation") or reason not in reasons:
+                    raise ValueError(f"unknown fault {kind!r} {reason!r}")
+                if not (isinstance(message, str) and isinstance(fix, str)):
+                    raise ValueError("fault message and fix must be strings")
+                first = tuple(first)
+            counts = {}
+            for key, known in (("images", IMAGE_REASONS), ("annotations", ANNOTATION_REASONS)):
+                counts[key] = {str(r): int(n) for r, n in obj[key].items()}
+                if not set(counts[key]) <= set(known) or min(counts[key].values(), default=1) < 1:
+                    raise ValueError(f"bad {key} counts {obj[key]!r:.100}")
+            image_ids, num_clipped = list(obj["image_ids"]), obj["num_clipped"]
+            if type(num_clipped) is not int or num_clipped < 0 or len(image_ids) > 5:
+                raise ValueError("bad image ids or clipped count")
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not a fault record: {e}") from None
+        return cls(first, counts["images"], counts["annotations"], image_ids, num_clipped)
+
+
 class FaultPolicy:
     """Applies ``on_bad_image`` to the faults one dataset read meets, counting what it
     leaves out, and logs one summary line for the dataset.
@@ -243,6 +307,7 @@ class FaultPolicy:
         self._into = counts
         self._ids: List[Any] = []
         self.num_clipped = 0
+        self._first: Optional[tuple] = None
 
     def _note(self, image_id: Any) -> None:
         if image_id is not None and len(self._ids) < 5 and image_id not in self._ids:
@@ -261,6 +326,8 @@ class FaultPolicy:
         set DATALOADER.ON_BAD_IMAGE skip ..."), else count it under ``reason``."""
         if self.on_bad_image == "stop":
             raise error(f"{self.source}: {message}; {fix}, {_SKIP_HINT}")
+        if self._first is None:
+            self._first = ("image", reason, message, fix, image_id)
         self.counts.add_image(reason)
         self._note(image_id)
 
@@ -271,6 +338,8 @@ class FaultPolicy:
         stays)."""
         if self.on_bad_image == "stop":
             raise DataError(f"{self.source}: {message}; {fix}, {_SKIP_HINT}")
+        if self._first is None:
+            self._first = ("annotation", reason, message, fix, image_id)
         self.counts.add_annotation(reason)
         self._note(image_id)
 
@@ -279,6 +348,31 @@ class FaultPolicy:
         image): counted, never raised."""
         self.counts.add_annotation(reason)
         self._note(image_id)
+
+    def record(self) -> FaultRecord:
+        """What this policy met so far (read it under "skip": "stop" raises at the first
+        fault)."""
+        return FaultRecord(
+            self._first,
+            dict(self.counts.images),
+            dict(self.counts.annotations),
+            list(self._ids),
+            self.num_clipped,
+        )
+
+    def replay(self, record: FaultRecord) -> None:
+        """Apply this policy to what another read of the same file met: under "stop" its first
+        image or annotation fault raises as it did there; otherwise its counts are added."""
+        if record.first is not None and self.on_bad_image == "stop":
+            kind, reason, message, fix, image_id = record.first
+            report = self.image if kind == "image" else self.annotation
+            report(reason, message, image_id=image_id, fix=fix)
+        if self._first is None:
+            self._first = record.first
+        self.counts.merge(SkipCounts.from_dicts(record.images, record.annotations))
+        for image_id in record.image_ids:
+            self._note(image_id)
+        self.num_clipped += record.num_clipped
 
     def finish(self, num_images: int) -> None:
         """Log the summary line, add the counts to ``counts``, and raise DataError if no

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycocotools import mask as mask_util
 
-from resnet_det.data.segmentation import check_segmentation, normalize_segmentation
+from resnet_det.data.segmentation import (
+    check_segmentation,
+    normalize_segmentation,
+    polygons_accepted,
+    rles_accepted,
+)
 from resnet_det.utils.rle import compressed_rle_totals
 
 H, W = 30, 40
@@ -100,3 +107,72 @@ def test_crowd_rle_passes_and_normal_form():
     with_bytes = dict(_rle(m), counts=_rle(m)["counts"].encode())
     assert check_segmentation(with_bytes, H, W) is None
     assert normalize_segmentation(with_bytes, H, W) == _rle(m)
+
+
+# The bulk checks a reader uses for millions of masks agree with check_segmentation, the rule:
+# what they accept it accepts; on plain values (ints and floats) they accept exactly what it does.
+_COORD = st.one_of(
+    st.floats(-150, 150, allow_nan=False),
+    st.integers(-150, 150),
+    st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e300, -0.0, 2**70]),
+)
+_PLAIN_COORD = st.one_of(st.floats(-130, 130, allow_nan=False), st.integers(-130, 130))
+_ODD = st.one_of(st.booleans(), st.none(), st.text(max_size=2), st.just([1.0]))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.lists(st.lists(st.one_of(_COORD, _COORD, _COORD, _ODD), max_size=10), max_size=3),
+        min_size=1,
+        max_size=6,
+    ),
+    st.integers(1, 60),
+    st.integers(1, 60),
+)
+def test_polygons_accepted_only_what_the_rule_accepts(segms, height, width):
+    ok, normal = polygons_accepted(segms, np.full(len(segms), height), np.full(len(segms), width))
+    for i, s in enumerate(segms):
+        if ok[i]:
+            assert check_segmentation(s, height, width) is None
+            if normal is not None:
+                assert normal[i] == normalize_segmentation(s, height, width)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(st.lists(st.lists(_PLAIN_COORD, max_size=10), max_size=3), min_size=1, max_size=6),
+    st.lists(st.integers(1, 60), min_size=6, max_size=6),
+    st.lists(st.integers(1, 60), min_size=6, max_size=6),
+)
+def test_polygons_accepted_is_the_rule_on_plain_numbers(segms, heights, widths):
+    h, w = heights[: len(segms)], widths[: len(segms)]
+    ok, normal = polygons_accepted(segms, np.array(h), np.array(w))
+    expected = [check_segmentation(s, hh, ww) is None for s, hh, ww in zip(segms, h, w)]
+    assert ok.tolist() == expected
+    for i, s in enumerate(segms):
+        if ok[i]:
+            got = s if normal is None else normal[i]
+            assert got == normalize_segmentation(s, h[i], w[i])
+            assert all(type(v) is float for p in got for v in p)
+
+
+def test_rles_accepted_is_the_rule():
+    full = _rle(_bitmap(5, 9, 3, 30))
+    cases = [
+        full,
+        _uncompressed(_bitmap(5, 9, 3, 30)),
+        {"size": [H, W], "counts": "0"},  # covers no pixel of the image
+        {"size": [W, H], "counts": full["counts"]},  # another size
+        {"size": [H, W], "counts": full["counts"] + "1"},  # ends inside a number
+        {"size": [H, W], "counts": [H * W - 1, 1, -1, 1]},  # a negative run
+        {"size": [H, W], "counts": [H * W]},
+        {"size": [H, W], "counts": [H * W, True]},  # a bool
+        {"size": [H, W], "counts": [2**70]},
+        {"size": [float(H), W], "counts": [H * W]},
+        {"size": [H, W]},
+        {"size": [H, W], "counts": []},
+    ]
+    ok = rles_accepted(cases, [H] * len(cases), [W] * len(cases))
+    expected = [check_segmentation(c, H, W) is None for c in cases]
+    assert expected[:2] == [True, True] and ok.tolist() == expected

@@ -8,11 +8,43 @@ in real annotation files and cannot be trained on, so dropping them is the usefu
 summary line and metrics.json count them.
 """
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from ..skips import FaultPolicy
 
-__all__ = ["BoxSanitizer"]
+__all__ = ["KEEP", "CLIPPED", "DEGENERATE", "OUTSIDE", "sanitize_boxes", "BoxSanitizer"]
+
+# What becomes of a box.
+KEEP, CLIPPED, DEGENERATE, OUTSIDE = 0, 1, 2, 3
+_Size = Union[float, np.ndarray]
+
+
+def sanitize_boxes(boxes: np.ndarray, width: _Size, height: _Size) -> Tuple[np.ndarray, np.ndarray]:
+    """The XYXY ``boxes`` (float64 [N, 4]) of images of ``width`` x ``height`` (numbers, or one
+    per box) clipped to [0, width] x [0, height], and each one's fate: KEEP, CLIPPED (partly
+    outside), DEGENERATE (width or height <= 0, or NaN) or OUTSIDE (entirely outside), the last
+    two to be dropped. Clipping is Python's max(x0, 0.0) / min(x1, width): -0.0 stays -0.0."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x0, y0, x1, y1 = boxes.T
+    width = np.asarray(width, dtype=np.float64)
+    height = np.asarray(height, dtype=np.float64)
+    degenerate = ~(x1 - x0 > 0) | ~(y1 - y0 > 0)
+    outside = (x1 <= 0) | (y1 <= 0) | (x0 >= width) | (y0 >= height)
+    clipped = np.stack(
+        [
+            np.where(0.0 > x0, 0.0, x0),
+            np.where(0.0 > y0, 0.0, y0),
+            np.where(width < x1, width, x1),
+            np.where(height < y1, height, y1),
+        ],
+        axis=1,
+    )
+    fate = np.where((clipped != boxes).any(axis=1), CLIPPED, KEEP).astype(np.uint8)
+    fate[outside] = OUTSIDE
+    fate[degenerate] = DEGENERATE
+    return clipped, fate
 
 
 class BoxSanitizer:
@@ -30,15 +62,14 @@ class BoxSanitizer:
         self, box: Sequence[float], width: float, height: float, image_id
     ) -> Optional[Tuple[float, float, float, float]]:
         """Return the XYXY box clipped to [0, width] x [0, height], or None if dropped."""
-        x0, y0, x1, y1 = (float(v) for v in box)
-        if not x1 - x0 > 0 or not y1 - y0 > 0:  # also NaN
+        clipped, fate = sanitize_boxes(
+            np.array([[float(v) for v in box]]), float(width), float(height)
+        )
+        if fate[0] == DEGENERATE:
             self.policy.drop("degenerate box", image_id=image_id)
             return None
-        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        if fate[0] == OUTSIDE:
             self.policy.drop("outside image", image_id=image_id)
             return None
-        cx0, cy0 = max(x0, 0.0), max(y0, 0.0)
-        cx1, cy1 = min(x1, float(width)), min(y1, float(height))
-        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
-            self.policy.num_clipped += 1
-        return (cx0, cy0, cx1, cy1)
+        self.policy.num_clipped += int(fate[0] == CLIPPED)
+        return tuple(clipped[0].tolist())

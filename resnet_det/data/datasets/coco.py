@@ -1,54 +1,57 @@
 """COCO-format instance annotations (json) -> dataset dicts.
 
-The file is parsed and checked here, entry by entry, under DATALOADER.ON_BAD_IMAGE
-(resnet_det.data.skips): pycocotools' index assumes a well-formed file and fails on a
-malformed one with a bare KeyError or TypeError, so it only ever sees checked data
-(``read_coco_api``).
+The file is parsed and checked here under DATALOADER.ON_BAD_IMAGE (resnet_det.data.skips):
+pycocotools' index assumes a well-formed file and fails on a malformed one with a bare KeyError
+or TypeError, so it only ever sees checked data (``read_coco_api``). The faults of the whole file
+are checked here; those of its entries in coco_entries.py.
+
+A COCO-2017-train-sized file (450 MB, 860,000 annotations, tens of millions of polygon
+coordinates) is read as a stream (resnet_det.utils.json_chunks): its "images" and "annotations"
+arrays come in chunks of a few MB, each checked with numpy over all its entries at once and
+turned into compact arrays and JSON fragments before the next is parsed, so the file's objects
+never exist all at once (coco_entries.py: the bulk passes only establish, for the usual
+entries, that the per-entry rules accept them, and leave every other entry to the rules, which
+name its fault).
+A file that cannot be streamed exactly as the json module reads it is parsed whole. The dataset
+dicts come back as a :class:`~resnet_det.data.serialized.SerializedDicts`, kept in the dataset
+cache (resnet_det.data.dataset_cache) for large files: read again, the file is only hashed.
 """
 
 import contextlib
+import gc
+import hashlib
 import io
 import json
 import logging
-import math
-import os
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
+import orjson
 from iopath.common.file_io import g_pathmgr
 from pycocotools.coco import COCO
 
 from ...utils.errors import DataError, MissingFileError
+from ...utils.json_chunks import ChunkedArray, NotStreamable, iter_members
 from ..catalog import MetadataCatalog
-from ..segmentation import check_segmentation, normalize_segmentation
-from ..skips import FaultPolicy, SkipCounts
-from .boxes import BoxSanitizer
+from ..dataset_cache import read_cached
+from ..serialized import SerializedDicts, SerializedWriter
+from ..skips import FaultPolicy, FaultRecord, SkipCounts
+from .boxes import CLIPPED, DEGENERATE, KEEP, OUTSIDE
+from .coco_entries import AnnotationEntries, ImageEntries, is_int, refuse_ambiguous
 
 __all__ = ["load_coco_json", "read_coco_api"]
 
 logger = logging.getLogger(__name__)
 
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    try:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-    except OverflowError:  # an int beyond float's range
-        return False
+# Bytes of json text parsed at once (a few thousand annotations).
+CHUNK_BYTES = 8 << 20
+# What changes the parsed result: bump it when the checks or the dicts change, so that cached
+# results of an older reader are not used (resnet_det.data.dataset_cache keys on it).
+READER_VERSION = "coco-1"
 
 
-def _positive_int(v: Any) -> Optional[int]:
-    """``v`` as a positive int (480 or 480.0), else None."""
-    if _is_number(v) and float(v) == int(v) and int(v) > 0:
-        return int(v)
-    return None
-
-
-def _parse(json_file: str) -> Dict[str, Any]:
-    """The file's top-level object, checked to have "images" and "categories" lists (and an
-    "annotations" list if any). Faults of the whole file always stop."""
+# ---------------------------------------------------------------- the file as a whole
+def _read_bytes(json_file: str) -> bytes:
     if not g_pathmgr.isfile(json_file):
         raise MissingFileError(
             f"COCO annotation file {json_file} does not exist (layouts under "
@@ -61,14 +64,24 @@ def _parse(json_file: str) -> Dict[str, Any]:
         raise DataError(f"COCO annotation file {json_file} cannot be read: {e}") from e
     if not raw.strip():
         raise DataError(f"COCO annotation file {json_file} is empty")
+    return raw
+
+
+def _parse_whole(raw: bytes, json_file: str) -> Any:
+    """The document parsed whole by the json module (the values and errors of the reader
+    before streaming)."""
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except ValueError as e:  # JSONDecodeError (with line and column), UnicodeDecodeError
         raise DataError(f"COCO annotation file {json_file} is not valid json: {e}") from e
     except RecursionError as e:
         raise DataError(
             f"COCO annotation file {json_file} is not valid json: nested too deeply"
         ) from e
+
+
+def _check_top(data: Any, json_file: str) -> None:
+    """Faults of the whole file, which always stop."""
     if not isinstance(data, dict):
         raise DataError(
             f"COCO annotation file {json_file}: top level must be an object, "
@@ -79,17 +92,20 @@ def _parse(json_file: str) -> Dict[str, Any]:
             raise DataError(f"COCO annotation file {json_file}: missing or non-list {key!r}")
     if not isinstance(data.get("annotations", []), list):
         raise DataError(f"COCO annotation file {json_file}: 'annotations' must be a list")
-    return data
 
 
-def _categories(data: Dict[str, Any], json_file: str) -> Tuple[Dict[int, int], List[str]]:
+def _categories(
+    data: Dict[str, Any], json_file: str, streamed: bool = False
+) -> Tuple[Dict[int, int], List[str]]:
     """COCO category id -> contiguous index (in increasing id order), and the class names.
     The category list defines the labels, so its faults always stop."""
     cats = data["categories"]
     if not cats:
         raise DataError(f"COCO annotation file {json_file}: 'categories' is empty")
     for i, c in enumerate(cats):
-        if not (isinstance(c, dict) and _is_int(c.get("id")) and isinstance(c.get("name"), str)):
+        if not (isinstance(c, dict) and is_int(c.get("id")) and isinstance(c.get("name"), str)):
+            if streamed:
+                refuse_ambiguous(c)
             raise DataError(
                 f"COCO annotation file {json_file}: categories[{i}] must be an "
                 f"object with an int 'id' and a str 'name', got {c!r:.200}"
@@ -102,156 +118,200 @@ def _categories(data: Dict[str, Any], json_file: str) -> Tuple[Dict[int, int], L
     return {c["id"]: i for i, c in enumerate(cats)}, [c["name"] for c in cats]
 
 
-def _images(data: Dict[str, Any], policy: FaultPolicy) -> Tuple[Dict[int, dict], Set[Any]]:
-    """The usable image entries by id, and the ids of images left out (whose annotations go
-    with them, uncounted)."""
-    by_id: Dict[int, List[dict]] = {}
-    left_out: Set[Any] = set()
-    for i, img in enumerate(data["images"]):
-        img_id = img.get("id") if isinstance(img, dict) else None
-        ok = (
-            isinstance(img, dict)
-            and _is_int(img_id)
-            and isinstance(img.get("file_name"), str)
-            and img["file_name"]
-            and _positive_int(img.get("height"))
-            and _positive_int(img.get("width"))
-        )
-        if not ok:
-            policy.image(
-                "bad annotation",
-                f"images[{i}] (image id {img_id!r:.50}) is not an "
-                f"object with an int 'id', a 'file_name' and positive int 'height' "
-                f"and 'width': {img!r:.200}",
-                image_id=img_id,
-                fix="correct the entry",
-            )
-            if _is_int(img_id):
-                left_out.add(img_id)
-            continue
-        by_id.setdefault(img_id, []).append(img)
-    images = {}
-    for img_id, entries in by_id.items():
-        if len(entries) > 1:
-            for _ in entries:
-                policy.image(
-                    "duplicate id",
-                    f"image id {img_id} is used by {len(entries)} "
-                    f"'images' entries ({', '.join(e['file_name'] for e in entries)})",
-                    image_id=img_id,
-                    fix="give each image its own id",
-                )
-            left_out.add(img_id)
+# ---------------------------------------------------------------- reading
+class _Parsed:
+    """What one read of the file found (the caller applies its policy to ``policy``'s
+    record)."""
+
+    def __init__(self, top, images, annotations, id_map, names, policy) -> None:
+        self.top, self.images, self.annotations = top, images, annotations
+        self.id_map, self.thing_classes, self.policy = id_map, names, policy
+
+
+def _read(raw: bytes, json_file: str, *, keep_objects: bool = False) -> _Parsed:
+    """Parse and check the file's bytes (streaming; parsed whole where it cannot)."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # millions of short-lived containers, none in a cycle
+    try:
+        try:
+            return _read_streaming(raw, json_file, keep_objects)
+        except NotStreamable as e:
+            logger.debug("%s: parsed whole (%s)", json_file, e)
+        return _read_whole(raw, json_file, keep_objects)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_streaming(raw: bytes, json_file: str, keep_objects: bool) -> _Parsed:
+    policy = FaultPolicy(json_file, "skip")
+    images = ImageEntries(policy, True, keep_objects)
+    annotations: Optional[AnnotationEntries] = None
+    top: Dict[str, Any] = {}
+    for key, value in iter_members(raw, ("images", "annotations"), CHUNK_BYTES):
+        if isinstance(value, ChunkedArray):
+            if key == "images":
+                for chunk in value:
+                    images.add(chunk)
+                images.finish()
+                top["images"] = []
+            else:
+                if "images" not in top:
+                    raise NotStreamable("'annotations' before 'images'")
+                annotations = AnnotationEntries(images, True, keep_objects)
+                for chunk in value:
+                    annotations.add(chunk)
+                top["annotations"] = []
         else:
-            images[img_id] = entries[0]
-    return images, left_out
+            top[key] = value
+    return _finish(top, images, annotations, json_file, policy, streamed=True)
 
 
-def _annotations(
-    data: Dict[str, Any],
-    images: Dict[int, dict],
-    left_out: Set[Any],
-    id_map: Dict[int, int],
-    policy: FaultPolicy,
-) -> Dict[int, List[dict]]:
-    """The usable annotations grouped by image id, in file order."""
-    per_image: Dict[int, List[dict]] = {}
-    seen_ids: Set[int] = set()
-    for i, ann in enumerate(data.get("annotations", [])):
-        if not isinstance(ann, dict):
-            policy.annotation(
-                "malformed",
-                f"annotations[{i}] is a {type(ann).__name__}, not an object",
-                fix="correct the entry",
-            )
-            continue
-        ann_id, img_id = ann.get("id"), ann.get("image_id")
-        where = f"annotation id {ann_id!r:.50} (image id {img_id!r:.50})"
-        if _is_int(img_id) and img_id in left_out:
-            continue  # its image was left out, and counted
-        if not _is_int(ann_id):
-            policy.annotation(
-                "malformed",
-                f"annotations[{i}] ({where}) has no int 'id'",
-                image_id=img_id,
-                fix="give every annotation an int id",
-            )
-            continue
-        if ann_id in seen_ids:
-            policy.annotation(
-                "duplicate id",
-                f"{where}: annotation id {ann_id} is not unique",
-                image_id=img_id,
-                fix="give each annotation its own id",
-            )
-            continue
-        seen_ids.add(ann_id)
-        if not (_is_int(img_id) and img_id in images):
-            policy.annotation(
-                "unknown image",
-                f"{where} refers to image id {img_id!r:.50}, which is not in 'images'",
-                image_id=img_id,
-                fix="add the image to 'images' or remove the annotation",
-            )
-            continue
-        cat = ann.get("category_id")
-        if not (_is_int(cat) and cat in id_map):
-            policy.annotation(
-                "unknown category",
-                f"{where} has category_id {cat!r:.50}, which "
-                f"is not in 'categories' (ids {sorted(id_map)})",
-                image_id=img_id,
-                fix="add the category to 'categories' or correct the annotation",
-            )
-            continue
-        bbox, crowd = ann.get("bbox"), ann.get("iscrowd", 0)
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-            policy.annotation(
-                "malformed",
-                f"{where} has malformed bbox {bbox!r:.100}",
-                image_id=img_id,
-                fix="give it four finite numbers [x, y, w, h]",
-            )
-            continue
-        if crowd not in (0, 1) or isinstance(crowd, float):
-            policy.annotation(
-                "malformed", f"{where} has iscrowd {crowd!r:.50}", image_id=img_id, fix="use 0 or 1"
-            )
-            continue
-        # A mask is optional (null = none); one that is there must be usable, since
-        # pycocotools trusts what it decodes (resnet_det/data/segmentation.py).
-        if ann.get("segmentation") is not None:
-            img = images[img_id]
-            bad = check_segmentation(
-                ann["segmentation"],
-                _positive_int(img["height"]),
-                _positive_int(img["width"]),
-                crowd,
-            )
-            if bad is not None:
-                policy.annotation("bad mask", f"{where} {bad[0]}", image_id=img_id, fix=bad[1])
-                continue
-        per_image.setdefault(img_id, []).append(ann)
-    return per_image
+def _read_whole(raw: bytes, json_file: str, keep_objects: bool) -> _Parsed:
+    data = _parse_whole(raw, json_file)
+    _check_top(data, json_file)
+    policy = FaultPolicy(json_file, "skip")
+    _categories(data, json_file)  # its faults stop before any entry's
+    images = ImageEntries(policy, False, keep_objects)
+    images.add(data["images"])
+    images.finish()
+    annotations = AnnotationEntries(images, False, keep_objects)
+    annotations.add(data.get("annotations", []))
+    top = {k: v for k, v in data.items() if k not in ("images", "annotations")}
+    top["images"], top["annotations"] = [], []
+    return _finish(top, images, annotations, json_file, policy, streamed=False)
 
 
-def _read(json_file: str, policy: FaultPolicy):
-    data = _parse(json_file)
-    id_map, names = _categories(data, json_file)
-    images, left_out = _images(data, policy)
-    per_image = _annotations(data, images, left_out, id_map, policy)
-    return data, id_map, names, images, per_image
+def _finish(top, images, annotations, json_file, policy, streamed) -> _Parsed:
+    _check_top(top, json_file)
+    id_map, names = _categories(top, json_file, streamed)
+    if annotations is None:
+        annotations = AnnotationEntries(images, streamed, False)
+    annotations.finish(id_map, policy)
+    return _Parsed(top, images, annotations, id_map, names, policy)
+
+
+def _sorted_image_rows(ids: List[int]) -> np.ndarray:
+    """The rows of ``ids`` in increasing id order."""
+    try:
+        return np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+    except OverflowError:  # an id beyond 64 bits
+        return np.asarray(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
+
+
+def _write_records(parsed: _Parsed, writer: SerializedWriter) -> int:
+    """One record per image kept, in increasing image id order, its annotations in file order;
+    the boxes dropped are counted (then, as ever, after the entries' faults). Returns the
+    number of annotations written."""
+    images, anns, policy = parsed.images, parsed.annotations, parsed.policy
+    m = len(images.ids)
+    order = _sorted_image_rows(images.ids)
+    rank = np.empty(m, dtype=np.int64)
+    rank[order] = np.arange(m)
+    kept = np.flatnonzero(anns.kept)
+    kept = kept[np.argsort(rank[anns.rows[kept]], kind="stable")]
+    state = anns.box_state[kept]
+    for i, s in zip(kept.tolist(), state.tolist()):
+        if s == DEGENERATE or s == OUTSIDE:
+            reason = "degenerate box" if s == DEGENERATE else "outside image"
+            policy.drop(reason, image_id=anns.img_ids[i])
+    policy.num_clipped += int((state == CLIPPED).sum())
+    final = kept[(state == KEEP) | (state == CLIPPED)]
+    rank_of = rank[anns.rows[final]]
+    bounds = np.searchsorted(rank_of, np.arange(m + 1)).tolist()
+    objects = ~anns.crowd[final]
+    num_objects = np.bincount(rank_of[objects], minlength=m).tolist()
+    num_unmasked = np.bincount(rank_of[objects & ~anns.masked[final]], minlength=m).tolist()
+    # Each fragment with the category's contiguous index put in after its bbox.
+    fragments = anns.fragments(final)
+    final_l = final.tolist()
+    id_map, cats, big = parsed.id_map, anns.cats, anns.json_fragments
+    for r, row in enumerate(order.tolist()):
+        height, width = images.heights[row], images.widths[row]
+        head = {
+            "file_name": images.file_names[row],
+            "image_id": images.ids[row],
+            "height": height,
+            "width": width,
+        }
+        use_json = False
+        try:
+            prefix = orjson.dumps(head)
+        except TypeError:  # an id beyond 64 bits, a lone surrogate
+            prefix, use_json = json.dumps(head).encode("ascii"), True
+        pieces = []
+        for t in range(bounds[r], bounds[r + 1]):
+            frag, i = next(fragments), final_l[t]
+            k = frag.index(b"]") + 1  # the end of {"bbox":[x0,y0,x1,y1]
+            pieces.append(b'%s,"category_id":%d%s' % (frag[:k], id_map[cats[i]], frag[k:]))
+            if big and i in big:
+                use_json = True
+        record = b'%s,"annotations":[%s]}' % (prefix[:-1], b",".join(pieces))
+        columns = (
+            min(height, 2**63 - 1),
+            min(width, 2**63 - 1),
+            num_objects[r],
+            num_unmasked[r],
+        )
+        writer.add_bytes(record, columns, use_json)
+    return len(final)
+
+
+def _build(json_file: str) -> Any:
+    """The cache's build function for ``json_file``: parse, check, write the records."""
+
+    def build(writer: SerializedWriter) -> Tuple[Dict[str, Any], str, int]:
+        raw = _read_bytes(json_file)
+        digest, size = hashlib.sha256(raw).hexdigest(), len(raw)
+        parsed = _read(raw, json_file)
+        del raw  # the records are built from compact arrays: the text is no longer needed
+        num_annotations = _write_records(parsed, writer)
+        meta = {
+            "thing_classes": parsed.thing_classes,
+            "id_map": [[k, v] for k, v in parsed.id_map.items()],
+            "faults": parsed.policy.record().to_json(),
+            "num_annotations": num_annotations,
+        }
+        return meta, digest, size
+
+    return build
+
+
+def _check_meta(meta: Dict[str, Any]) -> None:
+    """ValueError unless ``meta`` is what build returns (a damaged cache)."""
+    names, id_map = meta["thing_classes"], meta["id_map"]
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise ValueError("thing_classes is not a list of str")
+    if not (
+        isinstance(id_map, list)
+        and len(id_map) == len(names)
+        and all(isinstance(p, list) and len(p) == 2 and all(is_int(v) for v in p) for p in id_map)
+        and sorted(v for _, v in id_map) == list(range(len(names)))
+    ):
+        raise ValueError("id_map is not a map of category ids to 0..N-1")
+    FaultRecord.from_json(meta["faults"])
+    if not (is_int(meta["num_annotations"]) and meta["num_annotations"] >= 0):
+        raise ValueError("num_annotations is not a count")
 
 
 def read_coco_api(json_file: str) -> COCO:
     """``json_file`` as a pycocotools ``COCO`` object, after the checks of load_coco_json under
     "stop" (any fault raises DataError naming the file and the entry); prints muted."""
-    data, _, _, images, per_image = _read(json_file, FaultPolicy(json_file, "stop"))
+    parsed = _read(_read_bytes(json_file), json_file, keep_objects=True)
+    FaultPolicy(json_file, "stop").replay(parsed.policy.record())
+    anns = parsed.annotations
+    kept = np.flatnonzero(anns.kept)
+    # Grouped by image in the order images first have an annotation, file order within.
+    rows = anns.rows[kept]
+    _, first = np.unique(rows, return_index=True)
+    first_at = np.empty(len(parsed.images.ids) or 1, dtype=np.int64)
+    first_at[rows[first]] = first
+    kept = kept[np.argsort(first_at[rows], kind="stable")]
     api = COCO()
     api.dataset = dict(
-        data,
-        images=list(images.values()),
-        annotations=[a for anns in per_image.values() for a in anns],
+        parsed.top,
+        images=parsed.images.objects,
+        annotations=[anns.objects[i] for i in kept.tolist()],
     )
     with contextlib.redirect_stdout(io.StringIO()):
         api.createIndex()
@@ -265,7 +325,8 @@ def load_coco_json(
     *,
     on_bad_image: str = "stop",
     skip_counts: Optional[SkipCounts] = None,
-) -> List[dict]:
+    cache: Optional[bool] = None,
+) -> SerializedDicts:
     """Read COCO instance annotations into dataset dicts (docs/internals.md).
 
     Boxes become absolute XYXY; category ids become contiguous 0-based indices in the order of
@@ -275,6 +336,11 @@ def load_coco_json(
     counted; boxes partly outside are clipped. A ``segmentation`` (optional) is checked
     (resnet_det/data/segmentation.py) and kept as polygons (lists of floats) or compressed
     RLE (``{"size": [h, w], "counts": str}``; uncompressed RLE is compressed).
+
+    The dicts come as a SerializedDicts (a read-only sequence, each dict parsed when it is
+    asked for); a large file's are kept in the dataset cache (resnet_det.data.dataset_cache,
+    docs/datasets.md "Dataset cache"), which a later read, in any process, maps instead of
+    parsing the file again, with the same metadata and the same counts of what was left out.
 
     Args:
         json_file: path of the COCO json (instances_*.json layout).
@@ -289,6 +355,8 @@ def load_coco_json(
             size than its image, polygons on a crowd region, any other malformed
             segmentation) out, counts it and logs one summary line.
         skip_counts: the counts of what was left out are added here.
+        cache: use the dataset cache (None: for files of at least
+            resnet_det.data.dataset_cache.MIN_BYTES, unless RESNET_DET_CACHE is "off").
 
     Raises:
         MissingFileError: ``json_file`` does not exist.
@@ -296,7 +364,20 @@ def load_coco_json(
             list is empty or malformed; a fault under "stop"; no image is left.
     """
     policy = FaultPolicy(json_file, on_bad_image, skip_counts)
-    _, id_map, thing_classes, images, per_image = _read(json_file, policy)
+    if not g_pathmgr.isfile(json_file):
+        _read_bytes(json_file)  # raises MissingFileError
+    local = g_pathmgr.get_local_path(json_file)
+    dicts, meta, how = read_cached(
+        local,
+        kind="coco",
+        version=READER_VERSION,
+        build=_build(json_file),
+        check=_check_meta,
+        enabled=cache,
+    )
+    policy.replay(FaultRecord.from_json(meta["faults"]))
+    thing_classes = meta["thing_classes"]
+    id_map = {k: v for k, v in meta["id_map"]}
     if dataset_name is not None:
         try:
             MetadataCatalog.get(dataset_name).set(
@@ -307,41 +388,12 @@ def load_coco_json(
                 f"COCO annotation file {json_file}: its categories do not match "
                 f"what dataset {dataset_name!r} was registered with ({e})"
             ) from e
-
-    sanitize = BoxSanitizer(policy)
-    dicts = []
-    for img_id in sorted(images):
-        img = images[img_id]
-        height, width = _positive_int(img["height"]), _positive_int(img["width"])
-        annos = []
-        for ann in per_image.get(img_id, []):
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            box = sanitize([x, y, x + w, y + h], width, height, img_id)
-            if box is None:
-                continue
-            anno = {
-                "bbox": list(box),
-                "category_id": id_map[ann["category_id"]],
-                "iscrowd": int(ann.get("iscrowd", 0)),
-                "id": ann["id"],
-            }
-            if ann.get("segmentation") is not None:
-                anno["segmentation"] = normalize_segmentation(ann["segmentation"], height, width)
-            annos.append(anno)
-        dicts.append(
-            {
-                "file_name": os.path.join(image_root, img["file_name"]),
-                "image_id": img_id,
-                "height": height,
-                "width": width,
-                "annotations": annos,
-            }
-        )
     policy.finish(len(dicts))
     logger.info(
-        "Loaded %d images, %d annotations from %s",
+        "Loaded %d images, %d annotations from %s%s",
         len(dicts),
-        sum(len(d["annotations"]) for d in dicts),
+        meta["num_annotations"],
         json_file,
+        " (dataset cache)" if how == "cached" else "",
     )
-    return dicts
+    return dicts.with_root(image_root)

@@ -7,8 +7,9 @@ have different sizes; the detector pads them).
 """
 
 import logging
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence, Union
 
+import numpy as np
 from torch.utils.data import DataLoader
 
 from ...config import ConfigError, check_batch_divisible
@@ -26,6 +27,7 @@ from ..samplers import (
     loader_seeding,
     resolve_dist,
 )
+from ..serialized import SerializedDicts, concat, is_object
 from ..skips import FaultPolicy, SkipCountingLoader, SkipCounts, SkippedImage
 from .dataset import MapDataset
 from .mapper import DatasetMapper
@@ -46,12 +48,30 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def filter_images_without_annotations(dataset_dicts: List[dict]) -> List[dict]:
+Dicts = Union[List[dict], SerializedDicts]
+
+
+def _keep(dataset_dicts: Dicts, keep: Sequence[bool]) -> Dicts:
+    """The dicts where ``keep`` is True: a view sharing the buffer for a SerializedDicts."""
+    if isinstance(dataset_dicts, SerializedDicts):
+        return dataset_dicts.subset(np.flatnonzero(np.asarray(keep, dtype=bool)))
+    return [d for d, k in zip(dataset_dicts, keep) if k]
+
+
+def _objects_per_image(dataset_dicts: Dicts) -> np.ndarray:
+    """The number of objects (non-crowd annotations) of each image."""
+    if isinstance(dataset_dicts, SerializedDicts):
+        return dataset_dicts.column("num_objects")
+    return np.array(
+        [sum(map(is_object, d.get("annotations", ()))) for d in dataset_dicts], dtype=np.int64
+    )
+
+
+def filter_images_without_annotations(dataset_dicts: Dicts) -> Dicts:
     """Keep images with at least one non-crowd annotation (the others give no training
-    signal to Faster R-CNN), logging how many were removed."""
-    kept = [
-        d for d in dataset_dicts if any(a.get("iscrowd", 0) == 0 for a in d.get("annotations", []))
-    ]
+    signal to Faster R-CNN), logging how many were removed. A SerializedDicts is filtered
+    by its columns, without parsing its records, into a view of the same buffer."""
+    kept = _keep(dataset_dicts, _objects_per_image(dataset_dicts) > 0)
     removed = len(dataset_dicts) - len(kept)
     if removed:
         logger.info(
@@ -61,12 +81,12 @@ def filter_images_without_annotations(dataset_dicts: List[dict]) -> List[dict]:
 
 
 def require_masks(
-    dataset_dicts: List[dict],
+    dataset_dicts: Dicts,
     name: str,
     *,
     on_bad_image: str = "stop",
     skip_counts: Optional[SkipCounts] = None,
-) -> List[dict]:
+) -> Dicts:
     """The images of dataset ``name`` whose every non-crowd object has a "segmentation",
     for Mask R-CNN training (MODEL.MASK_ON; crowd regions are not trained on).
 
@@ -78,13 +98,21 @@ def require_masks(
     """
     meta = MetadataCatalog.get(name)
     source = meta.get("json_file") or meta.get("dirname") or f"dataset {name!r}"
-    objects = [
-        (d, i, a)
-        for d in dataset_dicts
-        for i, a in enumerate(d.get("annotations", ()))
-        if not a.get("iscrowd", 0)
-    ]
-    if objects and all(a.get("segmentation") is None for _, _, a in objects):
+    if isinstance(dataset_dicts, SerializedDicts):
+        num_objects = dataset_dicts.column("num_objects")
+        num_unmasked = dataset_dicts.column("num_unmasked")
+    else:
+        num_objects = _objects_per_image(dataset_dicts)
+        num_unmasked = np.array(
+            [
+                sum(
+                    is_object(a) and a.get("segmentation") is None for a in d.get("annotations", ())
+                )
+                for d in dataset_dicts
+            ],
+            dtype=np.int64,
+        )
+    if num_objects.sum() and num_unmasked.sum() == num_objects.sum():
         raise DataError(
             f"{source}: dataset {name!r} has no instance masks (no annotation has "
             f"a 'segmentation'), but MODEL.MASK_ON trains masks; train Mask R-CNN "
@@ -92,20 +120,23 @@ def require_masks(
             f"set MODEL.MASK_ON False"
         )
     policy = FaultPolicy(source, on_bad_image, skip_counts)
-    bad = set()
-    for d, i, a in objects:
-        if a.get("segmentation") is None and id(d) not in bad:
-            bad.add(id(d))
-            what = f"annotation id {a['id']}" if "id" in a else f"annotation {i} (bbox {a['bbox']})"
-            policy.image(
-                "missing mask",
-                f"{what} of image id {d.get('image_id')} "
-                f"({d.get('file_name')}) has no 'segmentation', which MODEL.MASK_ON "
-                f"needs for every non-crowd object",
-                image_id=d.get("image_id"),
-                fix="add its mask or remove the annotation",
-            )
-    kept = [d for d in dataset_dicts if id(d) not in bad]
+    for k in np.flatnonzero(num_unmasked > 0).tolist():
+        d = dataset_dicts[k]
+        i, a = next(
+            (i, a)
+            for i, a in enumerate(d.get("annotations", ()))
+            if is_object(a) and a.get("segmentation") is None
+        )
+        what = f"annotation id {a['id']}" if "id" in a else f"annotation {i} (bbox {a['bbox']})"
+        policy.image(
+            "missing mask",
+            f"{what} of image id {d.get('image_id')} "
+            f"({d.get('file_name')}) has no 'segmentation', which MODEL.MASK_ON "
+            f"needs for every non-crowd object",
+            image_id=d.get("image_id"),
+            fix="add its mask or remove the annotation",
+        )
+    kept = _keep(dataset_dicts, num_unmasked == 0)
     policy.finish(len(kept))
     return kept
 
@@ -117,8 +148,9 @@ def get_detection_dataset_dicts(
     on_bad_image: str = "stop",
     skip_counts: Optional[SkipCounts] = None,
     mask_on: bool = False,
-) -> List[dict]:
-    """Concatenate the registered datasets ``names``.
+) -> Dicts:
+    """Concatenate the registered datasets ``names``; a SerializedDicts if every one is
+    (views of their buffers, shared between the processes that map them), else a list.
 
     Args:
         names: registered dataset names.
@@ -140,14 +172,18 @@ def get_detection_dataset_dicts(
             "get_detection_dataset_dicts: no dataset names given "
             "(DATASETS.TRAIN / DATASETS.TEST is empty)"
         )
-    all_dicts = []
+    parts = []
     for name in names:
         dicts = DatasetCatalog.get(name, on_bad_image=on_bad_image, skip_counts=skip_counts)
         if not dicts:
             raise DataError(f"Dataset {name!r} is empty")
         if mask_on:
             dicts = require_masks(dicts, name, on_bad_image=on_bad_image, skip_counts=skip_counts)
-        all_dicts.extend(dicts)
+        parts.append(dicts)
+    if all(isinstance(p, SerializedDicts) for p in parts):
+        all_dicts: Dicts = concat(parts)
+    else:
+        all_dicts = [d for p in parts for d in p]
     # After loading: a COCO json records its classes in the metadata when it is read.
     common_thing_classes(names)
     if filter_empty:
@@ -182,7 +218,16 @@ def trivial_batch_collator(batch: List) -> MappedBatch:
     return MappedBatch(kept, skipped)
 
 
-def _aspect_group_ids(dataset: List[dict]) -> List[int]:
+def _aspect_group_ids(dataset: Dicts) -> List[int]:
+    if isinstance(dataset, SerializedDicts):
+        height, width = dataset.column("height"), dataset.column("width")
+        if (height < 0).any() or (width < 0).any():
+            missing = "'height'" if (height < 0).any() else "'width'"
+            raise DataError(
+                f"aspect-ratio grouping needs 'height' and 'width' in every dataset dict; "
+                f"missing {missing}"
+            )
+        return (width > height).astype(int).tolist()
     try:
         return [int(d["width"] > d["height"]) for d in dataset]
     except KeyError as e:

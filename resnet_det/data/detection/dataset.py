@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from ...utils.errors import DataError
 from ...utils.seeding import derive_seed
+from ..serialized import SerializedDicts
 from ..skips import SkippedImage
 
 __all__ = ["SerializedList", "MapDataset"]
@@ -50,10 +51,11 @@ class MapDataset(Dataset):
     the batch (so the trainer can count them).
 
     Args:
-        dataset: list of dataset dicts.
+        dataset: list of dataset dicts, or a SerializedDicts (kept as it is: its buffer, a
+            mapped file for a cached set, is already shared by the workers and processes).
         mapper: callable(dict, seed=None) -> dict or None.
         group_ids: aspect group per index (replacements stay within the group), or None.
-        serialize: keep the dicts in one pickled buffer (cheaper with forked workers).
+        serialize: keep a list's dicts in one pickled buffer (cheaper with forked workers).
         max_retries: replacements tried before giving up.
     """
 
@@ -66,7 +68,10 @@ class MapDataset(Dataset):
         serialize: bool = True,
         max_retries: int = 50,
     ) -> None:
-        self._dataset = SerializedList(dataset) if serialize else list(dataset)
+        if isinstance(dataset, SerializedDicts):
+            self._dataset = dataset
+        else:
+            self._dataset = SerializedList(dataset) if serialize else list(dataset)
         self.mapper = mapper
         self.max_retries = max_retries
         self._groups = None
