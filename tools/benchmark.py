@@ -15,8 +15,10 @@ and inference vs torchvision's Faster R-CNN), c4 (R50-C4 / R101-C4 vs detectron2
 (classification and detection loaders, one worker, vs torchvision's reading), coco (COCO
 evaluation vs pycocotools), coco_segm (mask AP evaluation vs pycocotools), coco_errors (the
 error analysis vs the plain COCO evaluation), coco_e2e and coco_segm_e2e (the whole
-tools/evaluate.py process vs a pycocotools script, boxes and masks), gpu_resnet50 (ResNet-50 at
-scale with TFLOP/s), gpu_pipeline (JPEG files decoded on the device vs the model-only step),
+tools/evaluate.py process vs a pycocotools script, boxes and masks), coco_annotations (reading a
+COCO-2017-train-sized json vs detectron2's load_coco_json: time, peak memory, the cached load;
+4 ranks' summed memory with and without the shared cache), gpu_resnet50 (ResNet-50 at scale
+with TFLOP/s), gpu_pipeline (JPEG files decoded on the device vs the model-only step),
 gpu_pretrain (ResNet-50 fed by our pretraining loader with INPUT.DECODE_DEVICE vs the
 model-only step), gpu_r101_c4 (R101-C4 with AMP, peak memory);
 tools/gpu_check.sh runs the GPU set.
@@ -70,6 +72,12 @@ def parse_args(argv=None):
     p.add_argument("--coco-repetitions", type=int, default=3)
     p.add_argument("--loader-batches", type=int, default=4)
     p.add_argument(
+        "--annotation-images", type=int, default=118_287, help="coco_annotations: images"
+    )
+    p.add_argument(
+        "--annotation-count", type=int, default=860_001, help="coco_annotations: annotations"
+    )
+    p.add_argument(
         "--gpu-workers", type=int, default=8, help="JPEG pipeline / pretraining loader workers"
     )
     p.add_argument("--gpu-images", type=int, default=512, help="JPEGs generated for those two rows")
@@ -107,6 +115,8 @@ def run(args, work_dir):
         gpu_workers=args.gpu_workers,
         gpu_images=args.gpu_images,
         test_proposals=args.test_proposals,
+        annotation_images=args.annotation_images,
+        annotation_count=args.annotation_count,
     )
 
 

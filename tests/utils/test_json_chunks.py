@@ -16,7 +16,7 @@ _SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(2**62), 2**62),
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False),
     _STRINGS,
 )
 _VALUES = st.recursive(

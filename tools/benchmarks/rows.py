@@ -26,6 +26,7 @@ ROWS = (
     "coco_errors",
     "coco_e2e",
     "coco_segm_e2e",
+    "coco_annotations",
     "gpu_resnet50",
     "gpu_pipeline",
     "gpu_pretrain",
@@ -48,6 +49,8 @@ def run_rows(
     gpu_workers: int = 8,
     gpu_images: int = 512,
     test_proposals: Optional[int] = None,
+    annotation_images: int = 118_287,
+    annotation_count: int = 860_001,
 ) -> List[BenchRow]:
     """The named rows, in ROWS order.
 
@@ -63,6 +66,8 @@ def run_rows(
         gpu_workers, gpu_images: the JPEG pipeline and pretraining rows' loader workers and
             generated files.
         test_proposals: C4 inference rows: proposals per image (None: the configs' 1000).
+        annotation_images, annotation_count: the generated file of the coco_annotations rows
+            (default COCO 2017 train's size).
     """
     unknown = sorted(set(rows) - set(ROWS))
     if unknown:
@@ -133,6 +138,15 @@ def run_rows(
                 num_images=coco_images,
                 dets_per_image=coco_dets,
             )
+    if "coco_annotations" in rows:
+        from .annotations import annotation_rows
+
+        out += annotation_rows(
+            os.path.join(work_dir, "coco_annotations"),
+            coco_opts,
+            num_images=annotation_images,
+            num_annotations=annotation_count,
+        )
     if "gpu_resnet50" in rows:
         out += resnet50_rows(opts)
     if "gpu_pipeline" in rows:

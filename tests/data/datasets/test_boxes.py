@@ -15,7 +15,7 @@ from resnet_det.data.datasets.boxes import (
 from resnet_det.data.skips import FaultPolicy
 
 _V = st.one_of(
-    st.floats(-50, 150, allow_nan=False),
+    st.floats(-50, 150, allow_nan=False, allow_subnormal=False),
     st.sampled_from([0.0, -0.0, 100.0, 80.0, float("nan"), 1e-300]),
 )
 
