@@ -187,7 +187,14 @@ def polygons_accepted(
     starts = np.cumsum(lengths) - lengths
     nonempty = np.flatnonzero(lengths > 0)
     good = (lengths >= 6) & (lengths % 2 == 0)
-    if len(nonempty):
+    if len(nonempty) == len(polys) and not (lengths % 2).any():
+        # The usual case, every polygon of even length: x at the even places of ``coords``.
+        at = starts[nonempty] // 2
+        xs, ys = coords[0::2], coords[1::2]
+        xmin, xmax = np.minimum.reduceat(xs, at), np.maximum.reduceat(xs, at)
+        ymin, ymax = np.minimum.reduceat(ys, at), np.maximum.reduceat(ys, at)
+        finite = np.logical_and.reduceat(np.isfinite(xs) & np.isfinite(ys), at)
+    elif len(nonempty):
         at = starts[nonempty]
         owner = np.repeat(np.arange(len(polys)), lengths)
         is_x = ((np.arange(len(coords)) - starts[owner]) & 1) == 0
@@ -197,6 +204,7 @@ def polygons_accepted(
         ymin = np.minimum.reduceat(np.where(is_x, inf, coords), at)
         ymax = np.maximum.reduceat(np.where(is_x, -inf, coords), at)
         finite = np.logical_and.reduceat(np.isfinite(coords), at)
+    if len(nonempty):
         image = np.repeat(np.arange(n), num_polys)[nonempty]
         h = np.asarray(heights, dtype=np.float64)[image]
         w = np.asarray(widths, dtype=np.float64)[image]

@@ -178,3 +178,17 @@ def test_rles_accepted_is_the_rule():
     ok = rles_accepted(cases, [H] * len(cases), [W] * len(cases))
     expected = [check_segmentation(c, H, W) is None for c in cases]
     assert expected[:2] == [True, True] and ok.tolist() == expected
+
+
+_EVEN_POLYGON = st.lists(st.tuples(_PLAIN_COORD, _PLAIN_COORD), min_size=1, max_size=6).map(
+    lambda pairs: [v for p in pairs for v in p]
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.lists(_EVEN_POLYGON, min_size=1, max_size=3), min_size=1, max_size=6))
+def test_polygons_accepted_is_the_rule_when_every_polygon_is_even(segms):
+    # The pass that reads x and y at the even and odd places of all coordinates at once.
+    h, w = np.full(len(segms), 50), np.full(len(segms), 60)
+    ok, _ = polygons_accepted(segms, h, w)
+    assert ok.tolist() == [check_segmentation(s, 50, 60) is None for s in segms]

@@ -8,7 +8,7 @@ exactly the batches an uninterrupted run sees (docs/reproducibility.md).
 """
 
 import logging
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 
@@ -27,6 +27,7 @@ from ..samplers import (
     loader_seeding,
     resolve_dist,
 )
+from ..serialized import SerializedDicts, concat
 from ..skips import SkipCountingLoader, SkipCounts
 from .dataset import (
     ClassificationBatchFinisher,
@@ -132,15 +133,16 @@ def classification_test_loader(
 
 def get_classification_dicts(
     names: Sequence[str], *, on_bad_image: str = "stop", skip_counts: Optional[SkipCounts] = None
-) -> List[Dict[str, Any]]:
+) -> Union[List[Dict[str, Any]], SerializedDicts]:
     """The concatenated dicts of registered classification datasets; ``on_bad_image`` and
     ``skip_counts`` go to the readers that take them (a folder scan skipping an unreadable
-    class folder, counting it)."""
+    class folder, counting it). Sets read as SerializedDicts stay one (views of their buffers,
+    which the datasets index as they are)."""
     if isinstance(names, str):
         names = [names]
     if not names:
         raise ConfigError("no dataset given (DATASETS.TRAIN / DATASETS.TEST is empty)")
-    out: List[Dict[str, Any]] = []
+    parts = []
     for name in names:
         dicts = DatasetCatalog.get(name, on_bad_image=on_bad_image, skip_counts=skip_counts)
         if not dicts:
@@ -149,8 +151,10 @@ def get_classification_dicts(
             raise DataError(
                 f"dataset {name!r} is not a classification dataset (no 'label' in its dicts)"
             )
-        out.extend(dicts)
-    return out
+        parts.append(dicts)
+    if all(isinstance(p, SerializedDicts) for p in parts):
+        return concat(parts)
+    return [d for p in parts for d in p]
 
 
 def _check_labels(dicts: List[Dict[str, Any]], num_classes: int, names: Sequence[str]) -> None:

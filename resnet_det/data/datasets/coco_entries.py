@@ -225,57 +225,58 @@ class AnnotationEntries:
         flags[np.fromiter((type(v) is not int for v in ids), bool, n)] |= _BAD_ID
         # The entry's own checks, for entries whose image is known: bbox, iscrowd, mask.
         known = np.flatnonzero((rows >= 0) & (flags == 0))
-        boxes, box_ok = self._boxes([dicts[i].get("bbox") for i in known])
+        kl = known.tolist()
+        mine = [dicts[i] for i in kl]
+        kcrowds = [crowds[i] for i in kl]
+        boxes, box_ok = self._boxes([a.get("bbox") for a in mine])
         crowd_ok = np.fromiter(
-            (not (crowds[i] not in (0, 1) or type(crowds[i]) is float) for i in known), bool
+            (not (c not in (0, 1) or type(c) is float) for c in kcrowds), bool, len(kl)
         )
-        segms = [dicts[i].get("segmentation") for i in known]
-        normal, mask_bad = self._masks(
-            segms, [crowds[i] for i in known], rows[known], box_ok & crowd_ok
-        )
-        for k in np.flatnonzero(~(box_ok & crowd_ok) | mask_bad):
-            i = int(known[k])
+        segms = [a.get("segmentation") for a in mine]
+        krows = rows[known]
+        normal, mask_bad = self._masks(segms, kcrowds, krows, box_ok & crowd_ok)
+        for k in np.flatnonzero(~(box_ok & crowd_ok) | mask_bad).tolist():
+            i = kl[k]
             if self.streaming:
-                refuse_ambiguous(dicts[i].get("bbox"), segms[k])
+                refuse_ambiguous(mine[k].get("bbox"), segms[k])
             if not box_ok[k]:
-                bbox = dicts[i].get("bbox")
                 problem = (
                     "malformed",
-                    f"has malformed bbox {bbox!r:.100}",
+                    f"has malformed bbox {mine[k].get('bbox')!r:.100}",
                     "give it four finite numbers [x, y, w, h]",
                 )
             elif not crowd_ok[k]:
-                problem = ("malformed", f"has iscrowd {crowds[i]!r:.50}", "use 0 or 1")
+                problem = ("malformed", f"has iscrowd {kcrowds[k]!r:.50}", "use 0 or 1")
             else:
-                problem = ("bad mask",) + self._mask_fault(segms[k], crowds[i], rows[i])
+                problem = ("bad mask",) + self._mask_fault(segms[k], kcrowds[k], krows[k])
             self.problems[base + i] = problem
             flags[i] |= _PROBLEM
         ok = np.flatnonzero(flags[known] == 0)
         state = np.full(n, KEEP, dtype=np.uint8)
-        clipped, state[known[ok]] = self._sanitize(boxes[ok], rows[known[ok]])
+        clipped, fate = self._sanitize(boxes[ok], krows[ok])
+        state[known[ok]] = fate
         # JSON fragments of the entries that may be kept: {"bbox": ..., "iscrowd", "id",
         # "segmentation"}; the category's contiguous index is put in when all is read.
         frags, frag_json = [], []
-        for k, b in zip(ok.tolist(), clipped.tolist()):
-            i = int(known[k])
+        dumps = orjson.dumps
+        for k, b, f in zip(ok.tolist(), clipped.tolist(), fate.tolist()):
             if self.keep_objects:
-                self.objects[base + i] = anns[i]
-            if state[i] in (DEGENERATE, OUTSIDE):
+                self.objects[base + kl[k]] = mine[k]
+            if f == DEGENERATE or f == OUTSIDE:
                 frags.append(b"")
                 continue
-            a = {"bbox": b, "iscrowd": int(crowds[i]), "id": ids[i]}
+            a = {"bbox": b, "iscrowd": int(kcrowds[k]), "id": ids[kl[k]]}
             if normal[k] is not None:
                 a["segmentation"] = normal[k]
             try:
-                frags.append(orjson.dumps(a))
+                frags.append(dumps(a))
             except TypeError:  # an int beyond 64 bits, a str with a lone surrogate
                 frags.append(json.dumps(a).encode("ascii"))
-                frag_json.append(base + i)
+                frag_json.append(base + kl[k])
         self.json_fragments.update(frag_json)
-        starts = np.zeros(n + 1, dtype=np.int64)
-        keep_idx = known[ok]
         lengths = np.zeros(n, dtype=np.int64)
-        lengths[keep_idx] = [len(f) for f in frags]
+        lengths[known[ok]] = np.fromiter(map(len, frags), np.int64, len(frags))
+        starts = np.zeros(n + 1, dtype=np.int64)
         starts[1:] = np.cumsum(lengths)
         self._frags.append(b"".join(frags))
         self._frag_start.append(starts)
@@ -283,27 +284,26 @@ class AnnotationEntries:
         self._rows.append(rows)
         self._box_state.append(state)
         crowd_arr = np.zeros(n, dtype=bool)
-        crowd_arr[known] = [bool(crowds[i]) for i in known]
+        crowd_arr[known] = np.fromiter(map(bool, kcrowds), bool, len(kl))
         self._crowd.append(crowd_arr)
         masked = np.zeros(n, dtype=bool)
-        masked[known] = [s is not None for s in segms]
+        masked[known] = np.fromiter((s is not None for s in segms), bool, len(kl))
         self._masked.append(masked)
 
     def _boxes(self, bboxes: List[Any]) -> Tuple[np.ndarray, np.ndarray]:
         """The [x, y, w, h] boxes as float64 [N, 4], and which are four finite numbers."""
         n = len(bboxes)
         out = np.zeros((n, 4), dtype=np.float64)
-        shaped = np.fromiter((type(b) is list and len(b) == 4 for b in bboxes), bool, n)
-        sel = np.flatnonzero(shaped)
+        ok = np.zeros(n, dtype=bool)
+        sel = [i for i, b in enumerate(bboxes) if type(b) is list and len(b) == 4]
         good = [bboxes[i] for i in sel]
         if set(map(type, chain.from_iterable(good))) <= {int, float}:
-            with contextlib.suppress(OverflowError):
-                arr = np.array(good, dtype=np.float64).reshape(-1, 4)
+            with contextlib.suppress(OverflowError):  # an int beyond float's range
+                arr = np.fromiter(chain.from_iterable(good), np.float64, 4 * len(good))
+                arr = arr.reshape(-1, 4)
                 out[sel] = arr
-                ok = np.zeros(n, dtype=bool)
                 ok[sel] = np.isfinite(arr).all(axis=1)
                 return out, ok
-        ok = np.zeros(n, dtype=bool)
         for i in sel:
             if all(_is_number(v) for v in bboxes[i]):
                 ok[i] = True
@@ -319,19 +319,24 @@ class AnnotationEntries:
         n = len(segms)
         normal: List[Any] = [None] * n
         bad = np.zeros(n, dtype=bool)
-        polys = [
-            k
-            for k in range(n)
-            if usable[k] and type(segms[k]) is list and not crowds[k] and segms[k] is not None
-        ]
+        polys, rles, others = [], [], []
+        for k, (s, c, u) in enumerate(zip(segms, crowds, usable.tolist())):
+            if not u or s is None:
+                continue
+            if type(s) is list and not c:
+                polys.append(k)
+            elif type(s) is dict:
+                rles.append(k)
+            else:
+                others.append(k)
         accepted, floats = polygons_accepted(
             [segms[k] for k in polys], self._h[rows[polys]], self._w[rows[polys]]
         )
-        for j, k in enumerate(polys):
-            if accepted[j]:
+        for j, (k, a) in enumerate(zip(polys, accepted.tolist())):
+            if a:
                 normal[k] = segms[k] if floats is None else floats[j]
-        done = set(np.asarray(polys)[accepted].tolist()) if polys else set()
-        rles = [k for k in range(n) if usable[k] and type(segms[k]) is dict]
+            else:
+                others.append(k)
         if self.streaming:
             for k in rles:
                 counts, size = segms[k].get("counts"), segms[k].get("size")
@@ -340,19 +345,20 @@ class AnnotationEntries:
                 ):
                     raise NotStreamable("an integer beyond 64 bits")
         heights, widths = self.images.heights, self.images.widths
+        rows_l = rows.tolist()
         plain = rles_accepted(
             [segms[k] for k in rles],
-            [heights[rows[k]] for k in rles],
-            [widths[rows[k]] for k in rles],
+            [heights[rows_l[k]] for k in rles],
+            [widths[rows_l[k]] for k in rles],
         )
-        for k, ok in zip(rles, plain.tolist()):
-            if ok:
-                normal[k] = normalize_segmentation(segms[k], heights[rows[k]], widths[rows[k]])
-                done.add(k)
-        for k in range(n):
-            if k in done or not usable[k] or segms[k] is None:
-                continue
-            h, w = heights[rows[k]], widths[rows[k]]
+        for k, a in zip(rles, plain.tolist()):
+            if a:
+                normal[k] = normalize_segmentation(segms[k], heights[rows_l[k]], widths[rows_l[k]])
+            else:
+                others.append(k)
+        # What the bulk passes could not vouch for: the rule decides, one by one.
+        for k in others:
+            h, w = heights[rows_l[k]], widths[rows_l[k]]
             if check_segmentation(segms[k], h, w, crowds[k]) is not None:
                 bad[k] = True
             else:

@@ -128,3 +128,20 @@ def test_decode_device_from_the_config_gives_the_same_batches():
         assert a["image_id"] == b["image_id"] and torch.equal(a["image"], b["image"])
     with pytest.raises(ConfigError, match="INPUT.DECODE_DEVICE"):
         build_classification_train_loader(_digits_cfg("INPUT.DECODE_DEVICE", "gpu"))
+
+
+def test_serialized_sets_stay_serialized():
+    from resnet_det.data.catalog import DatasetCatalog
+    from resnet_det.data.classification.build import get_classification_dicts
+    from resnet_det.data.serialized import SerializedDicts
+
+    dicts = [{"file_name": f"{i}.jpg", "image_id": i, "label": i % 3} for i in range(5)]
+    names = ["test_cls_serialized_a", "test_cls_serialized_b"]
+    DatasetCatalog.register(names[0], lambda: SerializedDicts.from_dicts(dicts))
+    DatasetCatalog.register(names[1], lambda: SerializedDicts.from_dicts(dicts[:2]))
+    try:
+        both = get_classification_dicts(names)
+        assert isinstance(both, SerializedDicts) and both == dicts + dicts[:2]
+    finally:
+        for n in names:
+            DatasetCatalog.remove(n)
