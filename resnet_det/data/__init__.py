@@ -5,6 +5,8 @@
 - io.py: the one read_image (EXIF applied);
 - skips.py: DATALOADER.ON_BAD_IMAGE applied to data faults (BadImageError for an image that
   cannot be read), and the counts of what it left out;
+- serialized.py, dataset_cache.py: dataset dicts as JSON records in one buffer (SerializedDicts),
+  and the cache of a large file's parse that the processes of a machine map and share;
 - samplers.py: the training stream and inference shards that both tasks' loaders use;
 - datasets/: readers (COCO, VOC, demo shapes, ImageNet, CIFAR-10, digits) and the built-in
   names; they import no task code;
@@ -40,6 +42,7 @@ from .datasets import (
     write_shapes_datasets,
 )
 from .paths import datasets_root
+from .serialized import SerializedDicts
 from .skips import (
     BadImageError,
     ImageSizeError,
@@ -134,6 +137,7 @@ __all__ = [
     "InferenceSampler",
     "TrainBatchSampler",
     "TrainingSampler",
+    "SerializedDicts",
     "SkipCountingLoader",
     "SkipCounts",
     "SkippedImage",
