@@ -4,6 +4,7 @@
     python tools/benchmark.py --rows classifier detector loaders coco coco_segm \\
         --device cpu --threads 1
     python tools/benchmark.py --rows c4 ...   # needs detectron2 (skipped with a note otherwise)
+    python tools/benchmark.py --rows coco_annotations --detectron2-python ENV/bin/python
     python tools/benchmark.py --rows gpu_resnet50 --device cuda --amp bf16 --channels-last \\
         --compile --batch 256
 
@@ -78,6 +79,11 @@ def parse_args(argv=None):
         "--annotation-count", type=int, default=860_001, help="coco_annotations: annotations"
     )
     p.add_argument(
+        "--detectron2-python",
+        help="coco_annotations: the python of an environment with detectron2, which runs "
+        "detectron2's loads (default: this python)",
+    )
+    p.add_argument(
         "--gpu-workers", type=int, default=8, help="JPEG pipeline / pretraining loader workers"
     )
     p.add_argument("--gpu-images", type=int, default=512, help="JPEGs generated for those two rows")
@@ -117,6 +123,7 @@ def run(args, work_dir):
         test_proposals=args.test_proposals,
         annotation_images=args.annotation_images,
         annotation_count=args.annotation_count,
+        detectron2_python=args.detectron2_python,
     )
 
 

@@ -22,18 +22,21 @@ Rows (each load in a fresh process, the sides taking turns, medians of ``repetit
   start: one rank parses, the others wait and map it) against each rank parsing its own
   (RESNET_DET_CACHE=off).
 
-Needs detectron2 for the first three (skipped with a note otherwise) and Linux's /proc for the
-last.
+Needs detectron2 for the first three (skipped with a note otherwise), in this environment or in
+the one of the interpreter named by ``detectron2_python`` (tools/benchmark.py's
+--detectron2-python), and Linux's /proc for the last.
 """
 
 from __future__ import annotations
 
-import gc
+import importlib.util
+import json
 import multiprocessing as mp
 import os
-import resource
 import socket
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any, Dict, List, Optional
 
@@ -165,39 +168,66 @@ def _annotations(rng, image_of: np.ndarray, sizes: np.ndarray, first_id: int) ->
 
 
 # ---------------------------------------------------------------- loads in fresh processes
-def _load_child(which: str, json_file: str, cache: bool, queue) -> None:
-    if which == "detectron2":
-        from detectron2.data.datasets.coco import load_coco_json
+# Run by ``python -c`` in a fresh interpreter: detectron2 may live in another environment than
+# this one (--detectron2-python), so the child imports nothing of the calling process.
+_LOAD_CHILD = """
+import gc, json, resource, sys, time
+which, json_file, cache = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+if which == "detectron2":
+    from detectron2.data.datasets.coco import load_coco_json
+    def load():
+        return load_coco_json(json_file, "/images")
+else:
+    from resnet_det.data.datasets.coco import load_coco_json
+    def load():
+        return load_coco_json(json_file, "/images", cache=cache)
+gc.collect()
+imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+wall, cpu = time.perf_counter(), time.process_time()
+dicts = load()
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+result = dict(wall=wall, process=cpu, peak=peak, imported=imported, images=len(dicts))
+print("RESULT " + json.dumps(result), flush=True)
+"""
 
-        def load():
-            return load_coco_json(json_file, "/images")
-    else:
-        from resnet_det.data.datasets.coco import load_coco_json
 
-        def load():
-            return load_coco_json(json_file, "/images", cache=cache)
+def _in_child(
+    which: str, json_file: str, cache: bool = False, python: Optional[str] = None
+) -> Dict[str, float]:
+    """One load in a fresh ``python`` (default: this interpreter); the resnet_det imported here
+    comes first on the child's path, so that both sides read the same package."""
+    import resnet_det
 
-    gc.collect()
-    imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    wall, cpu = time.perf_counter(), time.process_time()
-    dicts = load()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    queue.put(dict(wall=wall, process=cpu, peak=peak, imported=imported, images=len(dicts)))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(resnet_det.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [python or sys.executable, "-c", _LOAD_CHILD, which, json_file, "1" if cache else "0"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    results = [ln[7:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not results:
+        raise RuntimeError(
+            f"the {which} load ({cmd[0]}) exited with status {proc.returncode}: "
+            f"{proc.stderr.strip()[-2000:]}"
+        )
+    return json.loads(results[-1])
 
 
-def _in_child(which: str, json_file: str, cache: bool = False) -> Dict[str, float]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_load_child, args=(which, json_file, cache, queue))
-    proc.start()
+def has_detectron2(python: Optional[str] = None) -> bool:
+    """Whether ``python`` (default: this interpreter) imports detectron2."""
+    # A path, not its target: a virtual environment's python links to the base interpreter.
+    if python is None:
+        return importlib.util.find_spec("detectron2") is not None
+    probe = [
+        python,
+        "-c",
+        "import importlib.util as u; print(u.find_spec('detectron2') is not None)",
+    ]
     try:
-        result = queue.get(timeout=3600)
-    finally:
-        proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"the {which} load exited with status {proc.exitcode}")
-    return result
+        out = subprocess.run(probe, capture_output=True, text=True, timeout=120)
+    except OSError:
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "True"
 
 
 # ---------------------------------------------------------------- ranks
@@ -297,11 +327,19 @@ def annotation_rows(
     num_images: int = COCO_TRAIN_IMAGES,
     num_annotations: int = COCO_TRAIN_ANNOTATIONS,
     ranks: int = 4,
+    detectron2_python: Optional[str] = None,
 ) -> List[BenchRow]:
     """The rows of the module docstring on a generated file under ``work_dir`` (kept there
-    and reused when it exists)."""
-    import importlib.util
+    and reused when it exists).
 
+    Args:
+        work_dir: where the generated json (and its dataset cache) go.
+        opts: repetitions and clock.
+        num_images, num_annotations: the generated file's size.
+        ranks: processes of the memory row.
+        detectron2_python: the interpreter that runs detectron2's loads (an environment with
+            detectron2; default: this interpreter); ours run in this one.
+    """
     from resnet_det.data import dataset_cache
 
     json_file = os.path.join(work_dir, f"instances_{num_images}_{num_annotations}.json")
@@ -312,8 +350,8 @@ def annotation_rows(
     peer_name = "detectron2 load_coco_json"
     rows: List[BenchRow] = []
     clock, other = opts.clock, ("process" if opts.clock == "wall" else "wall")
-    if importlib.util.find_spec("detectron2") is None:
-        why = "detectron2 is not installed"
+    if not has_detectron2(detectron2_python):
+        why = f"detectron2 is not installed for {detectron2_python or sys.executable}"
         rows += [
             skipped_row("COCO train annotations load", "s", peer_name, why),
             skipped_row("COCO train annotations load, peak RSS", "GB", peer_name, why),
@@ -323,7 +361,7 @@ def annotation_rows(
         ours: List[Dict[str, float]] = []
         peer: List[Dict[str, float]] = []
         for _ in range(opts.repetitions):
-            peer.append(_in_child("detectron2", json_file))
+            peer.append(_in_child("detectron2", json_file, python=detectron2_python))
             ours.append(_in_child("ours", json_file))
         # The cached load: the cache written once (not timed), then read.
         cache = dataset_cache.cache_file_for(json_file)

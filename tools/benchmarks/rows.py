@@ -51,6 +51,7 @@ def run_rows(
     test_proposals: Optional[int] = None,
     annotation_images: int = 118_287,
     annotation_count: int = 860_001,
+    detectron2_python: Optional[str] = None,
 ) -> List[BenchRow]:
     """The named rows, in ROWS order.
 
@@ -68,6 +69,8 @@ def run_rows(
         test_proposals: C4 inference rows: proposals per image (None: the configs' 1000).
         annotation_images, annotation_count: the generated file of the coco_annotations rows
             (default COCO 2017 train's size).
+        detectron2_python: the interpreter of an environment with detectron2 that runs the
+            coco_annotations rows' detectron2 loads (default: this interpreter).
     """
     unknown = sorted(set(rows) - set(ROWS))
     if unknown:
@@ -146,6 +149,7 @@ def run_rows(
             coco_opts,
             num_images=annotation_images,
             num_annotations=annotation_count,
+            detectron2_python=detectron2_python,
         )
     if "gpu_resnet50" in rows:
         out += resnet50_rows(opts)

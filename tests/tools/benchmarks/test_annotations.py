@@ -3,6 +3,7 @@ the rows run at a tiny size (never a time or memory figure asserted)."""
 
 import importlib.util
 import json
+import sys
 
 import pytest
 from pycocotools.coco import COCO
@@ -33,6 +34,16 @@ def test_generated_file_has_coco_train_layout(tmp_path):
     crowd = [a for a in data["annotations"] if a["iscrowd"]]
     for a in data["annotations"][:20] + crowd[:3]:
         assert api.annToMask(a).sum() > 0
+
+
+def test_loads_run_in_a_fresh_named_interpreter(tmp_path):
+    path = bench.write_coco_json(str(tmp_path / "i.json"), num_images=30, num_annotations=90)
+    r = bench._in_child("ours", path, python=sys.executable)
+    assert r["images"] == 30 and r["peak"] >= r["imported"] > 0 and r["wall"] > 0
+    assert bench.has_detectron2(sys.executable) == HAS_D2
+    assert not bench.has_detectron2(str(tmp_path / "no-such-python"))
+    with pytest.raises(RuntimeError, match="the ours load .* exited with status"):
+        bench._in_child("ours", str(tmp_path / "missing.json"), python=sys.executable)
 
 
 def _rows(tmp_path, ranks):
