@@ -4,6 +4,7 @@ files parsed again (never executed), one parse per machine, shared by the ranks.
 import json
 import logging
 import os
+import pickle
 import sys
 
 import pytest
@@ -148,6 +149,16 @@ def test_same_content_new_time_reuses_the_parse(json_file, parses, caplog):
     )
 
 
+class _Marker:
+    """Unpickling it creates the file ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 def _damage(cache, how):
     raw = bytearray(open(cache, "rb").read())
     if how == "flip":
@@ -156,10 +167,8 @@ def _damage(cache, how):
         raw = raw[: len(raw) // 2]
     elif how == "empty":
         raw = bytearray()
-    elif how == "pickle":
-        import pickle
-
-        raw = bytearray(pickle.dumps({"not": "a cache"}))
+    elif how == "pickle":  # a pickle that would create a file next to the cache
+        raw = bytearray(pickle.dumps(_Marker(cache + ".unpickled")))
     open(cache, "wb").write(bytes(raw))
 
 
@@ -171,7 +180,7 @@ def test_damaged_cache_is_parsed_again_with_a_warning(json_file, parses, caplog,
     _damage(cache, how)
     with caplog.at_level(logging.WARNING):
         again, _, _ = _load(json_file)
-    assert parses["n"] == 2
+    assert parses["n"] == 2 and not os.path.exists(cache + ".unpickled")
     assert any(
         cache in r.getMessage() and "cannot be used" in r.getMessage() for r in caplog.records
     )
