@@ -8,9 +8,10 @@ The results file is COCO's results format, a JSON list of
 image/category ids for COCO datasets; for VOC datasets the image's file stem ("000005") and the
 1-based class index (aeroplane=1 .. tvmonitor=20). Entries with a "segmentation" (a mask as
 COCO RLE, {"size": [height, width], "counts": ...}, as Mask R-CNN runs and tools/predict.py
-write them) are scored for mask AP ("segm") too on COCO datasets. Prints the metrics and, with
---output, writes them (bbox/AP, bbox/AP50, ..., segm/AP, ...) to OUTPUT/metrics.json. Datasets
-are found under $RESNET_DET_DATASETS (default ./datasets). docs/results_files.md has the format.
+write them) are scored for mask AP ("segm") too on COCO datasets; --tasks segm computes mask
+AP alone. Prints the metrics and, with --output, writes them (bbox/AP, bbox/AP50, ...,
+segm/AP, ...) to OUTPUT/metrics.json. Datasets are found under $RESNET_DET_DATASETS (default
+./datasets). docs/results_files.md has the format.
 """
 
 import argparse
@@ -42,6 +43,13 @@ def main(argv=None):
         "dataset's year (2007: 11-point)",
     )
     p.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=("bbox", "segm"),
+        help="COCO datasets: the metrics to compute, e.g. --tasks segm for mask AP alone; "
+        "default: every one the results support (box AP, and mask AP when they have masks)",
+    )
+    p.add_argument(
         "--errors",
         action="store_true",
         help="COCO datasets: also the error analysis: TIDE's dAP per error type (bbox/dAP/cls, "
@@ -60,6 +68,7 @@ def main(argv=None):
             output_dir=args.output,
             use_07_metric=args.voc_07_metric,
             error_analysis=args.errors,
+            tasks=args.tasks,
         )
     except USER_ERRORS as e:  # a bad results file, an unknown dataset...: one line, status 1
         p.exit(1, format_user_error(p.prog, e) + "\n")

@@ -182,9 +182,10 @@ def build_evaluator(
         distributed: gather predictions from all ranks before evaluating.
         use_07_metric: VOC only: True 11-point AP (VOC2007), False area under the curve,
             None decides by the dataset's year (2007 -> 11-point), as detectron2 does.
-        tasks: COCO only: ("bbox",) or ("bbox", "segm") for a model with masks
-            (MODEL.MASK_ON); None: "segm" too when the outputs carry masks. Other evaluators
-            score boxes only (their ``scores_masks()`` is False).
+        tasks: COCO only: ("bbox",), ("bbox", "segm") for a model with masks
+            (MODEL.MASK_ON) or ("segm",) for mask AP alone; None: "bbox", and "segm" too
+            when the outputs carry masks. Other evaluators score boxes only (their
+            ``scores_masks()`` is False).
         error_analysis: COCO only: also the error analyses (TIDE's dAP, cocoapi's analyze
             curves, pictures and report.html in ``output_dir``; error_analysis.py).
     """
@@ -217,6 +218,7 @@ def evaluate_results(
     use_07_metric: Optional[bool] = None,
     source: str = "results",
     error_analysis: bool = False,
+    tasks: Optional[Sequence[str]] = None,
 ) -> "OrderedDict[str, Dict[str, float]]":
     """Score COCO-format results entries (docs/results_files.md) against a registered dataset
     with the evaluator its metadata names.
@@ -230,12 +232,23 @@ def evaluate_results(
         source: how errors refer to the results (e.g. the file name); CheckedResults keep
             their own.
         error_analysis: COCO only: also the error analyses (see build_evaluator).
+        tasks: COCO only: the metrics to compute, ("bbox",), ("segm",) or ("bbox", "segm");
+            None: every one the results support (box AP, and mask AP when they have masks).
     """
+    if tasks is not None:
+        evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
+        if evaluator_type != "coco" and tuple(tasks) != ("bbox",):
+            raise DataError(
+                f"tasks {tuple(tasks)!r}: dataset {dataset_name!r} has evaluator_type="
+                f"{evaluator_type!r}, which scores boxes only (task 'bbox'); mask AP ('segm') "
+                "is computed on COCO-format datasets"
+            )
     evaluator = build_evaluator(
         dataset_name,
         output_dir,
         distributed=False,
         use_07_metric=use_07_metric,
+        tasks=tasks,
         error_analysis=error_analysis,
     )
     return score_results(evaluator, dataset_name, results, source=source)
@@ -248,6 +261,7 @@ def evaluate_results_file(
     output_dir: Optional[str] = None,
     use_07_metric: Optional[bool] = None,
     error_analysis: bool = False,
+    tasks: Optional[Sequence[str]] = None,
 ) -> "OrderedDict[str, Dict[str, float]]":
     """Score a COCO-format results file against a registered dataset.
 
@@ -261,6 +275,8 @@ def evaluate_results_file(
         use_07_metric: VOC only: True 11-point, False area under the curve, None by year.
         error_analysis: COCO only: also the error analyses: the dAP metrics (bbox/dAP/cls,
             ...) join metrics.json, the pictures and report.html go to ``output_dir``.
+        tasks: COCO only: ("bbox",), ("segm",) or ("bbox", "segm"); None: every metric the
+            results support (see evaluate_results).
     """
     metrics = evaluate_results(
         dataset_name,
@@ -268,6 +284,7 @@ def evaluate_results_file(
         output_dir=output_dir,
         use_07_metric=use_07_metric,
         error_analysis=error_analysis,
+        tasks=tasks,
     )
     if output_dir:
         atomic_write_json(os.path.join(output_dir, "metrics.json"), flatten_results(metrics))

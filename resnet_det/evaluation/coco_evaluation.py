@@ -231,9 +231,9 @@ class COCOEvaluator(DatasetEvaluator):
             distributed: gather predictions from all ranks; rank 0 evaluates.
             backend: COCO metric implementation: "auto" (faster-coco-eval when installed),
                 "faster-coco-eval" or "pycocotools" (the reference); same numbers from each.
-            tasks: ("bbox",) or ("bbox", "segm") (a Mask R-CNN, MODEL.MASK_ON): "segm" then
-                needs masks in every output. None: "bbox", and "segm" when the outputs carry
-                masks.
+            tasks: ("bbox",), ("bbox", "segm") (a Mask R-CNN, MODEL.MASK_ON) or ("segm",)
+                (mask AP alone, as detectron2's COCOEvaluator(tasks=...)): "segm" then needs
+                masks in every output. None: "bbox", and "segm" when the outputs carry masks.
             error_analysis: also run the error analyses of each task (error_analysis.py):
                 the dAP metrics join the task's metrics, ``error_analyses`` keeps the rest,
                 and with ``output_dir`` the pictures and report.html are written there.
@@ -242,13 +242,10 @@ class COCOEvaluator(DatasetEvaluator):
         self._backend = backend
         if tasks is not None:
             tasks = tuple(tasks)
-            if (
-                "bbox" not in tasks
-                or not set(tasks) <= set(IOU_TYPES)
-                or len(set(tasks)) != len(tasks)
-            ):
+            if not tasks or not set(tasks) <= set(IOU_TYPES) or len(set(tasks)) != len(tasks):
                 raise ValueError(
-                    f"COCOEvaluator: tasks {tasks!r}; expected ('bbox',) or ('bbox', 'segm')"
+                    f"COCOEvaluator: tasks {tasks!r}; expected one or both of {IOU_TYPES}, e.g. "
+                    "('bbox',), ('bbox', 'segm') or ('segm',)"
                 )
         self._tasks: Optional[Tuple[str, ...]] = tasks
 
@@ -300,6 +297,10 @@ class COCOEvaluator(DatasetEvaluator):
     def scores_masks(self) -> bool:
         return self._tasks is None or "segm" in self._tasks
 
+    def scores_boxes(self) -> bool:
+        # The error analysis of mask AP reads the detections' boxes too.
+        return self._tasks is None or "bbox" in self._tasks or self._error_analysis
+
     def reset(self) -> None:
         self._predictions = []
         self._mask_flags = []
@@ -349,7 +350,11 @@ class COCOEvaluator(DatasetEvaluator):
         with_masks = results.masks is not None and self.scores_masks()
         if results.masks is None and len(results) and self._tasks is not None:
             if "segm" in self._tasks:
-                raise self._no_masks(results.image_ids[0])
+                raise DataError(
+                    f"COCOEvaluator on {self._dataset_name!r}: task 'segm' (mask AP) needs a "
+                    "'segmentation' in every results entry, and the results have none (entry 0, "
+                    f"image {results.image_ids[0]!r}); score their boxes with task 'bbox'"
+                )
         self._predictions.extend(results.coco_entries(with_masks=with_masks))
         self._mask_flags.extend(
             (image_id, with_masks) for image_id in dict.fromkeys(results.image_ids)

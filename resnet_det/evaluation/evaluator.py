@@ -81,6 +81,11 @@ class DatasetEvaluator:
         boxes are, and a results file's masks are ignored."""
         return False
 
+    def scores_boxes(self) -> bool:
+        """Whether the boxes of the outputs are read; False (a COCO evaluator of mask AP
+        alone): a results file's entries without a "bbox" need not get their mask's box."""
+        return True
+
 
 class DatasetEvaluators(DatasetEvaluator):
     """Several evaluators run as one; their results are merged (a task may appear only once)."""
@@ -107,6 +112,9 @@ class DatasetEvaluators(DatasetEvaluator):
 
     def scores_masks(self) -> bool:
         return any(evaluator.scores_masks() for evaluator in self._evaluators)
+
+    def scores_boxes(self) -> bool:
+        return any(evaluator.scores_boxes() for evaluator in self._evaluators)
 
     def evaluate(self) -> OrderedDict[str, Dict[str, float]]:
         results: OrderedDict[str, Dict[str, float]] = OrderedDict()

@@ -389,7 +389,8 @@ class DatasetResults:
         image_ids: each entry's image_id.
         category_ids: each entry's category_id (the results file's, e.g. COCO's ids).
         labels: int64 [N], the contiguous label each category id stands for.
-        boxes: float64 [N, 4] XYWH: the entry's "bbox", or its mask's tight box.
+        boxes: float64 [N, 4] XYWH: the entry's "bbox", or its mask's tight box (NaN when
+            matched without ``boxes_from_masks``).
         scores: float64 [N].
         masks: each entry's mask as compressed RLE ({"size", "counts": str}), or None.
     """
@@ -424,6 +425,8 @@ class DatasetResults:
         if self.masks is not None and with_masks:
             for entry, mask in zip(entries, self.masks):
                 entry["segmentation"] = mask
+            for i in np.flatnonzero(np.isnan(self.boxes[:, 0])):  # masks without a box
+                del entries[i]["bbox"]
         return entries
 
     def per_image(self) -> Iterator[Tuple[Mapping[str, Any], np.ndarray]]:
@@ -463,7 +466,11 @@ def _first_index(values: Sequence[Any], allowed: Any) -> Optional[int]:
 
 
 def match_results(
-    checked: CheckedResults, dataset_name: str, category_ids: Sequence[int]
+    checked: CheckedResults,
+    dataset_name: str,
+    category_ids: Sequence[int],
+    *,
+    boxes_from_masks: bool = True,
 ) -> DatasetResults:
     """Check checked results against a registered dataset: every image id must be one of its
     images, every category id one of ``category_ids``, and every mask of its image's size with
@@ -474,6 +481,8 @@ def match_results(
         dataset_name: the registered dataset the results are for.
         category_ids: the results file's category id of each contiguous label (the
             evaluator's ``results_category_ids()``).
+        boxes_from_masks: give an entry without a "bbox" its mask's tight box; False (for
+            an evaluator that reads no boxes, ``scores_boxes()``): its box stays NaN.
     """
     source = checked.source
     images = {d["image_id"]: d for d in DatasetCatalog.get(dataset_name)}
@@ -504,7 +513,7 @@ def match_results(
     masks = _check_masks(checked, images) if checked.has_masks else None
     boxes = checked.boxes
     missing_box = np.flatnonzero(np.isnan(boxes[:, 0]))
-    if len(missing_box):
+    if len(missing_box) and boxes_from_masks:
         boxes = boxes.copy()
         boxes[missing_box] = rle_boxes([masks[i] for i in missing_box])
     return DatasetResults(
@@ -612,7 +621,9 @@ def score_results(
 
 def _score(evaluator, dataset_name, results, category_ids, source):
     checked = results if isinstance(results, CheckedResults) else check_results(results, source)
-    matched = match_results(checked, dataset_name, category_ids)
+    matched = match_results(
+        checked, dataset_name, category_ids, boxes_from_masks=evaluator.scores_boxes()
+    )
     if checked.has_masks and not evaluator.scores_masks():
         logger.warning(
             "%s: the masks ('segmentation') are not scored: %s of dataset %r scores boxes only",

@@ -112,8 +112,9 @@ def test_missing_or_mixed_masks_are_named(segm_dataset):
     wrong_size = dict(out1, masks=out1["masks"][:, :, :-1])
     with pytest.raises(ValueError, match=r"Image 1's masks"):
         auto.process([inp1], [wrong_size])
-    with pytest.raises(ValueError, match="tasks"):
-        COCOEvaluator(name, tasks=("segm",))
+    for tasks in ((), ("segm", "segm"), ("keypoints",)):
+        with pytest.raises(ValueError, match="tasks"):
+            COCOEvaluator(name, tasks=tasks)
 
 
 def test_ground_truth_without_masks_is_named(coco_dataset):

@@ -15,7 +15,7 @@ from resnet_det.data import (
     register_coco_instances,
     register_pascal_voc,
 )
-from resnet_det.evaluation import load_results_file
+from resnet_det.evaluation import evaluate_results_file, load_results_file
 
 from .conftest import write_coco_json
 
@@ -383,3 +383,9 @@ def test_the_tool_imports_no_torch(tmp_path):
     assert "HEAVY []" in printed, printed
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["bbox/AP"] == pytest.approx(100.0) and metrics["bbox/AP-dog"] == 100.0
+
+
+def test_tasks_of_a_boxes_only_dataset_are_refused(voc_dataset, tmp_path):
+    path = _write_results(tmp_path / "r.json", [])
+    with pytest.raises(ValueError, match=r"tasks \('segm',\).*scores boxes only"):
+        evaluate_results_file(voc_dataset(2007), path, tasks=("segm",))

@@ -90,6 +90,50 @@ def test_segm_only_entries_and_uncompressed_rle_are_accepted(segm_dataset, tmp_p
     assert metrics["bbox"]["AP"] >= 0  # boxes from the masks (pycocotools.mask.toBbox)
 
 
+def test_tasks_segm_scores_the_masks_alone(segm_dataset, tmp_path, capsys):
+    name, json_file, outputs = segm_dataset(4)
+    _evaluator_run(name, outputs, tmp_path / "run")
+    entries = json.loads((tmp_path / "run" / "coco_instances_results.json").read_text())
+    for e in entries[::2]:
+        del e["bbox"]  # entries without a box get none: mask AP never reads it
+    path = tmp_path / "masks.json"
+    path.write_text(json.dumps(entries))
+    both = evaluate_results_file(name, str(path))
+    metrics = _tool().main(
+        ["--dataset", name, "--results", str(path), "--tasks", "segm"]
+        + ["--output", str(tmp_path / "out")]
+    )
+    assert list(metrics) == ["segm"]
+    for key, value in both["segm"].items():
+        assert metrics["segm"][key] == pytest.approx(value, abs=1e-9, nan_ok=True), key
+    ref, _ = reference(json_file, outputs)
+    assert metrics["segm"]["AP"] / 100 == pytest.approx(ref.stats[0], abs=1e-6)
+    written = json.loads((tmp_path / "out" / "coco_instances_results.json").read_text())
+    assert ["bbox" in e for e in written] == [k % 2 == 1 for k in range(len(entries))]
+    assert sorted(json.loads((tmp_path / "out" / "metrics.json").read_text())) == sorted(
+        f"segm/{k}" for k in both["segm"]
+    )
+    # Boxes alone, from the same file.
+    boxes = evaluate_results_file(name, str(path), tasks=("bbox",))
+    assert list(boxes) == ["bbox"] and boxes["bbox"] == both["bbox"]
+
+
+def test_tasks_the_results_cannot_give_are_named(segm_dataset, tmp_path, capsys):
+    name, _, outputs = segm_dataset(5)
+    _evaluator_run(name, outputs, tmp_path / "run")
+    entries = json.loads((tmp_path / "run" / "coco_instances_results.json").read_text())
+    for e in entries:
+        del e["segmentation"]
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps(entries))
+    with pytest.raises(ValueError, match=r"task 'segm' \(mask AP\) needs a 'segmentation'"):
+        evaluate_results_file(name, str(path), tasks=("segm",))
+    with pytest.raises(SystemExit) as exit_info:
+        _tool().main(["--dataset", name, "--results", str(path), "--tasks", "segm"])
+    assert exit_info.value.code == 1
+    assert "task 'segm'" in capsys.readouterr().err
+
+
 def _bad(entries, index, **changes):
     bad = copy.deepcopy(entries)
     bad[index]["segmentation"] = dict(bad[index]["segmentation"], **changes)

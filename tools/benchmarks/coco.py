@@ -13,7 +13,8 @@ image, half near an object. Two rows:
   against pycocotools on polygons (ground truth) and RLE masks (results) drawn the same way.
 - "COCO eval, end to end" and "COCO segm eval, end to end" (rows "coco_e2e" and
   "coco_segm_e2e"): whole processes, as a user sees them: ``python tools/evaluate.py
-  --dataset coco_2017_val --results R --output O`` (start-up and imports included) against a
+  --dataset coco_2017_val --results R --output O`` (start-up and imports included; the segm
+  row adds ``--tasks segm``: mask AP alone, which is what the peer computes) against a
   Python script that loads the same files with pycocotools and runs COCOeval
   (:data:`PEER_SCRIPT`). The wall clock, or with ``clock="process"`` the CPU seconds of the
   child process; both sides' six AP numbers are compared (``max_abs_ap_diff``, as fractions).
@@ -419,8 +420,11 @@ def coco_e2e_rows(
     out_dir, peer_out = os.path.join(folder, f"out_{iou_type}"), os.path.join(folder, "peer.json")
     env = dict(os.environ, RESNET_DET_DATASETS=root)
     commands = {
+        # Mask AP alone, as the peer computes it (without --tasks the tool scores the boxes
+        # of a mask results file too).
         "ours": [sys.executable, TOOL, "--dataset", "coco_2017_val", "--results", res_path]
-        + ["--output", out_dir],
+        + ["--output", out_dir]
+        + ([] if iou_type == "bbox" else ["--tasks", "segm"]),
         "peer": [sys.executable, peer_path, gt_path, res_path, iou_type, peer_out],
     }
     times: Dict[str, Dict[str, List[float]]] = {c: {"ours": [], "peer": []} for c in CLOCKS}
@@ -450,7 +454,9 @@ def coco_e2e_rows(
         + ")",
         ratio=med[opts.clock]["ours"] / med[opts.clock]["peer"],
         note=f"{num_images} images x {dets_per_image} {what}; whole processes "
-        "(python tools/evaluate.py --dataset --results --output)",
+        "(python tools/evaluate.py --dataset --results --output"
+        + ("" if iou_type == "bbox" else " --tasks segm")
+        + ")",
         extra={
             f"ours_{other}_s": med[other]["ours"],
             f"peer_{other}_s": med[other]["peer"],
