@@ -26,7 +26,7 @@ def compressed_rle_totals(counts: Sequence[str]) -> np.ndarray:
     The decoding is pycocotools' rleFrString (maskApi.c): 5 bits a character from '0' with
     continuation bit 0x20, the last character's bit 0x10 as sign, and each count after the
     third stored as the difference to the one two before; done with numpy for many strings at
-    once, in chunks of about 130,000 characters.
+    once, in chunks of about 65,000 characters.
     """
     totals = np.full(len(counts), -1, dtype=np.int64)
     start, chars = 0, 0
@@ -38,68 +38,91 @@ def compressed_rle_totals(counts: Sequence[str]) -> np.ndarray:
     return totals
 
 
-# Characters decoded at once: the arrays stay small enough for the CPU's caches (larger chunks
-# only move more memory), and every count of a string
-# (fewer than 2^20 of them, each < 2^32) sums exactly in float64.
-_CHUNK_CHARS = 1 << 17
-
-
-def _segment_sums(x: np.ndarray, owner: np.ndarray) -> np.ndarray:
-    """Running sums of ``x`` restarting wherever ``owner`` (sorted) changes."""
-    if len(x) == 0:
-        return x
-    running = np.cumsum(x)
-    first = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
-    before = np.zeros(len(first), dtype=running.dtype)
-    before[1:] = running[first[1:] - 1]
-    return running - np.repeat(before, np.diff(np.append(first, len(x))))
+# Characters decoded at once: the chunk's arrays (a few bytes a character, eight a count) stay
+# within the CPU's L2 cache, which a larger chunk outgrows; and every count of a string (fewer
+# than 2^20 of them, each < 2^32) sums exactly in int64.
+_CHUNK_CHARS = 1 << 16
 
 
 def _chunk_totals(strings: Sequence[Any]) -> np.ndarray:
     n = len(strings)
     valid = np.array([isinstance(s, str) and s.isascii() for s in strings], dtype=bool)
     strings = [s if ok else "" for s, ok in zip(strings, valid)]
-    lengths = np.fromiter((len(s) for s in strings), dtype=np.int64, count=n)
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
     totals = np.full(n, -1, dtype=np.int64)
-    if lengths.sum() == 0:
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] == 0:
         totals[valid] = 0
         return totals
-    # Each character's 6 bits, in uint8: a character below '0' wraps round to above 63.
     c = np.frombuffer("".join(strings).encode("ascii"), dtype=np.uint8) - np.uint8(48)
-    owner = np.repeat(np.arange(n, dtype=np.int32), lengths)
-    bad = c > 63
-    if bad.any():
-        valid[owner[bad]] = False
+    if c.max() > 63:  # a character below '0' wraps round to above 63
+        bad = np.flatnonzero(c > 63)
+        valid[np.searchsorted(offsets, bad, side="right") - 1] = False
         c &= 0x3F
     more = (c & 0x20) != 0
-    last = (np.cumsum(lengths) - 1)[lengths > 0]
-    valid[owner[last[more[last]]]] = False  # ends inside a number
+    last = offsets[1:][lengths > 0] - 1
+    nonempty = np.flatnonzero(lengths > 0)
+    valid[nonempty[more[last]]] = False  # ends inside a number
     more[last] = False  # so that no number runs on into the next string
     ends = np.flatnonzero(~more)  # the last character of each number
+    # The numbers of string s are num_off[s] .. num_off[s + 1] - 1: the owner of a character
+    # or number is found by binary search when one is bad, never stored for each.
+    num_off = np.searchsorted(ends, offsets)
     num_chars = np.diff(ends, prepend=-1)
+    ce = c[ends]
     # Most numbers are one character: their value is that character's 5 bits; the few longer
     # ones add theirs, 5 bits further up per character.
-    x = (c[ends] & 0x1F).astype(np.int64) << (5 * (np.minimum(num_chars, _MAX_CHARS) - 1))
+    x = (ce & 0x1F).astype(np.int64)
     long = np.flatnonzero(num_chars > 1)
-    valid[owner[ends[long[num_chars[long] > _MAX_CHARS]]]] = False
-    for j in range(_MAX_CHARS - 1):  # character j of the long numbers (not their last)
-        sel = long[num_chars[long] > j + 1]
-        x[sel] |= (c[ends[sel] - num_chars[sel] + 1 + j].astype(np.int64) & 0x1F) << (5 * j)
-    sign = (c[ends] & 0x10) != 0
-    x[sign] -= np.left_shift(np.int64(1), 5 * np.minimum(num_chars[sign], _MAX_CHARS))
+    if len(long):
+        nl = num_chars[long]
+        too_long = long[nl > _MAX_CHARS]
+        if len(too_long):
+            valid[np.searchsorted(num_off, too_long, side="right") - 1] = False
+        nl = np.minimum(nl, _MAX_CHARS)
+        xl = x[long] << (5 * (nl - 1))
+        el = ends[long]
+        for j in range(_MAX_CHARS - 1):  # character j of the long numbers (not their last)
+            sel = np.flatnonzero(nl > j + 1)
+            if len(sel) == 0:
+                break
+            xl[sel] |= (c[el[sel] - nl[sel] + 1 + j].astype(np.int64) & 0x1F) << (5 * j)
+        x[long] = xl
+        sign = np.flatnonzero(ce & 0x10)
+        nc = np.minimum(num_chars[sign], _MAX_CHARS)
+        x[sign] -= np.left_shift(np.int64(1), 5 * nc)
+    else:  # one-character numbers: the sign bit 0x10 of the only character
+        x[(ce & 0x10) != 0] -= 32
     # Count m of a string adds the count two before it when m > 2: the runs are running sums
     # along three chains per string (m = 0; odd m; even m >= 2). The numbers of a string are
     # contiguous, so a chain is the string's numbers of one parity of their global index.
-    num_owner = owner[ends]
-    per_string = np.bincount(num_owner, minlength=n)
-    first = (np.cumsum(per_string) - per_string)[per_string > 0]  # index of each m = 0
+    has = np.flatnonzero(np.diff(num_off) > 0)
+    first = num_off[:-1][has]  # index of each m = 0
     chained = x.copy()
     chained[first] = 0
     runs = np.empty_like(x)
     for parity in (0, 1):
-        runs[parity::2] = _segment_sums(chained[parity::2], num_owner[parity::2])
+        stream = chained[parity::2]
+        # Where each string's numbers of this parity start and end in the stream.
+        starts = (num_off[:-1][has] - parity + 1) // 2
+        stops = (num_off[1:][has] - parity + 1) // 2
+        running = np.cumsum(stream)
+        starts = starts[stops > starts]
+        before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0)
+        runs[parity::2] = running - _steps(before, starts, len(stream))
     runs[first] = x[first]
-    valid[num_owner[(runs < 0) | (runs >= 2**32)]] = False
-    sums = np.bincount(num_owner, weights=runs, minlength=n)
-    totals[valid] = sums[valid].astype(np.int64)
+    if runs.min() < 0 or runs.max() >= 2**32:
+        badn = np.flatnonzero((runs < 0) | (runs >= 2**32))
+        valid[np.searchsorted(num_off, badn, side="right") - 1] = False
+    sums = np.zeros(n, dtype=np.int64)
+    sums[has] = np.add.reduceat(runs, first)
+    totals[valid] = sums[valid]
     return totals
+
+
+def _steps(values: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+    """int64 [size]: values[k] from starts[k] (increasing, the first 0) up to starts[k + 1]."""
+    steps = np.zeros(size, dtype=np.int64)
+    steps[starts] = np.diff(values, prepend=0)
+    return np.cumsum(steps, out=steps)

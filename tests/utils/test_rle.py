@@ -61,3 +61,72 @@ def test_chunks_give_the_same_totals(monkeypatch, random_masks):
     monkeypatch.setattr(rle, "_CHUNK_CHARS", 40)
     np.testing.assert_array_equal(compressed_rle_totals(strings), whole)
     assert whole[7] == -1 and (np.delete(whole, 7) == 600).all()
+
+
+def _total_by_rle_fr_string(s):
+    """pycocotools' rleFrString (maskApi.c) one character at a time, with its failures as -1:
+    the reference the vectorised decoding must equal string by string."""
+    if not isinstance(s, str) or not s.isascii():
+        return -1
+    counts, p = [], 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            if p == len(s):
+                return -1  # ends inside a number
+            c = ord(s[p]) - 48
+            if not 0 <= c <= 63:
+                return -1
+            x |= (c & 0x1F) << (5 * k)
+            more = c & 0x20
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x -= 1 << (5 * k)  # x |= -1 << 5 * k
+        if k > 7:
+            return -1
+        if len(counts) > 2:
+            x += counts[-2]
+        if not 0 <= x < 2**32:
+            return -1
+        counts.append(x)
+    return sum(counts)
+
+
+def test_totals_equal_a_per_string_decoder_on_random_strings(monkeypatch, random_masks):
+    from resnet_det.utils import rle
+
+    rng = np.random.default_rng(11)
+    alphabet = [chr(i) for i in range(48, 48 + 64)]
+    valid = [
+        mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode("ascii")
+        for m in random_masks(rng, 60, 40, 70)
+    ]
+    strings = []
+    for _ in range(3000):
+        kind = rng.integers(6)
+        if kind == 0:  # a valid encoding
+            s = valid[rng.integers(len(valid))]
+        elif kind == 1:  # one character of a valid encoding changed (any of 0..127)
+            s = valid[rng.integers(len(valid))]
+            i = int(rng.integers(len(s)))
+            s = s[:i] + chr(int(rng.integers(128))) + s[i + 1 :]
+        elif kind == 2:  # a valid encoding cut short
+            s = valid[rng.integers(len(valid))]
+            s = s[: int(rng.integers(len(s) + 1))]
+        elif kind == 3:  # random characters of the alphabet: long numbers, signs, overflows
+            s = "".join(rng.choice(alphabet, size=int(rng.integers(0, 30))))
+        elif kind == 4:  # long numbers: continuation characters then an end
+            s = "".join(
+                "".join(rng.choice(alphabet[32:], size=int(rng.integers(0, 9))))
+                + str(rng.choice(alphabet[:32]))
+                for _ in range(int(rng.integers(1, 6)))
+            )
+        else:
+            s = [None, 5, "\u00e9", ""][int(rng.integers(4))]
+        strings.append(s)
+    expected = [_total_by_rle_fr_string(s) for s in strings]
+    assert sum(t == -1 for t in expected) > 500 and sum(t > 0 for t in expected) > 500
+    np.testing.assert_array_equal(compressed_rle_totals(strings), expected)
+    monkeypatch.setattr(rle, "_CHUNK_CHARS", 97)  # many chunks, strings across their ends
+    np.testing.assert_array_equal(compressed_rle_totals(strings), expected)
