@@ -133,6 +133,9 @@ def _toy_command(out):
     return [sys.executable, "-c", code]
 
 
+# Slow: where a SLURM cluster answers (CI), tests/engine/test_slurm.py runs the same per-task
+# launch under a real srun.
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_tasks_with_srun_variables_form_one_process_group(tmp_path):
     # What srun gives two tasks on one node; their process group is found from these alone.
