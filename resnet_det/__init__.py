@@ -14,6 +14,8 @@ imports detectron2.
 
 from typing import TYPE_CHECKING
 
+from .utils.lazy import lazy_attributes
+
 __version__ = "0.1.0"
 __all__ = ["create_model", "list_models", "load_weights", "Predictor", "__version__"]
 
@@ -30,15 +32,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .predictor import Predictor
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'resnet_det' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -21,6 +21,7 @@ use (PEP 562), so that what only reads annotations (tools/evaluate.py) starts qu
 
 from typing import TYPE_CHECKING
 
+from ..utils.lazy import lazy_attributes
 from .catalog import DatasetCatalog, Lazy, Metadata, MetadataCatalog
 from .datasets import (
     CIFAR10_CLASSES,
@@ -144,18 +145,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, {k: f".{v}" for k, v in _LAZY.items()}, globals())
 
 
 register_all_builtin()

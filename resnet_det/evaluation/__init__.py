@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequen
 from ..data.catalog import DatasetCatalog, MetadataCatalog
 from ..utils.errors import DataError
 from ..utils.file_io import atomic_write_json
+from ..utils.lazy import lazy_attributes
 from .coco_evaluation import COCOEvaluator, evaluate_coco_results
 from .evaluator import (
     DatasetEvaluator,
@@ -71,18 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inference import inference_on_dataset
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, {k: f".{v}" for k, v in _LAZY.items()}, globals())
 
 
 # An evaluator factory: (dataset_name, *, output_dir, distributed, use_07_metric[, tasks]) ->
