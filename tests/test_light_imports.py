@@ -36,8 +36,8 @@ def test_lazy_names_are_the_modules_objects(package):
     lazy = module._LAZY
     assert lazy and set(lazy) <= set(dir(module))
     for name, where in lazy.items():
-        source = where if where.startswith("resnet_det") else f"{package}.{where}"
-        assert getattr(module, name) is getattr(importlib.import_module(source), name), name
+        source = importlib.import_module(where, package)  # absolute, or relative: ".module"
+        assert getattr(module, name) is getattr(source, name), name
     for name in module.__all__:
         assert getattr(module, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):

@@ -55,23 +55,23 @@ from .skips import (
 
 # The names that need torch, by module, loaded on first use (PEP 562).
 _LAZY = {
-    "build_classification_test_loader": "classification",
-    "build_classification_train_loader": "classification",
-    "get_classification_dicts": "classification",
-    "DatasetMapper": "detection",
-    "RandomFlip": "detection",
-    "ResizeShortestEdge": "detection",
-    "build_detection_test_loader": "detection",
-    "build_detection_train_loader": "detection",
-    "build_test_loader": "detection",
-    "build_train_loader": "detection",
-    "filter_images_without_annotations": "detection",
-    "get_detection_dataset_dicts": "detection",
-    "trivial_batch_collator": "detection",
-    "read_image": "io",
-    "InferenceSampler": "samplers",
-    "TrainBatchSampler": "samplers",
-    "TrainingSampler": "samplers",
+    "build_classification_test_loader": ".classification",
+    "build_classification_train_loader": ".classification",
+    "get_classification_dicts": ".classification",
+    "DatasetMapper": ".detection",
+    "RandomFlip": ".detection",
+    "ResizeShortestEdge": ".detection",
+    "build_detection_test_loader": ".detection",
+    "build_detection_train_loader": ".detection",
+    "build_test_loader": ".detection",
+    "build_train_loader": ".detection",
+    "filter_images_without_annotations": ".detection",
+    "get_detection_dataset_dicts": ".detection",
+    "trivial_batch_collator": ".detection",
+    "read_image": ".io",
+    "InferenceSampler": ".samplers",
+    "TrainBatchSampler": ".samplers",
+    "TrainingSampler": ".samplers",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -145,7 +145,7 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, {k: f".{v}" for k, v in _LAZY.items()}, globals())
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 register_all_builtin()

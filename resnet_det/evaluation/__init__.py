@@ -62,9 +62,9 @@ __all__ = [
 # The names that need torch, by module, loaded on first use (PEP 562): scoring a results file
 # (tools/evaluate.py) imports no torch.
 _LAZY = {
-    "ClassificationEvaluator": "classification",
-    "evaluate_classifier": "classification",
-    "inference_on_dataset": "inference",
+    "ClassificationEvaluator": ".classification",
+    "evaluate_classifier": ".classification",
+    "inference_on_dataset": ".inference",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,7 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inference import inference_on_dataset
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, {k: f".{v}" for k, v in _LAZY.items()}, globals())
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 # An evaluator factory: (dataset_name, *, output_dir, distributed, use_07_metric[, tasks]) ->
