@@ -126,6 +126,7 @@ def evaluate_coco_results(
     iou_type: str = "bbox",
     backend: str = "auto",
     source: str = "the ground truth",
+    mask_areas: Optional[Sequence[float]] = None,
 ) -> OrderedDict[str, float]:
     """AP metrics of ``coco_results`` against ``coco_gt`` (every image of coco_gt counts).
 
@@ -139,6 +140,8 @@ def evaluate_coco_results(
         backend: "auto" (faster-coco-eval when installed), "faster-coco-eval" or
             "pycocotools" (the reference); every backend gives the same numbers.
         source: how errors refer to coco_gt (e.g. its json file).
+        mask_areas: for "segm", each result's mask area when the caller has them
+            (run_coco_eval); None: computed.
 
     For "segm" a result's "bbox" is not used (run_coco_eval): its mask's area decides
     small / medium / large, as in detectron2.
@@ -191,7 +194,9 @@ def evaluate_coco_results(
                 "every detection"
             )
 
-    result = run_coco_eval(coco_gt, coco_results, iou_type=iou_type, backend=backend)
+    result = run_coco_eval(
+        coco_gt, coco_results, iou_type=iou_type, backend=backend, mask_areas=mask_areas
+    )
     logger.info("COCO evaluation (%s, %s):\n%s", iou_type, result.backend, result.summary)
 
     stats = result.stats
@@ -264,6 +269,9 @@ class COCOEvaluator(DatasetEvaluator):
         self._coco_gt: Optional[COCO] = None  # read lazily: only rank 0 needs it
         self._predictions: List[Dict[str, Any]] = []
         self._mask_flags: List[Tuple[Any, bool]] = []  # (image id, whether its output had masks)
+        # The masks' areas where every prediction came with them (results files: their check
+        # counts them), so that the metric does not decode the masks again; None otherwise.
+        self._mask_areas: Optional[List[np.ndarray]] = []
         self._error_analysis = bool(error_analysis)
         self.error_analyses: Dict[str, Any] = {}  # task -> ErrorAnalysis of the last evaluate()
 
@@ -304,6 +312,7 @@ class COCOEvaluator(DatasetEvaluator):
     def reset(self) -> None:
         self._predictions = []
         self._mask_flags = []
+        self._mask_areas = []
 
     def _no_masks(self, image_id: Any) -> DataError:
         return DataError(
@@ -332,6 +341,7 @@ class COCOEvaluator(DatasetEvaluator):
             labels = out["labels"].detach().to("cpu").numpy()
             segmentations = self._segmentations(inp, out)
             self._mask_flags.append((inp["image_id"], segmentations is not None))
+            self._mask_areas = None  # a model's masks: the metric counts their areas
             self._predictions.extend(
                 instances_to_coco_json(
                     boxes,
@@ -356,6 +366,10 @@ class COCOEvaluator(DatasetEvaluator):
                     f"image {results.image_ids[0]!r}); score their boxes with task 'bbox'"
                 )
         self._predictions.extend(results.coco_entries(with_masks=with_masks))
+        if with_masks and results.mask_areas is not None and self._mask_areas is not None:
+            self._mask_areas.append(results.mask_areas)
+        else:
+            self._mask_areas = None
         self._mask_flags.extend(
             (image_id, with_masks) for image_id in dict.fromkeys(results.image_ids)
         )
@@ -378,12 +392,14 @@ class COCOEvaluator(DatasetEvaluator):
 
     def evaluate(self) -> OrderedDict[str, Dict[str, float]]:
         predictions, mask_flags = self._predictions, self._mask_flags
+        mask_areas = np.concatenate(self._mask_areas) if self._mask_areas else None
         if self._distributed and get_world_size() > 1:
             gathered = all_gather((predictions, mask_flags))
             if not is_main_process():
                 return OrderedDict()
             predictions = [p for per_rank in gathered for p in per_rank[0]]
             mask_flags = [f for per_rank in gathered for f in per_rank[1]]
+            mask_areas = None
         tasks = self._tasks_to_run(mask_flags)
 
         if self._output_dir:
@@ -412,6 +428,7 @@ class COCOEvaluator(DatasetEvaluator):
                 iou_type=task,
                 backend=self._backend,
                 source=self._json_file,
+                mask_areas=mask_areas,
             )
             logger.info(
                 "COCO %s AP on %s: %.2f",

@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -127,15 +128,16 @@ def _faster_box_results(gt, coco_results: List[Dict[str, Any]]):
     return _faster_results(gt, coco_results)
 
 
-def _faster_mask_results(gt, coco_results: List[Dict[str, Any]]):
+def _faster_mask_results(gt, coco_results: List[Dict[str, Any]], areas: Optional[np.ndarray]):
     """The results as loadRes makes them for masks (area of each RLE mask, ids from 1, not
-    crowd), the areas computed by faster-coco-eval's mask function for all masks in one call
-    rather than one call per result, and without the box loadRes also derives from each mask:
-    mask IoU never reads it (a result's area comes from "area"), and decoding every mask once
-    more for it would cost as much as computing the areas."""
-    from faster_coco_eval.core import mask as mask_utils
+    crowd), without the box loadRes also derives from each mask: mask IoU never reads it (a
+    result's area comes from "area"), and decoding every mask once more for it would cost as
+    much as computing the areas. ``areas`` (None: computed here, by faster-coco-eval's mask
+    function for all masks in one call) are the ones the caller already has."""
+    if areas is None:
+        from faster_coco_eval.core import mask as mask_utils
 
-    areas = mask_utils.area([r["segmentation"] for r in coco_results])
+        areas = mask_utils.area([r["segmentation"] for r in coco_results])
     for i, r in enumerate(coco_results):
         r["area"], r["id"], r["iscrowd"] = areas[i], i + 1, 0
     return _faster_results(gt, coco_results)
@@ -155,16 +157,36 @@ def _faster_results(gt, annotations: List[Dict[str, Any]]):
     return dt
 
 
-def _run_faster(coco_gt, coco_results: List[Dict[str, Any]], iou_type: str):
+# faster-coco-eval's default rle_iou_max_workers (COCOeval_faster's keyword).
+_FASTER_RLE_IOU_WORKERS = 8
+
+
+def _rle_iou_workers() -> int:
+    """Threads for faster-coco-eval's mask IoU: its own default where cores are to spare, one
+    on a machine of two or fewer, where the pool's threads and the main one share the cores
+    and the GIL, and one thread was faster on both clocks (docs/benchmarks.md, "End to
+    end")."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return 1 if cpus <= 2 else _FASTER_RLE_IOU_WORKERS
+
+
+def _run_faster(
+    coco_gt, coco_results: List[Dict[str, Any]], iou_type: str, mask_areas: Optional[np.ndarray]
+):
     from faster_coco_eval import COCOeval_faster
 
     gt = _faster_gt(coco_gt)
     if iou_type == "bbox":
         dt = _faster_box_results(gt, coco_results)
     else:
-        dt = _faster_mask_results(gt, coco_results)
+        dt = _faster_mask_results(gt, coco_results, mask_areas)
     lines: List[str] = []
-    coco_eval = COCOeval_faster(gt, dt, iou_type, print_function=logger.debug)
+    coco_eval = COCOeval_faster(
+        gt, dt, iou_type, print_function=logger.debug, rle_iou_max_workers=_rle_iou_workers()
+    )
     coco_eval.evaluate()
     coco_eval.accumulate()
     coco_eval.print_function = lambda line: lines.append(str(line))
@@ -172,7 +194,13 @@ def _run_faster(coco_gt, coco_results: List[Dict[str, Any]], iou_type: str):
     return coco_eval, "\n".join(ln for ln in lines if ln.lstrip().startswith("Average"))
 
 
-def _evaluate(coco_gt, coco_results: Sequence[Dict[str, Any]], iou_type: str, backend: str):
+def _evaluate(
+    coco_gt,
+    coco_results: Sequence[Dict[str, Any]],
+    iou_type: str,
+    backend: str,
+    mask_areas: Optional[np.ndarray],
+):
     """(the backend's COCOeval after summarize, its summary table)."""
     # loadRes writes "area", "id" (and for boxes a polygon) into the entries: give it copies.
     results = [dict(r) for r in coco_results]
@@ -182,8 +210,9 @@ def _evaluate(coco_gt, coco_results: Sequence[Dict[str, Any]], iou_type: str, ba
         # "bbox" for mask AP).
         for r in results:
             r.pop("bbox", None)
-    run = _run_faster if backend == "faster-coco-eval" else _run_pycocotools
-    return run(coco_gt, results, iou_type)
+    if backend == "faster-coco-eval":
+        return _run_faster(coco_gt, results, iou_type, mask_areas)
+    return _run_pycocotools(coco_gt, results, iou_type)
 
 
 def run_coco_eval(
@@ -192,6 +221,7 @@ def run_coco_eval(
     *,
     iou_type: str = "bbox",
     backend: str = "auto",
+    mask_areas: Optional[Sequence[float]] = None,
 ) -> CocoEvalResult:
     """Evaluate COCO-format results against ``coco_gt`` with COCO's metric.
 
@@ -202,13 +232,25 @@ def run_coco_eval(
         iou_type: "bbox" (box AP) or "segm" (mask AP; a result's "bbox" is then left out,
             so that the mask's area, not the box's, puts it in small / medium / large).
         backend: "auto", "faster-coco-eval" or "pycocotools" (see the module docstring).
+        mask_areas: for "segm", each result's mask area in pixels as pycocotools'
+            mask.area gives it, when the caller has them (the check of a results file's
+            masks decodes every mask and counts them): not computed again. None: computed.
+            pycocotools' loadRes always computes its own.
     """
     _check_iou_type(iou_type)
     if len(coco_results) == 0:
         raise ValueError("run_coco_eval: no results (the COCO tools cannot load an empty list)")
+    areas = None
+    if mask_areas is not None and iou_type == "segm":
+        areas = np.asarray(mask_areas)
+        if areas.shape != (len(coco_results),):
+            raise ValueError(
+                f"run_coco_eval: {areas.shape[0] if areas.ndim else 'no'} mask areas for "
+                f"{len(coco_results)} results"
+            )
     name = resolve_backend(backend)
     with collector_paused():  # hundreds of thousands of entries and matches, no cycles
-        coco_eval, summary = _evaluate(coco_gt, coco_results, iou_type, name)
+        coco_eval, summary = _evaluate(coco_gt, coco_results, iou_type, name, areas)
     stats = np.asarray(coco_eval.stats[:NUM_SUMMARY_STATS], dtype=np.float64)
     return CocoEvalResult(
         stats=stats,

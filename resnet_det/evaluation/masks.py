@@ -6,8 +6,8 @@ original image. They are binarised as torchvision's COCO evaluation does (``> 0.
 as compressed RLE (pycocotools.mask.encode) with the counts as a str, so that the entries are
 plain JSON.
 
-pycocotools' C code trusts an RLE, so the strings of a results file are decoded first by
-:func:`resnet_det.utils.rle.compressed_rle_totals` (re-exported here).
+pycocotools' C code trusts an RLE, so the strings of a results file are decoded first
+(resnet_det.utils.rle; the check is in results_file.py).
 
 torch is imported by the functions that take a model's tensors (binarize_masks, encode_masks),
 not with the module: scoring a results file (tools/evaluate.py) needs none.
@@ -19,12 +19,10 @@ from typing import TYPE_CHECKING, Any, Dict, List, Sequence
 
 import numpy as np
 
-from ..utils.rle import compressed_rle_totals
-
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["MASK_THRESHOLD", "binarize_masks", "encode_masks", "compressed_rle_totals", "rle_boxes"]
+__all__ = ["MASK_THRESHOLD", "binarize_masks", "encode_masks", "rle_boxes"]
 
 # torchvision's references/detection/coco_eval.py keeps mask probabilities > 0.5.
 MASK_THRESHOLD = 0.5

@@ -45,8 +45,9 @@ import orjson
 from ..data.catalog import DatasetCatalog
 from ..utils.bulk import collector_paused
 from ..utils.errors import DataError, MissingFileError
+from ..utils.rle import compressed_rle_sums
 from .evaluator import DatasetEvaluator
-from .masks import compressed_rle_totals, rle_boxes
+from .masks import rle_boxes
 
 __all__ = [
     "CheckedResults",
@@ -393,6 +394,8 @@ class DatasetResults:
             matched without ``boxes_from_masks``).
         scores: float64 [N].
         masks: each entry's mask as compressed RLE ({"size", "counts": str}), or None.
+        mask_areas: int64 [N], each mask's area in pixels (pycocotools' mask.area), taken
+            from the check of its runs; None without masks.
     """
 
     images: Mapping[Any, Mapping[str, Any]]
@@ -402,6 +405,7 @@ class DatasetResults:
     boxes: np.ndarray
     scores: np.ndarray
     masks: Optional[List[Dict[str, Any]]]
+    mask_areas: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -510,22 +514,22 @@ def match_results(
         )
     n = len(checked)
     labels = np.fromiter(map(id_map.__getitem__, checked.category_ids), np.int64, count=n)
-    masks = _check_masks(checked, images) if checked.has_masks else None
+    masks, areas = _check_masks(checked, images) if checked.has_masks else (None, None)
     boxes = checked.boxes
     missing_box = np.flatnonzero(np.isnan(boxes[:, 0]))
     if len(missing_box) and boxes_from_masks:
         boxes = boxes.copy()
         boxes[missing_box] = rle_boxes([masks[i] for i in missing_box])
     return DatasetResults(
-        images, checked.image_ids, checked.category_ids, labels, boxes, checked.scores, masks
+        images, checked.image_ids, checked.category_ids, labels, boxes, checked.scores, masks, areas
     )
 
 
 def _check_masks(
     checked: CheckedResults, images: Mapping[Any, Mapping[str, Any]]
-) -> List[Dict[str, Any]]:
+) -> Tuple[List[Dict[str, Any]], np.ndarray]:
     """Each entry's RLE at its image's size with runs covering it exactly, compressed (counts
-    a str) as the evaluator holds masks. Errors name the entry."""
+    a str) as the evaluator holds masks, and each mask's area. Errors name the entry."""
     source, segms = checked.source, checked.segmentations
     sizes = [s["size"] for s in segms]
     image_sizes = {k: [r["height"], r["width"]] for k, r in images.items()}
@@ -546,10 +550,11 @@ def _check_masks(
     counts = [s["counts"] for s in segms]
     compressed = [i for i, c in enumerate(counts) if isinstance(c, str)]
     totals = np.zeros(len(segms), dtype=np.int64)
-    totals[compressed] = compressed_rle_totals([counts[i] for i in compressed])
+    areas = np.zeros(len(segms), dtype=np.int64)
+    totals[compressed], areas[compressed] = compressed_rle_sums([counts[i] for i in compressed])
     uncompressed = [i for i, c in enumerate(counts) if isinstance(c, list)]
     for i in uncompressed:
-        totals[i] = sum(counts[i])
+        totals[i], areas[i] = sum(counts[i]), sum(counts[i][1::2])
     expected = np.array([h * w for h, w in expected_sizes], dtype=np.int64).reshape(-1)
     bad = np.flatnonzero(totals != expected)
     if len(bad):
@@ -568,7 +573,7 @@ def _check_masks(
             h, w = sizes[i]
             coded = mask_utils.frPyObjects({"size": [h, w], "counts": counts[i]}, h, w)
             rles[i]["counts"] = coded["counts"].decode("ascii")
-    return rles
+    return rles, areas
 
 
 def results_to_model_io(

@@ -5,14 +5,16 @@ past the end of the mask, and a compressed string that ends inside a number is r
 end. The readers of annotations (resnet_det.data.segmentation) and of results files
 (resnet_det.evaluation) check every string with :func:`compressed_rle_totals` before
 pycocotools sees it, in numpy over many strings at once: a Python loop over the characters
-would cost more than the metric itself (docs/benchmarks.md, "COCO evaluation").
+would cost more than the metric itself (docs/benchmarks.md, "COCO evaluation"). The same
+decoding gives each mask's area (:func:`compressed_rle_sums`), which the metric needs too:
+taken from the check, the strings are not decoded once more for it.
 """
 
-from typing import Any, Sequence
+from typing import Any, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["compressed_rle_totals"]
+__all__ = ["compressed_rle_sums", "compressed_rle_totals"]
 
 # One compressed count takes at most 7 characters of 5 bits (runs below 2^34 pixels).
 _MAX_CHARS = 7
@@ -20,8 +22,16 @@ _MAX_CHARS = 7
 
 def compressed_rle_totals(counts: Sequence[str]) -> np.ndarray:
     """Pixels that each compressed RLE counts string covers (the sum of its runs), int64 [N];
-    -1 where a string is not pycocotools' encoding: a character outside '0'..'o', a string
-    ending inside a number, a number of more than 7 characters, a negative or >= 2^32 run.
+    -1 where a string is not pycocotools' encoding (:func:`compressed_rle_sums`)."""
+    return compressed_rle_sums(counts)[0]
+
+
+def compressed_rle_sums(counts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """(totals, areas), int64 [N] each: the pixels that each compressed RLE counts string
+    covers (the sum of its runs) and its mask's area (the sum of its odd runs, the ones;
+    pycocotools' mask.area). Both are -1 where a string is not pycocotools' encoding: a
+    character outside '0'..'o', a string ending inside a number, a number of more than 7
+    characters, a negative or >= 2^32 run.
 
     The decoding is pycocotools' rleFrString (maskApi.c): 5 bits a character from '0' with
     continuation bit 0x20, the last character's bit 0x10 as sign, and each count after the
@@ -29,13 +39,14 @@ def compressed_rle_totals(counts: Sequence[str]) -> np.ndarray:
     once, in chunks of about 65,000 characters.
     """
     totals = np.full(len(counts), -1, dtype=np.int64)
+    areas = totals.copy()
     start, chars = 0, 0
     for i, s in enumerate(counts):
         chars += len(s) if isinstance(s, str) else 0
         if chars >= _CHUNK_CHARS or i == len(counts) - 1:
-            totals[start : i + 1] = _chunk_totals(counts[start : i + 1])
+            totals[start : i + 1], areas[start : i + 1] = _chunk_sums(counts[start : i + 1])
             start, chars = i + 1, 0
-    return totals
+    return totals, areas
 
 
 # Characters decoded at once: the chunk's arrays (a few bytes a character, eight a count) stay
@@ -44,7 +55,7 @@ def compressed_rle_totals(counts: Sequence[str]) -> np.ndarray:
 _CHUNK_CHARS = 1 << 16
 
 
-def _chunk_totals(strings: Sequence[Any]) -> np.ndarray:
+def _chunk_sums(strings: Sequence[Any]) -> Tuple[np.ndarray, np.ndarray]:
     n = len(strings)
     valid = np.array([isinstance(s, str) and s.isascii() for s in strings], dtype=bool)
     strings = [s if ok else "" for s, ok in zip(strings, valid)]
@@ -54,7 +65,7 @@ def _chunk_totals(strings: Sequence[Any]) -> np.ndarray:
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] == 0:
         totals[valid] = 0
-        return totals
+        return totals, totals.copy()
     c = np.frombuffer("".join(strings).encode("ascii"), dtype=np.uint8) - np.uint8(48)
     if c.max() > 63:  # a character below '0' wraps round to above 63
         bad = np.flatnonzero(c > 63)
@@ -99,14 +110,15 @@ def _chunk_totals(strings: Sequence[Any]) -> np.ndarray:
     # contiguous, so a chain is the string's numbers of one parity of their global index.
     has = np.flatnonzero(np.diff(num_off) > 0)
     first = num_off[:-1][has]  # index of each m = 0
+    after = num_off[1:][has]  # one past each string's last number
     chained = x.copy()
     chained[first] = 0
     runs = np.empty_like(x)
     for parity in (0, 1):
         stream = chained[parity::2]
         # Where each string's numbers of this parity start and end in the stream.
-        starts = (num_off[:-1][has] - parity + 1) // 2
-        stops = (num_off[1:][has] - parity + 1) // 2
+        starts = (first - parity + 1) // 2
+        stops = (after - parity + 1) // 2
         running = np.cumsum(stream)
         starts = starts[stops > starts]
         before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0)
@@ -115,10 +127,22 @@ def _chunk_totals(strings: Sequence[Any]) -> np.ndarray:
     if runs.min() < 0 or runs.max() >= 2**32:
         badn = np.flatnonzero((runs < 0) | (runs >= 2**32))
         valid[np.searchsorted(num_off, badn, side="right") - 1] = False
-    sums = np.zeros(n, dtype=np.int64)
-    sums[has] = np.add.reduceat(runs, first)
+    # A string's sums of runs of each parity of global index, from running sums; its odd m
+    # (the ones) are those of the parity other than its first number's.
+    ones = np.zeros(len(has), dtype=np.int64)
+    total = np.zeros(len(has), dtype=np.int64)
+    for parity in (0, 1):
+        running = np.zeros(len(runs[parity::2]) + 1, dtype=np.int64)
+        np.cumsum(runs[parity::2], out=running[1:])
+        part = running[(after - parity + 1) // 2] - running[(first - parity + 1) // 2]
+        total += part
+        ones += np.where(first % 2 != parity, part, 0)
+    sums, areas = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    sums[has], areas[has] = total, ones
     totals[valid] = sums[valid]
-    return totals
+    out_areas = np.full(n, -1, dtype=np.int64)
+    out_areas[valid] = areas[valid]
+    return totals, out_areas
 
 
 def _steps(values: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:

@@ -189,6 +189,45 @@ def test_mask_ap_equal_to_pycocotools(seed):
     assert ref.stats[0] > 0
 
 
+def test_given_mask_areas_are_the_ones_scored():
+    gt, results = _random_problem(
+        10, num_images=10, num_cats=3, max_gt=5, max_dets=30, tied_scores=False, masks=True
+    )
+    ref = run_coco_eval(_coco(gt), results, iou_type="segm", backend="pycocotools")
+    areas = mask_utils.area([dict(r["segmentation"]) for r in results])
+    given = run_coco_eval(
+        _coco(gt), results, iou_type="segm", backend="faster-coco-eval", mask_areas=areas
+    )
+    np.testing.assert_allclose(given.stats, ref.stats, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(given.precision, ref.precision, rtol=0, atol=1e-6)
+    # They are used, not recomputed: every detection called large moves APs / APm / APl.
+    large = run_coco_eval(
+        _coco(gt),
+        results,
+        iou_type="segm",
+        backend="faster-coco-eval",
+        mask_areas=np.full(len(results), 10**6),
+    )
+    assert large.stats[5] != ref.stats[5] or large.stats[3] != ref.stats[3]
+    with pytest.raises(ValueError, match=f"{len(results) - 1} mask areas for {len(results)}"):
+        run_coco_eval(
+            _coco(gt),
+            results,
+            iou_type="segm",
+            backend="faster-coco-eval",
+            mask_areas=areas[:-1],
+        )
+
+
+def test_mask_iou_threads_follow_the_cores(monkeypatch):
+    from resnet_det.evaluation import fast_coco
+
+    monkeypatch.setattr(fast_coco.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert fast_coco._rle_iou_workers() == 1
+    monkeypatch.setattr(fast_coco.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert fast_coco._rle_iou_workers() == fast_coco._FASTER_RLE_IOU_WORKERS > 1
+
+
 def test_empty_results_same_for_both_backends():
     gt, _ = _random_problem(12, num_images=4, num_cats=2, max_gt=3, max_dets=0, tied_scores=False)
     with pytest.raises(ValueError, match="no results"):

@@ -63,7 +63,7 @@ def test_tool_scores_a_segm_results_file_like_the_evaluator(segm_dataset, tmp_pa
     assert metrics["segm"]["AP"] / 100 == pytest.approx(ref.stats[0], abs=1e-6)
 
 
-def test_segm_only_entries_and_uncompressed_rle_are_accepted(segm_dataset, tmp_path):
+def test_segm_only_entries_and_uncompressed_rle_are_accepted(segm_dataset, tmp_path, monkeypatch):
     name, json_file, outputs = segm_dataset(2)
     _evaluator_run(name, outputs, tmp_path / "run")
     entries = json.loads((tmp_path / "run" / "coco_instances_results.json").read_text())
@@ -85,6 +85,14 @@ def test_segm_only_entries_and_uncompressed_rle_are_accepted(segm_dataset, tmp_p
             }
     path = tmp_path / "segm_only.json"
     path.write_text(json.dumps(entries))
+    # The masks' areas come from the check of their runs (compressed or not), which decodes
+    # every mask already: the metric must not decode them again for their areas.
+    from faster_coco_eval.core import mask as faster_mask
+
+    def decoded_again(rles):
+        raise AssertionError(f"the areas of {len(rles)} masks computed again")
+
+    monkeypatch.setattr(faster_mask, "area", decoded_again)
     metrics = evaluate_results_file(name, str(path))
     assert metrics["segm"]["AP"] / 100 == pytest.approx(ref.stats[0], abs=1e-6)
     assert metrics["bbox"]["AP"] >= 0  # boxes from the masks (pycocotools.mask.toBbox)

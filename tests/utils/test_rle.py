@@ -4,7 +4,7 @@ encoder and decoder (the check annotation and results-file readers run before py
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from resnet_det.utils.rle import compressed_rle_totals
+from resnet_det.utils.rle import compressed_rle_sums, compressed_rle_totals
 
 
 def test_totals_of_valid_strings_match_pycocotools(random_masks):
@@ -23,6 +23,33 @@ def test_totals_of_valid_strings_match_pycocotools(random_masks):
     strings.append(mask_utils.encode(np.asfortranarray(big))["counts"].decode("ascii"))
     expected.append(big.size)
     np.testing.assert_array_equal(compressed_rle_totals(strings), expected)
+
+
+def test_areas_match_pycocotools(monkeypatch, random_masks):
+    from resnet_det.utils import rle
+
+    rng = np.random.default_rng(5)
+    rles = []
+    for _ in range(60):
+        h, w = int(rng.integers(1, 50)), int(rng.integers(1, 200))
+        rles += [
+            mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            for m in random_masks(rng, 3, h, w)
+        ]
+    full = np.ones((40, 900), dtype=np.uint8)  # 900 runs of 39 ones, each after a zero
+    full[0, :] = 0
+    rles.append(mask_utils.encode(np.asfortranarray(full)))
+    rles.append(mask_utils.encode(np.zeros((3, 4), dtype=np.uint8, order="F")))
+    strings = [r["counts"].decode("ascii") for r in rles]
+    expected = mask_utils.area(rles).astype(np.int64)
+    strings.insert(9, "P")  # a bad string: -1 in both, its neighbours unaffected
+    expected = np.insert(expected, 9, -1)
+    totals, areas = compressed_rle_sums(strings)
+    np.testing.assert_array_equal(areas, expected)
+    np.testing.assert_array_equal(totals, compressed_rle_totals(strings))
+    assert areas.max() == 39 * 900 and (areas == 0).any()
+    monkeypatch.setattr(rle, "_CHUNK_CHARS", 50)  # strings across many chunks
+    np.testing.assert_array_equal(compressed_rle_sums(strings)[1], expected)
 
 
 def test_bad_strings_are_minus_one_and_do_not_spoil_their_neighbours():
