@@ -33,6 +33,18 @@ ROWS = (
     "gpu_r101_c4",
 )
 
+# The rows on one generated COCO problem (coco_images x coco_dets, no warm-up: an evaluation
+# has nothing to tune, and one call takes seconds to minutes): the function of coco.py that
+# makes them and its keywords. Named, not imported: coco.py needs pycocotools, which the GPU
+# rows' machine lacks.
+_COCO_ROWS = {
+    "coco": ("coco_rows", {}),
+    "coco_segm": ("coco_segm_rows", {}),
+    "coco_errors": ("coco_error_rows", {}),
+    "coco_e2e": ("coco_e2e_rows", {"iou_type": "bbox"}),
+    "coco_segm_e2e": ("coco_e2e_rows", {"iou_type": "segm"}),
+}
+
 
 def run_rows(
     rows: Sequence[str],
@@ -102,44 +114,16 @@ def run_rows(
             BenchOptions(**{**vars(opts), "device": "cpu"}),
             batches=loader_batches,
         )
-    if "coco" in rows:
-        from .coco import coco_rows
-
-        # No warm-up: an evaluation has nothing to tune, and one call takes seconds to minutes.
-        out += coco_rows(
-            os.path.join(work_dir, "coco"),
-            coco_opts,
-            num_images=coco_images,
-            dets_per_image=coco_dets,
-        )
-    if "coco_segm" in rows:
-        from .coco import coco_segm_rows
-
-        out += coco_segm_rows(
-            os.path.join(work_dir, "coco_segm"),
-            coco_opts,
-            num_images=coco_images,
-            dets_per_image=coco_dets,
-        )
-    if "coco_errors" in rows:
-        from .coco import coco_error_rows
-
-        out += coco_error_rows(
-            os.path.join(work_dir, "coco_errors"),
-            coco_opts,
-            num_images=coco_images,
-            dets_per_image=coco_dets,
-        )
-    for name, iou_type in (("coco_e2e", "bbox"), ("coco_segm_e2e", "segm")):
+    for name, (function, keywords) in _COCO_ROWS.items():
         if name in rows:
-            from .coco import coco_e2e_rows
+            from . import coco
 
-            out += coco_e2e_rows(
+            out += getattr(coco, function)(
                 os.path.join(work_dir, name),
                 coco_opts,
-                iou_type=iou_type,
                 num_images=coco_images,
                 dets_per_image=coco_dets,
+                **keywords,
             )
     if "coco_annotations" in rows:
         from .annotations import annotation_rows
