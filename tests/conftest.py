@@ -60,3 +60,30 @@ def random_masks():
     """``random_masks(rng, n, h, w)``: n boolean masks [n, h, w] of four kinds in turn (a
     rectangle, noise of many short runs, everything, nothing): the RLE tests' cases."""
     return _random_masks
+
+
+def _rectangle(y0, y1, x0, x1, h, w):
+    m = np.zeros((h, w), np.uint8)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+def _compressed_rle(m):
+    from pycocotools import mask as mask_util
+
+    r = mask_util.encode(np.asfortranarray(m))
+    return {"size": list(r["size"]), "counts": r["counts"].decode("ascii")}
+
+
+@pytest.fixture
+def rectangle_mask():
+    """``rectangle_mask(y0, y1, x0, x1, h, w)``: a uint8 [h, w] mask, 1 on rows y0..y1-1 and
+    columns x0..x1-1."""
+    return _rectangle
+
+
+@pytest.fixture
+def mask_rle():
+    """``mask_rle(m)``: pycocotools' compressed RLE of a uint8 mask, with "counts" a str as
+    JSON annotations hold it."""
+    return _compressed_rle

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pycocotools import mask as mask_util
 
 from resnet_det.data.segmentation import (
     check_segmentation,
@@ -13,17 +12,6 @@ from resnet_det.data.segmentation import (
 from resnet_det.utils.rle import compressed_rle_totals
 
 H, W = 30, 40
-
-
-def _bitmap(y0, y1, x0, x1, h=H, w=W):
-    m = np.zeros((h, w), np.uint8)
-    m[y0:y1, x0:x1] = 1
-    return m
-
-
-def _rle(m):
-    r = mask_util.encode(np.asfortranarray(m))
-    return {"size": list(r["size"]), "counts": r["counts"].decode("ascii")}
 
 
 def _uncompressed(m):
@@ -39,10 +27,10 @@ def _uncompressed(m):
     return {"size": list(m.shape), "counts": counts}
 
 
-def test_compressed_counts_are_decoded_as_pycocotools_encodes():
+def test_compressed_counts_are_decoded_as_pycocotools_encodes(mask_rle):
     rng = np.random.default_rng(0)
     masks = [(rng.random((H, W)) < 0.1 * (k % 10)).astype(np.uint8) for k in range(20)]
-    assert list(compressed_rle_totals([_rle(m)["counts"] for m in masks])) == [H * W] * 20
+    assert list(compressed_rle_totals([mask_rle(m)["counts"] for m in masks])) == [H * W] * 20
     # Not the encoding: a character outside '0'..'o', a string ending inside a number
     # ('0' + 0x20 continues), a negative run (sign bit on the first count).
     assert list(compressed_rle_totals(["0~", "P", "@", "4", ""])) == [-1, -1, -1, 4, 0]
@@ -60,10 +48,10 @@ def test_compressed_counts_are_decoded_as_pycocotools_encodes():
         "uncompressed",
     ],
 )
-def test_usable_masks_pass(segm):
-    m = _bitmap(5, 10, 5, 20)
+def test_usable_masks_pass(segm, rectangle_mask, mask_rle):
+    m = rectangle_mask(5, 10, 5, 20, H, W)
     segm = (
-        {"rle": _rle(m), "uncompressed": _uncompressed(m)}.get(segm, segm)
+        {"rle": mask_rle(m), "uncompressed": _uncompressed(m)}.get(segm, segm)
         if isinstance(segm, str)
         else segm
     )
@@ -98,15 +86,15 @@ def test_unusable_masks_say_what_is_wrong(segm, iscrowd, words):
     assert bad[1]  # a fix
 
 
-def test_crowd_rle_passes_and_normal_form():
-    m = _bitmap(0, 30, 0, 10)
-    assert check_segmentation(_rle(m), H, W, iscrowd=1) is None
+def test_crowd_rle_passes_and_normal_form(rectangle_mask, mask_rle):
+    m = rectangle_mask(0, 30, 0, 10, H, W)
+    assert check_segmentation(mask_rle(m), H, W, iscrowd=1) is None
     # Uncompressed RLE becomes the compressed string pycocotools writes; polygons floats.
-    assert normalize_segmentation(_uncompressed(m), H, W) == _rle(m)
+    assert normalize_segmentation(_uncompressed(m), H, W) == mask_rle(m)
     assert normalize_segmentation([[1, 2, 3, 4, 5, 6]], H, W) == [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]
-    with_bytes = dict(_rle(m), counts=_rle(m)["counts"].encode())
+    with_bytes = dict(mask_rle(m), counts=mask_rle(m)["counts"].encode())
     assert check_segmentation(with_bytes, H, W) is None
-    assert normalize_segmentation(with_bytes, H, W) == _rle(m)
+    assert normalize_segmentation(with_bytes, H, W) == mask_rle(m)
 
 
 # The bulk checks a reader uses for millions of masks agree with check_segmentation, the rule:
@@ -159,11 +147,11 @@ def test_polygons_accepted_is_the_rule_on_plain_numbers(segms, heights, widths):
             assert all(type(v) is float for p in got for v in p)
 
 
-def test_rles_accepted_is_the_rule():
-    full = _rle(_bitmap(5, 9, 3, 30))
+def test_rles_accepted_is_the_rule(rectangle_mask, mask_rle):
+    full = mask_rle(rectangle_mask(5, 9, 3, 30, H, W))
     cases = [
         full,
-        _uncompressed(_bitmap(5, 9, 3, 30)),
+        _uncompressed(rectangle_mask(5, 9, 3, 30, H, W)),
         {"size": [H, W], "counts": "0"},  # covers no pixel of the image
         {"size": [W, H], "counts": full["counts"]},  # another size
         {"size": [H, W], "counts": full["counts"] + "1"},  # ends inside a number
