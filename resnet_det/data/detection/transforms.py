@@ -19,6 +19,7 @@ import random
 import sys
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as F
 
@@ -59,24 +60,25 @@ def _apply_op_geometry(
     op: ImageOp,
     height: int,
     width: int,
-    boxes: torch.Tensor,
+    boxes: np.ndarray,
     masks: Optional[InstanceMasks],
-) -> Tuple[int, int, torch.Tensor, Optional[InstanceMasks]]:
+) -> Tuple[int, int, np.ndarray, Optional[InstanceMasks]]:
     """(height, width, boxes, masks) after ``op`` on an image of ``height`` x ``width``.
 
-    Boxes get the values torchvision's XYXY box kernels give (F.resize_bounding_boxes:
-    coordinates times new/old size per axis in float32; F.horizontal_flip_bounding_boxes:
-    x -> width - x with the edges swapped), computed by two tensor operations here: the
-    kernels' indexing costs more than the rest of a loader's bookkeeping for an image
-    (tests/data/detection/test_transforms.py holds them equal)."""
+    Boxes (a numpy array [N, 4] XYXY) get the values torchvision's XYXY box kernels give
+    (F.resize_bounding_boxes: coordinates times new/old size per axis in float32;
+    F.horizontal_flip_bounding_boxes: x -> width - x with the edges swapped), computed by a
+    few numpy operations here in the boxes' dtype, as torch computes them: the kernels'
+    indexing, and even torch's dispatch on a few boxes, cost more than the rest of a loader's
+    bookkeeping for an image (tests/data/detection/test_transforms.py holds them equal)."""
     if isinstance(op, Resize):
         sx, sy = op.width / width, op.height / height
-        boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
+        boxes = boxes * np.array([sx, sy, sx, sy], dtype=boxes.dtype)
         masks = None if masks is None else masks.resize(op.height, op.width)
         return op.height, op.width, boxes, masks
-    x0, y0, x1, y1 = boxes.unbind(-1)
-    boxes = torch.stack([width - x1, y0, width - x0, y1], dim=-1)
-    return height, width, boxes, None if masks is None else masks.hflip()
+    flipped = boxes.copy()
+    flipped[:, 0], flipped[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
+    return height, width, flipped, None if masks is None else masks.hflip()
 
 
 def _apply_op_image(image: torch.Tensor, op: ImageOp) -> torch.Tensor:
@@ -204,8 +206,8 @@ def _apply_one(transform, image, boxes, rng, masks) -> Result:
     op = transform.get_op(int(h), int(w), rng)
     if op is None:
         return _result(image, boxes, masks)
-    _, _, boxes, masks = _apply_op_geometry(op, int(h), int(w), boxes, masks)
-    return _result(_apply_op_image(image, op), boxes, masks)
+    _, _, planned, masks = _apply_op_geometry(op, int(h), int(w), boxes.numpy(), masks)
+    return _result(_apply_op_image(image, op), torch.from_numpy(planned), masks)
 
 
 def plan_transforms(
@@ -220,12 +222,13 @@ def plan_transforms(
     ``apply_transforms`` does), with ``boxes`` [N, 4] XYXY and ``masks`` transformed: (ops,
     boxes, masks). ``apply_image_ops(image, ops)`` then gives the transformed image."""
     ops: List[ImageOp] = []
+    planned = boxes.numpy()
     for t in transforms:
         op = t.get_op(height, width, rng)
         if op is not None:
             ops.append(op)
-            height, width, boxes, masks = _apply_op_geometry(op, height, width, boxes, masks)
-    return ops, boxes, masks
+            height, width, planned, masks = _apply_op_geometry(op, height, width, planned, masks)
+    return ops, torch.from_numpy(planned) if ops else boxes, masks
 
 
 def apply_image_ops(

@@ -1,5 +1,6 @@
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -115,12 +116,14 @@ def test_box_geometry_equals_torchvisions_box_kernels():
     boxes = torch.rand(50, 4, generator=g) * 400
     boxes[:, 2:] += boxes[:, :2]
     for op, (h, w) in [(Resize(337, 601), (480, 640)), (Resize(1000, 733), (471, 347))]:
-        _, _, ours, _ = _apply_op_geometry(op, h, w, boxes, None)
+        _, _, ours, _ = _apply_op_geometry(op, h, w, boxes.numpy(), None)
         ref, _ = F.resize_bounding_boxes(boxes, (h, w), [op.height, op.width])
-        assert ours.dtype == torch.float32 and torch.equal(ours, ref)
-    _, _, ours, _ = _apply_op_geometry(HFlip(641), 480, 641, boxes, None)
+        assert ours.dtype == np.float32 and torch.equal(torch.from_numpy(ours), ref)
+    before = boxes.clone()
+    _, _, ours, _ = _apply_op_geometry(HFlip(641), 480, 641, boxes.numpy(), None)
     ref = F.horizontal_flip_bounding_boxes(boxes, tv_tensors.BoundingBoxFormat.XYXY, (480, 641))
-    assert torch.equal(ours, ref)
+    assert torch.equal(torch.from_numpy(ours), ref)
+    assert torch.equal(boxes, before)  # the input boxes are not changed
 
 
 @pytest.mark.parametrize("image_format", ["RGB", "BGR"])
