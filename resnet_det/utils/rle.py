@@ -57,8 +57,16 @@ _CHUNK_CHARS = 1 << 16
 
 def _chunk_sums(strings: Sequence[Any]) -> Tuple[np.ndarray, np.ndarray]:
     n = len(strings)
-    valid = np.array([isinstance(s, str) and s.isascii() for s in strings], dtype=bool)
-    strings = [s if ok else "" for s, ok in zip(strings, valid)]
+    try:  # the common case, every string ASCII, decided by two C loops
+        joined = "".join(strings)
+    except TypeError:  # not all str
+        joined = None
+    if joined is not None and joined.isascii():
+        valid = np.ones(n, dtype=bool)
+    else:
+        valid = np.array([isinstance(s, str) and s.isascii() for s in strings], dtype=bool)
+        strings = [s if ok else "" for s, ok in zip(strings, valid)]
+        joined = "".join(strings)
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
     totals = np.full(n, -1, dtype=np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)
@@ -66,7 +74,7 @@ def _chunk_sums(strings: Sequence[Any]) -> Tuple[np.ndarray, np.ndarray]:
     if offsets[-1] == 0:
         totals[valid] = 0
         return totals, totals.copy()
-    c = np.frombuffer("".join(strings).encode("ascii"), dtype=np.uint8) - np.uint8(48)
+    c = np.frombuffer(joined.encode("ascii"), dtype=np.uint8) - np.uint8(48)
     if c.max() > 63:  # a character below '0' wraps round to above 63
         bad = np.flatnonzero(c > 63)
         valid[np.searchsorted(offsets, bad, side="right") - 1] = False
@@ -80,11 +88,14 @@ def _chunk_sums(strings: Sequence[Any]) -> Tuple[np.ndarray, np.ndarray]:
     # The numbers of string s are num_off[s] .. num_off[s + 1] - 1: the owner of a character
     # or number is found by binary search when one is bad, never stored for each.
     num_off = np.searchsorted(ends, offsets)
-    num_chars = np.diff(ends, prepend=-1)
+    num_chars = np.empty_like(ends)
+    num_chars[0] = ends[0] + 1
+    np.subtract(ends[1:], ends[:-1], out=num_chars[1:])
     ce = c[ends]
-    # Most numbers are one character: their value is that character's 5 bits; the few longer
-    # ones add theirs, 5 bits further up per character.
-    x = (ce & 0x1F).astype(np.int64)
+    # A number's last character holds its top 5 bits with the sign bit 0x10: as a signed
+    # 5-bit value (v ^ 0x10) - 0x10, it is the whole of a one-character number, most of
+    # them; the few longer numbers add their other characters, 5 bits a character below it.
+    x = (((ce & 0x1F) ^ 0x10).view(np.int8) - np.int8(0x10)).astype(np.int64)
     long = np.flatnonzero(num_chars > 1)
     if len(long):
         nl = num_chars[long]
@@ -100,53 +111,42 @@ def _chunk_sums(strings: Sequence[Any]) -> Tuple[np.ndarray, np.ndarray]:
                 break
             xl[sel] |= (c[el[sel] - nl[sel] + 1 + j].astype(np.int64) & 0x1F) << (5 * j)
         x[long] = xl
-        sign = np.flatnonzero(ce & 0x10)
-        nc = np.minimum(num_chars[sign], _MAX_CHARS)
-        x[sign] -= np.left_shift(np.int64(1), 5 * nc)
-    else:  # one-character numbers: the sign bit 0x10 of the only character
-        x[(ce & 0x10) != 0] -= 32
     # Count m of a string adds the count two before it when m > 2: the runs are running sums
     # along three chains per string (m = 0; odd m; even m >= 2). The numbers of a string are
     # contiguous, so a chain is the string's numbers of one parity of their global index.
     has = np.flatnonzero(np.diff(num_off) > 0)
     first = num_off[:-1][has]  # index of each m = 0
     after = num_off[1:][has]  # one past each string's last number
-    chained = x.copy()
-    chained[first] = 0
-    runs = np.empty_like(x)
+    # Each string's sums of runs of each parity of global index: its odd m (the ones) are
+    # those of the parity other than its first number's; m = 0 (a run of its own) is
+    # counted here, and left out of the chains.
+    total, ones = x[first], np.zeros(len(has), dtype=np.int64)
+    bad_runs = [first[(total < 0) | (total >= 2**32)]]
     for parity in (0, 1):
-        stream = chained[parity::2]
-        # Where each string's numbers of this parity start and end in the stream.
+        # Where each string's numbers of this parity start and end in the stream: the
+        # strings' ranges tile it, so one running sum restarts at each string when the
+        # previous string's total is taken off where it starts.
         starts = (first - parity + 1) // 2
-        stops = (after - parity + 1) // 2
-        running = np.cumsum(stream)
-        starts = starts[stops > starts]
-        before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0)
-        runs[parity::2] = running - _steps(before, starts, len(stream))
-    runs[first] = x[first]
-    if runs.min() < 0 or runs.max() >= 2**32:
-        badn = np.flatnonzero((runs < 0) | (runs >= 2**32))
+        some = (after - parity + 1) // 2 > starts
+        starts = starts[some]
+        if len(starts) == 0:
+            continue
+        stream = np.ascontiguousarray(x[parity::2])
+        stream[(first[first % 2 == parity] - parity) // 2] = 0  # the m = 0 counts
+        segment_sums = np.add.reduceat(stream, starts)
+        stream[starts[1:]] -= segment_sums[:-1]
+        np.cumsum(stream, out=stream)  # the runs
+        if stream.min() < 0 or stream.max() >= 2**32:
+            bad_runs.append(2 * np.flatnonzero((stream < 0) | (stream >= 2**32)) + parity)
+        part = np.add.reduceat(stream, starts)
+        total[some] += part
+        ones[some] += np.where(first[some] % 2 != parity, part, 0)
+    badn = np.concatenate(bad_runs)
+    if len(badn):
         valid[np.searchsorted(num_off, badn, side="right") - 1] = False
-    # A string's sums of runs of each parity of global index, from running sums; its odd m
-    # (the ones) are those of the parity other than its first number's.
-    ones = np.zeros(len(has), dtype=np.int64)
-    total = np.zeros(len(has), dtype=np.int64)
-    for parity in (0, 1):
-        running = np.zeros(len(runs[parity::2]) + 1, dtype=np.int64)
-        np.cumsum(runs[parity::2], out=running[1:])
-        part = running[(after - parity + 1) // 2] - running[(first - parity + 1) // 2]
-        total += part
-        ones += np.where(first % 2 != parity, part, 0)
     sums, areas = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     sums[has], areas[has] = total, ones
     totals[valid] = sums[valid]
     out_areas = np.full(n, -1, dtype=np.int64)
     out_areas[valid] = areas[valid]
     return totals, out_areas
-
-
-def _steps(values: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
-    """int64 [size]: values[k] from starts[k] (increasing, the first 0) up to starts[k + 1]."""
-    steps = np.zeros(size, dtype=np.int64)
-    steps[starts] = np.diff(values, prepend=0)
-    return np.cumsum(steps, out=steps)
