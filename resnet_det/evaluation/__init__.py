@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 from ..data.catalog import DatasetCatalog, MetadataCatalog
+from ..utils.bulk import collector_paused
 from ..utils.errors import DataError
 from ..utils.file_io import atomic_write_json
 from ..utils.lazy import lazy_attributes
@@ -268,14 +269,18 @@ def evaluate_results_file(
         tasks: COCO only: ("bbox",), ("segm",) or ("bbox", "segm"); None: every metric the
             results support (see evaluate_results).
     """
-    metrics = evaluate_results(
-        dataset_name,
-        read_results_file(results_file),
-        output_dir=output_dir,
-        use_07_metric=use_07_metric,
-        error_analysis=error_analysis,
-        tasks=tasks,
-    )
+    # One pause of the cyclic collector around reading and scoring (the inner ones then leave
+    # it off): it comes back on after the results' hundreds of thousands of objects are freed,
+    # so that its first collection, due at once after so many allocations, does not walk them.
+    with collector_paused():
+        metrics = evaluate_results(
+            dataset_name,
+            read_results_file(results_file),
+            output_dir=output_dir,
+            use_07_metric=use_07_metric,
+            error_analysis=error_analysis,
+            tasks=tasks,
+        )
     if output_dir:
         atomic_write_json(os.path.join(output_dir, "metrics.json"), flatten_results(metrics))
     return metrics
