@@ -131,6 +131,34 @@ def test_voc_end_to_end(tool, voc_dataset, tmp_path, capsys, year, flag, circle)
     assert "AP50-circle" in printed and f"{metrics['bbox/AP50']:.4f}" in printed
 
 
+def test_reading_and_scoring_run_in_one_collector_pause(voc_dataset, tmp_path, monkeypatch):
+    # The collector comes back on once, after the results' objects are freed (not between
+    # reading and scoring), and as it was before.
+    import gc
+
+    import resnet_det.evaluation as evaluation
+
+    seen = []
+    read, score = evaluation.read_results_file, evaluation.evaluate_results
+
+    def reading(path):
+        seen.append(("read", gc.isenabled()))
+        return read(path)
+
+    def scoring(*args, **kwargs):
+        seen.append(("score", gc.isenabled()))
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "read_results_file", reading)
+    monkeypatch.setattr(evaluation, "evaluate_results", scoring)
+    name = voc_dataset(2007)
+    results = _write_results(tmp_path / "dets.json", VOC_RESULTS)
+    assert gc.isenabled()
+    metrics = evaluate_results_file(name, results)
+    assert seen == [("read", False), ("score", False)] and gc.isenabled()
+    assert metrics["bbox"]["AP50-square"] == pytest.approx(100.0)
+
+
 def test_voc_evaluator_ground_truth_reads_back_the_xml_values(voc_dataset):
     # The reader stores (xmin - 1, ymin - 1, xmax, ymax); the evaluator adds 1 back, so the
     # devkit sees the xml's numbers.
