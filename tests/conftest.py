@@ -62,28 +62,20 @@ def random_masks():
     return _random_masks
 
 
-def _rectangle(y0, y1, x0, x1, h, w):
-    m = np.zeros((h, w), np.uint8)
-    m[y0:y1, x0:x1] = 1
-    return m
-
-
-def _compressed_rle(m):
-    from pycocotools import mask as mask_util
-
-    r = mask_util.encode(np.asfortranarray(m))
-    return {"size": list(r["size"]), "counts": r["counts"].decode("ascii")}
-
-
 @pytest.fixture
-def rectangle_mask():
-    """``rectangle_mask(y0, y1, x0, x1, h, w)``: a uint8 [h, w] mask, 1 on rows y0..y1-1 and
-    columns x0..x1-1."""
-    return _rectangle
+def count_calls(monkeypatch):
+    """``count_calls(owner, name)``: ``owner.name`` wrapped for the test so that it counts its
+    calls; returns the counter, a dict whose "n" is the number of calls so far."""
 
+    def wrap(owner, name):
+        counter = {"n": 0}
+        original = getattr(owner, name)
 
-@pytest.fixture
-def mask_rle():
-    """``mask_rle(m)``: pycocotools' compressed RLE of a uint8 mask, with "counts" a str as
-    JSON annotations hold it."""
-    return _compressed_rle
+        def counting(*args, **kwargs):
+            counter["n"] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counting)
+        return counter
+
+    return wrap

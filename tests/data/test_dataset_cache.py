@@ -58,16 +58,8 @@ def json_file(tmp_path):
 
 
 @pytest.fixture
-def parses(monkeypatch):
-    counter = {"n": 0}
-    original = coco._read
-
-    def counting(*args, **kwargs):
-        counter["n"] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(coco, "_read", counting)
-    return counter
+def parses(count_calls):
+    return count_calls(coco, "_read")
 
 
 def _load(json_file, policy="skip", name=None, caplog=None):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rle_helpers import compressed_rle, rectangle_mask, uncompressed_rle
 
 from resnet_det.data.segmentation import (
     check_segmentation,
@@ -14,23 +15,10 @@ from resnet_det.utils.rle import compressed_rle_totals
 H, W = 30, 40
 
 
-def _uncompressed(m):
-    flat = m.flatten(order="F")
-    counts, value, run = [], 0, 0
-    for v in flat:
-        if v == value:
-            run += 1
-        else:
-            counts.append(run)
-            value, run = v, 1
-    counts.append(run)
-    return {"size": list(m.shape), "counts": counts}
-
-
-def test_compressed_counts_are_decoded_as_pycocotools_encodes(mask_rle):
+def test_compressed_counts_are_decoded_as_pycocotools_encodes():
     rng = np.random.default_rng(0)
     masks = [(rng.random((H, W)) < 0.1 * (k % 10)).astype(np.uint8) for k in range(20)]
-    assert list(compressed_rle_totals([mask_rle(m)["counts"] for m in masks])) == [H * W] * 20
+    assert list(compressed_rle_totals([compressed_rle(m)["counts"] for m in masks])) == [H * W] * 20
     # Not the encoding: a character outside '0'..'o', a string ending inside a number
     # ('0' + 0x20 continues), a negative run (sign bit on the first count).
     assert list(compressed_rle_totals(["0~", "P", "@", "4", ""])) == [-1, -1, -1, 4, 0]
@@ -48,10 +36,10 @@ def test_compressed_counts_are_decoded_as_pycocotools_encodes(mask_rle):
         "uncompressed",
     ],
 )
-def test_usable_masks_pass(segm, rectangle_mask, mask_rle):
+def test_usable_masks_pass(segm):
     m = rectangle_mask(5, 10, 5, 20, H, W)
     segm = (
-        {"rle": mask_rle(m), "uncompressed": _uncompressed(m)}.get(segm, segm)
+        {"rle": compressed_rle(m), "uncompressed": uncompressed_rle(m)}.get(segm, segm)
         if isinstance(segm, str)
         else segm
     )
@@ -86,15 +74,15 @@ def test_unusable_masks_say_what_is_wrong(segm, iscrowd, words):
     assert bad[1]  # a fix
 
 
-def test_crowd_rle_passes_and_normal_form(rectangle_mask, mask_rle):
+def test_crowd_rle_passes_and_normal_form():
     m = rectangle_mask(0, 30, 0, 10, H, W)
-    assert check_segmentation(mask_rle(m), H, W, iscrowd=1) is None
+    assert check_segmentation(compressed_rle(m), H, W, iscrowd=1) is None
     # Uncompressed RLE becomes the compressed string pycocotools writes; polygons floats.
-    assert normalize_segmentation(_uncompressed(m), H, W) == mask_rle(m)
+    assert normalize_segmentation(uncompressed_rle(m), H, W) == compressed_rle(m)
     assert normalize_segmentation([[1, 2, 3, 4, 5, 6]], H, W) == [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]
-    with_bytes = dict(mask_rle(m), counts=mask_rle(m)["counts"].encode())
+    with_bytes = dict(compressed_rle(m), counts=compressed_rle(m)["counts"].encode())
     assert check_segmentation(with_bytes, H, W) is None
-    assert normalize_segmentation(with_bytes, H, W) == mask_rle(m)
+    assert normalize_segmentation(with_bytes, H, W) == compressed_rle(m)
 
 
 # The bulk checks a reader uses for millions of masks agree with check_segmentation, the rule:
@@ -147,11 +135,11 @@ def test_polygons_accepted_is_the_rule_on_plain_numbers(segms, heights, widths):
             assert all(type(v) is float for p in got for v in p)
 
 
-def test_rles_accepted_is_the_rule(rectangle_mask, mask_rle):
-    full = mask_rle(rectangle_mask(5, 9, 3, 30, H, W))
+def test_rles_accepted_is_the_rule():
+    full = compressed_rle(rectangle_mask(5, 9, 3, 30, H, W))
     cases = [
         full,
-        _uncompressed(rectangle_mask(5, 9, 3, 30, H, W)),
+        uncompressed_rle(rectangle_mask(5, 9, 3, 30, H, W)),
         {"size": [H, W], "counts": "0"},  # covers no pixel of the image
         {"size": [W, H], "counts": full["counts"]},  # another size
         {"size": [H, W], "counts": full["counts"] + "1"},  # ends inside a number

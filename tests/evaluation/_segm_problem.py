@@ -9,16 +9,9 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from rle_helpers import uncompressed_rle
 
 CATEGORY_IDS = [2, 5, 9]  # not contiguous: a wrong id mapping cannot pass
-
-
-def uncompressed(mask):
-    """COCO's uncompressed RLE of a bool mask: run lengths in column-major order, from a 0 run."""
-    flat = mask.astype(np.uint8).flatten(order="F")
-    bounds = np.r_[0, np.flatnonzero(np.diff(flat)) + 1, flat.size]
-    counts = np.diff(bounds).tolist()
-    return {"size": list(mask.shape), "counts": ([0] if flat[0] else []) + counts}
 
 
 def ellipse(h, w, cy, cx, ry, rx):
@@ -76,7 +69,7 @@ def random_problem(seed, num_images=8, max_gt=6, max_dets=25):
                     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
                     segm = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
                 else:
-                    segm = uncompressed(mask)
+                    segm = uncompressed_rle(mask)
             mask = decode(segm, h, w)
             if not mask.any():
                 continue

@@ -7,9 +7,9 @@ import importlib.util
 import json
 import os
 
-import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
+from rle_helpers import uncompressed_rle
 
 from resnet_det.evaluation import (
     COCOEvaluator,
@@ -77,12 +77,7 @@ def test_segm_only_entries_and_uncompressed_rle_are_accepted(segm_dataset, tmp_p
             mask = mask_utils.decode(
                 {"size": [h, w], "counts": e["segmentation"]["counts"].encode()}
             )
-            flat = mask.flatten(order="F")
-            bounds = np.r_[0, np.flatnonzero(np.diff(flat)) + 1, flat.size]
-            e["segmentation"] = {
-                "size": [h, w],
-                "counts": ([0] if flat[0] else []) + np.diff(bounds).tolist(),
-            }
+            e["segmentation"] = uncompressed_rle(mask)
     path = tmp_path / "segm_only.json"
     path.write_text(json.dumps(entries))
     # The masks' areas come from the check of their runs (compressed or not), which decodes

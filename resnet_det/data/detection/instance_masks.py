@@ -54,45 +54,40 @@ class InstanceMasks:
     def __len__(self) -> int:
         return len(self._items)
 
+    def _map(self, polygon, bitmap, height: int, width: int) -> "InstanceMasks":
+        """Each polygon (a copy of its coordinates) through ``polygon``, each RLE mask's
+        pixels through ``bitmap``: the masks of an image of ``height`` x ``width``."""
+        items = [
+            [polygon(p.copy()) for p in it] if isinstance(it, list) else bitmap(it)
+            for it in self._items
+        ]
+        return self._of(items, height, width)
+
     def resize(self, new_height: int, new_width: int) -> "InstanceMasks":
         """Scaled to ``new_height`` x ``new_width`` (per axis, as the boxes are)."""
         sx, sy = new_width / self.width, new_height / self.height
-        items = []
-        for it in self._items:
-            if isinstance(it, list):
-                scaled = []
-                for p in it:
-                    q = p.copy()
-                    q[0::2] *= sx
-                    q[1::2] *= sy
-                    scaled.append(q)
-                items.append(scaled)
-            else:
-                items.append(
-                    F.resize(
-                        it[None],
-                        [new_height, new_width],
-                        interpolation=InterpolationMode.NEAREST_EXACT,
-                        antialias=False,
-                    )[0]
-                )
-        return self._of(items, new_height, new_width)
+
+        def scale(q: np.ndarray) -> np.ndarray:
+            q[0::2] *= sx
+            q[1::2] *= sy
+            return q
+
+        def nearest(m: torch.Tensor) -> torch.Tensor:
+            size = [new_height, new_width]
+            mode = InterpolationMode.NEAREST_EXACT
+            return F.resize(m[None], size, interpolation=mode, antialias=False)[0]
+
+        return self._map(scale, nearest, new_height, new_width)
 
     def hflip(self) -> "InstanceMasks":
         """Flipped horizontally: x -> width - x (continuous coordinates), pixel columns
         reversed."""
-        items = []
-        for it in self._items:
-            if isinstance(it, list):
-                flipped = []
-                for p in it:
-                    q = p.copy()
-                    q[0::2] = self.width - q[0::2]
-                    flipped.append(q)
-                items.append(flipped)
-            else:
-                items.append(it.flip(-1))
-        return self._of(items, self.height, self.width)
+
+        def mirror(q: np.ndarray) -> np.ndarray:
+            q[0::2] = self.width - q[0::2]
+            return q
+
+        return self._map(mirror, lambda m: m.flip(-1), self.height, self.width)
 
     def to_tensor(self) -> torch.Tensor:
         """uint8 Tensor[N, height, width], 1 inside each instance."""

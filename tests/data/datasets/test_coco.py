@@ -3,6 +3,7 @@ import logging
 
 import numpy as np
 import pytest
+from rle_helpers import uncompressed_rle
 
 from resnet_det.data.catalog import MetadataCatalog
 from resnet_det.data.datasets.coco import load_coco_json, read_coco_api
@@ -197,22 +198,11 @@ def _with_masks():
     anns[0]["segmentation"] = [[10, 20, 40, 20, 40, 60], [10, 25, 20, 50, 12, 55.5]]
     crowd = np.zeros((60, 50), np.uint8)
     crowd[0:5, 0:5] = 1
-    anns[1]["segmentation"] = {"size": [60, 50], "counts": _uncompressed(crowd)}
+    anns[1]["segmentation"] = uncompressed_rle(crowd)
     square = np.zeros((80, 100), np.uint8)
     square[70:80, 90:100] = 1
     anns[2]["segmentation"] = _rle(square)
     return data, crowd, square
-
-
-def _uncompressed(mask):
-    flat, counts, value, run = mask.flatten(order="F"), [], 0, 0
-    for v in flat:
-        if v == value:
-            run += 1
-        else:
-            counts.append(run)
-            value, run = v, 1
-    return counts + [run]
 
 
 def test_masks_are_kept_in_a_normal_form(tmp_path):

@@ -4,8 +4,8 @@ message, fix, in file order), the same records, whatever the chunking and the pa
 import json
 
 import numpy as np
-import pycocotools.mask as mask_util
 import pytest
+from rle_helpers import compressed_rle, rectangle_mask, uncompressed_rle
 
 from resnet_det.data.datasets import coco, coco_entries
 from resnet_det.data.datasets.coco import load_coco_json
@@ -17,22 +17,8 @@ H1, W1, H2, W2 = 60, 80, 40, 30  # image 1 and image 2 (height, width)
 
 
 def _rle(h, w, compressed):
-    m = np.zeros((h, w), dtype=np.uint8, order="F")
-    m[5:15, 3:12] = 1
-    rle = mask_util.encode(m)
-    if compressed:
-        return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
-    # Uncompressed: column-major runs starting with zeros.
-    flat = m.ravel(order="F")
-    runs, value, n = [], 0, 0
-    for v in flat.tolist():
-        if v == value:
-            n += 1
-        else:
-            runs.append(n)
-            value, n = v, 1
-    runs.append(n)
-    return {"size": [h, w], "counts": runs}
+    m = rectangle_mask(5, 15, 3, 12, h, w)
+    return compressed_rle(m) if compressed else uncompressed_rle(m)
 
 
 def _entries(non_object=False):
@@ -174,17 +160,10 @@ def _read(monkeypatch, path, how, policy="skip"):
 @pytest.mark.parametrize("non_object", [False, True])
 @pytest.mark.parametrize("how", ["whole", "small chunks", "per entry"])
 def test_bulk_checks_give_the_per_entry_rules_faults_and_records(
-    tmp_path, monkeypatch, how, non_object
+    tmp_path, monkeypatch, count_calls, how, non_object
 ):
     path = _file(tmp_path, non_object=non_object)
-    parsed_whole = {"n": 0}
-    original = coco._read_whole
-
-    def counting(*args, **kwargs):
-        parsed_whole["n"] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(coco, "_read_whole", counting)
+    parsed_whole = count_calls(coco, "_read_whole")
     bulk = _read(monkeypatch, path, "bulk")
     assert parsed_whole["n"] == int(non_object)  # the usual file is streamed
     other = _read(monkeypatch, path, how)
@@ -199,17 +178,10 @@ def test_bulk_checks_give_the_per_entry_rules_faults_and_records(
     assert ("malformed" in {f[1] for f in bulk[2] if "not an object" in f[2]}) == non_object
 
 
-def test_bulk_checks_leave_the_usual_entries_to_numpy(tmp_path, monkeypatch):
+def test_bulk_checks_leave_the_usual_entries_to_numpy(tmp_path, monkeypatch, count_calls):
     # The rule is asked only for what the bulk passes cannot vouch for; and "stop" raises the
     # same first fault as the rules.
-    calls = {"n": 0}
-    original = coco_entries.check_segmentation
-
-    def counting(*args, **kwargs):
-        calls["n"] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(coco_entries, "check_segmentation", counting)
+    calls = count_calls(coco_entries, "check_segmentation")
     valid = [a for a in _entries()[:3] if isinstance(a, dict)] * 50
     valid = [dict(a, id=i + 1) for i, a in enumerate(valid)]
     _read(monkeypatch, _file(tmp_path, valid), "bulk")

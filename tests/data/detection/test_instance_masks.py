@@ -2,16 +2,17 @@
 flipping as the image's pixels do."""
 
 import torch
+from rle_helpers import compressed_rle, rectangle_mask
 
 from resnet_det.data.detection.instance_masks import InstanceMasks
 
 H, W = 30, 40
 
 
-def test_instance_masks_polygons_and_rle_follow_resize_and_flip(rectangle_mask, mask_rle):
+def test_instance_masks_polygons_and_rle_follow_resize_and_flip():
     square = [[10.0, 5.0, 20.0, 5.0, 20.0, 15.0, 10.0, 15.0]]  # pixels x 10..19, y 5..14
     bitmap = rectangle_mask(20, 30, 0, 8, H, W)  # pixels x 0..7, y 20..29
-    masks = InstanceMasks([square, mask_rle(bitmap)], H, W)
+    masks = InstanceMasks([square, compressed_rle(bitmap)], H, W)
     t = masks.to_tensor()
     assert t.dtype == torch.uint8 and t.shape == (2, H, W)
     assert torch.equal(t[0], torch.from_numpy(rectangle_mask(5, 15, 10, 20, H, W)))
@@ -26,8 +27,8 @@ def test_instance_masks_polygons_and_rle_follow_resize_and_flip(rectangle_mask, 
     assert InstanceMasks([], H, W).resize(7, 9).to_tensor().shape == (0, 7, 9)
 
 
-def test_rle_resize_is_nearest_on_pixel_centres(rectangle_mask, mask_rle):
+def test_rle_resize_is_nearest_on_pixel_centres():
     bitmap = rectangle_mask(0, 30, 0, 20, H, W)  # left half
-    t = InstanceMasks([mask_rle(bitmap)], H, W).resize(15, 20).to_tensor()[0]
+    t = InstanceMasks([compressed_rle(bitmap)], H, W).resize(15, 20).to_tensor()[0]
     assert set(t.unique().tolist()) == {0, 1}  # no blur
     assert torch.equal(t, torch.from_numpy(rectangle_mask(0, 15, 0, 10, 15, 20)))
