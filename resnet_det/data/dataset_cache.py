@@ -3,7 +3,8 @@ content, mapped by every process that reads the same source.
 
 A reader's result is a serialized dataset (resnet_det.data.serialized). For a large source (a
 COCO annotation file of at least :data:`MIN_BYTES`) it is written once to a cache file; later
-reads only hash the source and map that file (COCO 2017 train: docs/benchmarks.md). All the
+reads hash the source, check the cache file's own sha256 (a damaged cache is parsed again,
+never trusted) and map it (COCO 2017 train: docs/benchmarks.md). All the
 processes that read the same source map the same file, so the processes of one machine (the
 ranks of a run and their loader workers) share one copy of the dataset in the page cache.
 

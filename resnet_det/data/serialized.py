@@ -261,9 +261,6 @@ def concat(parts: Sequence[SerializedDicts]) -> SerializedDicts:
     return SerializedDicts(stores, None if identity else index)
 
 
-SerializedDicts.concat = staticmethod(concat)  # type: ignore[attr-defined]
-
-
 def _check_json_values(obj: Any) -> None:
     if obj is None or type(obj) in (str, int, float, bool):
         return

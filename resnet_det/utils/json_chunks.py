@@ -14,7 +14,8 @@ cannot give what Python's json module gives, :class:`NotStreamable` is raised an
 parses the document whole with the json module, which then gives the same values and the same
 errors as ever: a number orjson refuses (NaN, Infinity, beyond float's range), a lone UTF-16
 surrogate, a byte-order mark, invalid UTF-8, a key met twice at the top level, an array whose
-elements are not objects, or text that would need many trial cuts.
+first element is not an object, or text that would need many trial cuts. (Later elements that
+are not objects come through as they are; the readers report such entries themselves.)
 """
 
 import re

@@ -18,7 +18,6 @@ cache (resnet_det.data.dataset_cache) for large files: read again, the file is o
 """
 
 import contextlib
-import gc
 import hashlib
 import io
 import json
@@ -30,6 +29,7 @@ import orjson
 from iopath.common.file_io import g_pathmgr
 from pycocotools.coco import COCO
 
+from ...utils.bulk import collector_paused
 from ...utils.errors import DataError, MissingFileError
 from ...utils.json_chunks import ChunkedArray, NotStreamable, iter_members
 from ..catalog import MetadataCatalog
@@ -51,14 +51,17 @@ READER_VERSION = "coco-1"
 
 
 # ---------------------------------------------------------------- the file as a whole
-def _read_bytes(json_file: str) -> bytes:
-    if not g_pathmgr.isfile(json_file):
+def _read_bytes(json_file: str, local: Optional[str] = None) -> bytes:
+    """The bytes of ``json_file``, read from ``local`` when given (the local copy the dataset
+    cache hashed, so that the bytes parsed are the bytes hashed); errors name ``json_file``."""
+    path = json_file if local is None else local
+    if not g_pathmgr.isfile(path):
         raise MissingFileError(
             f"COCO annotation file {json_file} does not exist (layouts under "
             f"$RESNET_DET_DATASETS: docs/datasets.md)"
         )
     try:
-        with g_pathmgr.open(json_file, "rb") as f:
+        with g_pathmgr.open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise DataError(f"COCO annotation file {json_file} cannot be read: {e}") from e
@@ -130,17 +133,12 @@ class _Parsed:
 
 def _read(raw: bytes, json_file: str, *, keep_objects: bool = False) -> _Parsed:
     """Parse and check the file's bytes (streaming; parsed whole where it cannot)."""
-    was_enabled = gc.isenabled()
-    gc.disable()  # millions of short-lived containers, none in a cycle
-    try:
+    with collector_paused():  # millions of short-lived containers, none in a cycle
         try:
             return _read_streaming(raw, json_file, keep_objects)
         except NotStreamable as e:
             logger.debug("%s: parsed whole (%s)", json_file, e)
         return _read_whole(raw, json_file, keep_objects)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _read_streaming(raw: bytes, json_file: str, keep_objects: bool) -> _Parsed:
@@ -257,11 +255,12 @@ def _write_records(parsed: _Parsed, writer: SerializedWriter) -> int:
     return len(final)
 
 
-def _build(json_file: str) -> Any:
-    """The cache's build function for ``json_file``: parse, check, write the records."""
+def _build(json_file: str, local: str) -> Any:
+    """The cache's build function for ``json_file`` (read from ``local``, its local copy):
+    parse, check, write the records."""
 
     def build(writer: SerializedWriter) -> Tuple[Dict[str, Any], str, int]:
-        raw = _read_bytes(json_file)
+        raw = _read_bytes(json_file, local)
         digest, size = hashlib.sha256(raw).hexdigest(), len(raw)
         parsed = _read(raw, json_file)
         del raw  # the records are built from compact arrays: the text is no longer needed
@@ -371,7 +370,7 @@ def load_coco_json(
         local,
         kind="coco",
         version=READER_VERSION,
-        build=_build(json_file),
+        build=_build(json_file, local),
         check=_check_meta,
         enabled=cache,
     )

@@ -385,8 +385,8 @@ class AnnotationEntries:
 
     def finish(self, id_map: Dict[int, int], policy: FaultPolicy) -> "np.ndarray":
         """Apply the checks that need every entry (ids used twice, unknown image or category),
-        report each fault in file order, then the dropped boxes; returns the indices of the
-        annotations kept (before the boxes' drops) and their box states."""
+        report each fault in file order, then the dropped boxes; returns which annotations are
+        kept (bool [n], before the boxes' drops), as ``kept`` holds it beside ``box_state``."""
         self._chunk_bases = np.cumsum([0] + [len(f) for f in self._flags], dtype=np.int64)
         flags = _cat(self._flags, np.uint8)
         rows = _cat(self._rows, np.int64)
