@@ -34,6 +34,7 @@ import tempfile
 import torch
 
 from benchmarks import harness as B
+from benchmarks.annotations import COCO_TRAIN_ANNOTATIONS, COCO_TRAIN_IMAGES
 from benchmarks.rows import ROWS, run_rows
 
 
@@ -73,10 +74,13 @@ def parse_args(argv=None):
     p.add_argument("--coco-repetitions", type=int, default=3)
     p.add_argument("--loader-batches", type=int, default=4)
     p.add_argument(
-        "--annotation-images", type=int, default=118_287, help="coco_annotations: images"
+        "--annotation-images", type=int, default=COCO_TRAIN_IMAGES, help="coco_annotations: images"
     )
     p.add_argument(
-        "--annotation-count", type=int, default=860_001, help="coco_annotations: annotations"
+        "--annotation-count",
+        type=int,
+        default=COCO_TRAIN_ANNOTATIONS,
+        help="coco_annotations: annotations",
     )
     p.add_argument(
         "--detectron2-python",

@@ -228,6 +228,8 @@ def evaluate_results(
     """
     if tasks is not None:
         evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
+        if evaluator_type is None and dataset_name not in DatasetCatalog:
+            DatasetCatalog.get(dataset_name)  # raises the catalog's "not registered" error
         if evaluator_type != "coco" and tuple(tasks) != ("bbox",):
             raise DataError(
                 f"tasks {tuple(tasks)!r}: dataset {dataset_name!r} has evaluator_type="

@@ -56,7 +56,6 @@ __all__ = [
     "load_results_file",
     "check_results",
     "match_results",
-    "results_to_model_io",
     "score_results",
     "flatten_results",
 ]
@@ -574,25 +573,6 @@ def _check_masks(
             coded = mask_utils.frPyObjects({"size": [h, w], "counts": counts[i]}, h, w)
             rles[i]["counts"] = coded["counts"].decode("ascii")
     return rles, areas
-
-
-def results_to_model_io(
-    dataset_name: str,
-    results: Sequence[Mapping[str, Any]],
-    category_ids: Sequence[int],
-    source: str = "results",
-) -> List[Tuple[Dict[str, Any], Dict[str, Any]]]:
-    """Turn results entries into (input, output) pairs as a detector would have produced them
-    (:meth:`DatasetResults.model_io`), after :func:`check_results` and :func:`match_results`.
-
-    Args:
-        dataset_name: the registered dataset the results are for.
-        results: COCO-format results entries.
-        category_ids: the results file's category id of each contiguous label (the
-            evaluator's ``results_category_ids()``).
-        source: how errors refer to the results (e.g. the file name).
-    """
-    return match_results(check_results(results, source), dataset_name, category_ids).model_io()
 
 
 def score_results(

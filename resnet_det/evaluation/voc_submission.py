@@ -94,9 +94,11 @@ class PascalVOCSubmissionWriter(PascalVOCDetectionEvaluator):
         super().reset()
         self._images = set()
 
-    def process(self, inputs, outputs) -> None:
-        super().process(inputs, outputs)
-        self._images.update(inp["image_id"] for inp in inputs)
+    def _add(self, image_id, boxes, scores, labels) -> None:
+        # Every image goes through here, from a model's outputs (process) or a results file
+        # (process_results), with or without boxes.
+        super()._add(image_id, boxes, scores, labels)
+        self._images.add(image_id)
 
     def results_files(self) -> List[str]:
         """The per-class file paths, relative to output_dir, in class order."""

@@ -69,12 +69,16 @@ def atomic_write_json(path: str, obj: Any, **dump_kwargs: Any) -> None:
     200,000 detections), wherever it reads back as json.dump's would: orjson writes NaN and
     infinities as null and refuses what json.dump converts (non-string keys, numpy floats,
     ints over 64 bits), so an object whose text would hold a null, or that orjson refuses, is
-    written by json.dump.
+    written by json.dump. Dataclasses and datetimes, which orjson would write and json.dump
+    refuses, go to json.dump too, and raise its TypeError as before.
     """
     data = None
     if not dump_kwargs:
         with contextlib.suppress(TypeError):  # orjson.JSONEncodeError is a TypeError
-            data = orjson.dumps(obj)
+            data = orjson.dumps(
+                obj,
+                option=orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME,
+            )
         if data is not None and b"null" in data:
             data = None
     if data is not None:

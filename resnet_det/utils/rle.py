@@ -3,7 +3,7 @@
 pycocotools' C code trusts an RLE: counts adding up to more than height * width are written
 past the end of the mask, and a compressed string that ends inside a number is read past its
 end. The readers of annotations (resnet_det.data.segmentation) and of results files
-(resnet_det.evaluation) check every string with :func:`compressed_rle_totals` before
+(resnet_det.evaluation) check every string with :func:`compressed_rle_sums` before
 pycocotools sees it, in numpy over many strings at once: a Python loop over the characters
 would cost more than the metric itself (docs/benchmarks.md, "COCO evaluation"). The same
 decoding gives each mask's area (:func:`compressed_rle_sums`), which the metric needs too:

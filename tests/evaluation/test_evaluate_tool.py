@@ -413,6 +413,13 @@ def test_the_tool_imports_no_torch(tmp_path):
     assert metrics["bbox/AP"] == pytest.approx(100.0) and metrics["bbox/AP-dog"] == 100.0
 
 
+def test_tasks_on_an_unregistered_dataset_name_the_dataset():
+    from resnet_det.evaluation import evaluate_results
+
+    with pytest.raises(KeyError, match="no_such_dataset.*not registered"):
+        evaluate_results("no_such_dataset", [], tasks=("segm",))
+
+
 def test_tasks_of_a_boxes_only_dataset_are_refused(voc_dataset, tmp_path):
     path = _write_results(tmp_path / "r.json", [])
     with pytest.raises(ValueError, match=r"tasks \('segm',\).*scores boxes only"):

@@ -83,6 +83,29 @@ def test_writes_the_servers_files_and_zip(tmp_path):
         assert f.read() == first
 
 
+def test_a_results_file_counts_its_images(tmp_path):
+    # A results file's detections go through process_results: their images are counted too.
+    import numpy as np
+
+    from resnet_det.evaluation.results_file import DatasetResults
+
+    writer = build_evaluator("voc_2012_test", str(tmp_path / "out"), distributed=False)
+    cat = VOC_CLASSES.index("cat")
+    images = {i: {"image_id": i, "height": 375, "width": 500} for i in ("2008_1", "2008_2")}
+    results = DatasetResults(
+        images,
+        ["2008_1", "2008_2", "2008_1"],
+        [cat + 1] * 3,
+        np.full(3, cat, dtype=np.int64),
+        np.array([[1.0, 2.0, 30.0, 40.0]] * 3),
+        np.array([0.5, 0.25, 0.75]),
+        None,
+    )
+    writer.reset()
+    writer.process_results(results)
+    assert writer.evaluate() == {"voc_submission": {"detections": 3.0, "images": 2.0}}
+
+
 def test_needs_an_output_folder():
     with pytest.raises(DataError, match="OUTPUT_DIR"):
         build_evaluator("voc_2012_test", None, distributed=False)

@@ -50,6 +50,20 @@ def test_json_reads_back_as_json_dump_wrote_it(tmp_path, obj):
         assert got == want
 
 
+def test_what_json_dump_refuses_is_refused(tmp_path):
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    for obj in ({"p": Point(1)}, [datetime.datetime(2026, 1, 1)]):
+        with pytest.raises(TypeError):
+            file_io.atomic_write_json(str(tmp_path / "x.json"), obj)
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_dump_kwargs_go_to_json_dump(tmp_path):
     path = str(tmp_path / "x.json")
     file_io.atomic_write_json(path, {"b": 1, "a": [1, 2]}, indent=2, sort_keys=True)

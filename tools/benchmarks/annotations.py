@@ -5,13 +5,13 @@ The file is generated (:func:`write_coco_json`) with COCO 2017 train's size and 
 images (COCO's fields: license, file_name, coco_url, height, width, date_captured, flickr_url,
 id), 860,001 annotations (segmentation, area, iscrowd, image_id, bbox, category_id, id) of its
 80 category ids, about 1% crowd regions as uncompressed RLE, the others one or two polygons of
-about 21 points with coordinates to 2 decimals, full-precision areas; about 430 MB.
+about 21 points with coordinates to 2 decimals, full-precision areas; about 435 MB.
 
 Rows (each load in a fresh process, the sides taking turns, medians of ``repetitions``):
 
 - "COCO train annotations load": our ``load_coco_json`` (every check, the cache off) against
   detectron2's ``load_coco_json`` (``--clock`` seconds of the call; the other clock in extra).
-- "... load, peak RSS": the same processes' peak resident memory (ru_maxrss, GB; imports
+- "... load, peak RSS": the same processes' peak resident memory (/proc's VmHWM, GB; imports
   included on both sides, their size after the imports in extra).
 - "... cached load": our load from the dataset cache (the file hashed, the cache mapped and
   checked) against detectron2's load.
@@ -33,7 +33,6 @@ import importlib.util
 import json
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,17 +41,24 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .harness import BenchOptions, BenchRow, skipped_row
+from .harness import BenchOptions, BenchRow, child_env, skipped_row
 
 __all__ = ["COCO_TRAIN_IMAGES", "COCO_TRAIN_ANNOTATIONS", "write_coco_json", "annotation_rows"]
 
 COCO_TRAIN_IMAGES = 118_287
 COCO_TRAIN_ANNOTATIONS = 860_001
-_CATEGORY_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
 # COCO's common image sizes (height, width) and how often they come.
 _SIZES = np.array([(480, 640), (640, 480), (427, 640), (640, 427), (375, 500), (612, 612)])
 _SIZE_P = np.array([0.5, 0.15, 0.15, 0.05, 0.1, 0.05])
 _GB = 1e9
+
+
+def _category_ids() -> List[int]:
+    # Imported here: the module's names (the sizes above) are read where resnet_det.data's
+    # dependencies are not installed (tools/gpu_check.sh's machine).
+    from resnet_det.data.datasets.builtin import COCO_CATEGORIES
+
+    return [i for i, _ in COCO_CATEGORIES]
 
 
 def _crowd_rle(x: float, y: float, w: float, h: float, height: int, width: int) -> dict:
@@ -117,7 +123,7 @@ def write_coco_json(
                 orjson.dumps(_annotations(rng, image_of[start : start + step], sizes, start))[1:-1]
             )
         f.write(b'],"categories":')
-        cats = [{"supercategory": "thing", "id": c, "name": f"class{c}"} for c in _CATEGORY_IDS]
+        cats = [{"supercategory": "thing", "id": c, "name": f"class{c}"} for c in _category_ids()]
         f.write(orjson.dumps(cats) + b"}")
     os.replace(tmp, path)
     return path
@@ -135,7 +141,7 @@ def _annotations(rng, image_of: np.ndarray, sizes: np.ndarray, first_id: int) ->
     owner = np.repeat(np.arange(len(points)), points)
     angles = angles[np.lexsort((angles, owner))]  # increasing within each polygon
     radius = rng.uniform(0.7, 1.0, int(points.sum()))
-    cats = rng.choice(_CATEGORY_IDS, n)
+    cats = rng.choice(_category_ids(), n)
     out, p, v = [], 0, 0
     for k in range(n):
         if crowd[k]:
@@ -171,7 +177,7 @@ def _annotations(rng, image_of: np.ndarray, sizes: np.ndarray, first_id: int) ->
 # Run by ``python -c`` in a fresh interpreter: detectron2 may live in another environment than
 # this one (--detectron2-python), so the child imports nothing of the calling process.
 _LOAD_CHILD = """
-import gc, json, resource, sys, time
+import gc, json, sys, time
 which, json_file, cache = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 if which == "detectron2":
     from detectron2.data.datasets.coco import load_coco_json
@@ -181,12 +187,17 @@ else:
     from resnet_det.data.datasets.coco import load_coco_json
     def load():
         return load_coco_json(json_file, "/images", cache=cache)
+def status(key):
+    # /proc's VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child started by
+    # a bigger process would report the parent's high-water mark; VmHWM is this process's.
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith(key + ":"))
 gc.collect()
-imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+imported = status("VmRSS")
 wall, cpu = time.perf_counter(), time.process_time()
 dicts = load()
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 result = dict(wall=wall, process=cpu, peak=peak, imported=imported, images=len(dicts))
 print("RESULT " + json.dumps(result), flush=True)
 """
@@ -197,11 +208,7 @@ def _in_child(
 ) -> Dict[str, float]:
     """One load in a fresh ``python`` (default: this interpreter); the resnet_det imported here
     comes first on the child's path, so that both sides read the same package."""
-    import resnet_det
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(resnet_det.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env = child_env()
     cmd = [python or sys.executable, "-c", _LOAD_CHILD, which, json_file, "1" if cache else "0"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     results = [ln[7:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -279,18 +286,14 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ranks_peak_pss(json_file: str, *, world: int = 4, batches: int = 20) -> Dict[str, float]:
     """Peak (and steady) PSS summed over ``world`` gloo ranks and their loader workers that
     read ``json_file`` as a registered set (module docstring), in bytes."""
+    from resnet_det.engine.launch import find_free_port
+
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
-    url = f"tcp://127.0.0.1:{_free_port()}"
+    url = f"tcp://127.0.0.1:{find_free_port()}"
     procs = [
         ctx.Process(target=_rank_child, args=(r, world, url, json_file, batches, ready))
         for r in range(world)
@@ -390,7 +393,7 @@ def annotation_rows(
                 m_peer,
                 peer_name,
                 m_ours / m_peer,
-                "ru_maxrss of the loading process, imports included",
+                "peak RSS (VmHWM) of the loading process, imports included",
                 {
                     "ours_after_imports_gb": _median(ours, "imported") / _GB,
                     "peer_after_imports_gb": _median(peer, "imported") / _GB,

@@ -47,9 +47,10 @@ from resnet_det.data.datasets.builtin import COCO_CATEGORIES, register_coco_inst
 from resnet_det.evaluation.coco_evaluation import COCOEvaluator, load_coco_gt
 from resnet_det.evaluation.error_analysis import analyze_errors
 from resnet_det.evaluation.fast_coco import run_coco_eval
-from resnet_det.evaluation.results_file import load_results_file, score_results
+from resnet_det.evaluation.results_file import read_results_file, score_results
+from resnet_det.utils.bulk import collector_paused
 
-from .harness import CLOCKS, BenchOptions, BenchRow, compare
+from .harness import CLOCKS, BenchOptions, BenchRow, child_env, compare
 
 __all__ = [
     "make_coco_problem",
@@ -80,9 +81,7 @@ with open(out_path, "w") as f:
 # metrics.json's keys of COCOeval.stats[:6], in order (x 100; NaN where stats has -1).
 STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
-COCO_CATEGORY_IDS = [
-    i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
-]  # COCO's 80 ids
+COCO_CATEGORY_IDS = [i for i, _ in COCO_CATEGORIES]  # COCO's 80 ids
 
 
 def make_coco_problem(
@@ -220,9 +219,8 @@ def _tool_path(dataset_name: str, results_file: str, backend: str) -> Dict[str, 
     """tools/evaluate.py's work (evaluate_results_file) with the given COCO backend."""
 
     evaluator = COCOEvaluator(dataset_name, distributed=False, backend=backend)
-    return score_results(
-        evaluator, dataset_name, load_results_file(results_file), source=results_file
-    )["bbox"]
+    with collector_paused():  # as evaluate_results_file: one pause, the file checked once
+        return score_results(evaluator, dataset_name, read_results_file(results_file))["bbox"]
 
 
 def _plain_pycocotools(
@@ -418,7 +416,8 @@ def coco_e2e_rows(
     with open(peer_path, "w") as f:
         f.write(PEER_SCRIPT)
     out_dir, peer_out = os.path.join(folder, f"out_{iou_type}"), os.path.join(folder, "peer.json")
-    env = dict(os.environ, RESNET_DET_DATASETS=root)
+    # The cache off: every turn reads the ground truth as a first run does.
+    env = child_env(RESNET_DET_DATASETS=root, RESNET_DET_CACHE="off")
     commands = {
         # Mask AP alone, as the peer computes it (without --tasks the tool scores the boxes
         # of a mask results file too).

@@ -18,6 +18,7 @@ scale, the JPEG pipeline, detectors with AMP); ``rows`` runs them by name.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from contextlib import nullcontext
@@ -30,6 +31,7 @@ from torch import nn
 __all__ = [
     "BenchOptions",
     "BenchRow",
+    "child_env",
     "CLOCKS",
     "sync",
     "time_interleaved",
@@ -380,3 +382,14 @@ def classifier_rows(
         row.extra["peer_images_per_s"] = opts.batch / row.peer
         rows.append(row)
     return rows
+
+
+def child_env(**extra: str) -> Dict[str, str]:
+    """The environment of a row's child process: the resnet_det imported here first on its
+    path (so that the child reads this checkout, installed or not), and ``extra``."""
+    import resnet_det
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(resnet_det.__file__)))
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env

@@ -10,6 +10,7 @@ import torchvision
 
 from resnet_det.modeling.zoo import create_model
 
+from .annotations import COCO_TRAIN_ANNOTATIONS, COCO_TRAIN_IMAGES
 from .data import loader_rows, write_jpeg_folder
 from .gpu import jpeg_pipeline_row, pretraining_loader_row, r101_c4_amp_row, resnet50_rows
 from .harness import BenchOptions, BenchRow, classifier_rows
@@ -61,8 +62,8 @@ def run_rows(
     gpu_workers: int = 8,
     gpu_images: int = 512,
     test_proposals: Optional[int] = None,
-    annotation_images: int = 118_287,
-    annotation_count: int = 860_001,
+    annotation_images: int = COCO_TRAIN_IMAGES,
+    annotation_count: int = COCO_TRAIN_ANNOTATIONS,
     detectron2_python: Optional[str] = None,
 ) -> List[BenchRow]:
     """The named rows, in ROWS order.

@@ -221,3 +221,26 @@ def test_resnet50_and_pipeline_rows_need_no_config_dependencies(tmp_path):
     assert out.stdout.split("\n")[-2] == (
         "['ResNet-50 train step', 'JPEG pipeline + ResNet-50 step'] False False"
     )
+
+
+def test_every_named_coco_row_has_its_function_and_the_flags_parse():
+    import inspect
+
+    from benchmarks import rows
+
+    for name, (function, keywords) in rows._COCO_ROWS.items():
+        assert name in rows.ROWS
+        parameters = inspect.signature(getattr(bench_coco, function)).parameters
+        assert {"num_images", "dets_per_image", *keywords} <= set(parameters), name
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_tool", os.path.join(os.path.dirname(bench_coco.__file__), "..", "benchmark.py")
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(
+        ["--rows", "coco_annotations", "--annotation-images", "5", "--annotation-count", "9"]
+        + ["--detectron2-python", "/x/python"]
+    )
+    assert (args.annotation_images, args.annotation_count) == (5, 9)
+    assert args.detectron2_python == "/x/python"
+    assert tool.parse_args([]).annotation_images == 118_287
