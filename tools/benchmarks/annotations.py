@@ -303,6 +303,11 @@ def ranks_peak_pss(json_file: str, *, world: int = 4, batches: int = 20) -> Dict
     peak = steady = 0
     done = 0
     while any(p.is_alive() for p in procs):
+        failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+        if failed:  # the others would wait for it in gloo until its timeout
+            for p in procs:
+                p.terminate()
+            raise RuntimeError(f"a rank exited with status {failed[0]}")
         total = sum(_pss(q) for p in procs if p.pid for q in _tree(p.pid))
         peak = max(peak, total)
         while not ready.empty():
